@@ -1,0 +1,49 @@
+"""Names shared by every backend: tables, queues, topics, defaults. One place, so a rename is one edit."""
+
+from __future__ import annotations
+
+from typing import Final
+
+SCHEMA_VERSION: Final = 1
+"""Version of the wire format of events, work items and outcomes."""
+
+STORE_SCHEMA_VERSION: Final = 1
+"""Version of the SQL schema; migrations bring an older file up to it."""
+
+# Tables (SQL stores).
+TABLE_PREFIX: Final = "pw_"
+TABLE_JOBS: Final = "pw_jobs"
+TABLE_TASKS: Final = "pw_tasks"
+TABLE_EVENTS: Final = "pw_events"
+TABLE_ARTIFACTS: Final = "pw_artifacts"
+TABLE_COMMANDS: Final = "pw_commands"
+TABLE_META: Final = "pw_meta"
+
+# Bus names.
+QUEUE_PREFIX: Final = "pw:work:"
+OUTCOME_QUEUE: Final = "pw:outcomes"
+EVENT_TOPIC_ALL: Final = "pw:events"
+DLQ_SUFFIX: Final = ":dlq"
+
+# Worker kinds: a work item goes to the queue of the worker kind that runs it.
+WORKER_PLANNER: Final = "planner"
+WORKER_EXECUTOR: Final = "executor"
+WORKER_COMPOSER: Final = "composer"
+WORKER_TOOL: Final = "tool"
+
+# Defaults.
+DEFAULT_LEASE_S: Final = 30.0
+DEFAULT_MAX_DELIVERIES: Final = 5
+DEFAULT_MAX_ATTEMPTS: Final = 3
+DEFAULT_RETRY_BASE_S: Final = 0.5
+DEFAULT_RETRY_MAX_S: Final = 30.0
+DEFAULT_MAX_PLAN_DEPTH: Final = 2
+DEFAULT_MAX_PLAN_TASKS: Final = 50
+DEFAULT_MAX_AGENT_STEPS: Final = 8
+DEFAULT_TOOL_TIMEOUT_S: Final = 30.0
+DEFAULT_MODEL_TIMEOUT_S: Final = 120.0
+DEFAULT_DATA_DIR: Final = ".planweave"
+DEFAULT_STORE_FILE: Final = "planweave.db"
+ROOT_TASK_ID: Final = "root"
+COMPOSE_TASK_ID: Final = "compose"
+RESULT_ARTIFACT: Final = "result.md"

@@ -1,0 +1,230 @@
+"""The one exception tree of planweave.
+
+Three families are kept apart so that callers can react sensibly:
+
+* usage errors: the caller gave bad configuration or input; the message says what to do;
+* run errors: a task, a job, a model call or a tool failed while running;
+* signals: control flow raised on purpose by agents and tools (retry this task, wait for approval).
+
+Foreign exceptions (sqlite3, redis, openai, httpx) are translated at the adapter that meets them
+(``raise StoreUnavailable(...) from exc``) and never leak into the engine::
+
+    PlanweaveError
+    ├── UsageError
+    │   ├── ConfigError
+    │   ├── UnknownBackend
+    │   ├── MissingDependency
+    │   ├── PlanInvalid
+    │   ├── JobNotFound
+    │   └── ScriptedModelMismatch
+    ├── RunError
+    │   ├── TaskFailed
+    │   ├── JobFailed
+    │   ├── ModelError
+    │   │   ├── ModelUnavailable
+    │   │   └── ModelResponseError
+    │   ├── ToolError
+    │   │   ├── ToolNotFound
+    │   │   ├── ToolArgumentsInvalid
+    │   │   ├── ToolTimeout
+    │   │   └── PolicyViolation
+    │   ├── StoreUnavailable
+    │   ├── StaleAttempt
+    │   └── BudgetExceeded
+    └── Signal
+        ├── RetryTask
+        └── ApprovalRequired
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "ApprovalRequired",
+    "BudgetExceeded",
+    "ConfigError",
+    "JobFailed",
+    "JobNotFound",
+    "MissingDependency",
+    "ModelError",
+    "ModelResponseError",
+    "ModelUnavailable",
+    "PlanInvalid",
+    "PlanweaveError",
+    "PolicyViolation",
+    "RetryTask",
+    "RunError",
+    "ScriptedModelMismatch",
+    "Signal",
+    "StaleAttempt",
+    "StoreUnavailable",
+    "TaskFailed",
+    "ToolArgumentsInvalid",
+    "ToolError",
+    "ToolNotFound",
+    "ToolTimeout",
+    "UnknownBackend",
+    "UsageError",
+]
+
+
+class PlanweaveError(Exception):
+    """Root of every error planweave raises on purpose."""
+
+
+# --- usage errors -----------------------------------------------------------------------------
+
+
+class UsageError(PlanweaveError):
+    """The caller's configuration or input is wrong; the message says what to change."""
+
+
+class ConfigError(UsageError):
+    """A setting is missing or malformed."""
+
+
+class UnknownBackend(UsageError):
+    """A backend URL names a scheme planweave does not know."""
+
+    def __init__(self, concern: str, url: str, valid: Sequence[str]) -> None:
+        self.concern = concern
+        self.url = url
+        self.valid = tuple(valid)
+        super().__init__(
+            f"unknown {concern} URL {url!r}: use one of the schemes {', '.join(self.valid)}"
+        )
+
+
+class MissingDependency(UsageError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+    def __init__(self, package: str, extra: str) -> None:
+        self.package = package
+        self.extra = extra
+        super().__init__(
+            f"{package} is not installed: run pip install 'planweave[{extra}]'"
+        )
+
+
+class PlanInvalid(UsageError):
+    """A plan failed validation; ``errors`` lists every problem found."""
+
+    def __init__(self, errors: Sequence[str]) -> None:
+        self.errors = list(errors)
+        super().__init__("invalid plan: " + "; ".join(self.errors))
+
+
+class JobNotFound(UsageError):
+    """No job with this id exists in the store."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"no job {job_id!r} in this store (list them with 'planweave jobs')")
+
+
+class ScriptedModelMismatch(UsageError):
+    """The scripted model has no reply left that matches a request."""
+
+
+# --- run errors -------------------------------------------------------------------------------
+
+
+class RunError(PlanweaveError):
+    """Something failed while a job ran."""
+
+
+class TaskFailed(RunError):
+    """A task failed for good."""
+
+
+class JobFailed(RunError):
+    """A job ended in failure; ``job_id`` and ``reason`` say which and why."""
+
+    def __init__(self, job_id: str, reason: str) -> None:
+        self.job_id = job_id
+        self.reason = reason
+        super().__init__(f"job {job_id} failed: {reason}")
+
+
+class ModelError(RunError):
+    """A model call failed. ``retryable`` says whether trying again may help."""
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, retryable: bool | None = None) -> None:
+        super().__init__(message)
+        if retryable is not None:
+            self.retryable = retryable
+
+
+class ModelUnavailable(ModelError):
+    """The model cannot be reached or is not configured (no key, no server, no file)."""
+
+    retryable = True
+
+
+class ModelResponseError(ModelError):
+    """The model answered with something unusable."""
+
+
+class ToolError(RunError):
+    """A tool call failed. ``retryable`` says whether trying again may help."""
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, retryable: bool | None = None) -> None:
+        super().__init__(message)
+        if retryable is not None:
+            self.retryable = retryable
+
+
+class ToolNotFound(ToolError):
+    """No tool of this name is registered."""
+
+
+class ToolArgumentsInvalid(ToolError):
+    """The arguments do not match the tool's JSON schema."""
+
+
+class ToolTimeout(ToolError):
+    """The tool did not finish within its timeout."""
+
+    retryable = True
+
+
+class PolicyViolation(ToolError):
+    """A tool refused an action its policy forbids (a path outside the workspace, a private
+    address, a call without approval)."""
+
+
+class StoreUnavailable(RunError):
+    """The store cannot be reached or refused a write."""
+
+
+class StaleAttempt(RunError):
+    """An outcome arrived for an attempt that is no longer current (fencing)."""
+
+
+class BudgetExceeded(RunError):
+    """A job or task went over one of its budgets (cost, tokens, steps, time)."""
+
+
+# --- control-flow signals ---------------------------------------------------------------------
+
+
+class Signal(PlanweaveError):
+    """Raised on purpose by agents and tools to steer the engine."""
+
+
+class RetryTask(Signal):
+    """Ask the engine to run this task again after ``delay_s`` seconds."""
+
+    def __init__(self, reason: str = "retry requested", *, delay_s: float | None = None) -> None:
+        self.reason = reason
+        self.delay_s = delay_s
+        super().__init__(reason)
+
+
+class ApprovalRequired(Signal):
+    """The action needs a person's approval before it may go ahead."""

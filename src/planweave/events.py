@@ -1,0 +1,269 @@
+"""Events: every state change of a job, in order, as frozen messages.
+
+The event log is the history of the store and its outbox: each event is written in the same
+transaction as the state change it records, numbered per job (``seq``), so a client can resume a
+stream from the last event it saw and a run can be replayed after the fact. Every event carries a
+``type`` discriminator and the wire schema version ``v``; they travel as JSON, never pickled.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from planweave.constants import SCHEMA_VERSION
+from planweave.plan import OnFailure, TaskSpec
+
+__all__ = [
+    "ArtifactCreated",
+    "Event",
+    "EventBase",
+    "JobCancelled",
+    "JobCompleted",
+    "JobFailed",
+    "JobOptions",
+    "JobSubmitted",
+    "LlmCalled",
+    "ReplanRequested",
+    "SubtasksPlanned",
+    "TaskAssigned",
+    "TaskCancelled",
+    "TaskCompleted",
+    "TaskFailed",
+    "TaskReady",
+    "TaskRetrying",
+    "TaskStarted",
+    "ToolCalled",
+    "Usage",
+    "event_adapter",
+    "new_id",
+    "parse_event",
+]
+
+
+def new_id() -> str:
+    """A new random id (32 hex characters)."""
+    return uuid.uuid4().hex
+
+
+class Usage(BaseModel):
+    """Tokens and dollars spent."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    llm_calls: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            tokens_in=self.tokens_in + other.tokens_in,
+            tokens_out=self.tokens_out + other.tokens_out,
+            cost_usd=self.cost_usd + other.cost_usd,
+            llm_calls=self.llm_calls + other.llm_calls,
+        )
+
+
+class JobOptions(BaseModel):
+    """How a job runs. Every field has a sensible default.
+
+    Attributes:
+        model: Model URL for this job's LLM calls (the engine's default when ``None``).
+        on_failure: ``fail`` ends the job when a task fails for good; ``replan`` asks the
+            planner for a new plan for the unfinished part, keeping completed work.
+        max_attempts: Attempts per task before it fails for good.
+        max_plan_depth: How deep ``plan`` tasks may decompose recursively.
+        max_plan_tasks: Largest number of tasks one plan may hold.
+        max_replans: How often a job may replan after failures.
+        max_cost_usd: Dollar budget; the job fails with ``budget_exceeded`` past it.
+        max_agent_steps: ReAct steps per task.
+        priority: Higher runs first when workers are busy.
+        workspace: Folder the file tools may read and write.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str | None = None
+    on_failure: OnFailure = "fail"
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    max_plan_depth: int = Field(default=2, ge=1, le=5)
+    max_plan_tasks: int = Field(default=50, ge=1, le=10_000)
+    max_replans: int = Field(default=2, ge=0, le=20)
+    max_cost_usd: float | None = Field(default=None, ge=0)
+    max_agent_steps: int = Field(default=8, ge=1, le=100)
+    priority: int = 0
+    workspace: str | None = None
+
+
+class EventBase(BaseModel):
+    """Fields every event has."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    v: int = SCHEMA_VERSION
+    id: str = Field(default_factory=new_id)
+    job_id: str
+    task_id: str | None = None
+    seq: int = 0
+    at: float = Field(default_factory=time.time)
+    causation_id: str | None = None
+
+
+class JobSubmitted(EventBase):
+    type: Literal["JobSubmitted"] = "JobSubmitted"
+    goal: str
+    plan: tuple[TaskSpec, ...] | None = None
+    options: JobOptions = Field(default_factory=JobOptions)
+
+
+class TaskReady(EventBase):
+    type: Literal["TaskReady"] = "TaskReady"
+
+
+class TaskAssigned(EventBase):
+    type: Literal["TaskAssigned"] = "TaskAssigned"
+    attempt: int
+    worker: str
+
+
+class TaskStarted(EventBase):
+    type: Literal["TaskStarted"] = "TaskStarted"
+    attempt: int
+    worker_id: str = ""
+
+
+class SubtasksPlanned(EventBase):
+    """A ``plan`` task was decomposed; ``tasks`` carry fully qualified ids."""
+
+    type: Literal["SubtasksPlanned"] = "SubtasksPlanned"
+    tasks: tuple[TaskSpec, ...]
+    depth: int
+
+
+class TaskCompleted(EventBase):
+    type: Literal["TaskCompleted"] = "TaskCompleted"
+    attempt: int
+    result: Any = None
+    usage: Usage = Field(default_factory=Usage)
+
+
+class TaskRetrying(EventBase):
+    type: Literal["TaskRetrying"] = "TaskRetrying"
+    attempt: int
+    error: str
+    delay_s: float
+    not_before: float
+
+
+class TaskFailed(EventBase):
+    """A task failed for good."""
+
+    type: Literal["TaskFailed"] = "TaskFailed"
+    attempt: int
+    error: str
+    error_type: str = "error"
+
+
+class TaskCancelled(EventBase):
+    type: Literal["TaskCancelled"] = "TaskCancelled"
+    reason: str
+
+
+class ReplanRequested(EventBase):
+    """A task failed for good in a job with ``on_failure: replan``.
+
+    ``task_id`` is the new ``plan`` task; ``superseded`` are the unfinished tasks it replaces.
+    """
+
+    type: Literal["ReplanRequested"] = "ReplanRequested"
+    failed_task: str
+    reason: str
+    goal: str
+    superseded: tuple[str, ...]
+    depends_on: tuple[str, ...]
+    depth: int
+
+
+class JobCompleted(EventBase):
+    type: Literal["JobCompleted"] = "JobCompleted"
+    result: Any = None
+    artifacts: tuple[str, ...] = ()
+    usage: Usage = Field(default_factory=Usage)
+
+
+class JobFailed(EventBase):
+    type: Literal["JobFailed"] = "JobFailed"
+    reason: str
+    failed_task: str | None = None
+    code: str = "task_failed"
+
+
+class JobCancelled(EventBase):
+    type: Literal["JobCancelled"] = "JobCancelled"
+    reason: str = "cancelled"
+
+
+class LlmCalled(EventBase):
+    """One model call: who asked, what it cost, and (truncated) what was said."""
+
+    type: Literal["LlmCalled"] = "LlmCalled"
+    model: str
+    role: str
+    tokens_in: int = 0
+    tokens_out: int = 0
+    latency_ms: float = 0.0
+    cost_usd: float = 0.0
+    prompt: str = ""
+    reply: str = ""
+    error: str | None = None
+
+
+class ToolCalled(EventBase):
+    type: Literal["ToolCalled"] = "ToolCalled"
+    name: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    outcome: Literal["ok", "error"]
+    result: str = ""
+    error: str | None = None
+    latency_ms: float = 0.0
+
+
+class ArtifactCreated(EventBase):
+    type: Literal["ArtifactCreated"] = "ArtifactCreated"
+    name: str
+    size: int
+    content_type: str = "text/markdown"
+
+
+Event = Annotated[
+    JobSubmitted
+    | TaskReady
+    | TaskAssigned
+    | TaskStarted
+    | SubtasksPlanned
+    | TaskCompleted
+    | TaskRetrying
+    | TaskFailed
+    | TaskCancelled
+    | ReplanRequested
+    | JobCompleted
+    | JobFailed
+    | JobCancelled
+    | LlmCalled
+    | ToolCalled
+    | ArtifactCreated,
+    Field(discriminator="type"),
+]
+
+event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def parse_event(data: str | bytes | dict[str, Any]) -> Event:
+    """Parse one event from JSON text or a dict."""
+    if isinstance(data, dict):
+        return event_adapter.validate_python(data)
+    return event_adapter.validate_json(data)

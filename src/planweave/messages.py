@@ -1,0 +1,135 @@
+"""Messages between the control plane and workers.
+
+A work item hands one attempt of one task to a worker; the worker answers on the outcome queue
+with reports: that it started, the calls it made (LLM and tool events), and finally its outcome.
+The ``attempt`` number is the fencing token: a report for an attempt that is no longer current is
+rejected by the control plane, so a zombie worker cannot overwrite a newer result.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from planweave.constants import SCHEMA_VERSION
+from planweave.events import LlmCalled, ToolCalled, Usage, new_id
+from planweave.plan import TaskSpec
+
+__all__ = [
+    "CallReport",
+    "Message",
+    "Outcome",
+    "Report",
+    "StartedReport",
+    "WorkItem",
+    "message_adapter",
+    "parse_message",
+]
+
+
+class WorkItem(BaseModel):
+    """One attempt of one task, handed to a worker of kind ``worker``.
+
+    Attributes:
+        inputs: Results of the task's dependencies (and its parent plan task's inputs), keyed by
+            task id.
+        input_goals: The goals of those tasks, keyed alike, so an agent knows what each result is.
+        depth: Nesting depth of the task (root tasks are 0).
+        model: Model URL to use (``None``: the worker's default).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["work_item"] = "work_item"
+    v: int = SCHEMA_VERSION
+    id: str = Field(default_factory=new_id)
+    job_id: str
+    task_id: str
+    attempt: int
+    worker: str
+    spec: TaskSpec
+    job_goal: str = ""
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    input_goals: dict[str, str] = Field(default_factory=dict)
+    depth: int = 0
+    model: str | None = None
+    workspace: str | None = None
+    max_agent_steps: int = 8
+    max_plan_tasks: int = 50
+    allow_subplans: bool = True
+    known_tools: tuple[str, ...] = ()
+
+
+class StartedReport(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["started"] = "started"
+    v: int = SCHEMA_VERSION
+    id: str = Field(default_factory=new_id)
+    job_id: str
+    task_id: str
+    attempt: int
+    worker_id: str = ""
+    at: float = Field(default_factory=time.time)
+
+
+class CallReport(BaseModel):
+    """An LLM or tool call a worker made while running a task (``event.seq`` is set later)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["call"] = "call"
+    v: int = SCHEMA_VERSION
+    id: str = Field(default_factory=new_id)
+    job_id: str
+    task_id: str
+    attempt: int
+    event: Annotated[LlmCalled | ToolCalled, Field(discriminator="type")]
+
+
+class Outcome(BaseModel):
+    """How an attempt ended.
+
+    Attributes:
+        status: ``succeeded`` or ``failed``.
+        result: The task's result (JSON-compatible) when it succeeded.
+        subtasks: For a ``plan`` task: the plan it produced, with ids local to that plan.
+        error: What went wrong when it failed.
+        retryable: Whether another attempt may succeed.
+        retry_delay_s: Asked-for delay before the next attempt (``None``: the job's backoff).
+        artifacts: Names of files the task wrote into the workspace as deliverables.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["outcome"] = "outcome"
+    v: int = SCHEMA_VERSION
+    id: str = Field(default_factory=new_id)
+    job_id: str
+    task_id: str
+    attempt: int
+    status: Literal["succeeded", "failed"]
+    result: Any = None
+    subtasks: tuple[TaskSpec, ...] | None = None
+    error: str | None = None
+    error_type: str = "error"
+    retryable: bool = False
+    retry_delay_s: float | None = None
+    artifacts: tuple[tuple[str, int, str], ...] = ()
+    usage: Usage = Field(default_factory=Usage)
+    at: float = Field(default_factory=time.time)
+
+
+Report = Annotated[StartedReport | CallReport | Outcome, Field(discriminator="type")]
+Message = Annotated[
+    WorkItem | StartedReport | CallReport | Outcome, Field(discriminator="type")
+]
+
+message_adapter: TypeAdapter[Message] = TypeAdapter(Message)
+
+
+def parse_message(data: str | bytes) -> WorkItem | StartedReport | CallReport | Outcome:
+    """Parse one bus message from its JSON form."""
+    return message_adapter.validate_json(data)

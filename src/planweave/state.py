@@ -1,0 +1,411 @@
+"""A job's state, and ``apply``: the one function that changes it.
+
+The control plane keeps each active job's state in memory and changes it only by applying events
+the decider produced, so replaying a job's event log through ``apply`` rebuilds exactly the state
+the store holds. State objects are plain mutable slotted classes (not pydantic models): the engine
+touches them on every step, and their cost is the engine's overhead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from planweave.events import (
+    ArtifactCreated,
+    Event,
+    JobCancelled,
+    JobCompleted,
+    JobFailed,
+    JobOptions,
+    JobSubmitted,
+    LlmCalled,
+    ReplanRequested,
+    SubtasksPlanned,
+    TaskAssigned,
+    TaskCancelled,
+    TaskCompleted,
+    TaskFailed,
+    TaskReady,
+    TaskRetrying,
+    TaskStarted,
+    ToolCalled,
+)
+from planweave.plan import TaskSpec
+
+__all__ = [
+    "JobState",
+    "JobStatus",
+    "TaskState",
+    "TaskStatus",
+    "apply",
+    "replay",
+]
+
+TaskStatus = Literal["pending", "ready", "running", "succeeded", "failed", "cancelled"]
+JobStatus = Literal["running", "succeeded", "failed", "cancelled"]
+
+TERMINAL_TASK: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+TERMINAL_JOB: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+
+
+@dataclass(slots=True, eq=False)
+class TaskState:
+    """One task of a job, as the control plane sees it."""
+
+    id: str
+    spec: TaskSpec
+    status: TaskStatus = "pending"
+    parent: str | None = None
+    depth: int = 0
+    attempt: int = 0
+    failures: int = 0
+    started: bool = False
+    result: Any = None
+    error: str | None = None
+    not_before: float = 0.0
+    created_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    order: int = 0
+    superseded: bool = False
+    # Derived indices, rebuilt from the specs on load (never stored).
+    waiting: int = 0
+    open_children: int = 0
+    dependents: list[str] = field(default_factory=list)
+    children: list[str] = field(default_factory=list)
+
+    @property
+    def depends_on(self) -> tuple[str, ...]:
+        return self.spec.depends_on
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_TASK
+
+    def to_row(self, job_id: str) -> dict[str, Any]:
+        """The task as a flat row for a store."""
+        return {
+            "job_id": job_id,
+            "task_id": self.id,
+            "spec": self.spec,
+            "status": self.status,
+            "parent": self.parent,
+            "depth": self.depth,
+            "attempt": self.attempt,
+            "failures": self.failures,
+            "started": self.started,
+            "result": self.result,
+            "error": self.error,
+            "not_before": self.not_before,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "cost_usd": self.cost_usd,
+            "ord": self.order,
+            "superseded": self.superseded,
+        }
+
+
+@dataclass(slots=True, eq=False)
+class JobState:
+    """One job: its goal, options, tasks and progress."""
+
+    id: str
+    goal: str
+    options: JobOptions
+    status: JobStatus = "running"
+    tasks: dict[str, TaskState] = field(default_factory=dict)
+    seq: int = 0
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    finished_at: float | None = None
+    result: Any = None
+    error: str | None = None
+    artifacts: list[str] = field(default_factory=list)
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    llm_calls: int = 0
+    tool_calls: int = 0
+    replans: int = 0
+    planned: bool = False
+    """True when the job's root is a planner task (a goal), False for a user-written plan."""
+    open_tasks: int = 0
+    """Tasks not yet terminal (derived, never stored)."""
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_JOB
+
+    def to_row(self) -> dict[str, Any]:
+        """The job as a flat row for a store."""
+        return {
+            "job_id": self.id,
+            "goal": self.goal,
+            "options": self.options,
+            "status": self.status,
+            "seq": self.seq,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "finished_at": self.finished_at,
+            "result": self.result,
+            "error": self.error,
+            "artifacts": list(self.artifacts),
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "cost_usd": self.cost_usd,
+            "llm_calls": self.llm_calls,
+            "tool_calls": self.tool_calls,
+            "replans": self.replans,
+            "planned": self.planned,
+        }
+
+    @classmethod
+    def from_rows(cls, job: dict[str, Any], tasks: list[dict[str, Any]]) -> JobState:
+        """Rebuild a job from the rows ``to_row`` produced (and its derived indices)."""
+        state = cls(
+            id=job["job_id"],
+            goal=job["goal"],
+            options=job["options"],
+            status=job["status"],
+            seq=job["seq"],
+            created_at=job["created_at"],
+            updated_at=job["updated_at"],
+            finished_at=job["finished_at"],
+            result=job["result"],
+            error=job["error"],
+            artifacts=list(job["artifacts"]),
+            tokens_in=job["tokens_in"],
+            tokens_out=job["tokens_out"],
+            cost_usd=job["cost_usd"],
+            llm_calls=job["llm_calls"],
+            tool_calls=job["tool_calls"],
+            replans=job["replans"],
+            planned=job["planned"],
+        )
+        for row in sorted(tasks, key=lambda r: r["ord"]):
+            state.tasks[row["task_id"]] = TaskState(
+                id=row["task_id"],
+                spec=row["spec"],
+                status=row["status"],
+                parent=row["parent"],
+                depth=row["depth"],
+                attempt=row["attempt"],
+                failures=row["failures"],
+                started=row["started"],
+                result=row["result"],
+                error=row["error"],
+                not_before=row["not_before"],
+                created_at=row["created_at"],
+                started_at=row["started_at"],
+                finished_at=row["finished_at"],
+                tokens_in=row["tokens_in"],
+                tokens_out=row["tokens_out"],
+                cost_usd=row["cost_usd"],
+                order=row["ord"],
+                superseded=row["superseded"],
+            )
+        _reindex(state)
+        return state
+
+
+def _reindex(state: JobState) -> None:
+    tasks = state.tasks
+    state.open_tasks = 0
+    for task in tasks.values():
+        task.dependents.clear()
+        task.children.clear()
+        task.open_children = 0
+        if task.status not in TERMINAL_TASK:
+            state.open_tasks += 1
+    for task in tasks.values():
+        waiting = 0
+        for dep in task.spec.depends_on:
+            dep_task = tasks.get(dep)
+            if dep_task is None:
+                continue
+            dep_task.dependents.append(task.id)
+            if dep_task.status != "succeeded":
+                waiting += 1
+        task.waiting = waiting
+        if task.parent is not None and task.parent in tasks:
+            parent = tasks[task.parent]
+            parent.children.append(task.id)
+            if task.status not in TERMINAL_TASK:
+                parent.open_children += 1
+
+
+def _add_task(
+    state: JobState, spec: TaskSpec, *, parent: str | None, depth: int, at: float
+) -> TaskState:
+    task = TaskState(
+        id=spec.id, spec=spec, parent=parent, depth=depth, created_at=at, order=len(state.tasks)
+    )
+    tasks = state.tasks
+    tasks[spec.id] = task
+    waiting = 0
+    for dep in spec.depends_on:
+        dep_task = tasks.get(dep)
+        if dep_task is None:
+            continue
+        dep_task.dependents.append(spec.id)
+        if dep_task.status != "succeeded":
+            waiting += 1
+    task.waiting = waiting
+    state.open_tasks += 1
+    if parent is not None and parent in tasks:
+        parent_task = tasks[parent]
+        parent_task.children.append(spec.id)
+        parent_task.open_children += 1
+    return task
+
+
+def _settle(state: JobState, task: TaskState) -> None:
+    """Count a task that just became terminal."""
+    state.open_tasks -= 1
+    if task.parent is not None:
+        parent = state.tasks.get(task.parent)
+        if parent is not None:
+            parent.open_children -= 1
+
+
+def apply(state: JobState | None, event: Event) -> JobState:
+    """Apply one event to a job's state (creating it on ``JobSubmitted``) and return it.
+
+    Deterministic: the same events in the same order always give the same state.
+    """
+    if isinstance(event, JobSubmitted):
+        state = JobState(
+            id=event.job_id,
+            goal=event.goal,
+            options=event.options,
+            created_at=event.at,
+            updated_at=event.at,
+            planned=event.plan is None,
+        )
+        if event.plan is None:
+            _add_task(state, TaskSpec(id="root", goal=event.goal, kind="plan"), parent=None,
+                      depth=0, at=event.at)
+        else:
+            for spec in event.plan:
+                _add_task(state, spec, parent=None, depth=0, at=event.at)
+        state.seq = event.seq
+        return state
+    if state is None:
+        raise ValueError(f"event {event.type} for job {event.job_id} before JobSubmitted")
+    state.seq = event.seq
+    state.updated_at = event.at
+    tasks = state.tasks
+    task = tasks.get(event.task_id) if event.task_id is not None else None
+    if isinstance(event, TaskReady):
+        assert task is not None
+        task.status = "ready"
+    elif isinstance(event, TaskAssigned):
+        assert task is not None
+        task.status = "running"
+        task.attempt = event.attempt
+        task.started = False
+    elif isinstance(event, TaskStarted):
+        assert task is not None
+        task.started = True
+        if task.started_at is None:
+            task.started_at = event.at
+    elif isinstance(event, TaskCompleted):
+        assert task is not None
+        task.status = "succeeded"
+        task.result = event.result
+        task.error = None
+        task.finished_at = event.at
+        _settle(state, task)
+        for dep_id in task.dependents:
+            tasks[dep_id].waiting -= 1
+    elif isinstance(event, SubtasksPlanned):
+        assert task is not None
+        for spec in event.tasks:
+            _add_task(state, spec, parent=task.id, depth=event.depth, at=event.at)
+    elif isinstance(event, TaskRetrying):
+        assert task is not None
+        task.status = "pending"
+        task.failures += 1
+        task.error = event.error
+        task.not_before = event.not_before
+    elif isinstance(event, TaskFailed):
+        assert task is not None
+        task.status = "failed"
+        task.failures += 1
+        task.error = event.error
+        task.finished_at = event.at
+        _settle(state, task)
+    elif isinstance(event, TaskCancelled):
+        assert task is not None
+        task.status = "cancelled"
+        task.error = task.error or event.reason
+        task.finished_at = event.at
+        _settle(state, task)
+    elif isinstance(event, ReplanRequested):
+        _apply_replan(state, event)
+    elif isinstance(event, LlmCalled):
+        state.llm_calls += 1
+        state.tokens_in += event.tokens_in
+        state.tokens_out += event.tokens_out
+        state.cost_usd += event.cost_usd
+        if task is not None:
+            task.tokens_in += event.tokens_in
+            task.tokens_out += event.tokens_out
+            task.cost_usd += event.cost_usd
+    elif isinstance(event, ToolCalled):
+        state.tool_calls += 1
+    elif isinstance(event, ArtifactCreated):
+        if event.name not in state.artifacts:
+            state.artifacts.append(event.name)
+    elif isinstance(event, JobCompleted):
+        state.status = "succeeded"
+        state.result = event.result
+        state.finished_at = event.at
+    elif isinstance(event, JobFailed):
+        state.status = "failed"
+        state.error = event.reason
+        state.finished_at = event.at
+    elif isinstance(event, JobCancelled):
+        state.status = "cancelled"
+        state.error = event.reason
+        state.finished_at = event.at
+    return state
+
+
+def _apply_replan(state: JobState, event: ReplanRequested) -> None:
+    """Add the replanning task and re-point the survivors that depended on superseded work."""
+    tasks = state.tasks
+    superseded = set(event.superseded)
+    for task_id in (*event.superseded, event.failed_task):
+        tasks[task_id].superseded = True
+    parent = tasks[event.failed_task].parent
+    spec = TaskSpec(id=event.task_id or "replan", goal=event.goal, kind="plan",
+                    depends_on=event.depends_on)
+    _add_task(state, spec, parent=parent, depth=event.depth, at=event.at)
+    state.replans += 1
+    for other in tasks.values():
+        if other.terminal or other.id in superseded or other.id == spec.id:
+            continue
+        if any(dep in superseded or dep == event.failed_task for dep in other.spec.depends_on):
+            deps = [d for d in other.spec.depends_on
+                    if d not in superseded and d != event.failed_task]
+            deps.append(spec.id)
+            other.spec = other.spec.model_copy(update={"depends_on": tuple(deps)})
+    _reindex(state)
+
+
+def replay(events: list[Event]) -> JobState:
+    """Rebuild a job's state from its whole event log."""
+    state: JobState | None = None
+    for event in events:
+        state = apply(state, event)
+    if state is None:
+        raise ValueError("no events to replay")
+    return state
