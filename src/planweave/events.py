@@ -76,6 +76,7 @@ class JobOptions(BaseModel):
         on_failure: ``fail`` ends the job when a task fails for good; ``replan`` asks the
             planner for a new plan for the unfinished part, keeping completed work.
         max_attempts: Attempts per task before it fails for good.
+        retry_base_s: First retry delay; it doubles with each failure (capped at 30 s).
         max_plan_depth: How deep ``plan`` tasks may decompose recursively.
         max_plan_tasks: Largest number of tasks one plan may hold.
         max_replans: How often a job may replan after failures.
@@ -90,6 +91,7 @@ class JobOptions(BaseModel):
     model: str | None = None
     on_failure: OnFailure = "fail"
     max_attempts: int = Field(default=3, ge=1, le=100)
+    retry_base_s: float = Field(default=0.5, ge=0, le=3600)
     max_plan_depth: int = Field(default=2, ge=1, le=5)
     max_plan_tasks: int = Field(default=50, ge=1, le=10_000)
     max_replans: int = Field(default=2, ge=0, le=20)

@@ -122,7 +122,9 @@ class Store(Protocol):
     async def release_job(self, job_id: str, owner: str) -> None:
         """Give up a claim (no-op when ``owner`` does not hold it)."""
 
-    async def add_command(self, job_id: str, name: str, args: dict[str, Any], *, now: float) -> None:
+    async def add_command(
+        self, job_id: str, name: str, args: dict[str, Any], *, now: float
+    ) -> None:
         """Leave a command for the job's owner (another process may own it)."""
 
     async def take_commands(self, job_ids: list[str]) -> list[Command]:

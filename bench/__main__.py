@@ -1,0 +1,140 @@
+"""``python -m bench``: run every (engine, workload) pair in its own process, print, save JSON."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from bench.report import compare, render
+from bench.workloads import ENGINES, SPECS
+
+_ROOT = Path(__file__).resolve().parent.parent
+_PACKAGES = (
+    "planweave",
+    "pydantic",
+    "aiosqlite",
+    "langgraph",
+    "langgraph-checkpoint",
+    "langgraph-checkpoint-sqlite",
+    "langchain-core",
+    "llama-index-workflows",
+)
+
+
+def _names(text: str, known: list[str], what: str) -> list[str]:
+    lookup = {name.lower(): name for name in known}
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [n for n in names if n.lower() not in lookup]
+    if unknown:
+        raise SystemExit(f"unknown {what} {', '.join(unknown)}; choose from {', '.join(known)}")
+    return [lookup[n.lower()] for n in names]
+
+
+def _load_1m() -> float | None:
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+
+
+def _machine() -> dict[str, Any]:
+    versions: dict[str, str | None] = {}
+    for package in _PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "load_avg_1m": _load_1m(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "asyncio_loop": "default",
+        "packages": versions,
+    }
+
+
+def _run_pair(
+    engine: str, workload: str, *, runs: int, warmup: int, timeout_s: float
+) -> dict[str, Any]:
+    command = [sys.executable, "-m", "bench.run_one", engine, workload]
+    command += ["--runs", str(runs), "--warmup", str(warmup)]
+    try:
+        done = subprocess.run(
+            command, cwd=_ROOT, capture_output=True, text=True, timeout=timeout_s, check=False
+        )
+    except subprocess.TimeoutExpired:
+        reason = f"took longer than {timeout_s:g} s"
+        return {"engine": engine, "workload": workload, "status": "error", "reason": reason}
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    try:
+        result: dict[str, Any] = json.loads(lines[-1])
+    except (IndexError, json.JSONDecodeError):
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        reason = f"exit {done.returncode}: {tail}"
+        return {"engine": engine, "workload": workload, "status": "error", "reason": reason}
+    if result["status"] == "error" and done.stderr:
+        print(done.stderr, file=sys.stderr)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Engine overhead: planweave against LangGraph and LlamaIndex Workflows.",
+    )
+    parser.add_argument("--runs", type=int, default=5, help="timed runs per pair (default 5)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs first (default 1)")
+    parser.add_argument("--only", default=",".join(SPECS), help="workloads, e.g. W1,W2")
+    parser.add_argument("--engines", default=",".join(ENGINES), help="e.g. planweave,langgraph")
+    parser.add_argument("--out", type=Path, default=_ROOT / "bench" / "results.json")
+    parser.add_argument("--timeout-s", type=float, default=900.0, help="per pair (default 900)")
+    parser.add_argument("--plain", action="store_true", help="plain-text table, no rich")
+    args = parser.parse_args(argv)
+    if args.runs < 1 or args.warmup < 0:
+        parser.error("--runs must be at least 1 and --warmup at least 0")
+    workloads = _names(args.only, list(SPECS), "workload")
+    engines = _names(args.engines, list(ENGINES), "engine")
+
+    machine = _machine()
+    results: list[dict[str, Any]] = []
+    for workload in workloads:
+        for engine in engines:
+            print(f"running {workload} on {ENGINES[engine][1]} …", file=sys.stderr, flush=True)
+            load = _load_1m()
+            result = _run_pair(
+                engine, workload, runs=args.runs, warmup=args.warmup, timeout_s=args.timeout_s
+            )
+            results.append({**result, "load_avg_1m_before": load})
+    render(results, plain=args.plain)
+    loads = [r["load_avg_1m_before"] for r in results if r["load_avg_1m_before"] is not None]
+    cpus = machine["cpus_usable"] or machine["cpu_count"] or 1
+    if loads and max(loads) > cpus / 2:
+        print(
+            f"note: load average up to {max(loads):.1f} on {cpus} CPUs while measuring; other "
+            "processes took CPU, so wall times are inflated; compare the CPU column",
+            file=sys.stderr,
+        )
+
+    report = {
+        "machine": machine,
+        "settings": {"runs": args.runs, "warmup": args.warmup, "statistic": "median"},
+        "targets": {name: spec.target_text() for name, spec in SPECS.items()},
+        "results": compare(results),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 1 if any(r["status"] == "error" for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

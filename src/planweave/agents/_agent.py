@@ -1,0 +1,105 @@
+"""The agent interface: one task in, one result out.
+
+Every agent (the ReAct LLM agent today; sequential, parallel and loop workflow agents and agents
+wrapped as tools later) is a value with a ``name`` and an async ``run``. A plan's ``execute``
+task names the agent that runs it, and the worker looks it up in an :class:`AgentRegistry`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from planweave.errors import ConfigError
+
+if TYPE_CHECKING:
+    from planweave.agents._context import AgentContext
+
+__all__ = ["Agent", "AgentRegistry", "AgentResult", "AgentTask"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentTask:
+    """What an agent is asked to do.
+
+    Attributes:
+        goal: The task's goal, in words.
+        job_goal: The goal of the whole job, for context.
+        inputs: Results of the tasks this one depends on, by task id.
+        input_goals: Goals of those tasks, by task id (labels for ``inputs``).
+    """
+
+    goal: str
+    job_goal: str = ""
+    inputs: dict[str, Any] = field(default_factory=dict)
+    input_goals: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentResult:
+    """What an agent produced.
+
+    Attributes:
+        output: The answer, as text (never empty).
+        data: Structured extras, when the agent has any.
+        steps: Model calls the agent made.
+    """
+
+    output: str
+    data: Any = None
+    steps: int = 0
+
+
+@runtime_checkable
+class Agent(Protocol):
+    """Anything that can run a task."""
+
+    name: str
+
+    async def run(self, task: AgentTask, ctx: AgentContext) -> AgentResult:
+        """Carry out ``task``; report model and tool calls through ``ctx.emit``."""
+        ...
+
+
+class AgentRegistry:
+    """Agents by name."""
+
+    def __init__(self, agents: Iterable[Agent] = ()) -> None:
+        self._agents: dict[str, Agent] = {}
+        for agent in agents:
+            self.register(agent)
+
+    def register(self, agent: Agent, *, replace: bool = False) -> None:
+        """Add ``agent`` under its name.
+
+        Raises:
+            ConfigError: an agent of that name is registered and ``replace`` is false.
+        """
+        if agent.name in self._agents and not replace:
+            raise ConfigError(
+                f"an agent named {agent.name!r} is already registered (pass replace=True)"
+            )
+        self._agents[agent.name] = agent
+
+    def get(self, name: str) -> Agent:
+        """The agent called ``name``.
+
+        Raises:
+            ConfigError: no agent has that name; the message lists the registered ones.
+        """
+        try:
+            return self._agents[name]
+        except KeyError:
+            known = ", ".join(self.names()) or "none"
+            raise ConfigError(f"unknown agent {name!r}; registered agents: {known}") from None
+
+    def names(self) -> list[str]:
+        """Registered agent names, sorted."""
+        return sorted(self._agents)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._agents
+
+    def __len__(self) -> int:
+        return len(self._agents)

@@ -1,0 +1,82 @@
+"""Text helpers shared by the agents: truncation and labelled dependency results.
+
+Prompts and events carry text of unknown size (tool output, earlier tasks' results), so every
+piece is cut to a budget here, in one place. Small local models get smaller budgets because
+their context window is a few thousand tokens.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "input_budget_chars",
+    "is_small_model",
+    "render_inputs",
+    "render_value",
+    "tail",
+    "truncate",
+]
+
+ELLIPSIS = "…"
+
+
+def truncate(text: str, max_chars: int) -> str:
+    """Keep the start of ``text``, at most ``max_chars`` characters (marked when cut)."""
+    if len(text) <= max_chars:
+        return text
+    if max_chars <= len(ELLIPSIS):
+        return text[:max_chars]
+    return text[: max_chars - len(ELLIPSIS)] + ELLIPSIS
+
+
+def tail(text: str, max_chars: int) -> str:
+    """Keep the end of ``text``, at most ``max_chars`` characters (marked when cut)."""
+    if len(text) <= max_chars:
+        return text
+    if max_chars <= len(ELLIPSIS):
+        return text[-max_chars:] if max_chars > 0 else ""
+    return ELLIPSIS + text[-(max_chars - len(ELLIPSIS)) :]
+
+
+def render_value(value: Any) -> str:
+    """A task result as text: strings as they are, anything else as compact JSON."""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def is_small_model(model_name: str) -> bool:
+    """Whether the model is a small offline one (short context, weak instruction following)."""
+    return model_name.startswith("local:")
+
+
+def input_budget_chars(model_name: str) -> int:
+    """How many characters of dependency results fit in one prompt for this model."""
+    return 3_000 if is_small_model(model_name) else 24_000
+
+
+def render_inputs(
+    inputs: Mapping[str, Any],
+    input_goals: Mapping[str, str],
+    *,
+    max_chars: int,
+) -> str:
+    """Render earlier tasks' results, each under a heading naming its goal.
+
+    The budget is shared evenly, so one long result cannot crowd out the others.
+    """
+    if not inputs:
+        return ""
+    each = max(200, max_chars // len(inputs))
+    parts = []
+    for task_id, value in inputs.items():
+        goal = input_goals.get(task_id, "").strip() or task_id
+        body = truncate(render_value(value).strip(), each) or "(empty result)"
+        parts.append(f"### {truncate(goal, 200)} (task {task_id})\n{body}")
+    return "\n\n".join(parts)

@@ -1,0 +1,406 @@
+"""The ReAct agent: think, call a tool, read the result, repeat, then answer.
+
+Two wire protocols, one loop:
+
+* **native tool calling** for models that support it (``model.supports_tools``): tools are offered
+  as specs, calls come back as ``tool_calls``, results go back as ``tool`` messages;
+* a **JSON action protocol** for small local models, whose native tool calling is unreliable (it
+  drops ``tool`` messages and returns empty text). Each reply is constrained by a JSON schema to
+  either ``{"action": ..., "action_input": {...}}`` or ``{"final_answer": "..."}``, and tool
+  results are fed back as plain ``user`` messages ("Observation: ...").
+
+Whatever the model gets wrong (an unknown tool, bad arguments, unparseable JSON) becomes an
+observation it can correct, never a crash. When the step budget runs out, the agent makes one
+last call without tools asking for the answer; only if that also yields nothing does it raise
+``BudgetExceeded``, so that the engine retries or replans instead of passing on an empty result.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from planweave.agents._agent import AgentResult, AgentTask
+from planweave.agents._context import AgentContext, call_model
+from planweave.agents._text import input_budget_chars, is_small_model, render_inputs, truncate
+from planweave.errors import BudgetExceeded, ConfigError
+from planweave.events import ToolCalled
+from planweave.llm.base import ChatMessage, LlmRequest, LlmResponse, ToolCall, ToolSpec
+from planweave.tools import ToolResult, invoke
+
+__all__ = ["ReactAgent", "action_schema"]
+
+FINAL_ANSWER_MAX_CHARS = 2_000
+OBSERVATION_CHARS = 4_000
+SMALL_MODEL_OBSERVATION_CHARS = 1_200
+EVENT_RESULT_CHARS = 1_000
+EVENT_ARG_CHARS = 500
+
+_NATIVE_GUIDE = (
+    "You are {name}, an agent that carries out one task of a larger job.\n"
+    "Use the tools when they help, with arguments that match their schemas. Read each result "
+    "before deciding what to do next. When you have what you need, reply with your final answer "
+    "as plain text and no tool call. The answer must be complete and self-contained: later tasks "
+    "see only the answer, not the tool results."
+)
+_JSON_GUIDE = (
+    "You are {name}, an agent that carries out one task of a larger job.\n"
+    "Reply with exactly one JSON object per turn:\n"
+    '- {{"action": "<tool name>", "action_input": {{...arguments...}}}} to use a tool;\n'
+    '- {{"final_answer": "<your answer>"}} when you are done.\n'
+    "After each action you get an Observation with the tool's result.\n\n"
+    "Tools:\n{tools}"
+)
+_JSON_GUIDE_NO_TOOLS = (
+    "You are {name}, an agent that carries out one task of a larger job.\n"
+    'Reply with one JSON object: {{"final_answer": "<your answer>"}}.'
+)
+_FINAL_CALL = (
+    "You have used all your steps. Give your final answer now, from what you have found so far, "
+    "without calling any tool."
+)
+_EMPTY_ANSWER = "Your answer was empty. Give your final answer to the task."
+
+
+@dataclass
+class _Run:
+    """The mutable state of one run of the loop."""
+
+    messages: list[ChatMessage]
+    steps: int = 0
+    tool_calls: int = 0
+    last_observation: str | None = None
+    nudged: bool = False
+    trace: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _final_answer_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "final_answer": {"type": "string", "minLength": 1, "maxLength": FINAL_ANSWER_MAX_CHARS}
+        },
+        "required": ["final_answer"],
+        "additionalProperties": False,
+    }
+
+
+def _contains_ref(node: Any) -> bool:
+    if isinstance(node, dict):
+        return "$ref" in node or "$defs" in node or any(_contains_ref(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_contains_ref(item) for item in node)
+    return False
+
+
+def action_schema(specs: Sequence[ToolSpec]) -> dict[str, Any]:
+    """The JSON schema a reply follows under the JSON action protocol.
+
+    One branch per tool, whose ``action_input`` is the tool's own parameter schema, so a
+    grammar-constrained model can only write arguments of the right shape (a schema with
+    ``$ref`` falls back to a plain object, since references do not survive the nesting); plus
+    a ``final_answer`` branch. Without tools only the ``final_answer`` branch remains.
+    """
+    final = _final_answer_schema()
+    if not specs:
+        return final
+    branches: list[dict[str, Any]] = []
+    for spec in specs:
+        params = spec.parameters if not _contains_ref(spec.parameters) else {"type": "object"}
+        branches.append(
+            {
+                "type": "object",
+                "properties": {"action": {"enum": [spec.name]}, "action_input": params},
+                "required": ["action", "action_input"],
+                "additionalProperties": False,
+            }
+        )
+    return {"anyOf": [*branches, final]}
+
+
+def _event_args(args: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in args.items():
+        if isinstance(value, str):
+            out[key] = truncate(value, EVENT_ARG_CHARS)
+        elif isinstance(value, int | float | bool) or value is None:
+            out[key] = value
+        else:
+            text = json.dumps(value, ensure_ascii=False, default=str)
+            out[key] = value if len(text) <= EVENT_ARG_CHARS else truncate(text, EVENT_ARG_CHARS)
+    return out
+
+
+def _describe_tools(specs: Sequence[ToolSpec]) -> str:
+    lines = []
+    for spec in specs:
+        props = spec.parameters.get("properties", {})
+        args = ", ".join(
+            f"{name}: {prop.get('type', 'any')}" if isinstance(prop, dict) else name
+            for name, prop in props.items()
+        )
+        description = spec.description.strip().splitlines()[0] if spec.description.strip() else ""
+        lines.append(f"- {spec.name}({args}): {description}".rstrip(": "))
+    return "\n".join(lines)
+
+
+class ReactAgent:
+    """An LLM agent that uses tools in a loop (ReAct) until it can answer.
+
+    Args:
+        name: The agent's name in plans and events.
+        instructions: Extra guidance appended to the system prompt.
+        tools: Names of the tools it may use (``None``: every registered tool).
+        max_steps: Model calls before it must answer (``None``: ``ctx.max_steps``).
+    """
+
+    def __init__(
+        self,
+        name: str = "executor",
+        *,
+        instructions: str | None = None,
+        tools: Sequence[str] | None = None,
+        max_steps: int | None = None,
+    ) -> None:
+        if max_steps is not None and max_steps < 1:
+            raise ConfigError(f"agent {name!r}: max_steps must be at least 1, not {max_steps}")
+        self.name = name
+        self.instructions = instructions
+        self.tools = tuple(tools) if tools is not None else None
+        self.max_steps = max_steps
+
+    def __repr__(self) -> str:
+        return f"ReactAgent(name={self.name!r}, tools={self.tools!r})"
+
+    async def run(self, task: AgentTask, ctx: AgentContext) -> AgentResult:
+        """Carry out ``task`` with the model and tools in ``ctx``.
+
+        Raises:
+            ConfigError: the agent names tools that are not registered.
+            BudgetExceeded: no answer came, even from the last call made without tools.
+            ModelError: a model call failed.
+        """
+        names = self._tool_names(ctx)
+        specs = ctx.tools.specs(names) if names else []
+        native = ctx.model.supports_tools
+        small = is_small_model(ctx.model.name)
+        max_steps = self.max_steps or ctx.max_steps
+        run = _Run(messages=[self._system(specs, native), self._first_user(task, ctx)])
+        while run.steps < max_steps:
+            run.steps += 1
+            if native:
+                answer = await self._native_step(run, ctx, specs)
+            else:
+                answer = await self._json_step(run, ctx, specs, small)
+            if answer is None:
+                continue
+            if answer:
+                return self._result(answer, run)
+            if run.last_observation:
+                return self._result(run.last_observation, run)
+            if run.nudged:
+                break
+            run.nudged = True
+            run.messages.append(ChatMessage(role="user", content=_EMPTY_ANSWER))
+        answer = await self._final_call(run, ctx, native)
+        if answer:
+            return self._result(answer, run)
+        if run.last_observation:
+            return self._result(run.last_observation, run)
+        raise BudgetExceeded(
+            f"agent {self.name!r} gave no answer in {run.steps} model calls "
+            f"(max_steps={max_steps}) for task {task.goal[:80]!r}"
+        )
+
+    # --- prompts ------------------------------------------------------------------------------
+
+    def _tool_names(self, ctx: AgentContext) -> list[str]:
+        if self.tools is None:
+            return ctx.tools.names()
+        unknown = [name for name in self.tools if name not in ctx.tools]
+        if unknown:
+            raise ConfigError(
+                f"agent {self.name!r} names unknown tools {unknown}; "
+                f"registered tools: {', '.join(ctx.tools.names()) or 'none'}"
+            )
+        return list(self.tools)
+
+    def _system(self, specs: Sequence[ToolSpec], native: bool) -> ChatMessage:
+        if native:
+            text = _NATIVE_GUIDE.format(name=self.name)
+        elif specs:
+            text = _JSON_GUIDE.format(name=self.name, tools=_describe_tools(specs))
+        else:
+            text = _JSON_GUIDE_NO_TOOLS.format(name=self.name)
+        if self.instructions:
+            text += "\n\n" + self.instructions.strip()
+        return ChatMessage(role="system", content=text)
+
+    def _first_user(self, task: AgentTask, ctx: AgentContext) -> ChatMessage:
+        parts = [f"Task: {task.goal.strip()}"]
+        if task.job_goal.strip() and task.job_goal.strip() != task.goal.strip():
+            parts.append(f"This task is part of the job: {task.job_goal.strip()}")
+        if task.inputs:
+            rendered = render_inputs(
+                task.inputs, task.input_goals, max_chars=input_budget_chars(ctx.model.name)
+            )
+            parts.append(f"Results of earlier tasks:\n\n{rendered}")
+        return ChatMessage(role="user", content="\n\n".join(parts))
+
+    # --- the two protocols --------------------------------------------------------------------
+
+    async def _native_step(
+        self, run: _Run, ctx: AgentContext, specs: Sequence[ToolSpec]
+    ) -> str | None:
+        response = await call_model(ctx, self._request(run, tools=specs))
+        if not response.tool_calls:
+            return response.content.strip()
+        calls = tuple(
+            call if call.id else call.model_copy(update={"id": f"call_{run.steps}_{index}"})
+            for index, call in enumerate(response.tool_calls)
+        )
+        run.messages.append(
+            ChatMessage(role="assistant", content=response.content, tool_calls=calls)
+        )
+        allowed = {spec.name for spec in specs}
+        for call in calls:
+            observation = await self._use_tool(run, ctx, call, allowed, OBSERVATION_CHARS)
+            run.messages.append(
+                ChatMessage(role="tool", content=observation, tool_call_id=call.id, name=call.name)
+            )
+        return None
+
+    async def _json_step(
+        self, run: _Run, ctx: AgentContext, specs: Sequence[ToolSpec], small: bool
+    ) -> str | None:
+        request = self._request(run, schema=action_schema(specs))
+        response = await call_model(ctx, request)
+        reply = _parse_reply(response)
+        max_chars = SMALL_MODEL_OBSERVATION_CHARS if small else OBSERVATION_CHARS
+        if isinstance(reply, str):
+            # Not JSON at all: a model without structured output answering in prose.
+            return reply.strip()
+        said = response.content.strip() or json.dumps(reply, ensure_ascii=False)
+        run.messages.append(ChatMessage(role="assistant", content=said))
+        if reply.get("final_answer") is not None and "action" not in reply:
+            answer = reply["final_answer"]
+            return (answer if isinstance(answer, str) else json.dumps(answer)).strip()
+        action = reply.get("action")
+        if not isinstance(action, str) or not action:
+            observation = (
+                'error: reply with {"action": "<tool>", "action_input": {...}} '
+                'or {"final_answer": "..."}'
+            )
+        else:
+            raw_input = reply.get("action_input", {})
+            call = (
+                ToolCall(name=action, arguments=raw_input)
+                if isinstance(raw_input, dict)
+                else ToolCall(name=action, raw_arguments=json.dumps(raw_input, default=str))
+            )
+            allowed = {spec.name for spec in specs}
+            observation = await self._use_tool(run, ctx, call, allowed, max_chars)
+        run.messages.append(
+            ChatMessage(
+                role="user",
+                content=f"Observation: {observation}\n\n"
+                "Reply with the next action, or with final_answer if you can answer now.",
+            )
+        )
+        return None
+
+    async def _final_call(self, run: _Run, ctx: AgentContext, native: bool) -> str:
+        """One last call, without tools, asking for the answer."""
+        run.messages.append(ChatMessage(role="user", content=_FINAL_CALL))
+        run.steps += 1
+        if native:
+            response = await call_model(ctx, self._request(run))
+            return "" if response.tool_calls else response.content.strip()
+        response = await call_model(ctx, self._request(run, schema=_final_answer_schema()))
+        reply = _parse_reply(response)
+        if isinstance(reply, str):
+            return reply.strip()
+        answer = reply.get("final_answer")
+        return answer.strip() if isinstance(answer, str) else ""
+
+    def _request(
+        self,
+        run: _Run,
+        *,
+        tools: Sequence[ToolSpec] = (),
+        schema: dict[str, Any] | None = None,
+    ) -> LlmRequest:
+        return LlmRequest(
+            messages=tuple(run.messages),
+            role="executor",
+            agent=self.name,
+            tools=tuple(tools),
+            response_schema=schema,
+            schema_name="react_step" if schema is not None else "response",
+        )
+
+    # --- tools --------------------------------------------------------------------------------
+
+    async def _use_tool(
+        self, run: _Run, ctx: AgentContext, call: ToolCall, allowed: set[str], max_chars: int
+    ) -> str:
+        """Run one tool call and return the observation; every problem becomes its text."""
+        run.tool_calls += 1
+        if call.name not in allowed:
+            known = ", ".join(sorted(allowed)) or "none"
+            result = ToolResult(
+                ok=False,
+                error=f"unknown tool {call.name!r}; available tools: {known}",
+                error_type="not_found",
+            )
+        elif call.raw_arguments is not None and not call.arguments:
+            result = ToolResult(
+                ok=False,
+                error=f"the arguments for {call.name!r} are not a JSON object: "
+                f"{truncate(call.raw_arguments, 200)!r}",
+                error_type="arguments_invalid",
+            )
+        else:
+            result = await invoke(ctx.tools, call.name, call.arguments, ctx.tool_context)
+        observation = result.as_text(max_chars=max_chars)
+        run.last_observation = observation if result.ok else run.last_observation
+        run.trace.append({"tool": call.name, "ok": result.ok})
+        await ctx.emit(
+            ToolCalled(
+                job_id=ctx.job_id,
+                task_id=ctx.task_id,
+                name=call.name,
+                args=_event_args(call.arguments),
+                outcome="ok" if result.ok else "error",
+                result=result.as_text(max_chars=EVENT_RESULT_CHARS) if result.ok else "",
+                error=result.error if not result.ok else None,
+                latency_ms=result.latency_ms,
+            )
+        )
+        return observation
+
+    def _result(self, answer: str, run: _Run) -> AgentResult:
+        return AgentResult(output=answer, data={"tool_calls": run.trace}, steps=run.steps)
+
+
+def _parse_reply(response: LlmResponse) -> dict[str, Any] | str:
+    """The reply as an action/answer object, or as plain text when it is not JSON.
+
+    Text that looks like JSON but does not parse becomes an object with no action, which the
+    loop turns into an observation asking for a well-formed reply.
+    """
+    if isinstance(response.data, dict):
+        return response.data
+    text = response.content.strip()
+    if text.startswith("```"):
+        text = text.split("\n", 1)[1] if "\n" in text else ""
+        text = text.rsplit("```", 1)[0].strip()
+    if not text.startswith("{"):
+        return response.content
+    try:
+        value = json.loads(text, strict=False)
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}

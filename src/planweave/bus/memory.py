@@ -1,0 +1,478 @@
+"""The in-process bus (``memory://``): the embedded default, and the reference for the contract.
+
+It keeps the delivery guarantees of the scaled Redis bus inside one event loop: a received message
+is leased, redelivered when its lease runs out, and dead-lettered after ``max_deliveries``. It sits
+on the hot path of every task, so the common cases are cheap: a receive that finds messages returns
+without suspending; an enqueue that finds a consumer waiting hands the message straight to it
+(filling up to its ``max_items`` until it wakes) instead of waking it to race for the queue. Expired
+leases are found by a scan that runs on a timer and, at most once per reap interval, on receive;
+nothing is spawned per message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections import deque
+from collections.abc import Callable
+from types import TracebackType
+
+from planweave.bus.base import BusMessage, DeadLetter, Delivery
+from planweave.constants import DEFAULT_MAX_DELIVERIES
+from planweave.errors import ConfigError
+from planweave.events import Event
+
+__all__ = ["MemoryBus", "MemorySubscription"]
+
+_MAX_REAP_INTERVAL_S = 0.5
+_MIN_REAP_INTERVAL_S = 0.001
+
+
+class _Entry:
+    """A queued message and its delivery state (one object from enqueue to ack)."""
+
+    __slots__ = ("consumer", "deadline", "deliveries", "id", "message", "seq")
+
+    def __init__(self, seq: int, message: BusMessage, deliveries: int = 0) -> None:
+        self.seq = seq
+        self.id = str(seq)
+        self.message = message
+        self.deliveries = deliveries
+        self.deadline = 0.0
+        self.consumer = ""
+
+
+class _Waiter:
+    """A consumer blocked in ``receive``; messages are leased to it directly while it is open."""
+
+    __slots__ = ("consumer", "fut", "items", "lease_s", "max_items", "open")
+
+    def __init__(
+        self, fut: asyncio.Future[None], consumer: str, lease_s: float, max_items: int
+    ) -> None:
+        self.fut = fut
+        self.consumer = consumer
+        self.lease_s = lease_s
+        self.max_items = max_items
+        self.items: list[Delivery] = []
+        self.open = True
+
+
+class _Queue:
+    __slots__ = ("dead", "inflight", "waiters", "waiting")
+
+    def __init__(self) -> None:
+        self.waiting: deque[_Entry] = deque()
+        self.inflight: dict[str, _Entry] = {}
+        self.waiters: deque[_Waiter] = deque()
+        self.dead: dict[str, tuple[_Entry, DeadLetter]] = {}
+
+
+def _time_out(waiter: _Waiter) -> None:
+    waiter.open = False
+    if not waiter.fut.done():
+        waiter.fut.set_result(None)
+
+
+class MemorySubscription:
+    """A subscription to a topic of a `MemoryBus`.
+
+    Iterate it (``async for event in sub``) to receive events; ``await sub.close()`` ends the
+    iteration. It is also an async context manager that closes it on exit. Events wait in an
+    unbounded buffer unless the bus was given ``max_subscriber_buffer``; then the oldest are dropped
+    and counted in ``dropped``, so a slow subscriber never holds up a publisher or other subscribers.
+    """
+
+    __slots__ = ("_buffer", "_bus", "_closed", "_waiter", "dropped", "topic")
+
+    def __init__(self, bus: MemoryBus, topic: str, max_buffer: int | None) -> None:
+        self._bus = bus
+        self.topic = topic
+        self._buffer: deque[Event] = deque(maxlen=max_buffer)
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed = False
+        self.dropped = 0
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _put(self, event: Event) -> None:
+        buffer = self._buffer
+        if buffer.maxlen is not None and len(buffer) == buffer.maxlen:
+            self.dropped += 1
+        buffer.append(event)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _end(self) -> None:
+        self._closed = True
+        self._buffer.clear()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def __aiter__(self) -> MemorySubscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        while True:
+            if self._closed:
+                raise StopAsyncIteration
+            if self._buffer:
+                return self._buffer.popleft()
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiter = waiter
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+
+    async def close(self) -> None:
+        """Stop receiving events; an ``async for`` over this subscription ends."""
+        self._bus._unsubscribe(self)
+        self._end()
+
+    async def __aenter__(self) -> MemorySubscription:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class MemoryBus:
+    """An in-process `Bus`: work queues with leases and dead letters, and event topics.
+
+    Args:
+        url: Its URL, ``memory://``.
+        max_deliveries: Deliveries of a message before an expired lease or a ``nack`` moves it
+            to the dead-letter list instead of delivering it again.
+        max_subscriber_buffer: Events a subscriber may fall behind before its oldest are
+            dropped (``None``: unbounded).
+        clock: Monotonic clock for lease deadlines, in seconds (tests pass a fake one).
+
+    Call ``await bus.open()`` to start the reaper that redelivers expired leases to consumers
+    already waiting; ``await bus.close()`` stops it, ends every subscription and wakes blocked
+    receivers with no messages.
+
+    A delivery is fenced by its delivery count: ``ack``, ``nack`` and ``extend`` of a delivery
+    whose lease has expired and was taken back are ignored.
+    """
+
+    def __init__(
+        self,
+        url: str = "memory://",
+        *,
+        max_deliveries: int = DEFAULT_MAX_DELIVERIES,
+        max_subscriber_buffer: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_deliveries < 1:
+            raise ConfigError(f"max_deliveries must be at least 1, not {max_deliveries}")
+        if max_subscriber_buffer is not None and max_subscriber_buffer < 1:
+            raise ConfigError(
+                f"max_subscriber_buffer must be at least 1 or None, not {max_subscriber_buffer}"
+            )
+        self.url = url
+        self.max_deliveries = max_deliveries
+        self.max_subscriber_buffer = max_subscriber_buffer
+        self._clock = clock
+        self._seq = itertools.count(1)
+        self._queues: dict[str, _Queue] = {}
+        self._topics: dict[str, dict[MemorySubscription, None]] = {}
+        self._closed = False
+        self._reap_interval_s = _MAX_REAP_INTERVAL_S
+        self._next_reap_at = 0.0
+        self._reap_handle: asyncio.TimerHandle | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        self._closed = False
+        self._schedule_reaper()
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._reap_handle is not None:
+            self._reap_handle.cancel()
+            self._reap_handle = None
+        for q in self._queues.values():
+            while q.waiters:
+                _time_out(q.waiters.popleft())
+        for subscribers in self._topics.values():
+            for sub in subscribers:
+                sub._end()
+        self._topics.clear()
+
+    # --- work queues --------------------------------------------------------------------------
+
+    def _queue(self, name: str) -> _Queue:
+        q = self._queues.get(name)
+        if q is None:
+            q = self._queues[name] = _Queue()
+        return q
+
+    async def enqueue(self, queue: str, message: BusMessage) -> None:
+        q = self._queues.get(queue)
+        if q is None:
+            q = self._queue(queue)
+        entry = _Entry(next(self._seq), message)
+        waiters = q.waiters
+        while waiters:
+            waiter = waiters[0]
+            if not waiter.open or waiter.fut.cancelled():
+                waiters.popleft()
+                continue
+            self._lease_to(queue, q, entry, waiter)
+            return
+        q.waiting.append(entry)
+
+    def _lease_to(self, queue: str, q: _Queue, entry: _Entry, waiter: _Waiter) -> None:
+        """Lease ``entry`` to the open waiter at the head of ``q.waiters``."""
+        entry.deliveries += 1
+        entry.deadline = self._clock() + waiter.lease_s
+        entry.consumer = waiter.consumer
+        q.inflight[entry.id] = entry
+        items = waiter.items
+        if not items:
+            waiter.fut.set_result(None)
+        items.append(Delivery(queue, entry.id, entry.message, entry.deliveries, entry.consumer))
+        if len(items) >= waiter.max_items:
+            waiter.open = False
+            q.waiters.popleft()
+
+    def _feed_waiters(self, queue: str, q: _Queue) -> None:
+        """Hand waiting messages to open waiters (after a requeue)."""
+        waiting, waiters = q.waiting, q.waiters
+        while waiting and waiters:
+            waiter = waiters[0]
+            if not waiter.open or waiter.fut.cancelled():
+                waiters.popleft()
+                continue
+            self._lease_to(queue, q, waiting.popleft(), waiter)
+
+    async def receive(
+        self,
+        queue: str,
+        consumer: str,
+        *,
+        max_items: int = 1,
+        timeout_s: float | None = None,
+        lease_s: float = 30.0,
+    ) -> list[Delivery]:
+        now = self._clock()
+        if lease_s < self._reap_interval_s * 4:
+            self._shorten_reap_interval(lease_s)
+        if now >= self._next_reap_at:
+            self._reap(now)
+        q = self._queues.get(queue)
+        if q is None:
+            q = self._queue(queue)
+        waiting = q.waiting
+        if waiting:
+            # Fast path: lease what is there without suspending.
+            deadline = now + lease_s
+            inflight = q.inflight
+            out: list[Delivery] = []
+            for _ in range(min(max_items, len(waiting))):
+                entry = waiting.popleft()
+                entry.deliveries += 1
+                entry.deadline = deadline
+                entry.consumer = consumer
+                inflight[entry.id] = entry
+                out.append(Delivery(queue, entry.id, entry.message, entry.deliveries, consumer))
+            return out
+        if self._closed or (timeout_s is not None and timeout_s <= 0):
+            return []
+        return await self._wait(queue, q, consumer, max_items, timeout_s, lease_s)
+
+    async def _wait(
+        self,
+        queue: str,
+        q: _Queue,
+        consumer: str,
+        max_items: int,
+        timeout_s: float | None,
+        lease_s: float,
+    ) -> list[Delivery]:
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(loop.create_future(), consumer, lease_s, max(1, max_items))
+        q.waiters.append(waiter)
+        if self._reap_handle is None:
+            self._schedule_reaper()
+        timer = loop.call_later(timeout_s, _time_out, waiter) if timeout_s is not None else None
+        try:
+            await waiter.fut
+        except BaseException:
+            # Cancelled (possibly after messages were handed over): give them back untouched.
+            waiter.open = False
+            self._give_back(queue, q, waiter.items)
+            raise
+        finally:
+            waiter.open = False
+            if timer is not None:
+                timer.cancel()
+            with contextlib.suppress(ValueError):
+                q.waiters.remove(waiter)
+        return waiter.items
+
+    def _give_back(self, queue: str, q: _Queue, items: list[Delivery]) -> None:
+        entries: list[_Entry] = []
+        for delivery in items:
+            entry = q.inflight.pop(delivery.id, None)
+            if entry is not None and entry.deliveries == delivery.deliveries:
+                entry.deliveries -= 1
+                entries.append(entry)
+        if entries:
+            q.waiting.extendleft(reversed(entries))
+            self._feed_waiters(queue, q)
+
+    def _current(self, delivery: Delivery) -> tuple[_Queue, _Entry] | None:
+        q = self._queues.get(delivery.queue)
+        if q is None:
+            return None
+        entry = q.inflight.get(delivery.id)
+        if entry is None or entry.deliveries != delivery.deliveries:
+            return None
+        return q, entry
+
+    async def ack(self, delivery: Delivery) -> None:
+        q = self._queues.get(delivery.queue)
+        if q is None:
+            return
+        entry = q.inflight.get(delivery.id)
+        if entry is not None and entry.deliveries == delivery.deliveries:
+            del q.inflight[delivery.id]
+
+    async def nack(self, delivery: Delivery, *, reason: str = "") -> None:
+        found = self._current(delivery)
+        if found is None:
+            return
+        q, entry = found
+        del q.inflight[entry.id]
+        if entry.deliveries >= self.max_deliveries:
+            self._dead_letter(delivery.queue, q, entry, reason or "nacked")
+        else:
+            q.waiting.appendleft(entry)
+            self._feed_waiters(delivery.queue, q)
+
+    async def extend(self, delivery: Delivery, *, lease_s: float) -> None:
+        found = self._current(delivery)
+        if found is not None:
+            found[1].deadline = self._clock() + lease_s
+            if lease_s < self._reap_interval_s * 4:
+                self._shorten_reap_interval(lease_s)
+
+    async def depth(self, queue: str) -> int:
+        self._reap(self._clock())
+        q = self._queues.get(queue)
+        return len(q.waiting) if q is not None else 0
+
+    async def dead_letters(self, queue: str) -> list[DeadLetter]:
+        self._reap(self._clock())
+        q = self._queues.get(queue)
+        return [letter for _, letter in q.dead.values()] if q is not None else []
+
+    async def redrive(self, queue: str, message_id: str) -> bool:
+        q = self._queues.get(queue)
+        if q is None or message_id not in q.dead:
+            return False
+        entry, _ = q.dead.pop(message_id)
+        entry.deliveries = 0
+        q.waiting.append(entry)
+        self._feed_waiters(queue, q)
+        return True
+
+    def _dead_letter(self, queue: str, q: _Queue, entry: _Entry, reason: str) -> None:
+        letter = DeadLetter(
+            queue=queue,
+            id=entry.id,
+            message=entry.message,
+            deliveries=entry.deliveries,
+            reason=reason,
+            at=time.time(),
+        )
+        q.dead[entry.id] = (entry, letter)
+
+    # --- lease expiry -------------------------------------------------------------------------
+
+    def _reap(self, now: float) -> None:
+        """Take back every expired lease: redeliver it, or dead-letter it when delivered enough."""
+        self._next_reap_at = now + self._reap_interval_s
+        for name, q in self._queues.items():
+            inflight = q.inflight
+            if not inflight:
+                continue
+            expired = [entry for entry in inflight.values() if entry.deadline <= now]
+            if not expired:
+                continue
+            requeue: list[_Entry] = []
+            for entry in expired:
+                del inflight[entry.id]
+                if entry.deliveries >= self.max_deliveries:
+                    self._dead_letter(
+                        name, q, entry, f"lease expired after {entry.deliveries} deliveries"
+                    )
+                else:
+                    requeue.append(entry)
+            if requeue:
+                # Expired messages are older than the waiting ones: they go first, oldest first.
+                requeue.sort(key=lambda entry: entry.seq)
+                q.waiting.extendleft(reversed(requeue))
+                self._feed_waiters(name, q)
+
+    def _shorten_reap_interval(self, lease_s: float) -> None:
+        interval = max(_MIN_REAP_INTERVAL_S, lease_s / 4)
+        if interval >= self._reap_interval_s:
+            return
+        self._reap_interval_s = interval
+        self._next_reap_at = min(self._next_reap_at, self._clock() + interval)
+        handle = self._reap_handle
+        if handle is not None:
+            loop = asyncio.get_running_loop()
+            if handle.when() > loop.time() + interval:
+                handle.cancel()
+                self._reap_handle = None
+                self._schedule_reaper()
+
+    def _schedule_reaper(self) -> None:
+        if self._closed or self._reap_handle is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self._reap_handle = loop.call_later(self._reap_interval_s, self._reap_tick)
+
+    def _reap_tick(self) -> None:
+        self._reap_handle = None
+        self._reap(self._clock())
+        self._schedule_reaper()
+
+    # --- topics -------------------------------------------------------------------------------
+
+    async def publish(self, topic: str, event: Event) -> None:
+        subscribers = self._topics.get(topic)
+        if subscribers:
+            for sub in subscribers:
+                sub._put(event)
+
+    def subscribe(self, topic: str) -> MemorySubscription:
+        sub = MemorySubscription(self, topic, self.max_subscriber_buffer)
+        if self._closed:
+            sub._end()
+        else:
+            self._topics.setdefault(topic, {})[sub] = None
+        return sub
+
+    def _unsubscribe(self, sub: MemorySubscription) -> None:
+        subscribers = self._topics.get(sub.topic)
+        if subscribers is not None:
+            subscribers.pop(sub, None)
+            if not subscribers:
+                del self._topics[sub.topic]

@@ -1,0 +1,118 @@
+"""The ``planweave`` command line: run goals and plans with a live task tree, inspect jobs.
+
+Every error a user can fix (a ``PlanweaveError`` or bad usage) is printed as one red line on
+stderr with no traceback; ``--debug`` or ``PLANWEAVE_DEBUG=1`` adds the traceback. Exit codes:
+0 success, 1 a job or command failed, 2 bad usage or configuration, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.text import Text
+from typer.core import TyperGroup
+
+from planweave.cli import _commands
+from planweave.errors import PlanweaveError, UsageError
+
+__all__ = ["app", "main"]
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+_debug = False
+
+
+class _Group(TyperGroup):
+    """Runs a command and turns whatever escapes it into one line and an exit code."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        global _debug
+        _debug = os.environ.get("PLANWEAVE_DEBUG", "") not in ("", "0", "false")
+        handler = _install_log_handler()
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False,
+                                windows_expand_args=windows_expand_args, **extra)
+        except typer.TyperException as exc:  # bad usage: unknown option, bad value…
+            hint = " (see --help)" if exc.exit_code == EXIT_USAGE else ""
+            _fail(exc.format_message() + hint, exc.exit_code, exc)
+        except typer.Abort as exc:
+            _fail("aborted", EXIT_INTERRUPTED, exc)
+        except KeyboardInterrupt as exc:
+            _fail("interrupted", EXIT_INTERRUPTED, exc)
+        except PlanweaveError as exc:
+            _fail(str(exc), EXIT_USAGE if isinstance(exc, UsageError) else EXIT_FAILED, exc)
+        except Exception as exc:
+            _fail(f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for details)",
+                  EXIT_FAILED, exc)
+        finally:
+            logging.getLogger("planweave").removeHandler(handler)
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, code: int, exc: BaseException) -> NoReturn:
+    err = Console(stderr=True, highlight=False)
+    if _debug:
+        err.print("".join(traceback.format_exception(exc)), markup=False, end="")
+    logging.getLogger("planweave.cli").debug("command failed", exc_info=exc)
+    err.print(Text("error: " + " ".join(message.split()), style="red"), soft_wrap=True)
+    sys.exit(code)
+
+
+def _install_log_handler() -> logging.Handler:
+    """Log to this invocation's stderr (so logs never mix into ``--json`` on stdout)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("planweave")
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    return handler
+
+
+app = typer.Typer(
+    cls=_Group,
+    name="planweave",
+    help="Turn a goal into a plan of tasks and carry it out durably.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors")] = False,
+) -> None:
+    global _debug
+    _debug = _debug or debug
+
+
+app.command("run")(_commands.run)
+app.command("resume")(_commands.resume)
+app.command("cancel")(_commands.cancel)
+app.command("jobs")(_commands.jobs)
+app.command("show")(_commands.show)
+app.command("events")(_commands.events)
+
+
+def main() -> None:
+    """Entry point of the ``planweave`` script."""
+    app()

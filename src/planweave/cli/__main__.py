@@ -1,0 +1,5 @@
+"""``python -m planweave.cli``."""
+
+from planweave.cli import main
+
+main()

@@ -1,0 +1,200 @@
+"""Settings for the command line (and any other edge that builds an ``Engine`` from outside).
+
+The engine itself never reads the environment or files: this module is the edge that does. One
+``Settings`` object is merged from four layers, each overriding the one below it::
+
+    command-line flags  >  PLANWEAVE_* environment variables  >  planweave.toml  >  defaults
+
+A bad value names where it came from (the flag, the variable or the file and key) and what is
+expected, so a user can fix it without reading code.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from planweave.constants import DEFAULT_DATA_DIR, DEFAULT_STORE_FILE
+from planweave.errors import ConfigError
+
+__all__ = ["CONFIG_FILE", "ENV_PREFIX", "Settings", "load_settings"]
+
+CONFIG_FILE = "planweave.toml"
+"""The file read from the current directory when no ``--config`` is given."""
+
+ENV_PREFIX = "PLANWEAVE_"
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+_EXPECTED: dict[str, str] = {
+    "store": "a store URL such as sqlite:///jobs.db or memory://",
+    "bus": "a bus URL such as memory:// or redis://localhost:6379/0",
+    "model": "a model URL such as local:, openai:gpt-4o-mini or scripted:replies.yaml",
+    "data_dir": "a directory path",
+    "workspace": "a directory path",
+    "local_threads": "a whole number of at least 1",
+    "openai_base_url": "a URL such as http://localhost:8080/v1",
+    "allow_private_network": "true or false",
+    "log_level": "one of " + ", ".join(_LOG_LEVELS),
+}
+
+
+class Settings(BaseModel):
+    """Where jobs are stored, which model runs them, and how the command line behaves.
+
+    Attributes:
+        store: Store URL; ``None`` means a SQLite file ``planweave.db`` in ``data_dir``.
+        bus: Bus URL.
+        model: Default model URL for LLM calls.
+        data_dir: Directory of the default store and of per-job workspaces.
+        workspace: Folder the file tools of a job may read and write (a per-job folder in
+            ``data_dir`` when ``None``).
+        local_threads: CPU threads of the local model (its own default when ``None``).
+        openai_base_url: Base URL of an OpenAI-compatible server.
+        allow_private_network: Let ``http_fetch`` reach private and loopback addresses.
+        log_level: Level of the log written to stderr.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    store: str | None = None
+    bus: str = "memory://"
+    model: str = "local:"
+    data_dir: Path = Path(DEFAULT_DATA_DIR)
+    workspace: Path | None = None
+    local_threads: int | None = Field(default=None, ge=1)
+    openai_base_url: str | None = None
+    allow_private_network: bool = False
+    log_level: str = "WARNING"
+
+    @field_validator("store", "bus", "model", "openai_base_url")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must not be empty")
+        return value.strip() if value is not None else None
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in _LOG_LEVELS:
+            raise ValueError(f"unknown log level {value!r}")
+        return level
+
+    @property
+    def store_url(self) -> str:
+        """The store URL, with the default SQLite file in ``data_dir`` filled in."""
+        if self.store is not None:
+            return self.store
+        return f"sqlite:///{self.data_dir / DEFAULT_STORE_FILE}"
+
+    def engine_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``Engine(...)`` built from these settings."""
+        from planweave.llm import ModelOptions
+
+        return {
+            "store": self.store_url,
+            "bus": self.bus,
+            "model": self.model,
+            "data_dir": self.data_dir,
+            "model_options": ModelOptions(
+                n_threads=self.local_threads, base_url=self.openai_base_url
+            ),
+            "allow_private_network": self.allow_private_network,
+        }
+
+
+def load_settings(
+    overrides: Mapping[str, Any],
+    *,
+    env: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Settings:
+    """Merge settings from flags, environment, config file and defaults.
+
+    Args:
+        overrides: Values from command-line flags, by field name; ``None`` values are ignored.
+        env: The environment (default ``os.environ``); ``PLANWEAVE_<FIELD>`` variables count.
+        config_file: A TOML file to read; without it ``planweave.toml`` in the current
+            directory is read if it exists. Keys are the field names, at the top level or in
+            a ``[planweave]`` table; relative ``data_dir`` and ``workspace`` paths are
+            resolved against the file's directory.
+
+    Raises:
+        ConfigError: The config file is missing, not TOML, or has an unknown key; or a value
+            is malformed (the message names where it came from and what is expected).
+    """
+    fields = tuple(Settings.model_fields)
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+
+    for key, (value, file) in _read_file(config_file, fields).items():
+        values[key] = value
+        sources[key] = f"{file}: key {key!r}"
+    for key in fields:
+        name = ENV_PREFIX + key.upper()
+        raw = env.get(name)
+        if raw is not None and raw != "":
+            values[key] = raw
+            sources[key] = f"environment variable {name}"
+    for key, value in overrides.items():
+        if key not in Settings.model_fields:
+            raise ConfigError(f"unknown setting {key!r}: use one of {', '.join(fields)}")
+        if value is not None:
+            values[key] = value
+            sources[key] = f"option --{key.replace('_', '-')}"
+
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = str(error["loc"][0]) if error["loc"] else ""
+        where = sources.get(key, key or "settings")
+        got = values.get(key)
+        raise ConfigError(
+            f"{where}: expected {_EXPECTED.get(key, 'a valid value')}, got {got!r}"
+        ) from None
+
+
+def _read_file(config_file: Path | None, fields: tuple[str, ...]) -> dict[str, tuple[Any, str]]:
+    """The file's settings as ``{key: (value, file name)}``; relative paths resolved against
+    the file's directory."""
+    if config_file is None:
+        path = Path.cwd() / CONFIG_FILE
+        if not path.is_file():
+            return {}
+    else:
+        path = config_file.expanduser()
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} does not exist")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+
+    table = data.pop("planweave", None)
+    if table is not None:
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: 'planweave' must be a table ([planweave])")
+        data.update(table)
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown key {unknown[0]!r}; the known keys are {', '.join(fields)}"
+        )
+    out: dict[str, tuple[Any, str]] = {}
+    for key, value in data.items():
+        if key in ("data_dir", "workspace") and isinstance(value, str):
+            relative = Path(value).expanduser()
+            value = relative if relative.is_absolute() else path.parent / relative
+        out[key] = (value, str(path))
+    return out

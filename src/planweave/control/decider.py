@@ -1,0 +1,457 @@
+"""The decider: what happens next, as a deterministic function of a job's state and an input.
+
+Every input the control plane receives (a submitted goal, a worker's report, a due retry timer, a
+cancel request, a dispatch decision) goes through one function here, which returns the events
+that follow from it. Each event is applied to the state as it is produced (``state.apply``), so the
+rest of the decision sees its effect. Nothing here reads a clock, draws a random number or does
+I/O: ``now`` is passed in and event ids are derived from the job id and ``seq``. Replaying the same
+inputs in the same order gives the same events, which is what the property tests check.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from planweave.constants import (
+    COMPOSE_TASK_ID,
+    DEFAULT_RETRY_BASE_S,
+    DEFAULT_RETRY_MAX_S,
+    ROOT_TASK_ID,
+    WORKER_COMPOSER,
+    WORKER_EXECUTOR,
+    WORKER_PLANNER,
+    WORKER_TOOL,
+)
+from planweave.events import (
+    ArtifactCreated,
+    Event,
+    JobCancelled,
+    JobCompleted,
+    JobFailed,
+    JobOptions,
+    JobSubmitted,
+    ReplanRequested,
+    SubtasksPlanned,
+    TaskAssigned,
+    TaskCancelled,
+    TaskCompleted,
+    TaskFailed,
+    TaskReady,
+    TaskRetrying,
+    TaskStarted,
+    Usage,
+)
+from planweave.messages import CallReport, Outcome, StartedReport
+from planweave.plan import TaskSpec, plan_problems
+from planweave.state import JobState, TaskState, apply
+
+__all__ = [
+    "Decision",
+    "assign",
+    "cancel",
+    "on_call",
+    "on_outcome",
+    "on_started",
+    "on_tick",
+    "backoff_s",
+    "next_timer",
+    "resume",
+    "submit",
+    "worker_for",
+]
+
+Decision = list[Event]
+
+_WORKER_BY_KIND = {
+    "plan": WORKER_PLANNER,
+    "execute": WORKER_EXECUTOR,
+    "compose": WORKER_COMPOSER,
+    "tool": WORKER_TOOL,
+}
+
+
+def worker_for(spec: TaskSpec) -> str:
+    """The kind of worker that runs a task."""
+    return _WORKER_BY_KIND[spec.kind]
+
+
+class _Out:
+    """Collects events, numbering and applying each one as it is produced."""
+
+    __slots__ = ("cause", "events", "now", "state")
+
+    def __init__(self, state: JobState, now: float, cause: str | None) -> None:
+        self.state = state
+        self.now = now
+        self.cause = cause
+        self.events: list[Event] = []
+
+    def emit(self, cls: type[Any], task_id: str | None = None, **fields: Any) -> None:
+        state = self.state
+        seq = state.seq + 1
+        event = cls(
+            job_id=state.id,
+            task_id=task_id,
+            seq=seq,
+            id=f"{state.id}:{seq}",
+            at=self.now,
+            causation_id=self.cause,
+            **fields,
+        )
+        apply(state, event)
+        self.events.append(event)
+
+
+def submit(
+    job_id: str,
+    *,
+    goal: str,
+    plan: tuple[TaskSpec, ...] | None,
+    options: JobOptions,
+    now: float,
+) -> tuple[JobState, Decision]:
+    """Start a job: from a goal (a planner task decomposes it) or from a user-written plan.
+
+    The plan, when given, must already be valid (``validate_plan``).
+    """
+    event = JobSubmitted(
+        job_id=job_id, seq=1, id=f"{job_id}:1", at=now, goal=goal, plan=plan, options=options
+    )
+    state = apply(None, event)
+    out = _Out(state, now, event.id)
+    out.events.append(event)
+    for task in list(state.tasks.values()):
+        if task.waiting == 0 and task.status == "pending":
+            out.emit(TaskReady, task.id)
+    return state, out.events
+
+
+def assign(state: JobState, task_id: str, *, worker: str, now: float) -> Decision:
+    """Hand a ready task to a worker: a new attempt begins (its number fences old reports)."""
+    task = state.tasks[task_id]
+    if state.terminal or task.status != "ready":
+        return []
+    out = _Out(state, now, None)
+    out.emit(TaskAssigned, task_id, attempt=task.attempt + 1, worker=worker)
+    return out.events
+
+
+def on_started(state: JobState, report: StartedReport, *, now: float) -> Decision:
+    """A worker began an attempt."""
+    task = state.tasks.get(report.task_id)
+    if (
+        state.terminal
+        or task is None
+        or task.status != "running"
+        or task.attempt != report.attempt
+        or task.started
+    ):
+        return []
+    out = _Out(state, now, report.id)
+    out.emit(TaskStarted, task.id, attempt=report.attempt, worker_id=report.worker_id)
+    return out.events
+
+
+def on_call(state: JobState, report: CallReport, *, now: float) -> Decision:
+    """A worker made an LLM or tool call; record it and enforce the job's dollar budget."""
+    task = state.tasks.get(report.task_id)
+    if state.terminal or task is None or task.attempt != report.attempt:
+        return []
+    out = _Out(state, now, report.id)
+    out.emit(type(report.event), task.id, **_call_fields(report))
+    budget = state.options.max_cost_usd
+    if budget is not None and state.cost_usd > budget:
+        _fail_job(
+            out,
+            f"the job spent ${state.cost_usd:.4f}, over its budget of ${budget:.4f}",
+            failed_task=task.id,
+            code="budget_exceeded",
+        )
+    return out.events
+
+
+def _call_fields(report: CallReport) -> dict[str, Any]:
+    skip = {"v", "id", "job_id", "task_id", "seq", "at", "causation_id", "type"}
+    return {k: v for k, v in report.event.__dict__.items() if k not in skip}
+
+
+def on_outcome(state: JobState, outcome: Outcome, *, now: float) -> Decision:
+    """A worker finished an attempt. Outcomes of stale attempts are ignored (fencing)."""
+    task = state.tasks.get(outcome.task_id)
+    if (
+        state.terminal
+        or task is None
+        or task.status != "running"
+        or task.attempt != outcome.attempt
+        or task.children
+    ):
+        return []
+    out = _Out(state, now, outcome.id)
+    if not task.started:
+        out.emit(TaskStarted, task.id, attempt=outcome.attempt, worker_id="")
+    if outcome.status == "succeeded":
+        for name, size, content_type in outcome.artifacts:
+            out.emit(ArtifactCreated, task.id, name=name, size=size, content_type=content_type)
+        if task.spec.kind == "plan" and outcome.subtasks:
+            _expand(out, task, outcome.subtasks)
+        else:
+            _complete(out, task, outcome.result, outcome.usage)
+    else:
+        _failed(out, task, outcome)
+    return out.events
+
+
+def _qualify(parent: TaskState, local_id: str) -> str:
+    return local_id if parent.id == ROOT_TASK_ID else f"{parent.id}.{local_id}"
+
+
+def _expand(out: _Out, task: TaskState, subtasks: tuple[TaskSpec, ...]) -> None:
+    """Add a plan task's sub-plan, with ids qualified by the parent's id."""
+    state = out.state
+    options = state.options
+    problems = plan_problems(subtasks, max_tasks=options.max_plan_tasks)
+    if problems:
+        _fail_task(out, task, "the planner produced an invalid plan: " + "; ".join(problems),
+                   "plan_invalid")
+        return
+    depth = task.depth + 1
+    specs: list[TaskSpec] = []
+    for spec in subtasks:
+        kind = spec.kind
+        if kind == "plan" and depth >= options.max_plan_depth:
+            kind = "execute"
+        if kind == "compose":
+            kind = "execute"
+        specs.append(
+            spec.model_copy(
+                update={
+                    "id": _qualify(task, spec.id),
+                    "kind": kind,
+                    "depends_on": tuple(_qualify(task, d) for d in spec.depends_on),
+                }
+            )
+        )
+    taken = [s.id for s in specs if s.id in state.tasks]
+    if taken:
+        _fail_task(out, task, f"sub-plan ids clash with existing tasks: {', '.join(taken)}",
+                   "plan_invalid")
+        return
+    if task.id == ROOT_TASK_ID and state.planned:
+        used = {d for s in specs for d in s.depends_on}
+        sinks = tuple(s.id for s in specs if s.id not in used)
+        specs.append(
+            TaskSpec(id=COMPOSE_TASK_ID, goal=state.goal, kind="compose", depends_on=sinks)
+        )
+    out.emit(SubtasksPlanned, task.id, tasks=tuple(specs), depth=depth)
+    for spec in specs:
+        child = state.tasks[spec.id]
+        if child.waiting == 0 and child.status == "pending":
+            out.emit(TaskReady, child.id)
+
+
+def _complete(out: _Out, task: TaskState, result: Any, usage: Usage) -> None:
+    """Record a success, wake dependents, and close finished parents and the job."""
+    state = out.state
+    out.emit(TaskCompleted, task.id, attempt=task.attempt, result=result, usage=usage)
+    tasks = state.tasks
+    for dep_id in task.dependents:
+        dependent = tasks[dep_id]
+        if dependent.waiting == 0 and dependent.status == "pending" and dependent.failures == 0:
+            out.emit(TaskReady, dep_id)
+    if task.parent is not None:
+        parent = tasks[task.parent]
+        if parent.open_children == 0 and parent.status == "running":
+            _complete(out, parent, _aggregate(state, parent), Usage())
+            return
+    if state.open_tasks == 0 and not state.terminal:
+        _finish_job(out)
+
+
+def _aggregate(state: JobState, parent: TaskState) -> Any:
+    """A plan task's result: its composer's, else its final children's results."""
+    tasks = state.tasks
+    live = [tasks[c] for c in parent.children if tasks[c].status == "succeeded"]
+    if COMPOSE_TASK_ID in parent.children and tasks[COMPOSE_TASK_ID].status == "succeeded":
+        return tasks[COMPOSE_TASK_ID].result
+    used = {d for child in live for d in child.spec.depends_on}
+    sinks = [c for c in live if c.id not in used]
+    if len(sinks) == 1:
+        return sinks[0].result
+    return "\n\n".join(_as_text(c.result) for c in sinks)
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else ("" if value is None else str(value))
+
+
+def _finish_job(out: _Out) -> None:
+    state = out.state
+    tasks = state.tasks
+    if state.planned:
+        result = tasks[ROOT_TASK_ID].result
+    else:
+        top = [t for t in tasks.values() if t.parent is None]
+        used = {d for t in top for d in t.spec.depends_on}
+        sinks = [t for t in top if t.id not in used and t.status == "succeeded"]
+        result = sinks[0].result if len(sinks) == 1 else {t.id: t.result for t in sinks}
+    out.emit(
+        JobCompleted,
+        None,
+        result=result,
+        artifacts=tuple(state.artifacts),
+        usage=Usage(
+            tokens_in=state.tokens_in,
+            tokens_out=state.tokens_out,
+            cost_usd=state.cost_usd,
+            llm_calls=state.llm_calls,
+        ),
+    )
+
+
+def backoff_s(failures: int, base_s: float = DEFAULT_RETRY_BASE_S) -> float:
+    """Delay before the next attempt after ``failures`` failures (exponential, capped)."""
+    return float(min(DEFAULT_RETRY_MAX_S, base_s * (2 ** max(0, failures - 1))))
+
+
+def _failed(out: _Out, task: TaskState, outcome: Outcome) -> None:
+    state = out.state
+    error = outcome.error or "the task failed"
+    max_attempts = task.spec.max_attempts or state.options.max_attempts
+    if outcome.retryable and task.failures + 1 < max_attempts:
+        delay = outcome.retry_delay_s
+        if delay is None:
+            delay = backoff_s(task.failures + 1, state.options.retry_base_s)
+        out.emit(
+            TaskRetrying,
+            task.id,
+            attempt=task.attempt,
+            error=error,
+            delay_s=delay,
+            not_before=out.now + delay,
+        )
+        if delay <= 0:
+            out.emit(TaskReady, task.id)
+        return
+    _fail_task(out, task, error, outcome.error_type)
+
+
+def _fail_task(out: _Out, task: TaskState, error: str, error_type: str) -> None:
+    """A task failed for good: replan when the job asks for it and may, else fail the job."""
+    state = out.state
+    out.emit(TaskFailed, task.id, attempt=task.attempt, error=error, error_type=error_type)
+    if (
+        state.options.on_failure == "replan"
+        and state.replans < state.options.max_replans
+        and task.spec.kind != "compose"
+    ):
+        _replan(out, task, error)
+        return
+    _fail_job(out, f"task {task.id!r} failed: {error}", failed_task=task.id, code="task_failed")
+
+
+def _replan(out: _Out, failed: TaskState, error: str) -> None:
+    """Replace the failed task and its unfinished dependents by a new plan task."""
+    state = out.state
+    tasks = state.tasks
+    doomed: list[str] = []
+    stack = list(failed.dependents)
+    seen: set[str] = set()
+    while stack:
+        task_id = stack.pop()
+        if task_id in seen:
+            continue
+        seen.add(task_id)
+        task = tasks[task_id]
+        if task.spec.kind == "compose" or task.terminal:
+            continue
+        doomed.append(task_id)
+        stack.extend(task.dependents)
+    doomed.sort(key=lambda t: tasks[t].order)
+    for task_id in doomed:
+        out.emit(TaskCancelled, task_id, reason=f"superseded by a new plan after {failed.id!r} failed")
+    done = [t for t in tasks.values() if t.status == "succeeded" and t.parent == failed.parent]
+    remaining = [failed, *(tasks[t] for t in doomed)]
+    lines = [f"Overall goal: {state.goal}"]
+    if done:
+        lines.append("Already done: " + "; ".join(t.spec.goal for t in done if t.spec.goal))
+    lines.append(f"This step failed: {failed.spec.goal} (error: {error})")
+    lines.append("Plan the remaining work differently: " + "; ".join(
+        t.spec.goal for t in remaining if t.spec.goal))
+    base = f"replan{state.replans + 1}"
+    replan_id = base if failed.parent in (None, ROOT_TASK_ID) else f"{failed.parent}.{base}"
+    deps = tuple(d for d in failed.spec.depends_on if tasks[d].status == "succeeded")
+    out.emit(
+        ReplanRequested,
+        replan_id,
+        failed_task=failed.id,
+        reason=error,
+        goal="\n".join(lines),
+        superseded=tuple(doomed),
+        depends_on=deps,
+        depth=failed.depth,
+    )
+    if state.tasks[replan_id].waiting == 0:
+        out.emit(TaskReady, replan_id)
+
+
+def _fail_job(out: _Out, reason: str, *, failed_task: str | None, code: str) -> None:
+    state = out.state
+    for task in list(state.tasks.values()):
+        if not task.terminal:
+            out.emit(TaskCancelled, task.id, reason="job failed")
+    out.emit(JobFailed, None, reason=reason, failed_task=failed_task, code=code)
+
+
+def on_tick(state: JobState, *, now: float) -> Decision:
+    """Retry timers: tasks whose backoff has passed become ready again."""
+    if state.terminal:
+        return []
+    out = _Out(state, now, None)
+    for task in state.tasks.values():
+        if (
+            task.status == "pending"
+            and task.failures > 0
+            and task.waiting == 0
+            and task.not_before <= now
+        ):
+            out.emit(TaskReady, task.id)
+    return out.events
+
+
+def next_timer(state: JobState) -> float | None:
+    """When ``on_tick`` next has something to do for this job (``None``: nothing pending)."""
+    due = [
+        t.not_before
+        for t in state.tasks.values()
+        if t.status == "pending" and t.failures > 0 and t.waiting == 0
+    ]
+    return min(due) if due else None
+
+
+def cancel(state: JobState, *, reason: str, now: float) -> Decision:
+    """Cancel the job and every task that has not finished."""
+    if state.terminal:
+        return []
+    out = _Out(state, now, None)
+    for task in list(state.tasks.values()):
+        if not task.terminal:
+            out.emit(TaskCancelled, task.id, reason=reason)
+    out.emit(JobCancelled, None, reason=reason)
+    return out.events
+
+
+def resume(state: JobState, *, now: float) -> Decision:
+    """After a restart: attempts that were running are lost, so their tasks become ready again.
+
+    Plan tasks waiting on their children are left alone; tasks that had succeeded are kept.
+    """
+    if state.terminal:
+        return []
+    out = _Out(state, now, None)
+    for task in list(state.tasks.values()):
+        if task.status == "running" and not task.children:
+            out.emit(TaskReady, task.id)
+    if state.open_tasks == 0:
+        _finish_job(out)
+    return out.events
+

@@ -1,0 +1,495 @@
+"""The control plane: the only writer of job state.
+
+It owns the active jobs' state in memory, feeds every input (a submission, a worker's report, a
+due retry, a cancel) through the decider, and writes the resulting events and changed rows in one
+store transaction. Only after that commit does it hand out work items, publish the events and wake
+whoever waits on a job; so a work item never exists for a state the store has not recorded, and a
+crash at any point leaves a store that ``resume`` can carry on from.
+
+Inputs are decided synchronously into a buffer and flushed together (group commit): when 500
+outcomes arrive at once they cost one transaction, not 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from planweave.bus.base import Bus, Delivery
+from planweave.constants import EVENT_TOPIC_ALL, OUTCOME_QUEUE, QUEUE_PREFIX
+from planweave.control import decider
+from planweave.errors import JobNotFound
+from planweave.events import ArtifactCreated, Event, JobOptions, SubtasksPlanned, new_id
+from planweave.messages import CallReport, Outcome, StartedReport, WorkItem
+from planweave.plan import TaskSpec
+from planweave.state import JobState
+from planweave.store.base import ArtifactRow, Batch, Store
+
+__all__ = ["ControlPlane", "PlaneSettings"]
+
+log = logging.getLogger("planweave.control")
+
+_LEAVES_RUNNING = frozenset(
+    {"TaskCompleted", "TaskFailed", "TaskRetrying", "TaskCancelled", "TaskReady"}
+)
+
+
+@dataclass(slots=True, kw_only=True)
+class PlaneSettings:
+    """Tuning of a control plane.
+
+    Attributes:
+        max_inflight: Most work items out at once per worker kind.
+        lease_s: How long a claim on a job lasts without renewal (another process may take
+            over a job whose owner stopped renewing).
+        poll_s: How often to look for commands left by other processes (cancel).
+        workspace_root: Folder under which each job gets its own workspace.
+        default_model: Model URL put on work items whose job names none.
+        known_tools: Names of registered tools (told to planners).
+    """
+
+    max_inflight: dict[str, int] = field(
+        default_factory=lambda: {"planner": 4, "executor": 8, "composer": 4, "tool": 1024}
+    )
+    lease_s: float = 30.0
+    poll_s: float = 0.25
+    workspace_root: Path = Path(".planweave/workspaces")
+    default_model: str | None = None
+    known_tools: tuple[str, ...] = ()
+
+
+class _Pending:
+    """What the next flush writes and, once written, does."""
+
+    __slots__ = ("acks", "dirty_jobs", "dirty_tasks", "events", "items", "artifacts")
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.dirty_jobs: set[str] = set()
+        self.dirty_tasks: set[tuple[str, str]] = set()
+        self.items: list[WorkItem] = []
+        self.acks: list[Delivery] = []
+        self.artifacts: list[ArtifactRow] = []
+
+
+class ControlPlane:
+    """Runs jobs: decides, records, dispatches. One per process that owns jobs."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        bus: Bus,
+        settings: PlaneSettings | None = None,
+        owner: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.settings = settings or PlaneSettings()
+        self.owner = owner or f"plane-{new_id()[:12]}"
+        self._clock = clock
+        self._jobs: dict[str, JobState] = {}
+        self._workspaces: dict[str, Path] = {}
+        self._workspace_strs: dict[str, str] = {}
+        self._pending = _Pending()
+        self._ready: deque[tuple[str, str]] = deque()
+        self._inflight: dict[str, int] = {}
+        self._running: dict[tuple[str, str], str] = {}
+        self._waiters: dict[str, list[asyncio.Future[JobState]]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._timer_wake = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
+        self._closed = False
+        self.rejected_reports = 0
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._report_loop(), name="planweave-reports"),
+            asyncio.create_task(self._timer_loop(), name="planweave-timers"),
+            asyncio.create_task(self._command_loop(), name="planweave-commands"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop deciding; flush what was decided; release claims so another process may resume."""
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        with contextlib.suppress(Exception):
+            await self._flush()
+        for job_id in list(self._jobs):
+            with contextlib.suppress(Exception):
+                await self.store.release_job(job_id, self.owner)
+        for futures in self._waiters.values():
+            for future in futures:
+                if not future.done():
+                    future.cancel()
+        self._waiters.clear()
+
+    # --- inputs ---------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        *,
+        goal: str,
+        plan: tuple[TaskSpec, ...] | None,
+        options: JobOptions,
+        job_id: str | None = None,
+    ) -> str:
+        """Record a new job and start it. Returns its id once the submission is durable."""
+        job_id = job_id or new_id()
+        state, events = decider.submit(
+            job_id, goal=goal, plan=plan, options=options, now=self._clock()
+        )
+        self._jobs[job_id] = state
+        self._take(state, events)
+        await self._flush()
+        await self.store.claim_job(job_id, self.owner, lease_s=self.settings.lease_s,
+                                   now=self._clock())
+        return job_id
+
+    async def adopt(self, job_id: str, *, force: bool = False) -> JobState:
+        """Take over a job from the store (after a crash or in another process) and carry on.
+
+        Raises:
+            JobNotFound: no such job.
+            RuntimeError: another live process owns the job (unless ``force``).
+        """
+        if job_id in self._jobs:
+            return self._jobs[job_id]
+        state = await self.store.load_job(job_id)
+        if state is None:
+            raise JobNotFound(job_id)
+        if state.terminal:
+            return state
+        now = self._clock()
+        lease = 0.0 if force else self.settings.lease_s
+        if not force and not await self.store.claim_job(job_id, self.owner, lease_s=lease, now=now):
+            raise RuntimeError(
+                f"job {job_id} is being run by another process; stop it first or wait "
+                f"{self.settings.lease_s:.0f} s for its claim to expire"
+            )
+        if force:
+            await self.store.release_job(job_id, "")
+            await self.store.claim_job(job_id, self.owner, lease_s=self.settings.lease_s, now=now)
+        self._jobs[job_id] = state
+        events = decider.resume(state, now=now)
+        self._take(state, events)
+        for task in state.tasks.values():
+            if task.status == "ready":
+                self._ready.append((job_id, task.id))
+        self._timer_wake.set()
+        await self._flush()
+        return state
+
+    async def cancel(self, job_id: str, *, reason: str = "cancelled by the user") -> bool:
+        """Cancel a job this plane owns. Returns ``False`` when it is not active here."""
+        state = self._jobs.get(job_id)
+        if state is None or state.terminal:
+            return False
+        self._take(state, decider.cancel(state, reason=reason, now=self._clock()))
+        await self._flush()
+        return True
+
+    async def wait(self, job_id: str) -> JobState:
+        """Wait until a job this plane runs reaches a terminal state; return that state."""
+        state = self._jobs.get(job_id)
+        if state is None:
+            loaded = await self.store.load_job(job_id)
+            if loaded is None:
+                raise JobNotFound(job_id)
+            if loaded.terminal:
+                return loaded
+            raise RuntimeError(f"job {job_id} is not running in this process; resume it first")
+        if state.terminal:
+            return state
+        future: asyncio.Future[JobState] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(job_id, []).append(future)
+        return await future
+
+    def job(self, job_id: str) -> JobState | None:
+        """The in-memory state of a job this plane runs."""
+        return self._jobs.get(job_id)
+
+    # --- deciding -------------------------------------------------------------------------
+
+    def _take(self, state: JobState, events: list[Event]) -> None:
+        """Buffer a decision's events and note what changed."""
+        if not events:
+            return
+        pending = self._pending
+        pending.events.extend(events)
+        job_id = state.id
+        pending.dirty_jobs.add(job_id)
+        dirty = pending.dirty_tasks
+        running = self._running
+        for event in events:
+            task_id = event.task_id
+            if task_id is None:
+                continue
+            dirty.add((job_id, task_id))
+            kind = event.type
+            if kind == "TaskReady":
+                self._ready.append((job_id, task_id))
+            elif kind == "SubtasksPlanned":
+                assert isinstance(event, SubtasksPlanned)
+                for spec in event.tasks:
+                    dirty.add((job_id, spec.id))
+            elif kind == "ArtifactCreated":
+                assert isinstance(event, ArtifactCreated)
+                pending.artifacts.append(
+                    ArtifactRow(
+                        job_id=job_id,
+                        task_id=task_id,
+                        name=event.name,
+                        path=str(self._workspace(state) / event.name),
+                        size=event.size,
+                        content_type=event.content_type,
+                        created_at=event.at,
+                    )
+                )
+            elif kind == "ReplanRequested":
+                for task in state.tasks.values():
+                    dirty.add((job_id, task.id))
+            if kind in _LEAVES_RUNNING or kind == "SubtasksPlanned":
+                worker = running.pop((job_id, task_id), None)
+                if worker is not None:
+                    self._inflight[worker] -= 1
+
+    def _handle(self, message: Any) -> None:
+        state = self._jobs.get(message.job_id)
+        if state is None:
+            self.rejected_reports += 1
+            return
+        now = self._clock()
+        if isinstance(message, Outcome):
+            events = decider.on_outcome(state, message, now=now)
+        elif isinstance(message, StartedReport):
+            events = decider.on_started(state, message, now=now)
+        elif isinstance(message, CallReport):
+            events = decider.on_call(state, message, now=now)
+        else:
+            events = []
+        if not events and isinstance(message, Outcome):
+            self.rejected_reports += 1
+        self._take(state, events)
+        if any(e.type == "TaskRetrying" for e in events):
+            self._timer_wake.set()
+
+    def _dispatch(self) -> None:
+        """Assign ready tasks to workers, within each kind's in-flight limit."""
+        ready = self._ready
+        if not ready:
+            return
+        limits = self.settings.max_inflight
+        inflight = self._inflight
+        skipped: list[tuple[str, str]] = []
+        now = self._clock()
+        while ready:
+            job_id, task_id = ready.popleft()
+            state = self._jobs.get(job_id)
+            if state is None or state.terminal:
+                continue
+            task = state.tasks[task_id]
+            if task.status != "ready":
+                continue
+            worker = decider.worker_for(task.spec)
+            if inflight.get(worker, 0) >= limits.get(worker, 8):
+                skipped.append((job_id, task_id))
+                continue
+            events = decider.assign(state, task_id, worker=worker, now=now)
+            self._take(state, events)
+            inflight[worker] = inflight.get(worker, 0) + 1
+            self._running[(job_id, task_id)] = worker
+            self._pending.items.append(self._work_item(state, task_id, worker))
+        ready.extend(skipped)
+
+    def _work_item(self, state: JobState, task_id: str, worker: str) -> WorkItem:
+        tasks = state.tasks
+        task = tasks[task_id]
+        inputs: dict[str, Any] = {}
+        goals: dict[str, str] = {}
+        node = task
+        while True:
+            for dep in node.spec.depends_on:
+                dep_task = tasks[dep]
+                inputs[dep] = dep_task.result
+                goals[dep] = dep_task.spec.goal
+            if node.parent is None:
+                break
+            node = tasks[node.parent]
+        options = state.options
+        return WorkItem(
+            id=f"{state.id}:{task_id}:{task.attempt}",
+            job_id=state.id,
+            task_id=task_id,
+            attempt=task.attempt,
+            worker=worker,
+            spec=task.spec,
+            job_goal=state.goal,
+            inputs=inputs,
+            input_goals=goals,
+            depth=task.depth,
+            model=options.model or self.settings.default_model,
+            workspace=self._workspace_str(state),
+            max_agent_steps=options.max_agent_steps,
+            max_plan_tasks=options.max_plan_tasks,
+            allow_subplans=task.depth + 1 < options.max_plan_depth,
+            known_tools=self.settings.known_tools,
+        )
+
+    def _workspace_str(self, state: JobState) -> str:
+        text = self._workspace_strs.get(state.id)
+        if text is None:
+            text = self._workspace_strs[state.id] = str(self._workspace(state))
+        return text
+
+    def _workspace(self, state: JobState) -> Path:
+        path = self._workspaces.get(state.id)
+        if path is None:
+            if state.options.workspace:
+                path = Path(state.options.workspace)
+            else:
+                path = self.settings.workspace_root / state.id
+            self._workspaces[state.id] = path
+        return path
+
+    # --- writing --------------------------------------------------------------------------
+
+    async def _flush(self) -> None:
+        """Commit what was decided, then dispatch, publish and wake waiters.
+
+        Flushes run one at a time; inputs decided while a commit is in flight are written by
+        the next flush together (group commit).
+        """
+        async with self._flush_lock:
+            await self._flush_locked()
+
+    async def _flush_locked(self) -> None:
+        self._dispatch()
+        pending = self._pending
+        if not pending.events and not pending.acks:
+            return
+        self._pending = _Pending()
+        jobs = self._jobs
+        batch = Batch(
+            jobs=[jobs[j].to_row() for j in pending.dirty_jobs if j in jobs],
+            tasks=[
+                jobs[j].tasks[t].to_row(j)
+                for j, t in pending.dirty_tasks
+                if j in jobs and t in jobs[j].tasks
+            ],
+            events=pending.events,
+            artifacts=pending.artifacts,
+        )
+        if batch:
+            await self.store.commit(batch)
+        bus = self.bus
+        for item in pending.items:
+            await bus.enqueue(QUEUE_PREFIX + item.worker, item)
+        for delivery in pending.acks:
+            await bus.ack(delivery)
+        for event in pending.events:
+            await bus.publish(EVENT_TOPIC_ALL, event)
+            await bus.publish(f"{EVENT_TOPIC_ALL}:{event.job_id}", event)
+        for job_id in pending.dirty_jobs:
+            state = jobs.get(job_id)
+            if state is not None and state.terminal:
+                self._finished(state)
+
+    def _finished(self, state: JobState) -> None:
+        del self._jobs[state.id]
+        self._workspaces.pop(state.id, None)
+        self._workspace_strs.pop(state.id, None)
+        for future in self._waiters.pop(state.id, []):
+            if not future.done():
+                future.set_result(state)
+        for task in state.tasks.values():
+            worker = self._running.pop((state.id, task.id), None)
+            if worker is not None:
+                self._inflight[worker] -= 1
+        asyncio.get_running_loop().create_task(self._release(state.id))
+
+    async def _release(self, job_id: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.store.release_job(job_id, self.owner)
+
+    # --- loops ----------------------------------------------------------------------------
+
+    async def _report_loop(self) -> None:
+        bus = self.bus
+        while not self._closed:
+            try:
+                deliveries = await bus.receive(
+                    OUTCOME_QUEUE, self.owner, max_items=1024, lease_s=60.0
+                )
+                if not deliveries:
+                    continue
+                for delivery in deliveries:
+                    self._handle(delivery.message)
+                self._pending.acks.extend(deliveries)
+                await self._flush()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("control plane: handling reports failed; retrying")
+                await asyncio.sleep(0.5)
+
+    async def _timer_loop(self) -> None:
+        while not self._closed:
+            now = self._clock()
+            due: float | None = None
+            for state in list(self._jobs.values()):
+                when = decider.next_timer(state)
+                if when is None:
+                    continue
+                if when <= now:
+                    self._take(state, decider.on_tick(state, now=now))
+                else:
+                    due = when if due is None else min(due, when)
+            if self._pending.events:
+                await self._flush()
+            self._timer_wake.clear()
+            timeout = None if due is None else max(0.0, due - self._clock())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._timer_wake.wait(), timeout)
+
+    async def _command_loop(self) -> None:
+        """Commands left in the store by other processes, and renewal of job claims."""
+        last_renew = 0.0
+        while not self._closed:
+            await asyncio.sleep(self.settings.poll_s)
+            job_ids = list(self._jobs)
+            if not job_ids:
+                continue
+            try:
+                for command in await self.store.take_commands(job_ids):
+                    if command.name == "cancel":
+                        await self.cancel(
+                            command.job_id, reason=str(command.args.get("reason", "cancelled"))
+                        )
+                now = self._clock()
+                if now - last_renew > self.settings.lease_s / 3:
+                    last_renew = now
+                    for job_id in job_ids:
+                        await self.store.claim_job(
+                            job_id, self.owner, lease_s=self.settings.lease_s, now=now
+                        )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("control plane: polling commands failed")
+

@@ -1,0 +1,374 @@
+"""The engine: one object that wires a store, a bus, a control plane and workers together.
+
+``Engine`` is the Python entry point: ``await engine.run(goal)`` plans and carries out a goal,
+``await engine.run(plan=...)`` runs a user-written DAG. Backends are chosen by URL; everything
+runs in the calling process on the embedded default (SQLite file + in-process bus).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from planweave.agents import Agent, AgentRegistry, ReactAgent
+from planweave.bus import Bus, open_bus
+from planweave.constants import (
+    DEFAULT_DATA_DIR,
+    DEFAULT_STORE_FILE,
+    EVENT_TOPIC_ALL,
+    WORKER_COMPOSER,
+    WORKER_EXECUTOR,
+    WORKER_PLANNER,
+    WORKER_TOOL,
+)
+from planweave.control.plane import ControlPlane, PlaneSettings
+from planweave.errors import JobNotFound, UsageError
+from planweave.events import Event, JobOptions, Usage
+from planweave.llm import Model, ModelOptions
+from planweave.plan import Plan, TaskSpec, validate_plan
+from planweave.state import JobState
+from planweave.store import Store, open_store
+from planweave.tools import Tool, ToolRegistry, builtin_tools
+from planweave.workers.handlers import ModelCache, WorkerServices, handler_for
+from planweave.workers.pool import WorkerPool
+
+__all__ = ["Engine", "JobResult"]
+
+MAX_USER_PLAN_TASKS = 10_000
+DEFAULT_CONCURRENCY = {WORKER_PLANNER: 2, WORKER_EXECUTOR: 4, WORKER_COMPOSER: 2, WORKER_TOOL: 512}
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    """How a job ended.
+
+    Attributes:
+        job_id: The job's id.
+        status: ``succeeded``, ``failed`` or ``cancelled``.
+        result: The final answer (the composer's Markdown for a goal; the final tasks' results
+            for a user plan).
+        error: Why it failed or was cancelled.
+        artifacts: Paths of the files it produced.
+        usage: Tokens and dollars spent.
+    """
+
+    job_id: str
+    status: str
+    result: Any = None
+    error: str | None = None
+    artifacts: tuple[Path, ...] = ()
+    usage: Usage = field(default_factory=Usage)
+    tasks: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+
+class Engine:
+    """Plans and runs jobs.
+
+    Args:
+        store: Store URL (``sqlite:///jobs.db``, ``memory://``) or a ``Store``. Default: a SQLite
+            file in ``data_dir``.
+        bus: Bus URL (``memory://``) or a ``Bus``.
+        model: Default model URL (``openai:gpt-4o-mini``, ``local:``, ``scripted:file.yaml``) or a
+            ``Model``. Default: the offline local model.
+        tools: Extra tools (``@tool`` functions) the agents and ``tool`` tasks may use.
+        agents: Extra agents, by name, for ``execute`` tasks that name them.
+        builtins: Include the built-in tools (calculator, files, http_fetch, current_time).
+        data_dir: Where the default store and per-job workspaces live.
+        model_options: Provider options (base URL, threads, timeouts).
+        concurrency: Items run at once per worker kind (planner, executor, composer, tool).
+        allow_private_network: Let ``http_fetch`` reach private and loopback addresses.
+        run_workers: Run worker pools in this process (``False`` for a control plane whose
+            workers run elsewhere).
+    """
+
+    def __init__(
+        self,
+        *,
+        store: str | Store | None = None,
+        bus: str | Bus = "memory://",
+        model: str | Model | None = None,
+        tools: Iterable[Tool[Any, Any] | Callable[..., Any]] = (),
+        agents: Iterable[Agent] = (),
+        builtins: bool = True,
+        data_dir: str | Path | None = None,
+        model_options: ModelOptions | None = None,
+        concurrency: dict[str, int] | None = None,
+        allow_private_network: bool = False,
+        run_workers: bool = True,
+        lease_s: float = 30.0,
+    ) -> None:
+        self.data_dir = Path(data_dir) if data_dir is not None else Path(DEFAULT_DATA_DIR)
+        if store is None:
+            store = f"sqlite:///{self.data_dir / DEFAULT_STORE_FILE}"
+        self.store: Store = open_store(store) if isinstance(store, str) else store
+        self.bus: Bus = open_bus(bus) if isinstance(bus, str) else bus
+        self.tools = ToolRegistry(builtin_tools() if builtins else ())
+        for item in tools:
+            self.tools.register(item)
+        self.agents = AgentRegistry()
+        self.agents.register(ReactAgent())
+        for agent in agents:
+            self.agents.register(agent)
+        if model is None or isinstance(model, str):
+            self.models = ModelCache(default=model or "local:", options=model_options)
+        else:
+            self.models = ModelCache(default=model.name, options=model_options,
+                                     models={model.name: model})
+        self.concurrency = {**DEFAULT_CONCURRENCY, **(concurrency or {})}
+        self.allow_private_network = allow_private_network
+        self.run_workers = run_workers
+        self.lease_s = lease_s
+        self.plane = ControlPlane(
+            store=self.store,
+            bus=self.bus,
+            settings=PlaneSettings(
+                max_inflight={k: max(v * 2, v + 8) for k, v in self.concurrency.items()},
+                lease_s=lease_s,
+                workspace_root=self.data_dir / "workspaces",
+                default_model=self.models.default,
+                known_tools=tuple(self.tools.names()),
+            ),
+        )
+        self._pools: list[WorkerPool] = []
+        self._started = False
+        self._closing = False
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the store and bus and start the control plane and workers (idempotent)."""
+        if self._started:
+            return
+        await self.store.open()
+        await self.bus.open()
+        await self.plane.start()
+        if self.run_workers:
+            services = WorkerServices(
+                tools=self.tools,
+                agents=self.agents,
+                models=self.models,
+                allow_private_network=self.allow_private_network,
+            )
+            for kind, size in self.concurrency.items():
+                pool = WorkerPool(
+                    bus=self.bus,
+                    kind=kind,
+                    handler=handler_for(kind, services),
+                    concurrency=size,
+                    lease_s=self.lease_s,
+                    report_started_after_s=0.05 if kind == WORKER_TOOL else 0.0,
+                )
+                await pool.start()
+                self._pools.append(pool)
+        self._started = True
+
+    async def close(self, *, grace_s: float = 5.0) -> None:
+        """Stop cleanly: running work finishes or is released, everything decided is written."""
+        if not self._started or self._closing:
+            return
+        self._closing = True
+        try:
+            for pool in self._pools:
+                await pool.stop(grace_s=grace_s)
+            self._pools = []
+            await self.plane.stop()
+            await self.models.aclose()
+            await self.bus.close()
+            await self.store.close()
+        finally:
+            self._started = False
+            self._closing = False
+
+    async def __aenter__(self) -> Engine:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- jobs -----------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        goal: str | None = None,
+        *,
+        plan: Plan | Sequence[TaskSpec] | None = None,
+        options: JobOptions | None = None,
+        **option_fields: Any,
+    ) -> str:
+        """Start a job and return its id without waiting for it.
+
+        Give a ``goal`` (a planner decomposes it) or a ``plan`` (run as written), or both (the
+        goal then describes the plan). Extra keyword arguments set ``JobOptions`` fields.
+
+        Raises:
+            UsageError: neither a goal nor a plan, or bad options.
+            PlanInvalid: the plan does not validate.
+        """
+        await self.start()
+        opts = _options(options, option_fields)
+        specs: tuple[TaskSpec, ...] | None = None
+        if plan is not None:
+            specs = tuple(plan.tasks) if isinstance(plan, Plan) else tuple(plan)
+            validate_plan(specs, max_tasks=MAX_USER_PLAN_TASKS, known_tools=self.tools.names())
+            for spec in specs:
+                if spec.kind == "execute" and spec.agent is not None:
+                    self.agents.get(spec.agent)
+            if isinstance(plan, Plan):
+                if plan.on_failure is not None and "on_failure" not in option_fields:
+                    opts = opts.model_copy(update={"on_failure": plan.on_failure})
+                goal = goal or plan.goal
+            goal = goal or "(user plan)"
+        elif not goal or not goal.strip():
+            raise UsageError("give a goal, or a plan to run")
+        return await self.plane.submit(goal=goal, plan=specs, options=opts)
+
+    async def wait(self, job_id: str) -> JobResult:
+        """Wait for a job running in this engine to finish."""
+        state = await self.plane.wait(job_id)
+        return await self._result(state)
+
+    async def run(
+        self,
+        goal: str | None = None,
+        *,
+        plan: Plan | Sequence[TaskSpec] | None = None,
+        options: JobOptions | None = None,
+        **option_fields: Any,
+    ) -> JobResult:
+        """Run a job to its end and return how it ended (see ``submit`` for the arguments)."""
+        job_id = await self.submit(goal, plan=plan, options=options, **option_fields)
+        return await self.wait(job_id)
+
+    def run_sync(self, goal: str | None = None, **kwargs: Any) -> JobResult:
+        """``run`` for scripts: starts the engine, runs the job, closes the engine."""
+        return _run_sync(self._run_and_close(goal, **kwargs))
+
+    async def _run_and_close(self, goal: str | None, **kwargs: Any) -> JobResult:
+        try:
+            return await self.run(goal, **kwargs)
+        finally:
+            await self.close()
+
+    async def resume(self, job_id: str, *, force: bool = False) -> JobResult:
+        """Carry on a job that stopped (its process was killed): finished tasks are kept."""
+        await self.start()
+        state = await self.plane.adopt(job_id, force=force)
+        if state.terminal:
+            return await self._result(state)
+        return await self.wait(job_id)
+
+    async def cancel(self, job_id: str, *, reason: str = "cancelled by the user") -> bool:
+        """Cancel a job, whichever process runs it. Returns ``False`` if it already ended."""
+        await self.start()
+        if await self.plane.cancel(job_id, reason=reason):
+            return True
+        state = await self.store.load_job(job_id)
+        if state is None:
+            raise JobNotFound(job_id)
+        if state.terminal:
+            return False
+        await self.store.add_command(job_id, "cancel", {"reason": reason}, now=_now())
+        return True
+
+    async def get(self, job_id: str) -> JobState:
+        """The stored state of a job."""
+        await self.start()
+        state = self.plane.job(job_id) or await self.store.load_job(job_id)
+        if state is None:
+            raise JobNotFound(job_id)
+        return state
+
+    async def events(self, job_id: str, *, after_seq: int = 0) -> list[Event]:
+        """A job's recorded events after ``after_seq``."""
+        await self.start()
+        return await self.store.read_events(job_id, after_seq=after_seq)
+
+    async def follow(
+        self, job_id: str, *, after_seq: int = 0, poll_s: float = 0.2
+    ) -> AsyncIterator[Event]:
+        """A job's events from ``after_seq`` on, live, until the job ends.
+
+        Works whichever process runs the job: history comes from the store, live events from
+        this process's bus when it runs the job, else by polling the store.
+        """
+        await self.start()
+        seq = after_seq
+        sub = self.bus.subscribe(f"{EVENT_TOPIC_ALL}:{job_id}")
+        try:
+            while True:
+                for event in await self.store.read_events(job_id, after_seq=seq):
+                    seq = event.seq
+                    yield event
+                    if event.type in ("JobCompleted", "JobFailed", "JobCancelled"):
+                        return
+                if self.plane.job(job_id) is None:
+                    await asyncio.sleep(poll_s)
+                    continue
+                live = _next_event(sub, poll_s)
+                event = await live
+                if event is not None and event.seq == seq + 1:
+                    seq = event.seq
+                    yield event
+                    if event.type in ("JobCompleted", "JobFailed", "JobCancelled"):
+                        return
+        finally:
+            await sub.close()
+
+    async def _result(self, state: JobState) -> JobResult:
+        artifacts = tuple(Path(a.path) for a in await self.store.artifacts(state.id))
+        return JobResult(
+            job_id=state.id,
+            status=state.status,
+            result=state.result,
+            error=state.error,
+            artifacts=artifacts,
+            usage=Usage(tokens_in=state.tokens_in, tokens_out=state.tokens_out,
+                        cost_usd=state.cost_usd, llm_calls=state.llm_calls),
+            tasks=len(state.tasks),
+        )
+
+
+async def _next_event(sub: Any, timeout_s: float) -> Event | None:
+    iterator = sub.__aiter__()
+    try:
+        event: Event = await asyncio.wait_for(iterator.__anext__(), timeout_s)
+        return event
+    except (TimeoutError, StopAsyncIteration):
+        return None
+
+
+def _options(options: JobOptions | None, fields: dict[str, Any]) -> JobOptions:
+    base = options or JobOptions()
+    if not fields:
+        return base
+    try:
+        return JobOptions.model_validate({**base.model_dump(), **fields})
+    except Exception as exc:
+        raise UsageError(f"bad job options: {exc}") from None
+
+
+def _now() -> float:
+    import time
+
+    return time.time()
+
+
+def _run_sync(coro: Awaitable[T]) -> T:
+    async def main() -> T:
+        return await coro
+
+    with contextlib.suppress(RuntimeError):
+        asyncio.get_running_loop()
+        raise UsageError("run_sync cannot be called from a running event loop; await run()")
+    return asyncio.run(main())

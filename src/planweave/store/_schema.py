@@ -1,0 +1,176 @@
+"""The SQL schema of the stores, defined once with SQLAlchemy Core, and its migrations.
+
+Every SQL store (SQLite, Postgres) builds its statements from these tables, so a column is added
+in one place. ``MIGRATIONS[i]`` brings a database from schema version ``i`` to ``i + 1``; a store
+applies the missing ones on open and records the version in ``pw_meta``. A migration receives an
+``execute`` callable that runs one SQLAlchemy statement (DDL or DML) in the store's transaction,
+so the same list serves every dialect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.sql.expression import ClauseElement
+
+from planweave.constants import (
+    STORE_SCHEMA_VERSION,
+    TABLE_ARTIFACTS,
+    TABLE_COMMANDS,
+    TABLE_EVENTS,
+    TABLE_JOBS,
+    TABLE_META,
+    TABLE_TASKS,
+)
+
+__all__ = [
+    "JSON_COLUMNS",
+    "MIGRATIONS",
+    "SCHEMA_VERSION_KEY",
+    "artifacts",
+    "commands",
+    "events",
+    "jobs",
+    "meta",
+    "metadata",
+    "tasks",
+]
+
+SCHEMA_VERSION_KEY: Final = "schema_version"
+
+# JSON is text in SQLite (a column typed JSON would get NUMERIC affinity there and turn the
+# document "123" into the integer 123) and JSONB in Postgres.
+Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql").with_variant(sa.Text(), "sqlite")
+
+metadata = sa.MetaData()
+
+
+# ``sqlite_with_rowid=False``: SQLite keeps rows of a WITHOUT ROWID table in primary-key order,
+# one b-tree less per insert, and a job's tasks and events lie together. Other dialects ignore it.
+
+jobs = sa.Table(
+    TABLE_JOBS,
+    metadata,
+    sa.Column("job_id", sa.String, primary_key=True),
+    sa.Column("goal", sa.Text, nullable=False),
+    sa.Column("options", Json, nullable=False),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float),
+    sa.Column("result", Json),
+    sa.Column("error", sa.Text),
+    sa.Column("artifacts", Json, nullable=False),
+    sa.Column("tokens_in", sa.Integer, nullable=False),
+    sa.Column("tokens_out", sa.Integer, nullable=False),
+    sa.Column("cost_usd", sa.Float, nullable=False),
+    sa.Column("llm_calls", sa.Integer, nullable=False),
+    sa.Column("tool_calls", sa.Integer, nullable=False),
+    sa.Column("replans", sa.Integer, nullable=False),
+    sa.Column("planned", sa.Boolean, nullable=False),
+    # The claim of the control plane that runs the job (never part of a row a batch writes).
+    sa.Column("owner", sa.String),
+    sa.Column("lease_until", sa.Float),
+    # The only index of pw_jobs is on a column no update touches, so the job row a step
+    # rewrites costs no index page (active jobs are found by a scan: there are few jobs).
+    sa.Index("ix_pw_jobs_created", "created_at"),
+    sqlite_with_rowid=False,
+)
+
+tasks = sa.Table(
+    TABLE_TASKS,
+    metadata,
+    sa.Column("job_id", sa.String, primary_key=True),
+    sa.Column("task_id", sa.String, primary_key=True),
+    sa.Column("spec", Json, nullable=False),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("parent", sa.String),
+    sa.Column("depth", sa.Integer, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("started", sa.Boolean, nullable=False),
+    sa.Column("result", Json),
+    sa.Column("error", sa.Text),
+    sa.Column("not_before", sa.Float, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("started_at", sa.Float),
+    sa.Column("finished_at", sa.Float),
+    sa.Column("tokens_in", sa.Integer, nullable=False),
+    sa.Column("tokens_out", sa.Integer, nullable=False),
+    sa.Column("cost_usd", sa.Float, nullable=False),
+    sa.Column("ord", sa.Integer, nullable=False),
+    sa.Column("superseded", sa.Boolean, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+events = sa.Table(
+    TABLE_EVENTS,
+    metadata,
+    sa.Column("job_id", sa.String, primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("id", sa.String, nullable=False, unique=True),
+    sa.Column("type", sa.String, nullable=False),
+    sa.Column("task_id", sa.String),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("body", Json, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+artifacts = sa.Table(
+    TABLE_ARTIFACTS,
+    metadata,
+    sa.Column("job_id", sa.String, primary_key=True),
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("content_type", sa.String, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("task_id", sa.String),
+    sqlite_with_rowid=False,
+)
+
+commands = sa.Table(
+    TABLE_COMMANDS,
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job_id", sa.String, nullable=False),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("args", Json, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_pw_commands_job", "job_id", "id"),
+    # Ids never come back after a delete, so they order commands across takes.
+    sqlite_autoincrement=True,
+)
+
+meta = sa.Table(
+    TABLE_META,
+    metadata,
+    sa.Column("key", sa.String, primary_key=True),
+    sa.Column("value", sa.String, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+JSON_COLUMNS: Final[dict[str, frozenset[str]]] = {
+    table.name: frozenset(c.name for c in table.columns if c.type is Json)
+    for table in metadata.sorted_tables
+}
+"""Names of the JSON columns of each table."""
+
+Execute = Callable[[ClauseElement], object]
+
+
+def _v1_create_all(execute: Execute) -> None:
+    for table in metadata.sorted_tables:
+        execute(sa.schema.CreateTable(table, if_not_exists=True))
+        for index in sorted(table.indexes, key=lambda i: i.name or ""):
+            execute(sa.schema.CreateIndex(index, if_not_exists=True))
+
+
+MIGRATIONS: Final[list[Callable[[Execute], None]]] = [_v1_create_all]
+"""``MIGRATIONS[i]`` upgrades schema version ``i`` to ``i + 1``."""
+
+assert len(MIGRATIONS) == STORE_SCHEMA_VERSION, "add a migration with each schema version"

@@ -1,0 +1,125 @@
+"""The tools every planweave agent can be given: arithmetic, workspace files, web and time.
+
+They are ordinary ``@tool`` functions, so they show how to write tools as much as they serve.
+Everything that touches the outside world goes through a policy module (``_paths`` for files,
+``_net`` and ``_fetch`` for the network) configured by the call's :class:`ToolContext`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import zoneinfo
+from typing import Any
+
+from planweave.errors import ToolError
+from planweave.tools._calculator import evaluate
+from planweave.tools._context import ToolContext
+from planweave.tools._decorator import Tool, tool
+from planweave.tools._fetch import fetch_url
+from planweave.tools._paths import (
+    list_workspace_dir,
+    read_workspace_file,
+    resolve_in_workspace,
+    write_workspace_file,
+)
+
+__all__ = [
+    "builtin_tools",
+    "calculator",
+    "current_time",
+    "http_fetch",
+    "list_files",
+    "read_file",
+    "write_file",
+]
+
+
+@tool(timeout_s=5.0)
+def calculator(expression: str) -> int | float:
+    """Evaluate an arithmetic expression and return the number.
+
+    Supports numbers, + - * / // % **, parentheses, the functions abs, round, min, max, sqrt,
+    floor, ceil, exp, log, log10, log2, sin, cos, tan and the constants pi, e and tau.
+
+    Args:
+        expression: The expression, e.g. "(2 + 3) * sqrt(16)".
+    """
+    return evaluate(expression)
+
+
+@tool
+def read_file(path: str, ctx: ToolContext) -> str:
+    """Read a text file from the job's workspace.
+
+    Args:
+        path: Path relative to the workspace, e.g. "notes/summary.md".
+    """
+    data = read_workspace_file(ctx.workspace, path, max_bytes=ctx.max_file_bytes)
+    return data.decode("utf-8", errors="replace")
+
+
+@tool
+def write_file(path: str, content: str, ctx: ToolContext) -> str:
+    """Write a text file in the job's workspace, replacing it if it exists.
+
+    Args:
+        path: Path relative to the workspace; missing directories are created.
+        content: The full text to write (UTF-8).
+    """
+    data = content.encode("utf-8")
+    write_workspace_file(ctx.workspace, path, data, max_bytes=ctx.max_file_bytes)
+    return f"wrote {len(data)} bytes to {os.path.normpath(path)}"
+
+
+@tool
+def list_files(ctx: ToolContext, path: str = ".") -> list[str]:
+    """List a directory of the job's workspace (directories end with "/").
+
+    Args:
+        path: Directory relative to the workspace; the workspace itself by default.
+    """
+    resolve_in_workspace(ctx.workspace, path, must_exist=True)
+    return list_workspace_dir(ctx.workspace, path)
+
+
+@tool(timeout_s=60.0)
+async def http_fetch(url: str, ctx: ToolContext, max_bytes: int | None = None) -> dict[str, Any]:
+    """Fetch a web page over http or https and return its status, content type and text.
+
+    Private, loopback and link-local addresses are refused unless the job allows them.
+
+    Args:
+        url: Absolute http or https URL.
+        max_bytes: Most bytes of the body to read (capped by the job's limit).
+    """
+    limit = ctx.max_fetch_bytes if max_bytes is None else min(max_bytes, ctx.max_fetch_bytes)
+    if limit <= 0:
+        raise ToolError("max_bytes must be positive")
+    return await fetch_url(
+        url,
+        max_bytes=limit,
+        timeout_s=ctx.http_timeout_s,
+        allow_private=ctx.allow_private_network,
+    )
+
+
+@tool
+def current_time(timezone: str = "UTC") -> str:
+    """Return the current date and time as an ISO-8601 string.
+
+    Args:
+        timezone: IANA time zone name, e.g. "Europe/Paris".
+    """
+    try:
+        zone = zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        raise ToolError(
+            f"unknown time zone {timezone!r}: use an IANA name such as 'Europe/Paris'"
+        ) from None
+    return dt.datetime.now(zone).isoformat(timespec="seconds")
+
+
+def builtin_tools() -> list[Tool[..., Any]]:
+    """The built-in tools, ready to register."""
+    return [calculator, read_file, write_file, list_files, http_fetch, current_time]

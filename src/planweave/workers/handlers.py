@@ -1,0 +1,258 @@
+"""What each kind of worker does with a work item: plan, execute, compose, or call a tool.
+
+Handlers turn everything that can go wrong into an ``Outcome`` the decider understands: model and
+tool failures carry whether a retry may help, an invalid plan does not retry, a ``RetryTask``
+signal asks for another attempt after a delay. They never write state themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from planweave.agents import AgentContext, AgentRegistry, AgentTask, compose, plan
+from planweave.constants import (
+    RESULT_ARTIFACT,
+    WORKER_COMPOSER,
+    WORKER_EXECUTOR,
+    WORKER_PLANNER,
+    WORKER_TOOL,
+)
+from planweave.errors import (
+    BudgetExceeded,
+    ConfigError,
+    ModelError,
+    PlanInvalid,
+    RetryTask,
+    ToolError,
+)
+from planweave.llm import Model, ModelOptions, load_model
+from planweave.messages import Outcome, WorkItem
+from planweave.tools import ToolContext, ToolRegistry
+from planweave.workers.pool import Handler, Reporter
+
+__all__ = ["ModelCache", "WorkerServices", "handler_for"]
+
+log = logging.getLogger("planweave.worker")
+
+
+class ModelCache:
+    """Models by URL, loaded once per process."""
+
+    def __init__(self, *, default: str, options: ModelOptions | None = None,
+                 models: dict[str, Model] | None = None) -> None:
+        self.default = default
+        self.options = options
+        self._models: dict[str, Model] = dict(models or {})
+        self._lock = asyncio.Lock()
+
+    async def get(self, url: str | None) -> Model:
+        url = url or self.default
+        model = self._models.get(url)
+        if model is None:
+            async with self._lock:
+                model = self._models.get(url)
+                if model is None:
+                    model = load_model(url, self.options)
+                    self._models[url] = model
+        return model
+
+    async def aclose(self) -> None:
+        for model in self._models.values():
+            try:
+                await model.aclose()
+            except Exception:
+                log.exception("closing model %s failed", model.name)
+        self._models.clear()
+
+
+@dataclass(slots=True, kw_only=True)
+class WorkerServices:
+    """What handlers need: tools, agents, models and the network policy."""
+
+    tools: ToolRegistry
+    agents: AgentRegistry
+    models: ModelCache
+    allow_private_network: bool = False
+    tool_context_options: dict[str, Any] = field(default_factory=dict)
+    _paths: dict[str, Path] = field(default_factory=dict)
+
+    def tool_context(self, item: WorkItem) -> ToolContext:
+        key = item.workspace or ""
+        workspace = self._paths.get(key)
+        if workspace is None:
+            workspace = self._paths[key] = Path(key) if key else Path.cwd()
+        return ToolContext(
+            workspace=workspace,
+            job_id=item.job_id,
+            task_id=item.task_id,
+            allow_private_network=self.allow_private_network,
+            **self.tool_context_options,
+        )
+
+    async def agent_context(self, item: WorkItem, reporter: Reporter) -> AgentContext:
+        return AgentContext(
+            model=await self.models.get(item.model),
+            tools=self.tools,
+            tool_context=self.tool_context(item),
+            emit=reporter,
+            job_id=item.job_id,
+            task_id=item.task_id,
+            max_steps=item.max_agent_steps,
+        )
+
+
+def _ok(item: WorkItem, **fields: Any) -> Outcome:
+    return Outcome(
+        id=f"{item.id}:outcome",
+        job_id=item.job_id,
+        task_id=item.task_id,
+        attempt=item.attempt,
+        status="succeeded",
+        **fields,
+    )
+
+
+def _failed(item: WorkItem, error: str, *, error_type: str, retryable: bool,
+            retry_delay_s: float | None = None) -> Outcome:
+    return Outcome(
+        job_id=item.job_id,
+        task_id=item.task_id,
+        attempt=item.attempt,
+        status="failed",
+        error=error,
+        error_type=error_type,
+        retryable=retryable,
+        retry_delay_s=retry_delay_s,
+    )
+
+
+async def _guard(item: WorkItem, run: Callable[[], Awaitable[Outcome]]) -> Outcome:
+    """Run a handler body, turning expected failures into failed outcomes."""
+    timeout = item.spec.timeout_s
+    try:
+        if timeout is None:
+            return await run()
+        async with asyncio.timeout(timeout):
+            return await run()
+    except RetryTask as exc:
+        return _failed(item, exc.reason, error_type="retry", retryable=True,
+                       retry_delay_s=exc.delay_s)
+    except PlanInvalid as exc:
+        return _failed(item, str(exc), error_type="plan_invalid", retryable=False)
+    except ModelError as exc:
+        return _failed(item, str(exc), error_type="model", retryable=exc.retryable)
+    except ToolError as exc:
+        return _failed(item, str(exc), error_type="tool", retryable=exc.retryable)
+    except BudgetExceeded as exc:
+        return _failed(item, str(exc), error_type="budget_exceeded", retryable=False)
+    except ConfigError as exc:
+        return _failed(item, str(exc), error_type="config", retryable=False)
+    except TimeoutError:
+        return _failed(item, f"the task took longer than its timeout of {timeout} s",
+                       error_type="timeout", retryable=True)
+
+
+def _tool_handler(services: WorkerServices) -> Handler:
+    tools = services.tools
+
+    async def handle(item: WorkItem, reporter: Reporter) -> Outcome:
+        async def run() -> Outcome:
+            spec = item.spec
+            assert spec.tool is not None
+            tool = tools.get(spec.tool)
+            args = spec.args
+            if "inputs" in tool.parameters.get("properties", {}) and "inputs" not in args:
+                args = {**args, "inputs": item.inputs}
+            value = await tool.call(args, services.tool_context(item))
+            return _ok(item, result=value)
+
+        return await _guard(item, run)
+
+    return handle
+
+
+def _executor_handler(services: WorkerServices) -> Handler:
+    async def handle(item: WorkItem, reporter: Reporter) -> Outcome:
+        async def run() -> Outcome:
+            agent = services.agents.get(item.spec.agent or "executor")
+            ctx = await services.agent_context(item, reporter)
+            result = await agent.run(
+                AgentTask(
+                    goal=item.spec.goal,
+                    job_goal=item.job_goal,
+                    inputs=item.inputs,
+                    input_goals=item.input_goals,
+                ),
+                ctx,
+            )
+            return _ok(item, result=result.output)
+
+        return await _guard(item, run)
+
+    return handle
+
+
+def _planner_handler(services: WorkerServices) -> Handler:
+    async def handle(item: WorkItem, reporter: Reporter) -> Outcome:
+        async def run() -> Outcome:
+            ctx = await services.agent_context(item, reporter)
+            tasks = await plan(
+                ctx,
+                goal=item.spec.goal,
+                job_goal=item.job_goal,
+                inputs=item.inputs,
+                input_goals=item.input_goals,
+                depth=item.depth,
+                max_tasks=item.max_plan_tasks,
+                known_tools=list(services.tools.names()),
+                known_agents=services.agents.names(),
+                allow_subplans=item.allow_subplans,
+            )
+            return _ok(item, subtasks=tuple(tasks))
+
+        return await _guard(item, run)
+
+    return handle
+
+
+def _composer_handler(services: WorkerServices) -> Handler:
+    async def handle(item: WorkItem, reporter: Reporter) -> Outcome:
+        async def run() -> Outcome:
+            ctx = await services.agent_context(item, reporter)
+            text = await compose(
+                ctx, goal=item.spec.goal, inputs=item.inputs, input_goals=item.input_goals
+            )
+            workspace = ctx.tool_context.workspace
+            data = text.encode("utf-8")
+            await asyncio.to_thread(_write_artifact, workspace, RESULT_ARTIFACT, data)
+            return _ok(item, result=text,
+                       artifacts=((RESULT_ARTIFACT, len(data), "text/markdown"),))
+
+        return await _guard(item, run)
+
+    return handle
+
+
+def _write_artifact(workspace: Path, name: str, data: bytes) -> None:
+    workspace.mkdir(parents=True, exist_ok=True)
+    tmp = workspace / f".{name}.tmp"
+    tmp.write_bytes(data)
+    tmp.replace(workspace / name)
+
+
+_FACTORIES: dict[str, Callable[[WorkerServices], Handler]] = {
+    WORKER_TOOL: _tool_handler,
+    WORKER_EXECUTOR: _executor_handler,
+    WORKER_PLANNER: _planner_handler,
+    WORKER_COMPOSER: _composer_handler,
+}
+
+
+def handler_for(kind: str, services: WorkerServices) -> Handler:
+    """The handler of a worker kind."""
+    return _FACTORIES[kind](services)

@@ -1,0 +1,185 @@
+"""Worker pools: take work items of one kind off the bus, run them, report outcomes.
+
+A pool runs up to ``concurrency`` items at once, keeps their leases alive while they run (so a
+long LLM call is not taken for a dead worker), and acknowledges an item only after its outcome is
+on the outcome queue: a worker killed mid-task leaves the item leased, and the bus delivers it
+again when the lease runs out. On shutdown it stops taking work, lets running items finish for a
+grace period, and gives the rest back to the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from planweave.bus.base import Bus, Delivery
+from planweave.constants import OUTCOME_QUEUE, QUEUE_PREFIX
+from planweave.events import LlmCalled, ToolCalled, new_id
+from planweave.messages import CallReport, Outcome, StartedReport, WorkItem
+
+__all__ = ["Handler", "Reporter", "WorkerPool"]
+
+log = logging.getLogger("planweave.worker")
+
+
+class Reporter:
+    """Sends a running task's LLM and tool calls to the control plane as they happen."""
+
+    __slots__ = ("_bus", "_item")
+
+    def __init__(self, bus: Bus, item: WorkItem) -> None:
+        self._bus = bus
+        self._item = item
+
+    async def __call__(self, event: LlmCalled | ToolCalled) -> None:
+        item = self._item
+        await self._bus.enqueue(
+            OUTCOME_QUEUE,
+            CallReport(job_id=item.job_id, task_id=item.task_id, attempt=item.attempt, event=event),
+        )
+
+
+Handler = Callable[[WorkItem, Reporter], Awaitable[Outcome]]
+
+
+class WorkerPool:
+    """Runs work items of one worker kind."""
+
+    def __init__(
+        self,
+        *,
+        bus: Bus,
+        kind: str,
+        handler: Handler,
+        concurrency: int = 8,
+        lease_s: float = 30.0,
+        worker_id: str | None = None,
+        report_started_after_s: float = 0.0,
+    ) -> None:
+        self.bus = bus
+        self.kind = kind
+        self.queue = QUEUE_PREFIX + kind
+        self.handler = handler
+        self.concurrency = concurrency
+        self.lease_s = lease_s
+        self.worker_id = worker_id or f"{kind}-{new_id()[:8]}"
+        self._active: dict[asyncio.Task[None], Delivery] = {}
+        self._slot_free = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.report_started_after_s = report_started_after_s
+        self._unreported: dict[str, tuple[float, StartedReport]] = {}
+
+    async def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._run(), name=f"planweave-{self.kind}")
+        self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="planweave-heartbeat")
+
+    async def stop(self, *, grace_s: float = 5.0) -> None:
+        """Stop taking work; wait up to ``grace_s`` for running items, give the rest back."""
+        self._stopping = True
+        for task in (self._loop_task, self._heartbeat_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self._active:
+            _, still = await asyncio.wait(list(self._active), timeout=grace_s)
+            for task in still:
+                delivery = self._active.get(task)
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+                if delivery is not None:
+                    with contextlib.suppress(Exception):
+                        await self.bus.nack(delivery, reason="worker stopped")
+
+    async def _run(self) -> None:
+        bus = self.bus
+        active = self._active
+        while not self._stopping:
+            free = self.concurrency - len(active)
+            if free <= 0:
+                self._slot_free.clear()
+                await self._slot_free.wait()
+                continue
+            try:
+                deliveries = await bus.receive(
+                    self.queue, self.worker_id, max_items=free, lease_s=self.lease_s
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("worker %s: receiving failed; retrying", self.worker_id)
+                await asyncio.sleep(0.5)
+                continue
+            for delivery in deliveries:
+                task = asyncio.create_task(self._execute(delivery))
+                active[task] = delivery
+                task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._active.pop(task, None)
+        self._slot_free.set()
+
+    async def _execute(self, delivery: Delivery) -> None:
+        item = delivery.message
+        bus = self.bus
+        if not isinstance(item, WorkItem):
+            await bus.ack(delivery)
+            return
+        started = StartedReport(
+            id=f"{item.id}:started",
+            job_id=item.job_id,
+            task_id=item.task_id,
+            attempt=item.attempt,
+            worker_id=self.worker_id,
+        )
+        if self.report_started_after_s <= 0:
+            await bus.enqueue(OUTCOME_QUEUE, started)
+        else:
+            # Quick items need no separate "started" report (the outcome implies it); the
+            # heartbeat sends one for an item still running after a moment, so live views show it.
+            self._unreported[delivery.id] = (asyncio.get_running_loop().time(), started)
+        try:
+            outcome = await self.handler(item, Reporter(bus, item))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("worker %s: task %s crashed", self.worker_id, item.task_id)
+            outcome = Outcome(
+                job_id=item.job_id,
+                task_id=item.task_id,
+                attempt=item.attempt,
+                status="failed",
+                error=f"{type(exc).__name__}: {exc}",
+                error_type="crash",
+            )
+        finally:
+            self._unreported.pop(delivery.id, None)
+        await bus.enqueue(OUTCOME_QUEUE, outcome)
+        await bus.ack(delivery)
+
+    async def _heartbeat(self) -> None:
+        """Keep leases of running items alive; report items that have been running a while."""
+        loop = asyncio.get_running_loop()
+        extend_every = max(0.05, self.lease_s / 3)
+        tick = min(extend_every, max(0.02, self.report_started_after_s or extend_every))
+        last_extend = loop.time()
+        while True:
+            await asyncio.sleep(tick)
+            now = loop.time()
+            if self._unreported:
+                due = [k for k, (t, _) in self._unreported.items()
+                       if now - t >= self.report_started_after_s]
+                for key in due:
+                    _, report = self._unreported.pop(key)
+                    with contextlib.suppress(Exception):
+                        await self.bus.enqueue(OUTCOME_QUEUE, report)
+            if now - last_extend >= extend_every:
+                last_extend = now
+                for delivery in list(self._active.values()):
+                    with contextlib.suppress(Exception):
+                        await self.bus.extend(delivery, lease_s=self.lease_s)

@@ -1,0 +1,319 @@
+"""The decider, without I/O: DAG order, retries, fencing, planning, replanning, cancel, resume."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from planweave.control import decider
+from planweave.events import Event, JobOptions
+from planweave.messages import Outcome, StartedReport
+from planweave.plan import TaskSpec
+from planweave.state import JobState, replay
+
+
+def spec(task_id: str, *deps: str, kind: str = "tool", goal: str = "g") -> TaskSpec:
+    if kind == "tool":
+        return TaskSpec(id=task_id, kind="tool", tool="noop", depends_on=deps, goal=goal)
+    return TaskSpec(id=task_id, kind=kind, depends_on=deps, goal=goal)  # type: ignore[arg-type]
+
+
+def submit(*specs: TaskSpec, goal: str = "goal", **options: Any) -> tuple[JobState, list[Event]]:
+    return decider.submit(
+        "job1",
+        goal=goal,
+        plan=specs or None,
+        options=JobOptions(**options),
+        now=100.0,
+    )
+
+
+def assign_all(state: JobState, log: list[Event], now: float = 100.0) -> list[str]:
+    ready = [t.id for t in state.tasks.values() if t.status == "ready"]
+    for task_id in ready:
+        worker = decider.worker_for(state.tasks[task_id].spec)
+        log += decider.assign(state, task_id, worker=worker, now=now)
+    return ready
+
+
+def succeed(state: JobState, task_id: str, result: Any = None, **fields: Any) -> list[Event]:
+    task = state.tasks[task_id]
+    outcome = Outcome(
+        job_id=state.id, task_id=task_id, attempt=task.attempt, status="succeeded",
+        result=result, **fields,
+    )
+    return decider.on_outcome(state, outcome, now=101.0)
+
+
+def fail(state: JobState, task_id: str, *, retryable: bool, now: float = 101.0) -> list[Event]:
+    task = state.tasks[task_id]
+    outcome = Outcome(
+        job_id=state.id, task_id=task_id, attempt=task.attempt, status="failed",
+        error="boom", retryable=retryable,
+    )
+    return decider.on_outcome(state, outcome, now=now)
+
+
+def types(events: list[Event]) -> list[str]:
+    return [e.type for e in events]
+
+
+def test_diamond_runs_in_dependency_order_and_completes_with_the_sink_result() -> None:
+    state, log = submit(spec("a"), spec("b", "a"), spec("c", "a"), spec("d", "b", "c"))
+    assert assign_all(state, log) == ["a"]
+    log += succeed(state, "a", 1)
+    assert assign_all(state, log) == ["b", "c"]
+    log += succeed(state, "b", 2)
+    assert assign_all(state, log) == []
+    log += succeed(state, "c", 3)
+    assert assign_all(state, log) == ["d"]
+    log += succeed(state, "d", 4)
+    assert state.status == "succeeded"
+    assert state.result == 4
+    assert log[-1].type == "JobCompleted"
+    assert [e.seq for e in log] == list(range(1, len(log) + 1))
+
+
+def test_several_sinks_give_a_result_per_sink() -> None:
+    state, log = submit(spec("a"), spec("b"))
+    assign_all(state, log)
+    log += succeed(state, "a", "x")
+    log += succeed(state, "b", "y")
+    assert state.result == {"a": "x", "b": "y"}
+
+
+def test_stale_and_duplicate_outcomes_are_rejected() -> None:
+    state, log = submit(spec("a"), spec("b", "a"))
+    assign_all(state, log)
+    stale = Outcome(job_id="job1", task_id="a", attempt=0, status="succeeded", result="old")
+    assert decider.on_outcome(state, stale, now=101.0) == []
+    first = succeed(state, "a", "new")
+    assert "TaskCompleted" in types(first)
+    duplicate = Outcome(job_id="job1", task_id="a", attempt=1, status="succeeded", result="dup")
+    assert decider.on_outcome(state, duplicate, now=101.0) == []
+    assert state.tasks["a"].result == "new"
+
+
+def test_retryable_failure_backs_off_then_runs_again_then_fails_the_job() -> None:
+    state, log = submit(spec("a"), spec("b", "a"), max_attempts=2)
+    assign_all(state, log)
+    events = fail(state, "a", retryable=True, now=200.0)
+    assert types(events) == ["TaskStarted", "TaskRetrying"]
+    retry = events[-1]
+    assert state.tasks["a"].status == "pending"
+    assert decider.on_tick(state, now=200.0) == []
+    assert decider.next_timer(state) == retry.not_before  # type: ignore[union-attr]
+    due = decider.on_tick(state, now=retry.not_before)  # type: ignore[union-attr]
+    assert types(due) == ["TaskReady"]
+    assign_all(state, log)
+    assert state.tasks["a"].attempt == 2
+    events = fail(state, "a", retryable=True)
+    assert types(events) == ["TaskStarted", "TaskFailed", "TaskCancelled", "JobFailed"]
+    assert state.status == "failed"
+    assert state.tasks["b"].status == "cancelled"
+    assert "boom" in (state.error or "")
+
+
+def test_non_retryable_failure_fails_at_once() -> None:
+    state, log = submit(spec("a"))
+    assign_all(state, log)
+    events = fail(state, "a", retryable=False)
+    assert types(events)[-1] == "JobFailed"
+
+
+def test_goal_is_planned_then_composed() -> None:
+    state, log = submit(goal="write a post")
+    assert state.planned
+    assert assign_all(state, log) == ["root"]
+    plan = (
+        TaskSpec(id="t1", goal="research"),
+        TaskSpec(id="t2", goal="draft", depends_on=("t1",)),
+        TaskSpec(id="t3", goal="links"),
+    )
+    events = succeed(state, "root", subtasks=plan)
+    assert types(events)[:2] == ["TaskStarted", "SubtasksPlanned"]
+    assert state.tasks["compose"].spec.depends_on == ("t2", "t3")
+    assert sorted(assign_all(state, log)) == ["t1", "t3"]
+    log += succeed(state, "t1", "r1")
+    log += succeed(state, "t3", "r3")
+    assign_all(state, log)
+    log += succeed(state, "t2", "r2")
+    assert assign_all(state, log) == ["compose"]
+    log += succeed(state, "compose", "# Post")
+    assert state.tasks["root"].status == "succeeded"
+    assert state.status == "succeeded"
+    assert state.result == "# Post"
+
+
+def test_nested_plan_tasks_decompose_until_the_depth_limit() -> None:
+    state, log = submit(goal="big", max_plan_depth=2)
+    assign_all(state, log)
+    succeed(state, "root", subtasks=(TaskSpec(id="p", goal="part", kind="plan"),))
+    assert state.tasks["p"].spec.kind == "plan"
+    assign_all(state, log)
+    succeed(state, "p", subtasks=(TaskSpec(id="q", goal="deeper", kind="plan"),
+                                  TaskSpec(id="r", goal="x", depends_on=("q",))))
+    assert state.tasks["p.q"].spec.kind == "execute"
+    assert state.tasks["p.r"].spec.depends_on == ("p.q",)
+    assign_all(state, log)
+    succeed(state, "p.q", "Q")
+    assign_all(state, log)
+    succeed(state, "p.r", "R")
+    assert state.tasks["p"].status == "succeeded"
+    assert state.tasks["p"].result == "R"
+    assign_all(state, log)
+    succeed(state, "compose", "done")
+    assert state.status == "succeeded"
+
+
+def test_invalid_subplan_fails_the_plan_task() -> None:
+    state, log = submit(goal="g")
+    assign_all(state, log)
+    events = succeed(state, "root", subtasks=(TaskSpec(id="a", goal="x", depends_on=("a",)),))
+    assert "TaskFailed" in types(events)
+    assert state.status == "failed"
+
+
+def test_replan_supersedes_unfinished_work_and_keeps_completed_work() -> None:
+    state, log = submit(goal="g", on_failure="replan")
+    assign_all(state, log)
+    succeed(state, "root", subtasks=(
+        TaskSpec(id="a", goal="A"),
+        TaskSpec(id="b", goal="B", depends_on=("a",)),
+        TaskSpec(id="c", goal="C", depends_on=("b",)),
+    ))
+    assign_all(state, log)
+    succeed(state, "a", "ra")
+    assign_all(state, log)
+    events = fail(state, "b", retryable=False)
+    assert types(events) == [
+        "TaskStarted", "TaskFailed", "TaskCancelled", "ReplanRequested", "TaskReady"
+    ]
+    assert state.tasks["c"].status == "cancelled"
+    assert state.tasks["replan1"].spec.kind == "plan"
+    assert state.tasks["replan1"].spec.depends_on == ("a",)
+    assert state.tasks["compose"].spec.depends_on == ("replan1",)
+    assign_all(state, log)
+    succeed(state, "replan1", subtasks=(TaskSpec(id="b2", goal="B again"),))
+    assign_all(state, log)
+    succeed(state, "replan1.b2", "rb2")
+    assert state.tasks["replan1"].status == "succeeded"
+    assign_all(state, log)
+    succeed(state, "compose", "final")
+    assert state.status == "succeeded"
+    assert state.tasks["a"].attempt == 1
+
+
+def test_cancel_ends_every_open_task_and_later_outcomes_are_ignored() -> None:
+    state, log = submit(spec("a"), spec("b", "a"))
+    assign_all(state, log)
+    events = decider.cancel(state, reason="stop", now=102.0)
+    assert types(events) == ["TaskCancelled", "TaskCancelled", "JobCancelled"]
+    late = Outcome(job_id="job1", task_id="a", attempt=1, status="succeeded")
+    assert decider.on_outcome(state, late, now=103.0) == []
+    assert decider.cancel(state, reason="again", now=104.0) == []
+
+
+def test_resume_makes_lost_attempts_ready_with_a_new_attempt_number() -> None:
+    state, log = submit(spec("a"), spec("b", "a"))
+    assign_all(state, log)
+    log += succeed(state, "a", 1)
+    assign_all(state, log)
+    started = StartedReport(job_id="job1", task_id="b", attempt=1)
+    log += decider.on_started(state, started, now=101.0)
+    events = decider.resume(state, now=500.0)
+    assert types(events) == ["TaskReady"]
+    assign_all(state, log)
+    assert state.tasks["b"].attempt == 2
+    assert state.tasks["a"].attempt == 1
+
+
+def test_replaying_the_log_rebuilds_the_state() -> None:
+    state, log = submit(goal="g", on_failure="replan")
+    log += decider.assign(state, "root", worker="planner", now=100.0)
+    log += succeed(state, "root", subtasks=(TaskSpec(id="a", goal="A"),
+                                            TaskSpec(id="b", goal="B", depends_on=("a",))))
+    assign_all(state, log)
+    log += succeed(state, "a", "ra")
+    assign_all(state, log)
+    log += fail(state, "b", retryable=False)
+    rebuilt = replay(log)
+    assert rebuilt.to_row() == state.to_row()
+    assert {k: t.to_row("job1") for k, t in rebuilt.tasks.items()} == {
+        k: t.to_row("job1") for k, t in state.tasks.items()
+    }
+
+
+def test_budget_is_enforced_on_llm_calls() -> None:
+    from planweave.events import LlmCalled
+    from planweave.messages import CallReport
+
+    state, log = submit(spec("a"), max_cost_usd=0.01)
+    assign_all(state, log)
+    call = LlmCalled(job_id="job1", model="m", role="executor", cost_usd=0.02)
+    events = decider.on_call(
+        state, CallReport(job_id="job1", task_id="a", attempt=1, event=call), now=101.0
+    )
+    assert types(events)[0] == "LlmCalled"
+    assert state.status == "failed"
+    assert events[-1].code == "budget_exceeded"  # type: ignore[union-attr]
+
+
+# --- properties over random DAGs and random delivery orders -------------------------------
+
+
+@st.composite
+def dags(draw: st.DrawFn) -> list[TaskSpec]:
+    n = draw(st.integers(min_value=1, max_value=12))
+    specs = []
+    for i in range(n):
+        deps = draw(st.sets(st.integers(min_value=0, max_value=i - 1), max_size=3)) if i else set()
+        specs.append(spec(f"t{i}", *(f"t{d}" for d in sorted(deps))))
+    return specs
+
+
+@settings(max_examples=300, deadline=None)
+@given(dags(), st.randoms(use_true_random=False), st.integers(min_value=1, max_value=3))
+def test_random_orders_keep_the_invariants(
+    specs: list[TaskSpec], rnd: Any, max_attempts: int
+) -> None:
+    state, log = submit(*specs, max_attempts=max_attempts)
+    now = 100.0
+    delivered: list[Outcome] = []
+    for _ in range(400):
+        if state.terminal:
+            break
+        running = [t for t in state.tasks.values() if t.status == "running"]
+        ready = [t for t in state.tasks.values() if t.status == "ready"]
+        choice = rnd.random()
+        if ready and (choice < 0.4 or not running):
+            task = rnd.choice(ready)
+            for dep in task.spec.depends_on:
+                assert state.tasks[dep].status == "succeeded", "assigned before its dependencies"
+            log += decider.assign(state, task.id, worker="tool", now=now)
+        elif running and choice < 0.8:
+            task = rnd.choice(running)
+            ok = rnd.random() < 0.75
+            outcome = Outcome(
+                job_id="job1", task_id=task.id, attempt=task.attempt,
+                status="succeeded" if ok else "failed", result=task.id, error="x",
+                retryable=True, retry_delay_s=0.0 if rnd.random() < 0.5 else 1.0,
+            )
+            delivered.append(outcome)
+            log += decider.on_outcome(state, outcome, now=now)
+        elif delivered and choice < 0.9:
+            log += decider.on_outcome(state, rnd.choice(delivered), now=now)  # redelivery
+        else:
+            now += 1.0
+            log += decider.on_tick(state, now=now)
+    assert [e.seq for e in log] == list(range(1, len(log) + 1))
+    completed = [e.task_id for e in log if e.type == "TaskCompleted"]
+    assert len(completed) == len(set(completed)), "a task completed twice"
+    rebuilt = replay(log)
+    assert rebuilt.to_row() == state.to_row()
+    if state.status == "succeeded":
+        assert all(t.status == "succeeded" for t in state.tasks.values())
+    if state.terminal:
+        assert all(t.terminal for t in state.tasks.values())
