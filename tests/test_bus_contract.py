@@ -594,3 +594,12 @@ async def test_memory_subscriber_buffer_drops_oldest() -> None:
     assert sub.dropped == 2
     assert await collect(sub, 3) == [event(2), event(3), event(4)]
     await sub.close()
+
+
+async def test_memory_receive_after_close_waits_instead_of_spinning() -> None:
+    bus = MemoryBus()
+    await bus.open()
+    await bus.close()
+    started = time.monotonic()
+    assert await bus.receive("q", "c1", timeout_s=0.05) == []
+    assert time.monotonic() - started >= 0.04

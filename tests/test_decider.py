@@ -41,8 +41,12 @@ def assign_all(state: JobState, log: list[Event], now: float = 100.0) -> list[st
 def succeed(state: JobState, task_id: str, result: Any = None, **fields: Any) -> list[Event]:
     task = state.tasks[task_id]
     outcome = Outcome(
-        job_id=state.id, task_id=task_id, attempt=task.attempt, status="succeeded",
-        result=result, **fields,
+        job_id=state.id,
+        task_id=task_id,
+        attempt=task.attempt,
+        status="succeeded",
+        result=result,
+        **fields,
     )
     return decider.on_outcome(state, outcome, now=101.0)
 
@@ -50,8 +54,12 @@ def succeed(state: JobState, task_id: str, result: Any = None, **fields: Any) ->
 def fail(state: JobState, task_id: str, *, retryable: bool, now: float = 101.0) -> list[Event]:
     task = state.tasks[task_id]
     outcome = Outcome(
-        job_id=state.id, task_id=task_id, attempt=task.attempt, status="failed",
-        error="boom", retryable=retryable,
+        job_id=state.id,
+        task_id=task_id,
+        attempt=task.attempt,
+        status="failed",
+        error="boom",
+        retryable=retryable,
     )
     return decider.on_outcome(state, outcome, now=now)
 
@@ -153,8 +161,14 @@ def test_nested_plan_tasks_decompose_until_the_depth_limit() -> None:
     succeed(state, "root", subtasks=(TaskSpec(id="p", goal="part", kind="plan"),))
     assert state.tasks["p"].spec.kind == "plan"
     assign_all(state, log)
-    succeed(state, "p", subtasks=(TaskSpec(id="q", goal="deeper", kind="plan"),
-                                  TaskSpec(id="r", goal="x", depends_on=("q",))))
+    succeed(
+        state,
+        "p",
+        subtasks=(
+            TaskSpec(id="q", goal="deeper", kind="plan"),
+            TaskSpec(id="r", goal="x", depends_on=("q",)),
+        ),
+    )
     assert state.tasks["p.q"].spec.kind == "execute"
     assert state.tasks["p.r"].spec.depends_on == ("p.q",)
     assign_all(state, log)
@@ -179,17 +193,25 @@ def test_invalid_subplan_fails_the_plan_task() -> None:
 def test_replan_supersedes_unfinished_work_and_keeps_completed_work() -> None:
     state, log = submit(goal="g", on_failure="replan")
     assign_all(state, log)
-    succeed(state, "root", subtasks=(
-        TaskSpec(id="a", goal="A"),
-        TaskSpec(id="b", goal="B", depends_on=("a",)),
-        TaskSpec(id="c", goal="C", depends_on=("b",)),
-    ))
+    succeed(
+        state,
+        "root",
+        subtasks=(
+            TaskSpec(id="a", goal="A"),
+            TaskSpec(id="b", goal="B", depends_on=("a",)),
+            TaskSpec(id="c", goal="C", depends_on=("b",)),
+        ),
+    )
     assign_all(state, log)
     succeed(state, "a", "ra")
     assign_all(state, log)
     events = fail(state, "b", retryable=False)
     assert types(events) == [
-        "TaskStarted", "TaskFailed", "TaskCancelled", "ReplanRequested", "TaskReady"
+        "TaskStarted",
+        "TaskFailed",
+        "TaskCancelled",
+        "ReplanRequested",
+        "TaskReady",
     ]
     assert state.tasks["c"].status == "cancelled"
     assert state.tasks["replan1"].spec.kind == "plan"
@@ -233,8 +255,11 @@ def test_resume_makes_lost_attempts_ready_with_a_new_attempt_number() -> None:
 def test_replaying_the_log_rebuilds_the_state() -> None:
     state, log = submit(goal="g", on_failure="replan")
     log += decider.assign(state, "root", worker="planner", now=100.0)
-    log += succeed(state, "root", subtasks=(TaskSpec(id="a", goal="A"),
-                                            TaskSpec(id="b", goal="B", depends_on=("a",))))
+    log += succeed(
+        state,
+        "root",
+        subtasks=(TaskSpec(id="a", goal="A"), TaskSpec(id="b", goal="B", depends_on=("a",))),
+    )
     assign_all(state, log)
     log += succeed(state, "a", "ra")
     assign_all(state, log)
@@ -297,9 +322,14 @@ def test_random_orders_keep_the_invariants(
             task = rnd.choice(running)
             ok = rnd.random() < 0.75
             outcome = Outcome(
-                job_id="job1", task_id=task.id, attempt=task.attempt,
-                status="succeeded" if ok else "failed", result=task.id, error="x",
-                retryable=True, retry_delay_s=0.0 if rnd.random() < 0.5 else 1.0,
+                job_id="job1",
+                task_id=task.id,
+                attempt=task.attempt,
+                status="succeeded" if ok else "failed",
+                result=task.id,
+                error="x",
+                retryable=True,
+                retry_delay_s=0.0 if rnd.random() < 0.5 else 1.0,
             )
             delivered.append(outcome)
             log += decider.on_outcome(state, outcome, now=now)

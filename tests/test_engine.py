@@ -12,7 +12,9 @@ from planweave import Engine, Plan, RetryTask, TaskSpec, ToolError, tool
 from planweave.llm import ScriptedModel
 
 
-def engine_for(tmp_path: Path, replies: list[dict[str, Any]] | None = None, **kwargs: Any) -> Engine:
+def engine_for(
+    tmp_path: Path, replies: list[dict[str, Any]] | None = None, **kwargs: Any
+) -> Engine:
     return Engine(
         store=f"sqlite:///{tmp_path / 'jobs.db'}",
         model=ScriptedModel(replies=replies or []),
@@ -27,15 +29,29 @@ def contiguous(events: list[Any]) -> bool:
 
 async def test_a_goal_is_planned_executed_with_tools_and_composed(tmp_path: Path) -> None:
     replies = [
-        {"match": {"role": "planner"}, "json": {"tasks": [
-            {"id": "sum", "goal": "Compute 2+3", "depends_on": [], "kind": "execute"},
-            {"id": "square", "goal": "Square the sum", "depends_on": ["sum"], "kind": "execute"},
-        ]}},
-        {"match": {"role": "executor", "contains": "Compute 2+3"},
-         "tool_calls": [{"name": "calculator", "arguments": {"expression": "2+3"}}]},
+        {
+            "match": {"role": "planner"},
+            "json": {
+                "tasks": [
+                    {"id": "sum", "goal": "Compute 2+3", "depends_on": [], "kind": "execute"},
+                    {
+                        "id": "square",
+                        "goal": "Square the sum",
+                        "depends_on": ["sum"],
+                        "kind": "execute",
+                    },
+                ]
+            },
+        },
+        {
+            "match": {"role": "executor", "contains": "Compute 2+3"},
+            "tool_calls": [{"name": "calculator", "arguments": {"expression": "2+3"}}],
+        },
         {"match": {"role": "executor", "contains": "Compute 2+3"}, "content": "5"},
-        {"match": {"role": "executor", "contains": "Square the sum"},
-         "tool_calls": [{"name": "calculator", "arguments": {"expression": "5**2"}}]},
+        {
+            "match": {"role": "executor", "contains": "Square the sum"},
+            "tool_calls": [{"name": "calculator", "arguments": {"expression": "5**2"}}],
+        },
         {"match": {"role": "executor", "contains": "Square the sum"}, "content": "25"},
         {"match": {"role": "composer"}, "content": "# Answer\n\n2+3 squared is **25**."},
     ]
@@ -56,7 +72,9 @@ async def test_a_goal_is_planned_executed_with_tools_and_composed(tmp_path: Path
         assert kinds.count("LlmCalled") == 6
         state = await engine.get(result.job_id)
         assert {t: s.status for t, s in state.tasks.items()} == {
-            "root": "succeeded", "sum": "succeeded", "square": "succeeded",
+            "root": "succeeded",
+            "sum": "succeeded",
+            "square": "succeeded",
             "compose": "succeeded",
         }
         assert state.tasks["square"].result == "25"
@@ -71,12 +89,14 @@ async def test_a_user_plan_runs_a_diamond_in_dependency_order(tmp_path: Path) ->
         order.append(name)
         return name.upper()
 
-    plan = Plan(tasks=(
-        TaskSpec(id="a", kind="tool", tool="record", args={"name": "a"}),
-        TaskSpec(id="b", kind="tool", tool="record", args={"name": "b"}, depends_on=("a",)),
-        TaskSpec(id="c", kind="tool", tool="record", args={"name": "c"}, depends_on=("a",)),
-        TaskSpec(id="d", kind="tool", tool="record", args={"name": "d"}, depends_on=("b", "c")),
-    ))
+    plan = Plan(
+        tasks=(
+            TaskSpec(id="a", kind="tool", tool="record", args={"name": "a"}),
+            TaskSpec(id="b", kind="tool", tool="record", args={"name": "b"}, depends_on=("a",)),
+            TaskSpec(id="c", kind="tool", tool="record", args={"name": "c"}, depends_on=("a",)),
+            TaskSpec(id="d", kind="tool", tool="record", args={"name": "d"}, depends_on=("b", "c")),
+        )
+    )
     async with engine_for(tmp_path, tools=[record]) as engine:
         result = await engine.run(plan=plan)
     assert result.ok
@@ -86,15 +106,29 @@ async def test_a_user_plan_runs_a_diamond_in_dependency_order(tmp_path: Path) ->
 
 async def test_a_plan_task_decomposes_recursively(tmp_path: Path) -> None:
     replies = [
-        {"match": {"role": "planner", "contains": "Write a guide"}, "json": {"tasks": [
-            {"id": "intro", "goal": "Write the intro", "depends_on": [], "kind": "execute"},
-            {"id": "body", "goal": "Write the body sections", "depends_on": ["intro"],
-             "kind": "plan"},
-        ]}},
-        {"match": {"role": "planner", "contains": "Write the body sections"}, "json": {"tasks": [
-            {"id": "s1", "goal": "Section one", "depends_on": [], "kind": "execute"},
-            {"id": "s2", "goal": "Section two", "depends_on": ["s1"], "kind": "execute"},
-        ]}},
+        {
+            "match": {"role": "planner", "contains": "Write a guide"},
+            "json": {
+                "tasks": [
+                    {"id": "intro", "goal": "Write the intro", "depends_on": [], "kind": "execute"},
+                    {
+                        "id": "body",
+                        "goal": "Write the body sections",
+                        "depends_on": ["intro"],
+                        "kind": "plan",
+                    },
+                ]
+            },
+        },
+        {
+            "match": {"role": "planner", "contains": "Write the body sections"},
+            "json": {
+                "tasks": [
+                    {"id": "s1", "goal": "Section one", "depends_on": [], "kind": "execute"},
+                    {"id": "s2", "goal": "Section two", "depends_on": ["s1"], "kind": "execute"},
+                ]
+            },
+        },
         {"match": {"role": "executor"}, "content": "text", "repeat": True},
         {"match": {"role": "composer"}, "content": "# Guide"},
     ]
@@ -135,10 +169,12 @@ async def test_retry_task_signal_and_failing_for_good(tmp_path: Path) -> None:
         """Always asks for another try."""
         raise RetryTask("not yet", delay_s=0.01)
 
-    plan = Plan(tasks=(
-        TaskSpec(id="n", kind="tool", tool="never", max_attempts=2),
-        TaskSpec(id="after", kind="tool", tool="current_time", depends_on=("n",)),
-    ))
+    plan = Plan(
+        tasks=(
+            TaskSpec(id="n", kind="tool", tool="never", max_attempts=2),
+            TaskSpec(id="after", kind="tool", tool="current_time", depends_on=("n",)),
+        )
+    )
     async with engine_for(tmp_path, tools=[never]) as engine:
         result = await engine.run(plan=plan)
         state = await engine.get(result.job_id)
@@ -159,19 +195,30 @@ async def test_replan_after_a_failure_keeps_finished_work(tmp_path: Path) -> Non
         return name
 
     replies = [
-        {"match": {"role": "planner"}, "json": {"tasks": [
-            {"id": "fix", "goal": "Do the remaining work another way", "depends_on": [],
-             "kind": "execute"},
-        ]}},
+        {
+            "match": {"role": "planner"},
+            "json": {
+                "tasks": [
+                    {
+                        "id": "fix",
+                        "goal": "Do the remaining work another way",
+                        "depends_on": [],
+                        "kind": "execute",
+                    },
+                ]
+            },
+        },
         {"match": {"role": "executor"}, "content": "done another way"},
     ]
     plan = Plan(
         tasks=(
             TaskSpec(id="good", kind="tool", tool="step", args={"name": "good"}),
-            TaskSpec(id="bad", kind="tool", tool="step", args={"name": "bad"},
-                     depends_on=("good",)),
-            TaskSpec(id="last", kind="tool", tool="step", args={"name": "last"},
-                     depends_on=("bad",)),
+            TaskSpec(
+                id="bad", kind="tool", tool="step", args={"name": "bad"}, depends_on=("good",)
+            ),
+            TaskSpec(
+                id="last", kind="tool", tool="step", args={"name": "last"}, depends_on=("bad",)
+            ),
         ),
         on_failure="replan",
     )
@@ -196,8 +243,12 @@ async def test_cancel_stops_a_running_job(tmp_path: Path) -> None:
         await asyncio.sleep(30)
         return "late"
 
-    plan = Plan(tasks=(TaskSpec(id="s", kind="tool", tool="slow"),
-                       TaskSpec(id="t", kind="tool", tool="slow", depends_on=("s",))))
+    plan = Plan(
+        tasks=(
+            TaskSpec(id="s", kind="tool", tool="slow"),
+            TaskSpec(id="t", kind="tool", tool="slow", depends_on=("s",)),
+        )
+    )
     async with engine_for(tmp_path, tools=[slow]) as engine:
         job_id = await engine.submit(plan=plan)
         await asyncio.wait_for(started.wait(), 5)
@@ -215,10 +266,12 @@ async def test_bad_plans_are_refused_before_anything_runs(tmp_path: Path) -> Non
 
     async with engine_for(tmp_path) as engine:
         with pytest.raises(PlanInvalid) as info:
-            await engine.submit(plan=[
-                TaskSpec(id="a", kind="tool", tool="nope", depends_on=("b",)),
-                TaskSpec(id="b", kind="tool", tool="calculator", depends_on=("a",)),
-            ])
+            await engine.submit(
+                plan=[
+                    TaskSpec(id="a", kind="tool", tool="nope", depends_on=("b",)),
+                    TaskSpec(id="b", kind="tool", tool="calculator", depends_on=("a",)),
+                ]
+            )
         text = str(info.value)
         assert "unknown tool 'nope'" in text and "cycle" in text
         assert await engine.store.list_jobs() == []
@@ -237,3 +290,56 @@ async def test_a_missing_model_fails_the_job_with_a_clear_reason(tmp_path: Path)
         result = await engine.run("anything", max_attempts=1)
     assert result.status == "failed"
     assert "OPENAI_API_KEY" in (result.error or "")
+
+
+async def test_the_store_equals_the_replayed_event_log(tmp_path: Path) -> None:
+    from planweave.state import replay
+
+    replies = [
+        {
+            "match": {"role": "planner"},
+            "json": {
+                "tasks": [
+                    {"id": "x", "goal": "Do x", "depends_on": [], "kind": "execute"},
+                    {"id": "y", "goal": "Do y", "depends_on": ["x"], "kind": "execute"},
+                ]
+            },
+        },
+        {"match": {"role": "executor"}, "content": "ok", "repeat": True},
+        {"match": {"role": "composer"}, "content": "# Done"},
+    ]
+    async with engine_for(tmp_path, replies) as engine:
+        result = await engine.run("two steps")
+        stored = await engine.store.load_job(result.job_id)
+        rebuilt = replay(await engine.events(result.job_id))
+    assert stored is not None
+    assert rebuilt.to_row() == stored.to_row()
+    assert {k: t.to_row(result.job_id) for k, t in rebuilt.tasks.items()} == {
+        k: t.to_row(result.job_id) for k, t in stored.tasks.items()
+    }
+
+
+@pytest.mark.local_model
+async def test_the_offline_local_model_drives_a_job_to_a_valid_end(tmp_path: Path) -> None:
+    from planweave.llm import ModelOptions
+
+    engine = Engine(
+        store=f"sqlite:///{tmp_path / 'jobs.db'}",
+        model="local:",
+        model_options=ModelOptions(n_threads=1, max_tokens=256),
+        data_dir=tmp_path,
+    )
+    async with engine:
+        result = await engine.run("Write a haiku about rain", max_agent_steps=3)
+        events = await engine.events(result.job_id)
+        state = await engine.get(result.job_id)
+    assert result.status in ("succeeded", "failed")
+    assert contiguous(events)
+    assert events[-1].type in ("JobCompleted", "JobFailed")
+    assert all(t.terminal for t in state.tasks.values())
+    assert any(e.type == "LlmCalled" for e in events)
+    if result.ok:
+        assert isinstance(result.result, str) and result.result.strip()
+        assert result.artifacts and result.artifacts[0].exists()
+    else:
+        assert result.error

@@ -302,6 +302,15 @@ async def test_structured_output_json_schema_mode(fake: FakeOpenAI) -> None:
     }
 
 
+def test_real_openai_gets_json_schema_and_max_completion_tokens() -> None:
+    model = OpenAIModel("gpt-4o-mini", ModelOptions(api_key="sk-x", max_tokens=50))
+    body = model.body(ask("2+2?", response_schema=SCHEMA, schema_name="sum"))
+    assert body["response_format"]["type"] == "json_schema"
+    assert body["response_format"]["json_schema"]["schema"] == SCHEMA
+    assert body["max_completion_tokens"] == 50
+    assert "max_tokens" not in body
+
+
 async def test_invalid_and_truncated_json_are_response_errors(fake: FakeOpenAI) -> None:
     fake.reply(body=completion("I think the answer is 4"))
     fake.reply(body=completion('{"answer": "4", "n', finish_reason="length"))

@@ -67,7 +67,7 @@ def test_options_are_frozen_keyword_only_and_checked() -> None:
     with pytest.raises(pydantic.ValidationError):
         ModelOptions(max_token=5)  # type: ignore[call-arg]
     with pytest.raises(pydantic.ValidationError):
-        ModelOptions(structured_output="xml")  # type: ignore[arg-type]
+        ModelOptions(structured_output="xml")
     with pytest.raises(TypeError):
         ModelOptions("http://x")  # type: ignore[misc]
     assert "sk-secret" not in repr(ModelOptions(api_key="sk-secret"))

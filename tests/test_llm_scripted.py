@@ -142,12 +142,12 @@ async def test_tool_calls_get_ids_and_usage_is_estimated() -> None:
 
 
 async def test_delay_is_awaited_without_blocking_the_loop() -> None:
-    model = ScriptedModel([{"content": "slow", "delay_s": 0.2, "repeat": True}])
+    model = ScriptedModel([{"content": "slow", "delay_s": 0.4, "repeat": True}])
     started = time.perf_counter()
     results = await asyncio.gather(*(model.complete(ask()) for _ in range(3)))
     elapsed = time.perf_counter() - started
     assert [r.content for r in results] == ["slow"] * 3
-    assert 0.2 <= elapsed < 0.55  # the three delays overlap
+    assert 0.4 <= elapsed < 1.1  # the three delays overlap (in turn they would take 1.2 s)
 
 
 async def test_error_replies_simulate_failures() -> None:
@@ -174,7 +174,7 @@ async def test_concurrent_callers_each_get_a_distinct_reply() -> None:
 
 
 def test_invalid_replies_are_config_errors() -> None:
-    with pytest.raises(ConfigError, match="reply 2 is invalid: .*one of content, json"):
+    with pytest.raises(ConfigError, match=r"reply 2 is invalid: .*one of content, json"):
         ScriptedModel([{"content": "ok"}, {"match": {"role": "planner"}}])
     with pytest.raises(ConfigError, match=r"reply 1 is invalid: match\.rol"):
         ScriptedModel([{"match": {"rol": "planner"}, "content": "x"}])

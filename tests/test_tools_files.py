@@ -40,6 +40,10 @@ async def call(ctx: ToolContext, name: str, **args: object) -> ToolResult:
     return await invoke(ToolRegistry(builtin_tools()), name, args, ctx)
 
 
+def outside_files(tmp_path: Path) -> list[Path]:
+    return sorted(p for p in tmp_path.rglob("*") if "ws" not in p.relative_to(tmp_path).parts)
+
+
 ATTACKS = [
     "../outside/canary.txt",
     "/etc/passwd",
@@ -104,11 +108,10 @@ async def test_read_attacks_are_refused(ctx: ToolContext, path: str) -> None:
 async def test_write_attacks_are_refused_and_nothing_changes_outside(
     ctx: ToolContext, layout: dict[str, Path], tmp_path: Path, path: str
 ) -> None:
-    before = sorted(p for p in tmp_path.rglob("*") if "ws" not in p.relative_to(tmp_path).parts)
+    before = outside_files(tmp_path)
     result = await call(ctx, "write_file", path=path, content="pwned")
     assert (result.ok, result.error_type) == (False, "policy"), result.error
-    after = sorted(p for p in tmp_path.rglob("*") if "ws" not in p.relative_to(tmp_path).parts)
-    assert after == before
+    assert outside_files(tmp_path) == before
     assert layout["canary"].read_text() == CANARY
     assert (layout["evil"] / "secret.txt").read_text() == "sibling secret"
     assert not (layout["outside"] / "new.txt").exists()
@@ -194,3 +197,13 @@ async def test_not_found_and_wrong_kinds_are_plain_errors(
     not_dir = await call(ctx, "list_files", path="docs/a.txt")
     assert not_dir.error_type == "error"
     assert "not a directory" in (not_dir.error or "")
+
+
+async def test_refused_write_does_not_create_the_workspace(tmp_path: Path) -> None:
+    ctx = ToolContext(workspace=tmp_path / "missing")
+    result = await call(ctx, "write_file", path="../escape.txt", content="x")
+    assert result.error_type == "policy"
+    listed = await call(ctx, "list_files")
+    assert (listed.ok, listed.error_type) == (False, "error")
+    assert not (tmp_path / "missing").exists()
+    assert not (tmp_path / "escape.txt").exists()

@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
@@ -70,10 +71,10 @@ def _chain(length: int, node: Any = _one) -> StateGraph[Any]:
     return graph
 
 
-def _config(steps: int, thread_id: str | None = None) -> dict[str, Any]:
+def _config(steps: int, thread_id: str | None = None) -> RunnableConfig:
     # Each node is a super-step; LangGraph's default limit is 25.
     configurable = {"thread_id": thread_id} if thread_id else {}
-    return {"recursion_limit": steps + 10, "configurable": configurable}
+    return RunnableConfig(recursion_limit=steps + 10, configurable=configurable)
 
 
 @asynccontextmanager

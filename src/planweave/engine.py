@@ -8,8 +8,8 @@ runs in the calling process on the embedded default (SQLite file + in-process bu
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -122,8 +122,9 @@ class Engine:
         if model is None or isinstance(model, str):
             self.models = ModelCache(default=model or "local:", options=model_options)
         else:
-            self.models = ModelCache(default=model.name, options=model_options,
-                                     models={model.name: model})
+            self.models = ModelCache(
+                default=model.name, options=model_options, models={model.name: model}
+            )
         self.concurrency = {**DEFAULT_CONCURRENCY, **(concurrency or {})}
         self.allow_private_network = allow_private_network
         self.run_workers = run_workers
@@ -315,12 +316,11 @@ class Engine:
                 if self.plane.job(job_id) is None:
                     await asyncio.sleep(poll_s)
                     continue
-                live = _next_event(sub, poll_s)
-                event = await live
-                if event is not None and event.seq == seq + 1:
-                    seq = event.seq
-                    yield event
-                    if event.type in ("JobCompleted", "JobFailed", "JobCancelled"):
+                live = await _next_event(sub, poll_s)
+                if live is not None and live.seq == seq + 1:
+                    seq = live.seq
+                    yield live
+                    if live.type in ("JobCompleted", "JobFailed", "JobCancelled"):
                         return
         finally:
             await sub.close()
@@ -333,8 +333,12 @@ class Engine:
             result=state.result,
             error=state.error,
             artifacts=artifacts,
-            usage=Usage(tokens_in=state.tokens_in, tokens_out=state.tokens_out,
-                        cost_usd=state.cost_usd, llm_calls=state.llm_calls),
+            usage=Usage(
+                tokens_in=state.tokens_in,
+                tokens_out=state.tokens_out,
+                cost_usd=state.cost_usd,
+                llm_calls=state.llm_calls,
+            ),
             tasks=len(state.tasks),
         )
 
@@ -359,16 +363,13 @@ def _options(options: JobOptions | None, fields: dict[str, Any]) -> JobOptions:
 
 
 def _now() -> float:
-    import time
-
     return time.time()
 
 
-def _run_sync(coro: Awaitable[T]) -> T:
-    async def main() -> T:
-        return await coro
-
-    with contextlib.suppress(RuntimeError):
+def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    try:
         asyncio.get_running_loop()
-        raise UsageError("run_sync cannot be called from a running event loop; await run()")
-    return asyncio.run(main())
+    except RuntimeError:
+        return asyncio.run(coro)
+    coro.close()
+    raise UsageError("run_sync cannot be called from a running event loop; await run() instead")

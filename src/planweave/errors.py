@@ -16,6 +16,7 @@ Foreign exceptions (sqlite3, redis, openai, httpx) are translated at the adapter
     │   ├── MissingDependency
     │   ├── PlanInvalid
     │   ├── JobNotFound
+    │   ├── JobBusy
     │   └── ScriptedModelMismatch
     ├── RunError
     │   ├── TaskFailed
@@ -44,6 +45,7 @@ __all__ = [
     "ApprovalRequired",
     "BudgetExceeded",
     "ConfigError",
+    "JobBusy",
     "JobFailed",
     "JobNotFound",
     "MissingDependency",
@@ -102,9 +104,7 @@ class MissingDependency(UsageError):
     def __init__(self, package: str, extra: str) -> None:
         self.package = package
         self.extra = extra
-        super().__init__(
-            f"{package} is not installed: run pip install 'planweave[{extra}]'"
-        )
+        super().__init__(f"{package} is not installed: run pip install 'planweave[{extra}]'")
 
 
 class PlanInvalid(UsageError):
@@ -121,6 +121,10 @@ class JobNotFound(UsageError):
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
         super().__init__(f"no job {job_id!r} in this store (list them with 'planweave jobs')")
+
+
+class JobBusy(UsageError):
+    """Another process is running the job (its claim on the job has not expired)."""
 
 
 class ScriptedModelMismatch(UsageError):

@@ -123,9 +123,7 @@ class Outcome(BaseModel):
 
 
 Report = Annotated[StartedReport | CallReport | Outcome, Field(discriminator="type")]
-Message = Annotated[
-    WorkItem | StartedReport | CallReport | Outcome, Field(discriminator="type")
-]
+Message = Annotated[WorkItem | StartedReport | CallReport | Outcome, Field(discriminator="type")]
 
 message_adapter: TypeAdapter[Message] = TypeAdapter(Message)
 

@@ -290,8 +290,13 @@ def apply(state: JobState | None, event: Event) -> JobState:
             planned=event.plan is None,
         )
         if event.plan is None:
-            _add_task(state, TaskSpec(id="root", goal=event.goal, kind="plan"), parent=None,
-                      depth=0, at=event.at)
+            _add_task(
+                state,
+                TaskSpec(id="root", goal=event.goal, kind="plan"),
+                parent=None,
+                depth=0,
+                at=event.at,
+            )
         else:
             for spec in event.plan:
                 _add_task(state, spec, parent=None, depth=0, at=event.at)
@@ -386,16 +391,18 @@ def _apply_replan(state: JobState, event: ReplanRequested) -> None:
     for task_id in (*event.superseded, event.failed_task):
         tasks[task_id].superseded = True
     parent = tasks[event.failed_task].parent
-    spec = TaskSpec(id=event.task_id or "replan", goal=event.goal, kind="plan",
-                    depends_on=event.depends_on)
+    spec = TaskSpec(
+        id=event.task_id or "replan", goal=event.goal, kind="plan", depends_on=event.depends_on
+    )
     _add_task(state, spec, parent=parent, depth=event.depth, at=event.at)
     state.replans += 1
     for other in tasks.values():
         if other.terminal or other.id in superseded or other.id == spec.id:
             continue
         if any(dep in superseded or dep == event.failed_task for dep in other.spec.depends_on):
-            deps = [d for d in other.spec.depends_on
-                    if d not in superseded and d != event.failed_task]
+            deps = [
+                d for d in other.spec.depends_on if d not in superseded and d != event.failed_task
+            ]
             deps.append(spec.id)
             other.spec = other.spec.model_copy(update={"depends_on": tuple(deps)})
     _reindex(state)

@@ -66,6 +66,7 @@ def render_inputs(
     input_goals: Mapping[str, str],
     *,
     max_chars: int,
+    show_ids: bool = True,
 ) -> str:
     """Render earlier tasks' results, each under a heading naming its goal.
 
@@ -78,5 +79,6 @@ def render_inputs(
     for task_id, value in inputs.items():
         goal = input_goals.get(task_id, "").strip() or task_id
         body = truncate(render_value(value).strip(), each) or "(empty result)"
-        parts.append(f"### {truncate(goal, 200)} (task {task_id})\n{body}")
+        label = f"{truncate(goal, 200)} (task {task_id})" if show_ids else truncate(goal, 200)
+        parts.append(f"### {label}\n{body}")
     return "\n\n".join(parts)

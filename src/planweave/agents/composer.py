@@ -11,10 +11,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from planweave.agents._context import AgentContext, call_model
-from planweave.agents._text import input_budget_chars, render_inputs, render_value
+from planweave.agents._text import (
+    input_budget_chars,
+    is_small_model,
+    render_inputs,
+    render_value,
+)
 from planweave.llm.base import ChatMessage, LlmRequest
 
 __all__ = ["compose", "fallback_markdown"]
+
+SMALL_MODEL_MAX_TOKENS = 400
 
 _SYSTEM = (
     "You write the final answer to a goal, in Markdown, from the results of the tasks that "
@@ -48,7 +55,9 @@ async def compose(
     """
     parts = [f"Goal: {goal.strip()}"]
     if inputs:
-        rendered = render_inputs(inputs, input_goals, max_chars=input_budget_chars(ctx.model.name))
+        rendered = render_inputs(
+            inputs, input_goals, max_chars=input_budget_chars(ctx.model.name), show_ids=False
+        )
         parts.append(f"Results:\n\n{rendered}")
     else:
         parts.append("No task results are available; answer the goal directly.")
@@ -60,6 +69,10 @@ async def compose(
         ),
         role="composer",
         agent="composer",
+        # A small model rambles until its token limit; keep its answers short (and quick).
+        max_tokens=SMALL_MODEL_MAX_TOKENS
+        if is_small_model(ctx.model.name) and ctx.max_tokens is None
+        else None,
     )
     response = await call_model(ctx, request)
     text = _strip_fence(response.content.strip())

@@ -27,6 +27,7 @@ from planweave.plan import TaskSpec, plan_problems
 
 __all__ = ["dag_plan_schema", "plan", "plan_schema"]
 
+GOAL_MIN_CHARS = 5
 GOAL_MAX_CHARS = 120
 SMALL_MIN_TASKS = 2
 SMALL_MAX_TASKS = 5
@@ -113,18 +114,24 @@ def dag_plan_schema(*, max_tasks: int, allow_subplans: bool) -> dict[str, Any]:
                     "maxItems": len(earlier),
                 }
                 if earlier
-                else {"type": "array", "maxItems": 0}
+                # llama.cpp reads maxItems 0 as "no limit": spell the empty list out instead.
+                else {"type": "array", "const": []}
             )
             items.append(
                 {
                     "type": "object",
+                    # goal comes first: after a fixed id, a small model writes ids as goals.
                     "properties": {
+                        "goal": {
+                            "type": "string",
+                            "minLength": GOAL_MIN_CHARS,
+                            "maxLength": GOAL_MAX_CHARS,
+                        },
                         "id": {"type": "string", "enum": [f"t{index}"]},
-                        "goal": {"type": "string", "minLength": 3, "maxLength": GOAL_MAX_CHARS},
                         "depends_on": depends_on,
                         "kind": {"type": "string", "enum": kinds},
                     },
-                    "required": ["id", "goal", "depends_on", "kind"],
+                    "required": ["goal", "id", "depends_on", "kind"],
                     "additionalProperties": False,
                 }
             )

@@ -9,10 +9,16 @@ Two wire protocols, one loop:
   either ``{"action": ..., "action_input": {...}}`` or ``{"final_answer": "..."}``, and tool
   results are fed back as plain ``user`` messages ("Observation: ...").
 
-Whatever the model gets wrong (an unknown tool, bad arguments, unparseable JSON) becomes an
-observation it can correct, never a crash. When the step budget runs out, the agent makes one
-last call without tools asking for the answer; only if that also yields nothing does it raise
-``BudgetExceeded``, so that the engine retries or replans instead of passing on an empty result.
+Whatever the model gets wrong (an unknown tool, bad arguments, malformed or cut-off JSON, i.e.
+a retryable ``ModelResponseError``) becomes an observation it can correct, never a crash; other
+model errors propagate so the engine can retry the task.
+
+Answers are never empty. An empty answer after a successful tool call is replaced by that call's
+result; an empty answer before any is met with one request to answer. When the step budget
+(``max_steps`` model calls) runs out, the agent makes one last call without tools asking for the
+answer, so ``AgentResult.steps`` may be ``max_steps + 1``. Only if that also yields nothing (and no
+tool result exists to fall back on) does it raise ``BudgetExceeded``, so that the engine retries
+or replans instead of passing an empty result on to later tasks.
 """
 
 from __future__ import annotations
@@ -25,14 +31,19 @@ from typing import Any
 from planweave.agents._agent import AgentResult, AgentTask
 from planweave.agents._context import AgentContext, call_model
 from planweave.agents._text import input_budget_chars, is_small_model, render_inputs, truncate
-from planweave.errors import BudgetExceeded, ConfigError
+from planweave.errors import BudgetExceeded, ConfigError, ModelResponseError
 from planweave.events import ToolCalled
 from planweave.llm.base import ChatMessage, LlmRequest, LlmResponse, ToolCall, ToolSpec
 from planweave.tools import ToolResult, invoke
 
 __all__ = ["ReactAgent", "action_schema"]
 
-FINAL_ANSWER_MAX_CHARS = 2_000
+# llama.cpp compiles maxLength into nested grammar rules and overflows its stack (a segfault)
+# somewhere above 1,000 characters, so no schema here goes beyond that. Small models also pad a
+# string up to its maxLength, so theirs are shorter still.
+FINAL_ANSWER_MAX_CHARS = 1_000
+SMALL_MODEL_ANSWER_MAX_CHARS = 300
+SMALL_MODEL_ARG_MAX_CHARS = 200
 OBSERVATION_CHARS = 4_000
 SMALL_MODEL_OBSERVATION_CHARS = 1_200
 EVENT_RESULT_CHARS = 1_000
@@ -61,6 +72,7 @@ _FINAL_CALL = (
     "You have used all your steps. Give your final answer now, from what you have found so far, "
     "without calling any tool."
 )
+_REPEATED = " If you have what you need, give your final answer now."
 _EMPTY_ANSWER = "Your answer was empty. Give your final answer to the task."
 
 
@@ -74,14 +86,13 @@ class _Run:
     last_observation: str | None = None
     nudged: bool = False
     trace: list[dict[str, Any]] = field(default_factory=list)
+    seen_calls: set[tuple[str, str]] = field(default_factory=set)
 
 
-def _final_answer_schema() -> dict[str, Any]:
+def _final_answer_schema(max_chars: int = FINAL_ANSWER_MAX_CHARS) -> dict[str, Any]:
     return {
         "type": "object",
-        "properties": {
-            "final_answer": {"type": "string", "minLength": 1, "maxLength": FINAL_ANSWER_MAX_CHARS}
-        },
+        "properties": {"final_answer": {"type": "string", "minLength": 1, "maxLength": max_chars}},
         "required": ["final_answer"],
         "additionalProperties": False,
     }
@@ -95,20 +106,47 @@ def _contains_ref(node: Any) -> bool:
     return False
 
 
-def action_schema(specs: Sequence[ToolSpec]) -> dict[str, Any]:
+def _cap_strings(params: dict[str, Any], max_chars: int) -> dict[str, Any]:
+    """A copy of a parameter schema whose top-level string properties have a maxLength."""
+    props = params.get("properties")
+    if not isinstance(props, dict):
+        return params
+    capped = {
+        name: {**prop, "maxLength": max_chars}
+        if isinstance(prop, dict) and prop.get("type") == "string" and "maxLength" not in prop
+        else prop
+        for name, prop in props.items()
+    }
+    return {**params, "properties": capped}
+
+
+def action_schema(
+    specs: Sequence[ToolSpec],
+    *,
+    max_answer_chars: int = FINAL_ANSWER_MAX_CHARS,
+    max_arg_chars: int | None = None,
+) -> dict[str, Any]:
     """The JSON schema a reply follows under the JSON action protocol.
 
     One branch per tool, whose ``action_input`` is the tool's own parameter schema, so a
     grammar-constrained model can only write arguments of the right shape (a schema with
     ``$ref`` falls back to a plain object, since references do not survive the nesting); plus
     a ``final_answer`` branch. Without tools only the ``final_answer`` branch remains.
+
+    Args:
+        specs: The tools offered.
+        max_answer_chars: maxLength of ``final_answer``.
+        max_arg_chars: maxLength given to string arguments that have none (``None``: leave
+            them unbounded).
     """
-    final = _final_answer_schema()
+    final = _final_answer_schema(max_answer_chars)
     if not specs:
         return final
     branches: list[dict[str, Any]] = []
     for spec in specs:
         params = spec.parameters if not _contains_ref(spec.parameters) else {"type": "object"}
+        if max_arg_chars is not None:
+            params = _cap_strings(params, max_arg_chars)
         branches.append(
             {
                 "type": "object",
@@ -204,7 +242,7 @@ class ReactAgent:
                 break
             run.nudged = True
             run.messages.append(ChatMessage(role="user", content=_EMPTY_ANSWER))
-        answer = await self._final_call(run, ctx, native)
+        answer = await self._final_call(run, ctx, native, small)
         if answer:
             return self._result(answer, run)
         if run.last_observation:
@@ -275,10 +313,24 @@ class ReactAgent:
     async def _json_step(
         self, run: _Run, ctx: AgentContext, specs: Sequence[ToolSpec], small: bool
     ) -> str | None:
-        request = self._request(run, schema=action_schema(specs))
-        response = await call_model(ctx, request)
+        schema = (
+            action_schema(
+                specs,
+                max_answer_chars=SMALL_MODEL_ANSWER_MAX_CHARS,
+                max_arg_chars=SMALL_MODEL_ARG_MAX_CHARS,
+            )
+            if small
+            else action_schema(specs)
+        )
+        try:
+            response = await call_model(ctx, self._request(run, schema=schema))
+        except ModelResponseError as exc:
+            if not exc.retryable:
+                raise
+            # Malformed or cut-off JSON: tell the model, as it would be told of a bad tool call.
+            run.messages.append(ChatMessage(role="user", content=_observe(f"error: {exc}")))
+            return None
         reply = _parse_reply(response)
-        max_chars = SMALL_MODEL_OBSERVATION_CHARS if small else OBSERVATION_CHARS
         if isinstance(reply, str):
             # Not JSON at all: a model without structured output answering in prose.
             return reply.strip()
@@ -301,24 +353,27 @@ class ReactAgent:
                 else ToolCall(name=action, raw_arguments=json.dumps(raw_input, default=str))
             )
             allowed = {spec.name for spec in specs}
+            max_chars = SMALL_MODEL_OBSERVATION_CHARS if small else OBSERVATION_CHARS
             observation = await self._use_tool(run, ctx, call, allowed, max_chars)
-        run.messages.append(
-            ChatMessage(
-                role="user",
-                content=f"Observation: {observation}\n\n"
-                "Reply with the next action, or with final_answer if you can answer now.",
-            )
-        )
+        run.messages.append(ChatMessage(role="user", content=_observe(observation)))
         return None
 
-    async def _final_call(self, run: _Run, ctx: AgentContext, native: bool) -> str:
-        """One last call, without tools, asking for the answer."""
+    async def _final_call(self, run: _Run, ctx: AgentContext, native: bool, small: bool) -> str:
+        """One last call, without tools, asking for the answer ("" when none came)."""
         run.messages.append(ChatMessage(role="user", content=_FINAL_CALL))
         run.steps += 1
         if native:
             response = await call_model(ctx, self._request(run))
             return "" if response.tool_calls else response.content.strip()
-        response = await call_model(ctx, self._request(run, schema=_final_answer_schema()))
+        max_chars = SMALL_MODEL_ANSWER_MAX_CHARS if small else FINAL_ANSWER_MAX_CHARS
+        try:
+            response = await call_model(
+                ctx, self._request(run, schema=_final_answer_schema(max_chars))
+            )
+        except ModelResponseError as exc:
+            if not exc.retryable:
+                raise
+            return ""
         reply = _parse_reply(response)
         if isinstance(reply, str):
             return reply.strip()
@@ -365,7 +420,13 @@ class ReactAgent:
         else:
             result = await invoke(ctx.tools, call.name, call.arguments, ctx.tool_context)
         observation = result.as_text(max_chars=max_chars)
-        run.last_observation = observation if result.ok else run.last_observation
+        if result.ok:
+            run.last_observation = observation
+        key = (call.name, json.dumps(call.arguments, sort_keys=True, default=str))
+        if key in run.seen_calls:
+            # Small models repeat a call forever; point out that the result is already known.
+            observation += f"\n(You already called {call.name} with these arguments.{_REPEATED})"
+        run.seen_calls.add(key)
         run.trace.append({"tool": call.name, "ok": result.ok})
         await ctx.emit(
             ToolCalled(
@@ -383,6 +444,13 @@ class ReactAgent:
 
     def _result(self, answer: str, run: _Run) -> AgentResult:
         return AgentResult(output=answer, data={"tool_calls": run.trace}, steps=run.steps)
+
+
+def _observe(observation: str) -> str:
+    return (
+        f"Observation: {observation}\n\n"
+        "Reply with the next action, or with final_answer if you can answer now."
+    )
 
 
 def _parse_reply(response: LlmResponse) -> dict[str, Any] | str:

@@ -63,7 +63,12 @@ class Bus(Protocol):
         """Append a message to a work queue."""
 
     async def receive(
-        self, queue: str, consumer: str, *, max_items: int = 1, timeout_s: float | None = None,
+        self,
+        queue: str,
+        consumer: str,
+        *,
+        max_items: int = 1,
+        timeout_s: float | None = None,
         lease_s: float = 30.0,
     ) -> list[Delivery]:
         """Wait up to ``timeout_s`` (forever when ``None``) for messages and lease them.

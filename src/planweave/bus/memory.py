@@ -30,18 +30,11 @@ _MAX_REAP_INTERVAL_S = 0.5
 _MIN_REAP_INTERVAL_S = 0.001
 
 
-class _Entry:
-    """A queued message and its delivery state (one object from enqueue to ack)."""
+_Waiting = tuple[str, BusMessage, int]
+"""A message waiting in a queue: (id, message, deliveries so far)."""
 
-    __slots__ = ("consumer", "deadline", "deliveries", "id", "message", "seq")
-
-    def __init__(self, seq: int, message: BusMessage, deliveries: int = 0) -> None:
-        self.seq = seq
-        self.id = str(seq)
-        self.message = message
-        self.deliveries = deliveries
-        self.deadline = 0.0
-        self.consumer = ""
+_Lease = tuple[Delivery, float]
+"""A message in flight: its current delivery and the lease deadline (clock seconds)."""
 
 
 class _Waiter:
@@ -64,10 +57,10 @@ class _Queue:
     __slots__ = ("dead", "inflight", "waiters", "waiting")
 
     def __init__(self) -> None:
-        self.waiting: deque[_Entry] = deque()
-        self.inflight: dict[str, _Entry] = {}
+        self.waiting: deque[_Waiting] = deque()
+        self.inflight: dict[str, _Lease] = {}
         self.waiters: deque[_Waiter] = deque()
-        self.dead: dict[str, tuple[_Entry, DeadLetter]] = {}
+        self.dead: dict[str, DeadLetter] = {}
 
 
 def _time_out(waiter: _Waiter) -> None:
@@ -161,7 +154,8 @@ class MemoryBus:
 
     Call ``await bus.open()`` to start the reaper that redelivers expired leases to consumers
     already waiting; ``await bus.close()`` stops it, ends every subscription and wakes blocked
-    receivers with no messages.
+    receivers with no messages (a later ``receive`` waits as usual, so a consumer loop that
+    outlives the bus idles instead of spinning).
 
     A delivery is fenced by its delivery count: ``ack``, ``nack`` and ``extend`` of a delivery
     whose lease has expired and was taken back are ignored.
@@ -224,40 +218,44 @@ class MemoryBus:
         q = self._queues.get(queue)
         if q is None:
             q = self._queue(queue)
-        entry = _Entry(next(self._seq), message)
+        message_id = str(next(self._seq))
         waiters = q.waiters
         while waiters:
             waiter = waiters[0]
             if not waiter.open or waiter.fut.cancelled():
                 waiters.popleft()
                 continue
-            self._lease_to(queue, q, entry, waiter)
+            # A consumer is waiting: lease the message to it directly.
+            delivery = Delivery(queue, message_id, message, 1, waiter.consumer)
+            q.inflight[message_id] = (delivery, self._clock() + waiter.lease_s)
+            items = waiter.items
+            if not items:
+                waiter.fut.set_result(None)
+            items.append(delivery)
+            if len(items) >= waiter.max_items:
+                waiter.open = False
+                waiters.popleft()
             return
-        q.waiting.append(entry)
-
-    def _lease_to(self, queue: str, q: _Queue, entry: _Entry, waiter: _Waiter) -> None:
-        """Lease ``entry`` to the open waiter at the head of ``q.waiters``."""
-        entry.deliveries += 1
-        entry.deadline = self._clock() + waiter.lease_s
-        entry.consumer = waiter.consumer
-        q.inflight[entry.id] = entry
-        items = waiter.items
-        if not items:
-            waiter.fut.set_result(None)
-        items.append(Delivery(queue, entry.id, entry.message, entry.deliveries, entry.consumer))
-        if len(items) >= waiter.max_items:
-            waiter.open = False
-            q.waiters.popleft()
+        q.waiting.append((message_id, message, 0))
 
     def _feed_waiters(self, queue: str, q: _Queue) -> None:
-        """Hand waiting messages to open waiters (after a requeue)."""
+        """Lease waiting messages to open waiters (after messages were put back)."""
         waiting, waiters = q.waiting, q.waiters
         while waiting and waiters:
             waiter = waiters[0]
             if not waiter.open or waiter.fut.cancelled():
                 waiters.popleft()
                 continue
-            self._lease_to(queue, q, waiting.popleft(), waiter)
+            message_id, message, deliveries = waiting.popleft()
+            delivery = Delivery(queue, message_id, message, deliveries + 1, waiter.consumer)
+            q.inflight[message_id] = (delivery, self._clock() + waiter.lease_s)
+            items = waiter.items
+            if not items:
+                waiter.fut.set_result(None)
+            items.append(delivery)
+            if len(items) >= waiter.max_items:
+                waiter.open = False
+                waiters.popleft()
 
     async def receive(
         self,
@@ -283,26 +281,15 @@ class MemoryBus:
             inflight = q.inflight
             out: list[Delivery] = []
             for _ in range(min(max_items, len(waiting))):
-                entry = waiting.popleft()
-                entry.deliveries += 1
-                entry.deadline = deadline
-                entry.consumer = consumer
-                inflight[entry.id] = entry
-                out.append(Delivery(queue, entry.id, entry.message, entry.deliveries, consumer))
+                message_id, message, deliveries = waiting.popleft()
+                delivery = Delivery(queue, message_id, message, deliveries + 1, consumer)
+                inflight[message_id] = (delivery, deadline)
+                out.append(delivery)
             return out
-        if self._closed or (timeout_s is not None and timeout_s <= 0):
+        if timeout_s is not None and timeout_s <= 0:
             return []
-        return await self._wait(queue, q, consumer, max_items, timeout_s, lease_s)
 
-    async def _wait(
-        self,
-        queue: str,
-        q: _Queue,
-        consumer: str,
-        max_items: int,
-        timeout_s: float | None,
-        lease_s: float,
-    ) -> list[Delivery]:
+        # Slow path: wait for an enqueue (or a redelivery) to hand messages over.
         loop = asyncio.get_running_loop()
         waiter = _Waiter(loop.create_future(), consumer, lease_s, max(1, max_items))
         q.waiters.append(waiter)
@@ -312,7 +299,7 @@ class MemoryBus:
         try:
             await waiter.fut
         except BaseException:
-            # Cancelled (possibly after messages were handed over): give them back untouched.
+            # Cancelled, perhaps after messages were handed over: give them back undelivered.
             waiter.open = False
             self._give_back(queue, q, waiter.items)
             raise
@@ -325,49 +312,48 @@ class MemoryBus:
         return waiter.items
 
     def _give_back(self, queue: str, q: _Queue, items: list[Delivery]) -> None:
-        entries: list[_Entry] = []
+        back: list[_Waiting] = []
         for delivery in items:
-            entry = q.inflight.pop(delivery.id, None)
-            if entry is not None and entry.deliveries == delivery.deliveries:
-                entry.deliveries -= 1
-                entries.append(entry)
-        if entries:
-            q.waiting.extendleft(reversed(entries))
+            lease = q.inflight.get(delivery.id)
+            if lease is not None and lease[0].deliveries == delivery.deliveries:
+                del q.inflight[delivery.id]
+                back.append((delivery.id, delivery.message, delivery.deliveries - 1))
+        if back:
+            q.waiting.extendleft(reversed(back))
             self._feed_waiters(queue, q)
 
-    def _current(self, delivery: Delivery) -> tuple[_Queue, _Entry] | None:
+    def _holder(self, delivery: Delivery) -> _Queue | None:
+        """The queue of a delivery that still holds its lease (``None``: a stale delivery)."""
         q = self._queues.get(delivery.queue)
         if q is None:
             return None
-        entry = q.inflight.get(delivery.id)
-        if entry is None or entry.deliveries != delivery.deliveries:
+        lease = q.inflight.get(delivery.id)
+        if lease is None or lease[0].deliveries != delivery.deliveries:
             return None
-        return q, entry
+        return q
 
     async def ack(self, delivery: Delivery) -> None:
         q = self._queues.get(delivery.queue)
-        if q is None:
-            return
-        entry = q.inflight.get(delivery.id)
-        if entry is not None and entry.deliveries == delivery.deliveries:
-            del q.inflight[delivery.id]
+        if q is not None:
+            lease = q.inflight.get(delivery.id)
+            if lease is not None and lease[0].deliveries == delivery.deliveries:
+                del q.inflight[delivery.id]
 
     async def nack(self, delivery: Delivery, *, reason: str = "") -> None:
-        found = self._current(delivery)
-        if found is None:
+        q = self._holder(delivery)
+        if q is None:
             return
-        q, entry = found
-        del q.inflight[entry.id]
-        if entry.deliveries >= self.max_deliveries:
-            self._dead_letter(delivery.queue, q, entry, reason or "nacked")
+        del q.inflight[delivery.id]
+        if delivery.deliveries >= self.max_deliveries:
+            self._dead_letter(q, delivery, reason or "nacked")
         else:
-            q.waiting.appendleft(entry)
+            q.waiting.appendleft((delivery.id, delivery.message, delivery.deliveries))
             self._feed_waiters(delivery.queue, q)
 
     async def extend(self, delivery: Delivery, *, lease_s: float) -> None:
-        found = self._current(delivery)
-        if found is not None:
-            found[1].deadline = self._clock() + lease_s
+        q = self._holder(delivery)
+        if q is not None:
+            q.inflight[delivery.id] = (q.inflight[delivery.id][0], self._clock() + lease_s)
             if lease_s < self._reap_interval_s * 4:
                 self._shorten_reap_interval(lease_s)
 
@@ -379,28 +365,26 @@ class MemoryBus:
     async def dead_letters(self, queue: str) -> list[DeadLetter]:
         self._reap(self._clock())
         q = self._queues.get(queue)
-        return [letter for _, letter in q.dead.values()] if q is not None else []
+        return list(q.dead.values()) if q is not None else []
 
     async def redrive(self, queue: str, message_id: str) -> bool:
         q = self._queues.get(queue)
-        if q is None or message_id not in q.dead:
+        letter = q.dead.pop(message_id, None) if q is not None else None
+        if q is None or letter is None:
             return False
-        entry, _ = q.dead.pop(message_id)
-        entry.deliveries = 0
-        q.waiting.append(entry)
+        q.waiting.append((letter.id, letter.message, 0))
         self._feed_waiters(queue, q)
         return True
 
-    def _dead_letter(self, queue: str, q: _Queue, entry: _Entry, reason: str) -> None:
-        letter = DeadLetter(
-            queue=queue,
-            id=entry.id,
-            message=entry.message,
-            deliveries=entry.deliveries,
+    def _dead_letter(self, q: _Queue, delivery: Delivery, reason: str) -> None:
+        q.dead[delivery.id] = DeadLetter(
+            queue=delivery.queue,
+            id=delivery.id,
+            message=delivery.message,
+            deliveries=delivery.deliveries,
             reason=reason,
             at=time.time(),
         )
-        q.dead[entry.id] = (entry, letter)
 
     # --- lease expiry -------------------------------------------------------------------------
 
@@ -411,22 +395,21 @@ class MemoryBus:
             inflight = q.inflight
             if not inflight:
                 continue
-            expired = [entry for entry in inflight.values() if entry.deadline <= now]
+            expired = [lease[0] for lease in inflight.values() if lease[1] <= now]
             if not expired:
                 continue
-            requeue: list[_Entry] = []
-            for entry in expired:
-                del inflight[entry.id]
-                if entry.deliveries >= self.max_deliveries:
-                    self._dead_letter(
-                        name, q, entry, f"lease expired after {entry.deliveries} deliveries"
-                    )
+            back: list[_Waiting] = []
+            for delivery in expired:
+                del inflight[delivery.id]
+                if delivery.deliveries >= self.max_deliveries:
+                    reason = f"lease expired after {delivery.deliveries} deliveries"
+                    self._dead_letter(q, delivery, reason)
                 else:
-                    requeue.append(entry)
-            if requeue:
+                    back.append((delivery.id, delivery.message, delivery.deliveries))
+            if back:
                 # Expired messages are older than the waiting ones: they go first, oldest first.
-                requeue.sort(key=lambda entry: entry.seq)
-                q.waiting.extendleft(reversed(requeue))
+                back.sort(key=lambda waiting: int(waiting[0]))
+                q.waiting.extendleft(reversed(back))
                 self._feed_waiters(name, q)
 
     def _shorten_reap_interval(self, lease_s: float) -> None:

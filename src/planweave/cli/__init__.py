@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
 
-from planweave.cli import _commands
+from planweave.cli import _commands, _run
 from planweave.errors import PlanweaveError, UsageError
 
 __all__ = ["app", "main"]
@@ -47,9 +47,17 @@ class _Group(TyperGroup):
         _debug = os.environ.get("PLANWEAVE_DEBUG", "") not in ("", "0", "false")
         handler = _install_log_handler()
         try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False,
-                                windows_expand_args=windows_expand_args, **extra)
+            code = super().main(
+                args,
+                prog_name,
+                complete_var,
+                standalone_mode=False,
+                windows_expand_args=windows_expand_args,
+                **extra,
+            )
         except typer.TyperException as exc:  # bad usage: unknown option, bad value…
+            if not exc.format_message().strip():  # help was printed (no arguments given)
+                sys.exit(exc.exit_code)
             hint = " (see --help)" if exc.exit_code == EXIT_USAGE else ""
             _fail(exc.format_message() + hint, exc.exit_code, exc)
         except typer.Abort as exc:
@@ -59,8 +67,11 @@ class _Group(TyperGroup):
         except PlanweaveError as exc:
             _fail(str(exc), EXIT_USAGE if isinstance(exc, UsageError) else EXIT_FAILED, exc)
         except Exception as exc:
-            _fail(f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for details)",
-                  EXIT_FAILED, exc)
+            _fail(
+                f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for details)",
+                EXIT_FAILED,
+                exc,
+            )
         finally:
             logging.getLogger("planweave").removeHandler(handler)
         if not standalone_mode:
@@ -105,8 +116,8 @@ def _root(
     _debug = _debug or debug
 
 
-app.command("run")(_commands.run)
-app.command("resume")(_commands.resume)
+app.command("run")(_run.run)
+app.command("resume")(_run.resume)
 app.command("cancel")(_commands.cancel)
 app.command("jobs")(_commands.jobs)
 app.command("show")(_commands.show)

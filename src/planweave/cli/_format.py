@@ -91,11 +91,13 @@ def tokens(count: int) -> str:
 
 
 def cost(usd: float) -> str:
-    """``$0.0042``, ``$1.23``."""
+    """``$0``, ``$0.0042``, ``$0.012``, ``$1.23``."""
     if usd == 0:
         return "$0"
     if usd < 0.01:
         return f"${usd:.4f}"
+    if usd < 1:
+        return f"${usd:.3f}"
     return f"${usd:.2f}"
 
 

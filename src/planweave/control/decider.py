@@ -48,13 +48,13 @@ from planweave.state import JobState, TaskState, apply
 __all__ = [
     "Decision",
     "assign",
+    "backoff_s",
     "cancel",
+    "next_timer",
     "on_call",
     "on_outcome",
     "on_started",
     "on_tick",
-    "backoff_s",
-    "next_timer",
     "resume",
     "submit",
     "worker_for",
@@ -211,8 +211,12 @@ def _expand(out: _Out, task: TaskState, subtasks: tuple[TaskSpec, ...]) -> None:
     options = state.options
     problems = plan_problems(subtasks, max_tasks=options.max_plan_tasks)
     if problems:
-        _fail_task(out, task, "the planner produced an invalid plan: " + "; ".join(problems),
-                   "plan_invalid")
+        _fail_task(
+            out,
+            task,
+            "the planner produced an invalid plan: " + "; ".join(problems),
+            "plan_invalid",
+        )
         return
     depth = task.depth + 1
     specs: list[TaskSpec] = []
@@ -233,8 +237,9 @@ def _expand(out: _Out, task: TaskState, subtasks: tuple[TaskSpec, ...]) -> None:
         )
     taken = [s.id for s in specs if s.id in state.tasks]
     if taken:
-        _fail_task(out, task, f"sub-plan ids clash with existing tasks: {', '.join(taken)}",
-                   "plan_invalid")
+        _fail_task(
+            out, task, f"sub-plan ids clash with existing tasks: {', '.join(taken)}", "plan_invalid"
+        )
         return
     if task.id == ROOT_TASK_ID and state.planned:
         used = {d for s in specs for d in s.depends_on}
@@ -368,15 +373,19 @@ def _replan(out: _Out, failed: TaskState, error: str) -> None:
         stack.extend(task.dependents)
     doomed.sort(key=lambda t: tasks[t].order)
     for task_id in doomed:
-        out.emit(TaskCancelled, task_id, reason=f"superseded by a new plan after {failed.id!r} failed")
+        out.emit(
+            TaskCancelled, task_id, reason=f"superseded by a new plan after {failed.id!r} failed"
+        )
     done = [t for t in tasks.values() if t.status == "succeeded" and t.parent == failed.parent]
     remaining = [failed, *(tasks[t] for t in doomed)]
     lines = [f"Overall goal: {state.goal}"]
     if done:
         lines.append("Already done: " + "; ".join(t.spec.goal for t in done if t.spec.goal))
     lines.append(f"This step failed: {failed.spec.goal} (error: {error})")
-    lines.append("Plan the remaining work differently: " + "; ".join(
-        t.spec.goal for t in remaining if t.spec.goal))
+    lines.append(
+        "Plan the remaining work differently: "
+        + "; ".join(t.spec.goal for t in remaining if t.spec.goal)
+    )
     base = f"replan{state.replans + 1}"
     replan_id = base if failed.parent in (None, ROOT_TASK_ID) else f"{failed.parent}.{base}"
     deps = tuple(d for d in failed.spec.depends_on if tasks[d].status == "succeeded")
@@ -454,4 +463,3 @@ def resume(state: JobState, *, now: float) -> Decision:
     if state.open_tasks == 0:
         _finish_job(out)
     return out.events
-

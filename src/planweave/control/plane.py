@@ -25,7 +25,7 @@ from typing import Any
 from planweave.bus.base import Bus, Delivery
 from planweave.constants import EVENT_TOPIC_ALL, OUTCOME_QUEUE, QUEUE_PREFIX
 from planweave.control import decider
-from planweave.errors import JobNotFound
+from planweave.errors import JobBusy, JobNotFound
 from planweave.events import ArtifactCreated, Event, JobOptions, SubtasksPlanned, new_id
 from planweave.messages import CallReport, Outcome, StartedReport, WorkItem
 from planweave.plan import TaskSpec
@@ -68,7 +68,7 @@ class PlaneSettings:
 class _Pending:
     """What the next flush writes and, once written, does."""
 
-    __slots__ = ("acks", "dirty_jobs", "dirty_tasks", "events", "items", "artifacts")
+    __slots__ = ("acks", "artifacts", "dirty_jobs", "dirty_tasks", "events", "items")
 
     def __init__(self) -> None:
         self.events: list[Event] = []
@@ -107,6 +107,10 @@ class ControlPlane:
         self._tasks: list[asyncio.Task[None]] = []
         self._timer_wake = asyncio.Event()
         self._flush_lock = asyncio.Lock()
+        self._after: deque[tuple[asyncio.Future[None], _Pending]] = deque()
+        self._after_wake = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._side_tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self.rejected_reports = 0
 
@@ -117,19 +121,27 @@ class ControlPlane:
             asyncio.create_task(self._report_loop(), name="planweave-reports"),
             asyncio.create_task(self._timer_loop(), name="planweave-timers"),
             asyncio.create_task(self._command_loop(), name="planweave-commands"),
+            asyncio.create_task(self._after_loop(), name="planweave-after-commit"),
         ]
 
     async def stop(self) -> None:
         """Stop deciding; flush what was decided; release claims so another process may resume."""
         self._closed = True
-        for task in self._tasks:
+        loops, after_loop = self._tasks[:-1], self._tasks[-1:]
+        for task in loops:
             task.cancel()
-        for task in self._tasks:
+        for task in loops:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        with contextlib.suppress(Exception):
+            await self._flush(durable=True)
+        for task in after_loop:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        with contextlib.suppress(Exception):
-            await self._flush()
+        if self._side_tasks:
+            await asyncio.gather(*self._side_tasks, return_exceptions=True)
         for job_id in list(self._jobs):
             with contextlib.suppress(Exception):
                 await self.store.release_job(job_id, self.owner)
@@ -156,9 +168,10 @@ class ControlPlane:
         )
         self._jobs[job_id] = state
         self._take(state, events)
-        await self._flush()
-        await self.store.claim_job(job_id, self.owner, lease_s=self.settings.lease_s,
-                                   now=self._clock())
+        await self._flush(durable=True)
+        await self.store.claim_job(
+            job_id, self.owner, lease_s=self.settings.lease_s, now=self._clock()
+        )
         return job_id
 
     async def adopt(self, job_id: str, *, force: bool = False) -> JobState:
@@ -166,7 +179,7 @@ class ControlPlane:
 
         Raises:
             JobNotFound: no such job.
-            RuntimeError: another live process owns the job (unless ``force``).
+            JobBusy: another live process owns the job (unless ``force``).
         """
         if job_id in self._jobs:
             return self._jobs[job_id]
@@ -176,15 +189,14 @@ class ControlPlane:
         if state.terminal:
             return state
         now = self._clock()
-        lease = 0.0 if force else self.settings.lease_s
-        if not force and not await self.store.claim_job(job_id, self.owner, lease_s=lease, now=now):
-            raise RuntimeError(
-                f"job {job_id} is being run by another process; stop it first or wait "
-                f"{self.settings.lease_s:.0f} s for its claim to expire"
+        claimed = await self.store.claim_job(
+            job_id, self.owner, lease_s=self.settings.lease_s, now=now, force=force
+        )
+        if not claimed:
+            raise JobBusy(
+                f"job {job_id} is being run by another process; stop that process first, wait "
+                f"{self.settings.lease_s:.0f} s for its claim to expire, or resume with --force"
             )
-        if force:
-            await self.store.release_job(job_id, "")
-            await self.store.claim_job(job_id, self.owner, lease_s=self.settings.lease_s, now=now)
         self._jobs[job_id] = state
         events = decider.resume(state, now=now)
         self._take(state, events)
@@ -213,8 +225,9 @@ class ControlPlane:
                 raise JobNotFound(job_id)
             if loaded.terminal:
                 return loaded
-            raise RuntimeError(f"job {job_id} is not running in this process; resume it first")
+            raise JobBusy(f"job {job_id} is not running in this process; resume it first")
         if state.terminal:
+            await self._drain()
             return state
         future: asyncio.Future[JobState] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(job_id, []).append(future)
@@ -239,6 +252,8 @@ class ControlPlane:
         for event in events:
             task_id = event.task_id
             if task_id is None:
+                if event.type == "JobSubmitted":
+                    dirty.update((job_id, t) for t in state.tasks)
                 continue
             dirty.add((job_id, task_id))
             kind = event.type
@@ -369,20 +384,25 @@ class ControlPlane:
 
     # --- writing --------------------------------------------------------------------------
 
-    async def _flush(self) -> None:
-        """Commit what was decided, then dispatch, publish and wake waiters.
+    async def _flush(self, *, durable: bool = False) -> None:
+        """Write what was decided, dispatch work, then (once durable) publish and wake waiters.
 
-        Flushes run one at a time; inputs decided while a commit is in flight are written by
-        the next flush together (group commit).
+        Flushes run one at a time and queue their batch behind earlier ones; inputs decided
+        while a write is in flight go into the next batch together (group commit). With
+        ``durable`` it returns only once everything flushed so far is durable.
         """
         async with self._flush_lock:
-            await self._flush_locked()
+            written = await self._flush_locked()
+        if durable:
+            if written is not None:
+                await asyncio.shield(written)
+            await self._drain()
 
-    async def _flush_locked(self) -> None:
+    async def _flush_locked(self) -> asyncio.Future[None] | None:
         self._dispatch()
         pending = self._pending
         if not pending.events and not pending.acks:
-            return
+            return None
         self._pending = _Pending()
         jobs = self._jobs
         batch = Batch(
@@ -395,11 +415,36 @@ class ControlPlane:
             events=pending.events,
             artifacts=pending.artifacts,
         )
-        if batch:
-            await self.store.commit(batch)
+        durable = self.store.commit_soon(batch) if batch else None
+        # Work goes out before its batch is durable: the write and the work overlap. A crash
+        # before the write lands loses nothing that matters: the store still shows the task as
+        # not done, so resume runs it again, and the attempt number fences any late outcome.
+        # Events, acknowledgements and job results wait for durability (``_after_commit``).
         bus = self.bus
         for item in pending.items:
             await bus.enqueue(QUEUE_PREFIX + item.worker, item)
+        if durable is None or (durable.done() and not self._after):
+            await self._after_commit(durable, pending)
+        else:
+            self._after.append((durable, pending))
+            self._after_wake.set()
+        return durable
+
+    async def _after_commit(self, durable: asyncio.Future[None] | None, pending: _Pending) -> None:
+        """Once a batch is durable: acknowledge reports, publish events, finish jobs."""
+        error = None if durable is None else durable.exception()
+        jobs = self._jobs
+        if error is not None:
+            log.error("control plane: writing to the store failed: %s", error)
+            for job_id in pending.dirty_jobs:
+                state = jobs.pop(job_id, None)
+                for future in self._waiters.pop(job_id, []):
+                    if not future.done():
+                        future.set_exception(error)
+                if state is not None:
+                    self._forget(state)
+            return
+        bus = self.bus
         for delivery in pending.acks:
             await bus.ack(delivery)
         for event in pending.events:
@@ -410,18 +455,49 @@ class ControlPlane:
             if state is not None and state.terminal:
                 self._finished(state)
 
+    async def _after_loop(self) -> None:
+        """Run post-commit work in commit order as batches become durable."""
+        after = self._after
+        while True:
+            if not after:
+                self._after_wake.clear()
+                await self._after_wake.wait()
+                continue
+            durable, pending = after[0]
+            with contextlib.suppress(Exception):
+                await asyncio.shield(durable)
+            try:
+                await self._after_commit(durable, pending)
+            except Exception:
+                log.exception("control plane: post-commit work failed")
+            finally:
+                after.popleft()
+                if not after:
+                    self._drained.set()
+
+    async def _drain(self) -> None:
+        """Wait until every batch flushed so far is durable and its post-commit work done."""
+        while self._after:
+            self._drained.clear()
+            await self._drained.wait()
+
     def _finished(self, state: JobState) -> None:
-        del self._jobs[state.id]
-        self._workspaces.pop(state.id, None)
-        self._workspace_strs.pop(state.id, None)
+        self._jobs.pop(state.id, None)
         for future in self._waiters.pop(state.id, []):
             if not future.done():
                 future.set_result(state)
+        self._forget(state)
+        task = asyncio.get_running_loop().create_task(self._release(state.id))
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
+    def _forget(self, state: JobState) -> None:
+        self._workspaces.pop(state.id, None)
+        self._workspace_strs.pop(state.id, None)
         for task in state.tasks.values():
             worker = self._running.pop((state.id, task.id), None)
             if worker is not None:
                 self._inflight[worker] -= 1
-        asyncio.get_running_loop().create_task(self._release(state.id))
 
     async def _release(self, job_id: str) -> None:
         with contextlib.suppress(Exception):
@@ -492,4 +568,3 @@ class ControlPlane:
                 raise
             except Exception:
                 log.exception("control plane: polling commands failed")
-

@@ -151,7 +151,8 @@ class OpenAIModel:
             )
         return self._client
 
-    def _body(self, request: LlmRequest) -> dict[str, Any]:
+    def body(self, request: LlmRequest) -> dict[str, Any]:
+        """The chat-completions request body for a request (what goes on the wire)."""
         messages = request.messages
         if not self.supports_tools:
             messages = tuple(flatten_tool_messages(messages))
@@ -227,7 +228,7 @@ class OpenAIModel:
             ModelResponseError: The request was rejected or the reply is unusable.
         """
         client = self._get_client()
-        body = self._body(request)
+        body = self.body(request)
         started = time.perf_counter()
 
         async def call() -> ChatCompletion:

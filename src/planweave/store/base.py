@@ -8,6 +8,7 @@ needs to know the engine's classes beyond them.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -88,10 +89,12 @@ class Store(Protocol):
     async def commit(self, batch: Batch) -> None:
         """Write ``batch`` in one transaction; return once it is durable."""
 
-    def commit_soon(self, batch: Batch) -> None:
+    def commit_soon(self, batch: Batch) -> asyncio.Future[None]:
         """Queue ``batch`` behind earlier commits without waiting for it.
 
-        A later ``commit`` returns only after every batch queued before it is durable.
+        Returns a future that resolves once the batch is durable (or fails with
+        ``StoreUnavailable``). Batches become durable in the order they were queued, and a later
+        ``commit`` returns only after every batch queued before it is durable.
         """
 
     async def load_job(self, job_id: str) -> JobState | None:
@@ -113,10 +116,13 @@ class Store(Protocol):
     async def artifacts(self, job_id: str) -> list[ArtifactRow]:
         """Artifacts of a job, oldest first."""
 
-    async def claim_job(self, job_id: str, owner: str, *, lease_s: float, now: float) -> bool:
+    async def claim_job(
+        self, job_id: str, owner: str, *, lease_s: float, now: float, force: bool = False
+    ) -> bool:
         """Take (or renew) ownership of a job's control for ``lease_s``.
 
-        Returns ``False`` when another owner holds an unexpired claim.
+        Returns ``False`` when another owner holds an unexpired claim (unless ``force``: then
+        the claim is taken anyway, for a person who knows the other owner is gone).
         """
 
     async def release_job(self, job_id: str, owner: str) -> None:

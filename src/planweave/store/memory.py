@@ -9,6 +9,7 @@ already stored for its job is ignored.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import itertools
 from typing import Any
@@ -61,10 +62,16 @@ class MemoryStore:
 
     async def commit(self, batch: Batch) -> None:
         """Apply ``batch`` at once (there is nothing to wait for)."""
-        self.commit_soon(batch)
+        self._apply(batch)
 
-    def commit_soon(self, batch: Batch) -> None:
-        """Apply ``batch`` at once, exactly like ``commit``."""
+    def commit_soon(self, batch: Batch) -> asyncio.Future[None]:
+        """Apply ``batch`` at once; the returned future is already resolved."""
+        self._apply(batch)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+    def _apply(self, batch: Batch) -> None:
         if self._closed:
             raise StoreUnavailable(f"store {self.url} is closed")
         jobs = self._jobs
@@ -160,12 +167,14 @@ class MemoryStore:
 
     # --- claims and commands ---------------------------------------------------------------
 
-    async def claim_job(self, job_id: str, owner: str, *, lease_s: float, now: float) -> bool:
+    async def claim_job(
+        self, job_id: str, owner: str, *, lease_s: float, now: float, force: bool = False
+    ) -> bool:
         """Take or renew the claim; ``False`` for an unknown job or another live owner."""
         if job_id not in self._jobs:
             return False
         held = self._claims.get(job_id)
-        if held is not None and held[0] != owner and held[1] >= now:
+        if not force and held is not None and held[0] != owner and held[1] >= now:
             return False
         self._claims[job_id] = (owner, now + lease_s)
         return True

@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import operator
 import queue
 import sqlite3
 import threading
@@ -31,18 +30,14 @@ from pathlib import Path
 from typing import Any, Final, Literal, TypeVar, cast, get_args
 from urllib.parse import parse_qsl
 
-import sqlalchemy as sa
-from pydantic import BaseModel
-from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
 from planweave.constants import STORE_SCHEMA_VERSION
 from planweave.errors import ConfigError, PlanweaveError, StoreUnavailable
-from planweave.events import Event, JobOptions, parse_event
-from planweave.plan import TaskSpec
-from planweave.state import TERMINAL_JOB, TERMINAL_TASK, JobState
+from planweave.events import Event, parse_event
+from planweave.state import JobState
 from planweave.store import _schema as schema
+from planweave.store import _sqlite_sql as q
 from planweave.store.base import ArtifactRow, Batch, Command, JobSummary
 
 __all__ = ["SqliteStore", "Synchronous"]
@@ -51,236 +46,6 @@ log = logging.getLogger(__name__)
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 T = TypeVar("T")
-
-# --- SQL, compiled once -------------------------------------------------------------------------
-
-_DIALECT = sqlite_dialect.dialect()
-
-
-@dataclass(frozen=True, slots=True)
-class _Sql:
-    text: str
-    names: tuple[str, ...]
-    defaults: dict[str, Any]
-
-    def args(self, **values: Any) -> tuple[Any, ...]:
-        return tuple(values[n] if n in values else self.defaults[n] for n in self.names)
-
-
-def _compile(stmt: ClauseElement) -> _Sql:
-    compiled = stmt.compile(dialect=_DIALECT, compile_kwargs={"render_postcompile": True})
-    if not isinstance(compiled, SQLCompiler):  # DDL has no parameters
-        return _Sql(str(compiled), (), {})
-    return _Sql(str(compiled), tuple(compiled.positiontup or ()), dict(compiled.params))
-
-
-def _p(name: str) -> sa.BindParameter[Any]:
-    """A named parameter; its placeholder value lets the statement compile before it runs."""
-    return sa.bindparam(name, None)
-
-
-def _upsert(table: sa.Table, columns: tuple[str, ...], *, keep: tuple[str, ...] = ()) -> _Sql:
-    """``INSERT … ON CONFLICT DO UPDATE`` of ``columns``; an update leaves ``keep`` alone."""
-    stmt = sqlite_dialect.insert(table).values({name: _p(name) for name in columns})
-    keys = [c.name for c in table.primary_key]
-    stmt = stmt.on_conflict_do_update(
-        index_elements=keys,
-        set_={n: stmt.excluded[n] for n in columns if n not in keys and n not in keep},
-    )
-    sql = _compile(stmt)
-    assert sql.names == columns, sql.names
-    return sql
-
-
-def _columns(table: sa.Table, *skip: str) -> tuple[str, ...]:
-    return tuple(c.name for c in table.columns if c.name not in skip)
-
-
-_JOB_COLS = _columns(schema.jobs, "owner", "lease_until")
-_TASK_COLS = _columns(schema.tasks)
-_EVENT_COLS = _columns(schema.events)
-_ARTIFACT_COLS = _columns(schema.artifacts)
-_COMMAND_COLS = _columns(schema.commands)
-assert _EVENT_COLS == ("job_id", "seq", "id", "type", "task_id", "at", "body")
-
-# A job's goal, options and creation time never change; leaving them out of the update keeps
-# the index on created_at untouched by every step.
-_UPSERT_JOB = _upsert(schema.jobs, _JOB_COLS, keep=("goal", "options", "created_at"))
-_UPSERT_TASK = _upsert(schema.tasks, _TASK_COLS)
-_UPSERT_ARTIFACT = _upsert(schema.artifacts, _ARTIFACT_COLS)
-# Events never change: storing one again (a retried batch) is a no-op.
-_INSERT_EVENT = _compile(
-    sqlite_dialect.insert(schema.events)
-    .values({n: _p(n) for n in _EVENT_COLS})
-    .on_conflict_do_nothing()
-)
-
-_jobs, _tasks, _events, _commands = schema.jobs, schema.tasks, schema.events, schema.commands
-_TERMINAL_JOB = sorted(TERMINAL_JOB)
-_TERMINAL_TASK = sorted(TERMINAL_TASK)
-
-_SELECT_JOB = _compile(
-    sa.select(*(_jobs.c[n] for n in _JOB_COLS)).where(_jobs.c.job_id == _p("job_id"))
-)
-_SELECT_TASKS = _compile(
-    sa.select(*(_tasks.c[n] for n in _TASK_COLS)).where(_tasks.c.job_id == _p("job_id"))
-)
-_SELECT_EVENTS = _compile(
-    sa.select(_events.c.body)
-    .where(_events.c.job_id == _p("job_id"), _events.c.seq > _p("after_seq"))
-    .order_by(_events.c.seq)
-    .limit(_p("limit"))
-)
-_SUMMARY_COLS = (
-    "job_id", "goal", "status", "created_at", "updated_at", "finished_at",
-    "tokens_in", "tokens_out", "cost_usd", "error", "result",
-)  # fmt: skip
-
-
-def _list_jobs(filtered: bool) -> _Sql:
-    total = sa.select(sa.func.count()).where(_tasks.c.job_id == _jobs.c.job_id)
-    done = total.where(_tasks.c.status.in_(_TERMINAL_TASK))
-    stmt = sa.select(
-        *(_jobs.c[n] for n in _SUMMARY_COLS), total.scalar_subquery(), done.scalar_subquery()
-    )
-    if filtered:
-        stmt = stmt.where(_jobs.c.status == _p("status"))
-    stmt = stmt.order_by(_jobs.c.created_at.desc(), _jobs.c.job_id.desc())
-    return _compile(stmt.limit(_p("limit")).offset(_p("offset")))
-
-
-_LIST_JOBS = _list_jobs(False)
-_LIST_JOBS_BY_STATUS = _list_jobs(True)
-_ACTIVE_JOBS = _compile(
-    sa.select(_jobs.c.job_id)
-    .where(_jobs.c.status.not_in(_TERMINAL_JOB))
-    .order_by(_jobs.c.created_at, _jobs.c.job_id)
-)
-_SELECT_ARTIFACTS = _compile(
-    sa.select(*(schema.artifacts.c[n] for n in _ARTIFACT_COLS))
-    .where(schema.artifacts.c.job_id == _p("job_id"))
-    .order_by(schema.artifacts.c.created_at, schema.artifacts.c.name)
-)
-_CLAIM = _compile(
-    sa.update(_jobs)
-    .where(
-        _jobs.c.job_id == _p("job_id"),
-        sa.or_(
-            _jobs.c.owner.is_(None),
-            _jobs.c.owner == _p("new_owner"),
-            _jobs.c.lease_until < _p("now"),
-        ),
-    )
-    .values(owner=_p("new_owner"), lease_until=_p("until"))
-)
-_RELEASE = _compile(
-    sa.update(_jobs)
-    .where(_jobs.c.job_id == _p("job_id"), _jobs.c.owner == _p("old_owner"))
-    .values(owner=None, lease_until=None)
-)
-_INSERT_COMMAND = _compile(
-    sa.insert(_commands).values({n: _p(n) for n in _COMMAND_COLS if n != "id"})
-)
-_job_ids_json = sa.select(sa.func.json_each(_p("job_ids")).table_valued("value").c.value)
-_TAKE_COMMANDS = _compile(
-    sa.delete(_commands)
-    .where(_commands.c.job_id.in_(_job_ids_json))
-    .returning(*(_commands.c[n] for n in _COMMAND_COLS))
-)
-_DELETE_FINISHED_JOB = _compile(
-    sa.delete(_jobs).where(_jobs.c.job_id == _p("job_id"), _jobs.c.status.in_(_TERMINAL_JOB))
-)
-_DELETE_JOB_ROWS = tuple(
-    _compile(sa.delete(table).where(table.c.job_id == _p("job_id")))
-    for table in (_tasks, _events, schema.artifacts, _commands)
-)
-_SELECT_VERSION = _compile(
-    sa.select(schema.meta.c.value).where(schema.meta.c.key == schema.SCHEMA_VERSION_KEY)
-)
-_SET_VERSION = _upsert(schema.meta, ("key", "value"))
-
-# --- rows <-> tuples ------------------------------------------------------------------------------
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    return str(value)
-
-
-# JSON of frozen models by identity: a task's spec and a job's options are the same objects on
-# every step, so each is serialised once. Bounded; checked by identity, so an id reused after
-# garbage collection cannot return another object's text.
-_model_json: dict[int, tuple[BaseModel, str]] = {}
-_MODEL_JSON_MAX: Final = 8192
-
-
-def _dump(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, BaseModel):
-        hit = _model_json.get(id(value))
-        if hit is not None and hit[0] is value:
-            return hit[1]
-        text = value.model_dump_json()
-        if value.model_config.get("frozen"):
-            if len(_model_json) >= _MODEL_JSON_MAX:
-                _model_json.clear()
-            _model_json[id(value)] = (value, text)
-        return text
-    return json.dumps(value, separators=(",", ":"), default=_json_default)
-
-
-def _load(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
-def _encoder(
-    columns: tuple[str, ...], table: sa.Table
-) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
-    """A function turning a row dict into the parameter tuple of ``columns``."""
-    get = operator.itemgetter(*columns)
-    json_at = [i for i, n in enumerate(columns) if n in schema.JSON_COLUMNS[table.name]]
-
-    def encode(row: dict[str, Any]) -> tuple[Any, ...]:
-        values = list(get(row))
-        for i in json_at:
-            values[i] = _dump(values[i])
-        return tuple(values)
-
-    return encode
-
-
-_encode_job = _encoder(_JOB_COLS, schema.jobs)
-_encode_task = _encoder(_TASK_COLS, schema.tasks)
-
-
-def _encode_event(event: Event) -> tuple[Any, ...]:
-    return (event.job_id, event.seq, event.id, event.type, event.task_id, event.at,
-            event.model_dump_json())  # fmt: skip
-
-
-def _encode_artifact(a: ArtifactRow) -> tuple[Any, ...]:
-    return (a.job_id, a.name, a.path, a.size, a.content_type, a.created_at, a.task_id)
-
-
-def _decode_job(values: tuple[Any, ...]) -> dict[str, Any]:
-    row = dict(zip(_JOB_COLS, values, strict=True))
-    row["options"] = JobOptions.model_validate_json(row["options"])
-    row["result"] = _load(row["result"])
-    row["artifacts"] = _load(row["artifacts"])
-    row["planned"] = bool(row["planned"])
-    return row
-
-
-def _decode_task(values: tuple[Any, ...]) -> dict[str, Any]:
-    row = dict(zip(_TASK_COLS, values, strict=True))
-    row["spec"] = TaskSpec.model_validate_json(row["spec"])
-    row["result"] = _load(row["result"])
-    row["started"] = bool(row["started"])
-    row["superseded"] = bool(row["superseded"])
-    return row
-
 
 # --- the store ------------------------------------------------------------------------------------
 
@@ -307,6 +72,62 @@ def _settle(outcomes: Sequence[tuple[asyncio.Future[Any], Any, BaseException | N
             future.set_exception(error)
         else:
             future.set_result(result)
+
+
+class _Checkpointer:
+    """Copies the WAL back into the database file on its own thread.
+
+    SQLite's automatic checkpoint runs inside the commit that crosses its threshold, and it
+    fsyncs twice: that commit (and whoever awaits it) would wait milliseconds. Here the writer
+    only pokes this thread every ``_CHECKPOINT_EVERY`` transactions; a PASSIVE checkpoint runs
+    beside the writer without blocking it.
+    """
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection], url: str) -> None:
+        self.wal_frames = 0  # frames in the WAL at the last checkpoint
+        self._connect = connect
+        self._url = url
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(
+            target=self._run, name="planweave-sqlite-checkpoint", daemon=True
+        )
+        self._thread.start()
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        conn: sqlite3.Connection | None = None
+        try:
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                if self._stopping:
+                    return
+                try:
+                    if conn is None:
+                        conn = self._connect()
+                    _busy, frames, _done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    self.wal_frames = frames
+                except sqlite3.Error as exc:  # the next poke tries again; the WAL keeps the data
+                    log.warning("checkpoint of %s failed: %s", self._url, exc)
+        finally:
+            if conn is not None:
+                conn.close()
+
+
+_CHECKPOINT_EVERY: Final = 64
+"""Transactions between two pokes of the checkpointer."""
+_WAL_MAX_FRAMES: Final = 16_384
+"""Past this many frames (64 MiB of 4 KiB pages) the writer checkpoints itself: under a steady
+stream of commits the checkpointer may never catch up with the writer, and only a checkpoint
+between two of the writer's transactions lets the WAL start over."""
 
 
 class SqliteStore:
@@ -344,7 +165,8 @@ class SqliteStore:
         self._read_conn: sqlite3.Connection | None = None
         self._queued = 0  # numbers handed out (event loop side)
         self._written = 0  # highest number written (writer side)
-        self._soon_error: BaseException | None = None
+        self._checkpointer: _Checkpointer | None = None
+        self._transactions = 0
         self._closed = True
 
     async def __aenter__(self) -> SqliteStore:
@@ -373,7 +195,6 @@ class SqliteStore:
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[None] = loop.create_future()
         self._queue = queue.SimpleQueue()
-        self._soon_error = None
         self._writer = threading.Thread(
             target=self._write_loop, args=(loop, ready), name="planweave-sqlite-writer", daemon=True
         )
@@ -404,9 +225,6 @@ class SqliteStore:
             reader, self._reader = self._reader, None
             await asyncio.get_running_loop().run_in_executor(reader, self._close_reader)
             reader.shutdown(wait=False)
-        error, self._soon_error = self._soon_error, None
-        if error is not None:
-            raise StoreUnavailable(f"a queued write to {self.url} failed: {error}") from error
 
     # --- writes ----------------------------------------------------------------------------
 
@@ -414,12 +232,15 @@ class SqliteStore:
         """Write ``batch`` (with everything queued before it) and wait until it is durable."""
         await self._submit(batch, None)
 
-    def commit_soon(self, batch: Batch) -> None:
-        """Queue ``batch`` for the writer and return at once."""
+    def commit_soon(self, batch: Batch) -> asyncio.Future[None]:
+        """Queue ``batch`` for the writer and return a future that resolves once it is durable."""
         if self._closed:
             raise StoreUnavailable(f"store {self.url} is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
         self._queued += 1
-        self._queue.put(_Work(self._queued, batch, None, None, None))
+        self._queue.put(_Work(self._queued, batch, None, future, loop))
+        return future
 
     async def _submit(self, batch: Batch | None, op: _Op | None) -> Any:
         if self._closed:
@@ -440,6 +261,7 @@ class SqliteStore:
         conn.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms:d}")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        conn.execute("PRAGMA wal_autocheckpoint=0")  # see _Checkpointer
         return conn
 
     def _write_loop(self, loop: asyncio.AbstractEventLoop, ready: asyncio.Future[None]) -> None:
@@ -455,6 +277,7 @@ class SqliteStore:
             loop.call_soon_threadsafe(_settle, [(ready, None, error)])
             return
         loop.call_soon_threadsafe(_settle, [(ready, None, None)])
+        checkpointer = self._checkpointer = _Checkpointer(self._connect, self.url)
         get, get_nowait = self._queue.get, self._queue.get_nowait
         try:
             while True:
@@ -468,10 +291,23 @@ class SqliteStore:
                 work = [w for w in group if isinstance(w, _Work)]
                 if work:
                     self._write_group(conn, work)
+                    self._transactions += 1
+                    if self._transactions % _CHECKPOINT_EVERY == 0:
+                        if checkpointer.wal_frames > _WAL_MAX_FRAMES:
+                            checkpointer.wal_frames = 0
+                            self._checkpoint(conn)
+                        checkpointer.poke()
                 if stop:
                     return
         finally:
+            checkpointer.stop()
             conn.close()
+
+    def _checkpoint(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as exc:
+            log.warning("checkpoint of %s failed: %s", self.url, exc)
 
     def _write_group(self, conn: sqlite3.Connection, group: list[_Work]) -> None:
         """Write ``group`` in one transaction; when that fails, write its items one by one so
@@ -503,8 +339,8 @@ class SqliteStore:
 
         def flush() -> None:
             for sql, rows in (
-                (_UPSERT_JOB, jobs), (_UPSERT_TASK, tasks),
-                (_INSERT_EVENT, events), (_UPSERT_ARTIFACT, artifacts),
+                (q.UPSERT_JOB, jobs), (q.UPSERT_TASK, tasks),
+                (q.INSERT_EVENT, events), (q.UPSERT_ARTIFACT, artifacts),
             ):  # fmt: skip
                 if rows:
                     conn.executemany(sql.text, rows)
@@ -513,10 +349,10 @@ class SqliteStore:
         for work in group:
             batch = work.batch
             if batch is not None:
-                jobs.extend(map(_encode_job, batch.jobs))
-                tasks.extend(map(_encode_task, batch.tasks))
-                events.extend(map(_encode_event, batch.events))
-                artifacts.extend(map(_encode_artifact, batch.artifacts))
+                jobs.extend(map(q.encode_job, batch.jobs))
+                tasks.extend(map(q.encode_task, batch.tasks))
+                events.extend(map(q.encode_event, batch.events))
+                artifacts.extend(map(q.encode_artifact, batch.artifacts))
                 results.append(None)
             else:
                 assert work.op is not None
@@ -529,18 +365,9 @@ class SqliteStore:
         by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
         for work, result in zip(group, results, strict=True):
             if work.future is None:
-                if error is not None:
-                    log.error("a queued write to %s failed: %s", self.url, error)
-                    self._soon_error = error
                 continue
-            outcome_error = error
-            if outcome_error is None and self._soon_error is not None:
-                # An earlier queued batch failed: this commit must not report "all durable".
-                soon, self._soon_error = self._soon_error, None
-                outcome_error = StoreUnavailable(f"a queued write to {self.url} failed: {soon}")
-                outcome_error.__cause__ = soon
             assert work.loop is not None
-            by_loop.setdefault(work.loop, []).append((work.future, result, outcome_error))
+            by_loop.setdefault(work.loop, []).append((work.future, result, error))
         self._written = group[-1].number
         for loop, outcomes in by_loop.items():
             # A loop closed while it waited has nobody left to tell.
@@ -566,7 +393,7 @@ class SqliteStore:
             ).fetchone()
             version = 0
             if exists:
-                row = conn.execute(_SELECT_VERSION.text, _SELECT_VERSION.args()).fetchone()
+                row = conn.execute(q.SELECT_VERSION.text, q.SELECT_VERSION.args()).fetchone()
                 version = int(row[0]) if row else 0
             if version > STORE_SCHEMA_VERSION:
                 raise ConfigError(
@@ -575,14 +402,14 @@ class SqliteStore:
                 )
 
             def execute(stmt: ClauseElement) -> None:
-                sql = _compile(stmt)
+                sql = q.compile_sql(stmt)
                 conn.execute(sql.text, sql.args())
 
             for migrate in schema.MIGRATIONS[version:]:
                 migrate(execute)
             if version != STORE_SCHEMA_VERSION:
                 conn.execute(
-                    _SET_VERSION.text, (schema.SCHEMA_VERSION_KEY, str(STORE_SCHEMA_VERSION))
+                    q.SET_VERSION.text, (schema.SCHEMA_VERSION_KEY, str(STORE_SCHEMA_VERSION))
                 )
             conn.execute("COMMIT")
         except BaseException:
@@ -619,8 +446,8 @@ class SqliteStore:
         def read(conn: sqlite3.Connection) -> tuple[Any, list[Any]] | None:
             conn.execute("BEGIN")  # one snapshot for the job and its tasks
             try:
-                job = conn.execute(_SELECT_JOB.text, (job_id,)).fetchone()
-                tasks = conn.execute(_SELECT_TASKS.text, (job_id,)).fetchall() if job else []
+                job = conn.execute(q.SELECT_JOB.text, (job_id,)).fetchone()
+                tasks = conn.execute(q.SELECT_TASKS.text, (job_id,)).fetchall() if job else []
             finally:
                 conn.execute("COMMIT")
             return None if job is None else (job, tasks)
@@ -628,12 +455,12 @@ class SqliteStore:
         rows = await self._read(read)
         if rows is None:
             return None
-        return JobState.from_rows(_decode_job(rows[0]), [_decode_task(t) for t in rows[1]])
+        return JobState.from_rows(q.decode_job(rows[0]), [q.decode_task(t) for t in rows[1]])
 
     async def list_jobs(
         self, *, status: str | None = None, limit: int = 50, offset: int = 0
     ) -> list[JobSummary]:
-        sql = _LIST_JOBS if status is None else _LIST_JOBS_BY_STATUS
+        sql = q.LIST_JOBS if status is None else q.LIST_JOBS_BY_STATUS
         args = sql.args(status=status, limit=limit, offset=offset)
         rows = await self._read(lambda conn: conn.execute(sql.text, args).fetchall())
         out = []
@@ -644,45 +471,48 @@ class SqliteStore:
                 job_id=job_id, goal=goal, status=status_, created_at=created_at,
                 updated_at=updated_at, finished_at=finished_at, tokens_in=tokens_in,
                 tokens_out=tokens_out, cost_usd=cost_usd, tasks_total=total, tasks_done=done,
-                error=error, result=_load(result),
+                error=error, result=q.load(result),
             ))  # fmt: skip
         return out
 
     async def read_events(
         self, job_id: str, *, after_seq: int = 0, limit: int | None = None
     ) -> list[Event]:
-        args = _SELECT_EVENTS.args(job_id=job_id, after_seq=after_seq,
+        args = q.SELECT_EVENTS.args(job_id=job_id, after_seq=after_seq,
                                    limit=-1 if limit is None else max(limit, 0))  # fmt: skip
-        rows = await self._read(lambda conn: conn.execute(_SELECT_EVENTS.text, args).fetchall())
+        rows = await self._read(lambda conn: conn.execute(q.SELECT_EVENTS.text, args).fetchall())
         return [parse_event(body) for (body,) in rows]
 
     async def active_job_ids(self) -> list[str]:
-        args = _ACTIVE_JOBS.args()
-        rows = await self._read(lambda conn: conn.execute(_ACTIVE_JOBS.text, args).fetchall())
+        args = q.ACTIVE_JOBS.args()
+        rows = await self._read(lambda conn: conn.execute(q.ACTIVE_JOBS.text, args).fetchall())
         return [job_id for (job_id,) in rows]
 
     async def artifacts(self, job_id: str) -> list[ArtifactRow]:
         rows = await self._read(
-            lambda conn: conn.execute(_SELECT_ARTIFACTS.text, (job_id,)).fetchall()
+            lambda conn: conn.execute(q.SELECT_ARTIFACTS.text, (job_id,)).fetchall()
         )
-        return [ArtifactRow(**dict(zip(_ARTIFACT_COLS, row, strict=True))) for row in rows]
+        return [ArtifactRow(**dict(zip(q.ARTIFACT_COLS, row, strict=True))) for row in rows]
 
     # --- claims, commands, deletion (written by the writer thread, in queue order) ---------
 
-    async def claim_job(self, job_id: str, owner: str, *, lease_s: float, now: float) -> bool:
+    async def claim_job(
+        self, job_id: str, owner: str, *, lease_s: float, now: float, force: bool = False
+    ) -> bool:
         """Take or renew the claim; ``False`` for an unknown job or another live owner."""
-        args = _CLAIM.args(job_id=job_id, new_owner=owner, now=now, until=now + lease_s)
-        return bool(await self._submit(None, lambda conn: conn.execute(_CLAIM.text, args).rowcount))
+        sql = q.FORCE_CLAIM if force else q.CLAIM
+        args = sql.args(job_id=job_id, new_owner=owner, now=now, until=now + lease_s)
+        return bool(await self._submit(None, lambda conn: conn.execute(sql.text, args).rowcount))
 
     async def release_job(self, job_id: str, owner: str) -> None:
-        args = _RELEASE.args(job_id=job_id, old_owner=owner)
-        await self._submit(None, lambda conn: conn.execute(_RELEASE.text, args))
+        args = q.RELEASE.args(job_id=job_id, old_owner=owner)
+        await self._submit(None, lambda conn: conn.execute(q.RELEASE.text, args))
 
     async def add_command(
         self, job_id: str, name: str, args: dict[str, Any], *, now: float
     ) -> None:
-        params = _INSERT_COMMAND.args(job_id=job_id, name=name, args=_dump(args), created_at=now)
-        await self._submit(None, lambda conn: conn.execute(_INSERT_COMMAND.text, params))
+        params = q.INSERT_COMMAND.args(job_id=job_id, name=name, args=q.dump(args), created_at=now)
+        await self._submit(None, lambda conn: conn.execute(q.INSERT_COMMAND.text, params))
 
     async def take_commands(self, job_ids: list[str]) -> list[Command]:
         if not job_ids:
@@ -690,7 +520,7 @@ class SqliteStore:
         params = (json.dumps(job_ids),)
 
         def take(conn: sqlite3.Connection) -> list[Any]:
-            return conn.execute(_TAKE_COMMANDS.text, params).fetchall()
+            return conn.execute(q.TAKE_COMMANDS.text, params).fetchall()
 
         rows = await self._submit(None, take)
         commands = [
@@ -703,11 +533,13 @@ class SqliteStore:
     async def delete_job(self, job_id: str) -> bool:
         """Delete a finished job; ``False`` when it is unknown or still running."""
 
+        finished = q.DELETE_FINISHED_JOB.args(job_id=job_id)
+
         def delete(conn: sqlite3.Connection) -> bool:
-            if conn.execute(_DELETE_FINISHED_JOB.text, (job_id,)).rowcount == 0:
+            if conn.execute(q.DELETE_FINISHED_JOB.text, finished).rowcount == 0:
                 return False
-            for sql in _DELETE_JOB_ROWS:
-                conn.execute(sql.text, (job_id,))
+            for sql in q.DELETE_JOB_ROWS:
+                conn.execute(sql.text, sql.args(job_id=job_id))
             return True
 
         return bool(await self._submit(None, delete))

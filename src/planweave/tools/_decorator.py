@@ -87,6 +87,8 @@ class Tool(Generic[P, R]):
         fn: The wrapped function.
     """
 
+    __name__: str  # copied from the function, like the rest of its metadata
+
     def __init__(
         self,
         fn: Callable[P, R],

@@ -10,6 +10,7 @@ descriptor is checked once more (its ``/proc/self/fd`` path, its type and its li
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -99,8 +100,9 @@ def _open_dir_at(name: str, dir_fd: int, rel: str, *, create: bool) -> int:
         # O_DIRECTORY | O_NOFOLLOW on a symlink fails with ENOTDIR: tell the two apart.
         _refuse_symlink(name, dir_fd, rel)
         raise
-    os.mkdir(name, 0o755, dir_fd=dir_fd)
-    return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    with contextlib.suppress(FileExistsError):  # made by someone else meanwhile: fine
+        os.mkdir(name, 0o755, dir_fd=dir_fd)
+    return _open_dir_at(name, dir_fd, rel, create=False)
 
 
 def open_in_workspace(
@@ -122,10 +124,10 @@ def open_in_workspace(
         PolicyViolation: The path leaves the workspace, or a symlink appeared in it.
         ToolError: The path does not exist or is the wrong kind of file.
     """
+    target = resolve_in_workspace(workspace, rel, must_exist=False)
     real_ws = Path(os.path.realpath(workspace))
     if create_dirs:
         real_ws.mkdir(parents=True, exist_ok=True)
-    target = resolve_in_workspace(real_ws, rel, must_exist=False)
     parts = target.relative_to(real_ws).parts
     try:
         dir_fd = os.open(real_ws, _DIR_FLAGS)

@@ -43,8 +43,13 @@ log = logging.getLogger("planweave.worker")
 class ModelCache:
     """Models by URL, loaded once per process."""
 
-    def __init__(self, *, default: str, options: ModelOptions | None = None,
-                 models: dict[str, Model] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        default: str,
+        options: ModelOptions | None = None,
+        models: dict[str, Model] | None = None,
+    ) -> None:
         self.default = default
         self.options = options
         self._models: dict[str, Model] = dict(models or {})
@@ -117,8 +122,14 @@ def _ok(item: WorkItem, **fields: Any) -> Outcome:
     )
 
 
-def _failed(item: WorkItem, error: str, *, error_type: str, retryable: bool,
-            retry_delay_s: float | None = None) -> Outcome:
+def _failed(
+    item: WorkItem,
+    error: str,
+    *,
+    error_type: str,
+    retryable: bool,
+    retry_delay_s: float | None = None,
+) -> Outcome:
     return Outcome(
         job_id=item.job_id,
         task_id=item.task_id,
@@ -140,8 +151,9 @@ async def _guard(item: WorkItem, run: Callable[[], Awaitable[Outcome]]) -> Outco
         async with asyncio.timeout(timeout):
             return await run()
     except RetryTask as exc:
-        return _failed(item, exc.reason, error_type="retry", retryable=True,
-                       retry_delay_s=exc.delay_s)
+        return _failed(
+            item, exc.reason, error_type="retry", retryable=True, retry_delay_s=exc.delay_s
+        )
     except PlanInvalid as exc:
         return _failed(item, str(exc), error_type="plan_invalid", retryable=False)
     except ModelError as exc:
@@ -153,8 +165,12 @@ async def _guard(item: WorkItem, run: Callable[[], Awaitable[Outcome]]) -> Outco
     except ConfigError as exc:
         return _failed(item, str(exc), error_type="config", retryable=False)
     except TimeoutError:
-        return _failed(item, f"the task took longer than its timeout of {timeout} s",
-                       error_type="timeout", retryable=True)
+        return _failed(
+            item,
+            f"the task took longer than its timeout of {timeout} s",
+            error_type="timeout",
+            retryable=True,
+        )
 
 
 def _tool_handler(services: WorkerServices) -> Handler:
@@ -230,8 +246,9 @@ def _composer_handler(services: WorkerServices) -> Handler:
             workspace = ctx.tool_context.workspace
             data = text.encode("utf-8")
             await asyncio.to_thread(_write_artifact, workspace, RESULT_ARTIFACT, data)
-            return _ok(item, result=text,
-                       artifacts=((RESULT_ARTIFACT, len(data), "text/markdown"),))
+            return _ok(
+                item, result=text, artifacts=((RESULT_ARTIFACT, len(data), "text/markdown"),)
+            )
 
         return await _guard(item, run)
 

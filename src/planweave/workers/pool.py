@@ -172,8 +172,11 @@ class WorkerPool:
             await asyncio.sleep(tick)
             now = loop.time()
             if self._unreported:
-                due = [k for k, (t, _) in self._unreported.items()
-                       if now - t >= self.report_started_after_s]
+                due = [
+                    k
+                    for k, (t, _) in self._unreported.items()
+                    if now - t >= self.report_started_after_s
+                ]
                 for key in due:
                     _, report = self._unreported.pop(key)
                     with contextlib.suppress(Exception):

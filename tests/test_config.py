@@ -1,0 +1,132 @@
+"""Settings: flags over PLANWEAVE_* environment over planweave.toml over defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from planweave.config import Settings, load_settings
+from planweave.errors import ConfigError
+from planweave.llm import ModelOptions
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+
+def test_defaults_without_file_or_environment() -> None:
+    settings = load_settings({}, env={})
+    assert settings == Settings()
+    assert settings.model == "local:"
+    assert settings.bus == "memory://"
+    assert settings.store_url == "sqlite:///.planweave/planweave.db"
+
+
+def test_the_default_store_lives_in_the_data_dir(tmp_path: Path) -> None:
+    settings = load_settings({"data_dir": tmp_path / "d"}, env={})
+    assert settings.store_url == f"sqlite:///{tmp_path / 'd' / 'planweave.db'}"
+
+
+def test_flag_beats_env_beats_toml_beats_default(tmp_path: Path) -> None:
+    (tmp_path / "planweave.toml").write_text(
+        'model = "scripted:toml.yaml"\nbus = "memory://toml"\nstore = "sqlite:///toml.db"\n'
+        'log_level = "info"\n'
+    )
+    env = {"PLANWEAVE_MODEL": "scripted:env.yaml", "PLANWEAVE_BUS": "memory://env"}
+    settings = load_settings({"model": "scripted:flag.yaml", "bus": None}, env=env)
+    assert settings.model == "scripted:flag.yaml"  # flag
+    assert settings.bus == "memory://env"  # env (the None flag does not count)
+    assert settings.store == "sqlite:///toml.db"  # toml
+    assert settings.log_level == "INFO"
+    assert settings.allow_private_network is False  # default
+
+
+def test_a_planweave_table_and_an_explicit_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "conf" / "custom.toml"
+    config.parent.mkdir()
+    config.write_text(
+        '[planweave]\nmodel = "openai:gpt-4o-mini"\ndata_dir = "state"\nlocal_threads = 3\n'
+        "allow_private_network = true\n"
+    )
+    (tmp_path / "planweave.toml").write_text('model = "ignored:"\n')
+    settings = load_settings({}, env={}, config_file=config)
+    assert settings.model == "openai:gpt-4o-mini"
+    assert settings.data_dir == tmp_path / "conf" / "state"  # relative to the file
+    assert settings.local_threads == 3
+    assert settings.allow_private_network is True
+
+
+def test_environment_values_are_parsed() -> None:
+    env = {
+        "PLANWEAVE_LOCAL_THREADS": "4",
+        "PLANWEAVE_ALLOW_PRIVATE_NETWORK": "true",
+        "PLANWEAVE_DATA_DIR": "/tmp/pwdata",
+        "PLANWEAVE_WORKSPACE": "ws",
+        "PLANWEAVE_LOG_LEVEL": "debug",
+    }
+    settings = load_settings({}, env=env)
+    assert settings.local_threads == 4
+    assert settings.allow_private_network is True
+    assert settings.data_dir == Path("/tmp/pwdata")
+    assert settings.workspace == Path("ws")
+    assert settings.log_level == "DEBUG"
+
+
+def test_unknown_toml_key_names_the_file_and_the_key(tmp_path: Path) -> None:
+    (tmp_path / "planweave.toml").write_text('modle = "local:"\n')
+    with pytest.raises(ConfigError, match=r"planweave\.toml: unknown key 'modle'.*model"):
+        load_settings({}, env={})
+
+
+def test_bad_toml_value_says_what_is_expected(tmp_path: Path) -> None:
+    (tmp_path / "planweave.toml").write_text("local_threads = 0\n")
+    with pytest.raises(
+        ConfigError,
+        match=r"planweave\.toml: key 'local_threads': expected a "
+        r"whole number of at least 1, got 0",
+    ):
+        load_settings({}, env={})
+
+
+def test_bad_environment_value_names_the_variable() -> None:
+    with pytest.raises(
+        ConfigError, match="environment variable PLANWEAVE_LOG_LEVEL: expected one of DEBUG"
+    ):
+        load_settings({}, env={"PLANWEAVE_LOG_LEVEL": "loud"})
+
+
+def test_not_toml_and_missing_file(tmp_path: Path) -> None:
+    (tmp_path / "planweave.toml").write_text("model = \n")
+    with pytest.raises(ConfigError, match="is not valid TOML"):
+        load_settings({}, env={})
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings({}, env={}, config_file=tmp_path / "nope.toml")
+
+
+def test_settings_are_frozen_and_keyword_only() -> None:
+    settings = Settings(model="scripted:x.yaml")
+    with pytest.raises(ValueError, match="frozen"):
+        settings.model = "local:"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        Settings("scripted:x.yaml")  # type: ignore[misc]
+
+
+def test_engine_kwargs(tmp_path: Path) -> None:
+    settings = Settings(
+        model="openai:gpt-4o-mini",
+        data_dir=tmp_path,
+        local_threads=2,
+        openai_base_url="http://localhost:8080/v1",
+        allow_private_network=True,
+    )
+    kwargs = settings.engine_kwargs()
+    assert kwargs == {
+        "store": f"sqlite:///{tmp_path / 'planweave.db'}",
+        "bus": "memory://",
+        "model": "openai:gpt-4o-mini",
+        "data_dir": tmp_path,
+        "model_options": ModelOptions(n_threads=2, base_url="http://localhost:8080/v1"),
+        "allow_private_network": True,
+    }
