@@ -17,7 +17,7 @@ $(BIN)/python:
 
 $(VENV)/.stamp-deps: pyproject.toml | $(BIN)/python
 	@echo "==> installing planweave and its dependencies into $(VENV)"
-	$(BIN)/pip install -q -e '.[dev,server,redis,postgres,anthropic]'
+	$(BIN)/pip install -q -e '.[dev,server,redis,postgres,anthropic,bench]'
 	@touch $@
 
 setup: $(VENV)/.stamp-deps
@@ -55,7 +55,6 @@ test: setup local lint typecheck
 	$(BIN)/pytest -q -n $(JOBS) -p no:cacheprovider
 
 bench: setup
-	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -m bench
 
 clean:

@@ -16,10 +16,6 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-
-# bench/ is a folder beside src/, not an installed package: put the repository root on the path.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from bench.report import compare, rows
 from bench.run_one import measure
 from bench.workloads import SPECS, WorkloadFactory
