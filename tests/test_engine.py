@@ -320,17 +320,18 @@ async def test_the_store_equals_the_replayed_event_log(tmp_path: Path) -> None:
 
 
 @pytest.mark.local_model
+@pytest.mark.timeout(900)
 async def test_the_offline_local_model_drives_a_job_to_a_valid_end(tmp_path: Path) -> None:
     from planweave.llm import ModelOptions
 
     engine = Engine(
         store=f"sqlite:///{tmp_path / 'jobs.db'}",
         model="local:",
-        model_options=ModelOptions(n_threads=1, max_tokens=256),
+        model_options=ModelOptions(n_threads=1, max_tokens=128),
         data_dir=tmp_path,
     )
     async with engine:
-        result = await engine.run("Write a haiku about rain", max_agent_steps=3)
+        result = await engine.run("Write a haiku about rain", max_agent_steps=1)
         events = await engine.events(result.job_id)
         state = await engine.get(result.job_id)
     assert result.status in ("succeeded", "failed")
@@ -343,3 +344,87 @@ async def test_the_offline_local_model_drives_a_job_to_a_valid_end(tmp_path: Pat
         assert result.artifacts and result.artifacts[0].exists()
     else:
         assert result.error
+
+
+async def test_a_failed_job_is_retried_and_finishes(tmp_path: Path) -> None:
+    attempts = {"n": 0}
+
+    @tool
+    def fragile() -> str:
+        """Fail the first time it is ever called."""
+        attempts["n"] += 1
+        if attempts["n"] == 1:
+            raise ToolError("broken")
+        return "fixed"
+
+    plan = Plan(
+        tasks=(
+            TaskSpec(id="a", kind="tool", tool="current_time"),
+            TaskSpec(id="b", kind="tool", tool="fragile", depends_on=("a",), max_attempts=1),
+            TaskSpec(id="c", kind="tool", tool="current_time", depends_on=("b",)),
+        )
+    )
+    async with engine_for(tmp_path, tools=[fragile]) as engine:
+        first = await engine.run(plan=plan)
+        assert first.status == "failed"
+        a_result = (await engine.get(first.job_id)).tasks["a"].result
+        await engine.retry(first.job_id, task_id="b")
+        second = await engine.wait(first.job_id)
+        state = await engine.get(first.job_id)
+        events = await engine.events(first.job_id)
+    assert second.ok, second.error
+    assert state.tasks["a"].result == a_result and state.tasks["a"].attempt == 1
+    assert state.tasks["b"].attempt == 2 and state.tasks["c"].status == "succeeded"
+    assert contiguous(events)
+    assert [e.type for e in events].count("JobReopened") == 1
+
+
+async def test_a_failed_job_can_be_replanned(tmp_path: Path) -> None:
+    @tool
+    def broken() -> str:
+        """Always fails."""
+        raise ToolError("no way")
+
+    replies = [
+        {
+            "match": {"role": "planner"},
+            "json": {
+                "tasks": [{"id": "alt", "goal": "Another way", "depends_on": [], "kind": "execute"}]
+            },
+        },
+        {"match": {"role": "executor"}, "content": "done"},
+    ]
+    plan = Plan(tasks=(TaskSpec(id="x", kind="tool", tool="broken", max_attempts=1),))
+    async with engine_for(tmp_path, replies, tools=[broken]) as engine:
+        first = await engine.run(plan=plan)
+        assert first.status == "failed"
+        await engine.replan(first.job_id)
+        second = await engine.wait(first.job_id)
+        state = await engine.get(first.job_id)
+    assert second.ok, second.error
+    assert state.tasks["x"].superseded and state.tasks["replan1.alt"].result == "done"
+
+
+async def test_retrying_a_running_or_succeeded_job_is_refused(tmp_path: Path) -> None:
+    from planweave import UsageError
+
+    plan = Plan(tasks=(TaskSpec(id="a", kind="tool", tool="current_time"),))
+    async with engine_for(tmp_path) as engine:
+        done = await engine.run(plan=plan)
+        with pytest.raises(UsageError, match="only a failed or cancelled job"):
+            await engine.retry(done.job_id)
+
+
+async def test_an_idempotency_key_gives_back_the_first_job(tmp_path: Path) -> None:
+    plan = Plan(tasks=(TaskSpec(id="a", kind="tool", tool="current_time"),))
+    async with engine_for(tmp_path) as engine:
+        first = await engine.submit(plan=plan, idempotency_key="k1", tenant="acme")
+        again = await engine.submit(plan=plan, idempotency_key="k1", tenant="acme")
+        other = await engine.submit(plan=plan, idempotency_key="k1", tenant="globex")
+        await engine.wait(first)
+        await engine.wait(other)
+        later = await engine.submit(plan=plan, idempotency_key="k1", tenant="acme")
+        acme = await engine.store.list_jobs(tenant="acme")
+    assert first == again == later
+    assert other != first
+    assert [j.job_id for j in acme] == [first]

@@ -205,12 +205,15 @@ class Engine:
         *,
         plan: Plan | Sequence[TaskSpec] | None = None,
         options: JobOptions | None = None,
+        tenant: str = "default",
+        idempotency_key: str | None = None,
         **option_fields: Any,
     ) -> str:
         """Start a job and return its id without waiting for it.
 
         Give a ``goal`` (a planner decomposes it) or a ``plan`` (run as written), or both (the
-        goal then describes the plan). Extra keyword arguments set ``JobOptions`` fields.
+        goal then describes the plan). Extra keyword arguments set ``JobOptions`` fields. A
+        repeated ``idempotency_key`` (per ``tenant``) returns the first job's id, starting nothing.
 
         Raises:
             UsageError: neither a goal nor a plan, or bad options.
@@ -232,7 +235,9 @@ class Engine:
             goal = goal or "(user plan)"
         elif not goal or not goal.strip():
             raise UsageError("give a goal, or a plan to run")
-        return await self.plane.submit(goal=goal, plan=specs, options=opts)
+        return await self.plane.submit(
+            goal=goal, plan=specs, options=opts, tenant=tenant, idempotency_key=idempotency_key
+        )
 
     async def wait(self, job_id: str) -> JobResult:
         """Wait for a job running in this engine to finish."""
@@ -268,6 +273,21 @@ class Engine:
         if state.terminal:
             return await self._result(state)
         return await self.wait(job_id)
+
+    async def retry(self, job_id: str, *, task_id: str | None = None) -> str:
+        """Run a failed or cancelled job again: its failed task(s) and everything cancelled.
+
+        Returns the job id once the job runs again; ``wait`` for its end.
+        """
+        await self.start()
+        await self.plane.reopen(job_id, task_ids=None if task_id is None else [task_id])
+        return job_id
+
+    async def replan(self, job_id: str) -> str:
+        """Ask the planner for a new plan around a failed job's failed task, keeping the rest."""
+        await self.start()
+        await self.plane.reopen(job_id, replan=True)
+        return job_id
 
     async def cancel(self, job_id: str, *, reason: str = "cancelled by the user") -> bool:
         """Cancel a job, whichever process runs it. Returns ``False`` if it already ended."""

@@ -25,6 +25,7 @@ __all__ = [
     "JobCompleted",
     "JobFailed",
     "JobOptions",
+    "JobReopened",
     "JobSubmitted",
     "LlmCalled",
     "ReplanRequested",
@@ -118,6 +119,8 @@ class EventBase(BaseModel):
 class JobSubmitted(EventBase):
     type: Literal["JobSubmitted"] = "JobSubmitted"
     goal: str
+    tenant: str = "default"
+    idempotency_key: str | None = None
     plan: tuple[TaskSpec, ...] | None = None
     options: JobOptions = Field(default_factory=JobOptions)
 
@@ -190,6 +193,14 @@ class ReplanRequested(EventBase):
     depth: int
 
 
+class JobReopened(EventBase):
+    """A finished job runs again: ``tasks`` (failed or cancelled ones) go back to work."""
+
+    type: Literal["JobReopened"] = "JobReopened"
+    tasks: tuple[str, ...]
+    reason: str
+
+
 class JobCompleted(EventBase):
     type: Literal["JobCompleted"] = "JobCompleted"
     result: Any = None
@@ -252,6 +263,7 @@ Event = Annotated[
     | TaskFailed
     | TaskCancelled
     | ReplanRequested
+    | JobReopened
     | JobCompleted
     | JobFailed
     | JobCancelled

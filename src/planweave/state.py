@@ -18,6 +18,7 @@ from planweave.events import (
     JobCompleted,
     JobFailed,
     JobOptions,
+    JobReopened,
     JobSubmitted,
     LlmCalled,
     ReplanRequested,
@@ -136,6 +137,8 @@ class JobState:
     replans: int = 0
     planned: bool = False
     """True when the job's root is a planner task (a goal), False for a user-written plan."""
+    tenant: str = "default"
+    idempotency_key: str | None = None
     open_tasks: int = 0
     """Tasks not yet terminal (derived, never stored)."""
 
@@ -164,6 +167,8 @@ class JobState:
             "tool_calls": self.tool_calls,
             "replans": self.replans,
             "planned": self.planned,
+            "tenant": self.tenant,
+            "idempotency_key": self.idempotency_key,
         }
 
     @classmethod
@@ -188,6 +193,8 @@ class JobState:
             tool_calls=job["tool_calls"],
             replans=job["replans"],
             planned=job["planned"],
+            tenant=job["tenant"],
+            idempotency_key=job["idempotency_key"],
         )
         for row in sorted(tasks, key=lambda r: r["ord"]):
             state.tasks[row["task_id"]] = TaskState(
@@ -288,6 +295,8 @@ def apply(state: JobState | None, event: Event) -> JobState:
             created_at=event.at,
             updated_at=event.at,
             planned=event.plan is None,
+            tenant=event.tenant,
+            idempotency_key=event.idempotency_key,
         )
         if event.plan is None:
             _add_task(
@@ -355,6 +364,20 @@ def apply(state: JobState | None, event: Event) -> JobState:
         _settle(state, task)
     elif isinstance(event, ReplanRequested):
         _apply_replan(state, event)
+    elif isinstance(event, JobReopened):
+        state.status = "running"
+        state.error = None
+        state.result = None
+        state.finished_at = None
+        for task_id in event.tasks:
+            reopened = tasks[task_id]
+            reopened.status = "running" if reopened.children else "pending"
+            if reopened.status == "pending":
+                reopened.failures = 0
+            reopened.error = None
+            reopened.finished_at = None
+            reopened.not_before = 0.0
+        _reindex(state)
     elif isinstance(event, LlmCalled):
         state.llm_calls += 1
         state.tokens_in += event.tokens_in

@@ -22,6 +22,7 @@ from planweave.constants import (
     WORKER_PLANNER,
     WORKER_TOOL,
 )
+from planweave.errors import UsageError
 from planweave.events import (
     ArtifactCreated,
     Event,
@@ -29,6 +30,7 @@ from planweave.events import (
     JobCompleted,
     JobFailed,
     JobOptions,
+    JobReopened,
     JobSubmitted,
     ReplanRequested,
     SubtasksPlanned,
@@ -55,6 +57,7 @@ __all__ = [
     "on_outcome",
     "on_started",
     "on_tick",
+    "reopen",
     "resume",
     "submit",
     "worker_for",
@@ -109,13 +112,23 @@ def submit(
     plan: tuple[TaskSpec, ...] | None,
     options: JobOptions,
     now: float,
+    tenant: str = "default",
+    idempotency_key: str | None = None,
 ) -> tuple[JobState, Decision]:
     """Start a job: from a goal (a planner task decomposes it) or from a user-written plan.
 
     The plan, when given, must already be valid (``validate_plan``).
     """
     event = JobSubmitted(
-        job_id=job_id, seq=1, id=f"{job_id}:1", at=now, goal=goal, plan=plan, options=options
+        job_id=job_id,
+        seq=1,
+        id=f"{job_id}:1",
+        at=now,
+        goal=goal,
+        plan=plan,
+        options=options,
+        tenant=tenant,
+        idempotency_key=idempotency_key,
     )
     state = apply(None, event)
     out = _Out(state, now, event.id)
@@ -462,4 +475,51 @@ def resume(state: JobState, *, now: float) -> Decision:
             out.emit(TaskReady, task.id)
     if state.open_tasks == 0:
         _finish_job(out)
+    return out.events
+
+
+def reopen(state: JobState, *, task_ids: list[str] | None, replan: bool, now: float) -> Decision:
+    """Run a failed or cancelled job again.
+
+    With ``task_ids`` only those failed tasks are retried (with every task cancelled along the
+    way); without, every failed task is. With ``replan`` the failed task is not retried: the
+    planner is asked for a new plan for the unfinished work instead.
+
+    Raises:
+        UsageError: the job is still running, or the tasks named are not failed.
+    """
+    if not state.terminal or state.status == "succeeded":
+        raise UsageError(
+            f"job {state.id} is {state.status}; only a failed or cancelled job "
+            "can be retried or replanned"
+        )
+    tasks = state.tasks
+    failed = [t for t in tasks.values() if t.status == "failed" and not t.superseded]
+    if task_ids is not None:
+        unknown = [t for t in task_ids if t not in tasks]
+        if unknown:
+            raise UsageError(f"job {state.id} has no task {unknown[0]!r}")
+        not_failed = [t for t in task_ids if tasks[t].status != "failed"]
+        if not_failed:
+            raise UsageError(f"task {not_failed[0]!r} is {tasks[not_failed[0]].status}, not failed")
+        others = [t.id for t in failed if t.id not in task_ids]
+        if others:
+            raise UsageError(f"task {others[0]!r} failed too: retry every failed task instead")
+    if replan and not failed:
+        raise UsageError(f"job {state.id} has no failed task to replan around")
+    cancelled = [t.id for t in tasks.values() if t.status == "cancelled" and not t.superseded]
+    retried = [] if replan else [t.id for t in failed]
+    out = _Out(state, now, None)
+    reason = "replan requested" if replan else "retry requested"
+    out.emit(
+        JobReopened,
+        None,
+        tasks=tuple(sorted(retried + cancelled, key=lambda t: tasks[t].order)),
+        reason=reason,
+    )
+    if replan:
+        _replan(out, failed[0], failed[0].error or "failed")
+    for task in list(tasks.values()):
+        if task.status == "pending" and task.waiting == 0 and task.not_before <= now:
+            out.emit(TaskReady, task.id)
     return out.events

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import logging
 import time
 from collections import deque
@@ -25,7 +27,7 @@ from typing import Any
 from planweave.bus.base import Bus, Delivery
 from planweave.constants import EVENT_TOPIC_ALL, OUTCOME_QUEUE, QUEUE_PREFIX
 from planweave.control import decider
-from planweave.errors import JobBusy, JobNotFound
+from planweave.errors import JobBusy, JobNotFound, UsageError
 from planweave.events import ArtifactCreated, Event, JobOptions, SubtasksPlanned, new_id
 from planweave.messages import CallReport, Outcome, StartedReport, WorkItem
 from planweave.plan import TaskSpec
@@ -98,9 +100,12 @@ class ControlPlane:
         self._clock = clock
         self._jobs: dict[str, JobState] = {}
         self._workspaces: dict[str, Path] = {}
+        self._keys: dict[tuple[str, str], str] = {}
         self._workspace_strs: dict[str, str] = {}
         self._pending = _Pending()
-        self._ready: deque[tuple[str, str]] = deque()
+        # Ready tasks per worker kind: a heap of (-priority, arrival, job id, task id).
+        self._ready: dict[str, list[tuple[int, int, str, str]]] = {}
+        self._arrivals = itertools.count()
         self._inflight: dict[str, int] = {}
         self._running: dict[tuple[str, str], str] = {}
         self._waiters: dict[str, list[asyncio.Future[JobState]]] = {}
@@ -160,11 +165,30 @@ class ControlPlane:
         plan: tuple[TaskSpec, ...] | None,
         options: JobOptions,
         job_id: str | None = None,
+        tenant: str = "default",
+        idempotency_key: str | None = None,
     ) -> str:
-        """Record a new job and start it. Returns its id once the submission is durable."""
+        """Record a new job and start it. Returns its id once the submission is durable.
+
+        A second submission with the same tenant and ``idempotency_key`` returns the first
+        job's id and starts nothing.
+        """
+        if idempotency_key is not None:
+            key = (tenant, idempotency_key)
+            existing = self._keys.get(key) or await self.store.find_job(tenant, idempotency_key)
+            if existing is not None:
+                return existing
         job_id = job_id or new_id()
+        if idempotency_key is not None:
+            self._keys[(tenant, idempotency_key)] = job_id
         state, events = decider.submit(
-            job_id, goal=goal, plan=plan, options=options, now=self._clock()
+            job_id,
+            goal=goal,
+            plan=plan,
+            options=options,
+            now=self._clock(),
+            tenant=tenant,
+            idempotency_key=idempotency_key,
         )
         self._jobs[job_id] = state
         self._take(state, events)
@@ -202,9 +226,36 @@ class ControlPlane:
         self._take(state, events)
         for task in state.tasks.values():
             if task.status == "ready":
-                self._ready.append((job_id, task.id))
+                self._push_ready(state, task.id)
         self._timer_wake.set()
         await self._flush()
+        return state
+
+    async def reopen(
+        self, job_id: str, *, task_ids: list[str] | None = None, replan: bool = False
+    ) -> JobState:
+        """Run a failed or cancelled job again (retry failed tasks, or replan around them).
+
+        Raises:
+            JobNotFound: no such job.
+            UsageError: the job is not failed or cancelled, or the tasks named are not failed.
+            JobBusy: another process holds the job.
+        """
+        if job_id in self._jobs:
+            raise UsageError(f"job {job_id} is still running; cancel it first")
+        state = await self.store.load_job(job_id)
+        if state is None:
+            raise JobNotFound(job_id)
+        events = decider.reopen(state, task_ids=task_ids, replan=replan, now=self._clock())
+        now = self._clock()
+        if not await self.store.claim_job(
+            job_id, self.owner, lease_s=self.settings.lease_s, now=now
+        ):
+            raise JobBusy(f"job {job_id} is held by another process")
+        self._jobs[job_id] = state
+        self._take(state, events)
+        self._timer_wake.set()
+        await self._flush(durable=True)
         return state
 
     async def cancel(self, job_id: str, *, reason: str = "cancelled by the user") -> bool:
@@ -258,7 +309,7 @@ class ControlPlane:
             dirty.add((job_id, task_id))
             kind = event.type
             if kind == "TaskReady":
-                self._ready.append((job_id, task_id))
+                self._push_ready(state, task_id)
             elif kind == "SubtasksPlanned":
                 assert isinstance(event, SubtasksPlanned)
                 for spec in event.tasks:
@@ -276,7 +327,7 @@ class ControlPlane:
                         created_at=event.at,
                     )
                 )
-            elif kind == "ReplanRequested":
+            elif kind == "ReplanRequested" or kind == "JobReopened":
                 for task in state.tasks.values():
                     dirty.add((job_id, task.id))
             if kind in _LEAVES_RUNNING or kind == "SubtasksPlanned":
@@ -304,33 +355,33 @@ class ControlPlane:
         if any(e.type == "TaskRetrying" for e in events):
             self._timer_wake.set()
 
+    def _push_ready(self, state: JobState, task_id: str) -> None:
+        worker = decider.worker_for(state.tasks[task_id].spec)
+        heap = self._ready.get(worker)
+        if heap is None:
+            heap = self._ready[worker] = []
+        entry = (-state.options.priority, next(self._arrivals), state.id, task_id)
+        heapq.heappush(heap, entry)
+
     def _dispatch(self) -> None:
-        """Assign ready tasks to workers, within each kind's in-flight limit."""
-        ready = self._ready
-        if not ready:
-            return
+        """Assign ready tasks to workers: higher priority first, then in arrival order, within
+        each worker kind's in-flight limit."""
         limits = self.settings.max_inflight
         inflight = self._inflight
-        skipped: list[tuple[str, str]] = []
         now = self._clock()
-        while ready:
-            job_id, task_id = ready.popleft()
-            state = self._jobs.get(job_id)
-            if state is None or state.terminal:
-                continue
-            task = state.tasks[task_id]
-            if task.status != "ready":
-                continue
-            worker = decider.worker_for(task.spec)
-            if inflight.get(worker, 0) >= limits.get(worker, 8):
-                skipped.append((job_id, task_id))
-                continue
-            events = decider.assign(state, task_id, worker=worker, now=now)
-            self._take(state, events)
-            inflight[worker] = inflight.get(worker, 0) + 1
-            self._running[(job_id, task_id)] = worker
-            self._pending.items.append(self._work_item(state, task_id, worker))
-        ready.extend(skipped)
+        jobs = self._jobs
+        for worker, heap in self._ready.items():
+            limit = limits.get(worker, 8)
+            while heap and inflight.get(worker, 0) < limit:
+                _, _, job_id, task_id = heapq.heappop(heap)
+                state = jobs.get(job_id)
+                if state is None or state.terminal or state.tasks[task_id].status != "ready":
+                    continue
+                events = decider.assign(state, task_id, worker=worker, now=now)
+                self._take(state, events)
+                inflight[worker] = inflight.get(worker, 0) + 1
+                self._running[(job_id, task_id)] = worker
+                self._pending.items.append(self._work_item(state, task_id, worker))
 
     def _work_item(self, state: JobState, task_id: str, worker: str) -> WorkItem:
         tasks = state.tasks
@@ -492,6 +543,8 @@ class ControlPlane:
         task.add_done_callback(self._side_tasks.discard)
 
     def _forget(self, state: JobState) -> None:
+        if state.idempotency_key is not None:
+            self._keys.pop((state.tenant, state.idempotency_key), None)
         self._workspaces.pop(state.id, None)
         self._workspace_strs.pop(state.id, None)
         for task in state.tasks.values():

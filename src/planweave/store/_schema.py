@@ -72,12 +72,16 @@ jobs = sa.Table(
     sa.Column("tool_calls", sa.Integer, nullable=False),
     sa.Column("replans", sa.Integer, nullable=False),
     sa.Column("planned", sa.Boolean, nullable=False),
+    sa.Column("tenant", sa.String, nullable=False),
+    sa.Column("idempotency_key", sa.String),
     # The claim of the control plane that runs the job (never part of a row a batch writes).
     sa.Column("owner", sa.String),
     sa.Column("lease_until", sa.Float),
     # The only index of pw_jobs is on a column no update touches, so the job row a step
     # rewrites costs no index page (active jobs are found by a scan: there are few jobs).
     sa.Index("ix_pw_jobs_created", "created_at"),
+    sa.Index("ix_pw_jobs_tenant", "tenant", "created_at"),
+    sa.Index("ux_pw_jobs_idempotency", "tenant", "idempotency_key", unique=True),
     sqlite_with_rowid=False,
 )
 

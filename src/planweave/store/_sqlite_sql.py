@@ -80,7 +80,10 @@ assert EVENT_COLS == ("job_id", "seq", "id", "type", "task_id", "at", "body")
 
 # A job's goal, options and creation time never change; leaving them out of the update keeps
 # the index on created_at untouched by every step.
-UPSERT_JOB = _upsert(schema.jobs, JOB_COLS, keep=("goal", "options", "created_at"))
+UPSERT_JOB = _upsert(
+    schema.jobs, JOB_COLS,
+    keep=("goal", "options", "created_at", "tenant", "idempotency_key"),
+)  # fmt: skip
 UPSERT_TASK = _upsert(schema.tasks, TASK_COLS)
 UPSERT_ARTIFACT = _upsert(schema.artifacts, ARTIFACT_COLS)
 # Events never change: storing one again (a retried batch) is a no-op.
@@ -108,24 +111,30 @@ SELECT_EVENTS = compile_sql(
 )
 _SUMMARY_COLS = (
     "job_id", "goal", "status", "created_at", "updated_at", "finished_at",
-    "tokens_in", "tokens_out", "cost_usd", "error", "result",
+    "tokens_in", "tokens_out", "cost_usd", "error", "result", "tenant",
 )  # fmt: skip
 
 
-def _list_jobs(filtered: bool) -> Sql:
+def _list_jobs() -> Sql:
     total = sa.select(sa.func.count()).where(_tasks.c.job_id == _jobs.c.job_id)
     done = total.where(_tasks.c.status.in_(_TERMINAL_TASKS))
     stmt = sa.select(
         *(_jobs.c[n] for n in _SUMMARY_COLS), total.scalar_subquery(), done.scalar_subquery()
     )
-    if filtered:
-        stmt = stmt.where(_jobs.c.status == param("status"))
+    stmt = stmt.where(
+        sa.or_(param("status").is_(None), _jobs.c.status == param("status")),
+        sa.or_(param("tenant").is_(None), _jobs.c.tenant == param("tenant")),
+    )
     stmt = stmt.order_by(_jobs.c.created_at.desc(), _jobs.c.job_id.desc())
     return compile_sql(stmt.limit(param("limit")).offset(param("offset")))
 
 
-LIST_JOBS = _list_jobs(False)
-LIST_JOBS_BY_STATUS = _list_jobs(True)
+LIST_JOBS = _list_jobs()
+FIND_JOB = compile_sql(
+    sa.select(_jobs.c.job_id).where(
+        _jobs.c.tenant == param("tenant"), _jobs.c.idempotency_key == param("key")
+    )
+)
 ACTIVE_JOBS = compile_sql(
     sa.select(_jobs.c.job_id)
     .where(_jobs.c.status.not_in(_TERMINAL_JOBS))

@@ -61,6 +61,7 @@ class JobSummary:
     tasks_done: int
     error: str | None
     result: Any
+    tenant: str = "default"
 
 
 @dataclass(slots=True, frozen=True)
@@ -101,9 +102,17 @@ class Store(Protocol):
         """The job's current state (with its tasks), or ``None``."""
 
     async def list_jobs(
-        self, *, status: str | None = None, limit: int = 50, offset: int = 0
+        self,
+        *,
+        status: str | None = None,
+        tenant: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
     ) -> list[JobSummary]:
-        """Jobs, newest first."""
+        """Jobs, newest first, optionally only those of one status and one tenant."""
+
+    async def find_job(self, tenant: str, idempotency_key: str) -> str | None:
+        """The id of the tenant's job submitted with this idempotency key, if any."""
 
     async def read_events(
         self, job_id: str, *, after_seq: int = 0, limit: int | None = None

@@ -117,10 +117,26 @@ class MemoryStore:
             return None
         return JobState.from_rows(job, list(self._tasks.get(job_id, {}).values()))
 
+    async def find_job(self, tenant: str, idempotency_key: str) -> str | None:
+        for row in self._jobs.values():
+            if row["tenant"] == tenant and row["idempotency_key"] == idempotency_key:
+                return str(row["job_id"])
+        return None
+
     async def list_jobs(
-        self, *, status: str | None = None, limit: int = 50, offset: int = 0
+        self,
+        *,
+        status: str | None = None,
+        tenant: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
     ) -> list[JobSummary]:
-        rows = [r for r in self._jobs.values() if status is None or r["status"] == status]
+        rows = [
+            r
+            for r in self._jobs.values()
+            if (status is None or r["status"] == status)
+            and (tenant is None or r["tenant"] == tenant)
+        ]
         rows.sort(key=lambda r: (r["created_at"], r["job_id"]), reverse=True)
         out: list[JobSummary] = []
         for row in rows[offset : offset + limit]:
@@ -141,6 +157,7 @@ class MemoryStore:
                     tasks_done=done,
                     error=row["error"],
                     result=row["result"],
+                    tenant=row["tenant"],
                 )
             )
         return out

@@ -457,21 +457,31 @@ class SqliteStore:
             return None
         return JobState.from_rows(q.decode_job(rows[0]), [q.decode_task(t) for t in rows[1]])
 
+    async def find_job(self, tenant: str, idempotency_key: str) -> str | None:
+        args = q.FIND_JOB.args(tenant=tenant, key=idempotency_key)
+        rows = await self._read(lambda conn: conn.execute(q.FIND_JOB.text, args).fetchall())
+        return str(rows[0][0]) if rows else None
+
     async def list_jobs(
-        self, *, status: str | None = None, limit: int = 50, offset: int = 0
+        self,
+        *,
+        status: str | None = None,
+        tenant: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
     ) -> list[JobSummary]:
-        sql = q.LIST_JOBS if status is None else q.LIST_JOBS_BY_STATUS
-        args = sql.args(status=status, limit=limit, offset=offset)
+        sql = q.LIST_JOBS
+        args = sql.args(status=status, tenant=tenant, limit=limit, offset=offset)
         rows = await self._read(lambda conn: conn.execute(sql.text, args).fetchall())
         out = []
         for row in rows:
             (job_id, goal, status_, created_at, updated_at, finished_at, tokens_in, tokens_out,
-             cost_usd, error, result, total, done) = row  # fmt: skip
+             cost_usd, error, result, tenant_, total, done) = row  # fmt: skip
             out.append(JobSummary(
                 job_id=job_id, goal=goal, status=status_, created_at=created_at,
                 updated_at=updated_at, finished_at=finished_at, tokens_in=tokens_in,
                 tokens_out=tokens_out, cost_usd=cost_usd, tasks_total=total, tasks_done=done,
-                error=error, result=q.load(result),
+                error=error, result=q.load(result), tenant=tenant_,
             ))  # fmt: skip
         return out
 
