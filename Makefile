@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 LLAMA_CPP_VERSION := 0.3.36
 JOBS ?= 2
 
-.PHONY: setup local demo test lint typecheck unit bench clean
+.PHONY: setup system local demo test lint typecheck unit bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,17 @@ $(VENV)/.stamp-deps: pyproject.toml | $(BIN)/python
 	@touch $@
 
 setup: $(VENV)/.stamp-deps
+
+# Debian packages the tests drive: headless Chromium for the web UI tests.
+$(VENV)/.stamp-apt: | $(BIN)/python
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  echo "==> installing Debian's chromium for the browser tests"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; \
+	fi
+	@touch $@
+
+system: $(VENV)/.stamp-apt
 
 # The offline local model: llama-cpp-python is built from source the first time on a machine
 # (about 7 minutes on 2 cores; pip caches the wheel after that), and the SmolLM2-135M GGUF file
@@ -51,7 +62,7 @@ typecheck: setup
 unit: setup
 	$(BIN)/pytest -q -n $(JOBS) -m "not local_model"
 
-test: setup local lint typecheck
+test: setup system local lint typecheck
 	$(BIN)/pytest -q -n $(JOBS) -p no:cacheprovider
 
 bench: setup

@@ -569,3 +569,16 @@ async def test_local_model_react_with_calculator_answers(tmp_path: Path) -> None
     llm = of_type(events, LlmCalled)
     assert len(llm) == result.steps
     assert all(e.model.startswith("local:") and e.tokens_out > 0 for e in llm)
+
+
+async def test_a_model_repeating_one_call_is_asked_for_its_answer_early(tmp_path: Path) -> None:
+    model = TextOnlyModel(
+        [
+            {"match": {"contains": "used all your steps"}, "json": {"final_answer": "1"}},
+            {"json": {"action": "calculator", "action_input": {"expression": "1"}}, "repeat": True},
+        ]
+    )
+    events: list[LlmCalled | ToolCalled] = []
+    result = await ReactAgent(max_steps=8).run(TASK, make_ctx(model, tmp_path, events))
+    assert result.output == "1"
+    assert len(of_type(events, ToolCalled)) == 3  # the first call and two repeats, not eight

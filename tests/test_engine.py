@@ -428,3 +428,42 @@ async def test_an_idempotency_key_gives_back_the_first_job(tmp_path: Path) -> No
     assert first == again == later
     assert other != first
     assert [j.job_id for j in acme] == [first]
+
+
+async def test_higher_priority_jobs_are_dispatched_first(tmp_path: Path) -> None:
+    order: list[str] = []
+    gate = asyncio.Event()
+
+    @tool
+    async def step(name: str) -> str:
+        """Record a step once the gate opens."""
+        await gate.wait()
+        order.append(name)
+        return name
+
+    def plan(prefix: str) -> Plan:
+        return Plan(
+            tasks=tuple(
+                TaskSpec(id=f"{prefix}{i}", kind="tool", tool="step", args={"name": f"{prefix}{i}"})
+                for i in range(3)
+            )
+        )
+
+    async with engine_for(tmp_path, tools=[step], concurrency={"tool": 1}) as engine:
+        low = await engine.submit(plan=plan("low"), priority=0)
+        high = await engine.submit(plan=plan("high"), priority=5)
+        gate.set()
+        await engine.wait(low)
+        await engine.wait(high)
+    assert order[0] == "low0"  # already running when the urgent job came
+    assert order[1:4] == ["high0", "high1", "high2"]
+
+
+def test_run_sync_runs_a_job_from_plain_code(tmp_path: Path) -> None:
+    engine = engine_for(tmp_path)
+    result = engine.run_sync(
+        plan=Plan(
+            tasks=(TaskSpec(id="x", kind="tool", tool="calculator", args={"expression": "6*7"}),)
+        )
+    )
+    assert result.ok and result.result == 42

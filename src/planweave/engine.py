@@ -133,7 +133,7 @@ class Engine:
             store=self.store,
             bus=self.bus,
             settings=PlaneSettings(
-                max_inflight={k: max(v * 2, v + 8) for k, v in self.concurrency.items()},
+                max_inflight=dict(self.concurrency),
                 lease_s=lease_s,
                 workspace_root=self.data_dir / "workspaces",
                 default_model=self.models.default,

@@ -76,6 +76,10 @@ _REPEATED = " If you have what you need, give your final answer now."
 _EMPTY_ANSWER = "Your answer was empty. Give your final answer to the task."
 
 
+_MAX_REPEATS = 2
+"""Identical tool calls tolerated before the agent stops calling tools and asks for the answer."""
+
+
 @dataclass
 class _Run:
     """The mutable state of one run of the loop."""
@@ -87,6 +91,7 @@ class _Run:
     nudged: bool = False
     trace: list[dict[str, Any]] = field(default_factory=list)
     seen_calls: set[tuple[str, str]] = field(default_factory=set)
+    repeats: int = 0
 
 
 def _final_answer_schema(max_chars: int = FINAL_ANSWER_MAX_CHARS) -> dict[str, Any]:
@@ -233,6 +238,8 @@ class ReactAgent:
             else:
                 answer = await self._json_step(run, ctx, specs, small)
             if answer is None:
+                if run.repeats >= _MAX_REPEATS:
+                    break  # the model is going round in circles: ask for its answer now
                 continue
             if answer:
                 return self._result(answer, run)
@@ -426,6 +433,7 @@ class ReactAgent:
         if key in run.seen_calls:
             # Small models repeat a call forever; point out that the result is already known.
             observation += f"\n(You already called {call.name} with these arguments.{_REPEATED})"
+            run.repeats += 1
         run.seen_calls.add(key)
         run.trace.append({"tool": call.name, "ok": result.ok})
         await ctx.emit(

@@ -51,6 +51,9 @@ def default_threads() -> int:
     return min(2, os.cpu_count() or 1)
 
 
+_FREE_TEXT_REPEAT_PENALTY = 1.3
+
+
 class LocalModel:
     """A GGUF chat model run in this process.
 
@@ -165,6 +168,9 @@ class LocalModel:
             kwargs["seed"] = self._options.seed
         if request.response_schema is not None:
             kwargs["response_format"] = {"type": "json_object", "schema": request.response_schema}
+        else:
+            # Small models fall into loops that repeat one sentence until max_tokens.
+            kwargs["repeat_penalty"] = _FREE_TEXT_REPEAT_PENALTY
 
         started = time.perf_counter()
         result = await asyncio.to_thread(self._run, kwargs)
