@@ -641,3 +641,21 @@ def test_render_a_huge_job_keeps_the_interesting_tasks() -> None:
     assert "490/500 tasks done" in text
     assert " t495 " in text and " t5 " not in text
     assert "490 more tasks (490 succeeded)" in text
+
+
+def test_an_openai_model_without_a_key_is_refused_before_any_job_starts(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PLANWEAVE_"))}
+    proc = subprocess.run(
+        [sys.executable, "-m", "planweave.cli", "run", "a goal", "--model", "openai:gpt-4o-mini",
+         "--store", f"sqlite:///{tmp_path / 'jobs.db'}", "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "OPENAI_API_KEY is not set" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    jobs = subprocess.run(
+        [sys.executable, "-m", "planweave.cli", "jobs", "--json",
+         "--store", f"sqlite:///{tmp_path / 'jobs.db'}"],
+        capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert json.loads(jobs.stdout) == []

@@ -467,3 +467,31 @@ def test_run_sync_runs_a_job_from_plain_code(tmp_path: Path) -> None:
         )
     )
     assert result.ok and result.result == 42
+
+
+async def test_files_a_task_writes_become_artifacts(tmp_path: Path) -> None:
+    plan = Plan(
+        tasks=(
+            TaskSpec(
+                id="w",
+                kind="tool",
+                tool="write_file",
+                args={"path": "report/summary.txt", "content": "hello"},
+            ),
+            TaskSpec(
+                id="r",
+                kind="tool",
+                tool="read_file",
+                args={"path": "report/summary.txt"},
+                depends_on=("w",),
+            ),
+        )
+    )
+    async with engine_for(tmp_path) as engine:
+        result = await engine.run(plan=plan)
+        rows = await engine.store.artifacts(result.job_id)
+    assert result.ok, result.error
+    assert [(a.name, a.size, a.content_type) for a in rows] == [
+        ("report/summary.txt", 5, "text/plain")
+    ]
+    assert result.artifacts[0].is_absolute() and result.artifacts[0].read_text() == "hello"

@@ -107,7 +107,8 @@ class Engine:
         run_workers: bool = True,
         lease_s: float = 30.0,
     ) -> None:
-        self.data_dir = Path(data_dir) if data_dir is not None else Path(DEFAULT_DATA_DIR)
+        # Absolute, so workspace and artifact paths mean the same from any directory.
+        self.data_dir = Path(data_dir if data_dir is not None else DEFAULT_DATA_DIR).resolve()
         if store is None:
             store = f"sqlite:///{self.data_dir / DEFAULT_STORE_FILE}"
         self.store: Store = open_store(store) if isinstance(store, str) else store
@@ -179,8 +180,8 @@ class Engine:
             return
         self._closing = True
         try:
-            for pool in self._pools:
-                await pool.stop(grace_s=grace_s)
+            # All pools stop taking work at once and share one grace period.
+            await asyncio.gather(*(pool.stop(grace_s=grace_s) for pool in self._pools))
             self._pools = []
             await self.plane.stop()
             await self.models.aclose()

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -153,6 +154,16 @@ async def _check_model(settings: Settings, plan: Plan | None, on_failure: str | 
         or (on_failure or plan.on_failure) == "replan"
     )
     options = ModelOptions(n_threads=settings.local_threads, base_url=settings.openai_base_url)
+    if (
+        needs_model
+        and settings.model.startswith("openai:")
+        and not (settings.openai_base_url or os.environ.get("OPENAI_BASE_URL"))
+        and not os.environ.get("OPENAI_API_KEY")
+    ):
+        raise UsageError(
+            "OPENAI_API_KEY is not set: export it, or point planweave at an OpenAI-compatible "
+            "server (Ollama, vLLM, llama.cpp) with OPENAI_BASE_URL=http://HOST:PORT/v1"
+        )
     try:
         model = load_model(settings.model, options)
     except UnknownBackend:

@@ -35,7 +35,7 @@ __all__ = ["DEFAULT_OPENAI_BASE_URL", "OpenAIModel"]
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 MISSING_KEY = (
     "OPENAI_API_KEY is not set: export it, or point planweave at an OpenAI-compatible server "
-    "with OPENAI_BASE_URL / --model openai:MODEL with base_url"
+    "(Ollama, vLLM, llama.cpp) with OPENAI_BASE_URL=http://HOST:PORT/v1"
 )
 
 

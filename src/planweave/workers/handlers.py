@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import mimetypes
+import os
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,15 +27,17 @@ from planweave.constants import (
 )
 from planweave.errors import (
     BudgetExceeded,
-    ConfigError,
     ModelError,
     PlanInvalid,
     RetryTask,
     ToolError,
+    UsageError,
 )
+from planweave.events import NO_USAGE, validated
 from planweave.llm import Model, ModelOptions, load_model
 from planweave.messages import Outcome, WorkItem
 from planweave.tools import ToolContext, ToolRegistry
+from planweave.tools._decorator import deadline
 from planweave.workers.pool import Handler, Reporter
 
 __all__ = ["ModelCache", "WorkerServices", "handler_for"]
@@ -112,13 +117,18 @@ class WorkerServices:
 
 
 def _ok(item: WorkItem, **fields: Any) -> Outcome:
-    return Outcome(
-        id=f"{item.id}:outcome",
-        job_id=item.job_id,
-        task_id=item.task_id,
-        attempt=item.attempt,
-        status="succeeded",
-        **fields,
+    return validated(
+        Outcome,
+        {
+            "id": f"{item.id}:outcome",
+            "job_id": item.job_id,
+            "task_id": item.task_id,
+            "attempt": item.attempt,
+            "status": "succeeded",
+            "usage": NO_USAGE,
+            "at": time.time(),
+            **fields,
+        },
     )
 
 
@@ -142,58 +152,134 @@ def _failed(
     )
 
 
+def _failure(item: WorkItem, exc: Exception) -> Outcome | None:
+    """The failed outcome of an expected failure; ``None`` for any other exception."""
+    if isinstance(exc, RetryTask):
+        return _failed(
+            item, exc.reason, error_type="retry", retryable=True, retry_delay_s=exc.delay_s
+        )
+    if isinstance(exc, PlanInvalid):
+        return _failed(item, str(exc), error_type="plan_invalid", retryable=False)
+    if isinstance(exc, ModelError):
+        return _failed(item, str(exc), error_type="model", retryable=exc.retryable)
+    if isinstance(exc, ToolError):
+        return _failed(item, str(exc), error_type="tool", retryable=exc.retryable)
+    if isinstance(exc, BudgetExceeded):
+        return _failed(item, str(exc), error_type="budget_exceeded", retryable=False)
+    if isinstance(exc, UsageError):
+        # Bad configuration or input (an unknown agent, a script without a matching reply).
+        return _failed(item, str(exc), error_type="usage", retryable=False)
+    if isinstance(exc, TimeoutError):
+        return _failed(
+            item,
+            f"the task took longer than its timeout of {item.spec.timeout_s} s",
+            error_type="timeout",
+            retryable=True,
+        )
+    return None
+
+
 async def _guard(item: WorkItem, run: Callable[[], Awaitable[Outcome]]) -> Outcome:
-    """Run a handler body, turning expected failures into failed outcomes."""
+    """Run a handler body within the task's timeout, turning expected failures into failed
+    outcomes."""
     timeout = item.spec.timeout_s
     try:
         if timeout is None:
             return await run()
-        async with asyncio.timeout(timeout):
+        with deadline(timeout):
             return await run()
-    except RetryTask as exc:
-        return _failed(
-            item, exc.reason, error_type="retry", retryable=True, retry_delay_s=exc.delay_s
-        )
-    except PlanInvalid as exc:
-        return _failed(item, str(exc), error_type="plan_invalid", retryable=False)
-    except ModelError as exc:
-        return _failed(item, str(exc), error_type="model", retryable=exc.retryable)
-    except ToolError as exc:
-        return _failed(item, str(exc), error_type="tool", retryable=exc.retryable)
-    except BudgetExceeded as exc:
-        return _failed(item, str(exc), error_type="budget_exceeded", retryable=False)
-    except ConfigError as exc:
-        return _failed(item, str(exc), error_type="config", retryable=False)
-    except TimeoutError:
-        return _failed(
-            item,
-            f"the task took longer than its timeout of {timeout} s",
-            error_type="timeout",
-            retryable=True,
-        )
+    except Exception as exc:
+        outcome = _failure(item, exc)
+        if outcome is None:
+            raise
+        return outcome
 
 
 def _tool_handler(services: WorkerServices) -> Handler:
     tools = services.tools
+    tool_context = services.tool_context
 
+    # Every tool task runs this: one coroutine, no closure per item (``_guard`` inlined).
     async def handle(item: WorkItem, reporter: Reporter) -> Outcome:
-        async def run() -> Outcome:
-            spec = item.spec
+        spec = item.spec
+        try:
             assert spec.tool is not None
             tool = tools.get(spec.tool)
             args = spec.args
             if "inputs" in tool.parameters.get("properties", {}) and "inputs" not in args:
                 args = {**args, "inputs": item.inputs}
-            value = await tool.call(args, services.tool_context(item))
-            return _ok(item, result=value)
-
-        return await _guard(item, run)
+            timeout = spec.timeout_s
+            ctx = tool_context(item)
+            # Only a tool that takes the context can write into the workspace.
+            before = await asyncio.to_thread(_scan, ctx.workspace) if tool.uses_context else None
+            if timeout is None:
+                value = await tool.call(args, ctx)
+            else:
+                with deadline(timeout):
+                    value = await tool.call(args, ctx)
+        except Exception as exc:
+            outcome = _failure(item, exc)
+            if outcome is None:
+                raise
+            return outcome
+        if before is not None:
+            written = _written(before, await asyncio.to_thread(_scan, ctx.workspace))
+            if written:
+                return _ok(item, result=value, artifacts=written)
+        return _ok(item, result=value)
 
     return handle
 
 
+_MAX_SCANNED_FILES = 2000
+
+
+def _scan(workspace: Path) -> dict[str, tuple[int, int]]:
+    """Files of a workspace: relative name -> (size, mtime in ns); hidden files left out."""
+    found: dict[str, tuple[int, int]] = {}
+    stack = [workspace]
+    while stack and len(found) < _MAX_SCANNED_FILES:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
+            elif entry.is_file(follow_symlinks=False):
+                stat = entry.stat(follow_symlinks=False)
+                name = Path(entry.path).relative_to(workspace).as_posix()
+                found[name] = (stat.st_size, stat.st_mtime_ns)
+    return found
+
+
+def _written(
+    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]
+) -> tuple[tuple[str, int, str], ...]:
+    """Files a task created or changed, as artifacts (name, size, content type)."""
+    return tuple(
+        (name, size, mimetypes.guess_type(name)[0] or "application/octet-stream")
+        for name, (size, mtime) in sorted(after.items())
+        if before.get(name) != (size, mtime)
+    )
+
+
 def _executor_handler(services: WorkerServices) -> Handler:
     async def handle(item: WorkItem, reporter: Reporter) -> Outcome:
+        workspace = services.tool_context(item).workspace
+        before = await asyncio.to_thread(_scan, workspace)
+        outcome = await _run_agent(item, reporter)
+        if outcome.status == "succeeded":
+            after = await asyncio.to_thread(_scan, workspace)
+            written = _written(before, after)
+            if written:
+                outcome = outcome.model_copy(update={"artifacts": written})
+        return outcome
+
+    async def _run_agent(item: WorkItem, reporter: Reporter) -> Outcome:
         async def run() -> Outcome:
             agent = services.agents.get(item.spec.agent or "executor")
             ctx = await services.agent_context(item, reporter)

@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from planweave.bus.base import Bus, Delivery
 from planweave.constants import OUTCOME_QUEUE, QUEUE_PREFIX
-from planweave.events import LlmCalled, ToolCalled, new_id
+from planweave.events import LlmCalled, ToolCalled, new_id, validated
 from planweave.messages import CallReport, Outcome, StartedReport, WorkItem
 
 __all__ = ["Handler", "Reporter", "WorkerPool"]
@@ -71,9 +72,12 @@ class WorkerPool:
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._stopping = False
         self.report_started_after_s = report_started_after_s
-        self._unreported: dict[str, tuple[float, StartedReport]] = {}
+        # Running items not yet reported as started: (loop time, wall time, item) by delivery id.
+        self._unreported: dict[str, tuple[float, float, WorkItem]] = {}
+        self._loop_time: Callable[[], float] = time.monotonic
 
     async def start(self) -> None:
+        self._loop_time = asyncio.get_running_loop().time
         self._loop_task = asyncio.create_task(self._run(), name=f"planweave-{self.kind}")
         self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="planweave-heartbeat")
 
@@ -124,31 +128,46 @@ class WorkerPool:
         self._active.pop(task, None)
         self._slot_free.set()
 
+    def _started(self, item: WorkItem, at: float) -> StartedReport:
+        return validated(
+            StartedReport,
+            {
+                "id": f"{item.id}:started",
+                "job_id": item.job_id,
+                "task_id": item.task_id,
+                "attempt": item.attempt,
+                "worker_id": self.worker_id,
+                "at": at,
+            },
+        )
+
     async def _execute(self, delivery: Delivery) -> None:
         item = delivery.message
         bus = self.bus
         if not isinstance(item, WorkItem):
             await bus.ack(delivery)
             return
-        started = StartedReport(
-            id=f"{item.id}:started",
-            job_id=item.job_id,
-            task_id=item.task_id,
-            attempt=item.attempt,
-            worker_id=self.worker_id,
-        )
         if self.report_started_after_s <= 0:
-            await bus.enqueue(OUTCOME_QUEUE, started)
+            await bus.enqueue(OUTCOME_QUEUE, self._started(item, time.time()))
         else:
             # Quick items need no separate "started" report (the outcome implies it); the
-            # heartbeat sends one for an item still running after a moment, so live views show it.
-            self._unreported[delivery.id] = (asyncio.get_running_loop().time(), started)
+            # heartbeat builds and sends one for an item still running after a moment, so live
+            # views show it.
+            self._unreported[delivery.id] = (self._loop_time(), time.time(), item)
         try:
             outcome = await self.handler(item, Reporter(bus, item))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.exception("worker %s: task %s crashed", self.worker_id, item.task_id)
+            # One line where people look; the traceback for whoever turns on debug logging.
+            log.warning(
+                "worker %s: task %s crashed: %s: %s",
+                self.worker_id,
+                item.task_id,
+                type(exc).__name__,
+                exc,
+            )
+            log.debug("traceback of the crash of task %s", item.task_id, exc_info=True)
             outcome = Outcome(
                 job_id=item.job_id,
                 task_id=item.task_id,
@@ -174,13 +193,13 @@ class WorkerPool:
             if self._unreported:
                 due = [
                     k
-                    for k, (t, _) in self._unreported.items()
+                    for k, (t, _, _) in self._unreported.items()
                     if now - t >= self.report_started_after_s
                 ]
                 for key in due:
-                    _, report = self._unreported.pop(key)
+                    _, at, item = self._unreported.pop(key)
                     with contextlib.suppress(Exception):
-                        await self.bus.enqueue(OUTCOME_QUEUE, report)
+                        await self.bus.enqueue(OUTCOME_QUEUE, self._started(item, at))
             if now - last_extend >= extend_every:
                 last_extend = now
                 for delivery in list(self._active.values()):
