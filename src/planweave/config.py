@@ -11,7 +11,9 @@ expected, so a user can fix it without reading code.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from planweave.constants import DEFAULT_DATA_DIR, DEFAULT_STORE_FILE
 from planweave.errors import ConfigError
 
-__all__ = ["CONFIG_FILE", "ENV_PREFIX", "Settings", "load_settings"]
+__all__ = ["CONFIG_FILE", "ENV_PREFIX", "Settings", "hash_token", "load_settings"]
 
 CONFIG_FILE = "planweave.toml"
 """The file read from the current directory when no ``--config`` is given."""
@@ -41,7 +43,38 @@ _EXPECTED: dict[str, str] = {
     "openai_base_url": "a URL such as http://localhost:8080/v1",
     "allow_private_network": "true or false",
     "log_level": "one of " + ", ".join(_LOG_LEVELS),
+    "host": "a host name or IP address to listen on, such as 127.0.0.1",
+    "port": "a TCP port number from 0 to 65535",
+    "tokens": (
+        'a [tokens] table of tenant = "sha256:<64 hex digits>" (or a list of them), or '
+        "PLANWEAVE_TOKENS=tenant1:token1,tenant2:token2"
+    ),
+    "max_body_bytes": "a whole number of bytes, at least 1024",
+    "rate_limit_per_s": "requests per second per token (0 turns the limit off)",
+    "rate_limit_burst": "a whole number of requests, at least 1",
+    "api_models": "a list of model URLs",
 }
+
+_TENANT_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+_HASH_RE = re.compile(r"^(?:sha256:)?([0-9a-fA-F]{64})$")
+
+
+def hash_token(token: str) -> str:
+    """The form a token is stored in: ``sha256:`` and the hex SHA-256 of its text."""
+    return "sha256:" + hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _parse_token_env(text: str) -> dict[str, list[str]]:
+    """``tenant1:token1,tenant2:token2`` (plaintext tokens) -> tenant -> token hashes."""
+    out: dict[str, list[str]] = {}
+    for pair in text.split(","):
+        if not pair.strip():
+            continue
+        tenant, sep, token = pair.strip().partition(":")
+        if not sep or not token:
+            raise ValueError("expected tenant:token pairs separated by commas")
+        out.setdefault(tenant, []).append(hash_token(token))
+    return out
 
 
 class Settings(BaseModel):
@@ -58,6 +91,16 @@ class Settings(BaseModel):
         openai_base_url: Base URL of an OpenAI-compatible server.
         allow_private_network: Let ``http_fetch`` reach private and loopback addresses.
         log_level: Level of the log written to stderr.
+        host: Address ``planweave serve`` listens on.
+        port: TCP port ``planweave serve`` listens on (0: any free port).
+        tokens: API tokens by tenant, as ``sha256:<hex>`` hashes (the environment variable
+            ``PLANWEAVE_TOKENS`` gives plaintext ``tenant:token`` pairs, hashed on reading).
+            Tokens made by ``planweave token create`` live in ``data_dir/tokens.json``.
+        max_body_bytes: Largest request body the API accepts.
+        rate_limit_per_s: Requests per second each API token may make on average (0: no limit).
+        rate_limit_burst: Requests a token may make at once before the rate limit applies.
+        api_models: Model URLs an API client may choose for a job, besides ``model`` (a model
+            costs money or loads gigabytes, so the server's operator decides).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -71,6 +114,54 @@ class Settings(BaseModel):
     openai_base_url: str | None = None
     allow_private_network: bool = False
     log_level: str = "WARNING"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    tokens: dict[str, tuple[str, ...]] = Field(default_factory=dict, repr=False)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    rate_limit_per_s: float = Field(default=50.0, ge=0, allow_inf_nan=False)
+    rate_limit_burst: int = Field(default=100, ge=1)
+    api_models: tuple[str, ...] = ()
+
+    @field_validator("tokens", mode="before")
+    @classmethod
+    def _token_hashes(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return _parse_token_env(value)
+        if not isinstance(value, dict):
+            raise ValueError("expected a table of tenant = hash")
+        out: dict[str, list[str]] = {}
+        for tenant, hashes in value.items():
+            items = [hashes] if isinstance(hashes, str) else hashes
+            if not isinstance(items, list | tuple):
+                raise ValueError(f"tenant {tenant!r}: expected a hash or a list of hashes")
+            for item in items:
+                match = _HASH_RE.match(item) if isinstance(item, str) else None
+                if match is None:
+                    raise ValueError(f"tenant {tenant!r}: expected sha256:<64 hex digits>")
+                out.setdefault(str(tenant), []).append("sha256:" + match.group(1).lower())
+        return out
+
+    @field_validator("tokens")
+    @classmethod
+    def _tenant_names(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        for tenant in value:
+            if not _TENANT_RE.match(tenant):
+                raise ValueError(f"bad tenant name {tenant!r}")
+        return value
+
+    @field_validator("api_models", mode="before")
+    @classmethod
+    def _model_list(cls, value: Any) -> Any:
+        if isinstance(value, str):  # PLANWEAVE_API_MODELS=openai:gpt-4o-mini,local:
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value.strip()
 
     @field_validator("store", "bus", "model", "openai_base_url")
     @classmethod
@@ -157,7 +248,7 @@ def load_settings(
         error = exc.errors()[0]
         key = str(error["loc"][0]) if error["loc"] else ""
         where = sources.get(key, key or "settings")
-        got = values.get(key)
+        got = "(hidden)" if key == "tokens" else values.get(key)
         raise ConfigError(
             f"{where}: expected {_EXPECTED.get(key, 'a valid value')}, got {got!r}"
         ) from None

@@ -39,6 +39,7 @@ from planweave.workers.pool import WorkerPool
 __all__ = ["Engine", "JobResult"]
 
 MAX_USER_PLAN_TASKS = 10_000
+_TERMINAL_EVENTS = frozenset({"JobCompleted", "JobFailed", "JobCancelled"})
 DEFAULT_CONCURRENCY = {WORKER_PLANNER: 2, WORKER_EXECUTOR: 4, WORKER_COMPOSER: 2, WORKER_TOOL: 512}
 
 T = TypeVar("T")
@@ -329,11 +330,14 @@ class Engine:
         sub = self.bus.subscribe(f"{EVENT_TOPIC_ALL}:{job_id}")
         try:
             while True:
+                last = None
                 for event in await self.store.read_events(job_id, after_seq=seq):
                     seq = event.seq
+                    last = event.type
                     yield event
-                    if event.type in ("JobCompleted", "JobFailed", "JobCancelled"):
-                        return
+                # A job ends with its last event; a retried job goes on past an earlier end.
+                if last in _TERMINAL_EVENTS and self.plane.job(job_id) is None:
+                    return
                 if self.plane.job(job_id) is None:
                     await asyncio.sleep(poll_s)
                     continue
@@ -341,10 +345,12 @@ class Engine:
                 if live is not None and live.seq == seq + 1:
                     seq = live.seq
                     yield live
-                    if live.type in ("JobCompleted", "JobFailed", "JobCancelled"):
-                        return
         finally:
             await sub.close()
+
+    def workspace(self, job_id: str) -> Path:
+        """The folder a job's file tools and artifacts live in (without a per-job override)."""
+        return self.plane.settings.workspace_root / job_id
 
     async def _result(self, state: JobState) -> JobResult:
         artifacts = tuple(Path(a.path) for a in await self.store.artifacts(state.id))

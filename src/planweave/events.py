@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -18,6 +18,7 @@ from planweave.constants import SCHEMA_VERSION
 from planweave.plan import OnFailure, TaskSpec
 
 __all__ = [
+    "NO_USAGE",
     "ArtifactCreated",
     "Event",
     "EventBase",
@@ -42,7 +43,19 @@ __all__ = [
     "event_adapter",
     "new_id",
     "parse_event",
+    "validated",
 ]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated(cls: type[M], data: dict[str, Any]) -> M:
+    """``cls(**data)``: the same validation, without ``BaseModel.__init__``'s Python layers.
+
+    The engine builds several messages per task; calling the model's validator directly costs
+    about half of what the constructor does.
+    """
+    return cast(M, cls.__pydantic_validator__.validate_python(data))
 
 
 def new_id() -> str:
@@ -67,6 +80,10 @@ class Usage(BaseModel):
             cost_usd=self.cost_usd + other.cost_usd,
             llm_calls=self.llm_calls + other.llm_calls,
         )
+
+
+NO_USAGE = Usage()
+"""Nothing spent; models are frozen, so messages share this one instance."""
 
 
 class JobOptions(BaseModel):

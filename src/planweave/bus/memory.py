@@ -12,11 +12,10 @@ nothing is spawned per message.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 
 from planweave.bus.base import BusMessage, DeadLetter, Delivery
@@ -307,7 +306,7 @@ class MemoryBus:
             waiter.open = False
             if timer is not None:
                 timer.cancel()
-            with contextlib.suppress(ValueError):
+            if waiter in q.waiters:  # a full waiter was already taken off
                 q.waiters.remove(waiter)
         return waiter.items
 
@@ -338,6 +337,16 @@ class MemoryBus:
             lease = q.inflight.get(delivery.id)
             if lease is not None and lease[0].deliveries == delivery.deliveries:
                 del q.inflight[delivery.id]
+
+    async def ack_many(self, deliveries: Iterable[Delivery]) -> None:
+        """``ack`` each delivery (one call for a batch of reports)."""
+        queues = self._queues
+        for delivery in deliveries:
+            q = queues.get(delivery.queue)
+            if q is not None:
+                lease = q.inflight.get(delivery.id)
+                if lease is not None and lease[0].deliveries == delivery.deliveries:
+                    del q.inflight[delivery.id]
 
     async def nack(self, delivery: Delivery, *, reason: str = "") -> None:
         q = self._holder(delivery)
@@ -444,6 +453,14 @@ class MemoryBus:
         if subscribers:
             for sub in subscribers:
                 sub._put(event)
+
+    async def publish_many(self, topic: str, events: Iterable[Event]) -> None:
+        """``publish`` each event, in order (one call for a batch of events)."""
+        subscribers = self._topics.get(topic)
+        if subscribers:
+            for event in events:
+                for sub in subscribers:
+                    sub._put(event)
 
     def subscribe(self, topic: str) -> MemorySubscription:
         sub = MemorySubscription(self, topic, self.max_subscriber_buffer)

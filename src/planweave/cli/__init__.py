@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
 
-from planweave.cli import _commands, _run
+from planweave.cli import _commands, _run, _serve
 from planweave.errors import PlanweaveError, UsageError
 
 __all__ = ["app", "main"]
@@ -122,6 +122,8 @@ app.command("cancel")(_commands.cancel)
 app.command("jobs")(_commands.jobs)
 app.command("show")(_commands.show)
 app.command("events")(_commands.events)
+app.command("serve")(_serve.serve)
+app.add_typer(_serve.token_app)
 
 
 def main() -> None:

@@ -100,7 +100,7 @@ class ControlPlane:
         self._clock = clock
         self._jobs: dict[str, JobState] = {}
         self._workspaces: dict[str, Path] = {}
-        self._keys: dict[tuple[str, str], str] = {}
+        self._keys: dict[tuple[str, str], asyncio.Future[str]] = {}
         self._workspace_strs: dict[str, str] = {}
         self._pending = _Pending()
         # Ready tasks per worker kind: a heap of (-priority, arrival, job id, task id).
@@ -173,14 +173,20 @@ class ControlPlane:
         A second submission with the same tenant and ``idempotency_key`` returns the first
         job's id and starts nothing.
         """
-        if idempotency_key is not None:
-            key = (tenant, idempotency_key)
-            existing = self._keys.get(key) or await self.store.find_job(tenant, idempotency_key)
-            if existing is not None:
-                return existing
         job_id = job_id or new_id()
         if idempotency_key is not None:
-            self._keys[(tenant, idempotency_key)] = job_id
+            key = (tenant, idempotency_key)
+            claimed = self._keys.get(key)
+            if claimed is not None:
+                return await asyncio.shield(claimed)
+            # Reserve the key before the first await, so a concurrent twin waits for this one.
+            claimed = self._keys[key] = asyncio.get_running_loop().create_future()
+            existing = await self.store.find_job(tenant, idempotency_key)
+            if existing is not None:
+                claimed.set_result(existing)
+                del self._keys[key]
+                return existing
+            claimed.set_result(job_id)
         state, events = decider.submit(
             job_id,
             goal=goal,

@@ -42,6 +42,7 @@ class MemoryStore:
         self._commands: dict[str, list[Command]] = {}
         self._command_ids = itertools.count(1)
         self._closed = False
+        self._done: asyncio.Future[None] | None = None
 
     async def __aenter__(self) -> MemoryStore:
         await self.open()
@@ -67,8 +68,12 @@ class MemoryStore:
     def commit_soon(self, batch: Batch) -> asyncio.Future[None]:
         """Apply ``batch`` at once; the returned future is already resolved."""
         self._apply(batch)
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        future.set_result(None)
+        # One resolved future per loop serves every call: a done future cannot change.
+        loop = asyncio.get_running_loop()
+        future = self._done
+        if future is None or future.get_loop() is not loop:
+            future = self._done = loop.create_future()
+            future.set_result(None)
         return future
 
     def _apply(self, batch: Batch) -> None:

@@ -20,9 +20,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -62,6 +64,7 @@ class _Work:
     op: _Op | None
     future: asyncio.Future[Any] | None
     loop: asyncio.AbstractEventLoop | None
+    soon: bool = False  # queued by ``commit_soon``: nobody is blocked on it
 
 
 def _settle(outcomes: Sequence[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
@@ -121,6 +124,13 @@ class _Checkpointer:
             if conn is not None:
                 conn.close()
 
+
+_LINGER_S: Final = 0.001
+"""How long the writer waits for more batches before a transaction of ``commit_soon`` batches
+while they stream in (it wrote one less than this ago). A commit costs more than the rows in it
+(WAL frames for every page it touched, a wake-up of the event loop), so ten steps of a chain
+in one transaction cost a fraction of ten transactions; an isolated commit, or any caller
+blocked in ``commit`` or an operation, is written at once."""
 
 _CHECKPOINT_EVERY: Final = 64
 """Transactions between two pokes of the checkpointer."""
@@ -239,7 +249,7 @@ class SqliteStore:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._queued += 1
-        self._queue.put(_Work(self._queued, batch, None, future, loop))
+        self._queue.put(_Work(self._queued, batch, None, future, loop, True))
         return future
 
     async def _submit(self, batch: Batch | None, op: _Op | None) -> Any:
@@ -279,18 +289,30 @@ class SqliteStore:
         loop.call_soon_threadsafe(_settle, [(ready, None, None)])
         checkpointer = self._checkpointer = _Checkpointer(self._connect, self.url)
         get, get_nowait = self._queue.get, self._queue.get_nowait
+        clock = time.monotonic
+        last_commit = -math.inf
+
+        def drain(group: list[_Work | object]) -> None:
+            while True:
+                try:
+                    group.append(get_nowait())
+                except queue.Empty:
+                    return
+
         try:
             while True:
                 group = [get()]
-                while True:
-                    try:
-                        group.append(get_nowait())
-                    except queue.Empty:
-                        break
+                drain(group)
+                if clock() - last_commit < _LINGER_S and all(
+                    isinstance(w, _Work) and w.soon for w in group
+                ):
+                    time.sleep(_LINGER_S)
+                    drain(group)
                 stop = _STOP in group
                 work = [w for w in group if isinstance(w, _Work)]
                 if work:
                     self._write_group(conn, work)
+                    last_commit = clock()
                     self._transactions += 1
                     if self._transactions % _CHECKPOINT_EVERY == 0:
                         if checkpointer.wal_frames > _WAL_MAX_FRAMES:
@@ -332,27 +354,37 @@ class SqliteStore:
 
     def _apply(self, conn: sqlite3.Connection, group: list[_Work]) -> list[Any]:
         results: list[Any] = []
-        jobs: list[tuple[Any, ...]] = []
-        tasks: list[tuple[Any, ...]] = []
-        events: list[tuple[Any, ...]] = []
-        artifacts: list[tuple[Any, ...]] = []
+        # A row written several times in one transaction is written once, as it was last: a
+        # chain's job row changes on every step, and each task row on two or three.
+        jobs: dict[str, dict[str, Any]] = {}
+        tasks: dict[tuple[str, str], dict[str, Any]] = {}
+        events: list[Event] = []
+        artifacts: dict[tuple[str, str], ArtifactRow] = {}
 
         def flush() -> None:
-            for sql, rows in (
-                (q.UPSERT_JOB, jobs), (q.UPSERT_TASK, tasks),
-                (q.INSERT_EVENT, events), (q.UPSERT_ARTIFACT, artifacts),
-            ):  # fmt: skip
-                if rows:
-                    conn.executemany(sql.text, rows)
-                    rows.clear()
+            if jobs:
+                conn.executemany(q.UPSERT_JOB.text, map(q.encode_job, jobs.values()))
+                jobs.clear()
+            if tasks:
+                conn.executemany(q.UPSERT_TASK.text, map(q.encode_task, tasks.values()))
+                tasks.clear()
+            if events:
+                conn.executemany(q.INSERT_EVENT.text, map(q.encode_event, events))
+                events.clear()
+            if artifacts:
+                conn.executemany(q.UPSERT_ARTIFACT.text, map(q.encode_artifact, artifacts.values()))
+                artifacts.clear()
 
         for work in group:
             batch = work.batch
             if batch is not None:
-                jobs.extend(map(q.encode_job, batch.jobs))
-                tasks.extend(map(q.encode_task, batch.tasks))
-                events.extend(map(q.encode_event, batch.events))
-                artifacts.extend(map(q.encode_artifact, batch.artifacts))
+                for row in batch.jobs:
+                    jobs[row["job_id"]] = row
+                for row in batch.tasks:
+                    tasks[row["job_id"], row["task_id"]] = row
+                events.extend(batch.events)
+                for artifact in batch.artifacts:
+                    artifacts[artifact.job_id, artifact.name] = artifact
                 results.append(None)
             else:
                 assert work.op is not None

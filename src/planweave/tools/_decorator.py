@@ -64,7 +64,7 @@ class _Deadline:
 
     def __init__(self, at: float, task: asyncio.Task[Any]) -> None:
         self.at = at
-        self.task = task
+        self.task: asyncio.Task[Any] | None = task  # dropped on exit: a lane may outlive it
         self.cancelling = task.cancelling()
         self.expired = False
         self.done = False
@@ -79,9 +79,10 @@ class _Deadline:
         tb: TracebackType | None,
     ) -> None:
         self.done = True
-        if self.expired:
+        task, self.task = self.task, None
+        if self.expired and task is not None:
             # Withdraw our cancellation request; only when no other one is left is this a timeout.
-            ours_only = self.task.uncancel() <= self.cancelling
+            ours_only = task.uncancel() <= self.cancelling
             if ours_only and exc_type is asyncio.CancelledError:
                 raise TimeoutError from exc
 
@@ -147,7 +148,7 @@ class _Watchdog:
             items = lane.items
             while items:
                 entry = items[0]
-                if not entry.done:
+                if not entry.done and entry.task is not None:
                     if entry.at > now:
                         break
                     entry.expired = True
@@ -253,6 +254,7 @@ class Tool(Generic[P, R]):
         self._is_async = inspect.iscoroutinefunction(fn)
         self._args_model, self._layout = self._build_model(fn, doc.params)
         self.uses_context = any(key is None for _, key, _ in self._layout)
+        self._no_parameters = all(key is None for _, key, _ in self._layout)
         """Whether the tool takes a ``ToolContext`` (and so may touch the job's workspace)."""
         try:
             schema = self._args_model.model_json_schema(by_alias=True)
@@ -309,15 +311,8 @@ class Tool(Generic[P, R]):
                 f"invalid arguments for tool {self.name!r}: expected a JSON object, "
                 f"got {type(args).__name__}"
             )
-        try:
-            validated = self._args_model.model_validate(dict(args))
-        except ValidationError as exc:
-            problems = [_describe_error(err) for err in exc.errors(include_url=False)]
-            expected = ", ".join(self.parameters["properties"]) or "none"
-            raise ToolArgumentsInvalid(
-                f"invalid arguments for tool {self.name!r}: {'; '.join(problems)} "
-                f"(parameters: {expected})"
-            ) from None
+        # An empty object is all a tool without parameters accepts: nothing to validate.
+        validated = None if not args and self._no_parameters else self._validate_arguments(args)
         positional: list[Any] = []
         keywords: dict[str, Any] = {}
         for pname, key, is_positional in self._layout:
@@ -327,6 +322,19 @@ class Tool(Generic[P, R]):
             else:
                 keywords[pname] = value
         return positional, keywords
+
+    def _validate_arguments(self, args: Mapping[str, Any]) -> BaseModel:
+        try:
+            return typing.cast(
+                BaseModel, self._args_model.__pydantic_validator__.validate_python(dict(args))
+            )
+        except ValidationError as exc:
+            problems = [_describe_error(err) for err in exc.errors(include_url=False)]
+            expected = ", ".join(self.parameters["properties"]) or "none"
+            raise ToolArgumentsInvalid(
+                f"invalid arguments for tool {self.name!r}: {'; '.join(problems)} "
+                f"(parameters: {expected})"
+            ) from None
 
     async def _run(self, args: list[Any], kwargs: dict[str, Any]) -> Any:
         try:

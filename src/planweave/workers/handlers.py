@@ -198,6 +198,8 @@ async def _guard(item: WorkItem, run: Callable[[], Awaitable[Outcome]]) -> Outco
 def _tool_handler(services: WorkerServices) -> Handler:
     tools = services.tools
     tool_context = services.tool_context
+    # Handed to tools that take no context (``call`` wants one; they never see it).
+    unused_context = ToolContext(workspace=Path())
 
     # Every tool task runs this: one coroutine, no closure per item (``_guard`` inlined).
     async def handle(item: WorkItem, reporter: Reporter) -> Outcome:
@@ -209,7 +211,7 @@ def _tool_handler(services: WorkerServices) -> Handler:
             if "inputs" in tool.parameters.get("properties", {}) and "inputs" not in args:
                 args = {**args, "inputs": item.inputs}
             timeout = spec.timeout_s
-            ctx = tool_context(item)
+            ctx = tool_context(item) if tool.uses_context else unused_context
             # Only a tool that takes the context can write into the workspace.
             before = await asyncio.to_thread(_scan, ctx.workspace) if tool.uses_context else None
             if timeout is None:

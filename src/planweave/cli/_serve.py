@@ -1,0 +1,151 @@
+"""``serve`` (the HTTP API with its engine) and ``token`` (API tokens: create, list, revoke)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import re
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from planweave.cli._common import (
+    ConfigOpt,
+    DataDirOpt,
+    JsonOpt,
+    ModelOpt,
+    StoreOpt,
+    err_console,
+    out_console,
+    print_json,
+    settings_from,
+)
+from planweave.errors import MissingDependency, UsageError
+
+__all__ = ["serve", "token_app"]
+
+_TENANT_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+
+BusOpt = Annotated[
+    str | None,
+    typer.Option("--bus", help="Bus URL: memory:// or redis://HOST:PORT/DB", show_default=False),
+]
+
+
+def _need_server() -> None:
+    try:
+        importlib.import_module("planweave.server")
+    except ImportError as exc:  # fastapi or uvicorn missing
+        raise MissingDependency(exc.name or "fastapi", "server") from None
+
+
+def serve(
+    host: Annotated[
+        str | None,
+        typer.Option(
+            "--host", help="Address to listen on [default: 127.0.0.1]", show_default=False
+        ),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port",
+            min=0,
+            max=65535,
+            help="Port (0: any free one) [default: 8000]",
+            show_default=False,
+        ),
+    ] = None,
+    store: StoreOpt = None,
+    model: ModelOpt = None,
+    bus: BusOpt = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Serve the HTTP API and web UI, running jobs in this process."""
+    settings = settings_from(
+        config, host=host, port=port, store=store, model=model, bus=bus, data_dir=data_dir
+    )
+    _need_server()
+    from planweave.server import serve as run_server
+
+    def announce(line: str) -> None:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    asyncio.run(run_server(settings, announce=announce))
+
+
+token_app = typer.Typer(
+    name="token",
+    help="Create, list and revoke API tokens (stored as SHA-256 hashes in the data dir).",
+    no_args_is_help=True,
+)
+
+
+def _token_file(data_dir: Path | None, config: Path | None) -> Path:
+    _need_server()
+    from planweave.server._auth import TOKEN_FILE
+
+    settings = settings_from(config, data_dir=data_dir)
+    return settings.data_dir / TOKEN_FILE
+
+
+@token_app.command("create")
+def token_create(
+    tenant: Annotated[str, typer.Option("--tenant", help="Tenant the token acts for")],
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Make a new token for TENANT and print it (once: only its hash is kept)."""
+    if not _TENANT_RE.match(tenant):
+        raise UsageError(
+            f"bad tenant name {tenant!r}: use letters, digits, '_', '-' and '.' (at most 64)"
+        )
+    from planweave.server._auth import add_token
+
+    path = _token_file(data_dir, config)
+    token, record = add_token(path, tenant)
+    sys.stdout.write(token + "\n")
+    sys.stdout.flush()
+    err_console().print(
+        f"token {record.id} for tenant {tenant!r} saved (as a hash) in {path}; "
+        "copy it now, it is not shown again",
+        markup=False,
+    )
+
+
+@token_app.command("list")
+def token_list(
+    data_dir: DataDirOpt = None, config: ConfigOpt = None, json_out: JsonOpt = False
+) -> None:
+    """List the stored tokens (ids and tenants; never the tokens)."""
+    from planweave.server._auth import describe, read_token_file
+
+    path = _token_file(data_dir, config)
+    records = describe(read_token_file(path))
+    if json_out:
+        print_json(records)
+        return
+    out = out_console()
+    if not records:
+        out.print("no tokens (create one with 'planweave token create --tenant NAME')")
+    for record in records:
+        out.print(f"{record['id']}  {record['tenant']}", markup=False)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[str, typer.Argument(help="The token's id (see 'planweave token list')")],
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Revoke a stored token (a running server stops accepting it within a second)."""
+    from planweave.server._auth import remove_token
+
+    path = _token_file(data_dir, config)
+    if not remove_token(path, token_id):
+        raise UsageError(f"no token with id {token_id!r} (see 'planweave token list')")
+    out_console().print(f"token {token_id} revoked", markup=False)

@@ -1,0 +1,279 @@
+"""Event streams: a job's events as SSE, WebSocket frames or JSON pages; all of a tenant's live.
+
+A job stream sends the stored history first, then live events, and ends once the job has ended.
+Every event carries its per-job ``seq``: a client that reconnects with ``Last-Event-ID`` (or
+``?after=``) gets every event after it exactly once. Live events come from the bus; whenever one
+arrives out of order (a gap) or the job runs in another process, the store fills in, so the
+sequence a client sees is always contiguous.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Request, WebSocket
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocketDisconnect
+
+from planweave.constants import EVENT_TOPIC_ALL
+from planweave.events import Event, JobSubmitted
+from planweave.server._context import AppContext, Ctx, JobId, Tenant, context
+from planweave.server._errors import (
+    ApiError,
+    SafeJSONResponse,
+    dumps,
+    error_payload,
+    error_responses,
+)
+from planweave.server._models import EventPage
+
+__all__ = ["follow", "router"]
+
+router = APIRouter(prefix="/v1", tags=["events"], responses=error_responses(401, 404, 422, 429))
+
+TERMINAL_EVENTS = frozenset({"JobCompleted", "JobFailed", "JobCancelled"})
+PAGE = 500
+MAX_SEQ = 2**53
+TICK_S = 1.0
+OWNED_POLL_S = 5.0
+REMOTE_POLL_S = 0.5
+_ENDED = object()
+
+
+async def _next(iterator: AsyncIterator[Event], timeout_s: float) -> Any:
+    """The next live event, ``None`` after ``timeout_s``, ``_ENDED`` when the bus closed."""
+    try:
+        return await asyncio.wait_for(iterator.__anext__(), max(timeout_s, 0.01))
+    except TimeoutError:
+        return None
+    except StopAsyncIteration:
+        return _ENDED
+
+
+async def follow(ctx: AppContext, job_id: str, after: int) -> AsyncGenerator[Event | None]:
+    """A job's events after ``after``, history then live, until the job ends or the server
+    stops. Yields ``None`` about once a second while nothing happens (for keep-alives)."""
+    engine = ctx.engine
+    sub = engine.bus.subscribe(f"{EVENT_TOPIC_ALL}:{job_id}")
+    live = sub.__aiter__()
+    seq = after
+    last_type: str | None = None
+    try:
+        state = await engine.get(job_id)
+        ended_at = state.seq if state.terminal else None
+        need_read = True
+        last_read = 0.0
+        while not ctx.closing.is_set():
+            if need_read:
+                batch = await engine.store.read_events(job_id, after_seq=seq, limit=PAGE)
+                last_read = time.monotonic()
+                for event in batch:
+                    if event.seq > seq:
+                        seq = event.seq
+                        last_type = event.type
+                        yield event
+                if len(batch) >= PAGE:
+                    continue
+                need_read = False
+                if last_type in TERMINAL_EVENTS:
+                    return
+                if last_type is None and ended_at is not None and seq >= ended_at:
+                    return
+            poll_s = OWNED_POLL_S if engine.plane.job(job_id) is not None else REMOTE_POLL_S
+            wait_s = min(TICK_S, last_read + poll_s - time.monotonic())
+            event = await _next(live, wait_s)
+            if event is None or event is _ENDED:
+                if event is _ENDED:
+                    await asyncio.sleep(max(wait_s, 0.05))
+                need_read = time.monotonic() - last_read >= poll_s
+                yield None
+            elif event.seq == seq + 1:
+                seq = event.seq
+                last_type = event.type
+                yield event
+                if last_type in TERMINAL_EVENTS:
+                    return
+            elif event.seq > seq + 1:
+                need_read = True  # a gap: the store has what was missed
+    finally:
+        await sub.close()
+
+
+def _frame(event: Event, *, with_id: bool = True) -> bytes:
+    head = f"id: {event.seq}\n" if with_id else ""
+    data = dumps(event.model_dump(mode="json"))
+    return f"{head}event: {event.type}\n".encode() + b"data: " + data + b"\n\n"
+
+
+async def _with_keepalives(
+    ctx: AppContext, events: AsyncGenerator[Event | None], *, with_id: bool = True
+) -> AsyncGenerator[bytes]:
+    last_sent = time.monotonic()
+    async with contextlib.aclosing(events):
+        async for event in events:
+            now = time.monotonic()
+            if event is not None:
+                last_sent = now
+                yield _frame(event, with_id=with_id)
+            elif now - last_sent >= ctx.keepalive_s:
+                last_sent = now
+                yield b": keep-alive\n\n"
+
+
+class EventStreamResponse(Response):
+    """A ``text/event-stream`` response that stops (and closes its source) as soon as the
+    client goes away, not at the next write."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, chunks: AsyncGenerator[bytes]) -> None:
+        super().__init__(
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            media_type=self.media_type,
+        )
+        self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
+        self.chunks = chunks
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+
+        async def pump() -> None:
+            async with contextlib.aclosing(self.chunks):
+                async for chunk in self.chunks:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        tasks = [asyncio.create_task(pump()), asyncio.create_task(watch())]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, OSError, Exception):
+                    await task
+
+
+SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Server-Sent Events (default) or, with format=json, a page of events",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
+
+
+@router.get("/jobs/{job_id}/events", response_model=EventPage, responses=SSE_RESPONSE)
+async def job_events(
+    request: Request,
+    job_id: JobId,
+    ctx: Ctx,
+    tenant: Tenant,
+    after: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
+    format: Literal["sse", "json"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = PAGE,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)] = None,
+) -> Any:
+    """The job's events: SSE, history then live until the job ends; or a JSON page."""
+    await ctx.job(job_id, tenant)
+    if last_event_id is not None and last_event_id.strip():
+        try:
+            after = int(last_event_id)
+        except ValueError:
+            raise ApiError(422, "Last-Event-ID must be an event's seq (a whole number)") from None
+        if not 0 <= after <= MAX_SEQ:
+            raise ApiError(422, "Last-Event-ID is out of range")
+    accept = request.headers.get("accept", "")
+    if format is None:
+        wants_json = "application/json" in accept and "text/event-stream" not in accept
+        format = "json" if wants_json else "sse"
+    if format == "json":
+        events = await ctx.engine.store.read_events(job_id, after_seq=after, limit=limit)
+        page = EventPage(events=events, next_after=events[-1].seq if events else after)
+        return SafeJSONResponse(page.model_dump(mode="json"))
+    return EventStreamResponse(_with_keepalives(ctx, follow(ctx, job_id, after)))
+
+
+async def _tenant_events(ctx: AppContext, tenant: str) -> AsyncGenerator[Event | None]:
+    sub = ctx.engine.bus.subscribe(EVENT_TOPIC_ALL)
+    live = sub.__aiter__()
+    try:
+        while not ctx.closing.is_set():
+            event = await _next(live, TICK_S)
+            if event is None or event is _ENDED:
+                if event is _ENDED:
+                    await asyncio.sleep(TICK_S)
+                yield None
+                continue
+            if isinstance(event, JobSubmitted):
+                ctx.remember(event.job_id, event.tenant)
+            if await ctx.tenant_of(event.job_id) == tenant:
+                yield event
+    finally:
+        await sub.close()
+
+
+@router.get("/events", responses=SSE_RESPONSE, response_class=Response)
+async def all_events(ctx: Ctx, tenant: Tenant) -> Response:
+    """Live events of all the tenant's jobs, as SSE (no history)."""
+    return EventStreamResponse(_with_keepalives(ctx, _tenant_events(ctx, tenant), with_id=False))
+
+
+@router.websocket("/jobs/{job_id}/events/ws")
+async def job_events_ws(websocket: WebSocket, job_id: str) -> None:
+    """The job's events as JSON text frames; closes (1000) once the job has ended."""
+    ctx = context(websocket)
+    tenant = websocket.scope.get("state", {}).get("tenant")
+    raw_after = websocket.query_params.get("after", "0")
+    try:
+        after = int(raw_after)
+        if not 0 <= after <= MAX_SEQ:
+            raise ValueError(raw_after)
+        if not isinstance(tenant, str):
+            raise ApiError(401, "a valid API token is required")
+        await ctx.job(job_id, tenant)
+    except ValueError:
+        await _deny(websocket, 422, "validation_error", "after must be an event's seq")
+        return
+    except ApiError as exc:
+        await _deny(websocket, exc.status, exc.code, exc.message)
+        return
+    await websocket.accept()
+
+    async def pump() -> None:
+        async with contextlib.aclosing(follow(ctx, job_id, after)) as events:
+            async for event in events:
+                if event is not None:
+                    await websocket.send_text(dumps(event.model_dump(mode="json")).decode())
+        await websocket.close(1000)
+
+    async def watch() -> None:
+        while (await websocket.receive())["type"] != "websocket.disconnect":
+            pass
+
+    tasks = [asyncio.create_task(pump()), asyncio.create_task(watch())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, Exception):
+                await task
+
+
+async def _deny(websocket: WebSocket, status: int, code: Any, message: str) -> None:
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(
+            SafeJSONResponse(error_payload(code, message), status_code=status)
+        )
+    else:
+        await websocket.close(4000 + status)

@@ -1,0 +1,220 @@
+"""Jobs and their tasks: submit, list, inspect, cancel, retry, replan, delete."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Response
+
+from planweave.errors import JobBusy, UsageError
+from planweave.events import LlmCalled, ToolCalled
+from planweave.server._context import Ctx, JobId, Tenant
+from planweave.server._errors import ApiError, SafeJSONResponse, error_responses
+from planweave.server._models import (
+    Job,
+    JobCreate,
+    JobList,
+    JobStatusName,
+    TaskDetail,
+    TaskList,
+)
+from planweave.server._views import (
+    job_view,
+    llm_call_view,
+    summary_view,
+    task_view,
+    tool_call_view,
+)
+from planweave.state import JobState
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["jobs"], responses=error_responses(401, 404, 422, 429))
+
+_HISTORY_TYPES = frozenset(
+    {
+        "TaskReady",
+        "TaskAssigned",
+        "TaskStarted",
+        "TaskRetrying",
+        "TaskFailed",
+        "TaskCompleted",
+        "TaskCancelled",
+        "SubtasksPlanned",
+    }
+)
+
+
+@router.post(
+    "/jobs",
+    status_code=201,
+    response_model=Job,
+    responses={
+        200: {"model": Job, "description": "An earlier job with the same key"},
+        **error_responses(413),
+    },
+)
+async def create_job(
+    body: JobCreate,
+    ctx: Ctx,
+    tenant: Tenant,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)
+    ] = None,
+) -> Any:
+    """Submit a goal to plan or a plan to run; returns the new job (201), or the earlier job
+    submitted with the same idempotency key (200)."""
+    key = body.idempotency_key or idempotency_key
+    engine = ctx.engine
+    if key is not None:
+        existing = await engine.store.find_job(tenant, key)
+        if existing is not None:
+            state = await ctx.job(existing, tenant)
+            return SafeJSONResponse(job_view(state).model_dump(mode="json"), status_code=200)
+    fields = body.options.fields() if body.options is not None else {}
+    model = fields.get("model")
+    if model is not None:
+        allowed = {engine.models.default, *ctx.settings.api_models}
+        if model not in allowed:
+            raise ApiError(
+                422,
+                f"options.model: this server lets jobs use {', '.join(sorted(allowed))}",
+                details=[{"loc": ["body", "options", "model"], "msg": "model not allowed"}],
+            )
+    try:
+        job_id = await engine.submit(
+            body.goal, plan=body.plan, tenant=tenant, idempotency_key=key, **fields
+        )
+    except JobBusy as exc:
+        raise ApiError(409, str(exc)) from None
+    ctx.remember(job_id, tenant)
+    return job_view(await ctx.job(job_id, tenant))
+
+
+@router.get("/jobs", response_model=JobList)
+async def list_jobs(
+    ctx: Ctx,
+    tenant: Tenant,
+    status: JobStatusName | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+) -> JobList:
+    """The tenant's jobs, newest first."""
+    summaries = await ctx.engine.store.list_jobs(
+        status=status, tenant=tenant, limit=limit, offset=offset
+    )
+    return JobList(jobs=[summary_view(s) for s in summaries], limit=limit, offset=offset)
+
+
+@router.get("/jobs/{job_id}", response_model=Job)
+async def get_job(job_id: JobId, ctx: Ctx, tenant: Tenant) -> Job:
+    return job_view(await ctx.job(job_id, tenant))
+
+
+@router.post("/jobs/{job_id}/cancel", status_code=202, response_model=Job)
+async def cancel_job(job_id: JobId, ctx: Ctx, tenant: Tenant) -> Job:
+    """Cancel the job (a no-op for a job that already ended)."""
+    await ctx.job(job_id, tenant)
+    await ctx.engine.cancel(job_id)
+    return job_view(await ctx.job(job_id, tenant))
+
+
+async def _reopen(ctx: Ctx, job_id: str, tenant: str, **how: Any) -> Job:
+    state = await ctx.job(job_id, tenant)
+    if not state.terminal:
+        raise ApiError(409, "the job is still running; cancel it first")
+    try:
+        if how.get("replan"):
+            await ctx.engine.replan(job_id)
+        else:
+            await ctx.engine.retry(job_id, task_id=how.get("task_id"))
+    except (UsageError, JobBusy) as exc:
+        raise ApiError(409, str(exc)) from None
+    return job_view(await ctx.job(job_id, tenant))
+
+
+@router.post(
+    "/jobs/{job_id}/retry", status_code=202, response_model=Job, responses=error_responses(409)
+)
+async def retry_job(job_id: JobId, ctx: Ctx, tenant: Tenant) -> Job:
+    """Run a failed or cancelled job again: its failed tasks and everything cancelled."""
+    return await _reopen(ctx, job_id, tenant)
+
+
+@router.post(
+    "/jobs/{job_id}/replan", status_code=202, response_model=Job, responses=error_responses(409)
+)
+async def replan_job(job_id: JobId, ctx: Ctx, tenant: Tenant) -> Job:
+    """Ask the planner for a new plan around a failed job's failed task, keeping the rest."""
+    return await _reopen(ctx, job_id, tenant, replan=True)
+
+
+@router.post(
+    "/jobs/{job_id}/tasks/{task_id}/retry",
+    status_code=202,
+    response_model=Job,
+    responses=error_responses(409),
+)
+async def retry_task(job_id: JobId, task_id: str, ctx: Ctx, tenant: Tenant) -> Job:
+    """Run one failed task of a finished job again (and what depends on it)."""
+    state = await ctx.job(job_id, tenant)
+    if task_id not in state.tasks:
+        raise ApiError(404, "no such task")
+    return await _reopen(ctx, job_id, tenant, task_id=task_id)
+
+
+@router.delete(
+    "/jobs/{job_id}", status_code=204, response_class=Response, responses=error_responses(409)
+)
+async def delete_job(job_id: JobId, ctx: Ctx, tenant: Tenant) -> Response:
+    """Delete a finished job with its tasks, events and artifacts."""
+    state = await ctx.job(job_id, tenant)
+    if not state.terminal or ctx.engine.plane.job(job_id) is not None:
+        raise ApiError(409, "the job is still running; cancel it first")
+    if not await ctx.engine.store.delete_job(job_id):
+        raise ApiError(409, "the job is still running; cancel it first")
+    ctx.forget(job_id)
+    if state.options.workspace is None:
+        workspace = ctx.engine.plane.settings.workspace_root / job_id
+        with contextlib.suppress(OSError):
+            await asyncio.to_thread(shutil.rmtree, workspace, True)
+    return Response(status_code=204)
+
+
+@router.get("/jobs/{job_id}/tasks", response_model=TaskList)
+async def list_tasks(job_id: JobId, ctx: Ctx, tenant: Tenant) -> dict[str, Any]:
+    """Every task of the job, in the order they were added."""
+    state = await ctx.job(job_id, tenant)
+    return {"tasks": [task_view(t) for t in state.tasks.values()]}
+
+
+def _inputs(state: JobState, task_id: str) -> dict[str, Any]:
+    tasks = state.tasks
+    inputs: dict[str, Any] = {}
+    node = tasks[task_id]
+    while True:
+        for dep in node.spec.depends_on:
+            if dep in tasks:
+                inputs[dep] = tasks[dep].result
+        if node.parent is None or node.parent not in tasks:
+            return inputs
+        node = tasks[node.parent]
+
+
+@router.get("/jobs/{job_id}/tasks/{task_id}", response_model=TaskDetail)
+async def get_task(job_id: JobId, task_id: str, ctx: Ctx, tenant: Tenant) -> Any:
+    """One task with its inputs, LLM calls, tool calls and history."""
+    state = await ctx.job(job_id, tenant)
+    task = state.tasks.get(task_id)
+    if task is None:
+        raise ApiError(404, "no such task")
+    view = task_view(task)
+    view["inputs"] = _inputs(state, task_id)
+    events = [e for e in await ctx.engine.events(job_id) if e.task_id == task_id]
+    view["llm_calls"] = [llm_call_view(e) for e in events if isinstance(e, LlmCalled)]
+    view["tool_calls"] = [tool_call_view(e) for e in events if isinstance(e, ToolCalled)]
+    view["history"] = [e for e in events if e.type in _HISTORY_TYPES]
+    return view

@@ -1,0 +1,245 @@
+"""The API's request and response bodies.
+
+Response models are plain views of ``JobState``/``TaskState`` and events; request models are
+stricter than the engine's own (no server paths, no scripted models, finite numbers only, no lone
+surrogates) because their input comes from the network.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from planweave.events import Event
+from planweave.plan import OnFailure, Plan, TaskKind
+
+__all__ = [
+    "ArtifactInfo",
+    "ArtifactList",
+    "DeadLetterInfo",
+    "DeadLetterList",
+    "EventPage",
+    "Health",
+    "Job",
+    "JobCreate",
+    "JobList",
+    "JobListItem",
+    "JobOptionsIn",
+    "LlmCall",
+    "Task",
+    "TaskDetail",
+    "TaskList",
+    "ToolCall",
+    "Usage",
+]
+
+MAX_JSON_DEPTH = 64
+JobStatusName = Literal["running", "succeeded", "failed", "cancelled"]
+
+
+def _check_json(value: Any) -> None:
+    """Refuse non-finite numbers, lone surrogates and absurd nesting anywhere in a body."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise ValueError(f"the body is nested more than {MAX_JSON_DEPTH} levels deep")
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError("numbers must be finite (no NaN or Infinity)")
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("text must be valid Unicode (no lone surrogates)") from None
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                stack.append((key, depth + 1))
+                stack.append((child, depth + 1))
+        elif isinstance(item, list | tuple):
+            stack.extend((child, depth + 1) for child in item)
+
+
+class JobOptionsIn(BaseModel):
+    """Job options a client may set (see ``planweave.JobOptions``); unset fields keep the
+    engine's defaults."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    model: str | None = Field(default=None, max_length=200)
+    on_failure: OnFailure | None = None
+    max_attempts: int | None = Field(default=None, ge=1, le=100)
+    retry_base_s: float | None = Field(default=None, ge=0, le=3600)
+    max_plan_depth: int | None = Field(default=None, ge=1, le=5)
+    max_plan_tasks: int | None = Field(default=None, ge=1, le=10_000)
+    max_replans: int | None = Field(default=None, ge=0, le=20)
+    max_cost_usd: float | None = Field(default=None, ge=0, le=1_000_000)
+    max_agent_steps: int | None = Field(default=None, ge=1, le=100)
+    priority: int | None = Field(default=None, ge=-1_000_000, le=1_000_000)
+
+    def fields(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model_dump(exclude_unset=True).items() if v is not None}
+
+
+class JobCreate(BaseModel):
+    """A new job: a goal to plan, a plan to run, or both."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    goal: str | None = Field(default=None, max_length=100_000)
+    plan: Plan | None = None
+    options: JobOptionsIn | None = None
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _clean_json(cls, data: Any) -> Any:
+        _check_json(data)
+        return data
+
+    @model_validator(mode="after")
+    def _goal_or_plan(self) -> JobCreate:
+        if self.plan is None and (self.goal is None or not self.goal.strip()):
+            raise ValueError("give a goal, or a plan to run")
+        return self
+
+
+class Usage(BaseModel):
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    llm_calls: int = 0
+
+
+class Job(BaseModel):
+    job_id: str
+    goal: str
+    status: JobStatusName
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+    result: Any = None
+    error: str | None = None
+    usage: Usage
+    tasks_total: int
+    tasks_done: int
+    artifacts: list[str]
+    options: dict[str, Any]
+
+
+class JobListItem(BaseModel):
+    job_id: str
+    goal: str
+    status: JobStatusName
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+    tasks_total: int
+    tasks_done: int
+    error: str | None = None
+    result: Any = None
+
+
+class JobList(BaseModel):
+    jobs: list[JobListItem]
+    limit: int
+    offset: int
+
+
+class Task(BaseModel):
+    id: str
+    goal: str
+    kind: TaskKind
+    status: Literal["pending", "ready", "running", "succeeded", "failed", "cancelled"]
+    depends_on: list[str]
+    parent: str | None
+    depth: int
+    attempt: int
+    failures: int
+    result: Any = None
+    error: str | None = None
+    agent: str | None = None
+    tool: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+
+
+class TaskList(BaseModel):
+    tasks: list[Task]
+
+
+class LlmCall(BaseModel):
+    model: str
+    role: str
+    prompt: str
+    reply: str
+    tokens_in: int
+    tokens_out: int
+    latency_ms: float
+    cost_usd: float
+    error: str | None = None
+    at: float
+    seq: int
+
+
+class ToolCall(BaseModel):
+    name: str
+    args: dict[str, Any]
+    outcome: Literal["ok", "error"]
+    result: str
+    error: str | None = None
+    latency_ms: float
+    at: float
+    seq: int
+
+
+class TaskDetail(Task):
+    inputs: dict[str, Any]
+    llm_calls: list[LlmCall]
+    tool_calls: list[ToolCall]
+    history: list[Event]
+
+
+class EventPage(BaseModel):
+    events: list[Event]
+    next_after: int
+
+
+class ArtifactInfo(BaseModel):
+    name: str
+    size: int
+    content_type: str
+    url: str
+
+
+class ArtifactList(BaseModel):
+    artifacts: list[ArtifactInfo]
+
+
+class DeadLetterInfo(BaseModel):
+    queue: str
+    id: str
+    job_id: str
+    task_id: str | None
+    deliveries: int
+    reason: str
+    at: float
+
+
+class DeadLetterDetail(DeadLetterInfo):
+    message: dict[str, Any]
+
+
+class DeadLetterList(BaseModel):
+    dead_letters: list[DeadLetterInfo]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]

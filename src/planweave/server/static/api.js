@@ -1,0 +1,110 @@
+// The HTTP API client: one fetch wrapper that adds the bearer token and turns the server's
+// {"error": {"code", "message"}} bodies into ApiError.
+
+const TOKEN_KEY = "planweave.token";
+
+export function getToken() {
+  try {
+    return localStorage.getItem(TOKEN_KEY) || "";
+  } catch {
+    return "";
+  }
+}
+
+export function setToken(token) {
+  try {
+    if (token) localStorage.setItem(TOKEN_KEY, token);
+    else localStorage.removeItem(TOKEN_KEY);
+  } catch {
+    // Storage can be disabled; the token then lasts for this page only.
+  }
+  window.dispatchEvent(new CustomEvent("planweave:token"));
+}
+
+export function authHeaders(extra = {}) {
+  const token = getToken();
+  return token ? { ...extra, Authorization: `Bearer ${token}` } : { ...extra };
+}
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+  }
+}
+
+async function errorFrom(response) {
+  let code = `http_${response.status}`;
+  let message = response.statusText || `HTTP ${response.status}`;
+  try {
+    const body = await response.json();
+    if (body && body.error) {
+      code = body.error.code || code;
+      message = body.error.message || message;
+    } else if (body && typeof body.detail === "string") {
+      message = body.detail;
+    }
+  } catch {
+    // Not JSON: keep the status text.
+  }
+  const err = new ApiError(response.status, code, message);
+  if (response.status === 401 || response.status === 403) {
+    window.dispatchEvent(new CustomEvent("planweave:auth", { detail: err }));
+  }
+  return err;
+}
+
+/** Call the API and return the parsed JSON body (null for 204). */
+export async function request(method, path, body, { signal } = {}) {
+  const init = { method, headers: authHeaders({ Accept: "application/json" }), signal };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (exc) {
+    if (exc && exc.name === "AbortError") throw exc;
+    throw new ApiError(0, "network", "Cannot reach the server.");
+  }
+  if (!response.ok) throw await errorFrom(response);
+  if (response.status === 204) return null;
+  const text = await response.text();
+  return text ? JSON.parse(text) : null;
+}
+
+/** Fetch a file with the auth header and return it as a Blob. */
+export async function fetchBlob(path, { signal } = {}) {
+  const response = await fetch(path, { headers: authHeaders(), signal });
+  if (!response.ok) throw await errorFrom(response);
+  return response.blob();
+}
+
+const enc = encodeURIComponent;
+
+export const api = {
+  listJobs: ({ status = "", limit = 50, offset = 0 } = {}, opts) => {
+    const q = new URLSearchParams({ limit: String(limit), offset: String(offset) });
+    if (status) q.set("status", status);
+    return request("GET", `/v1/jobs?${q}`, undefined, opts);
+  },
+  submitJob: (body) => request("POST", "/v1/jobs", body),
+  getJob: (id, opts) => request("GET", `/v1/jobs/${enc(id)}`, undefined, opts),
+  cancelJob: (id) => request("POST", `/v1/jobs/${enc(id)}/cancel`, {}),
+  replanJob: (id) => request("POST", `/v1/jobs/${enc(id)}/replan`, {}),
+  retryJob: (id) => request("POST", `/v1/jobs/${enc(id)}/retry`, {}),
+  retryTask: (id, taskId) => request("POST", `/v1/jobs/${enc(id)}/tasks/${enc(taskId)}/retry`, {}),
+  deleteJob: (id) => request("DELETE", `/v1/jobs/${enc(id)}`),
+  listTasks: (id, opts) => request("GET", `/v1/jobs/${enc(id)}/tasks`, undefined, opts),
+  getTask: (id, taskId, opts) => request("GET", `/v1/jobs/${enc(id)}/tasks/${enc(taskId)}`, undefined, opts),
+  eventsAfter: (id, after, opts) =>
+    request("GET", `/v1/jobs/${enc(id)}/events?format=json&after=${enc(String(after))}`, undefined, opts),
+  eventsPath: (id) => `/v1/jobs/${enc(id)}/events`,
+  listArtifacts: (id, opts) => request("GET", `/v1/jobs/${enc(id)}/artifacts`, undefined, opts),
+  artifactPath: (id, name) => `/v1/jobs/${enc(id)}/artifacts/${enc(name)}`,
+  listDeadLetters: (opts) => request("GET", "/v1/dlq", undefined, opts),
+  redrive: (queue, id) => request("POST", `/v1/dlq/${enc(queue)}/${enc(id)}/redrive`, {}),
+};

@@ -1,0 +1,149 @@
+// The task detail panel: everything one task did, from GET /v1/jobs/{id}/tasks/{task_id}.
+
+import { asText, fmtCost, fmtDateTime, fmtDuration, fmtTime, fmtTokens, h, statusBadge, toMs } from "../dom.js";
+import { renderMarkdown } from "../markdown.js";
+
+function section(title, ...body) {
+  return h("section", { class: "panel-section" }, h("h3", {}, title), ...body);
+}
+
+function pre(value, cls = "") {
+  return h("pre", { class: `code ${cls}`.trim() }, asText(value));
+}
+
+/** A result: Markdown when it is text, JSON otherwise. */
+export function renderValue(value) {
+  if (value === null || value === undefined || value === "") return h("p", { class: "muted" }, "(empty)");
+  if (typeof value === "string") return renderMarkdown(value);
+  return pre(value);
+}
+
+function renderPrompt(prompt) {
+  if (Array.isArray(prompt)) {
+    return h(
+      "div",
+      { class: "messages" },
+      prompt.map((m) =>
+        m && typeof m === "object" && "role" in m
+          ? h("div", { class: `message role-${String(m.role).replace(/[^\w-]/g, "")}` }, h("div", { class: "message-role" }, String(m.role)), pre(m.content ?? m))
+          : pre(m),
+      ),
+    );
+  }
+  return pre(prompt);
+}
+
+function kv(pairs) {
+  return h(
+    "dl",
+    { class: "kv" },
+    pairs.filter(([, v]) => v !== null && v !== undefined && v !== "").flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]),
+  );
+}
+
+function llmCall(call, index, open) {
+  const summary = h(
+    "summary",
+    {},
+    h("span", { class: "call-title" }, `#${index + 1} ${call.role || "llm"}`),
+    h("span", { class: "muted" }, ` ${call.model || ""}`),
+    h("span", { class: "call-meta" }, `${fmtTokens(call.tokens_in)} → ${fmtTokens(call.tokens_out)} tok · ${fmtDuration(call.latency_ms)} · ${fmtCost(call.cost_usd)}`),
+    call.error ? h("span", { class: "badge status-failed" }, "error") : null,
+  );
+  return h(
+    "details",
+    { class: "call llm-call", "data-testid": "llm-call", open },
+    summary,
+    h("div", { class: "call-label" }, "Prompt"),
+    h("div", { "data-testid": "llm-prompt" }, renderPrompt(call.prompt)),
+    h("div", { class: "call-label" }, "Reply"),
+    h("div", { "data-testid": "llm-reply" }, pre(call.reply)),
+    call.error ? h("div", { class: "error-box" }, asText(call.error)) : null,
+    h("div", { class: "muted small" }, `at ${fmtTime(call.at)}${call.seq !== undefined ? ` · event #${call.seq}` : ""}`),
+  );
+}
+
+function toolCall(call, index, open) {
+  return h(
+    "details",
+    { class: "call tool-call", "data-testid": "tool-call", open },
+    h(
+      "summary",
+      {},
+      h("span", { class: "call-title" }, `#${index + 1} ${call.name}`),
+      h("span", { class: `badge outcome-${String(call.outcome || "").replace(/[^\w-]/g, "")}` }, call.outcome || "?"),
+      h("span", { class: "call-meta" }, fmtDuration(call.latency_ms)),
+    ),
+    h("div", { class: "call-label" }, "Arguments"),
+    pre(call.args),
+    call.result !== undefined && call.result !== null ? [h("div", { class: "call-label" }, "Result"), pre(call.result)] : null,
+    call.error ? h("div", { class: "error-box" }, asText(call.error)) : null,
+  );
+}
+
+/**
+ * Build the panel for one task.
+ *
+ * handlers: onClose(), onRetry(taskId), onSelect(taskId) for links to the task's inputs.
+ */
+export function renderTaskDetail(task, { onClose, onRetry, onSelect }) {
+  const started = toMs(task.started_at);
+  const finished = toMs(task.finished_at);
+  const canRetry = task.status === "failed" || task.status === "cancelled";
+  const head = h(
+    "div",
+    { class: "panel-head" },
+    h("div", { class: "panel-title" }, h("h2", { title: task.id }, task.id), statusBadge(task.status), h("span", { class: "kind" }, task.kind || "")),
+    h("div", { class: "panel-actions" },
+      canRetry ? h("button", { type: "button", class: "btn small primary", "data-testid": "retry-task", onclick: () => onRetry(task.id) }, "Retry task") : null,
+      h("button", { type: "button", class: "btn small ghost", "aria-label": "Close", onclick: onClose }, "✕"),
+    ),
+  );
+  const llm = task.llm_calls || [];
+  const tools = task.tool_calls || [];
+  const inputs = task.inputs || {};
+  const history = task.history || [];
+  return h(
+    "div",
+    { class: "task-detail", "data-task-id": task.id, "data-status": task.status, "data-testid": "task-detail" },
+    head,
+    h("p", { class: "task-goal" }, task.goal || ""),
+    kv([
+      ["Attempt", task.attempt ? String(task.attempt) : "–"],
+      ["Failures", String(task.failures || 0)],
+      ["Agent", task.agent || null],
+      ["Tool", task.tool || null],
+      ["Parent", task.parent || null],
+      ["Depends on", (task.depends_on || []).length ? (task.depends_on || []).join(", ") : null],
+      ["Started", started ? fmtDateTime(task.started_at) : null],
+      ["Duration", started ? fmtDuration((finished || Date.now()) - started) : null],
+      ["Tokens", `${fmtTokens(task.tokens_in || 0)} in / ${fmtTokens(task.tokens_out || 0)} out`],
+      ["Cost", fmtCost(task.cost_usd || 0)],
+    ]),
+    task.error ? section("Error", h("div", { class: "error-box", "data-testid": "task-error" }, asText(task.error))) : null,
+    task.args && Object.keys(task.args).length ? section("Arguments", pre(task.args)) : null,
+    Object.keys(inputs).length
+      ? section(
+          "Inputs",
+          Object.entries(inputs).map(([dep, value]) =>
+            h("div", { class: "input" }, h("button", { type: "button", class: "link", onclick: () => onSelect(dep) }, dep), pre(value, "short")),
+          ),
+        )
+      : null,
+    llm.length ? section(`LLM calls (${llm.length})`, llm.map((c, i) => llmCall(c, i, llm.length <= 3))) : null,
+    tools.length ? section(`Tool calls (${tools.length})`, tools.map((c, i) => toolCall(c, i, tools.length <= 3))) : null,
+    section("Output", h("div", { class: "output", "data-testid": "task-output" }, task.status === "succeeded" ? renderValue(task.result) : h("p", { class: "muted" }, task.result ? asText(task.result) : "No output yet."))),
+    history.length
+      ? section(
+          "History",
+          h(
+            "ol",
+            { class: "history" },
+            history.map((e) =>
+              h("li", {}, h("span", { class: "seq" }, `#${e.seq}`), " ", h("span", { class: `evt evt-${e.type}` }, e.type), " ", h("span", { class: "muted" }, fmtTime(e.at)), e.error ? h("div", { class: "error-line" }, asText(e.error)) : null),
+            ),
+          ),
+        )
+      : null,
+  );
+}

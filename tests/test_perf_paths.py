@@ -1,0 +1,256 @@
+"""The fast paths of the task hot path behave as the slow ones did: deadlines, tool arguments,
+lazily built reports, and the SQLite writer's coalescing of repeated rows."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from planweave import Engine, Plan, TaskSpec, tool
+from planweave.bus import MemoryBus
+from planweave.errors import ToolArgumentsInvalid, ToolTimeout
+from planweave.events import JobSubmitted, TaskReady
+from planweave.messages import Outcome
+from planweave.plan import TaskSpec as Spec
+from planweave.state import apply
+from planweave.store import Batch, open_store
+from planweave.tools import ToolContext
+from planweave.tools._decorator import deadline
+
+# --- deadlines ------------------------------------------------------------------------------------
+
+
+async def test_a_deadline_that_passes_raises_timeout_and_leaves_the_task_uncancelled() -> None:
+    started = time.monotonic()
+    with pytest.raises(TimeoutError), deadline(0.05):
+        await asyncio.sleep(5)
+    assert time.monotonic() - started < 1.0
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0
+    await asyncio.sleep(0)  # no cancellation is left pending
+
+
+async def test_a_block_that_finishes_in_time_is_left_alone() -> None:
+    with deadline(5.0):
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.06)  # nothing fires later
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0
+
+
+async def test_a_cancellation_from_outside_stays_a_cancellation() -> None:
+    async def body() -> None:
+        with deadline(5.0):
+            await asyncio.sleep(5)
+
+    task = asyncio.create_task(body())
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_nested_deadlines_each_fire_at_their_own_level() -> None:
+    inner_fired = False
+    with pytest.raises(TimeoutError), deadline(0.15):
+        try:
+            with deadline(0.03):
+                await asyncio.sleep(5)
+        except TimeoutError:
+            inner_fired = True
+        await asyncio.sleep(5)  # the outer deadline ends this
+    assert inner_fired
+
+
+async def test_an_outer_deadline_is_not_taken_for_an_inner_one() -> None:
+    inner_saw: list[str] = []
+    with pytest.raises(TimeoutError), deadline(0.03):
+        try:
+            with deadline(5.0):
+                await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            inner_saw.append("cancelled")
+            raise
+    assert inner_saw == ["cancelled"]
+
+
+async def test_a_short_deadline_after_a_long_one_fires_on_time() -> None:
+    async def hold() -> None:
+        with deadline(30.0):
+            await asyncio.sleep(1)
+
+    holder = asyncio.create_task(hold())
+    await asyncio.sleep(0)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError), deadline(0.05):
+        await asyncio.sleep(5)
+    assert time.monotonic() - started < 0.5
+    holder.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await holder
+
+
+async def test_many_quick_calls_behind_a_slow_one_all_finish_and_the_slow_one_still_expires() -> (
+    None
+):
+    async def slow() -> str:
+        try:
+            with deadline(0.3):
+                await asyncio.sleep(5)
+        except TimeoutError:
+            return "timed out"
+        return "finished"
+
+    slow_task = asyncio.create_task(slow())
+    await asyncio.sleep(0)
+    for _ in range(3000):  # more than a lane holds before it is compacted
+        with deadline(0.3):
+            await asyncio.sleep(0)
+    assert await slow_task == "timed out"
+
+
+def test_a_deadline_needs_a_running_loop() -> None:
+    with pytest.raises(RuntimeError):
+        deadline(1.0)
+
+
+# --- tools ----------------------------------------------------------------------------------------
+
+
+@tool
+async def nothing() -> str:
+    """Take no arguments."""
+    return "done"
+
+
+@tool(timeout_s=0.05)
+async def dawdle() -> str:
+    """Take too long."""
+    await asyncio.sleep(5)
+    return "late"
+
+
+async def test_a_tool_without_parameters_runs_on_an_empty_object_and_refuses_anything_else(
+    tmp_path: Path,
+) -> None:
+    ctx = ToolContext(workspace=tmp_path)
+    assert await nothing.call({}, ctx) == "done"
+    with pytest.raises(ToolArgumentsInvalid, match="unexpected argument"):
+        await nothing.call({"x": 1}, ctx)
+
+
+async def test_a_tool_called_directly_still_times_out(tmp_path: Path) -> None:
+    with pytest.raises(ToolTimeout, match=r"0\.05 s"):
+        await dawdle.call({}, ToolContext(workspace=tmp_path))
+
+
+async def test_a_task_timeout_shorter_than_the_tool_fails_the_attempt(tmp_path: Path) -> None:
+    @tool
+    async def sleepy() -> str:
+        """Sleep for a long time."""
+        await asyncio.sleep(5)
+        return "late"
+
+    plan = Plan(tasks=(TaskSpec(id="s", kind="tool", tool="sleepy", timeout_s=0.05),))
+    async with Engine(store="memory://", bus="memory://", tools=[sleepy]) as engine:
+        started = time.monotonic()
+        result = await engine.run(plan=plan, max_attempts=1)
+    assert result.status == "failed"
+    assert "longer than its timeout of 0.05 s" in (result.error or "")
+    assert time.monotonic() - started < 3.0
+
+
+async def test_a_tool_that_exceeds_its_own_timeout_in_a_job_fails_as_a_tool_timeout() -> None:
+    plan = Plan(tasks=(TaskSpec(id="d", kind="tool", tool="dawdle"),))
+    async with Engine(store="memory://", bus="memory://", tools=[dawdle]) as engine:
+        result = await engine.run(plan=plan, max_attempts=1)
+    assert result.status == "failed"
+    assert "did not finish within 0.05 s" in (result.error or "")
+
+
+# --- the SQLite writer ----------------------------------------------------------------------------
+
+
+async def test_rows_written_several_times_in_one_group_keep_their_last_version(
+    tmp_path: Path,
+) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'rows.db'}")
+    await store.open()
+    try:
+        submitted = JobSubmitted(
+            job_id="j", seq=1, goal="g", plan=(Spec(id="a", goal="a"), Spec(id="b", goal="b"))
+        )
+        state = apply(None, submitted)
+        futures = [
+            store.commit_soon(
+                Batch(
+                    jobs=[state.to_row()],
+                    tasks=[t.to_row("j") for t in state.tasks.values()],
+                    events=[submitted],
+                )
+            )
+        ]
+        readies = []
+        for seq, task_id in ((2, "a"), (3, "b")):
+            ready = TaskReady(job_id="j", task_id=task_id, seq=seq)
+            apply(state, ready)
+            readies.append(ready)
+            futures.append(
+                store.commit_soon(
+                    Batch(
+                        jobs=[state.to_row()],
+                        tasks=[state.tasks[task_id].to_row("j")],
+                        events=[ready],
+                    )
+                )
+            )
+        await asyncio.gather(*futures)
+        loaded = await store.load_job("j")
+        events = await store.read_events("j")
+    finally:
+        await store.close()
+    assert loaded is not None
+    assert loaded.seq == 3
+    assert {t.id: t.status for t in loaded.tasks.values()} == {"a": "ready", "b": "ready"}
+    assert events == [submitted, *readies]  # each event stored as it was, none coalesced
+
+
+# --- the memory bus's batch calls -----------------------------------------------------------------
+
+
+async def test_ack_many_acknowledges_current_deliveries_and_ignores_stale_ones() -> None:
+    bus = MemoryBus()
+    await bus.open()
+    try:
+        for n in range(3):
+            await bus.enqueue(
+                "q", Outcome(job_id="j", task_id=f"t{n}", attempt=1, status="succeeded")
+            )
+        first = await bus.receive("q", "c1", max_items=3, lease_s=0.05)
+        await asyncio.sleep(0.1)  # the leases run out: these deliveries are now stale
+        again = await bus.receive("q", "c2", max_items=3, timeout_s=1.0)
+        await bus.ack_many(first)
+        assert await bus.receive("q", "c3", timeout_s=0) == []
+        await bus.ack_many(again)
+        await asyncio.sleep(0.1)
+        assert await bus.receive("q", "c3", timeout_s=0.2) == []  # acknowledged for good
+    finally:
+        await bus.close()
+    assert [d.message.task_id for d in again] == ["t0", "t1", "t2"]
+
+
+async def test_publish_many_delivers_in_order_to_the_topic_only() -> None:
+    bus = MemoryBus()
+    await bus.open()
+    events = [TaskReady(job_id="j", task_id=f"t{n}", seq=n + 1) for n in range(3)]
+    sub = bus.subscribe("events:j")
+    other = bus.subscribe("events:k")
+    await bus.publish_many("events:j", events)
+    await bus.publish_many("events:nobody", events)
+    got = [await sub.__anext__() for _ in events]
+    await bus.close()
+    assert got == events
+    assert [e async for e in other] == []
