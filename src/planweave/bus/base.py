@@ -8,7 +8,7 @@ and redriven. Topics fan events out to every current subscriber (live views; not
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -79,6 +79,9 @@ class Bus(Protocol):
     async def ack(self, delivery: Delivery) -> None:
         """The message was handled: forget it."""
 
+    async def ack_many(self, deliveries: Iterable[Delivery]) -> None:
+        """``ack`` each delivery (one round trip where the backend allows)."""
+
     async def nack(self, delivery: Delivery, *, reason: str = "") -> None:
         """The message was not handled: deliver it again now (or dead-letter it)."""
 
@@ -96,6 +99,9 @@ class Bus(Protocol):
 
     async def publish(self, topic: str, event: Event) -> None:
         """Send an event to the topic's current subscribers."""
+
+    async def publish_many(self, topic: str, events: Iterable[Event]) -> None:
+        """``publish`` each event, in order."""
 
     def subscribe(self, topic: str) -> Subscription:
         """Subscribe to a topic; events published after this call are delivered."""

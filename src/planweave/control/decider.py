@@ -42,6 +42,7 @@ from planweave.events import (
     TaskRetrying,
     TaskStarted,
     Usage,
+    validated,
 )
 from planweave.messages import CallReport, Outcome, StartedReport
 from planweave.plan import TaskSpec, plan_problems
@@ -92,15 +93,13 @@ class _Out:
     def emit(self, cls: type[Any], task_id: str | None = None, **fields: Any) -> None:
         state = self.state
         seq = state.seq + 1
-        event = cls(
-            job_id=state.id,
-            task_id=task_id,
-            seq=seq,
-            id=f"{state.id}:{seq}",
-            at=self.now,
-            causation_id=self.cause,
-            **fields,
-        )
+        fields["job_id"] = state.id
+        fields["task_id"] = task_id
+        fields["seq"] = seq
+        fields["id"] = f"{state.id}:{seq}"
+        fields["at"] = self.now
+        fields["causation_id"] = self.cause
+        event = validated(cls, fields)
         apply(state, event)
         self.events.append(event)
 

@@ -28,7 +28,14 @@ from planweave.bus.base import Bus, Delivery
 from planweave.constants import EVENT_TOPIC_ALL, OUTCOME_QUEUE, QUEUE_PREFIX
 from planweave.control import decider
 from planweave.errors import JobBusy, JobNotFound, UsageError
-from planweave.events import ArtifactCreated, Event, JobOptions, SubtasksPlanned, new_id
+from planweave.events import (
+    ArtifactCreated,
+    Event,
+    JobOptions,
+    SubtasksPlanned,
+    new_id,
+    validated,
+)
 from planweave.messages import CallReport, Outcome, StartedReport, WorkItem
 from planweave.plan import TaskSpec
 from planweave.state import JobState
@@ -358,7 +365,11 @@ class ControlPlane:
         if not events and isinstance(message, Outcome):
             self.rejected_reports += 1
         self._take(state, events)
-        if any(e.type == "TaskRetrying" for e in events):
+        if (
+            isinstance(message, Outcome)
+            and message.status == "failed"
+            and any(e.type == "TaskRetrying" for e in events)
+        ):
             self._timer_wake.set()
 
     def _push_ready(self, state: JobState, task_id: str) -> None:
@@ -404,23 +415,26 @@ class ControlPlane:
                 break
             node = tasks[node.parent]
         options = state.options
-        return WorkItem(
-            id=f"{state.id}:{task_id}:{task.attempt}",
-            job_id=state.id,
-            task_id=task_id,
-            attempt=task.attempt,
-            worker=worker,
-            spec=task.spec,
-            job_goal=state.goal,
-            inputs=inputs,
-            input_goals=goals,
-            depth=task.depth,
-            model=options.model or self.settings.default_model,
-            workspace=self._workspace_str(state),
-            max_agent_steps=options.max_agent_steps,
-            max_plan_tasks=options.max_plan_tasks,
-            allow_subplans=task.depth + 1 < options.max_plan_depth,
-            known_tools=self.settings.known_tools,
+        return validated(
+            WorkItem,
+            {
+                "id": f"{state.id}:{task_id}:{task.attempt}",
+                "job_id": state.id,
+                "task_id": task_id,
+                "attempt": task.attempt,
+                "worker": worker,
+                "spec": task.spec,
+                "job_goal": state.goal,
+                "inputs": inputs,
+                "input_goals": goals,
+                "depth": task.depth,
+                "model": options.model or self.settings.default_model,
+                "workspace": self._workspace_str(state),
+                "max_agent_steps": options.max_agent_steps,
+                "max_plan_tasks": options.max_plan_tasks,
+                "allow_subplans": task.depth + 1 < options.max_plan_depth,
+                "known_tools": self.settings.known_tools,
+            },
         )
 
     def _workspace_str(self, state: JobState) -> str:
@@ -502,11 +516,16 @@ class ControlPlane:
                     self._forget(state)
             return
         bus = self.bus
-        for delivery in pending.acks:
-            await bus.ack(delivery)
-        for event in pending.events:
-            await bus.publish(EVENT_TOPIC_ALL, event)
-            await bus.publish(f"{EVENT_TOPIC_ALL}:{event.job_id}", event)
+        if pending.acks:
+            await bus.ack_many(pending.acks)
+        events = pending.events
+        if events:
+            await bus.publish_many(EVENT_TOPIC_ALL, events)
+            by_job: dict[str, list[Event]] = {}
+            for event in events:
+                by_job.setdefault(event.job_id, []).append(event)
+            for job_id, job_events in by_job.items():
+                await bus.publish_many(f"{EVENT_TOPIC_ALL}:{job_id}", job_events)
         for job_id in pending.dirty_jobs:
             state = jobs.get(job_id)
             if state is not None and state.terminal:
