@@ -235,12 +235,16 @@ async def test_replan_after_a_failure_keeps_finished_work(tmp_path: Path) -> Non
 
 async def test_cancel_stops_a_running_job(tmp_path: Path) -> None:
     started = asyncio.Event()
+    stopped = asyncio.Event()
 
     @tool
     async def slow() -> str:
         """Take a long time."""
         started.set()
-        await asyncio.sleep(30)
+        try:
+            await asyncio.sleep(30)
+        finally:
+            stopped.set()
         return "late"
 
     plan = Plan(
@@ -259,6 +263,7 @@ async def test_cancel_stops_a_running_job(tmp_path: Path) -> None:
         assert not await engine.cancel(job_id)
         events = await engine.events(job_id)
         assert events[-1].type == "JobCancelled"
+        await asyncio.wait_for(stopped.wait(), 5)  # the running tool was stopped, not awaited
 
 
 async def test_bad_plans_are_refused_before_anything_runs(tmp_path: Path) -> None:

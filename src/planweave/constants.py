@@ -23,6 +23,8 @@ TABLE_META: Final = "pw_meta"
 QUEUE_PREFIX: Final = "pw:work:"
 OUTCOME_QUEUE: Final = "pw:outcomes"
 EVENT_TOPIC_ALL: Final = "pw:events"
+CONTROL_TOPIC: Final = "pw:control"
+"""Where the control plane announces jobs that ended, so workers drop their unfinished work."""
 DLQ_SUFFIX: Final = ":dlq"
 
 # Worker kinds: a work item goes to the queue of the worker kind that runs it.

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from planweave.bus.base import Bus, Delivery
-from planweave.constants import EVENT_TOPIC_ALL, OUTCOME_QUEUE, QUEUE_PREFIX
+from planweave.constants import CONTROL_TOPIC, EVENT_TOPIC_ALL, OUTCOME_QUEUE, QUEUE_PREFIX
 from planweave.control import decider
 from planweave.errors import JobBusy, JobNotFound, UsageError
 from planweave.events import (
@@ -526,6 +526,9 @@ class ControlPlane:
                 by_job.setdefault(event.job_id, []).append(event)
             for job_id, job_events in by_job.items():
                 await bus.publish_many(f"{EVENT_TOPIC_ALL}:{job_id}", job_events)
+                last = job_events[-1]
+                if last.type in ("JobCancelled", "JobFailed"):
+                    await bus.publish(CONTROL_TOPIC, last)
         for job_id in pending.dirty_jobs:
             state = jobs.get(job_id)
             if state is not None and state.terminal:

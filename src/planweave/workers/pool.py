@@ -15,8 +15,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from planweave.bus.base import Bus, Delivery
-from planweave.constants import OUTCOME_QUEUE, QUEUE_PREFIX
+from planweave.bus.base import Bus, Delivery, Subscription
+from planweave.constants import CONTROL_TOPIC, OUTCOME_QUEUE, QUEUE_PREFIX
 from planweave.events import LlmCalled, ToolCalled, new_id, validated
 from planweave.messages import CallReport, Outcome, StartedReport, WorkItem
 
@@ -70,6 +70,9 @@ class WorkerPool:
         self._slot_free = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
+        self._control: Subscription | None = None
+        self._control_task: asyncio.Task[None] | None = None
+        self._abandoned: set[asyncio.Task[None]] = set()
         self._stopping = False
         self.report_started_after_s = report_started_after_s
         # Running items not yet reported as started: (loop time, wall time, item) by delivery id.
@@ -80,11 +83,15 @@ class WorkerPool:
         self._loop_time = asyncio.get_running_loop().time
         self._loop_task = asyncio.create_task(self._run(), name=f"planweave-{self.kind}")
         self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="planweave-heartbeat")
+        self._control = self.bus.subscribe(CONTROL_TOPIC)
+        self._control_task = asyncio.create_task(self._watch_control(), name="planweave-control")
 
     async def stop(self, *, grace_s: float = 5.0) -> None:
         """Stop taking work; wait up to ``grace_s`` for running items, give the rest back."""
         self._stopping = True
-        for task in (self._loop_task, self._heartbeat_task):
+        if self._control is not None:
+            await self._control.close()
+        for task in (self._loop_task, self._heartbeat_task, self._control_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -157,7 +164,14 @@ class WorkerPool:
         try:
             outcome = await self.handler(item, Reporter(bus, item))
         except asyncio.CancelledError:
-            raise
+            task = asyncio.current_task()
+            if task is None or task not in self._abandoned:
+                raise
+            # The job ended (cancelled or failed) while this item ran: nobody wants its outcome.
+            self._abandoned.discard(task)
+            self._unreported.pop(delivery.id, None)
+            await bus.ack(delivery)
+            return
         except Exception as exc:
             # One line where people look; the traceback for whoever turns on debug logging.
             log.warning(
@@ -180,6 +194,18 @@ class WorkerPool:
             self._unreported.pop(delivery.id, None)
         await bus.enqueue(OUTCOME_QUEUE, outcome)
         await bus.ack(delivery)
+
+    async def _watch_control(self) -> None:
+        """Stop running items of jobs that ended."""
+        assert self._control is not None
+        async for event in self._control:
+            if event.type not in ("JobCancelled", "JobFailed"):
+                continue
+            for task, delivery in list(self._active.items()):
+                message = delivery.message
+                if isinstance(message, WorkItem) and message.job_id == event.job_id:
+                    self._abandoned.add(task)
+                    task.cancel()
 
     async def _heartbeat(self) -> None:
         """Keep leases of running items alive; report items that have been running a while."""
