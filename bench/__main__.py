@@ -1,4 +1,5 @@
-"""``python -m bench``: run every (engine, workload) pair in its own process, print, save JSON."""
+"""``python -m bench``: run every (engine, workload) pair in its own process, then the server
+benchmarks (S1, S2) each in its own process; print the tables, save JSON."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from bench.report import compare, render
+from bench.server_report import render_server
+from bench.server_w import SERVER_BENCHES
 from bench.workloads import ENGINES, SPECS
 
 _ROOT = Path(__file__).resolve().parent.parent
@@ -86,14 +90,36 @@ def _run_pair(
     return result
 
 
+def _run_server(name: str, *, timeout_s: float, args: Sequence[str] = ()) -> dict[str, Any]:
+    command = [sys.executable, "-m", "bench.server_w", name, *args]
+    try:
+        done = subprocess.run(
+            command, cwd=_ROOT, capture_output=True, text=True, timeout=timeout_s, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return {"bench": name, "status": "error", "reason": f"took longer than {timeout_s:g} s"}
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    try:
+        result: dict[str, Any] = json.loads(lines[-1])
+    except (IndexError, json.JSONDecodeError):
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"bench": name, "status": "error", "reason": f"exit {done.returncode}: {tail}"}
+    if result["status"] != "ok" and done.stderr:
+        print(done.stderr, file=sys.stderr)
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="Engine overhead: planweave against LangGraph and LlamaIndex Workflows.",
+        description="Engine overhead: planweave against LangGraph and LlamaIndex Workflows; "
+        "then the API server: jobs/s (S1) and SSE fan-out (S2).",
     )
     parser.add_argument("--runs", type=int, default=5, help="timed runs per pair (default 5)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs first (default 1)")
-    parser.add_argument("--only", default=",".join(SPECS), help="workloads, e.g. W1,W2")
+    parser.add_argument(
+        "--only", default=",".join([*SPECS, *SERVER_BENCHES]), help="e.g. W1,W2 or S1,S2"
+    )
     parser.add_argument("--engines", default=",".join(ENGINES), help="e.g. planweave,langgraph")
     parser.add_argument("--out", type=Path, default=_ROOT / "bench" / "results.json")
     parser.add_argument("--timeout-s", type=float, default=900.0, help="per pair (default 900)")
@@ -101,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.runs < 1 or args.warmup < 0:
         parser.error("--runs must be at least 1 and --warmup at least 0")
-    workloads = _names(args.only, list(SPECS), "workload")
+    chosen = _names(args.only, [*SPECS, *SERVER_BENCHES], "workload")
+    workloads = [name for name in chosen if name in SPECS]
+    servers = [name for name in chosen if name in SERVER_BENCHES]
     engines = _names(args.engines, list(ENGINES), "engine")
 
     machine = _machine()
@@ -114,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
                 engine, workload, runs=args.runs, warmup=args.warmup, timeout_s=args.timeout_s
             )
             results.append({**result, "load_avg_1m_before": load})
-    render(results, plain=args.plain)
+    if results:
+        render(results, plain=args.plain)
     loads = [r["load_avg_1m_before"] for r in results if r["load_avg_1m_before"] is not None]
     cpus = machine["cpus_usable"] or machine["cpu_count"] or 1
     # The bench's own child keeps about one CPU busy; more than half the rest busy is contention.
@@ -125,16 +154,32 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
 
+    server: dict[str, Any] = {}
+    for name in servers:
+        print(f"running {name} (API server) …", file=sys.stderr, flush=True)
+        load = _load_1m()
+        server[name] = {**_run_server(name, timeout_s=args.timeout_s), "load_avg_1m_before": load}
+        server[name]["load_avg_1m_after"] = _load_1m()
+    if server:
+        render_server(list(server.values()), plain=args.plain)
+        load_text = ", ".join(
+            f"{name} {r['load_avg_1m_before']} before, {r['load_avg_1m_after']} after"
+            for name, r in server.items()
+        )
+        print(f"load average (1 min) on {cpus} CPUs: {load_text}", file=sys.stderr)
+
     report = {
         "machine": machine,
         "settings": {"runs": args.runs, "warmup": args.warmup, "statistic": "median"},
         "targets": {name: spec.target_text() for name, spec in SPECS.items()},
         "results": compare(results),
+        "server": server,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"wrote {args.out}", file=sys.stderr)
-    return 1 if any(r["status"] == "error" for r in results) else 0
+    failed = any(r["status"] == "error" for r in results)
+    return 1 if failed or any(r["status"] != "ok" for r in server.values()) else 0
 
 
 if __name__ == "__main__":

@@ -144,6 +144,7 @@ async def s2(
 ) -> dict[str, Any]:
     """S2: ``subscribers`` SSE clients follow one job of ``tasks`` tool tasks."""
     import httpx
+
     from planweave import tool
 
     release = asyncio.Event()

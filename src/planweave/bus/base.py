@@ -50,6 +50,10 @@ class Subscription(Protocol):
 
     async def close(self) -> None: ...
 
+    def buffered(self) -> int:
+        """Events already received and waiting to be read (0 when the backend cannot tell)."""
+        ...
+
 
 @runtime_checkable
 class Bus(Protocol):

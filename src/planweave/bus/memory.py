@@ -26,6 +26,10 @@ from planweave.events import Event
 __all__ = ["MemoryBus", "MemorySubscription"]
 
 _MAX_REAP_INTERVAL_S = 0.5
+DEFAULT_SUBSCRIBER_BUFFER = 10_000
+"""Events a subscriber may fall behind by before the oldest are dropped (and counted): a slow
+reader costs bounded memory, and readers that must see everything (event streams) refill gaps
+from the store."""
 _MIN_REAP_INTERVAL_S = 0.001
 
 
@@ -90,6 +94,10 @@ class MemorySubscription:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def buffered(self) -> int:
+        """Events received and not yet read."""
+        return len(self._buffer)
 
     def _put(self, event: Event) -> None:
         buffer = self._buffer
@@ -165,7 +173,7 @@ class MemoryBus:
         url: str = "memory://",
         *,
         max_deliveries: int = DEFAULT_MAX_DELIVERIES,
-        max_subscriber_buffer: int | None = None,
+        max_subscriber_buffer: int | None = DEFAULT_SUBSCRIBER_BUFFER,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_deliveries < 1:

@@ -20,6 +20,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
+from planweave.bus.base import Subscription
 from planweave.constants import EVENT_TOPIC_ALL
 from planweave.events import Event, JobSubmitted
 from planweave.server._context import AppContext, Ctx, JobId, Tenant, context
@@ -45,9 +46,11 @@ REMOTE_POLL_S = 0.5
 _ENDED = object()
 
 
-async def _next(iterator: AsyncIterator[Event], timeout_s: float) -> Any:
+async def _next(sub: Subscription, iterator: AsyncIterator[Event], timeout_s: float) -> Any:
     """The next live event, ``None`` after ``timeout_s``, ``_ENDED`` when the bus closed."""
     try:
+        if sub.buffered():
+            return await iterator.__anext__()  # already there: no timer needed
         return await asyncio.wait_for(iterator.__anext__(), max(timeout_s, 0.01))
     except TimeoutError:
         return None
@@ -86,7 +89,7 @@ async def follow(ctx: AppContext, job_id: str, after: int) -> AsyncGenerator[Eve
                     return
             poll_s = OWNED_POLL_S if engine.plane.job(job_id) is not None else REMOTE_POLL_S
             wait_s = min(TICK_S, last_read + poll_s - time.monotonic())
-            event = await _next(live, wait_s)
+            event = await _next(sub, live, wait_s)
             if event is None or event is _ENDED:
                 if event is _ENDED:
                     await asyncio.sleep(max(wait_s, 0.05))
@@ -104,10 +107,22 @@ async def follow(ctx: AppContext, job_id: str, after: int) -> AsyncGenerator[Eve
         await sub.close()
 
 
+_FRAMES: dict[tuple[str, int, bool], bytes] = {}
+_FRAMES_KEPT = 4096
+
+
 def _frame(event: Event, *, with_id: bool = True) -> bytes:
-    head = f"id: {event.seq}\n" if with_id else ""
-    data = dumps(event.model_dump(mode="json"))
-    return f"{head}event: {event.type}\n".encode() + b"data: " + data + b"\n\n"
+    """The SSE frame of an event, built once however many subscribers stream it."""
+    key = (event.job_id, event.seq, with_id)
+    frame = _FRAMES.get(key)
+    if frame is None:
+        head = f"id: {event.seq}\n" if with_id else ""
+        data = dumps(event.model_dump(mode="json"))
+        frame = f"{head}event: {event.type}\n".encode() + b"data: " + data + b"\n\n"
+        if len(_FRAMES) >= _FRAMES_KEPT:
+            del _FRAMES[next(iter(_FRAMES))]  # the oldest
+        _FRAMES[key] = frame
+    return frame
 
 
 async def _with_keepalives(
@@ -207,7 +222,7 @@ async def _tenant_events(ctx: AppContext, tenant: str) -> AsyncGenerator[Event |
     live = sub.__aiter__()
     try:
         while not ctx.closing.is_set():
-            event = await _next(live, TICK_S)
+            event = await _next(sub, live, TICK_S)
             if event is None or event is _ENDED:
                 if event is _ENDED:
                     await asyncio.sleep(TICK_S)

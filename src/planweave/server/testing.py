@@ -57,7 +57,7 @@ async def running_server(
     """Start ``engine`` and serve it with uvicorn on 127.0.0.1 (a free port) until exit."""
     await engine.start()
     app = create_app(engine, settings, tokens=tokens, keepalive_s=keepalive_s)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = ApiServer(uvicorn_config(app, host="127.0.0.1", port=port))
