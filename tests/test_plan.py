@@ -1,0 +1,93 @@
+"""Plan validation and plan files: every problem is found before anything runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from planweave import PlanInvalid, TaskSpec, load_plan_file, validate_plan
+from planweave.plan import plan_problems
+
+
+def t(task_id: str, *deps: str, **fields: object) -> TaskSpec:
+    return TaskSpec(id=task_id, goal=f"do {task_id}", depends_on=deps, **fields)  # type: ignore[arg-type]
+
+
+def test_a_valid_diamond_has_no_problems() -> None:
+    assert plan_problems([t("a"), t("b", "a"), t("c", "a"), t("d", "b", "c")]) == []
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    problems = plan_problems(
+        [
+            t("a", "a"),
+            t("a"),
+            t("b", "ghost"),
+            t("bad id!"),
+            TaskSpec(id="tool1", kind="tool"),
+            TaskSpec(id="empty", goal="  "),
+            t("dup", "b", "b"),
+        ]
+    )
+    text = "\n".join(problems)
+    assert "task 'a' depends on itself" in text
+    assert "task id 'a' is used more than once" in text
+    assert "task 'b' depends on unknown task 'ghost'" in text
+    assert "task id 'bad id!' is not valid" in text
+    assert "task 'tool1' has kind 'tool' but names no tool" in text
+    assert "task 'empty' has an empty goal" in text
+    assert "task 'dup' lists a dependency more than once" in text
+
+
+def test_cycles_are_found_and_shown() -> None:
+    problems = plan_problems([t("a", "c"), t("b", "a"), t("c", "b"), t("d")])
+    cycle = [p for p in problems if "cycle" in p]
+    assert len(cycle) == 1
+    assert all(name in cycle[0] for name in ("a", "b", "c"))
+
+
+def test_size_limits_and_unknown_tools() -> None:
+    many = [t(f"t{i}") for i in range(11)]
+    assert any("at most 10" in p for p in plan_problems(many, max_tasks=10))
+    tools = [TaskSpec(id="x", kind="tool", tool="nope")]
+    assert plan_problems(tools, known_tools=["calculator"]) == [
+        "task 'x' names unknown tool 'nope'"
+    ]
+    assert plan_problems([t("a", "outer")], external_ids=["outer"]) == []
+
+
+def test_validate_plan_raises_with_the_list() -> None:
+    with pytest.raises(PlanInvalid) as info:
+        validate_plan([])
+    assert info.value.errors == ["the plan has no tasks"]
+
+
+def test_a_long_chain_validates_without_recursion_limits() -> None:
+    chain = [t("t0")] + [t(f"t{i}", f"t{i - 1}") for i in range(1, 5000)]
+    assert plan_problems(chain, max_tasks=10_000) == []
+
+
+def test_plan_files_load_and_bad_files_say_what_is_wrong(tmp_path: Path) -> None:
+    good = tmp_path / "plan.yaml"
+    good.write_text(
+        "goal: sum\non_failure: replan\ntasks:\n"
+        "  - {id: a, kind: tool, tool: calculator, args: {expression: '1+1'}}\n"
+        "  - {id: b, goal: explain, depends_on: [a]}\n"
+    )
+    plan = load_plan_file(good)
+    assert plan.on_failure == "replan" and [s.id for s in plan.tasks] == ["a", "b"]
+    with pytest.raises(PlanInvalid, match="does not exist"):
+        load_plan_file(tmp_path / "missing.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("tasks: [\n")
+    with pytest.raises(PlanInvalid, match="cannot read plan file"):
+        load_plan_file(broken)
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("tasks:\n  - {id: a, goal: x, depends: [b]}\n")
+    with pytest.raises(PlanInvalid, match="depends"):
+        load_plan_file(typo)
+    cyclic = tmp_path / "cyclic.yaml"
+    cyclic.write_text("tasks:\n  - {id: a, goal: x, depends_on: [a]}\n")
+    with pytest.raises(PlanInvalid, match="depends on itself"):
+        load_plan_file(cyclic)
