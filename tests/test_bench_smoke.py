@@ -65,10 +65,7 @@ async def test_llamaindex_workloads_run() -> None:
 async def test_planweave_workloads_run() -> None:
     from bench import planweave_w
 
-    # Until the engine API (Engine, tool) lands in planweave; remove this skip then.
-    missing = planweave_w.available()
-    if missing is not None:
-        pytest.skip(f"planweave's engine API is not importable yet: {missing}")
+    assert planweave_w.available() is None
     await _run_all(planweave_w, {"W1", "W2", "W3", "W4"})
 
 
