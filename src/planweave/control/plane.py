@@ -2,9 +2,11 @@
 
 It owns the active jobs' state in memory, feeds every input (a submission, a worker's report, a
 due retry, a cancel) through the decider, and writes the resulting events and changed rows in one
-store transaction. Only after that commit does it hand out work items, publish the events and wake
-whoever waits on a job; so a work item never exists for a state the store has not recorded, and a
-crash at any point leaves a store that ``resume`` can carry on from.
+store transaction. Work items go out while that transaction is being written (the write and the
+work overlap); everything anyone else can observe waits for it to be durable: events are
+published, reports acknowledged and waiters woken only after the commit. A crash before the write
+lands loses nothing that matters: the store still shows the task as not done, ``resume`` runs it
+again, and the attempt number fences any late outcome of the lost attempt.
 
 Inputs are decided synchronously into a buffer and flushed together (group commit): when 500
 outcomes arrive at once they cost one transaction, not 500.
