@@ -19,6 +19,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedOK
 
 from planweave import Engine, tool
+from planweave.bus import MemoryBus
 from planweave.config import Settings
 from planweave.llm import ScriptedModel
 from planweave.server.testing import RunningServer, running_server
@@ -239,3 +240,66 @@ async def test_json_pages_chain_with_next_after(api: RunningServer) -> None:
     assert all(len(p) <= 4 for p in pages) and len(pages) > 2
     flat = [e for p in pages for e in p]
     assert seqs(flat) == list(range(1, len(flat) + 1)) and flat[-1]["type"] == "JobCompleted"
+
+
+def fan_out(n: int) -> dict[str, Any]:
+    """A ``hold`` task and ``n`` quick tasks that wait for it: a burst of events when it ends."""
+    tasks: list[dict[str, Any]] = [{"id": "h", "kind": "tool", "tool": "hold"}]
+    tasks += [
+        {"id": f"q{i}", "kind": "tool", "tool": "pause", "args": {"ms": 0}, "depends_on": ["h"]}
+        for i in range(n)
+    ]
+    return {"plan": {"tasks": tasks}}
+
+
+async def _burst_streams(api: RunningServer, subscribers: int) -> list[list[dict[str, Any]]]:
+    async with httpx.AsyncClient(base_url=api.url, headers=AUTH, timeout=10) as http:
+        job_id = await submit(http, fan_out(60))
+        url = f"/v1/jobs/{job_id}/events"
+        readers = [asyncio.create_task(read_sse(http, url)) for _ in range(subscribers)]
+        await asyncio.sleep(0.3)  # the streams are open and live
+        gates["release"].set()
+        return await asyncio.gather(*readers)
+
+
+async def test_a_burst_of_events_reaches_every_stream_once_and_in_order(
+    api: RunningServer,
+) -> None:
+    streams = await _burst_streams(api, 5)
+    for events in streams:
+        assert seqs(events) == list(range(1, len(events) + 1))
+        assert [e["type"] for e in events].count("TaskCompleted") == 61
+        assert events[-1]["type"] == "JobCompleted"
+    assert all(events == streams[0] for events in streams)
+
+
+@pytest.fixture
+async def api_small_buffers(tmp_path: Path) -> AsyncIterator[RunningServer]:
+    """A server whose bus keeps only 3 events per subscriber: live streams see gaps."""
+    gates["release"] = asyncio.Event()
+    engine = Engine(
+        store=f"sqlite:///{tmp_path / 'jobs.db'}",
+        bus=MemoryBus(max_subscriber_buffer=3),
+        model=ScriptedModel(),
+        data_dir=tmp_path / "data",
+        tools=[pause, hold],
+    )
+    settings = Settings.model_validate(
+        {"data_dir": tmp_path / "data", "tokens": f"t:{TOKEN}", "rate_limit_per_s": 0}
+    )
+    try:
+        async with running_server(engine, settings, keepalive_s=0.3) as server:
+            yield server
+    finally:
+        gates["release"].set()
+        await engine.close()
+
+
+async def test_events_a_slow_stream_missed_on_the_bus_are_filled_in_from_the_store(
+    api_small_buffers: RunningServer,
+) -> None:
+    streams = await _burst_streams(api_small_buffers, 3)
+    for events in streams:
+        assert seqs(events) == list(range(1, len(events) + 1))
+        assert [e["type"] for e in events].count("TaskCompleted") == 61
+        assert events[-1]["type"] == "JobCompleted"

@@ -4,21 +4,25 @@ lazily built reports, and the SQLite writer's coalescing of repeated rows."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from planweave import Engine, Plan, TaskSpec, tool
 from planweave.bus import MemoryBus
+from planweave.constants import CONTROL_TOPIC, OUTCOME_QUEUE
 from planweave.errors import ToolArgumentsInvalid, ToolTimeout
-from planweave.events import JobSubmitted, TaskReady
-from planweave.messages import Outcome
+from planweave.events import JobCancelled, JobSubmitted, TaskReady
+from planweave.messages import Outcome, WorkItem
 from planweave.plan import TaskSpec as Spec
 from planweave.state import apply
 from planweave.store import Batch, open_store
 from planweave.tools import ToolContext
 from planweave.tools._decorator import deadline
+from planweave.workers.pool import Reporter, WorkerPool
 
 # --- deadlines ------------------------------------------------------------------------------------
 
@@ -254,3 +258,144 @@ async def test_publish_many_delivers_in_order_to_the_topic_only() -> None:
     await bus.close()
     assert got == events
     assert [e async for e in other] == []
+
+
+# --- worker pool runners --------------------------------------------------------------------------
+
+
+def _item(job_id: str, task_id: str) -> WorkItem:
+    return WorkItem(
+        job_id=job_id,
+        task_id=task_id,
+        attempt=1,
+        worker="tool",
+        spec=Spec(id=task_id, kind="tool", tool="t"),
+    )
+
+
+def _done(item: WorkItem) -> Outcome:
+    return Outcome(
+        job_id=item.job_id, task_id=item.task_id, attempt=item.attempt, status="completed"
+    )
+
+
+@contextlib.asynccontextmanager
+async def _open_bus() -> AsyncIterator[MemoryBus]:
+    bus = MemoryBus()
+    await bus.open()
+    try:
+        yield bus
+    finally:
+        await bus.close()
+
+
+async def _outcomes(bus: MemoryBus, count: int) -> list[Outcome]:
+    got: list[Outcome] = []
+    while len(got) < count:
+        for delivery in await bus.receive(OUTCOME_QUEUE, "test", max_items=100, timeout_s=5):
+            await bus.ack(delivery)
+            if isinstance(delivery.message, Outcome):
+                got.append(delivery.message)
+    return got
+
+
+async def test_a_pool_runs_no_more_items_at_once_than_its_concurrency() -> None:
+    running = 0
+    most = 0
+
+    async def handler(item: WorkItem, report: Reporter) -> Outcome:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.01)
+        running -= 1
+        return _done(item)
+
+    async with _open_bus() as bus:
+        pool = WorkerPool(bus=bus, kind="tool", handler=handler, concurrency=3)
+        await pool.start()
+        for i in range(20):
+            await bus.enqueue(pool.queue, _item("j", f"t{i}"))
+        outcomes = await asyncio.wait_for(_outcomes(bus, 20), 5)
+        await pool.stop(grace_s=1)
+    assert sorted(o.task_id for o in outcomes) == sorted(f"t{i}" for i in range(20))
+    assert most == 3
+
+
+async def test_an_item_of_an_ended_job_is_dropped_and_its_worker_keeps_working() -> None:
+    started = asyncio.Event()
+    timed_out: list[str] = []
+
+    async def handler(item: WorkItem, report: Reporter) -> Outcome:
+        if item.job_id == "gone":
+            started.set()
+            await asyncio.sleep(30)
+        else:
+            try:
+                with deadline(0.01):  # on the worker whose item was stopped
+                    await asyncio.sleep(1)
+            except TimeoutError:
+                timed_out.append(item.task_id)
+        return _done(item)
+
+    async with _open_bus() as bus:
+        pool = WorkerPool(bus=bus, kind="tool", handler=handler, concurrency=1)
+        await pool.start()
+        await bus.enqueue(pool.queue, _item("gone", "slow"))
+        await asyncio.wait_for(started.wait(), 5)
+        await bus.publish(CONTROL_TOPIC, JobCancelled(job_id="gone"))
+        await bus.enqueue(pool.queue, _item("next", "quick"))
+        outcomes = await asyncio.wait_for(_outcomes(bus, 1), 5)
+        assert [o.task_id for o in outcomes] == ["quick"]
+        assert timed_out == ["quick"]  # a timeout, not taken for the earlier cancellation
+        await pool.stop(grace_s=1)
+        # Acked, not given back: nobody runs it again.
+        assert await bus.depth(pool.queue) == 0
+        assert await bus.receive(pool.queue, "other", timeout_s=0) == []
+
+
+async def test_stopping_a_pool_lets_quick_items_finish_and_gives_slow_ones_back() -> None:
+    async def handler(item: WorkItem, report: Reporter) -> Outcome:
+        await asyncio.sleep(0.05 if item.task_id == "quick" else 30)
+        return _done(item)
+
+    async with _open_bus() as bus:
+        pool = WorkerPool(bus=bus, kind="tool", handler=handler, concurrency=4)
+        await pool.start()
+        await bus.enqueue(pool.queue, _item("j", "quick"))
+        await bus.enqueue(pool.queue, _item("j", "slow"))
+        await asyncio.sleep(0.02)
+        await pool.stop(grace_s=0.3)
+        outcomes = await _outcomes(bus, 1)
+        assert [o.task_id for o in outcomes] == ["quick"]
+        back = await bus.receive(pool.queue, "other", timeout_s=0)
+        assert [d.message.task_id for d in back if isinstance(d.message, WorkItem)] == ["slow"]
+
+
+async def test_a_worker_whose_item_ignored_a_cancellation_can_still_be_cancelled_later() -> None:
+    running: dict[str, asyncio.Event] = {"a": asyncio.Event(), "b": asyncio.Event()}
+    stopped = asyncio.Event()
+
+    async def handler(item: WorkItem, report: Reporter) -> Outcome:
+        running[item.job_id].set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            if item.job_id == "a":
+                return _done(item)  # finishes anyway
+            stopped.set()
+            raise
+        return _done(item)
+
+    async with _open_bus() as bus:
+        pool = WorkerPool(bus=bus, kind="tool", handler=handler, concurrency=1)
+        await pool.start()
+        await bus.enqueue(pool.queue, _item("a", "stubborn"))
+        await asyncio.wait_for(running["a"].wait(), 5)
+        await bus.publish(CONTROL_TOPIC, JobCancelled(job_id="a"))
+        assert [o.task_id for o in await asyncio.wait_for(_outcomes(bus, 1), 5)] == ["stubborn"]
+        await bus.enqueue(pool.queue, _item("b", "next"))
+        await asyncio.wait_for(running["b"].wait(), 5)
+        await bus.publish(CONTROL_TOPIC, JobCancelled(job_id="b"))
+        await asyncio.wait_for(stopped.wait(), 5)
+        await pool.stop(grace_s=1)

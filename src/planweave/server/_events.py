@@ -43,6 +43,8 @@ MAX_SEQ = 2**53
 TICK_S = 1.0
 OWNED_POLL_S = 5.0
 REMOTE_POLL_S = 0.5
+MAX_RUN = 256
+"""Live events written in one chunk at most (bounds a stream's write buffer)."""
 _ENDED = object()
 
 
@@ -58,9 +60,10 @@ async def _next(sub: Subscription, iterator: AsyncIterator[Event], timeout_s: fl
         return _ENDED
 
 
-async def follow(ctx: AppContext, job_id: str, after: int) -> AsyncGenerator[Event | None]:
+async def follow(ctx: AppContext, job_id: str, after: int) -> AsyncGenerator[list[Event] | None]:
     """A job's events after ``after``, history then live, until the job ends or the server
-    stops. Yields ``None`` about once a second while nothing happens (for keep-alives)."""
+    stops, in runs (a page of history, or the live events already waiting) so a stream writes
+    them at once. Yields ``None`` about once a second while nothing happens (for keep-alives)."""
     engine = ctx.engine
     sub = engine.bus.subscribe(f"{EVENT_TOPIC_ALL}:{job_id}")
     live = sub.__aiter__()
@@ -75,11 +78,11 @@ async def follow(ctx: AppContext, job_id: str, after: int) -> AsyncGenerator[Eve
             if need_read:
                 batch = await engine.store.read_events(job_id, after_seq=seq, limit=PAGE)
                 last_read = time.monotonic()
-                for event in batch:
-                    if event.seq > seq:
-                        seq = event.seq
-                        last_type = event.type
-                        yield event
+                run = [event for event in batch if event.seq > seq]
+                if run:
+                    seq = run[-1].seq
+                    last_type = run[-1].type
+                    yield run
                 if len(batch) >= PAGE:
                     continue
                 need_read = False
@@ -95,14 +98,30 @@ async def follow(ctx: AppContext, job_id: str, after: int) -> AsyncGenerator[Eve
                     await asyncio.sleep(max(wait_s, 0.05))
                 need_read = time.monotonic() - last_read >= poll_s
                 yield None
-            elif event.seq == seq + 1:
-                seq = event.seq
-                last_type = event.type
-                yield event
+                continue
+            run = []
+            # The event just read, then those already waiting: the contiguous ones go out
+            # together; a gap stops the run and the store fills it in.
+            while True:
+                if event.seq == seq + 1:
+                    seq = event.seq
+                    last_type = event.type
+                    run.append(event)
+                    if last_type in TERMINAL_EVENTS:
+                        break
+                elif event.seq > seq + 1:
+                    need_read = True
+                    break
+                if not sub.buffered() or len(run) >= MAX_RUN:
+                    break
+                try:
+                    event = await live.__anext__()
+                except StopAsyncIteration:
+                    break
+            if run:
+                yield run
                 if last_type in TERMINAL_EVENTS:
                     return
-            elif event.seq > seq + 1:
-                need_read = True  # a gap: the store has what was missed
     finally:
         await sub.close()
 
@@ -126,15 +145,18 @@ def _frame(event: Event, *, with_id: bool = True) -> bytes:
 
 
 async def _with_keepalives(
-    ctx: AppContext, events: AsyncGenerator[Event | None], *, with_id: bool = True
+    ctx: AppContext, events: AsyncGenerator[list[Event] | None], *, with_id: bool = True
 ) -> AsyncGenerator[bytes]:
     last_sent = time.monotonic()
     async with contextlib.aclosing(events):
-        async for event in events:
+        async for run in events:
             now = time.monotonic()
-            if event is not None:
+            if run is not None:
                 last_sent = now
-                yield _frame(event, with_id=with_id)
+                if len(run) == 1:
+                    yield _frame(run[0], with_id=with_id)
+                else:
+                    yield b"".join([_frame(event, with_id=with_id) for event in run])
             elif now - last_sent >= ctx.keepalive_s:
                 last_sent = now
                 yield b": keep-alive\n\n"
@@ -217,7 +239,7 @@ async def job_events(
     return EventStreamResponse(_with_keepalives(ctx, follow(ctx, job_id, after)))
 
 
-async def _tenant_events(ctx: AppContext, tenant: str) -> AsyncGenerator[Event | None]:
+async def _tenant_events(ctx: AppContext, tenant: str) -> AsyncGenerator[list[Event] | None]:
     sub = ctx.engine.bus.subscribe(EVENT_TOPIC_ALL)
     live = sub.__aiter__()
     try:
@@ -231,7 +253,7 @@ async def _tenant_events(ctx: AppContext, tenant: str) -> AsyncGenerator[Event |
             if isinstance(event, JobSubmitted):
                 ctx.remember(event.job_id, event.tenant)
             if await ctx.tenant_of(event.job_id) == tenant:
-                yield event
+                yield [event]
     finally:
         await sub.close()
 
@@ -265,8 +287,8 @@ async def job_events_ws(websocket: WebSocket, job_id: str) -> None:
 
     async def pump() -> None:
         async with contextlib.aclosing(follow(ctx, job_id, after)) as events:
-            async for event in events:
-                if event is not None:
+            async for run in events:
+                for event in run or ():
                     await websocket.send_text(dumps(event.model_dump(mode="json")).decode())
         await websocket.close(1000)
 

@@ -66,9 +66,11 @@ class WorkerPool:
         self.concurrency = concurrency
         self.lease_s = lease_s
         self.worker_id = worker_id or f"{kind}-{new_id()[:8]}"
+        # Runner tasks holding an item (handed over or running), with the item.
         self._active: dict[asyncio.Task[None], Delivery] = {}
-        self._slot_free = asyncio.Event()
-        self._loop_task: asyncio.Task[None] | None = None
+        self._runners: set[asyncio.Task[None]] = set()
+        self._idle: list[tuple[asyncio.Task[None], asyncio.Future[Delivery | None]]] = []
+        self._receiver: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._control: Subscription | None = None
         self._control_task: asyncio.Task[None] | None = None
@@ -81,7 +83,7 @@ class WorkerPool:
 
     async def start(self) -> None:
         self._loop_time = asyncio.get_running_loop().time
-        self._loop_task = asyncio.create_task(self._run(), name=f"planweave-{self.kind}")
+        self._spawn(None, receiving=True)
         self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="planweave-heartbeat")
         self._control = self.bus.subscribe(CONTROL_TOPIC)
         self._control_task = asyncio.create_task(self._watch_control(), name="planweave-control")
@@ -91,12 +93,15 @@ class WorkerPool:
         self._stopping = True
         if self._control is not None:
             await self._control.close()
-        for task in (self._loop_task, self._heartbeat_task, self._control_task):
+        # Runners holding no item (the receiver, the idle ones) just end.
+        spare = [task for task in self._runners if task not in self._active]
+        for task in (self._heartbeat_task, self._control_task, *spare):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         if self._active:
+            # A runner ends once its item is done (it sees ``_stopping``).
             _, still = await asyncio.wait(list(self._active), timeout=grace_s)
             for task in still:
                 delivery = self._active.get(task)
@@ -107,33 +112,120 @@ class WorkerPool:
                     with contextlib.suppress(Exception):
                         await self.bus.nack(delivery, reason="worker stopped")
 
-    async def _run(self) -> None:
-        bus = self.bus
-        active = self._active
-        while not self._stopping:
-            free = self.concurrency - len(active)
-            if free <= 0:
-                self._slot_free.clear()
-                await self._slot_free.wait()
-                continue
-            try:
-                deliveries = await bus.receive(
-                    self.queue, self.worker_id, max_items=free, lease_s=self.lease_s
-                )
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("worker %s: receiving failed; retrying", self.worker_id)
-                await asyncio.sleep(0.5)
-                continue
-            for delivery in deliveries:
-                task = asyncio.create_task(self._execute(delivery))
-                active[task] = delivery
-                task.add_done_callback(self._done)
+    # --- runners ------------------------------------------------------------------------------
+    # Items run on long-lived runner tasks (at most ``concurrency`` holding an item, spawned as
+    # needed and parked when idle), not on a task per item. One runner at a time receives; it
+    # runs the first item it gets itself, hands the rest to parked runners, and only if that item
+    # suspends does another runner take over receiving (checked with one ``call_soon``). So a
+    # quick item costs no task, no done-callback and no extra trip through the loop.
 
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._active.pop(task, None)
-        self._slot_free.set()
+    def _spawn(self, delivery: Delivery | None, *, receiving: bool = False) -> None:
+        task = asyncio.create_task(self._runner(delivery), name=f"planweave-{self.kind}")
+        self._runners.add(task)
+        task.add_done_callback(self._runners.discard)
+        if delivery is not None:
+            self._active[task] = delivery
+        if receiving:
+            self._receiver = task
+
+    def _assign(self, delivery: Delivery) -> None:
+        """Give an item to a parked runner, or to a new one."""
+        if self._idle:
+            task, parked = self._idle.pop()
+            self._active[task] = delivery
+            parked.set_result(delivery)
+        else:
+            self._spawn(delivery)
+
+    def _ensure_receiver(self) -> None:
+        """Make sure some runner receives while there is room for more items."""
+        if self._receiver is not None or self._stopping:
+            return
+        if len(self._active) >= self.concurrency:
+            return  # the first runner to finish its item receives again
+        if self._idle:
+            task, parked = self._idle.pop()
+            self._receiver = task
+            parked.set_result(None)
+        else:
+            self._spawn(None, receiving=True)
+
+    async def _next(self, task: asyncio.Task[None]) -> Delivery | None:
+        """This runner's next item: received (when no other runner receives) or handed over;
+        ``None`` once the pool stops."""
+        loop = asyncio.get_running_loop()
+        while not self._stopping:
+            receiver = self._receiver
+            if receiver is None or receiver is task:
+                free = self.concurrency - len(self._active)
+                if free > 0:
+                    self._receiver = task
+                    try:
+                        deliveries = await self.bus.receive(
+                            self.queue, self.worker_id, max_items=free, lease_s=self.lease_s
+                        )
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:
+                        log.exception("worker %s: receiving failed; retrying", self.worker_id)
+                        await asyncio.sleep(0.5)
+                        continue
+                    finally:
+                        if self._receiver is task:
+                            self._receiver = None
+                    if not deliveries:
+                        continue
+                    first = deliveries[0]
+                    self._active[task] = first
+                    for delivery in deliveries[1:]:
+                        self._assign(delivery)
+                    loop.call_soon(self._ensure_receiver)
+                    return first
+                self._receiver = None  # full: the first runner to finish receives
+            parked: asyncio.Future[Delivery | None] = loop.create_future()
+            self._idle.append((task, parked))
+            try:
+                handed = await parked
+            finally:
+                if not parked.done():
+                    self._idle.remove((task, parked))
+            if handed is not None:
+                return handed
+        return None
+
+    async def _runner(self, delivery: Delivery | None) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        while True:
+            try:
+                if delivery is None:
+                    delivery = await self._next(task)
+                    if delivery is None:
+                        return
+                await self._execute(delivery)
+            except asyncio.CancelledError:
+                held = self._active.get(task)
+                if task in self._abandoned:
+                    # The job ended (cancelled or failed) while this item ran: nobody wants its
+                    # outcome.
+                    self._abandoned.discard(task)
+                    task.uncancel()
+                    if held is not None:
+                        self._unreported.pop(held.id, None)
+                        with contextlib.suppress(Exception):
+                            await self.bus.ack(held)
+                elif self._stopping:
+                    raise
+                else:
+                    # Cancelled from elsewhere: a held item stays leased and is delivered again.
+                    task.uncancel()
+            except Exception:
+                log.exception("worker %s: running a work item failed", self.worker_id)
+            self._active.pop(task, None)
+            if task in self._abandoned:  # the handler swallowed the cancellation and finished
+                self._abandoned.discard(task)
+                task.uncancel()
+            delivery = None
 
     def _started(self, item: WorkItem, at: float) -> StartedReport:
         return validated(
@@ -163,15 +255,6 @@ class WorkerPool:
             self._unreported[delivery.id] = (self._loop_time(), time.time(), item)
         try:
             outcome = await self.handler(item, Reporter(bus, item))
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is None or task not in self._abandoned:
-                raise
-            # The job ended (cancelled or failed) while this item ran: nobody wants its outcome.
-            self._abandoned.discard(task)
-            self._unreported.pop(delivery.id, None)
-            await bus.ack(delivery)
-            return
         except Exception as exc:
             # One line where people look; the traceback for whoever turns on debug logging.
             log.warning(
@@ -203,6 +286,8 @@ class WorkerPool:
                 continue
             for task, delivery in list(self._active.items()):
                 message = delivery.message
+                if task in self._abandoned:
+                    continue
                 if isinstance(message, WorkItem) and message.job_id == event.job_id:
                     self._abandoned.add(task)
                     task.cancel()
