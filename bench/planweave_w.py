@@ -114,9 +114,8 @@ async def _memory_engine(api: _Api) -> AsyncIterator[Any]:
 
 
 @asynccontextmanager
-async def w1(width: int = W1_WIDTH) -> AsyncIterator[RunFn]:
-    api = _api()
-    plan = _fan_out_plan(api, width)
+async def _plan_runs(api: _Api, plan: Any) -> AsyncIterator[RunFn]:
+    """Runs of one plan on a started memory engine; only ``engine.run`` is timed."""
     async with _memory_engine(api) as engine:
 
         async def run(timer: Timer) -> None:
@@ -128,16 +127,16 @@ async def w1(width: int = W1_WIDTH) -> AsyncIterator[RunFn]:
 
 
 @asynccontextmanager
+async def w1(width: int = W1_WIDTH) -> AsyncIterator[RunFn]:
+    api = _api()
+    async with _plan_runs(api, _fan_out_plan(api, width)) as run:
+        yield run
+
+
+@asynccontextmanager
 async def w2(length: int = W2_LENGTH) -> AsyncIterator[RunFn]:
     api = _api()
-    plan = _chain_plan(api, length)
-    async with _memory_engine(api) as engine:
-
-        async def run(timer: Timer) -> None:
-            with timer:
-                result = await engine.run(plan=plan)
-            _check(result)
-
+    async with _plan_runs(api, _chain_plan(api, length)) as run:
         yield run
 
 

@@ -401,28 +401,21 @@ def slow_replies(delay_s: float) -> dict[str, Any]:
     return {"replies": replies}
 
 
+def start_slow_run(tmp_path: Path) -> subprocess.Popen[str]:
+    """``planweave run --json`` in a subprocess, on the slow script in ``tmp_path``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "planweave.cli", "run", "What is 2+3, squared?",
+         "--model", "scripted:slow.yaml", *store_args(tmp_path), "--json"],
+        cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+
+
 @pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_resume_finishes_the_job(tmp_path: Path) -> None:
     write_yaml(tmp_path / "slow.yaml", slow_replies(60))
     write_yaml(tmp_path / "fast.yaml", {"replies": GOAL_REPLIES})
-    run = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "planweave.cli",
-            "run",
-            "What is 2+3, squared?",
-            "--model",
-            "scripted:slow.yaml",
-            *store_args(tmp_path),
-            "--json",
-        ],
-        cwd=tmp_path,
-        env=clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    run = start_slow_run(tmp_path)
     try:
         job_id = wait_for_job(tmp_path)
         time.sleep(0.5)
@@ -454,24 +447,7 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes_the_job(tmp_path: Path) -> Non
 @pytest.mark.slow
 def test_cancel_and_follow_from_other_processes(tmp_path: Path) -> None:
     write_yaml(tmp_path / "slow.yaml", slow_replies(60))
-    run = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "planweave.cli",
-            "run",
-            "What is 2+3, squared?",
-            "--model",
-            "scripted:slow.yaml",
-            *store_args(tmp_path),
-            "--json",
-        ],
-        cwd=tmp_path,
-        env=clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    run = start_slow_run(tmp_path)
     follow: subprocess.Popen[str] | None = None
     try:
         job_id = wait_for_job(tmp_path)

@@ -12,13 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, WebSocket
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocketDisconnect
 
 from planweave.bus.base import Subscription
 from planweave.constants import EVENT_TOPIC_ALL
@@ -46,6 +45,20 @@ REMOTE_POLL_S = 0.5
 MAX_RUN = 256
 """Live events written in one chunk at most (bounds a stream's write buffer)."""
 _ENDED = object()
+
+
+async def _first_of(*coros: Coroutine[Any, Any, None]) -> None:
+    """Run ``coros`` until one ends (the stream is done, or the client left); stop the rest."""
+    tasks = [asyncio.create_task(c) for c in coros]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            # A client that went away makes the other side fail; nothing is left to tell it.
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
 
 async def _next(sub: Subscription, iterator: AsyncIterator[Event], timeout_s: float) -> Any:
@@ -189,15 +202,7 @@ class EventStreamResponse(Response):
             while (await receive())["type"] != "http.disconnect":
                 pass
 
-        tasks = [asyncio.create_task(pump()), asyncio.create_task(watch())]
-        try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, OSError, Exception):
-                    await task
+        await _first_of(pump(), watch())
 
 
 SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
@@ -296,15 +301,7 @@ async def job_events_ws(websocket: WebSocket, job_id: str) -> None:
         while (await websocket.receive())["type"] != "websocket.disconnect":
             pass
 
-    tasks = [asyncio.create_task(pump()), asyncio.create_task(watch())]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, Exception):
-                await task
+    await _first_of(pump(), watch())
 
 
 async def _deny(websocket: WebSocket, status: int, code: Any, message: str) -> None:
