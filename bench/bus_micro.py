@@ -23,7 +23,14 @@ QUEUE = "pw:work:bench"
 
 
 def _item() -> WorkItem:
-    return WorkItem(job_id="job", task_id="t", attempt=1, worker="executor", spec=TaskSpec(id="t"))
+    return WorkItem(
+        job_id="job",
+        task_id="t",
+        attempt=1,
+        worker="executor",
+        reply_to="pw:outcomes:bench",
+        spec=TaskSpec(id="t"),
+    )
 
 
 async def handoff(rounds: int) -> float:

@@ -84,6 +84,7 @@ def work(n: int) -> WorkItem:
         task_id=f"t{n}",
         attempt=1,
         worker="executor",
+        reply_to="test:replies",
         spec=TaskSpec(id=f"t{n}"),
     )
 

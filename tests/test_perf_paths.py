@@ -13,7 +13,7 @@ import pytest
 
 from planweave import Engine, Plan, TaskSpec, tool
 from planweave.bus import MemoryBus
-from planweave.constants import CONTROL_TOPIC, OUTCOME_QUEUE
+from planweave.constants import CONTROL_TOPIC, OUTCOME_QUEUE_PREFIX
 from planweave.errors import ToolArgumentsInvalid, ToolTimeout
 from planweave.events import JobCancelled, JobSubmitted, TaskReady
 from planweave.messages import Outcome, WorkItem
@@ -263,12 +263,16 @@ async def test_publish_many_delivers_in_order_to_the_topic_only() -> None:
 # --- worker pool runners --------------------------------------------------------------------------
 
 
+REPLIES = OUTCOME_QUEUE_PREFIX + "test"
+
+
 def _item(job_id: str, task_id: str) -> WorkItem:
     return WorkItem(
         job_id=job_id,
         task_id=task_id,
         attempt=1,
         worker="tool",
+        reply_to=REPLIES,
         spec=Spec(id=task_id, kind="tool", tool="t"),
     )
 
@@ -292,7 +296,7 @@ async def _open_bus() -> AsyncIterator[MemoryBus]:
 async def _outcomes(bus: MemoryBus, count: int) -> list[Outcome]:
     got: list[Outcome] = []
     while len(got) < count:
-        for delivery in await bus.receive(OUTCOME_QUEUE, "test", max_items=100, timeout_s=5):
+        for delivery in await bus.receive(REPLIES, "test", max_items=100, timeout_s=5):
             await bus.ack(delivery)
             if isinstance(delivery.message, Outcome):
                 got.append(delivery.message)

@@ -21,7 +21,9 @@ TABLE_META: Final = "pw_meta"
 
 # Bus names.
 QUEUE_PREFIX: Final = "pw:work:"
-OUTCOME_QUEUE: Final = "pw:outcomes"
+OUTCOME_QUEUE_PREFIX: Final = "pw:outcomes:"
+"""Each control plane receives its jobs' reports on its own queue: this prefix + its owner id
+(work items name it in ``reply_to``), so two planes on one bus never take each other's reports."""
 EVENT_TOPIC_ALL: Final = "pw:events"
 CONTROL_TOPIC: Final = "pw:control"
 """Where the control plane announces jobs that ended, so workers drop their unfinished work."""

@@ -1,7 +1,12 @@
 """Messages between the control plane and workers.
 
-A work item hands one attempt of one task to a worker; the worker answers on the outcome queue
-with reports: that it started, the calls it made (LLM and tool events), and finally its outcome.
+A work item hands one attempt of one task to a worker; the worker answers on the queue the item
+names in ``reply_to`` (the outcome queue of the control plane that dispatched it) with reports:
+that it started, the calls it made (LLM and tool events), and finally its outcome. Routing by the
+item, not by a queue every plane shares, means that a plane receives only its own jobs' reports,
+however many planes share the bus; a job taken over by another plane gets that plane's queue on
+its next work items, and late reports of the old owner's attempts go to the old queue, where the
+attempt number would reject them anyway.
 The ``attempt`` number is the fencing token: a report for an attempt that is no longer current is
 rejected by the control plane, so a zombie worker cannot overwrite a newer result.
 """
@@ -36,6 +41,7 @@ class WorkItem(BaseModel):
         inputs: Results of the task's dependencies (and its parent plan task's inputs), keyed by
             task id.
         input_goals: The goals of those tasks, keyed alike, so an agent knows what each result is.
+        reply_to: Queue the worker sends its reports (started, calls, outcome) to.
         depth: Nesting depth of the task (root tasks are 0).
         model: Model URL to use (``None``: the worker's default).
     """
@@ -49,6 +55,7 @@ class WorkItem(BaseModel):
     task_id: str
     attempt: int
     worker: str
+    reply_to: str
     spec: TaskSpec
     job_goal: str = ""
     inputs: dict[str, Any] = Field(default_factory=dict)

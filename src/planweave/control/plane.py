@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from planweave.bus.base import Bus, Delivery
-from planweave.constants import CONTROL_TOPIC, EVENT_TOPIC_ALL, OUTCOME_QUEUE, QUEUE_PREFIX
+from planweave.constants import CONTROL_TOPIC, EVENT_TOPIC_ALL, OUTCOME_QUEUE_PREFIX, QUEUE_PREFIX
 from planweave.control import decider
 from planweave.errors import JobBusy, JobNotFound, UsageError
 from planweave.events import (
@@ -106,6 +106,8 @@ class ControlPlane:
         self.bus = bus
         self.settings = settings or PlaneSettings()
         self.owner = owner or f"plane-{new_id()[:12]}"
+        # Reports of this plane's work items come back here only (``WorkItem.reply_to``).
+        self.reply_queue = OUTCOME_QUEUE_PREFIX + self.owner
         self._clock = clock
         self._jobs: dict[str, JobState] = {}
         self._workspaces: dict[str, Path] = {}
@@ -425,6 +427,7 @@ class ControlPlane:
                 "task_id": task_id,
                 "attempt": task.attempt,
                 "worker": worker,
+                "reply_to": self.reply_queue,
                 "spec": task.spec,
                 "job_goal": state.goal,
                 "inputs": inputs,
@@ -593,7 +596,7 @@ class ControlPlane:
         while not self._closed:
             try:
                 deliveries = await bus.receive(
-                    OUTCOME_QUEUE, self.owner, max_items=1024, lease_s=60.0
+                    self.reply_queue, self.owner, max_items=1024, lease_s=60.0
                 )
                 if not deliveries:
                     continue

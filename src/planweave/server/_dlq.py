@@ -9,7 +9,6 @@ from fastapi import APIRouter
 
 from planweave.bus.base import DeadLetter
 from planweave.constants import (
-    OUTCOME_QUEUE,
     QUEUE_PREFIX,
     WORKER_COMPOSER,
     WORKER_EXECUTOR,
@@ -28,9 +27,9 @@ _KINDS = (WORKER_PLANNER, WORKER_EXECUTOR, WORKER_COMPOSER, WORKER_TOOL)
 
 
 def queues(ctx: AppContext) -> list[str]:
-    """Every queue this deployment uses: one per worker kind, and the outcome queue."""
+    """Every queue this deployment uses: one per worker kind, and this plane's outcome queue."""
     kinds = dict.fromkeys((*_KINDS, *ctx.engine.concurrency))
-    return [QUEUE_PREFIX + kind for kind in kinds] + [OUTCOME_QUEUE]
+    return [QUEUE_PREFIX + kind for kind in kinds] + [ctx.engine.plane.reply_queue]
 
 
 def _info(letter: DeadLetter) -> DeadLetterInfo:

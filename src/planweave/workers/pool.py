@@ -2,8 +2,9 @@
 
 A pool runs up to ``concurrency`` items at once, keeps their leases alive while they run (so a
 long LLM call is not taken for a dead worker), and acknowledges an item only after its outcome is
-on the outcome queue: a worker killed mid-task leaves the item leased, and the bus delivers it
-again when the lease runs out. On shutdown it stops taking work, lets running items finish for a
+on the item's reply queue (``WorkItem.reply_to``: the queue of the plane that dispatched it): a
+worker killed mid-task leaves the item leased, and the bus delivers it again when the lease runs
+out. On shutdown it stops taking work, lets running items finish for a
 grace period, and gives the rest back to the queue.
 """
 
@@ -16,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from planweave.bus.base import Bus, Delivery, Subscription
-from planweave.constants import CONTROL_TOPIC, OUTCOME_QUEUE, QUEUE_PREFIX
+from planweave.constants import CONTROL_TOPIC, QUEUE_PREFIX
 from planweave.events import LlmCalled, ToolCalled, new_id, validated
 from planweave.messages import CallReport, Outcome, StartedReport, WorkItem
 
@@ -37,7 +38,7 @@ class Reporter:
     async def __call__(self, event: LlmCalled | ToolCalled) -> None:
         item = self._item
         await self._bus.enqueue(
-            OUTCOME_QUEUE,
+            item.reply_to,
             CallReport(job_id=item.job_id, task_id=item.task_id, attempt=item.attempt, event=event),
         )
 
@@ -247,7 +248,7 @@ class WorkerPool:
             await bus.ack(delivery)
             return
         if self.report_started_after_s <= 0:
-            await bus.enqueue(OUTCOME_QUEUE, self._started(item, time.time()))
+            await bus.enqueue(item.reply_to, self._started(item, time.time()))
         else:
             # Quick items need no separate "started" report (the outcome implies it); the
             # heartbeat builds and sends one for an item still running after a moment, so live
@@ -275,7 +276,7 @@ class WorkerPool:
             )
         finally:
             self._unreported.pop(delivery.id, None)
-        await bus.enqueue(OUTCOME_QUEUE, outcome)
+        await bus.enqueue(item.reply_to, outcome)
         await bus.ack(delivery)
 
     async def _watch_control(self) -> None:
@@ -310,7 +311,7 @@ class WorkerPool:
                 for key in due:
                     _, at, item = self._unreported.pop(key)
                     with contextlib.suppress(Exception):
-                        await self.bus.enqueue(OUTCOME_QUEUE, self._started(item, at))
+                        await self.bus.enqueue(item.reply_to, self._started(item, at))
             if now - last_extend >= extend_every:
                 last_extend = now
                 for delivery in list(self._active.values()):
