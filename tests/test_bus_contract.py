@@ -7,6 +7,7 @@ property test that drives lease expiry with a fake clock needs it and is skipped
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 
 import planweave.bus
 from planweave.bus import Bus, Delivery, MemoryBus, open_bus
-from planweave.errors import ConfigError, UnknownBackend
+from planweave.errors import ConfigError, UnknownBackend, UsageError
 from planweave.events import Event, TaskReady
 from planweave.messages import WorkItem
 from planweave.plan import TaskSpec
@@ -320,63 +321,56 @@ async def collect(sub: AsyncIterator[Event], count: int) -> list[Event]:
 
 
 async def test_publish_fans_out_to_every_subscriber(bus: Bus, queue: str) -> None:
-    subs = [bus.subscribe(queue) for _ in range(3)]
-    readers = [asyncio.create_task(collect(aiter(sub), 5)) for sub in subs]
-    for n in range(5):
-        await bus.publish(queue, event(n))
-    results = await asyncio.wait_for(asyncio.gather(*readers), 5.0)
+    async with contextlib.AsyncExitStack() as stack:
+        subs = [await stack.enter_async_context(bus.subscribe(queue)) for _ in range(3)]
+        readers = [asyncio.create_task(collect(aiter(sub), 5)) for sub in subs]
+        for n in range(5):
+            await bus.publish(queue, event(n))
+        results = await asyncio.wait_for(asyncio.gather(*readers), 5.0)
     assert results == [[event(n) for n in range(5)]] * 3
-    for sub in subs:
-        await sub.close()
 
 
 async def test_topics_are_separate(bus: Bus, queue: str) -> None:
-    sub = bus.subscribe(queue + ":a")
-    await bus.publish(queue + ":b", event(1))
-    await bus.publish(queue + ":a", event(2))
-    assert await asyncio.wait_for(collect(aiter(sub), 1), 5.0) == [event(2)]
-    await sub.close()
+    async with bus.subscribe(queue + ":a") as sub:
+        await bus.publish(queue + ":b", event(1))
+        await bus.publish(queue + ":a", event(2))
+        assert await asyncio.wait_for(collect(aiter(sub), 1), 5.0) == [event(2)]
 
 
 async def test_closed_subscription_ends_and_receives_nothing(bus: Bus, queue: str) -> None:
-    leaving = bus.subscribe(queue)
-    staying = bus.subscribe(queue)
-    leaving_reader = asyncio.create_task(collect(aiter(leaving), 100))
-    await bus.publish(queue, event(1))
-    await asyncio.sleep(0.01)
-    await leaving.close()
-    assert await asyncio.wait_for(leaving_reader, 5.0) == [event(1)]
-    await bus.publish(queue, event(2))
-    assert await asyncio.wait_for(collect(aiter(staying), 2), 5.0) == [event(1), event(2)]
-    assert await asyncio.wait_for(collect(aiter(leaving), 1), 5.0) == []
-    await staying.close()
+    async with bus.subscribe(queue) as leaving, bus.subscribe(queue) as staying:
+        leaving_reader = asyncio.create_task(collect(aiter(leaving), 100))
+        await bus.publish(queue, event(1))
+        await asyncio.sleep(0.01)
+        await leaving.close()
+        assert await asyncio.wait_for(leaving_reader, 5.0) == [event(1)]
+        await bus.publish(queue, event(2))
+        assert await asyncio.wait_for(collect(aiter(staying), 2), 5.0) == [event(1), event(2)]
+        assert await asyncio.wait_for(collect(aiter(leaving), 1), 5.0) == []
 
 
 async def test_events_before_subscribe_are_not_delivered(bus: Bus, queue: str) -> None:
     await bus.publish(queue, event(1))
-    sub = bus.subscribe(queue)
-    await bus.publish(queue, event(2))
-    assert await asyncio.wait_for(collect(aiter(sub), 1), 5.0) == [event(2)]
-    await sub.close()
+    async with bus.subscribe(queue) as sub:
+        await bus.publish(queue, event(2))
+        assert await asyncio.wait_for(collect(aiter(sub), 1), 5.0) == [event(2)]
 
 
-async def test_subscription_is_an_async_context_manager(bus: Bus, queue: str) -> None:
-    async with bus.subscribe(queue) as sub:  # type: ignore[attr-defined]
+async def test_leaving_the_block_ends_the_subscription(bus: Bus, queue: str) -> None:
+    async with bus.subscribe(queue) as sub:
         await bus.publish(queue, event(1))
         assert await asyncio.wait_for(collect(aiter(sub), 1), 5.0) == [event(1)]
+    await bus.publish(queue, event(2))
     assert await asyncio.wait_for(collect(aiter(sub), 1), 5.0) == []
 
 
 async def test_slow_subscriber_does_not_hold_up_others(bus: Bus, queue: str) -> None:
-    slow = bus.subscribe(queue)
-    fast = bus.subscribe(queue)
-    reader = asyncio.create_task(collect(aiter(fast), 500))
-    for n in range(500):
-        await bus.publish(queue, event(n))
-    assert len(await asyncio.wait_for(reader, 5.0)) == 500
-    assert await asyncio.wait_for(collect(aiter(slow), 1), 5.0) == [event(0)]
-    await slow.close()
-    await fast.close()
+    async with bus.subscribe(queue) as slow, bus.subscribe(queue) as fast:
+        reader = asyncio.create_task(collect(aiter(fast), 500))
+        for n in range(500):
+            await bus.publish(queue, event(n))
+        assert len(await asyncio.wait_for(reader, 5.0)) == 500
+        assert await asyncio.wait_for(collect(aiter(slow), 1), 5.0) == [event(0)]
 
 
 # --- invariant under random operations ------------------------------------------------------
@@ -579,22 +573,42 @@ async def test_memory_close_wakes_receivers_and_ends_subscriptions() -> None:
     bus = MemoryBus()
     await bus.open()
     receiving = asyncio.create_task(bus.receive("q", "c1"))
-    sub = bus.subscribe("topic")
-    reading = asyncio.create_task(collect(sub, 1))
-    await asyncio.sleep(0.01)
-    await bus.close()
-    assert await asyncio.wait_for(receiving, 5.0) == []
-    assert await asyncio.wait_for(reading, 5.0) == []
+    async with bus.subscribe("topic") as sub:
+        reading = asyncio.create_task(collect(sub, 1))
+        await asyncio.sleep(0.01)
+        await bus.close()
+        assert await asyncio.wait_for(receiving, 5.0) == []
+        assert await asyncio.wait_for(reading, 5.0) == []
 
 
 async def test_memory_subscriber_buffer_drops_oldest() -> None:
     bus = MemoryBus(max_subscriber_buffer=3)
+    async with bus.subscribe("topic") as sub:
+        for n in range(5):
+            await bus.publish("topic", event(n))
+        assert sub.dropped == 2
+        assert await collect(sub, 3) == [event(2), event(3), event(4)]
+
+
+async def test_memory_subscription_receives_only_once_entered() -> None:
+    bus = MemoryBus()
     sub = bus.subscribe("topic")
-    for n in range(5):
-        await bus.publish("topic", event(n))
-    assert sub.dropped == 2
-    assert await collect(sub, 3) == [event(2), event(3), event(4)]
-    await sub.close()
+    await bus.publish("topic", event(1))
+    with pytest.raises(UsageError, match="async with"):
+        await anext(aiter(sub))
+    async with sub:
+        await bus.publish("topic", event(2))
+        assert await collect(sub, 1) == [event(2)]
+    await bus.close()
+
+
+async def test_memory_subscription_entered_after_close_is_ended() -> None:
+    bus = MemoryBus()
+    await bus.open()
+    await bus.close()
+    async with bus.subscribe("topic") as sub:
+        await bus.publish("topic", event(1))
+        assert await collect(sub, 1) == []
 
 
 async def test_memory_receive_after_close_waits_instead_of_spinning() -> None:

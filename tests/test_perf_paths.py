@@ -250,14 +250,13 @@ async def test_publish_many_delivers_in_order_to_the_topic_only() -> None:
     bus = MemoryBus()
     await bus.open()
     events = [TaskReady(job_id="j", task_id=f"t{n}", seq=n + 1) for n in range(3)]
-    sub = bus.subscribe("events:j")
-    other = bus.subscribe("events:k")
-    await bus.publish_many("events:j", events)
-    await bus.publish_many("events:nobody", events)
-    got = [await sub.__anext__() for _ in events]
-    await bus.close()
+    async with bus.subscribe("events:j") as sub, bus.subscribe("events:k") as other:
+        await bus.publish_many("events:j", events)
+        await bus.publish_many("events:nobody", events)
+        got = [await sub.__anext__() for _ in events]
+        await bus.close()
+        assert [e async for e in other] == []
     assert got == events
-    assert [e async for e in other] == []
 
 
 # --- worker pool runners --------------------------------------------------------------------------

@@ -327,8 +327,7 @@ class Engine:
         """
         await self.start()
         seq = after_seq
-        sub = self.bus.subscribe(f"{EVENT_TOPIC_ALL}:{job_id}")
-        try:
+        async with self.bus.subscribe(f"{EVENT_TOPIC_ALL}:{job_id}") as sub:
             while True:
                 last = None
                 for event in await self.store.read_events(job_id, after_seq=seq):
@@ -345,8 +344,6 @@ class Engine:
                 if live is not None and live.seq == seq + 1:
                     seq = live.seq
                     yield live
-        finally:
-            await sub.close()
 
     def workspace(self, job_id: str) -> Path:
         """The folder a job's file tools and artifacts live in (without a per-job override)."""

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
 
 from planweave.events import Event
 from planweave.messages import CallReport, Outcome, StartedReport, WorkItem
@@ -44,11 +45,32 @@ class DeadLetter:
 
 
 class Subscription(Protocol):
-    """An open subscription to a topic: iterate it for events, close it when done."""
+    """A subscription to a topic: an async context manager and an async iterator of events.
+
+    Use it as ``async with bus.subscribe(topic) as sub: async for event in sub: ...``. Entering
+    it subscribes (a network backend does its round trip there, so ``subscribe`` itself does no
+    I/O); leaving it, or ``await sub.close()``, unsubscribes and ends an ``async for`` over it.
+    Iterating a subscription that was never entered is an error.
+    """
+
+    async def __aenter__(self) -> Self:
+        """Start receiving: events published from now on are delivered (best effort)."""
+        ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """``close()``."""
+        ...
 
     def __aiter__(self) -> AsyncIterator[Event]: ...
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Stop receiving; an ``async for`` over the subscription ends. Closing twice is fine."""
+        ...
 
     def buffered(self) -> int:
         """Events already received and waiting to be read (0 when the backend cannot tell)."""
@@ -108,4 +130,8 @@ class Bus(Protocol):
         """``publish`` each event, in order."""
 
     def subscribe(self, topic: str) -> Subscription:
-        """Subscribe to a topic; events published after this call are delivered."""
+        """A subscription to a topic, to be entered with ``async with`` (see `Subscription`).
+
+        Nothing is received until it is entered; events published before that are not
+        delivered.
+        """

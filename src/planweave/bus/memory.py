@@ -20,7 +20,7 @@ from types import TracebackType
 
 from planweave.bus.base import BusMessage, DeadLetter, Delivery
 from planweave.constants import DEFAULT_MAX_DELIVERIES
-from planweave.errors import ConfigError
+from planweave.errors import ConfigError, UsageError
 from planweave.events import Event
 
 __all__ = ["MemoryBus", "MemorySubscription"]
@@ -75,13 +75,14 @@ def _time_out(waiter: _Waiter) -> None:
 class MemorySubscription:
     """A subscription to a topic of a `MemoryBus`.
 
-    Iterate it (``async for event in sub``) to receive events; ``await sub.close()`` ends the
-    iteration. It is also an async context manager that closes it on exit. Events wait in an
-    unbounded buffer unless the bus was given ``max_subscriber_buffer``; then the oldest are dropped
-    and counted in ``dropped``, so a slow subscriber never holds up a publisher or other subscribers.
+    Enter it (``async with bus.subscribe(topic) as sub``) to start receiving, iterate it
+    (``async for event in sub``) to read events; leaving the block or ``await sub.close()`` ends
+    the iteration. Events wait in a buffer of ``max_subscriber_buffer`` events (unbounded with
+    ``None``); beyond it the oldest are dropped and counted in ``dropped``, so a slow subscriber
+    never holds up a publisher or other subscribers.
     """
 
-    __slots__ = ("_buffer", "_bus", "_closed", "_waiter", "dropped", "topic")
+    __slots__ = ("_buffer", "_bus", "_closed", "_entered", "_waiter", "dropped", "topic")
 
     def __init__(self, bus: MemoryBus, topic: str, max_buffer: int | None) -> None:
         self._bus = bus
@@ -89,6 +90,7 @@ class MemorySubscription:
         self._buffer: deque[Event] = deque(maxlen=max_buffer)
         self._waiter: asyncio.Future[None] | None = None
         self._closed = False
+        self._entered = False
         self.dropped = 0
 
     @property
@@ -119,6 +121,11 @@ class MemorySubscription:
         return self
 
     async def __anext__(self) -> Event:
+        if not self._entered:
+            raise UsageError(
+                f"subscription to {self.topic!r} was never entered: "
+                "use 'async with bus.subscribe(topic) as sub'"
+            )
         while True:
             if self._closed:
                 raise StopAsyncIteration
@@ -133,10 +140,16 @@ class MemorySubscription:
 
     async def close(self) -> None:
         """Stop receiving events; an ``async for`` over this subscription ends."""
+        self._entered = True  # reading a closed subscription ends at once
         self._bus._unsubscribe(self)
         self._end()
 
     async def __aenter__(self) -> MemorySubscription:
+        """Start receiving the topic's events (a closed bus gives an ended subscription)."""
+        if not self._entered:
+            self._entered = True
+            if not self._closed:
+                self._bus._subscribe(self)
         return self
 
     async def __aexit__(
@@ -471,12 +484,13 @@ class MemoryBus:
                     sub._put(event)
 
     def subscribe(self, topic: str) -> MemorySubscription:
-        sub = MemorySubscription(self, topic, self.max_subscriber_buffer)
+        return MemorySubscription(self, topic, self.max_subscriber_buffer)
+
+    def _subscribe(self, sub: MemorySubscription) -> None:
         if self._closed:
             sub._end()
         else:
-            self._topics.setdefault(topic, {})[sub] = None
-        return sub
+            self._topics.setdefault(sub.topic, {})[sub] = None
 
     def _unsubscribe(self, sub: MemorySubscription) -> None:
         subscribers = self._topics.get(sub.topic)

@@ -78,11 +78,10 @@ async def follow(ctx: AppContext, job_id: str, after: int) -> AsyncGenerator[lis
     stops, in runs (a page of history, or the live events already waiting) so a stream writes
     them at once. Yields ``None`` about once a second while nothing happens (for keep-alives)."""
     engine = ctx.engine
-    sub = engine.bus.subscribe(f"{EVENT_TOPIC_ALL}:{job_id}")
-    live = sub.__aiter__()
     seq = after
     last_type: str | None = None
-    try:
+    async with engine.bus.subscribe(f"{EVENT_TOPIC_ALL}:{job_id}") as sub:
+        live = sub.__aiter__()
         state = await engine.get(job_id)
         ended_at = state.seq if state.terminal else None
         need_read = True
@@ -135,8 +134,6 @@ async def follow(ctx: AppContext, job_id: str, after: int) -> AsyncGenerator[lis
                 yield run
                 if last_type in TERMINAL_EVENTS:
                     return
-    finally:
-        await sub.close()
 
 
 _FRAMES: dict[tuple[str, int, bool], bytes] = {}
@@ -245,9 +242,8 @@ async def job_events(
 
 
 async def _tenant_events(ctx: AppContext, tenant: str) -> AsyncGenerator[list[Event] | None]:
-    sub = ctx.engine.bus.subscribe(EVENT_TOPIC_ALL)
-    live = sub.__aiter__()
-    try:
+    async with ctx.engine.bus.subscribe(EVENT_TOPIC_ALL) as sub:
+        live = sub.__aiter__()
         while not ctx.closing.is_set():
             event = await _next(sub, live, TICK_S)
             if event is None or event is _ENDED:
@@ -259,8 +255,6 @@ async def _tenant_events(ctx: AppContext, tenant: str) -> AsyncGenerator[list[Ev
                 ctx.remember(event.job_id, event.tenant)
             if await ctx.tenant_of(event.job_id) == tenant:
                 yield [event]
-    finally:
-        await sub.close()
 
 
 @router.get("/events", responses=SSE_RESPONSE, response_class=Response)

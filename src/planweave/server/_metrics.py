@@ -113,15 +113,12 @@ class Metrics:
             self._task = None
 
     async def _consume(self, ctx: AppContext) -> None:
-        sub = ctx.engine.bus.subscribe(EVENT_TOPIC_ALL)
-        try:
+        async with ctx.engine.bus.subscribe(EVENT_TOPIC_ALL) as sub:
             async for event in sub:
                 try:
                     self.observe(event)
                 except Exception:  # a metric must never stop the counting
                     log.exception("metrics: cannot count %s", event.type)
-        finally:
-            await sub.close()
 
     async def scrape(self, ctx: AppContext) -> bytes:
         """Refresh the gauges and render every metric."""

@@ -74,6 +74,7 @@ class WorkerPool:
         self._receiver: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._control: Subscription | None = None
+        self._exits = contextlib.AsyncExitStack()
         self._control_task: asyncio.Task[None] | None = None
         self._abandoned: set[asyncio.Task[None]] = set()
         self._stopping = False
@@ -86,14 +87,14 @@ class WorkerPool:
         self._loop_time = asyncio.get_running_loop().time
         self._spawn(None, receiving=True)
         self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="planweave-heartbeat")
-        self._control = self.bus.subscribe(CONTROL_TOPIC)
+        # Entered here, not in the watching task, so no cancel published after ``start`` is missed.
+        self._control = await self._exits.enter_async_context(self.bus.subscribe(CONTROL_TOPIC))
         self._control_task = asyncio.create_task(self._watch_control(), name="planweave-control")
 
     async def stop(self, *, grace_s: float = 5.0) -> None:
         """Stop taking work; wait up to ``grace_s`` for running items, give the rest back."""
         self._stopping = True
-        if self._control is not None:
-            await self._control.close()
+        await self._exits.aclose()
         # Runners holding no item (the receiver, the idle ones) just end.
         spare = [task for task in self._runners if task not in self._active]
         for task in (self._heartbeat_task, self._control_task, *spare):
