@@ -1,5 +1,10 @@
 """The bus contract: one suite, run against every bus implementation.
 
+It asserts what the protocol in ``planweave.bus.base`` states and nothing more: no redelivery
+order, no immediate redelivery after ``nack`` (a stream backend may give a message back only when
+its lease would have ended), no lease-scan speed, no fairness between consumers. Tests of what
+only the in-process bus promises are at the end, named ``test_memory_*``.
+
 A new backend joins by adding a `Backend` to ``BACKENDS``. ``make_fake_time`` is optional: the
 property test that drives lease expiry with a fake clock needs it and is skipped without it.
 """
@@ -10,7 +15,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import pytest
@@ -25,6 +30,13 @@ from planweave.messages import WorkItem
 from planweave.plan import TaskSpec
 
 SHORT_LEASE_S = 0.05
+"""A lease that runs out during a test."""
+NACK_LEASE_S = 0.5
+"""The lease of a message a test will nack: a backend that gives nacked messages back only when
+their lease ends does so well within `WAIT_S`, and the lease does not run out before the nack."""
+WAIT_S = 5.0
+"""How long a test waits for something the contract says happens (a generous upper bound: the
+tests never depend on how fast it happens)."""
 
 
 class FakeClock:
@@ -124,7 +136,7 @@ async def test_receive_returns_at_most_max_items(bus: Bus, queue: str) -> None:
     assert task_ids(rest) == ["t3", "t4"]
 
 
-async def test_receive_times_out_with_no_messages(bus: Bus, queue: str) -> None:
+async def test_receive_waits_its_timeout_when_there_are_no_messages(bus: Bus, queue: str) -> None:
     started = time.monotonic()
     assert await bus.receive(queue, "c1", timeout_s=0.1) == []
     assert time.monotonic() - started >= 0.09
@@ -150,11 +162,19 @@ async def test_ack_removes_the_message(bus: Bus, queue: str) -> None:
     assert await bus.dead_letters(queue) == []
 
 
+async def test_a_leased_message_is_not_delivered_to_another_consumer(bus: Bus, queue: str) -> None:
+    await bus.enqueue(queue, work(1))
+    [held] = await bus.receive(queue, "c1", timeout_s=WAIT_S, lease_s=30.0)
+    assert await bus.receive(queue, "c2", timeout_s=0.1) == []
+    assert await bus.depth(queue) == 0
+    await bus.ack(held)
+
+
 async def test_expired_lease_is_redelivered_with_its_count(bus: Bus, queue: str) -> None:
     await bus.enqueue(queue, work(1))
-    [first] = await bus.receive(queue, "c1", timeout_s=1.0, lease_s=SHORT_LEASE_S)
-    assert await bus.receive(queue, "c2", timeout_s=0) == []
-    [again] = await bus.receive(queue, "c2", timeout_s=2.0, lease_s=10.0)
+    [first] = await bus.receive(queue, "c1", timeout_s=WAIT_S, lease_s=SHORT_LEASE_S)
+    await asyncio.sleep(SHORT_LEASE_S * 2)
+    [again] = await bus.receive(queue, "c2", timeout_s=WAIT_S, lease_s=10.0)
     assert again.id == first.id
     assert again.message == first.message
     assert (first.deliveries, again.deliveries) == (1, 2)
@@ -163,20 +183,20 @@ async def test_expired_lease_is_redelivered_with_its_count(bus: Bus, queue: str)
 
 async def test_expired_lease_reaches_a_consumer_already_waiting(bus: Bus, queue: str) -> None:
     await bus.enqueue(queue, work(1))
-    [first] = await bus.receive(queue, "c1", timeout_s=1.0, lease_s=SHORT_LEASE_S)
-    started = time.monotonic()
-    [again] = await bus.receive(queue, "c2", timeout_s=2.0)
+    [first] = await bus.receive(queue, "c1", timeout_s=WAIT_S, lease_s=SHORT_LEASE_S)
+    # c2 starts waiting while c1 still holds the lease, and is not called again.
+    [again] = await bus.receive(queue, "c2", timeout_s=WAIT_S)
     assert again.id == first.id
     assert again.deliveries == 2
-    assert time.monotonic() - started < 1.0
 
 
 async def test_extend_keeps_the_lease(bus: Bus, queue: str) -> None:
+    lease_s = SHORT_LEASE_S * 4
     await bus.enqueue(queue, work(1))
-    [delivery] = await bus.receive(queue, "c1", timeout_s=1.0, lease_s=SHORT_LEASE_S * 2)
-    for _ in range(6):
+    [delivery] = await bus.receive(queue, "c1", timeout_s=WAIT_S, lease_s=lease_s)
+    for _ in range(8):  # twice the first lease in all
         await asyncio.sleep(SHORT_LEASE_S)
-        await bus.extend(delivery, lease_s=SHORT_LEASE_S * 2)
+        await bus.extend(delivery, lease_s=lease_s)
         assert await bus.receive(queue, "c2", timeout_s=0) == []
     await bus.ack(delivery)
     await asyncio.sleep(SHORT_LEASE_S * 3)
@@ -184,63 +204,107 @@ async def test_extend_keeps_the_lease(bus: Bus, queue: str) -> None:
     assert await bus.depth(queue) == 0
 
 
-async def test_nack_redelivers_now(bus: Bus, queue: str) -> None:
+async def test_nack_gives_the_message_back(bus: Bus, queue: str) -> None:
+    # Delivered again at once or once the lease would have ended: the contract allows either.
     await bus.enqueue(queue, work(1))
-    [first] = await bus.receive(queue, "c1", timeout_s=1.0)
+    [first] = await bus.receive(queue, "c1", timeout_s=WAIT_S, lease_s=NACK_LEASE_S)
     await bus.nack(first, reason="try again")
-    [again] = await bus.receive(queue, "c2", timeout_s=1.0)
+    [again] = await bus.receive(queue, "c2", timeout_s=WAIT_S)
     assert again.id == first.id
+    assert again.message == work(1)
     assert again.deliveries == 2
+    assert await bus.dead_letters(queue) == []
 
 
 async def test_expired_too_often_goes_to_dead_letters(bus: Bus, queue: str) -> None:
     await bus.enqueue(queue, work(1))
-    await bus.enqueue(queue, work(2))
     seen = []
     for _ in range(MAX_DELIVERIES):
-        [delivery] = await bus.receive(queue, "c1", timeout_s=2.0, lease_s=SHORT_LEASE_S)
-        assert delivery.message.task_id == "t1"
+        [delivery] = await bus.receive(queue, "c1", timeout_s=WAIT_S, lease_s=SHORT_LEASE_S)
         seen.append(delivery.deliveries)
         await asyncio.sleep(SHORT_LEASE_S * 2)
     assert seen == [1, 2, 3]
-    [other] = await bus.receive(queue, "c1", timeout_s=2.0)
-    assert other.message.task_id == "t2"
     [letter] = await bus.dead_letters(queue)
     assert letter.message == work(1)
     assert letter.queue == queue
     assert letter.deliveries == MAX_DELIVERIES
     assert "lease expired" in letter.reason
-    assert letter.at == pytest.approx(time.time(), abs=10)
+    assert letter.at == pytest.approx(time.time(), abs=60)
     assert await bus.depth(queue) == 0
+    # A dead letter is not delivered again; the queue goes on with other messages.
+    await bus.enqueue(queue, work(2))
+    assert task_ids(await bus.receive(queue, "c1", max_items=5, timeout_s=WAIT_S)) == ["t2"]
 
 
 async def test_nacked_too_often_goes_to_dead_letters_with_reason(bus: Bus, queue: str) -> None:
     await bus.enqueue(queue, work(1))
     for n in range(1, MAX_DELIVERIES + 1):
-        [delivery] = await bus.receive(queue, "c1", timeout_s=1.0)
+        [delivery] = await bus.receive(queue, "c1", timeout_s=WAIT_S, lease_s=NACK_LEASE_S)
         assert delivery.deliveries == n
         await bus.nack(delivery, reason=f"boom {n}")
-    assert await bus.receive(queue, "c1", timeout_s=0.05) == []
+    # Dead at once: not delivered again, even after its lease would have ended.
     [letter] = await bus.dead_letters(queue)
-    assert letter.id == delivery.id
+    assert letter.message == work(1)
     assert letter.reason == f"boom {MAX_DELIVERIES}"
     assert letter.deliveries == MAX_DELIVERIES
+    assert await bus.receive(queue, "c1", timeout_s=NACK_LEASE_S * 2) == []
+    assert await bus.depth(queue) == 0
 
 
 async def test_redrive_puts_a_dead_letter_back(bus: Bus, queue: str) -> None:
     await bus.enqueue(queue, work(1))
     for _ in range(MAX_DELIVERIES):
-        [delivery] = await bus.receive(queue, "c1", timeout_s=1.0)
+        [delivery] = await bus.receive(queue, "c1", timeout_s=WAIT_S, lease_s=NACK_LEASE_S)
         await bus.nack(delivery)
     [letter] = await bus.dead_letters(queue)
     assert await bus.redrive(queue, letter.id) is True
     assert await bus.dead_letters(queue) == []
     assert await bus.depth(queue) == 1
-    [again] = await bus.receive(queue, "c1", timeout_s=1.0)
+    [again] = await bus.receive(queue, "c1", timeout_s=WAIT_S)
     assert again.message == work(1)
     assert again.deliveries == 1
     assert await bus.redrive(queue, letter.id) is False
     assert await bus.redrive(queue, "no-such-id") is False
+
+
+async def kill(bus: Bus, queue: str, delivery: Delivery) -> None:
+    """Nack a message until it is dead (it must be the only one available)."""
+    while True:
+        await bus.nack(delivery, reason=f"{delivery.message.task_id} failed")
+        if delivery.deliveries >= MAX_DELIVERIES:
+            return
+        [delivery] = await bus.receive(queue, "c1", timeout_s=WAIT_S, lease_s=NACK_LEASE_S)
+
+
+async def test_dead_letters_are_listed_in_the_order_they_died(bus: Bus, queue: str) -> None:
+    await bus.enqueue(queue, work(1))
+    [held] = await bus.receive(queue, "c1", timeout_s=WAIT_S, lease_s=30.0)
+    await bus.enqueue(queue, work(2))
+    [younger] = await bus.receive(queue, "c1", timeout_s=WAIT_S, lease_s=NACK_LEASE_S)
+    await kill(bus, queue, younger)  # t2 dies first, while t1 is held
+    await bus.extend(held, lease_s=NACK_LEASE_S)
+    await kill(bus, queue, held)
+    letters = await bus.dead_letters(queue)
+    assert [letter.message.task_id for letter in letters] == ["t2", "t1"]
+    assert [letter.reason for letter in letters] == ["t2 failed", "t1 failed"]
+
+
+async def test_a_stale_delivery_cannot_end_or_give_back_the_new_one(bus: Bus, queue: str) -> None:
+    await bus.enqueue(queue, work(1))
+    [stale] = await bus.receive(queue, "c1", timeout_s=WAIT_S, lease_s=SHORT_LEASE_S)
+    [current] = await bus.receive(queue, "c2", timeout_s=WAIT_S, lease_s=30.0)
+    assert current.deliveries == 2
+    assert current.id == stale.id
+    await bus.ack(stale)
+    await bus.nack(stale, reason="stale")
+    await bus.extend(stale, lease_s=30.0)
+    assert await bus.depth(queue) == 0  # still leased to c2
+    assert await bus.receive(queue, "c3", timeout_s=0.1) == []
+    await bus.extend(current, lease_s=NACK_LEASE_S)
+    await bus.nack(current)
+    [again] = await bus.receive(queue, "c3", timeout_s=WAIT_S)  # not acked by the stale ack
+    assert again.deliveries == 3
+    assert await bus.dead_letters(queue) == []
 
 
 async def test_depth_counts_waiting_messages(bus: Bus, queue: str) -> None:
@@ -284,9 +348,10 @@ async def test_concurrent_consumers_get_distinct_messages(bus: Bus, queue: str) 
         if n % 7 == 0:
             await asyncio.sleep(0)
     await asyncio.gather(*consumers)
+    # Each message went to exactly one consumer (no lease expired); how they were spread over
+    # the consumers is up to the backend.
     everything = [task_id for ids in received.values() for task_id in ids]
     assert sorted(everything) == sorted(f"t{n}" for n in range(total))
-    assert sum(1 for ids in received.values() if ids) >= 2
 
 
 async def test_cancelled_receive_loses_no_message(bus: Bus, queue: str) -> None:
@@ -369,8 +434,12 @@ async def test_slow_subscriber_does_not_hold_up_others(bus: Bus, queue: str) -> 
         reader = asyncio.create_task(collect(aiter(fast), 500))
         for n in range(500):
             await bus.publish(queue, event(n))
-        assert len(await asyncio.wait_for(reader, 5.0)) == 500
-        assert await asyncio.wait_for(collect(aiter(slow), 1), 5.0) == [event(0)]
+        assert await asyncio.wait_for(reader, 5.0) == [event(n) for n in range(500)]
+        # The slow one lost nothing it was given to reorder: what it reads is in publish order
+        # (best effort: a backend with a small buffer may have dropped the oldest).
+        late = await asyncio.wait_for(collect(aiter(slow), 2), 5.0)
+        assert all(e in [event(n) for n in range(500)] for e in late)
+        assert late[0].at < late[1].at
 
 
 # --- invariant under random operations ------------------------------------------------------
@@ -378,7 +447,7 @@ async def test_slow_subscriber_does_not_hold_up_others(bus: Bus, queue: str) -> 
 Op = (
     tuple[Literal["enqueue"]]
     | tuple[Literal["receive"], int, float]
-    | tuple[Literal["ack", "nack"], int]
+    | tuple[Literal["ack", "nack", "stale"], int]
     | tuple[Literal["extend"], int, float]
     | tuple[Literal["advance"], float]
 )
@@ -388,7 +457,7 @@ OPS = st.lists(
     st.one_of(
         st.tuples(st.just("enqueue")),
         st.tuples(st.just("receive"), st.integers(1, 3), LEASES_S),
-        st.tuples(st.sampled_from(["ack", "nack"]), st.integers(0, 50)),
+        st.tuples(st.sampled_from(["ack", "nack", "stale"]), st.integers(0, 50)),
         st.tuples(st.just("extend"), st.integers(0, 50), LEASES_S),
         st.tuples(st.just("advance"), st.sampled_from([0.5, 2.0, 5.0])),
     ),
@@ -400,10 +469,14 @@ OPS = st.lists(
 class Tracked:
     """What the test expects of one message."""
 
-    state: Literal["waiting", "inflight", "acked", "dead"] = "waiting"
+    state: Literal["waiting", "inflight", "given_back", "acked", "dead"] = "waiting"
+    """``given_back``: nacked, and available again at once or from ``deadline`` on (the
+    contract allows either)."""
     deliveries: int = 0
     deadline: float = 0.0
     delivery: Delivery | None = None
+    superseded: list[Delivery] = field(default_factory=list)
+    """Earlier deliveries of the message that was delivered again since: fenced off."""
     reason: str = ""
     """Expected in the dead letter's reason."""
 
@@ -430,21 +503,21 @@ async def test_every_message_is_in_exactly_one_state(backend: Backend, ops: list
         return [t for t in tracked.values() if t.state == "inflight"]
 
     def settle(t: Tracked, reason: str) -> None:
-        t.delivery = None
         if t.deliveries >= MAX_DELIVERIES:
             t.state, t.reason = "dead", reason
         else:
             t.state = "waiting"
 
     async def check() -> None:
-        assert await bus.depth(queue) == len(in_state("waiting"))
+        waiting, given_back = len(in_state("waiting")), len(in_state("given_back"))
+        assert waiting <= await bus.depth(queue) <= waiting + given_back
         letters = await bus.dead_letters(queue)
         assert sorted(letter.message.task_id for letter in letters) == sorted(in_state("dead"))
         for letter in letters:
             assert letter.deliveries == MAX_DELIVERIES
             assert tracked[letter.message.task_id].reason in letter.reason
         assert len(tracked) == sum(
-            len(in_state(s)) for s in ("waiting", "inflight", "acked", "dead")
+            len(in_state(s)) for s in ("waiting", "inflight", "given_back", "acked", "dead")
         )
 
     async def apply(op: Op) -> None:
@@ -453,12 +526,15 @@ async def test_every_message_is_in_exactly_one_state(backend: Backend, ops: list
             await bus.enqueue(queue, work(len(tracked) - 1))
         elif op[0] == "receive":
             _, max_items, lease_s = op
+            waiting, given_back = len(in_state("waiting")), len(in_state("given_back"))
             got = await bus.receive(queue, "c", max_items=max_items, timeout_s=0, lease_s=lease_s)
-            assert len(got) == min(max_items, len(in_state("waiting")))
+            assert min(max_items, waiting) <= len(got) <= min(max_items, waiting + given_back)
             for delivery in got:
                 t = tracked[delivery.message.task_id]
-                assert t.state == "waiting", "delivered a message that was not waiting"
+                assert t.state in ("waiting", "given_back"), "delivered a message not available"
                 assert delivery.deliveries == t.deliveries + 1
+                if t.delivery is not None:
+                    t.superseded.append(t.delivery)
                 t.state, t.deliveries = "inflight", delivery.deliveries
                 t.deadline, t.delivery = clock.now + lease_s, delivery
         elif op[0] in ("ack", "nack", "extend"):
@@ -469,25 +545,42 @@ async def test_every_message_is_in_exactly_one_state(backend: Backend, ops: list
             assert t.delivery is not None
             if op[0] == "ack":
                 await bus.ack(t.delivery)
-                t.state, t.delivery = "acked", None
+                t.state = "acked"
             elif op[0] == "nack":
                 await bus.nack(t.delivery, reason="nope")
-                settle(t, "nope")
+                if t.deliveries >= MAX_DELIVERIES:
+                    t.state, t.reason = "dead", "nope"
+                else:
+                    t.state = "given_back"  # the deadline stays: available by then at the latest
             else:
                 await bus.extend(t.delivery, lease_s=op[2])
                 t.deadline = clock.now + op[2]
+        elif op[0] == "stale":
+            # ack, nack or extend through a delivery that was superseded: nothing changes.
+            olds = [(t, d) for t in tracked.values() for d in t.superseded]
+            if not olds:
+                return
+            _, old = olds[op[1] % len(olds)]
+            if op[1] % 3 == 0:
+                await bus.ack(old)
+            elif op[1] % 3 == 1:
+                await bus.nack(old, reason="stale")
+            else:
+                await bus.extend(old, lease_s=99.0)
         else:
             clock.now += op[1]
-            for t in held():
-                if t.deadline <= clock.now:
+            for t in tracked.values():
+                if t.state == "inflight" and t.deadline <= clock.now:
                     settle(t, "lease expired")
+                elif t.state == "given_back" and t.deadline <= clock.now:
+                    t.state = "waiting"
         await check()
 
     try:
         for op in ops:
             await apply(op)
         # A consumer that never acks: everything still waiting ends dead, nothing is lost.
-        while in_state("waiting") or in_state("inflight"):
+        while in_state("waiting") or in_state("inflight") or in_state("given_back"):
             await apply(("receive", 100, 1.0))
             await apply(("advance", 2.0))
         assert len(in_state("acked")) + len(in_state("dead")) == len(tracked)
@@ -528,18 +621,16 @@ def test_memory_bus_rejects_bad_options() -> None:
         MemoryBus(max_subscriber_buffer=0)
 
 
-async def test_memory_stale_delivery_cannot_ack_a_redelivered_message() -> None:
+async def test_memory_nack_redelivers_at_once_ahead_of_the_queue() -> None:
     bus = MemoryBus(max_deliveries=5)
     await bus.open()
     await bus.enqueue("q", work(1))
-    [stale] = await bus.receive("q", "c1", lease_s=SHORT_LEASE_S)
-    [current] = await bus.receive("q", "c2", timeout_s=2.0)
-    await bus.ack(stale)
-    await bus.nack(stale)
-    assert await bus.depth("q") == 0
-    await bus.nack(current)
-    [again] = await bus.receive("q", "c2", timeout_s=0)
-    assert again.deliveries == 3
+    await bus.enqueue("q", work(2))
+    [first] = await bus.receive("q", "c1", lease_s=30.0)
+    await bus.nack(first)
+    assert await bus.depth("q") == 2
+    got = await bus.receive("q", "c2", max_items=2, timeout_s=0)
+    assert [(d.message.task_id, d.deliveries) for d in got] == [("t1", 2), ("t2", 1)]
     await bus.close()
 
 

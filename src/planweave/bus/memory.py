@@ -177,8 +177,11 @@ class MemoryBus:
     receivers with no messages (a later ``receive`` waits as usual, so a consumer loop that
     outlives the bus idles instead of spinning).
 
-    A delivery is fenced by its delivery count: ``ack``, ``nack`` and ``extend`` of a delivery
-    whose lease has expired and was taken back are ignored.
+    Beyond the `Bus` contract it promises (and its own tests check): a ``nack`` gives the message
+    back at once, first in line; expired leases are taken back, oldest first, within a quarter of
+    the shortest lease in use (at most 0.5 s); a delivery is fenced by its delivery count, so
+    ``ack``, ``nack`` and ``extend`` of a delivery whose lease has expired and was taken back are
+    ignored even before the message is delivered again.
     """
 
     def __init__(
