@@ -404,8 +404,9 @@ async def test_a_closed_store_refuses_writes(store: Store) -> None:
 def test_open_store_chooses_the_backend_by_scheme(tmp_path: Path) -> None:
     assert isinstance(open_store("memory://"), MemoryStore)
     assert isinstance(open_store(f"sqlite:///{tmp_path}/x.db"), SqliteStore)
-    with pytest.raises(UnknownBackend, match="memory://, sqlite://, postgresql://"):
+    with pytest.raises(UnknownBackend, match=r"memory://, sqlite://$") as info:
         open_store("mysql://localhost/db")
+    assert "postgresql" not in str(info.value)  # refused until it exists: never suggested
     with pytest.raises(ConfigError, match="memory://"):
         open_store("sqlite:///:memory:")
     with pytest.raises(ConfigError, match="synchronous"):

@@ -8,7 +8,6 @@ by those who use it. This is also the one place that reads the environment for m
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,24 +15,14 @@ from typing import Literal, Protocol, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from planweave.errors import MissingDependency, UnknownBackend
+from planweave._backends import BACKENDS as _BACKENDS
+from planweave._backends import backend_class
 from planweave.llm.base import Model
 
 __all__ = ["BACKENDS", "ModelOptions", "load_model"]
 
-BACKENDS: dict[str, str] = {
-    "openai": "planweave.llm.openai:OpenAIModel",
-    "local": "planweave.llm.local:LocalModel",
-    "scripted": "planweave.llm.scripted:ScriptedModel",
-    "anthropic": "planweave.llm.anthropic:AnthropicModel",
-}
+BACKENDS: dict[str, str] = _BACKENDS["model"]
 """URL scheme -> ``module:Class`` of the backend; each class has a ``from_url`` classmethod."""
-
-_OPTIONAL_PACKAGES: dict[str, tuple[str, str]] = {
-    "llama_cpp": ("llama-cpp-python", "local"),
-    "anthropic": ("anthropic", "anthropic"),
-}
-"""Importable module -> (pip package, planweave extra), for the missing-dependency message."""
 
 
 class ModelOptions(BaseModel):
@@ -95,20 +84,8 @@ def load_model(
         MissingDependency: The backend's optional package is not installed.
         ConfigError: The target is malformed (e.g. no model name).
     """
-    scheme, _, target = url.partition(":")
-    spec = BACKENDS.get(scheme.strip().lower())
-    if spec is None:
-        raise UnknownBackend("model", url, sorted(BACKENDS))
-    module_name, _, class_name = spec.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        missing = (exc.name or "").split(".")[0]
-        if missing in _OPTIONAL_PACKAGES:
-            package, extra = _OPTIONAL_PACKAGES[missing]
-            raise MissingDependency(package, extra) from exc
-        raise
-    backend = cast(type[_Backend], getattr(module, class_name))
+    target = url.partition(":")[2]
+    backend = cast(type[_Backend], backend_class("model", url))
     return backend.from_url(
         target.strip(), options or ModelOptions(), os.environ if env is None else env
     )

@@ -1,0 +1,112 @@
+"""From a URL to the backend class that serves it: stores, buses and models, in one place.
+
+Each concern has one table, URL scheme -> ``"module:Class"``; a backend's module is imported only
+when its scheme is used, so an optional dependency is needed only by those who choose it. Every
+way a URL can be wrong is answered here, once, with a message that says what to do:
+
+* an unknown scheme names the valid ones (`UnknownBackend`);
+* a scheme planned for a later version is refused as "not available in this version", and the
+  valid ones are named instead (`ConfigError`);
+* a backend whose optional package is missing names the extra that installs it
+  (`MissingDependency`: ``pip install 'planweave[redis]'``).
+
+Adding a backend is one row in its table (and one in ``EXTRAS`` if it needs a package).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Final, Literal
+
+from planweave.errors import ConfigError, MissingDependency, UnknownBackend
+
+__all__ = ["BACKENDS", "EXTRAS", "Concern", "backend_class", "missing_dependency", "scheme_of"]
+
+Concern = Literal["store", "bus", "model"]
+
+BACKENDS: Final[dict[Concern, dict[str, str]]] = {
+    "store": {
+        "sqlite": "planweave.store.sqlite:SqliteStore",
+        "memory": "planweave.store.memory:MemoryStore",
+    },
+    "bus": {
+        "memory": "planweave.bus.memory:MemoryBus",
+    },
+    "model": {
+        "openai": "planweave.llm.openai:OpenAIModel",
+        "local": "planweave.llm.local:LocalModel",
+        "scripted": "planweave.llm.scripted:ScriptedModel",
+        "anthropic": "planweave.llm.anthropic:AnthropicModel",
+    },
+}
+"""Per concern: URL scheme -> ``module:Class`` of the backend."""
+
+_LATER: Final[dict[Concern, frozenset[str]]] = {
+    "store": frozenset({"postgresql", "postgres"}),
+    "bus": frozenset({"redis", "rediss"}),
+    "model": frozenset(),
+}
+"""Schemes of backends planned for a later version: refused with a clear message until then."""
+
+EXTRAS: Final[dict[str, tuple[str, str]]] = {
+    "llama_cpp": ("llama-cpp-python", "local"),
+    "anthropic": ("anthropic", "anthropic"),
+    "asyncpg": ("asyncpg", "postgres"),
+    "redis": ("redis", "redis"),
+    "fastapi": ("fastapi", "server"),
+    "uvicorn": ("uvicorn", "server"),
+}
+"""Importable top-level module -> (pip package, planweave extra that installs it)."""
+
+
+def scheme_of(concern: Concern, url: str) -> str:
+    """The scheme of a backend URL, lower-cased (``postgresql+asyncpg://`` -> ``postgresql``).
+
+    A model URL may be a bare scheme (``scripted``); a store or bus URL without ``:`` has none.
+    """
+    if concern == "model":
+        return url.partition(":")[0].strip().lower()
+    if ":" not in url:
+        return ""
+    return url.partition(":")[0].strip().lower().partition("+")[0]
+
+
+def _valid(concern: Concern) -> list[str]:
+    suffix = "" if concern == "model" else "://"
+    return [scheme + suffix for scheme in sorted(BACKENDS[concern])]
+
+
+def missing_dependency(module: str) -> MissingDependency:
+    """The error for an optional module that is not installed, naming the extra to install."""
+    top = module.partition(".")[0]
+    package, extra = EXTRAS.get(top, (top, top))
+    return MissingDependency(package, extra)
+
+
+def backend_class(concern: Concern, url: str) -> type:
+    """Import and return the class that serves ``url`` for ``concern``.
+
+    Raises:
+        UnknownBackend: the scheme is not one planweave knows.
+        ConfigError: the scheme names a backend that is not available in this version.
+        MissingDependency: the backend needs an optional package that is not installed.
+    """
+    scheme = scheme_of(concern, url)
+    target = BACKENDS[concern].get(scheme)
+    if target is None:
+        if scheme in _LATER[concern]:
+            raise ConfigError(
+                f"the {scheme}:// {concern} is not available in this version of planweave; "
+                f"use {' or '.join(_valid(concern))}"
+            )
+        raise UnknownBackend(concern, url, _valid(concern))
+    module_name, _, class_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").partition(".")[0]
+        if missing in EXTRAS:
+            raise missing_dependency(missing) from exc
+        raise
+    cls: type = getattr(module, class_name)
+    return cls

@@ -1,0 +1,125 @@
+"""The one URL -> backend resolver behind ``open_store``, ``open_bus`` and ``load_model``."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from planweave._backends import BACKENDS, Concern, backend_class, missing_dependency
+from planweave.bus import open_bus
+from planweave.errors import ConfigError, MissingDependency, UnknownBackend
+from planweave.llm import load_model
+from planweave.store import open_store
+
+OPENERS: dict[str, Callable[[str], Any]] = {
+    "store": open_store,
+    "bus": open_bus,
+    "model": load_model,
+}
+
+
+@pytest.mark.parametrize(
+    ("concern", "url", "valid"),
+    [
+        ("store", "mysql://localhost/db", ("memory://", "sqlite://")),
+        ("store", "jobs.db", ("memory://", "sqlite://")),
+        ("bus", "kafka://localhost", ("memory://",)),
+        ("model", "gemini:pro", ("anthropic", "local", "openai", "scripted")),
+    ],
+)
+def test_an_unknown_scheme_names_the_valid_ones(
+    concern: str, url: str, valid: tuple[str, ...]
+) -> None:
+    with pytest.raises(UnknownBackend) as info:
+        OPENERS[concern](url)
+    assert info.value.concern == concern
+    assert info.value.valid == valid
+    message = str(info.value)
+    assert repr(url) in message
+    assert message.endswith(", ".join(valid))
+    # Backends that come later are never offered as alternatives.
+    assert "postgres" not in message
+    assert "redis" not in message
+
+
+@pytest.mark.parametrize(
+    ("concern", "url", "named", "instead"),
+    [
+        ("store", "postgresql://localhost/jobs", "postgresql://", "memory:// or sqlite://"),
+        ("store", "postgresql+asyncpg://localhost/jobs", "postgresql://", "memory://"),
+        ("store", "POSTGRES://localhost/jobs", "postgres://", "sqlite://"),
+        ("bus", "redis://localhost:6379/0", "redis://", "memory://"),
+        ("bus", "rediss://localhost:6379/0", "rediss://", "memory://"),
+    ],
+)
+def test_a_backend_of_a_later_version_is_refused_clearly(
+    concern: str, url: str, named: str, instead: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        OPENERS[concern](url)
+    message = str(info.value)
+    assert f"the {named} {concern} is not available in this version of planweave" in message
+    assert instead in message
+    assert not isinstance(info.value, UnknownBackend)
+
+
+def test_a_missing_optional_package_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A bus backend that needs the redis package, on a machine without it.
+    (tmp_path / "pw_test_needs_redis.py").write_text("import redis\n\nclass Bus: ...\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(sys.modules, "redis", None)
+    monkeypatch.setitem(BACKENDS["bus"], "needsredis", "pw_test_needs_redis:Bus")
+    with pytest.raises(MissingDependency) as info:
+        open_bus("needsredis://localhost")
+    assert str(info.value) == "redis is not installed: run pip install 'planweave[redis]'"
+    assert (info.value.package, info.value.extra) == ("redis", "redis")
+
+
+@pytest.mark.parametrize(
+    ("module", "package", "extra"),
+    [
+        ("llama_cpp", "llama-cpp-python", "local"),
+        ("llama_cpp.llama", "llama-cpp-python", "local"),
+        ("anthropic", "anthropic", "anthropic"),
+        ("asyncpg", "asyncpg", "postgres"),
+        ("redis.asyncio", "redis", "redis"),
+        ("fastapi", "fastapi", "server"),
+    ],
+)
+def test_every_optional_package_maps_to_its_extra(module: str, package: str, extra: str) -> None:
+    error = missing_dependency(module)
+    assert (error.package, error.extra) == (package, extra)
+    assert str(error) == f"{package} is not installed: run pip install 'planweave[{extra}]'"
+
+
+def test_a_broken_backend_module_is_not_reported_as_a_missing_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(BACKENDS["store"], "broken", "planweave.store.no_such_module:X")
+    with pytest.raises(ModuleNotFoundError):
+        backend_class("store", "broken://x")
+
+
+def test_backends_are_imported_only_when_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(sys.modules, "planweave.llm.anthropic", raising=False)
+    open_store("memory://")
+    open_bus("memory://")
+    load_model("openai:gpt-4o-mini", env={"OPENAI_API_KEY": "sk-test"})
+    assert "planweave.llm.anthropic" not in sys.modules
+    backend_class("model", "anthropic:claude-sonnet-4-5")
+    assert "planweave.llm.anthropic" in sys.modules
+
+
+@pytest.mark.parametrize("concern", list(BACKENDS))
+def test_every_table_row_names_a_class_that_exists(concern: Concern) -> None:
+    for scheme, target in BACKENDS[concern].items():
+        module_name, _, class_name = target.partition(":")
+        cls = backend_class(concern, f"{scheme}://")
+        assert isinstance(cls, type)
+        assert (cls.__module__, cls.__name__) == (module_name, class_name)
