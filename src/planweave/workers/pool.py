@@ -4,8 +4,8 @@ A pool runs up to ``concurrency`` items at once, keeps their leases alive while 
 long LLM call is not taken for a dead worker), and acknowledges an item only after its outcome is
 on the item's reply queue (``WorkItem.reply_to``: the queue of the plane that dispatched it): a
 worker killed mid-task leaves the item leased, and the bus delivers it again when the lease runs
-out. On shutdown it stops taking work, lets running items finish for a
-grace period, and gives the rest back to the queue.
+out. On shutdown it stops taking work, lets running items finish for a grace period, and gives
+the rest back to the queue.
 """
 
 from __future__ import annotations
@@ -85,10 +85,10 @@ class WorkerPool:
 
     async def start(self) -> None:
         self._loop_time = asyncio.get_running_loop().time
+        # Subscribed before any item is taken, so no job's end is missed while its item runs.
+        self._control = await self._exits.enter_async_context(self.bus.subscribe(CONTROL_TOPIC))
         self._spawn(None, receiving=True)
         self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="planweave-heartbeat")
-        # Entered here, not in the watching task, so no cancel published after ``start`` is missed.
-        self._control = await self._exits.enter_async_context(self.bus.subscribe(CONTROL_TOPIC))
         self._control_task = asyncio.create_task(self._watch_control(), name="planweave-control")
 
     async def stop(self, *, grace_s: float = 5.0) -> None:
