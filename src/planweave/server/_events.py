@@ -94,8 +94,8 @@ async def follow(ctx: AppContext, job_id: str, after: int) -> AsyncGenerator[lis
     try:
         state = await engine.get(job_id)
         ended_at = state.seq if state.terminal else None
-        # Resumed past the last event (a client's Last-Event-ID from a newer run, or made up):
-        # the end of the job may come in an event the client will never be sent.
+        # Resumed past the last event (an ID from another job, or made up): the job's end may
+        # come in an event at or before that seq, which the client is never sent.
         past_end = seq > state.seq
         need_read = True
         last_read = 0.0
