@@ -165,3 +165,23 @@ def test_report_gives_ratios_to_the_floors_and_peers_and_verdicts() -> None:
     assert "MISSED" in table[1][2]
     assert set(SPECS) == {"W1", "W2", "W3", "W4"}
     assert list(ENGINES)[:2] == [FLOOR, "planweave"]  # the floors run first
+
+
+def test_bench_adds_the_floors_and_writes_their_ratios(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    args = ["--only", "W2", "--engines", "planweave", "--runs", "1", "--plain", "--out", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", *args],
+        cwd=_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    report = json.loads(out.read_text(encoding="utf-8"))
+    engines = [(r["engine"], r["status"]) for r in report["results"]]
+    assert engines == [(FLOOR, "ok"), ("planweave", "ok")]  # the floor runs though not named
+    (entry,) = report["ratios"]
+    assert entry["workload"] == "W2" and entry["planweave_vs_floor"] > 0
+    assert isinstance(entry["target_met"], bool)
+    assert "planweave ÷ floor" in done.stdout and "floor (asyncio)" in done.stdout
