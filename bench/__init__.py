@@ -7,6 +7,10 @@ Four workloads, as in ``shared/research/peer-overhead.md``:
 - **W3** 200 concurrent runs x 5 steps x 20 ms sleep (wall ms; ideal 100 ms)
 - **W4** durable chain of 200 on SQLite (µs per task)
 
+Beside the engines, the floors (``bench/floor_w.py``) run the same shapes with no engine: bare
+asyncio tasks for W1-W3 and raw ``sqlite3`` commits for W4. planweave's targets are ratios to
+them (and to W3's ideal) and to LangGraph, all from one run, so they hold on any machine.
+
 Every (engine, workload) pair runs in its own process (``python -m bench.run_one``) so imports,
 caches and peak RSS do not leak between them: one warm-up run, then ``--runs`` timed runs, median
 reported. Graphs and plans are built untimed; only the run itself is inside the timer.

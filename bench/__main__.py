@@ -1,5 +1,6 @@
-"""``python -m bench``: run every (engine, workload) pair in its own process, then the server
-benchmarks (S1, S2) each in its own process; print the tables, save JSON."""
+"""``python -m bench``: run every (engine, workload) pair in its own process, the floors (the
+same workloads with no engine) among them, then the server benchmarks (S1, S2) each in its own
+process; print the tables with planweave's ratios to the floors and the peers, save JSON."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench.report import compare, render
+from bench.report import compare, ratios, render
 from bench.server_report import render_server
 from bench.server_w import SERVER_BENCHES
-from bench.workloads import ENGINES, SPECS
+from bench.workloads import ENGINES, FLOOR, PEER_TARGETS, SPECS
 
 _ROOT = Path(__file__).resolve().parent.parent
 _PACKAGES = (
@@ -120,7 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", default=",".join([*SPECS, *SERVER_BENCHES]), help="e.g. W1,W2 or S1,S2"
     )
-    parser.add_argument("--engines", default=",".join(ENGINES), help="e.g. planweave,langgraph")
+    parser.add_argument(
+        "--engines",
+        default=",".join(ENGINES),
+        help="e.g. planweave,langgraph (the floors always run: the targets are ratios to them)",
+    )
     parser.add_argument("--out", type=Path, default=_ROOT / "bench" / "results.json")
     parser.add_argument("--timeout-s", type=float, default=900.0, help="per pair (default 900)")
     parser.add_argument("--plain", action="store_true", help="plain-text table, no rich")
@@ -131,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     workloads = [name for name in chosen if name in SPECS]
     servers = [name for name in chosen if name in SERVER_BENCHES]
     engines = _names(args.engines, list(ENGINES), "engine")
+    if FLOOR not in engines:
+        engines.insert(0, FLOOR)
 
     machine = _machine()
     results: list[dict[str, Any]] = []
@@ -171,8 +178,18 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "machine": machine,
         "settings": {"runs": args.runs, "warmup": args.warmup, "statistic": "median"},
-        "targets": {name: spec.target_text() for name, spec in SPECS.items()},
+        "targets": {
+            name: {
+                "planweave": spec.target_text(),
+                **{
+                    peer: f"≥ {want:g}\N{MULTIPLICATION SIGN} slower than planweave"
+                    for peer, want in PEER_TARGETS.items()
+                },
+            }
+            for name, spec in SPECS.items()
+        },
         "results": compare(results),
+        "ratios": ratios(results),
         "server": server,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -303,3 +303,32 @@ async def test_events_a_slow_stream_missed_on_the_bus_are_filled_in_from_the_sto
         assert seqs(events) == list(range(1, len(events) + 1))
         assert [e["type"] for e in events].count("TaskCompleted") == 61
         assert events[-1]["type"] == "JobCompleted"
+
+
+async def test_a_stream_opened_past_the_end_of_a_running_job_closes_when_the_job_ends(
+    api: RunningServer,
+) -> None:
+    async with httpx.AsyncClient(base_url=api.url, headers=AUTH, timeout=10) as http:
+        job_id = await submit(
+            http, {"plan": {"tasks": [{"id": "h", "kind": "tool", "tool": "hold"}]}}
+        )
+        url = f"/v1/jobs/{job_id}/events"
+        stored: list[dict[str, Any]] = []
+        while not any(e["type"] == "TaskStarted" for e in stored):
+            await asyncio.sleep(0.02)
+            stored = (await http.get(url, params={"format": "json"})).json()["events"]
+        past_end = stored[-1]["seq"] + 100
+        sent: list[str] = []
+        headers = {"Last-Event-ID": str(past_end)}
+        # The guard fails the test if the stream is still open 20 s on.
+        async with asyncio.timeout(20), http.stream("GET", url, headers=headers) as response:
+            assert response.status_code == 200
+            async for line in response.aiter_lines():
+                if line.startswith(":"):
+                    gates["release"].set()  # a keep-alive: the stream is open and waiting
+                elif line:
+                    sent.append(line)
+        final = (await http.get(url, params={"format": "json"})).json()["events"]
+    assert final[-1]["type"] == "JobCompleted"
+    assert final[-1]["seq"] < past_end
+    assert sent == []  # every event the job has is at or before the client's Last-Event-ID

@@ -1,4 +1,5 @@
-"""The benchmark code runs: every workload of every engine at a tiny size, in process.
+"""The benchmark code runs: every workload of every engine and of the floors at a tiny size, in
+process, and the report turns rows into ratios and verdicts.
 
 No timing is asserted here (timing belongs in ``bench/``); each run checks its own result (every
 node ran, the job succeeded, the last checkpoint holds the finished run) and raises otherwise.
@@ -16,9 +17,9 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from bench.report import compare, rows
+from bench.report import RATIO_HEADERS, compare, ratio_rows, ratios, rows
 from bench.run_one import measure
-from bench.workloads import SPECS, WorkloadFactory
+from bench.workloads import ENGINES, FLOOR, SPECS, WorkloadFactory
 
 _ROOT = Path(__file__).resolve().parents[1]
 _INSTALL = "pip install -e '.[bench]'"
@@ -69,6 +70,28 @@ async def test_planweave_workloads_run() -> None:
     await _run_all(planweave_w, {"W1", "W2", "W3", "W4"})
 
 
+async def test_floor_workloads_run() -> None:
+    from bench import floor_w
+
+    await _run_all(floor_w, {"W1", "W2", "W3", "W4"})
+
+
+def test_run_one_runs_a_floor_and_reports_its_figures() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run_one", FLOOR, "W4", "--runs", "1"],
+        cwd=_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (result["engine"], result["workload"], result["status"]) == (FLOOR, "W4", "ok")
+    assert result["units"] == SPECS["W4"].units
+    assert result["us_per_unit_wall"] > 0
+    assert "sqlite3" in result["variant"]
+
+
 def test_run_one_prints_one_json_line_per_pair() -> None:
     pytest.importorskip("workflows", reason=f"llama-index-workflows is not installed ({_INSTALL})")
     done = subprocess.run(
@@ -97,20 +120,68 @@ def _ok(engine: str, workload: str, us_per_unit: float, wall_ms: float) -> dict[
     }
 
 
-def test_report_gives_peer_ratios_and_planweave_targets() -> None:
+def test_report_gives_ratios_to_the_floors_and_peers_and_verdicts() -> None:
     results = [
+        _ok(FLOOR, "W1", 8.0, 4.0),
         _ok("planweave", "W1", 20.0, 10.0),
         _ok("langgraph", "W1", 246.0, 123.0),
+        _ok(FLOOR, "W3", 0.1, 102.0),
         _ok("planweave", "W3", 0.13, 130.0),
+        _ok("langgraph", "W3", 0.4, 400.0),
         _ok("llamaindex", "W3", 0.65, 650.0),
-        {"engine": "llamaindex", "workload": "W4", "status": "not installed", "reason": "x"},
+        _ok("planweave", "W4", 150.0, 30.0),
+        {"engine": "llamaindex", "workload": "W4", "status": "n/a", "reason": "x"},
     ]
     compared = {(r["engine"], r["workload"]): r for r in compare(results)}
+    assert compared["planweave", "W1"]["vs_floor"] == pytest.approx(2.5)
+    assert compared["planweave", "W1"]["target_met"] is True  # 2.5x <= 3x
     assert compared["langgraph", "W1"]["vs_planweave"] == pytest.approx(12.3)
-    assert compared["planweave", "W1"]["target_met"] is True
-    assert compared["llamaindex", "W3"]["vs_planweave"] == pytest.approx(5.0)
-    assert compared["planweave", "W3"]["target_met"] is False  # 130 ms > 125 ms
+    # W3 is judged against its ideal (5 x 20 ms); peers on the time above it.
+    assert compared["planweave", "W3"]["vs_ideal"] == pytest.approx(1.3)
+    assert compared["planweave", "W3"]["vs_floor"] == pytest.approx(130 / 102)
+    assert compared["planweave", "W3"]["target_met"] is False  # 1.3x > 1.25x
+    assert compared["llamaindex", "W3"]["vs_planweave"] == pytest.approx(550 / 30)
+    assert compared["planweave", "W4"]["vs_floor"] is None  # no floor row: no verdict
+    assert compared["planweave", "W4"]["target_met"] is None
+
+    by_workload = {entry["workload"]: entry for entry in ratios(results)}
+    assert set(by_workload) == {"W1", "W3", "W4"}
+    assert by_workload["W1"]["peers"]["langgraph"]["target_met"] is True  # 12.3x >= 10x
+    assert by_workload["W3"]["peers"]["langgraph"]["vs_planweave"] == pytest.approx(10.0)
+    assert by_workload["W3"]["peers"]["langgraph"]["target_met"] is True
+    assert by_workload["W4"]["peers"]["langgraph"]["target_met"] is None
+
     text = rows(results)
-    assert any("LangGraph \N{MULTIPLICATION SIGN}12.3 slower" in row for row in text)
-    assert any("not installed" in row for row in text)
+    assert any("floor (asyncio)" in row for row in text)
+    assert any("\N{MULTIPLICATION SIGN}12.3 slower" in row for row in text)
+    assert any("n/a" in row for row in text)
+    table = ratio_rows(results)
+    assert all(len(row) == len(RATIO_HEADERS) for row in table)
+    assert table[0][:3] == (
+        "W1",
+        "\N{MULTIPLICATION SIGN}2.50 (CPU \N{MULTIPLICATION SIGN}2.50)",
+        "\N{LESS-THAN OR EQUAL TO} 3\N{MULTIPLICATION SIGN} floor: met",
+    )
+    assert "MISSED" in table[1][2]
     assert set(SPECS) == {"W1", "W2", "W3", "W4"}
+    assert list(ENGINES)[:2] == [FLOOR, "planweave"]  # the floors run first
+
+
+def test_bench_adds_the_floors_and_writes_their_ratios(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    args = ["--only", "W2", "--engines", "planweave", "--runs", "1", "--plain", "--out", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", *args],
+        cwd=_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    report = json.loads(out.read_text(encoding="utf-8"))
+    engines = [(r["engine"], r["status"]) for r in report["results"]]
+    assert engines == [(FLOOR, "ok"), ("planweave", "ok")]  # the floor runs though not named
+    (entry,) = report["ratios"]
+    assert entry["workload"] == "W2" and entry["planweave_vs_floor"] > 0
+    assert isinstance(entry["target_met"], bool)
+    assert "planweave ÷ floor" in done.stdout and "floor (asyncio)" in done.stdout

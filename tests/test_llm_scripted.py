@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import pytest
@@ -141,13 +140,27 @@ async def test_tool_calls_get_ids_and_usage_is_estimated() -> None:
     assert response.model == "scripted"
 
 
-async def test_delay_is_awaited_without_blocking_the_loop() -> None:
+async def test_delay_is_awaited_without_blocking_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each call must ask the event loop for its delay (not block the thread), and the three
+    # delays must be in flight at once: the fake sleep lets none of them end until all three
+    # have started, so a model that slept in turn would never get past the first.
+    requested: list[float] = []
+    all_waiting = asyncio.Event()
+    real_sleep = asyncio.sleep
+
+    async def fake_sleep(delay: float, result: object = None) -> object:
+        requested.append(delay)
+        if len(requested) == 3:
+            all_waiting.set()
+        await all_waiting.wait()
+        return await real_sleep(0, result)
+
+    monkeypatch.setattr(asyncio, "sleep", fake_sleep)
     model = ScriptedModel([{"content": "slow", "delay_s": 0.4, "repeat": True}])
-    started = time.perf_counter()
-    results = await asyncio.gather(*(model.complete(ask()) for _ in range(3)))
-    elapsed = time.perf_counter() - started
+    calls = asyncio.gather(*(model.complete(ask()) for _ in range(3)))
+    results = await asyncio.wait_for(calls, timeout=60)  # a guard against a hang, not a timing
     assert [r.content for r in results] == ["slow"] * 3
-    assert 0.4 <= elapsed < 1.1  # the three delays overlap (in turn they would take 1.2 s)
+    assert requested == [0.4, 0.4, 0.4]
 
 
 async def test_error_replies_simulate_failures() -> None:

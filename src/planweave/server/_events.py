@@ -4,7 +4,9 @@ A job stream sends the stored history first, then live events, and ends once the
 Every event carries its per-job ``seq``: a client that reconnects with ``Last-Event-ID`` (or
 ``?after=``) gets every event after it exactly once. Live events come from the bus; whenever one
 arrives out of order (a gap) or the job runs in another process, the store fills in, so the
-sequence a client sees is always contiguous.
+sequence a client sees is always contiguous. A client that names a ``seq`` past the job's last
+event gets only the events after it (none, if the job ends first), and the stream still ends
+when the job does.
 """
 
 from __future__ import annotations
@@ -73,6 +75,13 @@ async def _next(sub: Subscription, iterator: AsyncIterator[Event], timeout_s: fl
         return _ENDED
 
 
+async def _ended_by(ctx: AppContext, job_id: str, seq: int) -> bool:
+    """Whether the job has ended with no event after ``seq`` (read only while a stream is past
+    the job's last event, where no event it sends can say so)."""
+    state = await ctx.engine.get(job_id)
+    return state.terminal and state.seq <= seq
+
+
 async def follow(ctx: AppContext, job_id: str, after: int) -> AsyncGenerator[list[Event] | None]:
     """A job's events after ``after``, history then live, until the job ends or the server
     stops, in runs (a page of history, or the live events already waiting) so a stream writes
@@ -84,6 +93,9 @@ async def follow(ctx: AppContext, job_id: str, after: int) -> AsyncGenerator[lis
         live = sub.__aiter__()
         state = await engine.get(job_id)
         ended_at = state.seq if state.terminal else None
+        # Resumed past the last event (an ID from another job, or made up): the job's end may
+        # come in an event at or before that seq, which the client is never sent.
+        past_end = seq > state.seq
         need_read = True
         last_read = 0.0
         while not ctx.closing.is_set():
@@ -94,6 +106,7 @@ async def follow(ctx: AppContext, job_id: str, after: int) -> AsyncGenerator[lis
                 if run:
                     seq = run[-1].seq
                     last_type = run[-1].type
+                    past_end = False
                     yield run
                 if len(batch) >= PAGE:
                     continue
@@ -101,6 +114,8 @@ async def follow(ctx: AppContext, job_id: str, after: int) -> AsyncGenerator[lis
                 if last_type in TERMINAL_EVENTS:
                     return
                 if last_type is None and ended_at is not None and seq >= ended_at:
+                    return
+                if past_end and not run and await _ended_by(ctx, job_id, seq):
                     return
             poll_s = OWNED_POLL_S if engine.plane.job(job_id) is not None else REMOTE_POLL_S
             wait_s = min(TICK_S, last_read + poll_s - time.monotonic())
@@ -112,6 +127,7 @@ async def follow(ctx: AppContext, job_id: str, after: int) -> AsyncGenerator[lis
                 yield None
                 continue
             run = []
+            ended = False
             # The event just read, then those already waiting: the contiguous ones go out
             # together; a gap stops the run and the store fills it in.
             while True:
@@ -124,6 +140,9 @@ async def follow(ctx: AppContext, job_id: str, after: int) -> AsyncGenerator[lis
                 elif event.seq > seq + 1:
                     need_read = True
                     break
+                elif event.type in TERMINAL_EVENTS:
+                    ended = True  # at or before where the stream started: nothing more to send
+                    break
                 if not sub.buffered() or len(run) >= MAX_RUN:
                     break
                 try:
@@ -131,9 +150,12 @@ async def follow(ctx: AppContext, job_id: str, after: int) -> AsyncGenerator[lis
                 except StopAsyncIteration:
                     break
             if run:
+                past_end = False
                 yield run
                 if last_type in TERMINAL_EVENTS:
                     return
+            if ended:
+                return
 
 
 _FRAMES: dict[tuple[str, int, bool], bytes] = {}
