@@ -301,7 +301,7 @@ class Engine:
             raise JobNotFound(job_id)
         if state.terminal:
             return False
-        await self.store.add_command(job_id, "cancel", {"reason": reason}, now=_now())
+        await self.store.add_command(job_id, "cancel", {"reason": reason})
         return True
 
     async def get(self, job_id: str) -> JobState:

@@ -208,9 +208,7 @@ class ControlPlane:
         self._jobs[job_id] = state
         self._take(state, events)
         await self._flush(durable=True)
-        await self.store.claim_job(
-            job_id, self.owner, lease_s=self.settings.lease_s, now=self._clock()
-        )
+        await self.store.claim_job(job_id, self.owner, lease_s=self.settings.lease_s)
         return job_id
 
     async def adopt(self, job_id: str, *, force: bool = False) -> JobState:
@@ -229,7 +227,7 @@ class ControlPlane:
             return state
         now = self._clock()
         claimed = await self.store.claim_job(
-            job_id, self.owner, lease_s=self.settings.lease_s, now=now, force=force
+            job_id, self.owner, lease_s=self.settings.lease_s, force=force
         )
         if not claimed:
             raise JobBusy(
@@ -262,10 +260,7 @@ class ControlPlane:
         if state is None:
             raise JobNotFound(job_id)
         events = decider.reopen(state, task_ids=task_ids, replan=replan, now=self._clock())
-        now = self._clock()
-        if not await self.store.claim_job(
-            job_id, self.owner, lease_s=self.settings.lease_s, now=now
-        ):
+        if not await self.store.claim_job(job_id, self.owner, lease_s=self.settings.lease_s):
             raise JobBusy(f"job {job_id} is held by another process")
         self._jobs[job_id] = state
         self._take(state, events)
@@ -635,17 +630,20 @@ class ControlPlane:
             if not job_ids:
                 continue
             try:
-                for command in await self.store.take_commands(job_ids):
+                commands = await self.store.read_commands(job_ids)
+                for command in commands:
                     if command.name == "cancel":
                         await self.cancel(
                             command.job_id, reason=str(command.args.get("reason", "cancelled"))
                         )
+                if commands:
+                    await self.store.commit(Batch(commands_done=[c.id for c in commands]))
                 now = self._clock()
                 if now - last_renew > self.settings.lease_s / 3:
                     last_renew = now
                     for job_id in job_ids:
                         await self.store.claim_job(
-                            job_id, self.owner, lease_s=self.settings.lease_s, now=now
+                            job_id, self.owner, lease_s=self.settings.lease_s
                         )
             except asyncio.CancelledError:
                 raise
