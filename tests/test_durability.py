@@ -180,8 +180,8 @@ def _wait_running(store: Path, task_id: str, timeout_s: float = 30.0) -> str:
 
 
 def test_sigterm_stops_cleanly_and_releases_the_claim(tmp_path: Path) -> None:
-    """``planweave run`` stopped by SIGTERM exits 130 and gives its claim back, so ``resume``
-    (without ``--force``, long before the claim's lease would expire) carries on at once."""
+    """``planweave run`` stopped by SIGTERM exits 130 and gives its claim back (so ``resume``,
+    from any host, needs no ``--force``); ``resume`` then finishes the job."""
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps(SIGTERM_PLAN))
     slow = {"replies": [{"match": {"role": "executor"}, "content": "ok", "delay_s": 120}]}
@@ -201,6 +201,12 @@ def test_sigterm_stops_cleanly_and_releases_the_claim(tmp_path: Path) -> None:
         run.kill()
     assert run.returncode == 130, stderr
     assert f"planweave resume {job_id}" in stderr
+
+    async def claim() -> object:
+        async with Engine(store=f"sqlite:///{tmp_path / 'jobs.db'}", data_dir=tmp_path) as e:
+            return await e.claim(job_id)
+
+    assert asyncio.run(claim()) is None, "the stopped process kept its claim"
     resumed = subprocess.run(
         _cli(tmp_path, "resume", job_id, "--model", f"scripted:{tmp_path / 'fast.json'}"),
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,

@@ -844,6 +844,8 @@ class ControlPlane:
         """Renew the claims of the jobs driven here; drop at once each one that was lost."""
         lease_s = self.settings.claim_lease_s
         for job_id in list(self._jobs):
+            if job_id in self._unborn:  # its claim is written with it
+                continue
             try:
                 held = await self.store.claim_job(job_id, self.owner, lease_s=lease_s)
             except ClaimLost as exc:
