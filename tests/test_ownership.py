@@ -9,6 +9,7 @@ most once, and the stored state equals the replayed log.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -101,7 +102,8 @@ def finish(proc: subprocess.Popen[str], timeout_s: float = 60.0) -> tuple[int, s
 def kill(proc: subprocess.Popen[str]) -> None:
     """kill -9, and reap it (a dead process no longer has a pid) and close its pipes."""
     proc.kill()
-    proc.communicate(timeout=10)
+    with contextlib.suppress(ValueError):  # its pipes were already read to the end
+        proc.communicate(timeout=10)
 
 
 def by(pid: int, lines: list[str]) -> list[str]:
@@ -281,3 +283,69 @@ def test_follow_of_a_job_nobody_drives_ends_after_its_stored_events(tmp_path: Pa
         return seqs
 
     assert len(asyncio.run(asyncio.wait_for(follow(), 30))) > 0
+
+
+def _cli(tmp_path: Path, *args: str) -> list[str]:
+    store = ["--store", f"sqlite:///{tmp_path / 'jobs.db'}", "--data-dir", str(tmp_path / "data")]
+    return [sys.executable, "-m", "planweave.cli", *args, *store, "--json"]
+
+
+def _running_job(tmp_path: Path, task_id: str, timeout_s: float = 30.0) -> str:
+    import sqlite3
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with (
+            contextlib.suppress(sqlite3.Error),
+            contextlib.closing(sqlite3.connect(tmp_path / "jobs.db")) as db,
+        ):
+            row = db.execute(
+                "SELECT job_id FROM pw_tasks WHERE task_id = ? AND status = 'running'", (task_id,)
+            ).fetchone()
+            if row is not None:
+                return str(row[0])
+        time.sleep(0.05)
+    raise AssertionError(f"task {task_id!r} was never recorded as running")
+
+
+@pytest.mark.timeout(180)
+def test_planweave_run_that_lost_its_job_says_so_in_one_line(tmp_path: Path) -> None:
+    """``resume --force`` against a live ``planweave run``: the old one stops within its claim
+    renewal period, exits 1 with one line saying another process took the job; the new one
+    finishes it."""
+    import json
+
+    plan = {
+        "tasks": [
+            {"id": "a", "kind": "execute", "goal": "Say ok"},
+            {"id": "b", "kind": "tool", "tool": "calculator", "args": {"expression": "6*7"},
+             "depends_on": ["a"]},
+        ]
+    }  # fmt: skip
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    slow = {"replies": [{"match": {"role": "executor"}, "content": "ok", "delay_s": 120}]}
+    (tmp_path / "slow.json").write_text(json.dumps(slow))
+    fast = {"replies": [{"match": {"role": "executor"}, "content": "ok", "repeat": True}]}
+    (tmp_path / "fast.json").write_text(json.dumps(fast))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLANWEAVE_")}
+    old = subprocess.Popen(
+        _cli(tmp_path, "run", "--plan", str(tmp_path / "plan.json"),
+             "--model", f"scripted:{tmp_path / 'slow.json'}"),
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        job_id = _running_job(tmp_path, "a")
+        new = subprocess.run(
+            _cli(tmp_path, "resume", job_id, "--force",
+                 "--model", f"scripted:{tmp_path / 'fast.json'}"),
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        _, stderr = old.communicate(timeout=60)
+    finally:
+        kill(old)
+    assert new.returncode == 0, new.stderr
+    assert json.loads(new.stdout.strip().splitlines()[-1])["result"] == 42
+    assert old.returncode == 1, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "another process" in last, stderr
+    assert "Traceback" not in stderr

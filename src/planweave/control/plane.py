@@ -841,17 +841,24 @@ class ControlPlane:
                 log.exception("control plane: polling commands failed")
 
     async def _renew(self) -> None:
-        """Renew the claims of the jobs driven here; drop at once each one that was lost."""
+        """Renew the claims of the jobs driven here; drop at once each one that was lost.
+
+        A claim that is no longer this plane's (another process took it, and may have finished
+        and released it since) is lost even when it could be taken again: the job has moved on
+        without this plane, whose state of it is stale.
+        """
         lease_s = self.settings.claim_lease_s
+        store = self.store
         for job_id in list(self._jobs):
             if job_id in self._unborn:  # its claim is written with it
                 continue
+            error = ClaimLost((job_id,))
             try:
-                held = await self.store.claim_job(job_id, self.owner, lease_s=lease_s)
+                claim = await store.read_claim(job_id)
+                held = claim is not None and claim.owner == self.owner
+                held = held and await store.claim_job(job_id, self.owner, lease_s=lease_s)
             except ClaimLost as exc:
                 held, error = False, exc
-            else:
-                error = ClaimLost((job_id,))
             if not held and job_id in self._jobs:
                 log.error("control plane: %s", error)
                 await self._drop(job_id, error, release=False)
