@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from planweave.control import decider
-from planweave.events import Event, JobOptions
+from planweave.events import Event, JobOptions, TaskAssigned, TaskCompleted
 from planweave.messages import Outcome, StartedReport
 from planweave.plan import TaskSpec
 from planweave.state import JobState, replay
@@ -238,7 +238,7 @@ def test_cancel_ends_every_open_task_and_later_outcomes_are_ignored() -> None:
     assert decider.cancel(state, reason="again", now=104.0) == []
 
 
-def test_resume_makes_lost_attempts_ready_with_a_new_attempt_number() -> None:
+def test_resume_counts_lost_attempts_and_retries_with_a_new_attempt_number() -> None:
     state, log = submit(spec("a"), spec("b", "a"))
     assign_all(state, log)
     log += succeed(state, "a", 1)
@@ -246,10 +246,38 @@ def test_resume_makes_lost_attempts_ready_with_a_new_attempt_number() -> None:
     started = StartedReport(job_id="job1", task_id="b", attempt=1)
     log += decider.on_started(state, started, now=101.0)
     events = decider.resume(state, now=500.0)
-    assert types(events) == ["TaskReady"]
+    assert types(events) == ["TaskRetrying", "TaskReady"]
+    assert state.tasks["b"].failures == 1
+    assert state.tasks["b"].error == decider.WORKER_DIED
     assign_all(state, log)
     assert state.tasks["b"].attempt == 2
     assert state.tasks["a"].attempt == 1
+
+
+def test_a_task_whose_every_attempt_killed_its_process_fails_the_job() -> None:
+    state, log = submit(spec("a"), spec("b", "a"), max_attempts=3)
+    assign_all(state, log)
+    log += succeed(state, "a", 1)
+    attempts = []
+    for restart in range(3):
+        assign_all(state, log)
+        attempts.append(state.tasks["b"].attempt)
+        log += decider.resume(state, now=500.0 + restart)  # the process died running b
+    assert attempts == [1, 2, 3]
+    assert state.tasks["b"].status == "failed"
+    assert state.tasks["b"].error == decider.WORKER_DIED
+    assert state.status == "failed"
+    assert types(log)[-2:] == ["TaskFailed", "JobFailed"]
+    assert decider.resume(state, now=600.0) == []
+    assert replay(log).to_row() == state.to_row()
+
+
+def test_an_attempt_lost_on_its_last_try_replans_when_the_job_asks() -> None:
+    state, log = submit(spec("a"), max_attempts=1, on_failure="replan")
+    assign_all(state, log)
+    log += decider.resume(state, now=500.0)
+    assert types(log)[-3:] == ["TaskFailed", "ReplanRequested", "TaskReady"]
+    assert state.status == "running"
 
 
 def test_replaying_the_log_rebuilds_the_state() -> None:
@@ -307,6 +335,7 @@ def test_random_orders_keep_the_invariants(
     state, log = submit(*specs, max_attempts=max_attempts)
     now = 100.0
     delivered: list[Outcome] = []
+    sent: dict[str, Outcome] = {}
     for _ in range(400):
         if state.terminal:
             break
@@ -332,15 +361,40 @@ def test_random_orders_keep_the_invariants(
                 retry_delay_s=0.0 if rnd.random() < 0.5 else 1.0,
             )
             delivered.append(outcome)
+            sent[outcome.id] = outcome
             log += decider.on_outcome(state, outcome, now=now)
-        elif delivered and choice < 0.9:
+        elif delivered and choice < 0.85:
             log += decider.on_outcome(state, rnd.choice(delivered), now=now)  # redelivery
+        elif running and choice < 0.88:
+            # A late success of an earlier attempt, delivered after the task moved on.
+            task = rnd.choice(running)
+            stale = Outcome(
+                job_id="job1",
+                task_id=task.id,
+                attempt=task.attempt - 1,
+                status="succeeded",
+                result="stale",
+            )
+            sent[stale.id] = stale
+            log += decider.on_outcome(state, stale, now=now)
+        elif running and choice < 0.9:
+            log += decider.resume(state, now=now)  # the process died and a new one took over
         else:
             now += 1.0
             log += decider.on_tick(state, now=now)
     assert [e.seq for e in log] == list(range(1, len(log) + 1))
     completed = [e.task_id for e in log if e.type == "TaskCompleted"]
     assert len(completed) == len(set(completed)), "a task completed twice"
+    current: dict[str | None, int] = {}
+    for event in log:
+        if isinstance(event, TaskAssigned):
+            assert event.attempt > current.get(event.task_id, 0), "an attempt number was reused"
+            current[event.task_id] = event.attempt
+        elif isinstance(event, TaskCompleted):
+            cause = sent[event.causation_id or ""]
+            assert cause.attempt == current[event.task_id] == event.attempt, (
+                "a task completed by an attempt other than its current one"
+            )
     rebuilt = replay(log)
     assert rebuilt.to_row() == state.to_row()
     if state.status == "succeeded":

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ import pytest
 
 import planweave.store
 from planweave.constants import STORE_SCHEMA_VERSION, TABLE_META
-from planweave.errors import ConfigError, StoreUnavailable, UnknownBackend
+from planweave.errors import ClaimLost, ConfigError, LogConflict, StoreUnavailable, UnknownBackend
 from planweave.events import (
     Event,
     JobCompleted,
@@ -32,9 +34,27 @@ from planweave.events import (
 from planweave.plan import TaskSpec
 from planweave.state import JobState, apply, replay
 from planweave.store import ArtifactRow, Batch, MemoryStore, Store, open_store
+from planweave.store.base import Claim
 from planweave.store.sqlite import SqliteStore
 
 # --- helpers ------------------------------------------------------------------------------------
+
+
+class Clock:
+    """The store's clock, moved by hand: leases run out without sleeping."""
+
+    def __init__(self, now: float = 100.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def clock_of(store: Store) -> Clock:
+    assert isinstance(store, MemoryStore | SqliteStore)
+    assert isinstance(store.clock, Clock)
+    return store.clock
+
 
 PLAN = (
     TaskSpec(id="fetch", goal="fetch the data"),
@@ -130,7 +150,7 @@ async def reopened(store: Store) -> Store:
     if isinstance(store, MemoryStore):
         await store.open()
         return store
-    again = open_store(store.url)
+    again = open_store(store.url, clock=clock_of(store))
     await again.open()
     return again
 
@@ -138,7 +158,7 @@ async def reopened(store: Store) -> Store:
 @pytest.fixture(params=["memory", "sqlite"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/data/pw.db"
-    opened = open_store(url)
+    opened = open_store(url, clock=Clock())
     await opened.open()
     yield opened
     await opened.close()
@@ -190,13 +210,32 @@ async def test_events_come_back_in_seq_order_from_after_seq_with_limit(store: St
     ]  # fmt: skip
 
 
-async def test_an_event_stored_again_is_ignored(store: Store) -> None:
-    events: list[Event] = [submitted("job1"), *progress("job1")]
-    await store.commit(Batch(events=events))
+async def test_an_event_stored_again_is_a_log_conflict_and_nothing_is_written(
+    store: Store,
+) -> None:
+    state = await add_job(store, "job1")
+    events = await store.read_events("job1")
+    more = TaskAssigned(job_id="job1", task_id="add", seq=8, at=1010, attempt=1, worker="w2")
+    later = replay([*events, more])
+    artifact = ArtifactRow("job1", "a.md", "/a.md", 1, "text/markdown", 1.0)
 
-    await store.commit(Batch(events=events[2:4]))
+    # A second writer's events: seq 7 is taken (by the first writer's TaskReady).
+    twin = TaskReady(job_id="job1", task_id="write", seq=7, at=1010)
+    with pytest.raises(LogConflict) as caught:
+        await store.commit(Batch(jobs=[later.to_row()], events=[more, twin],
+                                 artifacts=[artifact]))  # fmt: skip
+    assert (caught.value.job_id, caught.value.seq, caught.value.job_ids) == ("job1", 7, ("job1",))
+    assert isinstance(caught.value, ClaimLost)
+    # Twice in one batch is a conflict too.
+    with pytest.raises(LogConflict, match="event 8 of job job1"):
+        await store.commit(Batch(jobs=[later.to_row()], events=[more, more]))
 
     assert await store.read_events("job1") == events
+    assert_same_state(await store.load_job("job1"), state)
+    assert await store.artifacts("job1") == []
+    # The store is still fine: the next batch is written.
+    await store.commit(Batch(jobs=[later.to_row()], events=[more]))
+    assert await store.read_events("job1") == [*events, more]
 
 
 async def test_rows_are_upserted(store: Store) -> None:
@@ -253,55 +292,235 @@ async def test_active_job_ids_are_the_unfinished_jobs(store: Store) -> None:
 
 async def test_claims_exclude_other_owners_until_the_lease_runs_out(store: Store) -> None:
     await add_job(store, "job1")
+    clock = clock_of(store)
 
-    assert await store.claim_job("job1", "cp1", lease_s=10, now=100) is True
-    assert await store.claim_job("job1", "cp2", lease_s=10, now=105) is False
-    assert await store.claim_job("job1", "cp1", lease_s=10, now=108) is True  # renewal
-    assert await store.claim_job("job1", "cp2", lease_s=10, now=117) is False  # until 118
-    assert await store.claim_job("job1", "cp2", lease_s=10, now=119) is True  # expired
-    assert await store.claim_job("job1", "cp1", lease_s=10, now=120) is False
+    assert await store.claim_job("job1", "cp1", lease_s=10) is True
+    clock.now = 105
+    assert await store.claim_job("job1", "cp2", lease_s=10) is False
+    clock.now = 108
+    assert await store.claim_job("job1", "cp1", lease_s=10) is True  # renewal, until 118
+    clock.now = 117
+    assert await store.claim_job("job1", "cp2", lease_s=10) is False
+    clock.now = 119
+    assert await store.claim_job("job1", "cp2", lease_s=10) is True  # expired
+    clock.now = 120
+    assert await store.claim_job("job1", "cp1", lease_s=10) is False
 
 
 async def test_a_released_claim_is_free_and_only_the_owner_releases(store: Store) -> None:
     await add_job(store, "job1")
-    assert await store.claim_job("job1", "cp1", lease_s=10, now=100)
+    assert await store.claim_job("job1", "cp1", lease_s=10)
 
     await store.release_job("job1", "cp2")  # not the owner: no effect
-    assert await store.claim_job("job1", "cp2", lease_s=10, now=101) is False
+    assert await store.claim_job("job1", "cp2", lease_s=10) is False
     await store.release_job("job1", "cp1")
-    assert await store.claim_job("job1", "cp2", lease_s=10, now=102) is True
+    assert await store.read_claim("job1") is None
+    assert await store.claim_job("job1", "cp2", lease_s=10) is True
 
 
 async def test_a_claim_survives_later_commits_and_unknown_jobs_cannot_be_claimed(
     store: Store,
 ) -> None:
     state = await add_job(store, "job1")
-    assert await store.claim_job("job1", "cp1", lease_s=10, now=100)
+    assert await store.claim_job("job1", "cp1", lease_s=10)
 
     await store.commit(batch_for(state, []))  # rewriting the job row keeps the claim
 
-    assert await store.claim_job("job1", "cp2", lease_s=10, now=101) is False
-    assert await store.claim_job("ghost", "cp1", lease_s=10, now=100) is False
+    assert await store.claim_job("job1", "cp2", lease_s=10) is False
+    assert await store.claim_job("ghost", "cp1", lease_s=10) is False
+    assert await store.read_claim("ghost") is None
 
 
-async def test_commands_are_taken_once_oldest_first(store: Store) -> None:
-    await store.add_command("j1", "cancel", {"reason": "user"}, now=1.0)
-    await store.add_command("j2", "cancel", {}, now=2.0)
-    await store.add_command("j1", "retry", {"task": "t", "n": [1, 2]}, now=3.0)
+async def test_commands_stay_pending_until_a_batch_marks_them_done(store: Store) -> None:
+    clock = clock_of(store)
+    clock.now = 1.0
+    await store.add_command("j1", "cancel", {"reason": "user"})
+    clock.now = 2.0
+    await store.add_command("j2", "cancel", {})
+    clock.now = 3.0
+    await store.add_command("j1", "retry", {"task": "t", "n": [1, 2]})
 
-    assert await store.take_commands([]) == []
-    taken = await store.take_commands(["j1", "other"])
-    assert [(c.job_id, c.name, c.args, c.created_at) for c in taken] == [
+    assert await store.read_commands([]) == []
+    pending = await store.read_commands(["j1", "other"])
+    assert [(c.job_id, c.name, c.args, c.created_at) for c in pending] == [
         ("j1", "cancel", {"reason": "user"}, 1.0),
         ("j1", "retry", {"task": "t", "n": [1, 2]}, 3.0),
     ]
-    assert taken[0].id < taken[1].id
-    assert await store.take_commands(["j1"]) == []
+    assert pending[0].id < pending[1].id
+    assert await store.read_commands(["j1"]) == pending  # reading removes nothing
 
-    await store.add_command("j1", "cancel", {}, now=4.0)
-    rest = await store.take_commands(["j1", "j2"])
-    assert [(c.job_id, c.created_at) for c in rest] == [("j2", 2.0), ("j1", 4.0)]
-    assert await store.take_commands(["j1", "j2"]) == []
+    await store.commit(Batch(commands_done=[pending[0].id]))
+    assert await store.read_commands(["j1"]) == pending[1:]
+
+    clock.now = 4.0
+    await store.add_command("j1", "cancel", {})
+    rest = await store.read_commands(["j1", "j2"])
+    assert [(c.job_id, c.created_at) for c in rest] == [("j2", 2.0), ("j1", 3.0), ("j1", 4.0)]
+    await store.commit(Batch(commands_done=[c.id for c in rest]))
+    assert await store.read_commands(["j1", "j2"]) == []
+
+
+# --- owner fence -------------------------------------------------------------------------------
+
+
+def created(job_id: str, owner: str, *, lease_s: float = 30.0) -> tuple[JobState, Batch]:
+    """A job's submission as its owner commits it: the claim is taken with the job."""
+    first: list[Event] = [submitted(job_id)]
+    state = replay(first)
+    batch = batch_for(state, first)
+    batch.owner, batch.new_jobs, batch.claim_lease_s = owner, [job_id], lease_s
+    return state, batch
+
+
+def step(state: JobState, owner: str, *events: Event) -> Batch:
+    """The next batch of ``owner`` for ``state`` after ``events`` (applied to it)."""
+    for event in events:
+        apply(state, event)
+    batch = batch_for(state, list(events))
+    batch.owner = owner
+    return batch
+
+
+def ready(job_id: str, seq: int, task_id: str = "fetch") -> TaskReady:
+    return TaskReady(job_id=job_id, task_id=task_id, seq=seq, at=1000.0 + seq)
+
+
+async def test_a_new_jobs_claim_exists_right_after_its_creating_batch(store: Store) -> None:
+    clock_of(store).now = 200.0
+    _, batch = created("job1", "cp1", lease_s=30)
+
+    await store.commit(batch)
+
+    claim = await store.read_claim("job1")
+    assert claim == Claim("job1", "cp1", socket.gethostname(), os.getpid(), 230.0, 200.0)
+    assert not claim.expired
+    assert await store.claim_job("job1", "cp2", lease_s=30) is False
+    [summary] = await store.list_jobs()
+    assert (summary.owner, summary.claim_expires_at) == ("cp1", 230.0)
+    # Queued without waiting, the same: the claim is part of the batch's transaction.
+    await asyncio.gather(store.commit_soon(created("job2", "cp1")[1]))
+    claim = await store.read_claim("job2")
+    assert claim is not None and claim.owner == "cp1"
+
+
+async def test_a_batch_from_a_non_owner_is_rejected_whole(store: Store) -> None:
+    state, batch = created("job1", "cp1")
+    await store.commit(batch)
+    before = await store.load_job("job1")
+    assert before is not None
+    await store.add_command("job1", "cancel", {})
+    [command] = await store.read_commands(["job1"])
+
+    intruder = step(replay([submitted("job1")]), "cp2", ready("job1", 2))
+    intruder.artifacts = [ArtifactRow("job1", "a.md", "/a.md", 1, "text/markdown", 1.0)]
+    intruder.commands_done = [command.id]
+    with pytest.raises(ClaimLost) as caught:
+        await store.commit(intruder)
+    assert caught.value.job_ids == ("job1",)
+    assert not isinstance(caught.value, LogConflict)
+    # A batch that touches an owned job and one of another owner is rejected whole too.
+    await store.commit(created("job2", "cp2")[1])
+    both = step(replay([submitted("job2")]), "cp2", ready("job2", 2), ready("job1", 2))
+    with pytest.raises(ClaimLost) as caught:
+        await store.commit(both)
+    assert caught.value.job_ids == ("job1",)
+    # Creating a job another owner claims is refused as well.
+    with pytest.raises(ClaimLost):
+        await store.commit(created("job1", "cp2")[1])
+
+    assert [e.seq for e in await store.read_events("job1")] == [1]
+    assert [e.seq for e in await store.read_events("job2")] == [1]
+    assert_same_state(await store.load_job("job1"), before)
+    assert await store.artifacts("job1") == []
+    assert await store.read_commands(["job1"]) == [command]
+    claim = await store.read_claim("job1")
+    assert claim is not None and claim.owner == "cp1"
+    # The owner's own batch goes through.
+    await store.commit(step(state, "cp1", ready("job1", 2)))
+    assert [e.seq for e in await store.read_events("job1")] == [1, 2]
+
+
+async def test_a_released_or_unclaimed_job_rejects_owned_batches(store: Store) -> None:
+    state, batch = created("job1", "cp1")
+    await store.commit(batch)
+    await store.release_job("job1", "cp1")
+
+    with pytest.raises(ClaimLost):
+        await store.commit(step(state, "cp1", ready("job1", 2)))
+    await add_job(store, "legacy")  # written without an owner: nobody claims it
+    with pytest.raises(ClaimLost):
+        await store.commit(Batch(events=[ready("legacy", 8, "add")], owner="cp1"))
+    assert [e.seq for e in await store.read_events("job1")] == [1]
+
+
+async def test_a_forced_claim_makes_the_first_owners_next_batch_fail(store: Store) -> None:
+    state, batch = created("job1", "cp1")
+    await store.commit(batch)
+    await store.commit(step(state, "cp1", ready("job1", 2)))
+
+    assert await store.claim_job("job1", "cp2", lease_s=30, force=True)
+
+    with pytest.raises(ClaimLost) as caught:
+        await store.commit(step(replay(await store.read_events("job1")), "cp1", ready("job1", 3)))
+    assert caught.value.job_ids == ("job1",)
+    taken = replay(await store.read_events("job1"))
+    await store.commit(step(taken, "cp2", ready("job1", 3, "add")))
+    events = await store.read_events("job1")
+    assert [(e.seq, e.task_id) for e in events] == [(1, None), (2, "fetch"), (3, "add")]
+    assert_same_state(await store.load_job("job1"), replay(events))
+
+
+async def test_an_expired_claim_nobody_took_still_lets_its_owner_write(store: Store) -> None:
+    clock = clock_of(store)
+    state, batch = created("job1", "cp1", lease_s=10)
+    await store.commit(batch)
+
+    clock.now = 500.0
+    claim = await store.read_claim("job1")
+    assert claim is not None and claim.expired and claim.now == 500.0
+    await store.commit(step(state, "cp1", ready("job1", 2)))  # nobody took it: still cp1's
+
+    assert await store.claim_job("job1", "cp2", lease_s=10)  # expired: no force needed
+    with pytest.raises(ClaimLost):
+        await store.commit(step(state, "cp1", ready("job1", 3)))
+    assert [e.seq for e in await store.read_events("job1")] == [1, 2]
+
+
+async def test_read_claim_reports_the_claiming_host_pid_and_the_store_clock(
+    store: Store,
+) -> None:
+    clock = clock_of(store)
+    await add_job(store, "job1")
+    assert await store.read_claim("job1") is None
+
+    clock.now = 1000.0
+    assert await store.claim_job("job1", "cp1", lease_s=5)
+    clock.now = 1004.0
+    claim = await store.read_claim("job1")
+    assert claim == Claim("job1", "cp1", socket.gethostname(), os.getpid(), 1005.0, 1004.0)
+    assert not claim.expired
+    clock.now = 1006.0
+    claim = await store.read_claim("job1")
+    assert claim is not None and claim.expired
+
+
+async def test_a_rejected_batch_queued_with_others_fails_alone(store: Store) -> None:
+    state1, batch1 = created("job1", "cp1")
+    state2, batch2 = created("job2", "cp2")
+    await store.commit(batch1)
+    await store.commit(batch2)
+
+    futures = [
+        store.commit_soon(step(state1, "cp1", ready("job1", 2))),
+        store.commit_soon(step(replay([submitted("job2")]), "cp1", ready("job2", 2))),
+        store.commit_soon(step(state2, "cp2", ready("job2", 2, "add"))),
+    ]
+    results = await asyncio.gather(*futures, return_exceptions=True)
+
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], ClaimLost) and results[1].job_ids == ("job2",)
+    assert [e.task_id for e in await store.read_events("job2")] == [None, "add"]
+    assert [e.seq for e in await store.read_events("job1")] == [1, 2]
 
 
 async def test_artifacts_are_listed_oldest_first_and_upserted_by_name(store: Store) -> None:
@@ -324,7 +543,8 @@ async def test_only_finished_jobs_are_deleted_with_everything_they_own(store: St
     await add_job(store, "kept", at=3.0, finish="failed")
     artifact = ArtifactRow("done", "result.md", "/ws/result.md", 1, "text/markdown", 1.0)
     await store.commit(Batch(artifacts=[artifact]))
-    await store.add_command("done", "cancel", {}, now=1.0)
+    await store.add_command("done", "cancel", {})
+    assert await store.claim_job("done", "cp1", lease_s=10)
 
     assert await store.delete_job("running") is False
     assert await store.delete_job("ghost") is False
@@ -333,7 +553,8 @@ async def test_only_finished_jobs_are_deleted_with_everything_they_own(store: St
     assert await store.load_job("done") is None
     assert await store.read_events("done") == []
     assert await store.artifacts("done") == []
-    assert await store.take_commands(["done"]) == []
+    assert await store.read_commands(["done"]) == []
+    assert await store.read_claim("done") is None
     assert [j.job_id for j in await store.list_jobs()] == ["kept", "running"]
     assert await store.load_job("running") is not None
     assert await store.delete_job("done") is False
@@ -374,8 +595,8 @@ async def test_close_then_open_keeps_everything(store: Store) -> None:
     await store.commit(
         Batch(artifacts=[ArtifactRow("job1", "a.md", "/a.md", 3, "text/markdown", 9.0)])
     )
-    await store.add_command("job2", "cancel", {"why": "test"}, now=5.0)
-    assert await store.claim_job("job2", "cp1", lease_s=60, now=100)
+    await store.add_command("job2", "cancel", {"why": "test"})
+    assert await store.claim_job("job2", "cp1", lease_s=60)
 
     again = await reopened(store)
     try:
@@ -383,8 +604,10 @@ async def test_close_then_open_keeps_everything(store: Store) -> None:
         assert len(await again.read_events("job1")) == 8
         assert [j.job_id for j in await again.list_jobs()] == ["job2", "job1"]
         assert [a.name for a in await again.artifacts("job1")] == ["a.md"]
-        assert [c.args for c in await again.take_commands(["job2"])] == [{"why": "test"}]
-        assert await again.claim_job("job2", "cp2", lease_s=60, now=101) is False
+        assert [c.args for c in await again.read_commands(["job2"])] == [{"why": "test"}]
+        assert await again.claim_job("job2", "cp2", lease_s=60) is False
+        claim = await again.read_claim("job2")
+        assert claim is not None and (claim.owner, claim.expires_at) == ("cp1", 160.0)
     finally:
         await again.close()
 
@@ -460,10 +683,13 @@ async def test_sqlite_data_is_visible_to_another_store_on_the_same_file(sqlite_u
         assert_same_state(await reader.load_job("job1"), state)
 
         # Claims and commands are shared through the file too.
-        assert await writer.claim_job("job1", "cp1", lease_s=30, now=10)
-        assert await reader.claim_job("job1", "cp2", lease_s=30, now=11) is False
-        await reader.add_command("job1", "cancel", {}, now=12)
-        assert [c.name for c in await writer.take_commands(["job1"])] == ["cancel"]
+        assert await writer.claim_job("job1", "cp1", lease_s=30)
+        assert await reader.claim_job("job1", "cp2", lease_s=30) is False
+        await reader.add_command("job1", "cancel", {})
+        commands = await writer.read_commands(["job1"])
+        assert [c.name for c in commands] == ["cancel"]
+        await writer.commit(Batch(commands_done=[commands[0].id]))
+        assert await reader.read_commands(["job1"]) == []
     finally:
         await writer.close()
         await reader.close()
@@ -551,10 +777,10 @@ async def test_sqlite_migrates_an_empty_or_foreign_file_and_keeps_its_tables(
         conn.execute("INSERT INTO mine VALUES (42)")
     conn.close()
 
-    for _ in range(2):  # the second open finds the schema current and changes nothing
+    for i in range(2):  # the second open finds the schema current and changes nothing
         store = open_store(f"sqlite:///{path}")
         await store.open()
-        await add_job(store, "job1")
+        await add_job(store, f"job{i}")
         await store.close()
 
     with sqlite3.connect(path) as conn:
@@ -654,10 +880,10 @@ async def test_sqlite_a_failed_queued_batch_fails_its_own_future_only(
 
 async def test_a_forced_claim_takes_over_a_live_claim(store: Store) -> None:
     await add_job(store, "job1")
-    assert await store.claim_job("job1", "cp1", lease_s=60, now=100)
-    assert await store.claim_job("job1", "cp2", lease_s=60, now=101) is False
-    assert await store.claim_job("job1", "cp2", lease_s=60, now=101, force=True)
-    assert await store.claim_job("job1", "cp1", lease_s=60, now=102) is False
+    assert await store.claim_job("job1", "cp1", lease_s=60)
+    assert await store.claim_job("job1", "cp2", lease_s=60) is False
+    assert await store.claim_job("job1", "cp2", lease_s=60, force=True)
+    assert await store.claim_job("job1", "cp1", lease_s=60) is False
 
 
 async def test_commit_soon_futures_resolve_in_order_once_durable(store: Store) -> None:
@@ -669,3 +895,132 @@ async def test_commit_soon_futures_resolve_in_order_once_durable(store: Store) -
     await asyncio.gather(*futures)
     assert all(f.done() and f.exception() is None for f in futures)
     assert [e.seq for e in await store.read_events("job1")] == [e.seq for e in events]
+
+
+async def _hold_the_writer(store: SqliteStore) -> tuple[threading.Event, asyncio.Future[Any]]:
+    """Keep the writer thread busy until the returned event is set, so that everything queued
+    meanwhile is written in the writer's next transaction (one group commit). No read may be
+    awaited meanwhile: reads wait for the writes queued before them."""
+    gate, busy = threading.Event(), threading.Event()
+
+    def hold(conn: sqlite3.Connection) -> None:
+        busy.set()
+        gate.wait(30)
+
+    held = asyncio.ensure_future(store._submit(None, hold))
+    await asyncio.to_thread(busy.wait, 30)
+    return gate, held
+
+
+async def test_sqlite_group_commit_writes_the_accepted_batches_of_a_group_only(
+    sqlite_url: str,
+) -> None:
+    store = open_store(sqlite_url, clock=Clock())
+    assert isinstance(store, SqliteStore)
+    await store.open()
+    try:
+        state1, batch1 = created("job1", "cp1")
+        state2, batch2 = created("job2", "cp2")
+        await store.commit(batch1)
+        await store.commit(batch2)
+        gate, held = await _hold_the_writer(store)
+        before = store._transactions
+
+        futures = [
+            store.commit_soon(step(state1, "cp1", ready("job1", 2))),
+            store.commit_soon(step(replay([submitted("job2")]), "cp1", ready("job2", 2))),
+            store.commit_soon(step(state2, "cp2", ready("job2", 2, "add"))),
+            store.commit_soon(created("job3", "cp1")[1]),
+        ]
+        gate.set()
+        await held
+        results = await asyncio.gather(*futures, return_exceptions=True)
+
+        assert store._transactions == before + 2  # the hold, then the four in one
+        assert [results[0], results[2], results[3]] == [None, None, None]
+        assert isinstance(results[1], ClaimLost) and results[1].job_ids == ("job2",)
+        assert [e.task_id for e in await store.read_events("job2")] == [None, "add"]
+        assert [e.seq for e in await store.read_events("job1")] == [1, 2]
+        claim = await store.read_claim("job3")
+        assert claim is not None and claim.owner == "cp1"
+
+        # A seq conflict in a group fails its own batch only, with nothing of it written.
+        conflicting = step(replay(await store.read_events("job1")), "cp1", ready("job1", 2))
+        gate, held = await _hold_the_writer(store)
+        futures = [
+            store.commit_soon(step(state2, "cp2", ready("job2", 3))),
+            store.commit_soon(conflicting),
+            store.commit_soon(step(state1, "cp1", ready("job1", 3))),
+        ]
+        gate.set()
+        await held
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        assert results[0] is None and results[2] is None
+        assert isinstance(results[1], LogConflict) and (results[1].seq == 2)
+        assert [e.seq for e in await store.read_events("job1")] == [1, 2, 3]
+        assert [e.seq for e in await store.read_events("job2")] == [1, 2, 3]
+        assert_same_state(await store.load_job("job1"), replay(await store.read_events("job1")))
+    finally:
+        await store.close()
+
+
+async def test_sqlite_a_full_disk_fails_the_batch_and_the_store_keeps_working(
+    sqlite_url: str,
+) -> None:
+    store = open_store(sqlite_url)
+    assert isinstance(store, SqliteStore)
+    await store.open()
+    try:
+        state = await add_job(store, "job1")
+
+        # The database may not grow by a single page: SQLite reports SQLITE_FULL, as it does
+        # when the disk is full.
+        def fill(conn: sqlite3.Connection) -> None:
+            (pages,) = conn.execute("PRAGMA page_count").fetchone()
+            conn.execute(f"PRAGMA max_page_count={pages}")
+
+        await store._submit(None, fill)
+        big = [submitted(f"big{i}", goal="x" * 20_000) for i in range(20)]
+        with pytest.raises(StoreUnavailable, match="cannot write: database or disk is full"):
+            await store.commit(Batch(jobs=[replay([e]).to_row() for e in big], events=big))
+
+        assert_same_state(await store.load_job("job1"), state)
+        assert [j.job_id for j in await store.list_jobs()] == ["job1"]
+        assert await store.load_job("big0") is None
+        await store._submit(None, lambda conn: conn.execute("PRAGMA max_page_count=1073741823"))
+        await store.commit(Batch(jobs=[replay(big[:1]).to_row()], events=big[:1]))
+        assert await store.load_job("big0") is not None
+    finally:
+        await store.close()
+    with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    conn.close()
+
+
+async def test_sqlite_a_version_1_file_keeps_its_claims(tmp_path: Path) -> None:
+    from planweave.store import _rows, _schema
+    from planweave.store._sqlite_sql import compile_sql
+
+    path = tmp_path / "v1.db"
+    row = (*_rows.encode_job(replay([submitted("job1")]).to_row()), "cp1", 150.0)
+    with sqlite3.connect(path) as conn:
+        _schema.MIGRATIONS[0](lambda stmt: conn.execute(compile_sql(stmt).text))
+        conn.execute(f"INSERT INTO {TABLE_META} VALUES ('schema_version', '1')")
+        conn.execute(f"INSERT INTO pw_jobs VALUES ({', '.join('?' * len(row))})", row)
+    conn.close()
+
+    store = open_store(f"sqlite:///{path}", clock=Clock(100.0))
+    await store.open()
+    try:
+        assert await store.read_claim("job1") == Claim("job1", "cp1", "", 0, 150.0, 100.0)
+        assert await store.claim_job("job1", "cp2", lease_s=10) is False
+        loaded = await store.load_job("job1")
+        assert loaded is not None and loaded.goal == "a goal"
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        columns = [r[1] for r in conn.execute("PRAGMA table_info(pw_jobs)")]
+        version = conn.execute(f"SELECT value FROM {TABLE_META}").fetchone()
+    conn.close()
+    assert "owner" not in columns and "lease_until" not in columns
+    assert version == (str(STORE_SCHEMA_VERSION),)

@@ -7,7 +7,7 @@ from typing import Final
 SCHEMA_VERSION: Final = 1
 """Version of the wire format of events, work items and outcomes."""
 
-STORE_SCHEMA_VERSION: Final = 1
+STORE_SCHEMA_VERSION: Final = 2
 """Version of the SQL schema; migrations bring an older file up to it."""
 
 # Tables (SQL stores).
@@ -17,6 +17,7 @@ TABLE_TASKS: Final = "pw_tasks"
 TABLE_EVENTS: Final = "pw_events"
 TABLE_ARTIFACTS: Final = "pw_artifacts"
 TABLE_COMMANDS: Final = "pw_commands"
+TABLE_CLAIMS: Final = "pw_claims"
 TABLE_META: Final = "pw_meta"
 
 # Bus names.

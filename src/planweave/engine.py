@@ -8,16 +8,16 @@ runs in the calling process on the embedded default (SQLite file + in-process bu
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from planweave.agents import Agent, AgentRegistry, ReactAgent
 from planweave.bus import Bus, open_bus
 from planweave.constants import (
     DEFAULT_DATA_DIR,
+    DEFAULT_LEASE_S,
     DEFAULT_STORE_FILE,
     EVENT_TOPIC_ALL,
     WORKER_COMPOSER,
@@ -25,6 +25,7 @@ from planweave.constants import (
     WORKER_PLANNER,
     WORKER_TOOL,
 )
+from planweave.control.claims import holder_gone
 from planweave.control.plane import ControlPlane, PlaneSettings
 from planweave.errors import JobNotFound, UsageError
 from planweave.events import Event, JobOptions, Usage
@@ -35,6 +36,9 @@ from planweave.store import Store, open_store
 from planweave.tools import Tool, ToolRegistry, builtin_tools
 from planweave.workers.handlers import ModelCache, WorkerServices, handler_for
 from planweave.workers.pool import WorkerPool
+
+if TYPE_CHECKING:
+    from planweave.store.base import Claim
 
 __all__ = ["Engine", "JobResult"]
 
@@ -90,6 +94,9 @@ class Engine:
         allow_private_network: Let ``http_fetch`` reach private and loopback addresses.
         run_workers: Run worker pools in this process (``False`` for a control plane whose
             workers run elsewhere).
+        claim_lease_s: How long this process's claim on a job lasts unrenewed (renewed every
+            third of it): after that, another process may take the job over without force.
+        work_lease_s: How long a worker holds a work item unextended before it is redelivered.
     """
 
     def __init__(
@@ -106,7 +113,8 @@ class Engine:
         concurrency: dict[str, int] | None = None,
         allow_private_network: bool = False,
         run_workers: bool = True,
-        lease_s: float = 30.0,
+        claim_lease_s: float = DEFAULT_LEASE_S,
+        work_lease_s: float = DEFAULT_LEASE_S,
     ) -> None:
         # Absolute, so workspace and artifact paths mean the same from any directory.
         self.data_dir = Path(data_dir if data_dir is not None else DEFAULT_DATA_DIR).resolve()
@@ -130,13 +138,14 @@ class Engine:
         self.concurrency = {**DEFAULT_CONCURRENCY, **(concurrency or {})}
         self.allow_private_network = allow_private_network
         self.run_workers = run_workers
-        self.lease_s = lease_s
+        self.claim_lease_s = claim_lease_s
+        self.work_lease_s = work_lease_s
         self.plane = ControlPlane(
             store=self.store,
             bus=self.bus,
             settings=PlaneSettings(
                 max_inflight=dict(self.concurrency),
-                lease_s=lease_s,
+                claim_lease_s=claim_lease_s,
                 workspace_root=self.data_dir / "workspaces",
                 default_model=self.models.default,
                 known_tools=tuple(self.tools.names()),
@@ -168,7 +177,7 @@ class Engine:
                     kind=kind,
                     handler=handler_for(kind, services),
                     concurrency=size,
-                    lease_s=self.lease_s,
+                    lease_s=self.work_lease_s,
                     report_started_after_s=0.05 if kind == WORKER_TOOL else 0.0,
                 )
                 await pool.start()
@@ -292,7 +301,15 @@ class Engine:
         return job_id
 
     async def cancel(self, job_id: str, *, reason: str = "cancelled by the user") -> bool:
-        """Cancel a job, whichever process runs it. Returns ``False`` if it already ended."""
+        """Cancel a job, whichever process runs it. Returns ``False`` if it already ended.
+
+        A job this process runs is cancelled at once. So is a job nobody runs (its process
+        died: no claim, an expired one, or a dead holder on this host): this process takes its
+        claim and records the cancellation. A job another live process runs gets a command
+        that its owner carries out within a fraction of a second; the command stays in the
+        store until its effect is recorded, so it survives that owner's death and is carried
+        out by whoever resumes the job.
+        """
         await self.start()
         if await self.plane.cancel(job_id, reason=reason):
             return True
@@ -301,8 +318,28 @@ class Engine:
             raise JobNotFound(job_id)
         if state.terminal:
             return False
-        await self.store.add_command(job_id, "cancel", {"reason": reason}, now=_now())
+        cancelled = await self.plane.cancel_unowned(job_id, reason=reason)
+        if cancelled is not None:
+            return cancelled.status == "cancelled"
+        await self.store.add_command(job_id, "cancel", {"reason": reason})
         return True
+
+    async def claim(self, job_id: str) -> Claim | None:
+        """Who drives a job: its claim (owner, host, pid, expiry by the store's clock), or
+        ``None`` when nobody holds it.
+
+        A job that is not finished and whose claim is ``None``, expired, or held by a dead
+        process on this host is stalled: nothing runs it until someone resumes it.
+        """
+        await self.start()
+        return await self.store.read_claim(job_id)
+
+    async def stalled(self, job_id: str) -> bool:
+        """Whether a job is unfinished and nobody drives it (resume it to carry on)."""
+        state = await self.get(job_id)
+        if state.terminal or self.plane.job(job_id) is not None:
+            return False
+        return holder_gone(await self.store.read_claim(job_id))
 
     async def get(self, job_id: str) -> JobState:
         """The stored state of a job."""
@@ -323,7 +360,9 @@ class Engine:
         """A job's events from ``after_seq`` on, live, until the job ends.
 
         Works whichever process runs the job: history comes from the store, live events from
-        this process's bus when it runs the job, else by polling the store.
+        this process's bus when it runs the job, else by polling the store. A job that nobody
+        drives (stalled: its process died and its claim expired or was released) ends the
+        stream after its stored events, instead of waiting for events that never come.
         """
         await self.start()
         seq = after_seq
@@ -338,6 +377,13 @@ class Engine:
                 if last in _TERMINAL_EVENTS and self.plane.job(job_id) is None:
                     return
                 if self.plane.job(job_id) is None:
+                    if holder_gone(await self.store.read_claim(job_id)):
+                        # Nobody drives it: read once more (its owner may have just written
+                        # its last events and released) and end.
+                        for event in await self.store.read_events(job_id, after_seq=seq):
+                            seq = event.seq
+                            yield event
+                        return
                     await asyncio.sleep(poll_s)
                     continue
                 live = await _next_event(sub, poll_s)
@@ -384,10 +430,6 @@ def _options(options: JobOptions | None, fields: dict[str, Any]) -> JobOptions:
         return JobOptions.model_validate({**base.model_dump(), **fields})
     except Exception as exc:
         raise UsageError(f"bad job options: {exc}") from None
-
-
-def _now() -> float:
-    return time.time()
 
 
 def _run_sync(coro: Coroutine[Any, Any, T]) -> T:

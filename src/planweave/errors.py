@@ -30,6 +30,8 @@ Foreign exceptions (sqlite3, redis, openai, httpx) are translated at the adapter
     │   │   ├── ToolTimeout
     │   │   └── PolicyViolation
     │   ├── StoreUnavailable
+    │   ├── ClaimLost
+    │   │   └── LogConflict
     │   ├── StaleAttempt
     │   └── BudgetExceeded
     └── Signal
@@ -44,10 +46,12 @@ from collections.abc import Sequence
 __all__ = [
     "ApprovalRequired",
     "BudgetExceeded",
+    "ClaimLost",
     "ConfigError",
     "JobBusy",
     "JobFailed",
     "JobNotFound",
+    "LogConflict",
     "MissingDependency",
     "ModelError",
     "ModelResponseError",
@@ -204,6 +208,40 @@ class PolicyViolation(ToolError):
 
 class StoreUnavailable(RunError):
     """The store cannot be reached or refused a write."""
+
+
+class ClaimLost(RunError):
+    """A write or a claim renewal came from a process that no longer owns the job.
+
+    Another process took the job (after the claim expired, or with ``--force``), so this one
+    must stop driving it at once: nothing of the rejected batch was written. ``job_ids`` names
+    the jobs whose claim was lost.
+    """
+
+    def __init__(self, job_ids: Sequence[str], message: str | None = None) -> None:
+        self.job_ids = tuple(job_ids)
+        super().__init__(
+            message
+            or "the claim on job "
+            + ", ".join(self.job_ids)
+            + " is held by another process; this process stopped driving it"
+        )
+
+
+class LogConflict(ClaimLost):
+    """An event's ``(job_id, seq)`` is already in the log: a second writer drives the job.
+
+    The batch that carried it was not written at all.
+    """
+
+    def __init__(self, job_id: str, seq: int) -> None:
+        self.job_id = job_id
+        self.seq = seq
+        super().__init__(
+            (job_id,),
+            f"event {seq} of job {job_id} is already in the log: another process writes this "
+            "job, so this one stopped driving it",
+        )
 
 
 class StaleAttempt(RunError):

@@ -49,6 +49,7 @@ from planweave.plan import TaskSpec, plan_problems
 from planweave.state import JobState, TaskState, apply
 
 __all__ = [
+    "WORKER_DIED",
     "Decision",
     "assign",
     "backoff_s",
@@ -461,18 +462,43 @@ def cancel(state: JobState, *, reason: str, now: float) -> Decision:
     return out.events
 
 
-def resume(state: JobState, *, now: float) -> Decision:
-    """After a restart: attempts that were running are lost, so their tasks become ready again.
+WORKER_DIED = "the worker died running it"
+"""Why a task whose attempts all ended with their process failed."""
 
-    Plan tasks waiting on their children are left alone; tasks that had succeeded are kept.
+
+def resume(state: JobState, *, now: float) -> Decision:
+    """After a restart: attempts that were running are lost, and each of them counts.
+
+    An attempt counts from the moment its ``TaskAssigned`` is recorded: that is the event the
+    control plane records before (or while) the work item goes out, so a task that kills its
+    process still has its attempt on record. A task found running had its attempt consumed: it
+    is retried with a new, higher attempt number (attempt numbers stay unique fencing tokens),
+    or, when that was its last allowed attempt, it fails with the reason ``WORKER_DIED`` and the
+    job follows its ``on_failure``. Plan tasks waiting on their children are left alone; tasks
+    that had succeeded are kept.
     """
     if state.terminal:
         return []
     out = _Out(state, now, None)
     for task in list(state.tasks.values()):
-        if task.status == "running" and not task.children:
+        if state.terminal:
+            break
+        if task.status != "running" or task.children:
+            continue
+        max_attempts = task.spec.max_attempts or state.options.max_attempts
+        if task.failures + 1 < max_attempts:
+            out.emit(
+                TaskRetrying,
+                task.id,
+                attempt=task.attempt,
+                error=WORKER_DIED,
+                delay_s=0.0,
+                not_before=now,
+            )
             out.emit(TaskReady, task.id)
-    if state.open_tasks == 0:
+        else:
+            _fail_task(out, task, WORKER_DIED, "crash")
+    if state.open_tasks == 0 and not state.terminal:
         _finish_job(out)
     return out.events
 

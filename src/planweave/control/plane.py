@@ -6,7 +6,18 @@ store transaction. Work items go out while that transaction is being written (th
 work overlap); everything anyone else can observe waits for it to be durable: events are
 published, reports acknowledged and waiters woken only after the commit. A crash before the write
 lands loses nothing that matters: the store still shows the task as not done, ``resume`` runs it
-again, and the attempt number fences any late outcome of the lost attempt.
+again, and the attempt number fences any late outcome of the lost attempt. Two exceptions keep
+that promise honest: no work item of a new job goes out before its submission is durable (the job
+must exist before anything it asks for happens), and the work items of a resumed job go out only
+once their ``TaskAssigned`` is durable (so an attempt that kills its process is on record and
+counts toward ``max_attempts``).
+
+A plane drives a job only while it holds the job's claim: taken in the transaction that creates
+the job, renewed every third of ``claim_lease_s``, released on any stop. Every batch names the
+plane as its owner, so the store rejects writes from a plane that lost its claim (``ClaimLost``).
+A plane that loses a claim, or whose write fails, drops the job at once: nothing more is decided
+or dispatched for it, this process's workers abandon its running items, its waiters get the
+error.
 
 Inputs are decided synchronously into a buffer and flushed together (group commit): when 500
 outcomes arrive at once they cost one transaction, not 500.
@@ -21,7 +32,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,10 +40,12 @@ from typing import Any
 from planweave.bus.base import Bus, Delivery
 from planweave.constants import CONTROL_TOPIC, EVENT_TOPIC_ALL, OUTCOME_QUEUE_PREFIX, QUEUE_PREFIX
 from planweave.control import decider
-from planweave.errors import JobBusy, JobNotFound, UsageError
+from planweave.control.claims import holder_gone
+from planweave.errors import ClaimLost, JobBusy, JobNotFound, UsageError
 from planweave.events import (
     ArtifactCreated,
     Event,
+    JobCancelled,
     JobOptions,
     SubtasksPlanned,
     new_id,
@@ -41,7 +54,7 @@ from planweave.events import (
 from planweave.messages import CallReport, Outcome, StartedReport, WorkItem
 from planweave.plan import TaskSpec
 from planweave.state import JobState
-from planweave.store.base import ArtifactRow, Batch, Store
+from planweave.store.base import ArtifactRow, Batch, Command, Store
 
 __all__ = ["ControlPlane", "PlaneSettings"]
 
@@ -58,8 +71,8 @@ class PlaneSettings:
 
     Attributes:
         max_inflight: Most work items out at once per worker kind.
-        lease_s: How long a claim on a job lasts without renewal (another process may take
-            over a job whose owner stopped renewing).
+        claim_lease_s: How long a claim on a job lasts without renewal (another process may
+            take over a job whose owner stopped renewing). Renewed every third of it.
         poll_s: How often to look for commands left by other processes (cancel).
         workspace_root: Folder under which each job gets its own workspace.
         default_model: Model URL put on work items whose job names none.
@@ -69,7 +82,7 @@ class PlaneSettings:
     max_inflight: dict[str, int] = field(
         default_factory=lambda: {"planner": 4, "executor": 8, "composer": 4, "tool": 1024}
     )
-    lease_s: float = 30.0
+    claim_lease_s: float = 30.0
     poll_s: float = 0.25
     workspace_root: Path = Path(".planweave/workspaces")
     default_model: str | None = None
@@ -79,15 +92,42 @@ class PlaneSettings:
 class _Pending:
     """What the next flush writes and, once written, does."""
 
-    __slots__ = ("acks", "artifacts", "dirty_jobs", "dirty_tasks", "events", "items")
+    __slots__ = (
+        "acks",
+        "artifacts",
+        "commands_done",
+        "dirty_jobs",
+        "dirty_tasks",
+        "events",
+        "items",
+        "late_items",
+        "new_jobs",
+    )
 
     def __init__(self) -> None:
         self.events: list[Event] = []
         self.dirty_jobs: set[str] = set()
         self.dirty_tasks: set[tuple[str, str]] = set()
         self.items: list[WorkItem] = []
+        # Work items that go out only once this batch is durable.
+        self.late_items: list[WorkItem] = []
         self.acks: list[Delivery] = []
         self.artifacts: list[ArtifactRow] = []
+        self.new_jobs: list[str] = []
+        self.commands_done: list[tuple[str, int]] = []
+
+    def without(self, job_ids: set[str]) -> _Pending:
+        """The part of this batch that concerns other jobs than ``job_ids``."""
+        rest = _Pending()
+        rest.events = [e for e in self.events if e.job_id not in job_ids]
+        rest.dirty_jobs = self.dirty_jobs - job_ids
+        rest.dirty_tasks = {key for key in self.dirty_tasks if key[0] not in job_ids}
+        rest.late_items = [i for i in self.late_items if i.job_id not in job_ids]
+        rest.acks = self.acks
+        rest.artifacts = [a for a in self.artifacts if a.job_id not in job_ids]
+        rest.new_jobs = [j for j in self.new_jobs if j not in job_ids]
+        rest.commands_done = [c for c in self.commands_done if c[0] not in job_ids]
+        return rest
 
 
 class ControlPlane:
@@ -120,6 +160,15 @@ class ControlPlane:
         self._inflight: dict[str, int] = {}
         self._running: dict[tuple[str, str], str] = {}
         self._waiters: dict[str, list[asyncio.Future[JobState]]] = {}
+        # New jobs whose submission is not yet durable, with the tasks held back until it is.
+        self._unborn: dict[str, list[str]] = {}
+        self._unborn_errors: dict[str, BaseException] = {}
+        # Tasks whose next work item goes out only once its assignment is durable.
+        self._durable_first: set[tuple[str, str]] = set()
+        # Commands taken in but whose effect is not yet durable, so they are not taken twice.
+        self._commands_seen: set[int] = set()
+        # When the claims held here were last confirmed by a renewal (or none was held).
+        self._renewed_at = clock()
         self._tasks: list[asyncio.Task[None]] = []
         self._timer_wake = asyncio.Event()
         self._flush_lock = asyncio.Lock()
@@ -208,11 +257,22 @@ class ControlPlane:
             idempotency_key=idempotency_key,
         )
         self._jobs[job_id] = state
+        # Its ready tasks are held back until the job exists in the store (``_push_ready``).
+        held = self._unborn[job_id] = []
         self._take(state, events)
-        await self._flush(durable=True)
-        await self.store.claim_job(
-            job_id, self.owner, lease_s=self.settings.lease_s, now=self._clock()
-        )
+        self._pending.new_jobs.append(job_id)
+        try:
+            await self._flush(durable=True)
+        finally:
+            del self._unborn[job_id]
+            error = self._unborn_errors.pop(job_id, None)
+        if error is not None:
+            raise error
+        if self._jobs.get(job_id) is state and held:
+            for task_id in held:
+                if state.tasks[task_id].status == "ready":
+                    self._push_ready(state, task_id)
+            await self._flush()
         return job_id
 
     async def adopt(self, job_id: str, *, force: bool = False) -> JobState:
@@ -229,24 +289,42 @@ class ControlPlane:
             raise JobNotFound(job_id)
         if state.terminal:
             return state
-        now = self._clock()
-        claimed = await self.store.claim_job(
-            job_id, self.owner, lease_s=self.settings.lease_s, now=now, force=force
-        )
-        if not claimed:
+        if not await self._claim(job_id, force=force):
+            lease_s = self.settings.claim_lease_s
             raise JobBusy(
                 f"job {job_id} is being run by another process; stop that process first, wait "
-                f"{self.settings.lease_s:.0f} s for its claim to expire, or resume with --force"
+                f"{lease_s:.0f} s for its claim to expire, or resume with --force"
             )
+        # Reload: the state read before the claim may predate the last owner's final writes.
+        state = await self.store.load_job(job_id)
+        if state is None:
+            raise JobNotFound(job_id)
+        if state.terminal:
+            await self._release(job_id)
+            return state
         self._jobs[job_id] = state
-        events = decider.resume(state, now=now)
-        self._take(state, events)
+        # Commands left for the job (a cancel) take effect before any of its work goes out.
+        await self._apply_commands(await self.store.read_commands([job_id]))
+        if not state.terminal:
+            self._take(state, decider.resume(state, now=self._clock()))
+        # Any of these tasks may have been running unrecorded when the last owner died: their
+        # next attempts go out only once recorded, so each one that kills its process counts.
         for task in state.tasks.values():
             if task.status == "ready":
+                self._durable_first.add((job_id, task.id))
                 self._push_ready(state, task.id)
         self._timer_wake.set()
-        await self._flush()
+        await self._flush(durable=state.terminal)
         return state
+
+    async def _claim(self, job_id: str, *, force: bool = False) -> bool:
+        """Take a job's claim; at once (forced) when its holder is a dead process on this host."""
+        lease_s = self.settings.claim_lease_s
+        if await self.store.claim_job(job_id, self.owner, lease_s=lease_s, force=force):
+            return True
+        if holder_gone(await self.store.read_claim(job_id)):
+            return await self.store.claim_job(job_id, self.owner, lease_s=lease_s, force=True)
+        return False
 
     async def reopen(
         self, job_id: str, *, task_ids: list[str] | None = None, replan: bool = False
@@ -264,10 +342,7 @@ class ControlPlane:
         if state is None:
             raise JobNotFound(job_id)
         events = decider.reopen(state, task_ids=task_ids, replan=replan, now=self._clock())
-        now = self._clock()
-        if not await self.store.claim_job(
-            job_id, self.owner, lease_s=self.settings.lease_s, now=now
-        ):
+        if not await self._claim(job_id):
             raise JobBusy(f"job {job_id} is held by another process")
         self._jobs[job_id] = state
         self._take(state, events)
@@ -283,6 +358,37 @@ class ControlPlane:
         self._take(state, decider.cancel(state, reason=reason, now=self._clock()))
         await self._flush()
         return True
+
+    async def cancel_unowned(self, job_id: str, *, reason: str) -> JobState | None:
+        """Cancel a job nobody drives (no claim, an expired one, or a dead holder on this host).
+
+        Takes the claim, records the cancellation (with any commands left for the job) and
+        releases the claim. Returns the cancelled job's state, or ``None`` when another live
+        process holds the job (leave it a command instead).
+
+        Raises:
+            JobNotFound: no such job.
+        """
+        if job_id in self._jobs:
+            await self.cancel(job_id, reason=reason)
+            return self._jobs.get(job_id) or await self.store.load_job(job_id)
+        if not holder_gone(await self.store.read_claim(job_id)) or not await self._claim(job_id):
+            return None
+        state = await self.store.load_job(job_id)
+        if state is None:
+            await self._release(job_id)
+            raise JobNotFound(job_id)
+        if state.terminal:
+            await self._release(job_id)
+            return state
+        self._jobs[job_id] = state
+        commands = await self.store.read_commands([job_id])
+        self._pending.commands_done.extend((job_id, c.id) for c in commands)
+        self._commands_seen.update(c.id for c in commands)
+        self._take(state, decider.cancel(state, reason=reason, now=self._clock()))
+        await self._flush(durable=True)
+        await self._release(job_id)
+        return state
 
     async def wait(self, job_id: str) -> JobState:
         """Wait until a job this plane runs reaches a terminal state; return that state."""
@@ -377,6 +483,10 @@ class ControlPlane:
             self._timer_wake.set()
 
     def _push_ready(self, state: JobState, task_id: str) -> None:
+        held = self._unborn.get(state.id)
+        if held is not None:  # the job is not yet durable: nothing of it may run
+            held.append(task_id)
+            return
         worker = decider.worker_for(state.tasks[task_id].spec)
         heap = self._ready.get(worker)
         if heap is None:
@@ -391,6 +501,12 @@ class ControlPlane:
         inflight = self._inflight
         now = self._clock()
         jobs = self._jobs
+        durable_first = self._durable_first
+        pending = self._pending
+        # A plane that has not renewed its claims for a whole lease (it was frozen, or the
+        # store was unreachable) may have lost them: its work goes out only once the store
+        # has accepted the batch that assigns it, which it rejects if another process took over.
+        unsure = now - self._renewed_at > self.settings.claim_lease_s
         for worker, heap in self._ready.items():
             limit = limits.get(worker, 8)
             while heap and inflight.get(worker, 0) < limit:
@@ -401,8 +517,14 @@ class ControlPlane:
                 events = decider.assign(state, task_id, worker=worker, now=now)
                 self._take(state, events)
                 inflight[worker] = inflight.get(worker, 0) + 1
-                self._running[(job_id, task_id)] = worker
-                self._pending.items.append(self._work_item(state, task_id, worker))
+                key = (job_id, task_id)
+                self._running[key] = worker
+                item = self._work_item(state, task_id, worker)
+                if unsure or (durable_first and key in durable_first):
+                    durable_first.discard(key)
+                    pending.late_items.append(item)
+                else:
+                    pending.items.append(item)
 
     def _work_item(self, state: JobState, task_id: str, worker: str) -> WorkItem:
         tasks = state.tasks
@@ -477,20 +599,10 @@ class ControlPlane:
     async def _flush_locked(self) -> asyncio.Future[None] | None:
         self._dispatch()
         pending = self._pending
-        if not pending.events and not pending.acks:
+        if not pending.events and not pending.acks and not pending.commands_done:
             return None
         self._pending = _Pending()
-        jobs = self._jobs
-        batch = Batch(
-            jobs=[jobs[j].to_row() for j in pending.dirty_jobs if j in jobs],
-            tasks=[
-                jobs[j].tasks[t].to_row(j)
-                for j, t in pending.dirty_tasks
-                if j in jobs and t in jobs[j].tasks
-            ],
-            events=pending.events,
-            artifacts=pending.artifacts,
-        )
+        batch = self._batch(pending)
         durable = self.store.commit_soon(batch) if batch else None
         # Work goes out before its batch is durable: the write and the work overlap. A crash
         # before the write lands loses nothing that matters: the store still shows the task as
@@ -506,23 +618,39 @@ class ControlPlane:
             self._after_wake.set()
         return durable
 
-    async def _after_commit(self, durable: asyncio.Future[None] | None, pending: _Pending) -> None:
-        """Once a batch is durable: acknowledge reports, publish events, finish jobs."""
-        error = None if durable is None else durable.exception()
+    def _batch(self, pending: _Pending) -> Batch:
         jobs = self._jobs
+        return Batch(
+            jobs=[jobs[j].to_row() for j in pending.dirty_jobs if j in jobs],
+            tasks=[
+                jobs[j].tasks[t].to_row(j)
+                for j, t in pending.dirty_tasks
+                if j in jobs and t in jobs[j].tasks
+            ],
+            events=pending.events,
+            artifacts=pending.artifacts,
+            owner=self.owner,
+            new_jobs=pending.new_jobs,
+            claim_lease_s=self.settings.claim_lease_s,
+            commands_done=[c for _, c in pending.commands_done],
+        )
+
+    async def _after_commit(self, durable: asyncio.Future[None] | None, pending: _Pending) -> None:
+        """Once a batch is durable: send held-back work, acknowledge reports, publish events,
+        finish jobs. When it failed: drop the jobs it concerned."""
+        error = None if durable is None else durable.exception()
         if error is not None:
-            log.error("control plane: writing to the store failed: %s", error)
-            for job_id in pending.dirty_jobs:
-                state = jobs.pop(job_id, None)
-                for future in self._waiters.pop(job_id, []):
-                    if not future.done():
-                        future.set_exception(error)
-                if state is not None:
-                    self._forget(state)
+            await self._failed_commit(error, pending)
             return
+        jobs = self._jobs
         bus = self.bus
+        for item in pending.late_items:
+            if item.job_id in jobs:
+                await bus.enqueue(QUEUE_PREFIX + item.worker, item)
         if pending.acks:
             await bus.ack_many(pending.acks)
+        if pending.commands_done:
+            self._commands_seen.difference_update(c for _, c in pending.commands_done)
         events = pending.events
         if events:
             await bus.publish_many(EVENT_TOPIC_ALL, events)
@@ -538,6 +666,69 @@ class ControlPlane:
             state = jobs.get(job_id)
             if state is not None and state.terminal:
                 self._finished(state)
+
+    async def _failed_commit(self, error: BaseException, pending: _Pending) -> None:
+        """Drop the jobs a failed batch concerned; write again what it held for other jobs.
+
+        ``ClaimLost`` names the jobs another process took: only those are dropped (their claims
+        are not ours to release), and the rest of the batch is written again on its own. Any
+        other failure (the store is unavailable, the disk full) drops every job of the batch:
+        its claims are released so another process may carry on once the store is back.
+        """
+        self._commands_seen.difference_update(c for _, c in pending.commands_done)
+        if isinstance(error, ClaimLost):
+            lost = set(error.job_ids) & pending.dirty_jobs or set(pending.dirty_jobs)
+            log.error("control plane: %s", error)
+            for job_id in lost:
+                await self._drop(job_id, error, release=False)
+            rest = pending.without(lost)
+            if rest.events or rest.dirty_jobs:
+                rest = rest.without({j for j in rest.dirty_jobs if j not in self._jobs})
+                durable = self.store.commit_soon(self._batch(rest))
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(durable)
+                await self._after_commit(durable, rest)
+                return
+        else:
+            log.error("control plane: writing to the store failed: %s", error)
+            for job_id in pending.dirty_jobs:
+                await self._drop(job_id, error, release=True)
+        if pending.acks:  # the reports concern jobs this plane no longer drives
+            with contextlib.suppress(Exception):
+                await self.bus.ack_many(pending.acks)
+
+    async def _drop(self, job_id: str, error: BaseException, *, release: bool) -> None:
+        """Stop driving a job at once: decide nothing more, dispatch nothing more of it.
+
+        This process's workers abandon its running items (told the way they are told of a job
+        that ended, before anyone waiting on the job hears of it, so none of them runs on while
+        the process shuts down), its waiters get ``error``, and its claim is released when it
+        is still ours.
+        """
+        if job_id in self._unborn:
+            self._unborn_errors[job_id] = error
+        state = self._jobs.pop(job_id, None)
+        if state is not None:
+            self._forget(state)
+            self._durable_first.difference_update((job_id, t) for t in state.tasks)
+            pending = self._pending
+            if job_id in pending.dirty_jobs:
+                self._pending = pending.without({job_id})
+                self._pending.items = [i for i in pending.items if i.job_id != job_id]
+            announce = JobCancelled(job_id=job_id, seq=state.seq, reason=str(error))
+            with contextlib.suppress(Exception):
+                await self.bus.publish(CONTROL_TOPIC, announce)
+                await asyncio.sleep(0)  # let the workers act on it first
+        for future in self._waiters.pop(job_id, []):
+            if not future.done():
+                future.set_exception(error)
+        if state is not None and release:
+            await self._release(job_id)
+
+    def _side_task(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
 
     async def _after_loop(self) -> None:
         """Run post-commit work in commit order as batches become durable."""
@@ -571,15 +762,15 @@ class ControlPlane:
             if not future.done():
                 future.set_result(state)
         self._forget(state)
-        task = asyncio.get_running_loop().create_task(self._release(state.id))
-        self._side_tasks.add(task)
-        task.add_done_callback(self._side_tasks.discard)
+        self._side_task(self._release(state.id))
 
     def _forget(self, state: JobState) -> None:
         if state.idempotency_key is not None:
             self._keys.pop((state.tenant, state.idempotency_key), None)
         self._workspaces.pop(state.id, None)
         self._workspace_strs.pop(state.id, None)
+        if self._durable_first:
+            self._durable_first.difference_update((state.id, t) for t in state.tasks)
         for task in state.tasks.values():
             worker = self._running.pop((state.id, task.id), None)
             if worker is not None:
@@ -634,23 +825,61 @@ class ControlPlane:
         last_renew = 0.0
         while not self._closed:
             await asyncio.sleep(self.settings.poll_s)
-            job_ids = list(self._jobs)
-            if not job_ids:
+            now = self._clock()
+            if not self._jobs:
+                self._renewed_at = last_renew = now  # nothing held, nothing to lose
                 continue
             try:
-                for command in await self.store.take_commands(job_ids):
-                    if command.name == "cancel":
-                        await self.cancel(
-                            command.job_id, reason=str(command.args.get("reason", "cancelled"))
-                        )
-                now = self._clock()
-                if now - last_renew > self.settings.lease_s / 3:
+                if now - last_renew > self.settings.claim_lease_s / 3:
                     last_renew = now
-                    for job_id in job_ids:
-                        await self.store.claim_job(
-                            job_id, self.owner, lease_s=self.settings.lease_s, now=now
-                        )
+                    await self._renew()
+                    self._renewed_at = now
+                job_ids = list(self._jobs)
+                if job_ids:
+                    await self._apply_commands(await self.store.read_commands(job_ids))
+                    await self._flush()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("control plane: polling commands failed")
+
+    async def _renew(self) -> None:
+        """Renew the claims of the jobs driven here; drop at once each one that was lost.
+
+        A claim that is no longer this plane's (another process took it, and may have finished
+        and released it since) is lost even when it could be taken again: the job has moved on
+        without this plane, whose state of it is stale.
+        """
+        lease_s = self.settings.claim_lease_s
+        store = self.store
+        for job_id in list(self._jobs):
+            if job_id in self._unborn:  # its claim is written with it
+                continue
+            error = ClaimLost((job_id,))
+            try:
+                claim = await store.read_claim(job_id)
+                held = claim is not None and claim.owner == self.owner
+                held = held and await store.claim_job(job_id, self.owner, lease_s=lease_s)
+            except ClaimLost as exc:
+                held, error = False, exc
+            if not held and job_id in self._jobs:
+                log.error("control plane: %s", error)
+                await self._drop(job_id, error, release=False)
+
+    async def _apply_commands(self, commands: list[Command]) -> None:
+        """Carry out commands left for jobs driven here; each is deleted by the batch that
+        records its effect (``Batch.commands_done``), so none is forgotten without effect."""
+        for command in commands:
+            if command.id in self._commands_seen:
+                continue
+            state = self._jobs.get(command.job_id)
+            if state is None:
+                continue
+            self._commands_seen.add(command.id)
+            self._pending.commands_done.append((state.id, command.id))
+            self._pending.dirty_jobs.add(state.id)
+            if command.name == "cancel":
+                reason = str(command.args.get("reason", "cancelled"))
+                self._take(state, decider.cancel(state, reason=reason, now=self._clock()))
+            else:
+                log.warning("control plane: unknown command %r for job %s", command.name, state.id)

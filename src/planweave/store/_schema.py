@@ -19,6 +19,7 @@ from sqlalchemy.sql.expression import ClauseElement
 from planweave.constants import (
     STORE_SCHEMA_VERSION,
     TABLE_ARTIFACTS,
+    TABLE_CLAIMS,
     TABLE_COMMANDS,
     TABLE_EVENTS,
     TABLE_JOBS,
@@ -31,6 +32,7 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION_KEY",
     "artifacts",
+    "claims",
     "commands",
     "events",
     "jobs",
@@ -74,9 +76,6 @@ jobs = sa.Table(
     sa.Column("planned", sa.Boolean, nullable=False),
     sa.Column("tenant", sa.String, nullable=False),
     sa.Column("idempotency_key", sa.String),
-    # The claim of the control plane that runs the job (never part of a row a batch writes).
-    sa.Column("owner", sa.String),
-    sa.Column("lease_until", sa.Float),
     # The only index of pw_jobs is on a column no update touches, so the job row a step
     # rewrites costs no index page (active jobs are found by a scan: there are few jobs).
     sa.Index("ix_pw_jobs_created", "created_at"),
@@ -152,6 +151,19 @@ commands = sa.Table(
     sqlite_autoincrement=True,
 )
 
+claims = sa.Table(
+    TABLE_CLAIMS,
+    metadata,
+    # The control plane that drives the job, in a table of its own: a renewal rewrites this
+    # short row, not the job's, and the owner fence of every commit is one lookup here.
+    sa.Column("job_id", sa.String, primary_key=True),
+    sa.Column("owner", sa.String, nullable=False),
+    sa.Column("host", sa.String, nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sqlite_with_rowid=False,
+)
+
 meta = sa.Table(
     TABLE_META,
     metadata,
@@ -169,14 +181,48 @@ JSON_COLUMNS: Final[dict[str, frozenset[str]]] = {
 Execute = Callable[[ClauseElement], object]
 
 
-def _v1_create_all(execute: Execute) -> None:
-    for table in metadata.sorted_tables:
+def _create(execute: Execute, tables: list[sa.Table]) -> None:
+    for table in tables:
         execute(sa.schema.CreateTable(table, if_not_exists=True))
         for index in sorted(table.indexes, key=lambda i: i.name or ""):
             execute(sa.schema.CreateIndex(index, if_not_exists=True))
 
 
-MIGRATIONS: Final[list[Callable[[Execute], None]]] = [_v1_create_all]
+def _v1_tables() -> list[sa.Table]:
+    """The tables as version 1 had them: claims were two columns of ``pw_jobs``."""
+    v1 = sa.MetaData()
+    tables = [t.to_metadata(v1) for t in (jobs, tasks, events, artifacts, commands, meta)]
+    tables[0].append_column(sa.Column("owner", sa.String))
+    tables[0].append_column(sa.Column("lease_until", sa.Float))
+    return tables
+
+
+def _v1_create_all(execute: Execute) -> None:
+    _create(execute, _v1_tables())
+
+
+def _v2_claims_table(execute: Execute) -> None:
+    """Claims move to ``pw_claims`` and record the claiming host and pid."""
+    _create(execute, [claims])
+    execute(
+        sa.insert(claims).from_select(
+            ["job_id", "owner", "host", "pid", "expires_at"],
+            sa.select(
+                sa.column("job_id"),
+                sa.column("owner"),
+                sa.literal(""),
+                sa.literal(0),
+                sa.column("lease_until"),
+            )
+            .select_from(sa.table(TABLE_JOBS))
+            .where(sa.column("owner").is_not(None), sa.column("lease_until").is_not(None)),
+        )
+    )
+    for column in ("owner", "lease_until"):
+        execute(sa.text(f"ALTER TABLE {TABLE_JOBS} DROP COLUMN {column}"))
+
+
+MIGRATIONS: Final[list[Callable[[Execute], None]]] = [_v1_create_all, _v2_claims_table]
 """``MIGRATIONS[i]`` upgrades schema version ``i`` to ``i + 1``."""
 
 assert len(MIGRATIONS) == STORE_SCHEMA_VERSION, "add a migration with each schema version"

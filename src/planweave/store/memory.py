@@ -3,8 +3,9 @@
 It is the default for tests and the benchmark store, so every operation is a few dict and list
 operations: rows are kept as shallow copies of the dicts ``to_row`` produced, events in a
 per-job list ordered by ``seq``. It follows the same contract as the SQL stores (the contract
-suite runs against both), including the idempotence of events: an event whose ``seq`` is
-already stored for its job is ignored.
+suite runs against both): a batch is checked whole (owner fence, ``seq`` conflicts) before any
+of it is applied, so a rejected batch leaves nothing behind, and claims and commands are timed
+by the store's clock.
 """
 
 from __future__ import annotations
@@ -12,12 +13,19 @@ from __future__ import annotations
 import asyncio
 import bisect
 import itertools
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
-from planweave.errors import StoreUnavailable
+from planweave.errors import ClaimLost, LogConflict, StoreUnavailable
 from planweave.events import Event
 from planweave.state import TERMINAL_JOB, TERMINAL_TASK, JobState
-from planweave.store.base import ArtifactRow, Batch, Command, JobSummary
+from planweave.store import _rows
+from planweave.store._fence import unheld_jobs
+from planweave.store.base import ArtifactRow, Batch, Claim, Command, JobSummary
 
 __all__ = ["MemoryStore"]
 
@@ -26,19 +34,32 @@ def _seq_of(event: Event) -> int:
     return event.seq
 
 
+def _has_seq(log: list[Event], seq: int) -> bool:
+    if seq > log[-1].seq:
+        return False
+    at = bisect.bisect_left(log, seq, key=_seq_of)
+    return at < len(log) and log[at].seq == seq
+
+
 class MemoryStore:
     """A store that keeps everything in this process's memory (URL ``memory://``).
 
     Data lives as long as the object: closing and reopening it keeps everything.
+
+    Args:
+        url: ``memory://``.
+        clock: The store's clock (seconds since the epoch) for claims and commands; injectable
+            for tests.
     """
 
-    def __init__(self, url: str = "memory://") -> None:
+    def __init__(self, url: str = "memory://", *, clock: Callable[[], float] = time.time) -> None:
         self.url = url
+        self.clock = clock
         self._jobs: dict[str, dict[str, Any]] = {}
         self._tasks: dict[str, dict[str, dict[str, Any]]] = {}
         self._events: dict[str, list[Event]] = {}
         self._artifacts: dict[str, dict[str, ArtifactRow]] = {}
-        self._claims: dict[str, tuple[str, float]] = {}
+        self._claims: dict[str, Claim] = {}  # ``now`` unused: set when read
         self._commands: dict[str, list[Command]] = {}
         self._command_ids = itertools.count(1)
         self._closed = False
@@ -66,10 +87,19 @@ class MemoryStore:
         self._apply(batch)
 
     def commit_soon(self, batch: Batch) -> asyncio.Future[None]:
-        """Apply ``batch`` at once; the returned future is already resolved."""
-        self._apply(batch)
-        # One resolved future per loop serves every call: a done future cannot change.
+        """Apply ``batch`` at once; the returned future is already done.
+
+        A rejected batch (``ClaimLost``, ``LogConflict``) fails its future, as a queued batch
+        of a SQL store would; a closed store raises at once, as theirs do.
+        """
         loop = asyncio.get_running_loop()
+        try:
+            self._apply(batch)
+        except ClaimLost as exc:
+            failed: asyncio.Future[None] = loop.create_future()
+            failed.set_exception(exc)
+            return failed
+        # One resolved future per loop serves every call: a done future cannot change.
         future = self._done
         if future is None or future.get_loop() is not loop:
             future = self._done = loop.create_future()
@@ -79,6 +109,16 @@ class MemoryStore:
     def _apply(self, batch: Batch) -> None:
         if self._closed:
             raise StoreUnavailable(f"store {self.url} is closed")
+        if batch.owner is not None:
+            self._fence(batch, batch.owner)
+        if batch.events:
+            self._check_seqs(batch.events)
+        # Checked: from here on nothing fails, so the batch is applied whole.
+        if batch.new_jobs:
+            assert batch.owner is not None
+            expires_at = self.clock() + batch.claim_lease_s
+            for job_id in batch.new_jobs:
+                self._claims[job_id] = self._claim(job_id, batch.owner, expires_at)
         jobs = self._jobs
         for row in batch.jobs:
             job_id = row["job_id"]
@@ -100,19 +140,44 @@ class MemoryStore:
             elif event.seq > log[-1].seq:
                 log.append(event)
             else:
-                at = bisect.bisect_left(log, event.seq, key=_seq_of)
-                if at == len(log) or log[at].seq != event.seq:
-                    log.insert(at, event)
+                log.insert(bisect.bisect_left(log, event.seq, key=_seq_of), event)
         for artifact in batch.artifacts:
-            self._artifacts.setdefault(artifact.job_id, {})[artifact.name] = ArtifactRow(
-                job_id=artifact.job_id,
-                name=artifact.name,
-                path=artifact.path,
-                size=artifact.size,
-                content_type=artifact.content_type,
-                created_at=artifact.created_at,
-                task_id=artifact.task_id,
-            )
+            self._artifacts.setdefault(artifact.job_id, {})[artifact.name] = replace(artifact)
+        if batch.commands_done and self._commands:
+            done = set(batch.commands_done)
+            for job_id in list(self._commands):
+                kept = [c for c in self._commands[job_id] if c.id not in done]
+                if kept:
+                    self._commands[job_id] = kept
+                else:
+                    del self._commands[job_id]
+
+    def _fence(self, batch: Batch, owner: str) -> None:
+        """Raise ``ClaimLost`` unless ``owner`` holds (or may create) every job of ``batch``."""
+        claims = self._claims
+
+        def owner_of(job_id: str) -> str | None:
+            held = claims.get(job_id)
+            return None if held is None else held.owner
+
+        lost = unheld_jobs(batch, owner, owner_of)
+        if lost:
+            raise ClaimLost(lost)
+
+    def _check_seqs(self, events: list[Event]) -> None:
+        """Raise ``LogConflict`` for an event whose ``(job_id, seq)`` is stored or repeated."""
+        all_events = self._events
+        seen: set[tuple[str, int]] = set()
+        for event in events:
+            key = (event.job_id, event.seq)
+            log = all_events.get(event.job_id)
+            if key in seen or (log and _has_seq(log, event.seq)):
+                raise LogConflict(event.job_id, event.seq)
+            seen.add(key)
+
+    @staticmethod
+    def _claim(job_id: str, owner: str, expires_at: float) -> Claim:
+        return Claim(job_id, owner, socket.gethostname(), os.getpid(), expires_at, 0.0)
 
     # --- reads -----------------------------------------------------------------------------
 
@@ -136,33 +201,25 @@ class MemoryStore:
         limit: int = 50,
         offset: int = 0,
     ) -> list[JobSummary]:
-        rows = [
+        rows_ = [
             r
             for r in self._jobs.values()
             if (status is None or r["status"] == status)
             and (tenant is None or r["tenant"] == tenant)
         ]
-        rows.sort(key=lambda r: (r["created_at"], r["job_id"]), reverse=True)
+        rows_.sort(key=lambda r: (r["created_at"], r["job_id"]), reverse=True)
         out: list[JobSummary] = []
-        for row in rows[offset : offset + limit]:
+        for row in rows_[offset : offset + limit]:
             tasks = self._tasks.get(row["job_id"], {})
-            done = sum(1 for t in tasks.values() if t["status"] in TERMINAL_TASK)
+            claim = self._claims.get(row["job_id"])
             out.append(
-                JobSummary(
-                    job_id=row["job_id"],
-                    goal=row["goal"],
-                    status=row["status"],
-                    created_at=row["created_at"],
-                    updated_at=row["updated_at"],
-                    finished_at=row["finished_at"],
-                    tokens_in=row["tokens_in"],
-                    tokens_out=row["tokens_out"],
-                    cost_usd=row["cost_usd"],
+                _rows.decode_summary(
+                    row,
                     tasks_total=len(tasks),
-                    tasks_done=done,
-                    error=row["error"],
-                    result=row["result"],
-                    tenant=row["tenant"],
+                    tasks_done=sum(1 for t in tasks.values() if t["status"] in TERMINAL_TASK),
+                    owner=None if claim is None else claim.owner,
+                    claim_expires_at=None if claim is None else claim.expires_at,
+                    result_is_json=False,
                 )
             )
         return out
@@ -190,40 +247,51 @@ class MemoryStore:
     # --- claims and commands ---------------------------------------------------------------
 
     async def claim_job(
-        self, job_id: str, owner: str, *, lease_s: float, now: float, force: bool = False
+        self, job_id: str, owner: str, *, lease_s: float, force: bool = False
     ) -> bool:
         """Take or renew the claim; ``False`` for an unknown job or another live owner."""
+        self._check_open()
         if job_id not in self._jobs:
             return False
+        now = self.clock()
         held = self._claims.get(job_id)
-        if not force and held is not None and held[0] != owner and held[1] >= now:
+        if not force and held is not None and held.owner != owner and held.expires_at >= now:
             return False
-        self._claims[job_id] = (owner, now + lease_s)
+        self._claims[job_id] = self._claim(job_id, owner, now + lease_s)
         return True
+
+    async def read_claim(self, job_id: str) -> Claim | None:
+        held = self._claims.get(job_id)
+        return None if held is None else replace(held, now=self.clock())
 
     async def release_job(self, job_id: str, owner: str) -> None:
         held = self._claims.get(job_id)
-        if held is not None and held[0] == owner:
+        if held is not None and held.owner == owner:
             del self._claims[job_id]
 
-    async def add_command(
-        self, job_id: str, name: str, args: dict[str, Any], *, now: float
-    ) -> None:
+    async def add_command(self, job_id: str, name: str, args: dict[str, Any]) -> None:
+        self._check_open()
         command = Command(
-            id=next(self._command_ids), job_id=job_id, name=name, args=dict(args), created_at=now
+            id=next(self._command_ids),
+            job_id=job_id,
+            name=name,
+            args=_rows.load(_rows.dump(args)),  # a copy, as a SQL store would give back
+            created_at=self.clock(),
         )
         self._commands.setdefault(job_id, []).append(command)
 
-    async def take_commands(self, job_ids: list[str]) -> list[Command]:
+    async def read_commands(self, job_ids: list[str]) -> list[Command]:
         if not self._commands:
             return []
-        taken: list[Command] = []
-        for job_id in job_ids:
-            pending = self._commands.pop(job_id, None)
-            if pending:
-                taken.extend(pending)
-        taken.sort(key=lambda c: c.id)
-        return taken
+        found: list[Command] = []
+        for job_id in set(job_ids):
+            found.extend(self._commands.get(job_id, ()))
+        found.sort(key=lambda c: c.id)
+        return found
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreUnavailable(f"store {self.url} is closed")
 
     async def delete_job(self, job_id: str) -> bool:
         """Delete a finished job; ``False`` when it is unknown or still running."""

@@ -21,7 +21,9 @@ import contextlib
 import json
 import logging
 import math
+import os
 import queue
+import socket
 import sqlite3
 import threading
 import time
@@ -35,12 +37,14 @@ from urllib.parse import parse_qsl
 from sqlalchemy.sql.expression import ClauseElement
 
 from planweave.constants import STORE_SCHEMA_VERSION
-from planweave.errors import ConfigError, PlanweaveError, StoreUnavailable
+from planweave.errors import ClaimLost, ConfigError, LogConflict, PlanweaveError, StoreUnavailable
 from planweave.events import Event, parse_event
 from planweave.state import JobState
+from planweave.store import _rows as rows
 from planweave.store import _schema as schema
 from planweave.store import _sqlite_sql as q
-from planweave.store.base import ArtifactRow, Batch, Command, JobSummary
+from planweave.store._fence import unheld_jobs
+from planweave.store.base import ArtifactRow, Batch, Claim, Command, JobSummary
 
 __all__ = ["SqliteStore", "Synchronous"]
 
@@ -65,6 +69,9 @@ class _Work:
     future: asyncio.Future[Any] | None
     loop: asyncio.AbstractEventLoop | None
     soon: bool = False  # queued by ``commit_soon``: nobody is blocked on it
+
+
+_Outcome = tuple[Any, BaseException | None]
 
 
 def _settle(outcomes: Sequence[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
@@ -150,6 +157,8 @@ class SqliteStore:
             of the application, as a ``kill -9``; ``FULL`` also survives a power cut, at the cost
             of an fsync per commit.
         busy_timeout_ms: How long a statement waits for a lock another process holds.
+        clock: The store's clock (seconds since the epoch) for claims and commands; every
+            process sharing the file should use the real one. Injectable for tests.
     """
 
     def __init__(
@@ -158,8 +167,10 @@ class SqliteStore:
         *,
         synchronous: Synchronous | None = None,
         busy_timeout_ms: int = 5000,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.url = url
+        self.clock = clock
         self.path, query = _parse_url(url)
         level = (synchronous or query.get("synchronous") or "NORMAL").upper()
         if level not in get_args(Synchronous):
@@ -333,11 +344,12 @@ class SqliteStore:
 
     def _write_group(self, conn: sqlite3.Connection, group: list[_Work]) -> None:
         """Write ``group`` in one transaction; when that fails, write its items one by one so
-        that one bad batch fails alone."""
+        that one bad batch fails alone. A batch the owner fence rejects is left out of the
+        transaction and fails alone without failing it."""
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                results = self._apply(conn, group)
+                outcomes = self._apply(conn, group)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -348,36 +360,86 @@ class SqliteStore:
                 for work in group:
                     self._write_group(conn, [work])
                 return
-            self._finish(group, [None], self._translate(exc, "write"))
+            self._finish(group, [(None, self._failure(conn, group[0], exc))])
             return
-        self._finish(group, results, None)
+        self._finish(group, outcomes)
 
-    def _apply(self, conn: sqlite3.Connection, group: list[_Work]) -> list[Any]:
-        results: list[Any] = []
+    def _failure(self, conn: sqlite3.Connection, work: _Work, exc: Exception) -> BaseException:
+        """The error of a write that failed alone: ``LogConflict`` when one of its events is a
+        second writer's (in the log already, or twice in the batch), else ``StoreUnavailable``."""
+        if isinstance(exc, sqlite3.IntegrityError) and work.batch is not None:
+            seen: set[tuple[str, int]] = set()
+            for event in work.batch.events:
+                key = (event.job_id, event.seq)
+                try:
+                    stored = conn.execute(q.EVENT_EXISTS.text, key).fetchone() is not None
+                except sqlite3.Error:
+                    break
+                if key in seen or stored:
+                    conflict = LogConflict(event.job_id, event.seq)
+                    conflict.__cause__ = exc
+                    return conflict
+                seen.add(key)
+        return self._translate(exc, "write")
+
+    def _apply(self, conn: sqlite3.Connection, group: list[_Work]) -> list[_Outcome]:
+        outcomes: list[_Outcome] = []
         # A row written several times in one transaction is written once, as it was last: a
         # chain's job row changes on every step, and each task row on two or three.
         jobs: dict[str, dict[str, Any]] = {}
         tasks: dict[tuple[str, str], dict[str, Any]] = {}
         events: list[Event] = []
         artifacts: dict[tuple[str, str], ArtifactRow] = {}
+        claims: dict[str, tuple[Any, ...]] = {}
+        commands_done: list[tuple[int]] = []
+        # The owner of each job as this transaction stands: looked up once per job, then kept
+        # up to date by the claims it writes (an operation may change any, so it clears it).
+        owners: dict[str, str | None] = {}
+
+        def owner_of(job_id: str) -> str | None:
+            try:
+                return owners[job_id]
+            except KeyError:
+                row = conn.execute(q.SELECT_OWNER.text, (job_id,)).fetchone()
+                owner = owners[job_id] = None if row is None else row[0]
+                return owner
 
         def flush() -> None:
             if jobs:
-                conn.executemany(q.UPSERT_JOB.text, map(q.encode_job, jobs.values()))
+                conn.executemany(q.UPSERT_JOB.text, map(rows.encode_job, jobs.values()))
                 jobs.clear()
             if tasks:
-                conn.executemany(q.UPSERT_TASK.text, map(q.encode_task, tasks.values()))
+                conn.executemany(q.UPSERT_TASK.text, map(rows.encode_task, tasks.values()))
                 tasks.clear()
             if events:
-                conn.executemany(q.INSERT_EVENT.text, map(q.encode_event, events))
+                conn.executemany(q.INSERT_EVENT.text, map(rows.encode_event, events))
                 events.clear()
             if artifacts:
-                conn.executemany(q.UPSERT_ARTIFACT.text, map(q.encode_artifact, artifacts.values()))
+                conn.executemany(
+                    q.UPSERT_ARTIFACT.text, map(rows.encode_artifact, artifacts.values())
+                )
                 artifacts.clear()
+            if claims:
+                conn.executemany(q.FORCE_CLAIM.text, claims.values())
+                claims.clear()
+            if commands_done:
+                conn.executemany(q.DELETE_COMMAND.text, commands_done)
+                commands_done.clear()
 
         for work in group:
             batch = work.batch
             if batch is not None:
+                owner = batch.owner
+                if owner is not None:
+                    lost = unheld_jobs(batch, owner, owner_of)
+                    if lost:
+                        outcomes.append((None, ClaimLost(lost)))
+                        continue
+                    if batch.new_jobs:
+                        host, pid, now = socket.gethostname(), os.getpid(), self.clock()
+                        for job_id in batch.new_jobs:
+                            owners[job_id] = owner
+                            claims[job_id] = (job_id, owner, host, pid, now + batch.claim_lease_s)
                 for row in batch.jobs:
                     jobs[row["job_id"]] = row
                 for row in batch.tasks:
@@ -385,26 +447,28 @@ class SqliteStore:
                 events.extend(batch.events)
                 for artifact in batch.artifacts:
                     artifacts[artifact.job_id, artifact.name] = artifact
-                results.append(None)
+                commands_done.extend((id_,) for id_ in batch.commands_done)
+                outcomes.append((None, None))
             else:
                 assert work.op is not None
                 flush()  # operations see every batch queued before them
-                results.append(work.op(conn))
+                owners.clear()
+                outcomes.append((work.op(conn), None))
         flush()
-        return results
+        return outcomes
 
-    def _finish(self, group: list[_Work], results: list[Any], error: BaseException | None) -> None:
+    def _finish(self, group: list[_Work], outcomes: list[_Outcome]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
-        for work, result in zip(group, results, strict=True):
+        for work, (result, error) in zip(group, outcomes, strict=True):
             if work.future is None:
                 continue
             assert work.loop is not None
             by_loop.setdefault(work.loop, []).append((work.future, result, error))
         self._written = group[-1].number
-        for loop, outcomes in by_loop.items():
+        for loop, settled in by_loop.items():
             # A loop closed while it waited has nobody left to tell.
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_settle, outcomes)
+                loop.call_soon_threadsafe(_settle, settled)
 
     def _translate(self, exc: BaseException, doing: str) -> BaseException:
         if isinstance(exc, PlanweaveError):
@@ -484,15 +548,17 @@ class SqliteStore:
                 conn.execute("COMMIT")
             return None if job is None else (job, tasks)
 
-        rows = await self._read(read)
-        if rows is None:
+        found = await self._read(read)
+        if found is None:
             return None
-        return JobState.from_rows(q.decode_job(rows[0]), [q.decode_task(t) for t in rows[1]])
+        return JobState.from_rows(
+            rows.decode_job(found[0]), [rows.decode_task(t) for t in found[1]]
+        )
 
     async def find_job(self, tenant: str, idempotency_key: str) -> str | None:
         args = q.FIND_JOB.args(tenant=tenant, key=idempotency_key)
-        rows = await self._read(lambda conn: conn.execute(q.FIND_JOB.text, args).fetchall())
-        return str(rows[0][0]) if rows else None
+        found = await self._read(lambda conn: conn.execute(q.FIND_JOB.text, args).fetchall())
+        return str(found[0][0]) if found else None
 
     async def list_jobs(
         self,
@@ -504,73 +570,87 @@ class SqliteStore:
     ) -> list[JobSummary]:
         sql = q.LIST_JOBS
         args = sql.args(status=status, tenant=tenant, limit=limit, offset=offset)
-        rows = await self._read(lambda conn: conn.execute(sql.text, args).fetchall())
-        out = []
-        for row in rows:
-            (job_id, goal, status_, created_at, updated_at, finished_at, tokens_in, tokens_out,
-             cost_usd, error, result, tenant_, total, done) = row  # fmt: skip
-            out.append(JobSummary(
-                job_id=job_id, goal=goal, status=status_, created_at=created_at,
-                updated_at=updated_at, finished_at=finished_at, tokens_in=tokens_in,
-                tokens_out=tokens_out, cost_usd=cost_usd, tasks_total=total, tasks_done=done,
-                error=error, result=q.load(result), tenant=tenant_,
-            ))  # fmt: skip
-        return out
+        found = await self._read(lambda conn: conn.execute(sql.text, args).fetchall())
+        width = len(rows.SUMMARY_COLS)
+        return [
+            rows.decode_summary(
+                dict(zip(rows.SUMMARY_COLS, row[:width], strict=True)),
+                tasks_total=row[width],
+                tasks_done=row[width + 1],
+                owner=row[width + 2],
+                claim_expires_at=row[width + 3],
+                result_is_json=True,
+            )
+            for row in found
+        ]
 
     async def read_events(
         self, job_id: str, *, after_seq: int = 0, limit: int | None = None
     ) -> list[Event]:
         args = q.SELECT_EVENTS.args(job_id=job_id, after_seq=after_seq,
                                    limit=-1 if limit is None else max(limit, 0))  # fmt: skip
-        rows = await self._read(lambda conn: conn.execute(q.SELECT_EVENTS.text, args).fetchall())
-        return [parse_event(body) for (body,) in rows]
+        found = await self._read(lambda conn: conn.execute(q.SELECT_EVENTS.text, args).fetchall())
+        return [parse_event(body) for (body,) in found]
 
     async def active_job_ids(self) -> list[str]:
         args = q.ACTIVE_JOBS.args()
-        rows = await self._read(lambda conn: conn.execute(q.ACTIVE_JOBS.text, args).fetchall())
-        return [job_id for (job_id,) in rows]
+        found = await self._read(lambda conn: conn.execute(q.ACTIVE_JOBS.text, args).fetchall())
+        return [job_id for (job_id,) in found]
 
     async def artifacts(self, job_id: str) -> list[ArtifactRow]:
-        rows = await self._read(
+        found = await self._read(
             lambda conn: conn.execute(q.SELECT_ARTIFACTS.text, (job_id,)).fetchall()
         )
-        return [ArtifactRow(**dict(zip(q.ARTIFACT_COLS, row, strict=True))) for row in rows]
+        return [rows.decode_artifact(row) for row in found]
 
     # --- claims, commands, deletion (written by the writer thread, in queue order) ---------
 
     async def claim_job(
-        self, job_id: str, owner: str, *, lease_s: float, now: float, force: bool = False
+        self, job_id: str, owner: str, *, lease_s: float, force: bool = False
     ) -> bool:
         """Take or renew the claim; ``False`` for an unknown job or another live owner."""
         sql = q.FORCE_CLAIM if force else q.CLAIM
-        args = sql.args(job_id=job_id, new_owner=owner, now=now, until=now + lease_s)
-        return bool(await self._submit(None, lambda conn: conn.execute(sql.text, args).rowcount))
+
+        def claim(conn: sqlite3.Connection) -> bool:
+            if conn.execute(q.JOB_EXISTS.text, (job_id,)).fetchone() is None:
+                return False
+            now = self.clock()
+            args = sql.args(job_id=job_id, owner=owner, host=socket.gethostname(),
+                            pid=os.getpid(), expires_at=now + lease_s, now=now)  # fmt: skip
+            return bool(conn.execute(sql.text, args).rowcount)
+
+        return bool(await self._submit(None, claim))
+
+    async def read_claim(self, job_id: str) -> Claim | None:
+        def read(conn: sqlite3.Connection) -> tuple[tuple[Any, ...] | None, float]:
+            return conn.execute(q.SELECT_CLAIM.text, (job_id,)).fetchone(), self.clock()
+
+        row, now = await self._read(read)
+        return None if row is None else rows.decode_claim(row, now)
 
     async def release_job(self, job_id: str, owner: str) -> None:
-        args = q.RELEASE.args(job_id=job_id, old_owner=owner)
+        args = q.RELEASE.args(job_id=job_id, owner=owner)
         await self._submit(None, lambda conn: conn.execute(q.RELEASE.text, args))
 
-    async def add_command(
-        self, job_id: str, name: str, args: dict[str, Any], *, now: float
-    ) -> None:
-        params = q.INSERT_COMMAND.args(job_id=job_id, name=name, args=q.dump(args), created_at=now)
-        await self._submit(None, lambda conn: conn.execute(q.INSERT_COMMAND.text, params))
+    async def add_command(self, job_id: str, name: str, args: dict[str, Any]) -> None:
+        text = rows.dump(args)
 
-    async def take_commands(self, job_ids: list[str]) -> list[Command]:
+        def add(conn: sqlite3.Connection) -> None:
+            params = q.INSERT_COMMAND.args(
+                job_id=job_id, name=name, args=text, created_at=self.clock()
+            )
+            conn.execute(q.INSERT_COMMAND.text, params)
+
+        await self._submit(None, add)
+
+    async def read_commands(self, job_ids: list[str]) -> list[Command]:
         if not job_ids:
             return []
         params = (json.dumps(job_ids),)
-
-        def take(conn: sqlite3.Connection) -> list[Any]:
-            return conn.execute(q.TAKE_COMMANDS.text, params).fetchall()
-
-        rows = await self._submit(None, take)
-        commands = [
-            Command(id=id_, job_id=job_id, name=name, args=json.loads(args), created_at=at)
-            for id_, job_id, name, args, at in rows
-        ]
-        commands.sort(key=lambda c: c.id)
-        return commands
+        found = await self._read(
+            lambda conn: conn.execute(q.SELECT_COMMANDS.text, params).fetchall()
+        )
+        return [rows.decode_command(row) for row in found]
 
     async def delete_job(self, job_id: str) -> bool:
         """Delete a finished job; ``False`` when it is unknown or still running."""

@@ -1,0 +1,144 @@
+"""What the control plane does around its writes: nothing of a new job runs before the job is
+durable, a failed write stops the jobs it concerned, and every way of stopping gives claims back.
+
+The store is a real SQLite file; where a test needs a write to wait or to fail, the store is a
+``SqliteStore`` whose ``commit_soon`` holds back or fails batches on the test's say-so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from planweave import Engine, Plan, TaskSpec, tool
+from planweave.errors import StoreUnavailable
+from planweave.store.base import Batch
+from planweave.store.sqlite import SqliteStore
+
+
+class GatedStore(SqliteStore):
+    """A SQLite store whose writes can be held back (``gate``) or made to fail (``failing``)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.failing = False
+
+    def commit_soon(self, batch: Batch) -> asyncio.Future[None]:
+        loop = asyncio.get_running_loop()
+        if self.failing:
+            failed: asyncio.Future[None] = loop.create_future()
+            failed.set_exception(StoreUnavailable("database or disk is full"))
+            return failed
+        if self.gate.is_set():
+            return super().commit_soon(batch)
+        held: asyncio.Future[None] = loop.create_future()
+
+        async def later() -> None:
+            await self.gate.wait()
+            inner = super(GatedStore, self).commit_soon(batch)
+            try:
+                await inner
+            except Exception as exc:
+                held.set_exception(exc)
+            else:
+                held.set_result(None)
+
+        self._later = loop.create_task(later())  # referenced until the next held write
+        return held
+
+
+def engine_on(store: SqliteStore | str, tmp_path: Path, **kwargs: Any) -> Engine:
+    return Engine(store=store, model="scripted", data_dir=tmp_path / "data", **kwargs)
+
+
+async def test_no_work_of_a_new_job_runs_before_its_submission_is_durable(tmp_path: Path) -> None:
+    ran: list[str] = []
+
+    @tool
+    def record(name: str) -> str:
+        """Note that it ran."""
+        ran.append(name)
+        return name
+
+    store = GatedStore(f"sqlite:///{tmp_path / 'jobs.db'}")
+    plan = Plan(tasks=(TaskSpec(id="a", kind="tool", tool="record", args={"name": "a"}),))
+    async with engine_on(store, tmp_path, tools=[record]) as engine:
+        store.gate.clear()
+        submitting = asyncio.create_task(engine.submit(plan=plan))
+        for _ in range(50):  # plenty of turns of the loop, and time, for work to go out
+            await asyncio.sleep(0.01)
+        assert ran == [], "a task ran before its job was in the store"
+        assert not submitting.done()
+        store.gate.set()
+        job_id = await asyncio.wait_for(submitting, 10)
+        result = await asyncio.wait_for(engine.wait(job_id), 10)
+    assert result.status == "succeeded"
+    assert ran == ["a"]
+
+
+async def test_a_failed_write_stops_the_job_and_releases_its_claim(tmp_path: Path) -> None:
+    started: dict[str, asyncio.Event] = {n: asyncio.Event() for n in ("long", "next")}
+    ended: list[str] = []
+    go = asyncio.Event()
+
+    @tool
+    async def wait_go(name: str) -> str:
+        """Start, wait for the go (a long time for ``long``), end."""
+        started[name].set()
+        await go.wait()
+        await asyncio.sleep(30 if name == "long" else 0.5)
+        ended.append(name)
+        return name
+
+    @tool
+    async def quick(name: str) -> str:
+        """End once the go is given."""
+        await go.wait()
+        return name
+
+    plan = Plan(
+        tasks=(
+            TaskSpec(id="long", kind="tool", tool="wait_go", args={"name": "long"}),
+            TaskSpec(id="quick", kind="tool", tool="quick", args={"name": "q"}),
+            TaskSpec(
+                id="next",
+                kind="tool",
+                tool="wait_go",
+                args={"name": "next"},
+                depends_on=("quick",),
+            ),
+        )
+    )
+    store = GatedStore(f"sqlite:///{tmp_path / 'jobs.db'}")
+    async with engine_on(store, tmp_path, tools=[wait_go, quick]) as engine:
+        job_id = await engine.submit(plan=plan, max_attempts=1)
+        await asyncio.wait_for(started["long"].wait(), 10)
+        store.failing = True  # the disk is full from now on
+        go.set()  # quick ends: recording it fails
+        with pytest.raises(StoreUnavailable, match="disk is full"):
+            await asyncio.wait_for(engine.wait(job_id), 10)
+        store.failing = False
+        await asyncio.sleep(1.0)  # long enough for anything still running to end
+        assert ended == [], "work of the stopped job ran on"
+        assert engine.plane.job(job_id) is None
+        assert await engine.claim(job_id) is None  # given back: another process may resume
+        assert await engine.stalled(job_id)
+
+
+async def test_a_job_that_fails_at_once_gives_its_claim_back(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'jobs.db'}"
+    plan = Plan(
+        tasks=(TaskSpec(id="a", kind="tool", tool="calculator", args={"expression": "1/0"}),)
+    )
+    async with engine_on(store, tmp_path) as engine:
+        result = await engine.run(plan=plan, max_attempts=1)
+        assert result.status == "failed"
+    async with engine_on(store, tmp_path) as other:  # another process's engine
+        assert await other.claim(result.job_id) is None
+        await other.retry(result.job_id)  # not refused as held by the first one
+        assert (await other.wait(result.job_id)).status == "failed"
