@@ -15,7 +15,7 @@ from planweave.agents import (
     call_model,
 )
 from planweave.agents.react import action_schema
-from planweave.errors import BudgetExceeded, ConfigError, ModelResponseError, ModelUnavailable
+from planweave.errors import AnswerRejected, ConfigError, ModelResponseError, ModelUnavailable
 from planweave.events import LlmCalled, ToolCalled
 from planweave.llm.base import ChatMessage, LlmRequest, LlmResponse, Model, ToolCall
 from planweave.llm.scripted import ScriptedModel
@@ -253,7 +253,7 @@ async def test_max_steps_comes_from_the_context_by_default(tmp_path: Path) -> No
     assert result.steps == 3
 
 
-async def test_no_answer_even_after_the_last_call_raises_budget_exceeded(tmp_path: Path) -> None:
+async def test_no_answer_even_after_the_last_call_is_rejected(tmp_path: Path) -> None:
     model = ScriptedModel(
         [
             {"match": {"contains": "used all your steps"}, "content": ""},
@@ -261,8 +261,9 @@ async def test_no_answer_even_after_the_last_call_raises_budget_exceeded(tmp_pat
         ]
     )
     events: list[LlmCalled | ToolCalled] = []
-    with pytest.raises(BudgetExceeded, match="max_steps=2"):
+    with pytest.raises(AnswerRejected, match="max_steps=2") as caught:
         await ReactAgent(max_steps=2).run(TASK, make_ctx(model, tmp_path, events))
+    assert caught.value.reason == "empty_answer" and caught.value.retryable
     assert len(model.requests) == 3
 
 

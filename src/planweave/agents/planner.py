@@ -54,6 +54,12 @@ _KINDS_PLAN = (
     'kind is "execute" for a subtask an agent can do in one go; use "plan" only for a subtask '
     "that is still too big and must itself be broken down."
 )
+_REPAIR = "That plan is not valid:"
+_REPAIR_FOOTER = "Reply with the whole corrected plan as JSON in the same format."
+_SUBPLAN = "This is a sub-plan at depth {depth} of at most {max_depth}."
+
+PROMPT_TEXTS = (_SYSTEM, _KINDS_EXECUTE, _KINDS_PLAN, _REPAIR, _REPAIR_FOOTER, _SUBPLAN)
+"""Every instruction the planner writes (templates)."""
 
 
 def plan_schema(
@@ -228,9 +234,9 @@ async def plan(
         ChatMessage(role="assistant", content=_reply_text(response)),
         ChatMessage(
             role="user",
-            content="That plan is not valid:\n"
+            content=f"{_REPAIR}\n"
             + "\n".join(f"- {problem}" for problem in problems)
-            + "\n\nReply with the whole corrected plan as JSON in the same format.",
+            + f"\n\n{_REPAIR_FOOTER}",
         ),
     ]
     response = await call_model(ctx, _request(messages, schema))
@@ -297,7 +303,7 @@ def _user_prompt(
         rendered = render_inputs(inputs, input_goals, max_chars=budget)
         parts.append(f"Results already available (do not redo this work):\n\n{rendered}")
     if depth > 0:
-        parts.append(f"This is a sub-plan at depth {depth} of at most {max_depth}.")
+        parts.append(_SUBPLAN.format(depth=depth, max_depth=max_depth))
     return "\n\n".join(parts)
 
 

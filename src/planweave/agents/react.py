@@ -13,12 +13,13 @@ Whatever the model gets wrong (an unknown tool, bad arguments, malformed or cut-
 a retryable ``ModelResponseError``) becomes an observation it can correct, never a crash; other
 model errors propagate so the engine can retry the task.
 
-Answers are never empty. An empty answer after a successful tool call is replaced by that call's
-result; an empty answer before any is met with one request to answer. When the step budget
-(``max_steps`` model calls) runs out, the agent makes one last call without tools asking for the
-answer, so ``AgentResult.steps`` may be ``max_steps + 1``. Only if that also yields nothing (and no
-tool result exists to fall back on) does it raise ``BudgetExceeded``, so that the engine retries
-or replans instead of passing an empty result on to later tasks.
+Answers are real answers: never empty, never the engine's own instructions echoed back (see
+``_answers``). Such an answer after a successful tool call is replaced by that call's result; before
+any, it is met with one request to answer. When the step budget (``max_steps`` model calls) runs
+out, the agent makes one last call without tools asking for the answer, so ``AgentResult.steps``
+may be ``max_steps + 1``. Only if that also yields no real answer (and no tool result exists to
+fall back on) does it raise ``AnswerRejected``, a retryable failure, so that the engine tries again
+instead of passing junk on to later tasks as a result.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from planweave.agents._agent import AgentResult, AgentTask
+from planweave.agents._answers import answer_problem, rejection
 from planweave.agents._context import AgentContext, call_model
 from planweave.agents._text import input_budget_chars, is_small_model, render_inputs, truncate
-from planweave.errors import BudgetExceeded, ConfigError, ModelResponseError
+from planweave.errors import ConfigError, ModelResponseError
 from planweave.events import ToolCalled
 from planweave.llm.base import ChatMessage, LlmRequest, LlmResponse, ToolCall, ToolSpec
 from planweave.tools import ToolResult, invoke
@@ -73,7 +75,30 @@ _FINAL_CALL = (
     "without calling any tool."
 )
 _REPEATED = " If you have what you need, give your final answer now."
+_ALREADY_CALLED = "(You already called {name} with these arguments."
 _EMPTY_ANSWER = "Your answer was empty. Give your final answer to the task."
+_ECHOED_ANSWER = (
+    "Your answer repeated these instructions instead of answering. Give your own final answer "
+    "to the task."
+)
+_OBSERVE_FOOTER = "Reply with the next action, or with final_answer if you can answer now."
+_BAD_REPLY = (
+    'error: reply with {{"action": "<tool>", "action_input": {{...}}}} or {{"final_answer": "..."}}'
+)
+
+PROMPT_TEXTS = (
+    _NATIVE_GUIDE,
+    _JSON_GUIDE,
+    _JSON_GUIDE_NO_TOOLS,
+    _FINAL_CALL,
+    _REPEATED,
+    _ALREADY_CALLED,
+    _EMPTY_ANSWER,
+    _ECHOED_ANSWER,
+    _OBSERVE_FOOTER,
+    _BAD_REPLY,
+)
+"""Every instruction this agent writes (templates): an answer that echoes one is rejected."""
 
 
 _MAX_REPEATS = 2
@@ -222,7 +247,8 @@ class ReactAgent:
 
         Raises:
             ConfigError: the agent names tools that are not registered.
-            BudgetExceeded: no answer came, even from the last call made without tools.
+            AnswerRejected: no real answer came (empty, or the engine's instructions echoed),
+                even from the last call made without tools.
             ModelError: a model call failed.
         """
         names = self._tool_names(ctx)
@@ -241,22 +267,26 @@ class ReactAgent:
                 if run.repeats >= _MAX_REPEATS:
                     break  # the model is going round in circles: ask for its answer now
                 continue
-            if answer:
+            problem = answer_problem(answer)
+            if problem is None:
                 return self._result(answer, run)
             if run.last_observation:
                 return self._result(run.last_observation, run)
             if run.nudged:
                 break
             run.nudged = True
-            run.messages.append(ChatMessage(role="user", content=_EMPTY_ANSWER))
+            nudge = _EMPTY_ANSWER if problem == "empty_answer" else _ECHOED_ANSWER
+            run.messages.append(ChatMessage(role="user", content=nudge))
         answer = await self._final_call(run, ctx, native, small)
-        if answer:
+        if answer_problem(answer) is None:
             return self._result(answer, run)
         if run.last_observation:
             return self._result(run.last_observation, run)
-        raise BudgetExceeded(
-            f"agent {self.name!r} gave no answer in {run.steps} model calls "
-            f"(max_steps={max_steps}) for task {task.goal[:80]!r}"
+        raise rejection(
+            answer,
+            agent=self.name,
+            detail=f"in {run.steps} model calls (max_steps={max_steps}) for task "
+            f"{task.goal[:80]!r}",
         )
 
     # --- prompts ------------------------------------------------------------------------------
@@ -348,10 +378,7 @@ class ReactAgent:
             return (answer if isinstance(answer, str) else json.dumps(answer)).strip()
         action = reply.get("action")
         if not isinstance(action, str) or not action:
-            observation = (
-                'error: reply with {"action": "<tool>", "action_input": {...}} '
-                'or {"final_answer": "..."}'
-            )
+            observation = _BAD_REPLY.format()
         else:
             raw_input = reply.get("action_input", {})
             call = (
@@ -432,7 +459,7 @@ class ReactAgent:
         key = (call.name, json.dumps(call.arguments, sort_keys=True, default=str))
         if key in run.seen_calls:
             # Small models repeat a call forever; point out that the result is already known.
-            observation += f"\n(You already called {call.name} with these arguments.{_REPEATED})"
+            observation += "\n" + _ALREADY_CALLED.format(name=call.name) + _REPEATED + ")"
             run.repeats += 1
         run.seen_calls.add(key)
         run.trace.append({"tool": call.name, "ok": result.ok})
@@ -455,10 +482,7 @@ class ReactAgent:
 
 
 def _observe(observation: str) -> str:
-    return (
-        f"Observation: {observation}\n\n"
-        "Reply with the next action, or with final_answer if you can answer now."
-    )
+    return f"Observation: {observation}\n\n{_OBSERVE_FOOTER}"
 
 
 def _parse_reply(response: LlmResponse) -> dict[str, Any] | str:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from planweave.agents import AgentContext, AgentRegistry, AgentTask, compose, plan
+from planweave.agents._answers import check_answer
 from planweave.constants import (
     RESULT_ARTIFACT,
     WORKER_COMPOSER,
@@ -26,6 +27,7 @@ from planweave.constants import (
     WORKER_TOOL,
 )
 from planweave.errors import (
+    AnswerRejected,
     BudgetExceeded,
     ModelError,
     PlanInvalid,
@@ -164,6 +166,8 @@ def _failure(item: WorkItem, exc: Exception) -> Outcome | None:
         return _failed(item, str(exc), error_type="model", retryable=exc.retryable)
     if isinstance(exc, ToolError):
         return _failed(item, str(exc), error_type="tool", retryable=exc.retryable)
+    if isinstance(exc, AnswerRejected):
+        return _failed(item, str(exc), error_type=exc.reason, retryable=True)
     if isinstance(exc, BudgetExceeded):
         return _failed(item, str(exc), error_type="budget_exceeded", retryable=False)
     if isinstance(exc, UsageError):
@@ -294,7 +298,8 @@ def _executor_handler(services: WorkerServices) -> Handler:
                 ),
                 ctx,
             )
-            return _ok(item, result=result.output)
+            # Whatever the agent, junk (empty, or the engine's instructions) is never a result.
+            return _ok(item, result=check_answer(result.output, agent=agent.name))
 
         return await _guard(item, run)
 
