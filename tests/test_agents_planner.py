@@ -305,3 +305,38 @@ async def test_local_model_plans_a_valid_dag(tmp_path: Path) -> None:
     assert plan_problems(tasks) == []
     assert all(t.kind in ("execute", "plan") and t.goal for t in tasks)
     assert [t.id for t in tasks] == [f"t{i}" for i in range(1, len(tasks) + 1)]
+
+
+async def test_the_jobs_max_plan_depth_reaches_the_planner(tmp_path: Path) -> None:
+    from planweave import Engine
+
+    replies = [
+        {
+            "match": {"role": "planner", "contains": "Write a guide"},
+            "json": {
+                "tasks": [
+                    {"id": "body", "goal": "Write the body", "depends_on": [], "kind": "plan"}
+                ]
+            },
+        },
+        {
+            "match": {"role": "planner", "contains": "Write the body"},
+            "json": {
+                "tasks": [{"id": "s1", "goal": "Section one", "depends_on": [], "kind": "execute"}]
+            },
+        },
+        {"match": {"role": "executor"}, "content": "text", "repeat": True},
+        {"match": {"role": "composer"}, "content": "# Guide"},
+    ]
+    model = ScriptedModel(replies)
+    async with Engine(
+        store=f"sqlite:///{tmp_path / 'jobs.db'}", model=model, data_dir=tmp_path / "data"
+    ) as engine:
+        result = await engine.run("Write a guide", max_plan_depth=4)
+        events = await engine.events(result.job_id)
+    assert result.ok, result.error
+    prompts = [e.prompt for e in events if isinstance(e, LlmCalled) and e.role == "planner"]
+    assert len(prompts) == 2
+    assert "depth 1 of at most 4" in prompts[1]
+    sub_request = [r for r in model.requests if r.role == "planner"][1]
+    assert "depth 1 of at most 4" in sub_request.messages[-1].content

@@ -38,6 +38,7 @@ class WorkItem(BaseModel):
         input_goals: The goals of those tasks, keyed alike, so an agent knows what each result is.
         depth: Nesting depth of the task (root tasks are 0).
         model: Model URL to use (``None``: the worker's default).
+        max_plan_depth: The job's limit on plan nesting, which a planner is told.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -58,6 +59,7 @@ class WorkItem(BaseModel):
     workspace: str | None = None
     max_agent_steps: int = 8
     max_plan_tasks: int = 50
+    max_plan_depth: int = 2
     allow_subplans: bool = True
     known_tools: tuple[str, ...] = ()
 

@@ -317,6 +317,7 @@ def _planner_handler(services: WorkerServices) -> Handler:
                 inputs=item.inputs,
                 input_goals=item.input_goals,
                 depth=item.depth,
+                max_depth=item.max_plan_depth,
                 max_tasks=item.max_plan_tasks,
                 known_tools=list(services.tools.names()),
                 known_agents=services.agents.names(),
