@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from planweave._deadline import deadline
 from planweave.agents import AgentContext, AgentRegistry, AgentTask, compose, plan
 from planweave.agents._answers import check_answer
 from planweave.constants import (
@@ -39,7 +40,6 @@ from planweave.events import NO_USAGE, validated
 from planweave.llm import Model, ModelOptions, load_model
 from planweave.messages import Outcome, WorkItem
 from planweave.tools import ToolContext, ToolRegistry
-from planweave.tools._decorator import deadline
 from planweave.workers.pool import Handler, Reporter
 
 __all__ = ["ModelCache", "WorkerServices", "handler_for"]
