@@ -102,6 +102,8 @@ class Outcome(BaseModel):
         retryable: Whether another attempt may succeed.
         retry_delay_s: Asked-for delay before the next attempt (``None``: the job's backoff).
         artifacts: Names of files the task wrote into the workspace as deliverables.
+        calls: Tool calls made by the attempt itself (a ``tool`` task's one call), recorded with
+            the outcome instead of in a message of their own.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -120,6 +122,7 @@ class Outcome(BaseModel):
     retryable: bool = False
     retry_delay_s: float | None = None
     artifacts: tuple[tuple[str, int, str], ...] = ()
+    calls: tuple[ToolCalled, ...] = ()
     usage: Usage = Field(default_factory=Usage)
     at: float = Field(default_factory=time.time)
 

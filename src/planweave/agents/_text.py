@@ -11,6 +11,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from planweave._text import tail, truncate
+
 __all__ = [
     "input_budget_chars",
     "is_small_model",
@@ -19,26 +21,6 @@ __all__ = [
     "tail",
     "truncate",
 ]
-
-ELLIPSIS = "…"
-
-
-def truncate(text: str, max_chars: int) -> str:
-    """Keep the start of ``text``, at most ``max_chars`` characters (marked when cut)."""
-    if len(text) <= max_chars:
-        return text
-    if max_chars <= len(ELLIPSIS):
-        return text[:max_chars]
-    return text[: max_chars - len(ELLIPSIS)] + ELLIPSIS
-
-
-def tail(text: str, max_chars: int) -> str:
-    """Keep the end of ``text``, at most ``max_chars`` characters (marked when cut)."""
-    if len(text) <= max_chars:
-        return text
-    if max_chars <= len(ELLIPSIS):
-        return text[-max_chars:] if max_chars > 0 else ""
-    return ELLIPSIS + text[-(max_chars - len(ELLIPSIS)) :]
 
 
 def render_value(value: Any) -> str:

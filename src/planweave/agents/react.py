@@ -26,17 +26,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from planweave.agents._agent import AgentResult, AgentTask
 from planweave.agents._answers import answer_problem, rejection
 from planweave.agents._context import AgentContext, call_model
-from planweave.agents._text import input_budget_chars, is_small_model, render_inputs, truncate
+from planweave.agents._text import input_budget_chars, is_small_model, render_inputs
 from planweave.errors import ConfigError, ModelResponseError
-from planweave.events import ToolCalled
 from planweave.llm.base import ChatMessage, LlmRequest, LlmResponse, ToolCall, ToolSpec
-from planweave.tools import ToolResult, invoke
+from planweave.tools import ToolContext, run_tool_call
 
 __all__ = ["ReactAgent", "action_schema"]
 
@@ -48,8 +47,6 @@ SMALL_MODEL_ANSWER_MAX_CHARS = 300
 SMALL_MODEL_ARG_MAX_CHARS = 200
 OBSERVATION_CHARS = 4_000
 SMALL_MODEL_OBSERVATION_CHARS = 1_200
-EVENT_RESULT_CHARS = 1_000
-EVENT_ARG_CHARS = 500
 
 _NATIVE_GUIDE = (
     "You are {name}, an agent that carries out one task of a larger job.\n"
@@ -110,6 +107,7 @@ class _Run:
     """The mutable state of one run of the loop."""
 
     messages: list[ChatMessage]
+    tool_context: ToolContext
     steps: int = 0
     tool_calls: int = 0
     last_observation: str | None = None
@@ -188,19 +186,6 @@ def action_schema(
     return {"anyOf": [*branches, final]}
 
 
-def _event_args(args: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in args.items():
-        if isinstance(value, str):
-            out[key] = truncate(value, EVENT_ARG_CHARS)
-        elif isinstance(value, int | float | bool) or value is None:
-            out[key] = value
-        else:
-            text = json.dumps(value, ensure_ascii=False, default=str)
-            out[key] = value if len(text) <= EVENT_ARG_CHARS else truncate(text, EVENT_ARG_CHARS)
-    return out
-
-
 def _describe_tools(specs: Sequence[ToolSpec]) -> str:
     lines = []
     for spec in specs:
@@ -256,7 +241,11 @@ class ReactAgent:
         native = ctx.model.supports_tools
         small = is_small_model(ctx.model.name)
         max_steps = self.max_steps or ctx.max_steps
-        run = _Run(messages=[self._system(specs, native), self._first_user(task, ctx)])
+        run = _Run(
+            messages=[self._system(specs, native), self._first_user(task, ctx)],
+            # Tool calls (and a tool's own model calls) are recorded under this agent's name.
+            tool_context=replace(ctx.tool_context, agent=self.name),
+        )
         while run.steps < max_steps:
             run.steps += 1
             if native:
@@ -435,24 +424,18 @@ class ReactAgent:
     async def _use_tool(
         self, run: _Run, ctx: AgentContext, call: ToolCall, allowed: set[str], max_chars: int
     ) -> str:
-        """Run one tool call and return the observation; every problem becomes its text."""
+        """Run one tool call through the tool runtime and return the observation; every
+        problem becomes its text. The runtime records the call (``ToolCalled``)."""
         run.tool_calls += 1
-        if call.name not in allowed:
-            known = ", ".join(sorted(allowed)) or "none"
-            result = ToolResult(
-                ok=False,
-                error=f"unknown tool {call.name!r}; available tools: {known}",
-                error_type="not_found",
-            )
-        elif call.raw_arguments is not None and not call.arguments:
-            result = ToolResult(
-                ok=False,
-                error=f"the arguments for {call.name!r} are not a JSON object: "
-                f"{truncate(call.raw_arguments, 200)!r}",
-                error_type="arguments_invalid",
-            )
-        else:
-            result = await invoke(ctx.tools, call.name, call.arguments, ctx.tool_context)
+        result = await run_tool_call(
+            ctx.tools,
+            call.name,
+            call.arguments,
+            run.tool_context,
+            record=ctx.emit,
+            allowed=allowed,
+            raw_arguments=call.raw_arguments,
+        )
         observation = result.as_text(max_chars=max_chars)
         if result.ok:
             run.last_observation = observation
@@ -463,18 +446,6 @@ class ReactAgent:
             run.repeats += 1
         run.seen_calls.add(key)
         run.trace.append({"tool": call.name, "ok": result.ok})
-        await ctx.emit(
-            ToolCalled(
-                job_id=ctx.job_id,
-                task_id=ctx.task_id,
-                name=call.name,
-                args=_event_args(call.arguments),
-                outcome="ok" if result.ok else "error",
-                result=result.as_text(max_chars=EVENT_RESULT_CHARS) if result.ok else "",
-                error=result.error if not result.ok else None,
-                latency_ms=result.latency_ms,
-            )
-        )
         return observation
 
     def _result(self, answer: str, run: _Run) -> AgentResult:

@@ -24,7 +24,7 @@ from planweave.llm.base import ToolSpec
 from planweave.tools._context import ToolContext
 from planweave.tools._docstring import parse_docstring
 
-__all__ = ["DEFAULT_TIMEOUT_S", "Tool", "tool"]
+__all__ = ["DEFAULT_TIMEOUT_S", "FunctionTool", "tool", "tool_failure"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -42,6 +42,14 @@ _PERMANENT_OS_ERRORS = (
     NotADirectoryError,
     PermissionError,
 )
+
+
+def tool_failure(exc: Exception) -> ToolError:
+    """What a tool's unexpected exception becomes: a ``ToolError`` naming it, retryable when it
+    looks like a network or I/O hiccup rather than a problem with the request."""
+    detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    retryable = isinstance(exc, OSError) and not isinstance(exc, _PERMANENT_OS_ERRORS)
+    return ToolError(detail, retryable=retryable)
 
 
 def _strip_titles(node: Any) -> Any:
@@ -73,10 +81,11 @@ def _describe_error(err: Mapping[str, Any]) -> str:
     return f"{loc}: {err['msg']}"
 
 
-class Tool(Generic[P, R]):
+class FunctionTool(Generic[P, R]):
     """A function a model may call, with its name, description and JSON-schema parameters.
 
-    A ``Tool`` stays callable like the function it wraps (``add(2, 3) == 5``); the engine calls it
+    It implements the :class:`~planweave.tools.Tool` protocol; ``@tool`` makes one. A
+    ``FunctionTool`` stays callable like the function it wraps (``add(2, 3) == 5``); the engine calls it
     through :meth:`call`, which validates the arguments, injects the :class:`ToolContext`, applies
     the timeout and translates errors.
 
@@ -158,7 +167,7 @@ class Tool(Generic[P, R]):
         return self.fn(*args, **kwargs)
 
     def __repr__(self) -> str:
-        return f"Tool(name={self.name!r})"
+        return f"FunctionTool(name={self.name!r})"
 
     def spec(self) -> ToolSpec:
         """Describe the tool for a model."""
@@ -203,9 +212,7 @@ class Tool(Generic[P, R]):
         except (ToolError, Signal):
             raise
         except Exception as exc:
-            detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            retryable = isinstance(exc, OSError) and not isinstance(exc, _PERMANENT_OS_ERRORS)
-            raise ToolError(detail, retryable=retryable) from exc
+            raise tool_failure(exc) from exc
 
     async def call(self, args: Mapping[str, Any], ctx: ToolContext) -> Any:
         """Validate ``args``, run the tool and return what it returned.
@@ -235,7 +242,7 @@ class Tool(Generic[P, R]):
 
 
 @overload
-def tool(fn: Callable[P, R], /) -> Tool[P, R]: ...
+def tool(fn: Callable[P, R], /) -> FunctionTool[P, R]: ...
 
 
 @overload
@@ -244,7 +251,7 @@ def tool(
     name: str | None = None,
     description: str | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
-) -> Callable[[Callable[P, R]], Tool[P, R]]: ...
+) -> Callable[[Callable[P, R]], FunctionTool[P, R]]: ...
 
 
 def tool(
@@ -254,8 +261,8 @@ def tool(
     name: str | None = None,
     description: str | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
-) -> Tool[P, R] | Callable[[Callable[P, R]], Tool[P, R]]:
-    """Make a :class:`Tool` of a function, bare (``@tool``) or with options (``@tool(...)``).
+) -> FunctionTool[P, R] | Callable[[Callable[P, R]], FunctionTool[P, R]]:
+    """Make a :class:`FunctionTool` of a function, bare (``@tool``) or with options (``@tool(...)``).
 
     Args:
         fn: The function (sync or async) when used bare.
@@ -267,7 +274,7 @@ def tool(
         The tool, or a decorator that makes one.
     """
 
-    def wrap(func: Callable[P, R]) -> Tool[P, R]:
-        return Tool(func, name=name, description=description, timeout_s=timeout_s)
+    def wrap(func: Callable[P, R]) -> FunctionTool[P, R]:
+        return FunctionTool(func, name=name, description=description, timeout_s=timeout_s)
 
     return wrap if fn is None else wrap(fn)
