@@ -9,6 +9,7 @@ from planweave.agents import AgentContext, plan
 from planweave.agents.planner import dag_plan_schema
 from planweave.errors import PlanInvalid
 from planweave.events import LlmCalled, ToolCalled
+from planweave.llm import ModelProfile
 from planweave.llm.base import Model
 from planweave.llm.scripted import ScriptedModel
 from planweave.plan import plan_problems
@@ -281,7 +282,7 @@ def test_dag_schema_respects_small_limits() -> None:
 
 
 async def test_local_models_get_the_dag_schema(tmp_path: Path) -> None:
-    model = ScriptedModel([{"json": GOOD}], name="local:tiny.gguf")
+    model = ScriptedModel([{"json": GOOD}], name="tiny", profile=ModelProfile(small=True))
     await run_plan(model, tmp_path)
     schema = model.requests[0].response_schema
     assert schema is not None

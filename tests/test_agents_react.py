@@ -17,6 +17,7 @@ from planweave.agents import (
 from planweave.agents.react import action_schema
 from planweave.errors import AnswerRejected, ConfigError, ModelResponseError, ModelUnavailable
 from planweave.events import LlmCalled, ToolCalled
+from planweave.llm import ModelProfile
 from planweave.llm.base import ChatMessage, LlmRequest, LlmResponse, Model, ToolCall
 from planweave.llm.scripted import ScriptedModel
 from planweave.tools import ToolContext, ToolRegistry
@@ -176,6 +177,7 @@ class FakeModel:
     ) -> None:
         self.name = "fake:test"
         self.supports_tools = supports_tools
+        self.profile = ModelProfile(small=False, native_tools=supports_tools)
         self.replies = replies
         self.requests: list[LlmRequest] = []
 
@@ -472,7 +474,7 @@ async def test_plain_text_reply_is_the_answer_for_models_without_json(tmp_path: 
 
 async def test_small_models_get_shorter_strings_in_the_action_schema(tmp_path: Path) -> None:
     model = FakeModel([LlmResponse(data={"final_answer": "x"})], supports_tools=False)
-    model.name = "local:tiny.gguf"
+    model.profile = ModelProfile(small=True, native_tools=False)
     events: list[LlmCalled | ToolCalled] = []
     await ReactAgent(tools=["calculator"]).run(TASK, make_ctx(model, tmp_path, events))
     schema = model.requests[0].response_schema

@@ -63,7 +63,7 @@ async def compose(
     parts = [f"Goal: {goal.strip()}"]
     if inputs:
         rendered = render_inputs(
-            inputs, input_goals, max_chars=input_budget_chars(ctx.model.name), show_ids=False
+            inputs, input_goals, max_chars=input_budget_chars(ctx.model), show_ids=False
         )
         parts.append(f"Results:\n\n{rendered}")
     else:
@@ -78,7 +78,7 @@ async def compose(
         agent="composer",
         # A small model rambles until its token limit; keep its answers short (and quick).
         max_tokens=SMALL_MODEL_MAX_TOKENS
-        if is_small_model(ctx.model.name) and ctx.max_tokens is None
+        if is_small_model(ctx.model) and ctx.max_tokens is None
         else None,
     )
     response = await call_model(ctx, request)

@@ -4,7 +4,8 @@ The model answers in structured output (a JSON schema); the plan is then validat
 other (:func:`planweave.plan.plan_problems`). Invalid plans get one repair round, in which the
 model sees every problem at once; a plan still invalid after it raises ``PlanInvalid``.
 
-Small local models (``local:`` names) produce schema-valid JSON but rarely a valid DAG: duplicate
+Small models (by their profile: ``local:``, or a small model on an OpenAI-compatible server)
+produce schema-valid JSON but rarely a valid DAG: duplicate
 ids, forward and self dependencies, dependencies on ids that do not exist. For them the DAG is
 put into the schema itself (see ``shared/research/local-llm.md`` §4): ``tasks`` is an ``anyOf``
 of fixed-length tuples whose item *i* has the id ``t<i>`` and may depend only on earlier ids, so
@@ -194,7 +195,7 @@ async def plan(
         PlanInvalid: the plan was still invalid after one repair round; ``errors`` lists why.
         ModelError: a model call failed.
     """
-    small = is_small_model(ctx.model.name)
+    small = is_small_model(ctx.model)
     schema = (
         dag_plan_schema(max_tasks=max_tasks, allow_subplans=allow_subplans)
         if small
@@ -299,7 +300,7 @@ def _user_prompt(
     if job_goal.strip() and job_goal.strip() != goal.strip():
         parts.append(f"This goal is part of the job: {job_goal.strip()}")
     if inputs:
-        budget = input_budget_chars(ctx.model.name) // 2
+        budget = input_budget_chars(ctx.model) // 2
         rendered = render_inputs(inputs, input_goals, max_chars=budget)
         parts.append(f"Results already available (do not redo this work):\n\n{rendered}")
     if depth > 0:

@@ -2,12 +2,14 @@
 
 Two wire protocols, one loop:
 
-* **native tool calling** for models that support it (``model.supports_tools``): tools are offered
-  as specs, calls come back as ``tool_calls``, results go back as ``tool`` messages;
-* a **JSON action protocol** for small local models, whose native tool calling is unreliable (it
-  drops ``tool`` messages and returns empty text). Each reply is constrained by a JSON schema to
-  either ``{"action": ..., "action_input": {...}}`` or ``{"final_answer": "..."}``, and tool
-  results are fed back as plain ``user`` messages ("Observation: ...").
+* **native tool calling** for models whose profile says so (``profile_of(model).native_tools``):
+  tools are offered as specs, calls come back as ``tool_calls``, results go back as ``tool``
+  messages;
+* a **JSON action protocol** for the others, small models above all (by their profile, however
+  they are served), whose native tool calling is unreliable (it drops ``tool`` messages and
+  returns empty text). Each reply is constrained by a JSON schema to either
+  ``{"action": ..., "action_input": {...}}`` or ``{"final_answer": "..."}``, and tool results
+  are fed back as plain ``user`` messages ("Observation: ...").
 
 Whatever the model gets wrong (an unknown tool, bad arguments, malformed or cut-off JSON, i.e.
 a retryable ``ModelResponseError``) becomes an observation it can correct, never a crash; other
@@ -32,9 +34,9 @@ from typing import Any
 from planweave.agents._agent import AgentResult, AgentTask
 from planweave.agents._answers import answer_problem, rejection
 from planweave.agents._context import AgentContext, call_model
-from planweave.agents._text import input_budget_chars, is_small_model, render_inputs
+from planweave.agents._text import input_budget_chars, render_inputs
 from planweave.errors import ConfigError, ModelResponseError
-from planweave.llm.base import ChatMessage, LlmRequest, LlmResponse, ToolCall, ToolSpec
+from planweave.llm.base import ChatMessage, LlmRequest, LlmResponse, ToolCall, ToolSpec, profile_of
 from planweave.tools import ToolContext, run_tool_call
 
 __all__ = ["ReactAgent", "action_schema"]
@@ -238,8 +240,9 @@ class ReactAgent:
         """
         names = self._tool_names(ctx)
         specs = ctx.tools.specs(names) if names else []
-        native = ctx.model.supports_tools
-        small = is_small_model(ctx.model.name)
+        profile = profile_of(ctx.model)
+        native = profile.native_tools
+        small = profile.small
         max_steps = self.max_steps or ctx.max_steps
         run = _Run(
             messages=[self._system(specs, native), self._first_user(task, ctx)],
@@ -308,7 +311,7 @@ class ReactAgent:
             parts.append(f"This task is part of the job: {task.job_goal.strip()}")
         if task.inputs:
             rendered = render_inputs(
-                task.inputs, task.input_goals, max_chars=input_budget_chars(ctx.model.name)
+                task.inputs, task.input_goals, max_chars=input_budget_chars(ctx.model)
             )
             parts.append(f"Results of earlier tasks:\n\n{rendered}")
         return ChatMessage(role="user", content="\n\n".join(parts))

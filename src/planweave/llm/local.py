@@ -27,9 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from planweave.errors import ConfigError, MissingDependency, ModelResponseError, ModelUnavailable
-from planweave.llm._common import flatten_tool_messages, parse_json_reply
+from planweave.llm._common import (
+    SMALL_MODEL_REPEAT_PENALTY,
+    flatten_tool_messages,
+    parse_json_reply,
+)
 from planweave.llm._registry import ModelOptions
-from planweave.llm.base import LlmRequest, LlmResponse
+from planweave.llm.base import LlmRequest, LlmResponse, ModelProfile
 
 __all__ = [
     "DEFAULT_MODEL_FILE",
@@ -64,7 +68,6 @@ def default_threads() -> int:
     return min(2, os.cpu_count() or 1)
 
 
-_FREE_TEXT_REPEAT_PENALTY = 1.3
 _LOCK_POLL_S = 0.05
 """How often a call waiting for the model (busy with another call) checks its stop flag."""
 
@@ -150,6 +153,11 @@ class LocalModel:
     @property
     def name(self) -> str:
         return f"local:{self._path.name}"
+
+    @property
+    def profile(self) -> ModelProfile:
+        """Small (the engine's guards apply) unless ``ModelOptions.small`` is false."""
+        return ModelProfile(small=self._options.small is not False, native_tools=False)
 
     @property
     def n_threads(self) -> int:
@@ -291,7 +299,7 @@ class LocalModel:
             kwargs["response_format"] = {"type": "json_object", "schema": request.response_schema}
         else:
             # Small models fall into loops that repeat one sentence until max_tokens.
-            kwargs["repeat_penalty"] = _FREE_TEXT_REPEAT_PENALTY
+            kwargs["repeat_penalty"] = SMALL_MODEL_REPEAT_PENALTY
 
         started = time.perf_counter()
         result = await self._generate(kwargs)
