@@ -10,8 +10,9 @@ server and clients each have their own event loop and, on a two-core machine, th
 
 S1: ``concurrency`` submitters post ``jobs`` jobs of ``tasks`` ``calculator`` tasks each and wait
     until every job has ended (read from the tenant's live SSE stream).
-S2: one job, a ``gate`` task and ``tasks - 1`` ``calculator`` tasks that wait for it (4 events a
-    task, plus JobSubmitted and JobCompleted: 4 x 2,500 + 2 = 10,002 events); ``subscribers``
+S2: one job, a ``gate`` task and ``tasks - 1`` ``calculator`` tasks that wait for it (5 events a
+    task, ToolCalled among them, plus JobSubmitted and JobCompleted: 5 x 2,500 + 2 = 12,502
+    events); ``subscribers``
     SSE clients open the job's stream while the gate holds it, and the gate opens once every one
     of them has had its first event. Lag is receive time minus the event's ``at``, over the events
     emitted after a stream opened.

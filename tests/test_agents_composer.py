@@ -6,6 +6,7 @@ import pytest
 
 from planweave.agents import AgentContext, compose
 from planweave.events import LlmCalled, ToolCalled
+from planweave.llm import ModelProfile
 from planweave.llm.base import Model
 from planweave.llm.scripted import ScriptedModel
 from planweave.tools import ToolContext, ToolRegistry
@@ -79,7 +80,7 @@ async def test_a_fenced_reply_is_unwrapped(tmp_path: Path) -> None:
 
 
 async def test_small_models_get_a_token_limit(tmp_path: Path) -> None:
-    model = ScriptedModel([{"content": "# A"}], name="local:tiny.gguf")
+    model = ScriptedModel([{"content": "# A"}], name="tiny", profile=ModelProfile(small=True))
     events: list[LlmCalled | ToolCalled] = []
     await compose(make_ctx(model, tmp_path, events), goal=GOAL, inputs=INPUTS, input_goals=GOALS)
     assert model.requests[0].max_tokens is not None

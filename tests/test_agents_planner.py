@@ -9,6 +9,7 @@ from planweave.agents import AgentContext, plan
 from planweave.agents.planner import dag_plan_schema
 from planweave.errors import PlanInvalid
 from planweave.events import LlmCalled, ToolCalled
+from planweave.llm import ModelProfile
 from planweave.llm.base import Model
 from planweave.llm.scripted import ScriptedModel
 from planweave.plan import plan_problems
@@ -281,7 +282,7 @@ def test_dag_schema_respects_small_limits() -> None:
 
 
 async def test_local_models_get_the_dag_schema(tmp_path: Path) -> None:
-    model = ScriptedModel([{"json": GOOD}], name="local:tiny.gguf")
+    model = ScriptedModel([{"json": GOOD}], name="tiny", profile=ModelProfile(small=True))
     await run_plan(model, tmp_path)
     schema = model.requests[0].response_schema
     assert schema is not None
@@ -305,3 +306,38 @@ async def test_local_model_plans_a_valid_dag(tmp_path: Path) -> None:
     assert plan_problems(tasks) == []
     assert all(t.kind in ("execute", "plan") and t.goal for t in tasks)
     assert [t.id for t in tasks] == [f"t{i}" for i in range(1, len(tasks) + 1)]
+
+
+async def test_the_jobs_max_plan_depth_reaches_the_planner(tmp_path: Path) -> None:
+    from planweave import Engine
+
+    replies = [
+        {
+            "match": {"role": "planner", "contains": "Write a guide"},
+            "json": {
+                "tasks": [
+                    {"id": "body", "goal": "Write the body", "depends_on": [], "kind": "plan"}
+                ]
+            },
+        },
+        {
+            "match": {"role": "planner", "contains": "Write the body"},
+            "json": {
+                "tasks": [{"id": "s1", "goal": "Section one", "depends_on": [], "kind": "execute"}]
+            },
+        },
+        {"match": {"role": "executor"}, "content": "text", "repeat": True},
+        {"match": {"role": "composer"}, "content": "# Guide"},
+    ]
+    model = ScriptedModel(replies)
+    async with Engine(
+        store=f"sqlite:///{tmp_path / 'jobs.db'}", model=model, data_dir=tmp_path / "data"
+    ) as engine:
+        result = await engine.run("Write a guide", max_plan_depth=4)
+        events = await engine.events(result.job_id)
+    assert result.ok, result.error
+    prompts = [e.prompt for e in events if isinstance(e, LlmCalled) and e.role == "planner"]
+    assert len(prompts) == 2
+    assert "depth 1 of at most 4" in prompts[1]
+    sub_request = [r for r in model.requests if r.role == "planner"][1]
+    assert "depth 1 of at most 4" in sub_request.messages[-1].content

@@ -15,8 +15,9 @@ from planweave.agents import (
     call_model,
 )
 from planweave.agents.react import action_schema
-from planweave.errors import BudgetExceeded, ConfigError, ModelResponseError, ModelUnavailable
+from planweave.errors import AnswerRejected, ConfigError, ModelResponseError, ModelUnavailable
 from planweave.events import LlmCalled, ToolCalled
+from planweave.llm import ModelProfile
 from planweave.llm.base import ChatMessage, LlmRequest, LlmResponse, Model, ToolCall
 from planweave.llm.scripted import ScriptedModel
 from planweave.tools import ToolContext, ToolRegistry
@@ -176,6 +177,7 @@ class FakeModel:
     ) -> None:
         self.name = "fake:test"
         self.supports_tools = supports_tools
+        self.profile = ModelProfile(small=False, native_tools=supports_tools)
         self.replies = replies
         self.requests: list[LlmRequest] = []
 
@@ -253,7 +255,7 @@ async def test_max_steps_comes_from_the_context_by_default(tmp_path: Path) -> No
     assert result.steps == 3
 
 
-async def test_no_answer_even_after_the_last_call_raises_budget_exceeded(tmp_path: Path) -> None:
+async def test_no_answer_even_after_the_last_call_is_rejected(tmp_path: Path) -> None:
     model = ScriptedModel(
         [
             {"match": {"contains": "used all your steps"}, "content": ""},
@@ -261,8 +263,9 @@ async def test_no_answer_even_after_the_last_call_raises_budget_exceeded(tmp_pat
         ]
     )
     events: list[LlmCalled | ToolCalled] = []
-    with pytest.raises(BudgetExceeded, match="max_steps=2"):
+    with pytest.raises(AnswerRejected, match="max_steps=2") as caught:
         await ReactAgent(max_steps=2).run(TASK, make_ctx(model, tmp_path, events))
+    assert caught.value.reason == "empty_answer" and caught.value.retryable
     assert len(model.requests) == 3
 
 
@@ -471,7 +474,7 @@ async def test_plain_text_reply_is_the_answer_for_models_without_json(tmp_path: 
 
 async def test_small_models_get_shorter_strings_in_the_action_schema(tmp_path: Path) -> None:
     model = FakeModel([LlmResponse(data={"final_answer": "x"})], supports_tools=False)
-    model.name = "local:tiny.gguf"
+    model.profile = ModelProfile(small=True, native_tools=False)
     events: list[LlmCalled | ToolCalled] = []
     await ReactAgent(tools=["calculator"]).run(TASK, make_ctx(model, tmp_path, events))
     schema = model.requests[0].response_schema

@@ -52,14 +52,15 @@ def test_lag_percentiles() -> None:
 async def test_s2_every_subscriber_gets_every_event() -> None:
     result = await s2(tasks=12, subscribers=3, timeout_s=60)
     assert result["status"] == "ok", result.get("reason")
-    assert result["events_per_job"] == 4 * 12 + 2  # 4 events a task, JobSubmitted, JobCompleted
+    # 5 events a tool task (ToolCalled among them), JobSubmitted, JobCompleted
+    assert result["events_per_job"] == 5 * 12 + 2
     assert result["contiguous_subscribers"] == 3
-    assert result["events_min"] == result["events_max"] == 50
+    assert result["events_min"] == result["events_max"] == 62
     assert (result["gaps"], result["duplicates"], result["error_count"]) == (0, 0, 0)
     assert result["ended_terminal"] == 3
-    assert result["events_delivered"] == 150
+    assert result["events_delivered"] == 3 * 62
     # Each delivery is either history (emitted before its stream opened) or timed.
-    assert result["history_events"] + result["lag_samples"] == 150
+    assert result["history_events"] + result["lag_samples"] == 3 * 62
     assert result["lag_ms"]["p50"] <= result["lag_ms"]["p99"]
 
 

@@ -115,3 +115,37 @@ def test_missing_llama_cpp_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setitem(sys.modules, "llama_cpp", None)
     with pytest.raises(MissingDependency, match=r"llama-cpp-python .*planweave\[local\]"):
         load_model("local:")
+
+
+@pytest.mark.local_model
+async def test_cancelling_a_call_stops_its_generation_between_tokens() -> None:
+    import asyncio
+
+    max_tokens = 1500
+    model = load_model("local:", ModelOptions(n_threads=1, max_tokens=max_tokens), env={})
+    assert isinstance(model, LocalModel)
+    try:
+        call = asyncio.create_task(
+            model.complete(ask("Count from 1 to 2000, one number per line, with no other text."))
+        )
+        # Wait (on progress, not on a clock) until tokens are coming out.
+        while model.last_generation is None or model.last_generation.tokens_out < 2:
+            assert not call.done(), "the call ended before it could be cancelled"
+            await asyncio.sleep(0.01)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        generation = model.last_generation
+        assert generation is not None
+        # Right after the cancellation completes, the thread is gone and stopped early.
+        assert not generation.thread.is_alive()
+        assert generation.stopped
+        produced = generation.tokens_out
+        assert produced < max_tokens
+        await asyncio.sleep(0.1)
+        assert generation.tokens_out == produced
+        # The model still works afterwards.
+        response = await model.complete(ask("Say hello.", max_tokens=8))
+        assert response.content.strip()
+    finally:
+        await model.aclose()

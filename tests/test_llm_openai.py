@@ -494,3 +494,53 @@ async def test_real_llama_cpp_server_plain_and_structured(llama_server: str) -> 
     assert set(structured.data) == {"answer", "confidence"}
     assert isinstance(structured.data["answer"], str)
     assert isinstance(structured.data["confidence"], int)
+
+
+# --- small models over the OpenAI-compatible API --------------------------------------------
+
+
+async def test_a_small_model_on_a_compatible_server_gets_the_small_model_guards(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    from planweave.agents import AgentContext, AgentTask, ReactAgent, plan
+    from planweave.llm import ModelProfile, profile_of
+    from planweave.tools import ToolContext, ToolRegistry
+    from planweave.tools.builtins import calculator
+
+    model = model_for(fake, "SmolLM2-135M-Instruct")
+    assert profile_of(model) == ModelProfile(small=True, native_tools=False)
+    assert not model.supports_tools
+    # The name decides, not the URL scheme; an option overrides it either way.
+    assert not profile_of(model_for(fake, "llama-3.1-70b")).small
+    assert not profile_of(model_for(fake, "SmolLM2-135M-Instruct", small=False)).small
+    assert profile_of(model_for(fake, "my-finetune", small=True)).small
+
+    async def emit(event: object) -> None:
+        return None
+
+    ctx = AgentContext(
+        model=model,
+        tools=ToolRegistry([calculator]),
+        tool_context=ToolContext(workspace=tmp_path),
+        emit=emit,
+        job_id="j",
+        task_id="t",
+    )
+    fake.reply(body=completion('{"final_answer": "25"}'))
+    result = await ReactAgent().run(AgentTask(goal="What is 5 squared?"), ctx)
+    assert result.output == "25"
+    sent = fake.requests[-1]
+    assert "tools" not in sent  # the JSON action protocol, not native tool calling
+    schema = sent["response_format"]["schema"]
+    assert schema["anyOf"][-1]["properties"]["final_answer"]["maxLength"] == 300
+
+    tasks = '{"tasks": [{"goal": "Square five", "id": "t1", "depends_on": [], "kind": "execute"}, '
+    tasks += '{"goal": "Say the result", "id": "t2", "depends_on": ["t1"], "kind": "execute"}]}'
+    fake.reply(body=completion(tasks))
+    await plan(ctx, goal="What is 5 squared?", max_tasks=5)
+    plan_schema = fake.requests[-1]["response_format"]["schema"]
+    assert "prefixItems" in plan_schema["properties"]["tasks"]["anyOf"][0]  # the DAG schema
+
+    body = model.body(ask("Tell me a story"))
+    assert body["extra_body"] == {"repeat_penalty": 1.3}
+    assert "extra_body" not in model_for(fake, "llama-3.1-70b").body(ask("Tell me a story"))

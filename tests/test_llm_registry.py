@@ -90,11 +90,13 @@ def test_public_names_are_exported() -> None:
         "LlmResponse",
         "Model",
         "ModelOptions",
+        "ModelProfile",
         "ScriptedModel",
         "ToolCall",
         "ToolSpec",
         "load_model",
         "price_usd",
+        "profile_of",
     }
     for name in planweave.llm.__all__:
         assert getattr(planweave.llm, name) is not None

@@ -45,6 +45,7 @@ def add(a: int, b: int = 2) -> int:
 def test_public_api_is_exported() -> None:
     assert sorted(planweave.tools.__all__) == sorted(
         [
+            "FunctionTool",
             "Tool",
             "ToolContext",
             "ToolRegistry",
@@ -52,6 +53,7 @@ def test_public_api_is_exported() -> None:
             "builtin_tools",
             "invoke",
             "resolve_in_workspace",
+            "run_tool_call",
             "tool",
         ]
     )

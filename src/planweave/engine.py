@@ -105,7 +105,7 @@ class Engine:
         store: str | Store | None = None,
         bus: str | Bus = "memory://",
         model: str | Model | None = None,
-        tools: Iterable[Tool[Any, Any] | Callable[..., Any]] = (),
+        tools: Iterable[Tool | Callable[..., Any]] = (),
         agents: Iterable[Agent] = (),
         builtins: bool = True,
         data_dir: str | Path | None = None,

@@ -33,7 +33,8 @@ Foreign exceptions (sqlite3, redis, openai, httpx) are translated at the adapter
     │   ├── ClaimLost
     │   │   └── LogConflict
     │   ├── StaleAttempt
-    │   └── BudgetExceeded
+    │   ├── BudgetExceeded
+    │   └── AnswerRejected
     └── Signal
         ├── RetryTask
         └── ApprovalRequired
@@ -42,8 +43,10 @@ Foreign exceptions (sqlite3, redis, openai, httpx) are translated at the adapter
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 __all__ = [
+    "AnswerRejected",
     "ApprovalRequired",
     "BudgetExceeded",
     "ClaimLost",
@@ -250,6 +253,24 @@ class StaleAttempt(RunError):
 
 class BudgetExceeded(RunError):
     """A job or task went over one of its budgets (cost, tokens, steps, time)."""
+
+
+AnswerProblem = Literal["empty_answer", "echoed_instructions"]
+"""Why an agent's answer is not a result: it is empty, or it repeats the engine's own prompt."""
+
+
+class AnswerRejected(RunError):
+    """An agent's answer is junk, not a result: empty, or an echo of the engine's instructions.
+
+    The attempt failed and another may do better (sampling differs), so it is retryable;
+    ``reason`` names the problem and becomes the failed outcome's ``error_type``.
+    """
+
+    retryable = True
+
+    def __init__(self, message: str, *, reason: AnswerProblem) -> None:
+        super().__init__(message)
+        self.reason: AnswerProblem = reason
 
 
 # --- control-flow signals ---------------------------------------------------------------------

@@ -238,11 +238,16 @@ class JobCancelled(EventBase):
 
 
 class LlmCalled(EventBase):
-    """One model call: who asked, what it cost, and (truncated) what was said."""
+    """One model call: who asked, what it cost, and (truncated) what was said.
+
+    ``agent`` names the agent that made the call (``None`` for a call outside any agent, and in
+    events recorded before the field existed).
+    """
 
     type: Literal["LlmCalled"] = "LlmCalled"
     model: str
     role: str
+    agent: str | None = None
     tokens_in: int = 0
     tokens_out: int = 0
     latency_ms: float = 0.0
@@ -253,8 +258,14 @@ class LlmCalled(EventBase):
 
 
 class ToolCalled(EventBase):
+    """One tool call, from an agent or a ``tool`` task: its arguments, outcome and latency.
+
+    ``agent`` names the agent that called the tool (``None`` for a ``tool`` task).
+    """
+
     type: Literal["ToolCalled"] = "ToolCalled"
     name: str
+    agent: str | None = None
     args: dict[str, Any] = Field(default_factory=dict)
     outcome: Literal["ok", "error"]
     result: str = ""

@@ -44,6 +44,7 @@ class WorkItem(BaseModel):
         reply_to: Queue the worker sends its reports (started, calls, outcome) to.
         depth: Nesting depth of the task (root tasks are 0).
         model: Model URL to use (``None``: the worker's default).
+        max_plan_depth: The job's limit on plan nesting, which a planner is told.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -65,6 +66,7 @@ class WorkItem(BaseModel):
     workspace: str | None = None
     max_agent_steps: int = 8
     max_plan_tasks: int = 50
+    max_plan_depth: int = 2
     allow_subplans: bool = True
     known_tools: tuple[str, ...] = ()
 
@@ -107,6 +109,8 @@ class Outcome(BaseModel):
         retryable: Whether another attempt may succeed.
         retry_delay_s: Asked-for delay before the next attempt (``None``: the job's backoff).
         artifacts: Names of files the task wrote into the workspace as deliverables.
+        calls: Tool calls made by the attempt itself (a ``tool`` task's one call), recorded with
+            the outcome instead of in a message of their own.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -125,6 +129,7 @@ class Outcome(BaseModel):
     retryable: bool = False
     retry_delay_s: float | None = None
     artifacts: tuple[tuple[str, int, str], ...] = ()
+    calls: tuple[ToolCalled, ...] = ()
     usage: Usage = Field(default_factory=Usage)
     at: float = Field(default_factory=time.time)
 

@@ -1,8 +1,8 @@
 """Text helpers shared by the agents: truncation and labelled dependency results.
 
 Prompts and events carry text of unknown size (tool output, earlier tasks' results), so every
-piece is cut to a budget here, in one place. Small local models get smaller budgets because
-their context window is a few thousand tokens.
+piece is cut to a budget here, in one place. Small models (by their profile) get smaller
+budgets because their context window is a few thousand tokens.
 """
 
 from __future__ import annotations
@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
+
+from planweave._text import tail, truncate
+from planweave.llm.base import Model, profile_of
 
 __all__ = [
     "input_budget_chars",
@@ -19,26 +22,6 @@ __all__ = [
     "tail",
     "truncate",
 ]
-
-ELLIPSIS = "…"
-
-
-def truncate(text: str, max_chars: int) -> str:
-    """Keep the start of ``text``, at most ``max_chars`` characters (marked when cut)."""
-    if len(text) <= max_chars:
-        return text
-    if max_chars <= len(ELLIPSIS):
-        return text[:max_chars]
-    return text[: max_chars - len(ELLIPSIS)] + ELLIPSIS
-
-
-def tail(text: str, max_chars: int) -> str:
-    """Keep the end of ``text``, at most ``max_chars`` characters (marked when cut)."""
-    if len(text) <= max_chars:
-        return text
-    if max_chars <= len(ELLIPSIS):
-        return text[-max_chars:] if max_chars > 0 else ""
-    return ELLIPSIS + text[-(max_chars - len(ELLIPSIS)) :]
 
 
 def render_value(value: Any) -> str:
@@ -51,14 +34,15 @@ def render_value(value: Any) -> str:
         return repr(value)
 
 
-def is_small_model(model_name: str) -> bool:
-    """Whether the model is a small offline one (short context, weak instruction following)."""
-    return model_name.startswith("local:")
+def is_small_model(model: Model) -> bool:
+    """Whether the model is a small one (short context, weak instruction following), as its
+    profile says, however it is served."""
+    return profile_of(model).small
 
 
-def input_budget_chars(model_name: str) -> int:
+def input_budget_chars(model: Model) -> int:
     """How many characters of dependency results fit in one prompt for this model."""
-    return 3_000 if is_small_model(model_name) else 24_000
+    return 3_000 if is_small_model(model) else 24_000
 
 
 def render_inputs(

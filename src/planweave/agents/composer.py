@@ -1,8 +1,9 @@
 """The composer: writes the answer to a goal, in Markdown, from the results of its tasks.
 
 A composed answer must never be empty, because it becomes the job's result and its
-``result.md`` artifact. Small local models do return empty text now and then, so when the model
-gives nothing the composer falls back to the results themselves, each under its task's goal.
+``result.md`` artifact. Small local models do return empty text now and then, or echo the
+instructions, so when the model gives no real answer the composer falls back to the results
+themselves, each under its task's goal.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from planweave.agents._answers import answer_problem
 from planweave.agents._context import AgentContext, call_model
 from planweave.agents._text import (
     input_budget_chars,
@@ -29,6 +31,11 @@ _SYSTEM = (
     "split. Start with a short heading, keep the answer focused on the goal, and reply with the "
     "Markdown only."
 )
+_NO_RESULTS = "No task results are available; answer the goal directly."
+_WRITE = "Write the answer in Markdown."
+
+PROMPT_TEXTS = (_SYSTEM, _NO_RESULTS, _WRITE)
+"""Every instruction the composer writes."""
 
 
 async def compose(
@@ -56,12 +63,12 @@ async def compose(
     parts = [f"Goal: {goal.strip()}"]
     if inputs:
         rendered = render_inputs(
-            inputs, input_goals, max_chars=input_budget_chars(ctx.model.name), show_ids=False
+            inputs, input_goals, max_chars=input_budget_chars(ctx.model), show_ids=False
         )
         parts.append(f"Results:\n\n{rendered}")
     else:
-        parts.append("No task results are available; answer the goal directly.")
-    parts.append("Write the answer in Markdown.")
+        parts.append(_NO_RESULTS)
+    parts.append(_WRITE)
     request = LlmRequest(
         messages=(
             ChatMessage(role="system", content=_SYSTEM),
@@ -71,12 +78,15 @@ async def compose(
         agent="composer",
         # A small model rambles until its token limit; keep its answers short (and quick).
         max_tokens=SMALL_MODEL_MAX_TOKENS
-        if is_small_model(ctx.model.name) and ctx.max_tokens is None
+        if is_small_model(ctx.model) and ctx.max_tokens is None
         else None,
     )
     response = await call_model(ctx, request)
     text = _strip_fence(response.content.strip())
-    return text or fallback_markdown(goal, inputs, input_goals)
+    if answer_problem(text) is not None:
+        # Empty, or the instructions echoed back: the results themselves are a better answer.
+        return fallback_markdown(goal, inputs, input_goals)
+    return text
 
 
 def fallback_markdown(goal: str, inputs: Mapping[str, Any], input_goals: Mapping[str, str]) -> str:

@@ -4,7 +4,8 @@ The model answers in structured output (a JSON schema); the plan is then validat
 other (:func:`planweave.plan.plan_problems`). Invalid plans get one repair round, in which the
 model sees every problem at once; a plan still invalid after it raises ``PlanInvalid``.
 
-Small local models (``local:`` names) produce schema-valid JSON but rarely a valid DAG: duplicate
+Small models (by their profile: ``local:``, or a small model on an OpenAI-compatible server)
+produce schema-valid JSON but rarely a valid DAG: duplicate
 ids, forward and self dependencies, dependencies on ids that do not exist. For them the DAG is
 put into the schema itself (see ``shared/research/local-llm.md`` §4): ``tasks`` is an ``anyOf``
 of fixed-length tuples whose item *i* has the id ``t<i>`` and may depend only on earlier ids, so
@@ -54,6 +55,12 @@ _KINDS_PLAN = (
     'kind is "execute" for a subtask an agent can do in one go; use "plan" only for a subtask '
     "that is still too big and must itself be broken down."
 )
+_REPAIR = "That plan is not valid:"
+_REPAIR_FOOTER = "Reply with the whole corrected plan as JSON in the same format."
+_SUBPLAN = "This is a sub-plan at depth {depth} of at most {max_depth}."
+
+PROMPT_TEXTS = (_SYSTEM, _KINDS_EXECUTE, _KINDS_PLAN, _REPAIR, _REPAIR_FOOTER, _SUBPLAN)
+"""Every instruction the planner writes (templates)."""
 
 
 def plan_schema(
@@ -188,7 +195,7 @@ async def plan(
         PlanInvalid: the plan was still invalid after one repair round; ``errors`` lists why.
         ModelError: a model call failed.
     """
-    small = is_small_model(ctx.model.name)
+    small = is_small_model(ctx.model)
     schema = (
         dag_plan_schema(max_tasks=max_tasks, allow_subplans=allow_subplans)
         if small
@@ -228,9 +235,9 @@ async def plan(
         ChatMessage(role="assistant", content=_reply_text(response)),
         ChatMessage(
             role="user",
-            content="That plan is not valid:\n"
+            content=f"{_REPAIR}\n"
             + "\n".join(f"- {problem}" for problem in problems)
-            + "\n\nReply with the whole corrected plan as JSON in the same format.",
+            + f"\n\n{_REPAIR_FOOTER}",
         ),
     ]
     response = await call_model(ctx, _request(messages, schema))
@@ -293,11 +300,11 @@ def _user_prompt(
     if job_goal.strip() and job_goal.strip() != goal.strip():
         parts.append(f"This goal is part of the job: {job_goal.strip()}")
     if inputs:
-        budget = input_budget_chars(ctx.model.name) // 2
+        budget = input_budget_chars(ctx.model) // 2
         rendered = render_inputs(inputs, input_goals, max_chars=budget)
         parts.append(f"Results already available (do not redo this work):\n\n{rendered}")
     if depth > 0:
-        parts.append(f"This is a sub-plan at depth {depth} of at most {max_depth}.")
+        parts.append(_SUBPLAN.format(depth=depth, max_depth=max_depth))
     return "\n\n".join(parts)
 
 

@@ -2,39 +2,42 @@
 
 Two wire protocols, one loop:
 
-* **native tool calling** for models that support it (``model.supports_tools``): tools are offered
-  as specs, calls come back as ``tool_calls``, results go back as ``tool`` messages;
-* a **JSON action protocol** for small local models, whose native tool calling is unreliable (it
-  drops ``tool`` messages and returns empty text). Each reply is constrained by a JSON schema to
-  either ``{"action": ..., "action_input": {...}}`` or ``{"final_answer": "..."}``, and tool
-  results are fed back as plain ``user`` messages ("Observation: ...").
+* **native tool calling** for models whose profile says so (``profile_of(model).native_tools``):
+  tools are offered as specs, calls come back as ``tool_calls``, results go back as ``tool``
+  messages;
+* a **JSON action protocol** for the others, small models above all (by their profile, however
+  they are served), whose native tool calling is unreliable (it drops ``tool`` messages and
+  returns empty text). Each reply is constrained by a JSON schema to either
+  ``{"action": ..., "action_input": {...}}`` or ``{"final_answer": "..."}``, and tool results
+  are fed back as plain ``user`` messages ("Observation: ...").
 
 Whatever the model gets wrong (an unknown tool, bad arguments, malformed or cut-off JSON, i.e.
 a retryable ``ModelResponseError``) becomes an observation it can correct, never a crash; other
 model errors propagate so the engine can retry the task.
 
-Answers are never empty. An empty answer after a successful tool call is replaced by that call's
-result; an empty answer before any is met with one request to answer. When the step budget
-(``max_steps`` model calls) runs out, the agent makes one last call without tools asking for the
-answer, so ``AgentResult.steps`` may be ``max_steps + 1``. Only if that also yields nothing (and no
-tool result exists to fall back on) does it raise ``BudgetExceeded``, so that the engine retries
-or replans instead of passing an empty result on to later tasks.
+Answers are real answers: never empty, never the engine's own instructions echoed back (see
+``_answers``). Such an answer after a successful tool call is replaced by that call's result; before
+any, it is met with one request to answer. When the step budget (``max_steps`` model calls) runs
+out, the agent makes one last call without tools asking for the answer, so ``AgentResult.steps``
+may be ``max_steps + 1``. Only if that also yields no real answer (and no tool result exists to
+fall back on) does it raise ``AnswerRejected``, a retryable failure, so that the engine tries again
+instead of passing junk on to later tasks as a result.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from planweave.agents._agent import AgentResult, AgentTask
+from planweave.agents._answers import answer_problem, rejection
 from planweave.agents._context import AgentContext, call_model
-from planweave.agents._text import input_budget_chars, is_small_model, render_inputs, truncate
-from planweave.errors import BudgetExceeded, ConfigError, ModelResponseError
-from planweave.events import ToolCalled
-from planweave.llm.base import ChatMessage, LlmRequest, LlmResponse, ToolCall, ToolSpec
-from planweave.tools import ToolResult, invoke
+from planweave.agents._text import input_budget_chars, render_inputs
+from planweave.errors import ConfigError, ModelResponseError
+from planweave.llm.base import ChatMessage, LlmRequest, LlmResponse, ToolCall, ToolSpec, profile_of
+from planweave.tools import ToolContext, run_tool_call
 
 __all__ = ["ReactAgent", "action_schema"]
 
@@ -46,8 +49,6 @@ SMALL_MODEL_ANSWER_MAX_CHARS = 300
 SMALL_MODEL_ARG_MAX_CHARS = 200
 OBSERVATION_CHARS = 4_000
 SMALL_MODEL_OBSERVATION_CHARS = 1_200
-EVENT_RESULT_CHARS = 1_000
-EVENT_ARG_CHARS = 500
 
 _NATIVE_GUIDE = (
     "You are {name}, an agent that carries out one task of a larger job.\n"
@@ -73,7 +74,30 @@ _FINAL_CALL = (
     "without calling any tool."
 )
 _REPEATED = " If you have what you need, give your final answer now."
+_ALREADY_CALLED = "(You already called {name} with these arguments."
 _EMPTY_ANSWER = "Your answer was empty. Give your final answer to the task."
+_ECHOED_ANSWER = (
+    "Your answer repeated these instructions instead of answering. Give your own final answer "
+    "to the task."
+)
+_OBSERVE_FOOTER = "Reply with the next action, or with final_answer if you can answer now."
+_BAD_REPLY = (
+    'error: reply with {{"action": "<tool>", "action_input": {{...}}}} or {{"final_answer": "..."}}'
+)
+
+PROMPT_TEXTS = (
+    _NATIVE_GUIDE,
+    _JSON_GUIDE,
+    _JSON_GUIDE_NO_TOOLS,
+    _FINAL_CALL,
+    _REPEATED,
+    _ALREADY_CALLED,
+    _EMPTY_ANSWER,
+    _ECHOED_ANSWER,
+    _OBSERVE_FOOTER,
+    _BAD_REPLY,
+)
+"""Every instruction this agent writes (templates): an answer that echoes one is rejected."""
 
 
 _MAX_REPEATS = 2
@@ -85,6 +109,7 @@ class _Run:
     """The mutable state of one run of the loop."""
 
     messages: list[ChatMessage]
+    tool_context: ToolContext
     steps: int = 0
     tool_calls: int = 0
     last_observation: str | None = None
@@ -163,19 +188,6 @@ def action_schema(
     return {"anyOf": [*branches, final]}
 
 
-def _event_args(args: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in args.items():
-        if isinstance(value, str):
-            out[key] = truncate(value, EVENT_ARG_CHARS)
-        elif isinstance(value, int | float | bool) or value is None:
-            out[key] = value
-        else:
-            text = json.dumps(value, ensure_ascii=False, default=str)
-            out[key] = value if len(text) <= EVENT_ARG_CHARS else truncate(text, EVENT_ARG_CHARS)
-    return out
-
-
 def _describe_tools(specs: Sequence[ToolSpec]) -> str:
     lines = []
     for spec in specs:
@@ -222,15 +234,21 @@ class ReactAgent:
 
         Raises:
             ConfigError: the agent names tools that are not registered.
-            BudgetExceeded: no answer came, even from the last call made without tools.
+            AnswerRejected: no real answer came (empty, or the engine's instructions echoed),
+                even from the last call made without tools.
             ModelError: a model call failed.
         """
         names = self._tool_names(ctx)
         specs = ctx.tools.specs(names) if names else []
-        native = ctx.model.supports_tools
-        small = is_small_model(ctx.model.name)
+        profile = profile_of(ctx.model)
+        native = profile.native_tools
+        small = profile.small
         max_steps = self.max_steps or ctx.max_steps
-        run = _Run(messages=[self._system(specs, native), self._first_user(task, ctx)])
+        run = _Run(
+            messages=[self._system(specs, native), self._first_user(task, ctx)],
+            # Tool calls (and a tool's own model calls) are recorded under this agent's name.
+            tool_context=replace(ctx.tool_context, agent=self.name),
+        )
         while run.steps < max_steps:
             run.steps += 1
             if native:
@@ -241,22 +259,26 @@ class ReactAgent:
                 if run.repeats >= _MAX_REPEATS:
                     break  # the model is going round in circles: ask for its answer now
                 continue
-            if answer:
+            problem = answer_problem(answer)
+            if problem is None:
                 return self._result(answer, run)
             if run.last_observation:
                 return self._result(run.last_observation, run)
             if run.nudged:
                 break
             run.nudged = True
-            run.messages.append(ChatMessage(role="user", content=_EMPTY_ANSWER))
+            nudge = _EMPTY_ANSWER if problem == "empty_answer" else _ECHOED_ANSWER
+            run.messages.append(ChatMessage(role="user", content=nudge))
         answer = await self._final_call(run, ctx, native, small)
-        if answer:
+        if answer_problem(answer) is None:
             return self._result(answer, run)
         if run.last_observation:
             return self._result(run.last_observation, run)
-        raise BudgetExceeded(
-            f"agent {self.name!r} gave no answer in {run.steps} model calls "
-            f"(max_steps={max_steps}) for task {task.goal[:80]!r}"
+        raise rejection(
+            answer,
+            agent=self.name,
+            detail=f"in {run.steps} model calls (max_steps={max_steps}) for task "
+            f"{task.goal[:80]!r}",
         )
 
     # --- prompts ------------------------------------------------------------------------------
@@ -289,7 +311,7 @@ class ReactAgent:
             parts.append(f"This task is part of the job: {task.job_goal.strip()}")
         if task.inputs:
             rendered = render_inputs(
-                task.inputs, task.input_goals, max_chars=input_budget_chars(ctx.model.name)
+                task.inputs, task.input_goals, max_chars=input_budget_chars(ctx.model)
             )
             parts.append(f"Results of earlier tasks:\n\n{rendered}")
         return ChatMessage(role="user", content="\n\n".join(parts))
@@ -348,10 +370,7 @@ class ReactAgent:
             return (answer if isinstance(answer, str) else json.dumps(answer)).strip()
         action = reply.get("action")
         if not isinstance(action, str) or not action:
-            observation = (
-                'error: reply with {"action": "<tool>", "action_input": {...}} '
-                'or {"final_answer": "..."}'
-            )
+            observation = _BAD_REPLY.format()
         else:
             raw_input = reply.get("action_input", {})
             call = (
@@ -408,46 +427,28 @@ class ReactAgent:
     async def _use_tool(
         self, run: _Run, ctx: AgentContext, call: ToolCall, allowed: set[str], max_chars: int
     ) -> str:
-        """Run one tool call and return the observation; every problem becomes its text."""
+        """Run one tool call through the tool runtime and return the observation; every
+        problem becomes its text. The runtime records the call (``ToolCalled``)."""
         run.tool_calls += 1
-        if call.name not in allowed:
-            known = ", ".join(sorted(allowed)) or "none"
-            result = ToolResult(
-                ok=False,
-                error=f"unknown tool {call.name!r}; available tools: {known}",
-                error_type="not_found",
-            )
-        elif call.raw_arguments is not None and not call.arguments:
-            result = ToolResult(
-                ok=False,
-                error=f"the arguments for {call.name!r} are not a JSON object: "
-                f"{truncate(call.raw_arguments, 200)!r}",
-                error_type="arguments_invalid",
-            )
-        else:
-            result = await invoke(ctx.tools, call.name, call.arguments, ctx.tool_context)
+        result = await run_tool_call(
+            ctx.tools,
+            call.name,
+            call.arguments,
+            run.tool_context,
+            record=ctx.emit,
+            allowed=allowed,
+            raw_arguments=call.raw_arguments,
+        )
         observation = result.as_text(max_chars=max_chars)
         if result.ok:
             run.last_observation = observation
         key = (call.name, json.dumps(call.arguments, sort_keys=True, default=str))
         if key in run.seen_calls:
             # Small models repeat a call forever; point out that the result is already known.
-            observation += f"\n(You already called {call.name} with these arguments.{_REPEATED})"
+            observation += "\n" + _ALREADY_CALLED.format(name=call.name) + _REPEATED + ")"
             run.repeats += 1
         run.seen_calls.add(key)
         run.trace.append({"tool": call.name, "ok": result.ok})
-        await ctx.emit(
-            ToolCalled(
-                job_id=ctx.job_id,
-                task_id=ctx.task_id,
-                name=call.name,
-                args=_event_args(call.arguments),
-                outcome="ok" if result.ok else "error",
-                result=result.as_text(max_chars=EVENT_RESULT_CHARS) if result.ok else "",
-                error=result.error if not result.ok else None,
-                latency_ms=result.latency_ms,
-            )
-        )
         return observation
 
     def _result(self, answer: str, run: _Run) -> AgentResult:
@@ -455,10 +456,7 @@ class ReactAgent:
 
 
 def _observe(observation: str) -> str:
-    return (
-        f"Observation: {observation}\n\n"
-        "Reply with the next action, or with final_answer if you can answer now."
-    )
+    return f"Observation: {observation}\n\n{_OBSERVE_FOOTER}"
 
 
 def _parse_reply(response: LlmResponse) -> dict[str, Any] | str:

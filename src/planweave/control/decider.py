@@ -32,6 +32,7 @@ from planweave.events import (
     JobOptions,
     JobReopened,
     JobSubmitted,
+    LlmCalled,
     ReplanRequested,
     SubtasksPlanned,
     TaskAssigned,
@@ -41,6 +42,7 @@ from planweave.events import (
     TaskReady,
     TaskRetrying,
     TaskStarted,
+    ToolCalled,
     Usage,
     validated,
 )
@@ -103,6 +105,12 @@ class _Out:
         event = validated(cls, fields)
         apply(state, event)
         self.events.append(event)
+
+    def add(self, event: LlmCalled | ToolCalled, task_id: str) -> None:
+        """Number and apply a call event a worker built itself (a ``tool`` task's call)."""
+        fields = dict(event.__dict__)
+        del fields["task_id"]  # emit sets the ids, number and time
+        self.emit(type(event), task_id, **fields)
 
 
 def submit(
@@ -202,6 +210,8 @@ def on_outcome(state: JobState, outcome: Outcome, *, now: float) -> Decision:
     out = _Out(state, now, outcome.id)
     if not task.started:
         out.emit(TaskStarted, task.id, attempt=outcome.attempt, worker_id="")
+    for call in outcome.calls:
+        out.add(call, task.id)
     if outcome.status == "succeeded":
         for name, size, content_type in outcome.artifacts:
             out.emit(ArtifactCreated, task.id, name=name, size=size, content_type=content_type)

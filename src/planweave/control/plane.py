@@ -559,6 +559,7 @@ class ControlPlane:
                 "workspace": self._workspace_str(state),
                 "max_agent_steps": options.max_agent_steps,
                 "max_plan_tasks": options.max_plan_tasks,
+                "max_plan_depth": options.max_plan_depth,
                 "allow_subplans": task.depth + 1 < options.max_plan_depth,
                 "known_tools": self.settings.known_tools,
             },

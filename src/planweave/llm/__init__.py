@@ -1,7 +1,16 @@
 """Models: one protocol, chosen by URL (``openai:``, ``anthropic:``, ``local:``, ``scripted:``)."""
 
 from planweave.llm._registry import ModelOptions, load_model
-from planweave.llm.base import ChatMessage, LlmRequest, LlmResponse, Model, ToolCall, ToolSpec
+from planweave.llm.base import (
+    ChatMessage,
+    LlmRequest,
+    LlmResponse,
+    Model,
+    ModelProfile,
+    ToolCall,
+    ToolSpec,
+    profile_of,
+)
 from planweave.llm.pricing import price_usd
 from planweave.llm.scripted import ScriptedModel
 
@@ -11,9 +20,11 @@ __all__ = [
     "LlmResponse",
     "Model",
     "ModelOptions",
+    "ModelProfile",
     "ScriptedModel",
     "ToolCall",
     "ToolSpec",
     "load_model",
     "price_usd",
+    "profile_of",
 ]

@@ -16,6 +16,7 @@ from planweave.errors import ModelError, ModelResponseError
 from planweave.llm.base import ChatMessage
 
 __all__ = [
+    "SMALL_MODEL_REPEAT_PENALTY",
     "backoff_s",
     "estimate_tokens",
     "flatten_tool_messages",
@@ -34,6 +35,9 @@ RETRY_AFTER_MAX_S = 60.0
 Translate = Callable[[Exception], tuple[ModelError, float | None] | None]
 """Maps a provider exception to our error and an optional server-requested delay (Retry-After);
 ``None`` means the exception is not the provider's and must propagate unchanged."""
+
+SMALL_MODEL_REPEAT_PENALTY = 1.3
+"""Repeat penalty on small models' free text, which otherwise loops on one sentence."""
 
 
 def estimate_tokens(text: str) -> int:

@@ -45,7 +45,12 @@ class ModelOptions(BaseModel):
         structured_output: How OpenAI-compatible servers are asked for JSON: ``json_schema``
             (OpenAI structured outputs), ``json_object`` with the schema beside it (llama.cpp,
             vLLM, Ollama), or ``auto`` (``json_schema`` for api.openai.com, else ``json_object``).
-        native_tools: Whether to use the provider's tool calling (``None``: yes where supported).
+        native_tools: Whether to use the provider's tool calling (``None``: yes where supported,
+            except for small models).
+        small: Whether the model is small (``None``: as its name says, e.g. ``smollm``; every
+            ``local:`` model is small unless set to false). Small models get the engine's
+            guards: the JSON action protocol, the DAG-encoding planner schema, short prompts and
+            a repeat penalty on free text.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -62,6 +67,7 @@ class ModelOptions(BaseModel):
     base_dir: Path | None = None
     structured_output: Literal["auto", "json_schema", "json_object"] = "auto"
     native_tools: bool | None = None
+    small: bool | None = None
 
 
 class _Backend(Protocol):

@@ -20,7 +20,7 @@ from anthropic.types import Message
 from planweave.errors import ConfigError, ModelError, ModelResponseError, ModelUnavailable
 from planweave.llm._common import parse_retry_after, with_retries
 from planweave.llm._registry import ModelOptions
-from planweave.llm.base import ChatMessage, LlmRequest, LlmResponse, ToolCall
+from planweave.llm.base import ChatMessage, LlmRequest, LlmResponse, ModelProfile, ToolCall
 from planweave.llm.pricing import price_usd
 
 __all__ = ["AnthropicModel", "messages_to_anthropic"]
@@ -122,6 +122,10 @@ class AnthropicModel:
     @property
     def supports_tools(self) -> bool:
         return self._options.native_tools is not False
+
+    @property
+    def profile(self) -> ModelProfile:
+        return ModelProfile(small=bool(self._options.small), native_tools=self.supports_tools)
 
     def _get_client(self) -> AsyncAnthropic:
         if self._client is None:

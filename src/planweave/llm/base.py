@@ -1,5 +1,8 @@
 """The model protocol: one async call from a request to a response, whatever the provider.
 
+A model may also have a ``profile`` (:class:`ModelProfile`: is it small, should agents use its
+native tool calling); :func:`profile_of` reads it, with a default for models that have none.
+
 A model is chosen by URL (``openai:gpt-4o-mini``, ``local:``, ``scripted:demo.yaml``); the engine
 only ever sees this protocol. ``role`` says which part of the engine is asking (planner, executor,
 composer, critic), and ``agent`` names the agent, so test doubles can answer by role.
@@ -12,12 +15,16 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "SMALL_MODEL_MARKERS",
     "ChatMessage",
     "LlmRequest",
     "LlmResponse",
     "Model",
+    "ModelProfile",
     "ToolCall",
     "ToolSpec",
+    "looks_small",
+    "profile_of",
 ]
 
 
@@ -90,6 +97,45 @@ class LlmResponse(BaseModel):
     finish_reason: str | None = None
 
 
+class ModelProfile(BaseModel):
+    """What a model can do, as far as agents must adapt to it.
+
+    Agents read the profile, never the model's URL, so a small model gets the same guards
+    however it is served (in-process ``local:``, or an OpenAI-compatible server).
+
+    Attributes:
+        small: A small model (a few hundred million parameters, a context of a few thousand
+            tokens, weak instruction following): agents use the JSON action protocol, the
+            planner the DAG-encoding schema, prompts get smaller budgets and free text a repeat
+            penalty where the backend allows.
+        native_tools: Whether agents should use the provider's native tool calling.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    small: bool = False
+    native_tools: bool = True
+
+
+SMALL_MODEL_MARKERS = (
+    "smollm",
+    "tinyllama",
+    "qwen2.5-0.5b",
+    "qwen2-0.5b",
+    "gemma-3-270m",
+    "135m",
+    "270m",
+    "360m",
+)
+"""Substrings of a model's name that mark it as small (matched case-insensitively)."""
+
+
+def looks_small(model_name: str) -> bool:
+    """Whether a model's own name says it is small (e.g. ``SmolLM2-135M-Instruct``)."""
+    name = model_name.lower()
+    return any(marker in name for marker in SMALL_MODEL_MARKERS)
+
+
 @runtime_checkable
 class Model(Protocol):
     """A configured model. Implementations translate provider errors into ``ModelError``."""
@@ -107,3 +153,12 @@ class Model(Protocol):
 
     async def aclose(self) -> None:
         """Release clients, threads and loaded weights."""
+
+
+def profile_of(model: Model) -> ModelProfile:
+    """The model's profile: its ``profile`` attribute where it has one (every built-in backend
+    does), else a capable model with the tool calling it says it supports."""
+    profile = getattr(model, "profile", None)
+    if isinstance(profile, ModelProfile):
+        return profile
+    return ModelProfile(small=False, native_tools=model.supports_tools)

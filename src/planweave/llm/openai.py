@@ -21,13 +21,22 @@ from openai.types.chat import ChatCompletion
 
 from planweave.errors import ConfigError, ModelError, ModelResponseError, ModelUnavailable
 from planweave.llm._common import (
+    SMALL_MODEL_REPEAT_PENALTY,
     flatten_tool_messages,
     parse_json_reply,
     parse_retry_after,
     with_retries,
 )
 from planweave.llm._registry import ModelOptions
-from planweave.llm.base import ChatMessage, LlmRequest, LlmResponse, ToolCall, ToolSpec
+from planweave.llm.base import (
+    ChatMessage,
+    LlmRequest,
+    LlmResponse,
+    ModelProfile,
+    ToolCall,
+    ToolSpec,
+    looks_small,
+)
 from planweave.llm.pricing import price_usd
 
 __all__ = ["DEFAULT_OPENAI_BASE_URL", "OpenAIModel"]
@@ -133,8 +142,17 @@ class OpenAIModel:
         return f"openai:{self._model}"
 
     @property
+    def profile(self) -> ModelProfile:
+        """Small when ``ModelOptions.small`` says so, else when the model's name does (a small
+        model served by llama.cpp, vLLM or Ollama gets the same guards as ``local:``)."""
+        options = self._options
+        small = options.small if options.small is not None else looks_small(self._model)
+        native = options.native_tools if options.native_tools is not None else not small
+        return ModelProfile(small=small, native_tools=native)
+
+    @property
     def supports_tools(self) -> bool:
-        return self._options.native_tools is not False
+        return self.profile.native_tools
 
     def _get_client(self) -> AsyncOpenAI:
         if self._client is None:
@@ -171,6 +189,10 @@ class OpenAIModel:
             body["temperature"] = temperature
         if self._options.seed is not None:
             body["seed"] = self._options.seed
+        if request.response_schema is None and not self._openai and self.profile.small:
+            # Small models repeat one sentence until max_tokens; llama.cpp's server (and others
+            # that follow it) take a repeat penalty beside the standard fields.
+            body["extra_body"] = {"repeat_penalty": SMALL_MODEL_REPEAT_PENALTY}
         if request.tools and self.supports_tools:
             body["tools"] = [tool_to_openai(tool) for tool in request.tools]
         if request.response_schema is not None:

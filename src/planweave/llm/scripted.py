@@ -38,7 +38,7 @@ from planweave.errors import (
 )
 from planweave.llm._common import estimate_tokens, last_user_message
 from planweave.llm._registry import ModelOptions
-from planweave.llm.base import LlmRequest, LlmResponse, ToolCall
+from planweave.llm.base import LlmRequest, LlmResponse, ModelProfile, ToolCall
 
 __all__ = [
     "ScriptedError",
@@ -166,11 +166,20 @@ class ScriptedModel:
         replies: Sequence[ScriptedReply | Mapping[str, Any]] = (),
         *,
         name: str = "scripted",
+        profile: ModelProfile | None = None,
     ) -> None:
         self._name = name
+        self._profile = profile
         self._pending = _parse_replies(replies, name)
         self._lock = threading.Lock()
         self.requests: list[LlmRequest] = []
+
+    @property
+    def profile(self) -> ModelProfile:
+        """As given (to stand in for a small model in tests), else a capable model."""
+        if self._profile is not None:
+            return self._profile
+        return ModelProfile(small=False, native_tools=self.supports_tools)
 
     @classmethod
     def from_file(cls, path: str | Path) -> ScriptedModel:

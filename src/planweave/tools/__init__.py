@@ -1,7 +1,10 @@
-"""Tools: typed Python functions that agents call, and the policies that keep them safe.
+"""Tools: what agents and ``tool`` tasks call, and the one runtime every call goes through.
 
-Write a tool with :func:`tool`, collect tools in a :class:`ToolRegistry`, and call them with
-:func:`invoke`, which turns every tool failure into a :class:`ToolResult`::
+A tool is anything that implements :class:`Tool` (a name, a description, a JSON schema of its
+parameters, an async ``call``). Write one from a typed function with :func:`tool`, or as a class
+(an MCP tool, an agent, a script); collect tools in a :class:`ToolRegistry`, and call them with
+:func:`run_tool_call` (or :func:`invoke`), which validates, times, bounds and records the call
+and turns every tool failure into a :class:`ToolResult`::
 
     @tool
     def add(a: int, b: int) -> int:
@@ -14,12 +17,15 @@ Write a tool with :func:`tool`, collect tools in a :class:`ToolRegistry`, and ca
 from __future__ import annotations
 
 from planweave.tools._context import ToolContext
-from planweave.tools._decorator import Tool, tool
+from planweave.tools._decorator import FunctionTool, tool
 from planweave.tools._paths import resolve_in_workspace
-from planweave.tools._registry import ToolRegistry, ToolResult, invoke
+from planweave.tools._registry import ToolRegistry
+from planweave.tools._runtime import ToolResult, invoke, run_tool_call
+from planweave.tools._tool import Tool
 from planweave.tools.builtins import builtin_tools
 
 __all__ = [
+    "FunctionTool",
     "Tool",
     "ToolContext",
     "ToolRegistry",
@@ -27,5 +33,6 @@ __all__ = [
     "builtin_tools",
     "invoke",
     "resolve_in_workspace",
+    "run_tool_call",
     "tool",
 ]

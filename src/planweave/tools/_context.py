@@ -1,13 +1,21 @@
-"""The context a tool runs in: where its files live and which limits apply.
+"""The context a tool runs in: where its files live, which limits apply, and whom it serves.
 
 It is passed by the engine on every call rather than read from globals or the environment, so
-one process can run tools for many jobs with different workspaces and policies side by side.
+one process can run tools for many jobs with different workspaces and policies side by side. A
+tool built from something other than a Python function (an MCP tool, an agent, a script) finds
+here what it needs to act for the calling task: that task's model and event sink (so its own
+model calls are recorded like the agent's) and the task's deadline.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from planweave.errors import ConfigError
+from planweave.llm._record import Emit, recorded_call
+from planweave.llm.base import LlmRequest, LlmResponse, Model
 
 __all__ = ["ToolContext"]
 
@@ -25,6 +33,12 @@ class ToolContext:
         http_timeout_s: Overall time limit of one ``http_fetch`` call, redirects included.
         max_fetch_bytes: Most bytes of a response body ``http_fetch`` reads.
         max_file_bytes: Largest file ``read_file`` reads and ``write_file`` writes.
+        model: The calling task's model (``None`` outside a task).
+        emit: The calling task's event sink (``None`` outside a task): receives the
+            ``LlmCalled`` events of :meth:`complete`.
+        agent: The agent making the call (``None`` for a ``tool`` task).
+        deadline_at: When the calling task's timeout ends, in ``time.monotonic()`` seconds
+            (``None``: no timeout).
     """
 
     workspace: Path
@@ -34,3 +48,35 @@ class ToolContext:
     http_timeout_s: float = 20.0
     max_fetch_bytes: int = 1_000_000
     max_file_bytes: int = 5_000_000
+    model: Model | None = None
+    emit: Emit | None = None
+    agent: str | None = None
+    deadline_at: float | None = None
+
+    def remaining_s(self) -> float | None:
+        """Seconds left before the task's deadline (never negative), or ``None`` without one."""
+        if self.deadline_at is None:
+            return None
+        return max(0.0, self.deadline_at - time.monotonic())
+
+    async def complete(self, request: LlmRequest) -> LlmResponse:
+        """Call the task's model, recorded as an ``LlmCalled`` event in the task's log.
+
+        A request that names no agent is recorded under :attr:`agent`.
+
+        Raises:
+            ConfigError: the call runs outside a task, with no model.
+            ModelError: the model call failed.
+        """
+        if self.model is None:
+            raise ConfigError(
+                "this tool call has no model: tools reach the task's model only when the "
+                "engine runs them for a task"
+            )
+        if request.agent is None and self.agent is not None:
+            request = request.model_copy(update={"agent": self.agent})
+        if self.emit is None:
+            return await self.model.complete(request)
+        return await recorded_call(
+            self.model, request, emit=self.emit, job_id=self.job_id, task_id=self.task_id
+        )

@@ -15,7 +15,7 @@ from typing import Any
 from planweave.errors import ToolError
 from planweave.tools._calculator import evaluate
 from planweave.tools._context import ToolContext
-from planweave.tools._decorator import Tool, tool
+from planweave.tools._decorator import FunctionTool, tool
 from planweave.tools._fetch import fetch_url
 from planweave.tools._paths import (
     list_workspace_dir,
@@ -120,6 +120,6 @@ def current_time(timezone: str = "UTC") -> str:
     return dt.datetime.now(zone).isoformat(timespec="seconds")
 
 
-def builtin_tools() -> list[Tool[..., Any]]:
+def builtin_tools() -> list[FunctionTool[..., Any]]:
     """The built-in tools, ready to register."""
     return [calculator, read_file, write_file, list_files, http_fetch, current_time]

@@ -13,11 +13,13 @@ import mimetypes
 import os
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from planweave._deadline import deadline
 from planweave.agents import AgentContext, AgentRegistry, AgentTask, compose, plan
+from planweave.agents._answers import check_answer
 from planweave.constants import (
     RESULT_ARTIFACT,
     WORKER_COMPOSER,
@@ -26,6 +28,7 @@ from planweave.constants import (
     WORKER_TOOL,
 )
 from planweave.errors import (
+    AnswerRejected,
     BudgetExceeded,
     ModelError,
     PlanInvalid,
@@ -33,11 +36,10 @@ from planweave.errors import (
     ToolError,
     UsageError,
 )
-from planweave.events import NO_USAGE, validated
+from planweave.events import NO_USAGE, ToolCalled, validated
 from planweave.llm import Model, ModelOptions, load_model
 from planweave.messages import Outcome, WorkItem
-from planweave.tools import ToolContext, ToolRegistry
-from planweave.tools._decorator import deadline
+from planweave.tools import FunctionTool, ToolContext, ToolRegistry, run_tool_call
 from planweave.workers.pool import Handler, Reporter
 
 __all__ = ["ModelCache", "WorkerServices", "handler_for"]
@@ -105,15 +107,37 @@ class WorkerServices:
         )
 
     async def agent_context(self, item: WorkItem, reporter: Reporter) -> AgentContext:
+        model = await self.models.get(item.model)
         return AgentContext(
-            model=await self.models.get(item.model),
+            model=model,
             tools=self.tools,
-            tool_context=self.tool_context(item),
+            tool_context=replace(
+                self.tool_context(item),
+                model=model,
+                emit=reporter,
+                deadline_at=_deadline_at(item),
+            ),
             emit=reporter,
             job_id=item.job_id,
             task_id=item.task_id,
             max_steps=item.max_agent_steps,
         )
+
+    async def task_tool_context(self, item: WorkItem, reporter: Reporter) -> ToolContext:
+        """The context of a ``tool`` task's call: the job's model when it can be loaded (a tool
+        task that needs none must not fail because, say, an API key is missing)."""
+        try:
+            model: Model | None = await self.models.get(item.model)
+        except (ModelError, UsageError):
+            model = None
+        return replace(
+            self.tool_context(item), model=model, emit=reporter, deadline_at=_deadline_at(item)
+        )
+
+
+def _deadline_at(item: WorkItem) -> float | None:
+    timeout = item.spec.timeout_s
+    return None if timeout is None else time.monotonic() + timeout
 
 
 def _ok(item: WorkItem, **fields: Any) -> Outcome:
@@ -139,6 +163,7 @@ def _failed(
     error_type: str,
     retryable: bool,
     retry_delay_s: float | None = None,
+    calls: tuple[ToolCalled, ...] = (),
 ) -> Outcome:
     return Outcome(
         job_id=item.job_id,
@@ -149,6 +174,7 @@ def _failed(
         error_type=error_type,
         retryable=retryable,
         retry_delay_s=retry_delay_s,
+        calls=calls,
     )
 
 
@@ -164,6 +190,8 @@ def _failure(item: WorkItem, exc: Exception) -> Outcome | None:
         return _failed(item, str(exc), error_type="model", retryable=exc.retryable)
     if isinstance(exc, ToolError):
         return _failed(item, str(exc), error_type="tool", retryable=exc.retryable)
+    if isinstance(exc, AnswerRejected):
+        return _failed(item, str(exc), error_type=exc.reason, retryable=True)
     if isinstance(exc, BudgetExceeded):
         return _failed(item, str(exc), error_type="budget_exceeded", retryable=False)
     if isinstance(exc, UsageError):
@@ -197,13 +225,13 @@ async def _guard(item: WorkItem, run: Callable[[], Awaitable[Outcome]]) -> Outco
 
 def _tool_handler(services: WorkerServices) -> Handler:
     tools = services.tools
-    tool_context = services.tool_context
-    # Handed to tools that take no context (``call`` wants one; they never see it).
-    unused_context = ToolContext(workspace=Path())
+    nowhere = Path()
 
-    # Every tool task runs this: one coroutine, no closure per item (``_guard`` inlined).
+    # Every tool task runs this: the same tool runtime as an agent's calls, one coroutine, no
+    # closure per item. The ToolCalled event travels in the outcome, not in a message of its own.
     async def handle(item: WorkItem, reporter: Reporter) -> Outcome:
         spec = item.spec
+        calls: list[ToolCalled] = []
         try:
             assert spec.tool is not None
             tool = tools.get(spec.tool)
@@ -211,24 +239,36 @@ def _tool_handler(services: WorkerServices) -> Handler:
             if "inputs" in tool.parameters.get("properties", {}) and "inputs" not in args:
                 args = {**args, "inputs": item.inputs}
             timeout = spec.timeout_s
-            ctx = tool_context(item) if tool.uses_context else unused_context
             # Only a tool that takes the context can write into the workspace.
-            before = await asyncio.to_thread(_scan, ctx.workspace) if tool.uses_context else None
-            if timeout is None:
-                value = await tool.call(args, ctx)
+            uses_context = tool.uses_context if isinstance(tool, FunctionTool) else True
+            if uses_context:
+                ctx = await services.task_tool_context(item, reporter)
+                before = await asyncio.to_thread(_scan, ctx.workspace)
             else:
-                with deadline(timeout):
-                    value = await tool.call(args, ctx)
+                # The tool never sees it; the runtime reads its ids for the event.
+                ctx = ToolContext(workspace=nowhere, job_id=item.job_id, task_id=item.task_id)
+                before = None
+            result = await run_tool_call(
+                tools, spec.tool, args, ctx, record=calls.append, timeout_s=timeout
+            )
         except Exception as exc:
             outcome = _failure(item, exc)
             if outcome is None:
                 raise
-            return outcome
+            return outcome.model_copy(update={"calls": tuple(calls)}) if calls else outcome
+        if not result.ok:
+            return _failed(
+                item,
+                result.error or "the tool failed",
+                error_type="timeout" if result.error_type == "timeout" else "tool",
+                retryable=result.retryable,
+                calls=tuple(calls),
+            )
         if before is not None:
             written = _written(before, await asyncio.to_thread(_scan, ctx.workspace))
             if written:
-                return _ok(item, result=value, artifacts=written)
-        return _ok(item, result=value)
+                return _ok(item, result=result.value, artifacts=written, calls=tuple(calls))
+        return _ok(item, result=result.value, calls=tuple(calls))
 
     return handle
 
@@ -294,7 +334,8 @@ def _executor_handler(services: WorkerServices) -> Handler:
                 ),
                 ctx,
             )
-            return _ok(item, result=result.output)
+            # Whatever the agent, junk (empty, or the engine's instructions) is never a result.
+            return _ok(item, result=check_answer(result.output, agent=agent.name))
 
         return await _guard(item, run)
 
@@ -312,6 +353,7 @@ def _planner_handler(services: WorkerServices) -> Handler:
                 inputs=item.inputs,
                 input_goals=item.input_goals,
                 depth=item.depth,
+                max_depth=item.max_plan_depth,
                 max_tasks=item.max_plan_tasks,
                 known_tools=list(services.tools.names()),
                 known_agents=services.agents.names(),

@@ -1,0 +1,109 @@
+"""The one way the engine calls a model: timed, and reported as an ``LlmCalled`` event.
+
+Agents (through :func:`planweave.agents.call_model`) and tools (through
+:meth:`planweave.tools.ToolContext.complete`) both come here, so every model call, whoever makes
+it, is recorded with its tokens, cost, a truncated prompt and reply, and the agent that asked,
+whether it succeeds or fails.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+from planweave._text import tail, truncate
+from planweave.events import LlmCalled, ToolCalled
+from planweave.llm.base import ChatMessage, LlmRequest, LlmResponse, Model
+
+__all__ = ["Emit", "recorded_call", "render_messages", "render_reply"]
+
+Emit = Callable[[LlmCalled | ToolCalled], Awaitable[None]]
+"""Where model and tool calls are reported (the worker forwards them to the control plane)."""
+
+PROMPT_EVENT_CHARS = 4_000
+REPLY_EVENT_CHARS = 4_000
+
+
+def render_messages(messages: Sequence[ChatMessage]) -> str:
+    """Messages as readable text, one block per message."""
+    blocks = []
+    for message in messages:
+        text = f"[{message.role}] {message.content}".rstrip()
+        for call in message.tool_calls:
+            args = json.dumps(call.arguments, ensure_ascii=False, default=str)
+            text += f"\n-> {call.name}({args})"
+        blocks.append(text)
+    return "\n\n".join(blocks)
+
+
+def render_reply(response: LlmResponse) -> str:
+    """A reply as readable text: its content, its tool calls, or its structured data."""
+    parts = [response.content] if response.content else []
+    if not response.content and response.data is not None:
+        parts.append(json.dumps(response.data, ensure_ascii=False, default=str))
+    for call in response.tool_calls:
+        args = json.dumps(call.arguments, ensure_ascii=False, default=str)
+        parts.append(f"-> {call.name}({call.raw_arguments if call.raw_arguments else args})")
+    return "\n".join(parts)
+
+
+async def recorded_call(
+    model: Model,
+    request: LlmRequest,
+    *,
+    emit: Emit,
+    job_id: str,
+    task_id: str | None,
+    max_tokens: int | None = None,
+) -> LlmResponse:
+    """Run one model call and report it through ``emit`` as an ``LlmCalled`` event.
+
+    Args:
+        model: The model to call.
+        request: The call; its ``agent`` is copied into the event.
+        emit: Receives the event.
+        job_id: The job the call belongs to.
+        task_id: The task the call belongs to.
+        max_tokens: Fills in a request that sets no reply limit.
+
+    Raises:
+        ModelError: whatever the model raised (reported first, with ``error`` set).
+    """
+    if request.max_tokens is None and max_tokens is not None:
+        request = request.model_copy(update={"max_tokens": max_tokens})
+    prompt = tail(render_messages(request.messages), PROMPT_EVENT_CHARS)
+    started = time.perf_counter()
+    try:
+        response = await model.complete(request)
+    except Exception as exc:
+        await emit(
+            LlmCalled(
+                job_id=job_id,
+                task_id=task_id,
+                model=model.name,
+                role=request.role,
+                agent=request.agent,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                prompt=prompt,
+                error=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+            )
+        )
+        raise
+    measured_ms = (time.perf_counter() - started) * 1000
+    await emit(
+        LlmCalled(
+            job_id=job_id,
+            task_id=task_id,
+            model=model.name,
+            role=request.role,
+            agent=request.agent,
+            tokens_in=response.tokens_in,
+            tokens_out=response.tokens_out,
+            latency_ms=response.latency_ms or measured_ms,
+            cost_usd=response.cost_usd,
+            prompt=prompt,
+            reply=truncate(render_reply(response), REPLY_EVENT_CHARS),
+        )
+    )
+    return response

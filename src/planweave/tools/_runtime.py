@@ -1,0 +1,311 @@
+"""The tool runtime: the one path every tool call takes, from an agent or from a ``tool`` task.
+
+:func:`run_tool_call` is the boundary between the engine and tool code. Whatever the tool's
+implementation (an ``@tool`` function, a class written to the :class:`Tool` protocol) and
+whoever calls it, the call is checked (is the tool offered, are the arguments an object that
+fits the schema), bounded (the tool's own ``timeout_s`` and the calling task's deadline), timed,
+and recorded as one ``ToolCalled`` event. Every tool problem (unknown name, bad arguments,
+timeout, policy refusal, crash) becomes a :class:`ToolResult` the caller can read and react to,
+so a misbehaving tool never takes the worker down. Only control-flow signals pass, after being
+recorded. Policy checks and hooks attach here, once, for every path.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from planweave._deadline import deadline
+from planweave._text import truncate
+from planweave.errors import (
+    PolicyViolation,
+    Signal,
+    ToolArgumentsInvalid,
+    ToolError,
+    ToolNotFound,
+    ToolTimeout,
+)
+from planweave.events import ToolCalled, validated
+from planweave.tools._context import ToolContext
+from planweave.tools._decorator import FunctionTool, tool_failure
+from planweave.tools._registry import ToolRegistry
+from planweave.tools._tool import Tool
+
+__all__ = ["Record", "ToolErrorType", "ToolResult", "invoke", "run_tool_call"]
+
+ToolErrorType = Literal["", "arguments_invalid", "timeout", "policy", "not_found", "error"]
+
+Record = Callable[[ToolCalled], Awaitable[None] | None]
+"""Receives the ``ToolCalled`` event of a call (an agent's event sink, or a list's ``append``)."""
+
+EVENT_RESULT_CHARS = 1_000
+EVENT_ARG_CHARS = 500
+
+
+def _render(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return "null"  # what a no-op tool returns: skip the JSON encoder
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """What came of one tool call, as the caller sees it.
+
+    Attributes:
+        ok: Whether the tool returned normally.
+        value: What it returned (``None`` on failure).
+        error: The error message on failure.
+        error_type: ``""`` when ok, else ``arguments_invalid``, ``timeout``, ``policy``,
+            ``not_found`` or ``error``.
+        retryable: Whether calling again may succeed.
+        latency_ms: How long the call took.
+    """
+
+    ok: bool
+    value: Any = None
+    error: str | None = None
+    error_type: ToolErrorType = ""
+    retryable: bool = False
+    latency_ms: float = 0.0
+
+    def as_text(self, max_chars: int = 4000) -> str:
+        """Render for a model: the value as text (JSON for structures) or ``error: ...``."""
+        text = _render(self.value) if self.ok else f"error: {self.error}"
+        if len(text) > max_chars:
+            cut = len(text) - max_chars
+            text = f"{text[:max_chars]}\n[... {cut} more characters cut]"
+        return text
+
+
+def _error_type(exc: ToolError) -> ToolErrorType:
+    if isinstance(exc, ToolArgumentsInvalid):
+        return "arguments_invalid"
+    if isinstance(exc, ToolTimeout):
+        return "timeout"
+    if isinstance(exc, PolicyViolation):
+        return "policy"
+    if isinstance(exc, ToolNotFound):
+        return "not_found"
+    return "error"
+
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list, tuple),
+    "object": (dict, Mapping),
+    "null": (type(None),),
+}
+
+
+def _fits(value: Any, kind: object) -> bool:
+    if isinstance(kind, list):
+        return any(_fits(value, one) for one in kind)
+    if not isinstance(kind, str) or kind not in _JSON_TYPES:
+        return True  # a type this check does not know: leave it to the tool
+    if isinstance(value, bool) and kind in ("integer", "number"):
+        return False
+    return isinstance(value, _JSON_TYPES[kind])
+
+
+def check_arguments(tool: Tool, args: Mapping[str, Any]) -> None:
+    """Check ``args`` against the top level of ``tool.parameters`` before the tool runs.
+
+    ``@tool`` functions validate fully (pydantic); for other tools this checks what a JSON
+    schema's top level says: required names, unknown names where ``additionalProperties`` is
+    false, and each argument's JSON type.
+
+    Raises:
+        ToolArgumentsInvalid: what is wrong, naming the expected parameters.
+    """
+    if not isinstance(args, Mapping):
+        raise ToolArgumentsInvalid(
+            f"invalid arguments for tool {tool.name!r}: expected a JSON object, "
+            f"got {type(args).__name__}"
+        )
+    schema = tool.parameters
+    props = schema.get("properties")
+    props = props if isinstance(props, dict) else {}
+    problems = [
+        f"{name}: missing required argument"
+        for name in schema.get("required", ())
+        if name not in args
+    ]
+    if schema.get("additionalProperties") is False:
+        problems += [f"{name}: unexpected argument" for name in args if name not in props]
+    for name, value in args.items():
+        prop = props.get(name)
+        if isinstance(prop, dict) and not _fits(value, prop.get("type")):
+            problems.append(f"{name}: expected {prop.get('type')}, got {type(value).__name__}")
+    if problems:
+        expected = ", ".join(props) or "none"
+        raise ToolArgumentsInvalid(
+            f"invalid arguments for tool {tool.name!r}: {'; '.join(problems)} "
+            f"(parameters: {expected})"
+        )
+
+
+async def _run_protocol_tool(tool: Tool, args: Mapping[str, Any], ctx: ToolContext) -> Any:
+    """Call a tool that is not an ``@tool`` function: check, bound and translate as they do."""
+    check_arguments(tool, args)
+
+    async def guarded() -> Any:
+        try:
+            return await tool.call(args, ctx)
+        except (ToolError, Signal):
+            raise
+        except Exception as exc:
+            raise tool_failure(exc) from exc
+
+    try:
+        with deadline(tool.timeout_s):
+            return await guarded()
+    except TimeoutError:
+        # guarded() turns the tool's own TimeoutError into ToolError, so this is our deadline.
+        raise ToolTimeout(
+            f"tool {tool.name!r} did not finish within {tool.timeout_s:g} s"
+        ) from None
+
+
+def _event_args(args: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in args.items():
+        if isinstance(value, str):
+            out[key] = truncate(value, EVENT_ARG_CHARS)
+        elif isinstance(value, int | float | bool) or value is None:
+            out[key] = value
+        else:
+            text = json.dumps(value, ensure_ascii=False, default=str)
+            out[key] = value if len(text) <= EVENT_ARG_CHARS else truncate(text, EVENT_ARG_CHARS)
+    return out
+
+
+def _event(name: str, args: Mapping[str, Any], ctx: ToolContext, result: ToolResult) -> ToolCalled:
+    return validated(
+        ToolCalled,
+        {
+            # The control plane numbers the event and gives it its id in the job's log.
+            "id": f"{ctx.job_id}:{ctx.task_id}:tool",
+            "job_id": ctx.job_id,
+            "task_id": ctx.task_id or None,
+            "name": name,
+            "agent": ctx.agent,
+            "args": _event_args(args) if args else {},
+            "outcome": "ok" if result.ok else "error",
+            "result": result.as_text(max_chars=EVENT_RESULT_CHARS) if result.ok else "",
+            "error": result.error,
+            "latency_ms": result.latency_ms,
+        },
+    )
+
+
+async def run_tool_call(
+    registry: ToolRegistry,
+    name: str,
+    args: Mapping[str, Any],
+    ctx: ToolContext,
+    *,
+    record: Record | None = None,
+    allowed: Collection[str] | None = None,
+    raw_arguments: str | None = None,
+    timeout_s: float | None = None,
+) -> ToolResult:
+    """Run one tool call, from any caller, and record it; tool failures never raise.
+
+    Args:
+        registry: Where to find the tool.
+        name: The tool's name, as the caller wrote it.
+        args: The arguments, as the caller wrote them.
+        ctx: The context of the call (its ``job_id``, ``task_id`` and ``agent`` go into the
+            event).
+        record: Receives the call's ``ToolCalled`` event (``None``: not recorded).
+        allowed: The tools this caller was offered (``None``: every registered tool).
+        raw_arguments: The arguments as written, when they were not a JSON object.
+        timeout_s: The calling task's time limit, on top of the tool's own ``timeout_s``.
+
+    Returns:
+        ``ok=True`` with the value, or ``ok=False`` with the error, its type and whether a retry
+        may help.
+
+    Raises:
+        Signal: A signal the tool raised on purpose (``RetryTask``, ``ApprovalRequired``); the
+            call is recorded as an error first.
+    """
+    start = time.perf_counter()
+    try:
+        if allowed is not None and name not in allowed:
+            known = ", ".join(sorted(allowed)) or "none"
+            raise ToolNotFound(f"unknown tool {name!r}; available tools: {known}")
+        if raw_arguments is not None and not args:
+            raise ToolArgumentsInvalid(
+                f"the arguments for {name!r} are not a JSON object: "
+                f"{truncate(raw_arguments, 200)!r}"
+            )
+        tool = registry.get(name)
+        call = (
+            tool.call(args, ctx)
+            if isinstance(tool, FunctionTool)
+            else _run_protocol_tool(tool, args, ctx)
+        )
+        if timeout_s is None:
+            value = await call
+        else:
+            try:
+                with deadline(timeout_s):
+                    value = await call
+            except TimeoutError:
+                raise ToolTimeout(
+                    f"the task took longer than its timeout of {timeout_s:g} s"
+                ) from None
+        result = ToolResult(ok=True, value=value, latency_ms=(time.perf_counter() - start) * 1000)
+    except ToolError as exc:
+        result = ToolResult(
+            ok=False,
+            error=str(exc),
+            error_type=_error_type(exc),
+            retryable=exc.retryable,
+            latency_ms=(time.perf_counter() - start) * 1000,
+        )
+    except Signal as exc:
+        if record is not None:
+            failed = ToolResult(
+                ok=False,
+                error=f"{type(exc).__name__}: {exc}",
+                error_type="error",
+                latency_ms=(time.perf_counter() - start) * 1000,
+            )
+            pending = record(_event(name, args, ctx, failed))
+            if pending is not None:
+                await pending
+        raise
+    if record is not None:
+        pending = record(_event(name, args, ctx, result))
+        if pending is not None:
+            await pending
+    return result
+
+
+async def invoke(
+    registry: ToolRegistry, name: str, args: Mapping[str, Any], ctx: ToolContext
+) -> ToolResult:
+    """Call tool ``name`` and report the outcome; tool failures never raise.
+
+    :func:`run_tool_call` without recording, for scripts and tests.
+
+    Raises:
+        Signal: A signal the tool raised on purpose (``RetryTask``, ``ApprovalRequired``).
+    """
+    return await run_tool_call(registry, name, args, ctx)

@@ -1,0 +1,56 @@
+"""The tool interface: anything with a name, a description, a JSON schema and an async call.
+
+``@tool`` turns a typed Python function into one (:class:`FunctionTool`), but a tool can be
+built from anything else: an MCP server's tool, an agent, a script. The engine only needs what
+this protocol states; the tool runtime (``_runtime``) validates the arguments against
+``parameters``, applies ``timeout_s``, times the call and records it, whatever the
+implementation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+
+from planweave.llm.base import ToolSpec
+from planweave.tools._context import ToolContext
+
+__all__ = ["Tool", "spec_of"]
+
+
+@runtime_checkable
+class Tool(Protocol):
+    """A tool a model, or a ``tool`` task, can call.
+
+    Attributes:
+        name: The name models call the tool by (1 to 64 letters, digits, ``_`` or ``-``).
+        description: What the tool does, for the model.
+        parameters: JSON schema of the arguments (an ``object`` schema).
+        timeout_s: Longest a call may take before it fails with ``ToolTimeout``.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
+
+    @property
+    def parameters(self) -> dict[str, Any]: ...
+
+    @property
+    def timeout_s(self) -> float: ...
+
+    async def call(self, args: Mapping[str, Any], ctx: ToolContext) -> Any:
+        """Run the tool on ``args`` (already checked against ``parameters``).
+
+        ``ctx`` gives the workspace, the calling task's model (``ctx.model``, or
+        ``ctx.complete`` to have the call recorded), its event sink and its deadline. Raise
+        ``ToolError`` (or a subclass) for failures the model should read about.
+        """
+        ...
+
+
+def spec_of(tool: Tool) -> ToolSpec:
+    """What a model is told about ``tool``."""
+    return ToolSpec(name=tool.name, description=tool.description, parameters=tool.parameters)
