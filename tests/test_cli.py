@@ -635,3 +635,89 @@ def test_an_openai_model_without_a_key_is_refused_before_any_job_starts(tmp_path
         capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path,
     )  # fmt: skip
     assert json.loads(jobs.stdout) == []
+
+
+# --- usage problems are refused before a job exists -----------------------------------------
+
+
+def no_jobs(tmp_path: Path) -> bool:
+    proc = cli(tmp_path, "jobs", "--json", *store_args(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--model", "anthropic:claude-sonnet-4-5"], {}, "ANTHROPIC_API_KEY is not set"),
+        (["--model", "openai:gpt-4o-mini"], {}, "OPENAI_API_KEY is not set"),
+        (["--model", "local:/nope.gguf"], {}, "local model file /nope.gguf does not exist"),
+        (
+            ["--model", "local:"],
+            {"PLANWEAVE_LOCAL_MODEL_PATH": "/nope.gguf"},
+            "PLANWEAVE_LOCAL_MODEL_PATH=/nope.gguf",
+        ),
+        (["--data-dir", "afile/data"], {}, "cannot create the data folder (--data-dir)"),
+    ],
+)
+def test_usage_problems_exit_2_before_a_job_is_created(
+    tmp_path: Path, args: list[str], env: dict[str, str], message: str
+) -> None:
+    (tmp_path / "afile").write_text("not a folder", encoding="utf-8")
+    write_yaml(tmp_path / "replies.yaml", {"replies": GOAL_REPLIES})
+    no_keys = {k: "" for k in os.environ if k.startswith(("OPENAI_", "ANTHROPIC_"))}
+    proc = cli(
+        tmp_path,
+        "run",
+        "What is 2+3, squared?",
+        *store_args(tmp_path),
+        "--model",
+        "scripted:replies.yaml",
+        *args,
+        env={**no_keys, **env},
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert no_jobs(tmp_path)
+
+
+def test_a_store_in_a_folder_that_cannot_be_made_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("not a folder", encoding="utf-8")
+    proc = cli(tmp_path, "jobs", "--store", f"sqlite:///{tmp_path / 'afile' / 'jobs.db'}")
+    assert proc.returncode == 2, proc.stderr
+    assert f"cannot create the store's folder {tmp_path / 'afile'}" in proc.stderr
+
+
+# --- resume uses the job's model ------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_resume_carries_on_with_the_model_the_job_was_started_with(tmp_path: Path) -> None:
+    write_yaml(tmp_path / "slow.yaml", slow_replies(60))
+    run = start_slow_run(tmp_path)
+    try:
+        job_id = wait_for_job(tmp_path)
+        time.sleep(0.5)
+        run.send_signal(signal.SIGINT)
+        run.communicate(timeout=30)
+    finally:
+        run.kill()
+    assert run.returncode == 130
+    # The same file, now fast: the job's own model URL is what resume must load.
+    write_yaml(tmp_path / "slow.yaml", {"replies": GOAL_REPLIES})
+    resumed = cli(tmp_path, "resume", job_id, *store_args(tmp_path), "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    data = only_json(resumed.stdout)
+    assert data["status"] == "succeeded"
+    assert "25" in data["result"]
+
+
+def test_resume_of_a_finished_job_says_so_and_checks_the_model_url(work: Path) -> None:
+    job_id = run_plan(work, TOOL_PLAN)
+    bad = cli(work, "resume", job_id, "--model", "foo:bar", *store_args(work))
+    assert bad.returncode == 2
+    assert "unknown model URL 'foo:bar'" in bad.stderr
+    done = cli(work, "resume", job_id, *store_args(work))
+    assert done.returncode == 2
+    assert f"job {job_id} already finished (succeeded)" in done.stderr

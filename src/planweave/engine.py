@@ -223,6 +223,8 @@ class Engine:
         """
         await self.start()
         opts = _options(options, option_fields)
+        if opts.model is None:  # recorded, so a resume in another process uses the same model
+            opts = opts.model_copy(update={"model": self.models.default})
         specs: tuple[TaskSpec, ...] | None = None
         if plan is not None:
             specs = tuple(plan.tasks) if isinstance(plan, Plan) else tuple(plan)
@@ -268,9 +270,21 @@ class Engine:
         finally:
             await self.close()
 
-    async def resume(self, job_id: str, *, force: bool = False) -> JobResult:
-        """Carry on a job that stopped (its process was killed): finished tasks are kept."""
+    async def resume(
+        self, job_id: str, *, force: bool = False, model: str | None = None
+    ) -> JobResult:
+        """Carry on a job that stopped (its process was killed): finished tasks are kept.
+
+        Args:
+            job_id: The job.
+            force: Take the job over even while another process's claim on it is live.
+            model: Model URL to carry on with, in place of the one the job recorded (in this
+                engine, every call for the recorded model goes to this one).
+        """
         await self.start()
+        if model is not None:
+            recorded = (await self.get(job_id)).options.model or self.models.default
+            self.models.substitute(recorded, model)
         state = await self.plane.adopt(job_id, force=force)
         if state.terminal:
             return await self._result(state)

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from planweave.cli._checks import check_writable
 from planweave.config import Settings, load_settings
 from planweave.engine import Engine
 from planweave.errors import JobNotFound, UsageError
@@ -93,6 +94,7 @@ def err_console() -> Console:
 
 def read_only_engine(settings: Settings) -> Engine:
     """An engine that reads and controls jobs but runs no workers (and loads no model)."""
+    check_writable(settings, workspaces=False)
     return Engine(**settings.engine_kwargs(), run_workers=False)
 
 

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import enum
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -25,6 +24,7 @@ from rich.live import Live
 from rich.markdown import Markdown
 from rich.text import Text
 
+from planweave.cli._checks import check_model, check_model_url, check_writable
 from planweave.cli._common import (
     EXIT_INTERRUPTED,
     ConfigOpt,
@@ -45,8 +45,7 @@ from planweave.cli._format import cost, job_json
 from planweave.cli._live import render
 from planweave.config import Settings
 from planweave.engine import Engine, JobResult
-from planweave.errors import PlanweaveError, UnknownBackend, UsageError
-from planweave.llm import ModelOptions, load_model
+from planweave.errors import UsageError
 from planweave.plan import Plan, load_plan_file
 from planweave.state import JobState, apply
 
@@ -110,8 +109,11 @@ def run(
     if settings.workspace is not None:
         fields["workspace"] = str(settings.workspace.expanduser().resolve())
 
+    needs_model = _plan_needs_model(plan_obj, fields.get("on_failure"))
+    check_writable(settings, workspaces=True)
+
     async def start(engine: Engine) -> tuple[str, Awaitable[JobResult]]:
-        await _check_model(settings, plan_obj, fields.get("on_failure"))
+        await check_model(settings, settings.model, needs_model=needs_model)
         job_id = await engine.submit(goal, plan=plan_obj, **fields)
         return job_id, engine.wait(job_id)
 
@@ -123,7 +125,14 @@ def resume(
     force: Annotated[
         bool, typer.Option("--force", help="Take over now, even if another process holds it")
     ] = False,
-    model: ModelOpt = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="Carry on with this model URL [default: the model the job was started with]",
+            show_default=False,
+        ),
+    ] = None,
     store: StoreOpt = None,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
@@ -131,49 +140,46 @@ def resume(
 ) -> None:
     """Carry on a job whose process stopped; finished tasks are kept."""
     settings = settings_from(config, model=model, store=store, data_dir=data_dir)
+    if model is not None:
+        check_model_url(model)
+    check_writable(settings, workspaces=True)
 
     async def start(engine: Engine) -> tuple[str, Awaitable[JobResult]]:
-        job_id = (await resolve_job(engine, job)).id
-        return job_id, _resume(engine, job_id, force)
+        state = await resolve_job(engine, job)
+        if state.terminal:
+            raise UsageError(
+                f"job {state.id} already finished ({state.status}): nothing to resume; "
+                f"see it with 'planweave show {state.id}'"
+            )
+        chosen = model or state.options.model or settings.model
+        await check_model(settings, chosen, needs_model=_job_needs_model(state))
+        return state.id, _resume(engine, state.id, force, model)
 
     raise typer.Exit(asyncio.run(_drive(settings, start, json_out=json_out)))
 
 
-async def _resume(engine: Engine, job_id: str, force: bool) -> JobResult:
+async def _resume(engine: Engine, job_id: str, force: bool, model: str | None) -> JobResult:
     try:
-        return await engine.resume(job_id, force=force)
+        return await engine.resume(job_id, force=force, model=model)
     except RuntimeError as exc:  # another live process owns the job
         raise UsageError(f"{exc} (or pass --force)") from None
 
 
-async def _check_model(settings: Settings, plan: Plan | None, on_failure: str | None) -> None:
-    """Fail before submitting when the model URL is wrong and the job will need a model."""
-    needs_model = (
+def _plan_needs_model(plan: Plan | None, on_failure: str | None) -> bool:
+    """Whether a job of this plan (or of a goal, when ``None``) will call a model."""
+    return (
         plan is None
         or any(task.kind != "tool" for task in plan.tasks)
         or (on_failure or plan.on_failure) == "replan"
     )
-    options = ModelOptions(n_threads=settings.local_threads, base_url=settings.openai_base_url)
-    if (
-        needs_model
-        and settings.model.startswith("openai:")
-        and not (settings.openai_base_url or os.environ.get("OPENAI_BASE_URL"))
-        and not os.environ.get("OPENAI_API_KEY")
-    ):
-        raise UsageError(
-            "OPENAI_API_KEY is not set: export it, or point planweave at an OpenAI-compatible "
-            "server (Ollama, vLLM, llama.cpp) with OPENAI_BASE_URL=http://HOST:PORT/v1"
-        )
-    try:
-        model = load_model(settings.model, options)
-    except UnknownBackend:
-        raise
-    except PlanweaveError:
-        if needs_model:
-            raise
-        log.debug("model %s not loadable; this plan needs none", settings.model, exc_info=True)
-        return
-    await model.aclose()
+
+
+def _job_needs_model(state: JobState) -> bool:
+    return (
+        not state.tasks
+        or state.options.on_failure == "replan"
+        or any(task.spec.kind != "tool" and not task.terminal for task in state.tasks.values())
+    )
 
 
 async def _drive(

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from planweave.cli._checks import check_writable
 from planweave.cli._common import (
     ConfigOpt,
     DataDirOpt,
@@ -69,6 +70,7 @@ def serve(
         config, host=host, port=port, store=store, model=model, bus=bus, data_dir=data_dir
     )
     _need_server()
+    check_writable(settings, workspaces=True)
     from planweave.server import serve as run_server
 
     def announce(line: str) -> None:
