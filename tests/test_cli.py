@@ -721,3 +721,29 @@ def test_resume_of_a_finished_job_says_so_and_checks_the_model_url(work: Path) -
     done = cli(work, "resume", job_id, *store_args(work))
     assert done.returncode == 2
     assert f"job {job_id} already finished (succeeded)" in done.stderr
+
+
+# --- start-up -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [["--help"], ["run", "--help"], ["jobs", "--help"]])
+def test_help_imports_neither_the_engine_nor_its_backends(tmp_path: Path, args: list[str]) -> None:
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = ['planweave', *{args!r}]\n"
+        "try:\n"
+        "    runpy.run_module('planweave.cli', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('sqlalchemy', 'openai', 'anthropic', 'httpx', 'fastapi', 'llama_cpp', 'yaml')\n"
+        "ours = ('planweave.engine', 'planweave.events', 'planweave.store', 'planweave.config')\n"
+        "loaded = [m for m in sys.modules if m.split('.')[0] in heavy or m.startswith(ours)]\n"
+        "sys.stderr.write(repr(sorted(loaded)))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=clean_env(), capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "Usage" in proc.stdout
+    assert proc.stderr == "[]"

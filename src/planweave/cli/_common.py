@@ -10,16 +10,17 @@ import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
-from planweave.cli._checks import check_writable
-from planweave.config import Settings, load_settings
-from planweave.engine import Engine
 from planweave.errors import JobNotFound, UsageError
-from planweave.state import JobState
+
+if TYPE_CHECKING:  # imported when a command runs, so --help stays fast
+    from planweave.config import Settings
+    from planweave.engine import Engine
+    from planweave.state import JobState
 
 __all__ = [
     "EXIT_INTERRUPTED",
@@ -79,6 +80,8 @@ JobArg = Annotated[str, typer.Argument(help="Job id (a unique prefix is enough)"
 
 
 def settings_from(config: Path | None, **flags: Any) -> Settings:
+    from planweave.config import load_settings
+
     settings = load_settings(flags, config_file=config)
     logging.getLogger("planweave").setLevel(settings.log_level)
     return settings
@@ -94,6 +97,9 @@ def err_console() -> Console:
 
 def read_only_engine(settings: Settings) -> Engine:
     """An engine that reads and controls jobs but runs no workers (and loads no model)."""
+    from planweave.cli._checks import check_writable
+    from planweave.engine import Engine
+
     check_writable(settings, workspaces=False)
     return Engine(**settings.engine_kwargs(), run_workers=False)
 

@@ -9,52 +9,33 @@ SIGTERM closes the engine, which releases in-flight work so ``planweave resume``
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import logging
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.json import JSON
-from rich.live import Live
-from rich.markdown import Markdown
-from rich.text import Text
 
-from planweave.cli._checks import check_model, check_model_url, check_writable
 from planweave.cli._common import (
-    EXIT_INTERRUPTED,
     ConfigOpt,
     DataDirOpt,
     JobArg,
     JsonOpt,
     ModelOpt,
     StoreOpt,
-    err_console,
-    interrupts,
-    out_console,
-    print_json,
-    read_only_engine,
     resolve_job,
     settings_from,
 )
-from planweave.cli._format import cost, job_json
-from planweave.cli._live import render
-from planweave.config import Settings
-from planweave.engine import Engine, JobResult
 from planweave.errors import UsageError
-from planweave.plan import Plan, load_plan_file
-from planweave.state import JobState, apply
+
+if TYPE_CHECKING:
+    from planweave.engine import Engine, JobResult
+    from planweave.plan import Plan
 
 __all__ = ["resume", "run"]
 
 log = logging.getLogger("planweave.cli")
-
-REFRESH_S = 0.125
-"""Redraw interval of the live tree (8 per second)."""
 
 
 class OnFailureChoice(enum.StrEnum):
@@ -95,6 +76,10 @@ def run(
     ] = None,
 ) -> None:
     """Plan and carry out GOAL (or run --plan FILE), showing a live tree of its tasks."""
+    from planweave.cli._checks import check_model, check_writable
+    from planweave.cli._drive import drive
+    from planweave.plan import load_plan_file
+
     settings = settings_from(
         config, model=model, store=store, data_dir=data_dir, workspace=workspace
     )
@@ -117,7 +102,7 @@ def run(
         job_id = await engine.submit(goal, plan=plan_obj, **fields)
         return job_id, engine.wait(job_id)
 
-    raise typer.Exit(asyncio.run(_drive(settings, start, json_out=json_out)))
+    raise typer.Exit(asyncio.run(drive(settings, start, json_out=json_out)))
 
 
 def resume(
@@ -139,6 +124,9 @@ def resume(
     json_out: JsonOpt = False,
 ) -> None:
     """Carry on a job whose process stopped; finished tasks are kept."""
+    from planweave.cli._checks import check_model, check_model_url, check_writable
+    from planweave.cli._drive import drive, job_needs_model, resume_job
+
     settings = settings_from(config, model=model, store=store, data_dir=data_dir)
     if model is not None:
         check_model_url(model)
@@ -152,17 +140,10 @@ def resume(
                 f"see it with 'planweave show {state.id}'"
             )
         chosen = model or state.options.model or settings.model
-        await check_model(settings, chosen, needs_model=_job_needs_model(state))
-        return state.id, _resume(engine, state.id, force, model)
+        await check_model(settings, chosen, needs_model=job_needs_model(state))
+        return state.id, resume_job(engine, state.id, force, model)
 
-    raise typer.Exit(asyncio.run(_drive(settings, start, json_out=json_out)))
-
-
-async def _resume(engine: Engine, job_id: str, force: bool, model: str | None) -> JobResult:
-    try:
-        return await engine.resume(job_id, force=force, model=model)
-    except RuntimeError as exc:  # another live process owns the job
-        raise UsageError(f"{exc} (or pass --force)") from None
+    raise typer.Exit(asyncio.run(drive(settings, start, json_out=json_out)))
 
 
 def _plan_needs_model(plan: Plan | None, on_failure: str | None) -> bool:
@@ -172,134 +153,3 @@ def _plan_needs_model(plan: Plan | None, on_failure: str | None) -> bool:
         or any(task.kind != "tool" for task in plan.tasks)
         or (on_failure or plan.on_failure) == "replan"
     )
-
-
-def _job_needs_model(state: JobState) -> bool:
-    return (
-        not state.tasks
-        or state.options.on_failure == "replan"
-        or any(task.spec.kind != "tool" and not task.terminal for task in state.tasks.values())
-    )
-
-
-async def _drive(
-    settings: Settings,
-    start: Callable[[Engine], Awaitable[tuple[str, Awaitable[JobResult]]]],
-    *,
-    json_out: bool,
-) -> int:
-    """Start a job (or resume one), show it live, print how it ended; the exit code."""
-    out, err = out_console(), err_console()
-    engine = Engine(**settings.engine_kwargs())
-    try:
-        job_id, waiter = await start(engine)
-        with interrupts() as stopped:
-            result = await _watch(
-                engine, job_id, waiter, stopped, live_console=(None if json_out else out)
-            )
-        if result is None:
-            await engine.close()
-            if json_out:
-                print_json(job_json(await _load(settings, job_id), []))
-            err.print(
-                Text(
-                    f"interrupted: job {job_id} stopped; run `planweave resume {job_id}` "
-                    "to continue it",
-                    style="yellow",
-                ),
-                soft_wrap=True,
-            )
-            return EXIT_INTERRUPTED
-        state = await engine.get(job_id)
-        artifacts = [str(path) for path in result.artifacts]
-        if json_out:
-            print_json(job_json(state, artifacts))
-        else:
-            _print_outcome(out, err, result)
-        return 0 if result.ok else 1
-    finally:
-        await engine.close()
-
-
-async def _load(settings: Settings, job_id: str) -> JobState:
-    engine = read_only_engine(settings)
-    async with engine:
-        return await engine.get(job_id)
-
-
-async def _watch(
-    engine: Engine,
-    job_id: str,
-    waiter: Awaitable[JobResult],
-    stopped: asyncio.Event,
-    *,
-    live_console: Console | None,
-) -> JobResult | None:
-    """Follow the job's events into a local state and redraw it until the job ends.
-
-    Returns ``None`` when the user interrupted.
-    """
-    view: list[JobState | None] = [None]
-
-    async def follow() -> None:
-        async for event in engine.follow(job_id):
-            view[0] = apply(view[0], event)
-
-    result_task: asyncio.Task[JobResult] = asyncio.ensure_future(waiter)
-    follow_task = asyncio.create_task(follow())
-    stop_task = asyncio.create_task(stopped.wait())
-    live = (
-        Live(console=live_console, auto_refresh=False, redirect_stderr=False)
-        if live_console is not None
-        else None
-    )
-    try:
-        with live if live is not None else contextlib.nullcontext():
-            while not result_task.done() and not stopped.is_set():
-                if live is not None:
-                    live.update(render(view[0], now=time.time()), refresh=True)
-                await asyncio.wait({result_task, stop_task}, timeout=REFRESH_S)
-            if stopped.is_set():
-                return None
-            result = result_task.result()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(follow_task), 2.0)
-            if live is not None:
-                final = view[0] if view[0] is not None and view[0].terminal else None
-                final = final or await engine.get(job_id)
-                live.update(render(final, now=time.time(), spinners=False), refresh=True)
-            return result
-    finally:
-        for task in (follow_task, stop_task, result_task):
-            if not task.done():
-                task.cancel()
-        for task in (follow_task, stop_task, result_task):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-
-
-def _print_outcome(out: Console, err: Console, result: JobResult) -> None:
-    if result.result is not None:
-        out.print()
-        if isinstance(result.result, str):
-            out.print(Markdown(result.result))
-        else:
-            out.print(JSON.from_data(result.result, default=str))
-    if result.artifacts:
-        out.print()
-        out.print(Text("artifacts:", style="bold"))
-        for path in result.artifacts:
-            out.print(f"  {path}", soft_wrap=True)
-    usage = result.usage
-    out.print(
-        Text(
-            f"\n{usage.tokens_in} tokens in, {usage.tokens_out} out, {usage.llm_calls} LLM calls, "
-            f"{cost(usage.cost_usd)}",
-            style="dim",
-        )
-    )
-    if not result.ok:
-        err.print(
-            Text(f"job {result.job_id} {result.status}: {result.error or ''}", style="red"),
-            soft_wrap=True,
-        )
