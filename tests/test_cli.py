@@ -594,6 +594,8 @@ def test_render_marks_failures_and_the_job_outcome() -> None:
     assert "✗" in draft and "failed" in draft and "the model gave up" in draft
     assert "job j1  failed  6.0s" in text  # finished: elapsed stops at the end
     assert "failed: task 'root.draft' failed" in text
+    succeeded = sum(1 for task in state.tasks.values() if task.status == "succeeded")
+    assert f"{succeeded}/{len(state.tasks)} tasks done, job failed" in text
 
 
 def test_render_running_tasks_spin_and_before_the_first_event() -> None:
@@ -747,3 +749,60 @@ def test_help_imports_neither_the_engine_nor_its_backends(tmp_path: Path, args: 
     assert proc.returncode == 0, proc.stderr
     assert "Usage" in proc.stdout
     assert proc.stderr == "[]"
+
+
+# --- messages a new user reads --------------------------------------------------------------
+
+
+def test_help_shows_the_defaults_of_store_config_host_and_port(tmp_path: Path) -> None:
+    env = {"COLUMNS": "250"}
+    serve = cli(tmp_path, "serve", "--help", env=env).stdout
+    for default in (
+        "127.0.0.1",
+        "8000",
+        "./planweave.toml if present",
+        "sqlite:///",
+        "memory://",
+    ):
+        assert f"[default: ({default}" in serve or f"[default: {default}" in serve, default
+    run = cli(tmp_path, "run", "--help", env=env).stdout
+    assert "sqlite:///<data dir>/planweave.db" in run and "(local:)" in run
+
+
+def test_a_yaml_error_names_the_plan_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("tasks:\n  - id: a\n    goal: x\n   bad: [\n")
+    proc = cli(tmp_path, "run", "--plan", "bad.yaml", *store_args(tmp_path))
+    assert proc.returncode == 2
+    assert "plan file 'bad.yaml', line 4, column 4: not valid YAML" in proc.stderr
+    assert "<unicode string>" not in proc.stderr
+
+
+def test_an_unknown_store_url_suggests_only_stores_that_exist(tmp_path: Path) -> None:
+    proc = cli(tmp_path, "jobs", "--store", "nosuch://x")
+    assert proc.returncode == 2
+    assert "use one of the schemes memory://, sqlite://" in proc.stderr
+    assert "postgresql" not in proc.stderr
+
+
+def test_the_live_view_of_a_cancelled_job_says_it_was_cancelled(work: Path) -> None:
+    from planweave.events import JobCancelled
+
+    state = goal_state()
+    state = apply(state, JobCancelled(job_id="j1", seq=16, at=1006.0, reason="by you"))
+    text = text_of(render(state, now=2000.0, spinners=False))
+    succeeded = sum(1 for task in state.tasks.values() if task.status == "succeeded")
+    assert f"{succeeded}/{len(state.tasks)} tasks done, job cancelled" in text
+
+
+def test_the_readme_sync_example_prints_why_a_job_failed(tmp_path: Path) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    block = readme.split("### Python\n\n```python\n", 1)[1].split("```", 1)[0]
+    assert "run_sync" in block
+    env = {k: v for k, v in clean_env().items() if not k.startswith("OPENAI_")}
+    proc = subprocess.run(
+        [sys.executable, "-c", block], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("failed ")
+    assert "OPENAI_API_KEY is not set" in proc.stdout

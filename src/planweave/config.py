@@ -35,7 +35,7 @@ _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 _EXPECTED: dict[str, str] = {
     "store": "a store URL such as sqlite:///jobs.db or memory://",
-    "bus": "a bus URL such as memory:// or redis://localhost:6379/0",
+    "bus": "a bus URL such as memory://",
     "model": "a model URL such as local:, openai:gpt-4o-mini or scripted:replies.yaml",
     "data_dir": "a directory path",
     "workspace": "a directory path",

@@ -176,6 +176,18 @@ def _find_cycle(tasks: Sequence[TaskSpec]) -> list[str]:
     return []
 
 
+def _yaml_problem(file: Path, exc: yaml.YAMLError) -> str:
+    """``plan file 'x.yaml', line 3, column 5: mapping values are not allowed here``."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        what = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+        return (
+            f"plan file {str(file)!r}, line {mark.line + 1}, column {mark.column + 1}: "
+            f"not valid YAML: {what}"
+        )
+    return f"plan file {str(file)!r} is not valid YAML: {exc}"
+
+
 def load_plan_file(path: str | Path) -> Plan:
     """Read a plan from a YAML or JSON file (``tasks:`` list, optional ``goal`` and
     ``on_failure``).
@@ -185,11 +197,14 @@ def load_plan_file(path: str | Path) -> Plan:
     """
     file = Path(path)
     try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+        with file.open(encoding="utf-8") as stream:  # a stream, so marks name the file
+            raw = yaml.safe_load(stream)
     except FileNotFoundError:
         raise PlanInvalid([f"plan file {str(file)!r} does not exist"]) from None
-    except (OSError, yaml.YAMLError) as exc:
+    except OSError as exc:
         raise PlanInvalid([f"cannot read plan file {str(file)!r}: {exc}"]) from exc
+    except yaml.YAMLError as exc:
+        raise PlanInvalid([_yaml_problem(file, exc)]) from exc
     if isinstance(raw, list):
         raw = {"tasks": raw}
     if not isinstance(raw, dict):

@@ -8,6 +8,8 @@ variable, file or folder to fix.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import logging
 import os
 from collections.abc import Mapping
@@ -19,7 +21,7 @@ from planweave.errors import ModelUnavailable, UnknownBackend, UsageError
 if TYPE_CHECKING:
     from planweave.config import Settings
 
-__all__ = ["check_model", "check_model_url", "check_writable"]
+__all__ = ["check_model", "check_model_url", "check_writable", "unknown_backend_message"]
 
 log = logging.getLogger("planweave.cli")
 
@@ -116,3 +118,38 @@ def _writable(folder: Path, what: str) -> None:
         ) from None
     if not os.access(folder, os.W_OK | os.X_OK):
         raise UsageError(f"{what} {folder} is not writable: choose a folder you can write to")
+
+
+_REGISTRIES = {"store": "planweave.store", "bus": "planweave.bus"}
+"""Package whose ``_BACKENDS`` table maps each scheme of a concern to ``module:Class``."""
+
+
+def unknown_backend_message(exc: UnknownBackend) -> str:
+    """The error for an unknown backend URL, naming only schemes this installation can open.
+
+    A scheme can be in the URL table before its module ships; suggesting it would send the user
+    to a second error.
+    """
+    package = _REGISTRIES.get(exc.concern)
+    if package is None:
+        return str(exc)
+    table = getattr(importlib.import_module(package), "_BACKENDS", None)
+    if not isinstance(table, dict):
+        return str(exc)
+    usable = [
+        scheme
+        for scheme in exc.valid
+        if _module_exists(str(table.get(scheme.partition(":")[0], "")).partition(":")[0])
+    ]
+    if not usable:
+        return str(exc)
+    return f"unknown {exc.concern} URL {exc.url!r}: use one of the schemes {', '.join(usable)}"
+
+
+def _module_exists(name: str) -> bool:
+    if not name:
+        return False
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:
+        return False

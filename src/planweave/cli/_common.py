@@ -54,26 +54,28 @@ SHORT_ID = 12
 StoreOpt = Annotated[
     str | None,
     typer.Option(
-        "--store", help="Store URL [default: sqlite file in the data dir]", show_default=False
+        "--store",
+        help="Store URL: sqlite:///FILE.db or memory://",
+        show_default="sqlite:///<data dir>/planweave.db",
     ),
 ]
 ModelOpt = Annotated[
     str | None,
     typer.Option(
-        "--model", help="Model URL: local:, openai:NAME, scripted:FILE.yaml", show_default=False
+        "--model", help="Model URL: local:, openai:NAME, scripted:FILE.yaml", show_default="local:"
     ),
 ]
 DataDirOpt = Annotated[
     Path | None,
     typer.Option(
-        "--data-dir", help="Directory of the default store and job workspaces", show_default=False
+        "--data-dir",
+        help="Directory of the default store and job workspaces",
+        show_default=".planweave",
     ),
 ]
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option(
-        "--config", help="Settings file [default: ./planweave.toml if present]", show_default=False
-    ),
+    typer.Option("--config", help="Settings file", show_default="./planweave.toml if present"),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a rich view")]
 JobArg = Annotated[str, typer.Argument(help="Job id (a unique prefix is enough)")]

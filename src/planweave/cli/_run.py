@@ -114,8 +114,8 @@ def resume(
         str | None,
         typer.Option(
             "--model",
-            help="Carry on with this model URL [default: the model the job was started with]",
-            show_default=False,
+            help="Carry on with this model URL",
+            show_default="the model the job was started with",
         ),
     ] = None,
     store: StoreOpt = None,

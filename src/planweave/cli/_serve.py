@@ -31,7 +31,7 @@ _TENANT_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 BusOpt = Annotated[
     str | None,
-    typer.Option("--bus", help="Bus URL: memory:// or redis://HOST:PORT/DB", show_default=False),
+    typer.Option("--bus", help="Bus URL", show_default="memory://"),
 ]
 
 
@@ -45,9 +45,7 @@ def _need_server() -> None:
 def serve(
     host: Annotated[
         str | None,
-        typer.Option(
-            "--host", help="Address to listen on [default: 127.0.0.1]", show_default=False
-        ),
+        typer.Option("--host", help="Address to listen on", show_default="127.0.0.1"),
     ] = None,
     port: Annotated[
         int | None,
@@ -55,8 +53,8 @@ def serve(
             "--port",
             min=0,
             max=65535,
-            help="Port (0: any free one) [default: 8000]",
-            show_default=False,
+            help="Port (0: any free one)",
+            show_default="8000",
         ),
     ] = None,
     store: StoreOpt = None,
