@@ -806,3 +806,51 @@ def test_the_readme_sync_example_prints_why_a_job_failed(tmp_path: Path) -> None
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("failed ")
     assert "OPENAI_API_KEY is not set" in proc.stdout
+
+
+# --- plan checks and the user plan limit ----------------------------------------------------
+
+
+def test_a_plan_with_bad_tool_arguments_is_refused_before_a_job_exists(tmp_path: Path) -> None:
+    plan = {
+        "tasks": [
+            {"id": "a", "kind": "tool", "tool": "calculator", "args": {"expr": "2+3"}},
+            {"id": "b", "kind": "tool", "tool": "nosuch", "depends_on": ["a", "b"]},
+        ]
+    }
+    write_yaml(tmp_path / "plan.yaml", plan)
+    proc = cli(tmp_path, "run", "--plan", "plan.yaml", *store_args(tmp_path))
+    assert proc.returncode == 2, proc.stderr
+    for problem in (
+        "tool 'calculator' needs argument 'expression'",
+        "task 'b' depends on itself",
+        "task 'b' names unknown tool 'nosuch'",
+    ):
+        assert problem in proc.stderr
+    assert no_jobs(tmp_path)
+
+
+def test_run_plan_takes_big_plans_up_to_the_one_settable_limit(tmp_path: Path) -> None:
+    tasks = [
+        {"id": f"t{i}", "kind": "tool", "tool": "calculator", "args": {"expression": f"{i}+1"}}
+        for i in range(60)
+    ]
+    write_yaml(tmp_path / "big.yaml", {"tasks": tasks})
+    ok = cli(tmp_path, "run", "--plan", "big.yaml", *store_args(tmp_path), "--json")
+    assert ok.returncode == 0, ok.stderr
+    assert only_json(ok.stdout)["status"] == "succeeded"
+    flag = cli(
+        tmp_path, "run", "--plan", "big.yaml", "--max-user-plan-tasks", "59", *store_args(tmp_path)
+    )
+    assert flag.returncode == 2
+    assert "the plan has 60 tasks; at most 59 are allowed" in flag.stderr
+    env = cli(
+        tmp_path,
+        "run",
+        "--plan",
+        "big.yaml",
+        *store_args(tmp_path),
+        env={"PLANWEAVE_MAX_USER_PLAN_TASKS": "10"},
+    )
+    assert env.returncode == 2
+    assert "at most 10 are allowed" in env.stderr

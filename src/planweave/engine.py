@@ -18,6 +18,7 @@ from planweave.agents import Agent, AgentRegistry, ReactAgent
 from planweave.bus import Bus, open_bus
 from planweave.constants import (
     DEFAULT_DATA_DIR,
+    DEFAULT_MAX_USER_PLAN_TASKS,
     DEFAULT_STORE_FILE,
     EVENT_TOPIC_ALL,
     WORKER_COMPOSER,
@@ -38,7 +39,6 @@ from planweave.workers.pool import WorkerPool
 
 __all__ = ["Engine", "JobResult"]
 
-MAX_USER_PLAN_TASKS = 10_000
 _TERMINAL_EVENTS = frozenset({"JobCompleted", "JobFailed", "JobCancelled"})
 DEFAULT_CONCURRENCY = {WORKER_PLANNER: 2, WORKER_EXECUTOR: 4, WORKER_COMPOSER: 2, WORKER_TOOL: 512}
 
@@ -90,6 +90,8 @@ class Engine:
         allow_private_network: Let ``http_fetch`` reach private and loopback addresses.
         run_workers: Run worker pools in this process (``False`` for a control plane whose
             workers run elsewhere).
+        max_user_plan_tasks: Largest plan ``submit`` accepts from a caller (a planner's plans
+            are limited by the job option ``max_plan_tasks``).
     """
 
     def __init__(
@@ -107,6 +109,7 @@ class Engine:
         allow_private_network: bool = False,
         run_workers: bool = True,
         lease_s: float = 30.0,
+        max_user_plan_tasks: int = DEFAULT_MAX_USER_PLAN_TASKS,
     ) -> None:
         # Absolute, so workspace and artifact paths mean the same from any directory.
         self.data_dir = Path(data_dir if data_dir is not None else DEFAULT_DATA_DIR).resolve()
@@ -130,6 +133,7 @@ class Engine:
         self.concurrency = {**DEFAULT_CONCURRENCY, **(concurrency or {})}
         self.allow_private_network = allow_private_network
         self.run_workers = run_workers
+        self.max_user_plan_tasks = max_user_plan_tasks
         self.lease_s = lease_s
         self.plane = ControlPlane(
             store=self.store,
@@ -228,7 +232,11 @@ class Engine:
         specs: tuple[TaskSpec, ...] | None = None
         if plan is not None:
             specs = tuple(plan.tasks) if isinstance(plan, Plan) else tuple(plan)
-            validate_plan(specs, max_tasks=MAX_USER_PLAN_TASKS, known_tools=self.tools.names())
+            validate_plan(
+                specs,
+                max_tasks=self.max_user_plan_tasks,
+                tool_parameters={each.name: each.parameters for each in self.tools},
+            )
             for spec in specs:
                 if spec.kind == "execute" and spec.agent is not None:
                     self.agents.get(spec.agent)

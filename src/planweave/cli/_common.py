@@ -25,12 +25,14 @@ if TYPE_CHECKING:  # imported when a command runs, so --help stays fast
 __all__ = [
     "EXIT_INTERRUPTED",
     "SHORT_ID",
+    "ClaimLeaseOpt",
     "ConfigOpt",
     "DataDirOpt",
     "JobArg",
     "JsonOpt",
     "ModelOpt",
     "StoreOpt",
+    "WorkLeaseOpt",
     "err_console",
     "interrupts",
     "out_console",
@@ -76,6 +78,25 @@ DataDirOpt = Annotated[
 ConfigOpt = Annotated[
     Path | None,
     typer.Option("--config", help="Settings file", show_default="./planweave.toml if present"),
+]
+ClaimLeaseOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--claim-lease-s",
+        min=0.001,
+        help="Seconds a claim on a job lasts without renewal (then another process may take it)",
+        show_default="30",
+    ),
+]
+WorkLeaseOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--work-lease-s",
+        min=0.001,
+        help="Seconds a worker holds a work item without extending it (then it is handed out "
+        "again)",
+        show_default="30",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a rich view")]
 JobArg = Annotated[str, typer.Argument(help="Job id (a unique prefix is enough)")]

@@ -18,15 +18,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from planweave.cli._common import (
+    ClaimLeaseOpt,
     ConfigOpt,
     DataDirOpt,
     JobArg,
     JsonOpt,
     ModelOpt,
     StoreOpt,
+    WorkLeaseOpt,
     resolve_job,
     settings_from,
 )
+from planweave.constants import DEFAULT_MAX_USER_PLAN_TASKS
 from planweave.errors import UsageError
 
 if TYPE_CHECKING:
@@ -74,6 +77,17 @@ def run(
         float | None,
         typer.Option("--max-cost", min=0, help="Dollar budget of the job", show_default=False),
     ] = None,
+    max_user_plan_tasks: Annotated[
+        int | None,
+        typer.Option(
+            "--max-user-plan-tasks",
+            min=1,
+            help="Largest --plan accepted, in tasks",
+            show_default=str(DEFAULT_MAX_USER_PLAN_TASKS),
+        ),
+    ] = None,
+    claim_lease_s: ClaimLeaseOpt = None,
+    work_lease_s: WorkLeaseOpt = None,
 ) -> None:
     """Plan and carry out GOAL (or run --plan FILE), showing a live tree of its tasks."""
     from planweave.cli._checks import check_model, check_writable
@@ -81,10 +95,16 @@ def run(
     from planweave.plan import load_plan_file
 
     settings = settings_from(
-        config, model=model, store=store, data_dir=data_dir, workspace=workspace
+        config,
+        model=model,
+        store=store,
+        data_dir=data_dir,
+        workspace=workspace,
+        max_user_plan_tasks=max_user_plan_tasks,
+        claim_lease_s=claim_lease_s,
+        work_lease_s=work_lease_s,
     )
-    plan_obj = load_plan_file(plan) if plan is not None else None
-    if goal is None and plan_obj is None:
+    if goal is None and plan is None:
         raise UsageError("give a GOAL to plan, or --plan FILE to run (see planweave run --help)")
     fields: dict[str, Any] = {}
     if on_failure is not None:
@@ -94,10 +114,20 @@ def run(
     if settings.workspace is not None:
         fields["workspace"] = str(settings.workspace.expanduser().resolve())
 
-    needs_model = _plan_needs_model(plan_obj, fields.get("on_failure"))
     check_writable(settings, workspaces=True)
 
     async def start(engine: Engine) -> tuple[str, Awaitable[JobResult]]:
+        # Checked against this engine's tools, so every problem is reported in one pass.
+        plan_obj = (
+            load_plan_file(
+                plan,
+                max_tasks=settings.max_user_plan_tasks,
+                tool_parameters={each.name: each.parameters for each in engine.tools},
+            )
+            if plan is not None
+            else None
+        )
+        needs_model = _plan_needs_model(plan_obj, fields.get("on_failure"))
         await check_model(settings, settings.model, needs_model=needs_model)
         job_id = await engine.submit(goal, plan=plan_obj, **fields)
         return job_id, engine.wait(job_id)
@@ -122,12 +152,21 @@ def resume(
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
     json_out: JsonOpt = False,
+    claim_lease_s: ClaimLeaseOpt = None,
+    work_lease_s: WorkLeaseOpt = None,
 ) -> None:
     """Carry on a job whose process stopped; finished tasks are kept."""
     from planweave.cli._checks import check_model, check_model_url, check_writable
     from planweave.cli._drive import drive, job_needs_model, resume_job
 
-    settings = settings_from(config, model=model, store=store, data_dir=data_dir)
+    settings = settings_from(
+        config,
+        model=model,
+        store=store,
+        data_dir=data_dir,
+        claim_lease_s=claim_lease_s,
+        work_lease_s=work_lease_s,
+    )
     if model is not None:
         check_model_url(model)
     check_writable(settings, workspaces=True)

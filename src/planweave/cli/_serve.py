@@ -13,11 +13,13 @@ import typer
 
 from planweave.cli._checks import check_writable
 from planweave.cli._common import (
+    ClaimLeaseOpt,
     ConfigOpt,
     DataDirOpt,
     JsonOpt,
     ModelOpt,
     StoreOpt,
+    WorkLeaseOpt,
     err_console,
     out_console,
     print_json,
@@ -62,10 +64,20 @@ def serve(
     bus: BusOpt = None,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
+    claim_lease_s: ClaimLeaseOpt = None,
+    work_lease_s: WorkLeaseOpt = None,
 ) -> None:
     """Serve the HTTP API and web UI, running jobs in this process."""
     settings = settings_from(
-        config, host=host, port=port, store=store, model=model, bus=bus, data_dir=data_dir
+        config,
+        host=host,
+        port=port,
+        store=store,
+        model=model,
+        bus=bus,
+        data_dir=data_dir,
+        claim_lease_s=claim_lease_s,
+        work_lease_s=work_lease_s,
     )
     _need_server()
     check_writable(settings, workspaces=True)
