@@ -145,19 +145,28 @@ async def resolve_job(engine: Engine, text: str) -> JobState:
 
 
 @contextlib.contextmanager
-def interrupts() -> Iterator[asyncio.Event]:
-    """An event set by the first Ctrl-C or SIGTERM; a second one interrupts at once."""
+def interrupts(forced: asyncio.Event | None = None) -> Iterator[asyncio.Event]:
+    """An event set by the first Ctrl-C or SIGTERM.
+
+    Args:
+        forced: Set by the second signal, for a command that then stops without waiting (and
+            still cleans up); a signal after that, or the second one without ``forced``,
+            interrupts at once.
+    """
     loop = asyncio.get_running_loop()
     stopped = asyncio.Event()
     installed: list[signal.Signals] = []
 
     def on_signal(sig: signal.Signals) -> None:
-        if stopped.is_set():
-            for each in installed:
-                loop.remove_signal_handler(each)
-            signal.raise_signal(sig)
+        if not stopped.is_set():
+            stopped.set()
             return
-        stopped.set()
+        if forced is not None and not forced.is_set():
+            forced.set()
+            return
+        for each in installed:
+            loop.remove_signal_handler(each)
+        signal.raise_signal(sig)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:

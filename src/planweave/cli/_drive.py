@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.json import JSON
@@ -17,7 +18,6 @@ from rich.markdown import Markdown
 from rich.text import Text
 
 from planweave.cli._common import (
-    EXIT_INTERRUPTED,
     err_console,
     interrupts,
     out_console,
@@ -26,6 +26,7 @@ from planweave.cli._common import (
 )
 from planweave.cli._format import cost, job_json
 from planweave.cli._live import render
+from planweave.cli._stop import BusyExecutor, stop_job
 from planweave.config import Settings
 from planweave.engine import Engine, JobResult
 from planweave.errors import UsageError
@@ -57,29 +58,36 @@ async def drive(
     start: Callable[[Engine], Awaitable[tuple[str, Awaitable[JobResult]]]],
     *,
     json_out: bool,
+    tools: Sequence[Any] = (),
 ) -> int:
-    """Start a job (or resume one), show it live, print how it ended; the exit code."""
+    """Start a job (or resume one), show it live, print how it ended; the exit code.
+
+    Args:
+        settings: The merged settings.
+        start: Submits or adopts the job on the engine; returns its id and its end.
+        json_out: Print one JSON object instead of the live view.
+        tools: Tools for the engine besides the built-in ones.
+    """
     out, err = out_console(), err_console()
-    engine = Engine(**settings.engine_kwargs())
+    executor = BusyExecutor()
+    asyncio.get_running_loop().set_default_executor(executor)
+    engine = Engine(**settings.engine_kwargs(), tools=tools)
+    forced = asyncio.Event()
     try:
-        job_id, waiter = await start(engine)
-        with interrupts() as stopped:
+        with interrupts(forced=forced) as stopped:
+            job_id, waiter = await start(engine)
             result = await _watch(
                 engine, job_id, waiter, stopped, live_console=(None if json_out else out)
             )
-        if result is None:
-            await engine.close()
-            if json_out:
-                print_json(job_json(await _load(settings, job_id), []))
-            err.print(
-                Text(
-                    f"interrupted: job {job_id} stopped; run `planweave resume {job_id}` "
-                    "to continue it",
-                    style="yellow",
-                ),
-                soft_wrap=True,
-            )
-            return EXIT_INTERRUPTED
+            if result is None:
+
+                async def report() -> None:
+                    if json_out:
+                        print_json(job_json(await _load(settings, job_id), []))
+
+                return await stop_job(
+                    engine, job_id, forced=forced, executor=executor, err=err, report=report
+                )
         state = await engine.get(job_id)
         artifacts = [str(path) for path in result.artifacts]
         if json_out:
