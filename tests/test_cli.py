@@ -854,3 +854,13 @@ def test_run_plan_takes_big_plans_up_to_the_one_settable_limit(tmp_path: Path) -
     )
     assert env.returncode == 2
     assert "at most 10 are allowed" in env.stderr
+
+
+def test_the_lease_flags_reach_the_engine(tmp_path: Path) -> None:
+    write_yaml(tmp_path / "plan.yaml", TOOL_PLAN)
+    proc = cli(
+        tmp_path, "run", "--plan", "plan.yaml", "--claim-lease-s", "5", "--work-lease-s", "7",
+        *store_args(tmp_path), "--json",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert only_json(proc.stdout)["status"] == "succeeded"
