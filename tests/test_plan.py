@@ -52,7 +52,7 @@ def test_size_limits_and_unknown_tools() -> None:
     assert any("at most 10" in p for p in plan_problems(many, max_tasks=10))
     tools = [TaskSpec(id="x", kind="tool", tool="nope")]
     assert plan_problems(tools, known_tools=["calculator"]) == [
-        "task 'x' names unknown tool 'nope'"
+        "task 'x' names unknown tool 'nope' (known: calculator)"
     ]
     assert plan_problems([t("a", "outer")], external_ids=["outer"]) == []
 
@@ -81,7 +81,7 @@ def test_plan_files_load_and_bad_files_say_what_is_wrong(tmp_path: Path) -> None
         load_plan_file(tmp_path / "missing.yaml")
     broken = tmp_path / "broken.yaml"
     broken.write_text("tasks: [\n")
-    with pytest.raises(PlanInvalid, match="cannot read plan file"):
+    with pytest.raises(PlanInvalid, match=r"broken\.yaml', line 2, column 1: not valid YAML"):
         load_plan_file(broken)
     typo = tmp_path / "typo.yaml"
     typo.write_text("tasks:\n  - {id: a, goal: x, depends: [b]}\n")
@@ -91,3 +91,71 @@ def test_plan_files_load_and_bad_files_say_what_is_wrong(tmp_path: Path) -> None
     cyclic.write_text("tasks:\n  - {id: a, goal: x, depends_on: [a]}\n")
     with pytest.raises(PlanInvalid, match="depends on itself"):
         load_plan_file(cyclic)
+
+
+def _tool_parameters() -> dict[str, dict[str, object]]:
+    from planweave.tools import builtin_tools
+
+    return {each.name: each.parameters for each in builtin_tools()}
+
+
+def test_a_plan_file_reports_structure_tools_and_arguments_in_one_pass(tmp_path: Path) -> None:
+    path = tmp_path / "plan.yaml"
+    path.write_text(
+        "tasks:\n"
+        "  - {id: a, kind: tool, tool: calculator, args: {expr: '2+3'}}\n"
+        "  - {id: b, kind: tool, tool: nosuch, depends_on: [a, b]}\n"
+        "  - {id: c, kind: tool, tool: calculator, args: {expression: 5}}\n"
+        "  - {id: d, goal: x, bogus: 1}\n"
+        "  - {id: e, kind: tool, tool: http_fetch, args: {url: 'http://x', max_bytes: 'lots'}}\n"
+    )
+    with pytest.raises(PlanInvalid) as info:
+        load_plan_file(path, tool_parameters=_tool_parameters())
+    errors = info.value.errors
+    assert "tasks.3.bogus: Extra inputs are not permitted" in errors
+    assert "task 'b' depends on itself" in errors
+    assert any(e.startswith("task 'b' names unknown tool 'nosuch'") for e in errors)
+    assert any("tool 'calculator' needs argument 'expression'" in e for e in errors)
+    assert any("tool 'calculator' has no parameter 'expr'" in e for e in errors)
+    assert any("'expression' of tool 'calculator' must be string, not integer" in e for e in errors)
+    assert any("'max_bytes' of tool 'http_fetch' must be integer or null" in e for e in errors)
+
+
+def test_good_arguments_and_engine_filled_inputs_pass() -> None:
+    from planweave.plan import args_problems
+
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "inputs": {"type": "object"},
+            "n": {"type": "integer"},
+            "xs": {"type": "array", "items": {"type": "number"}},
+            "mode": {"enum": ["a", "b"]},
+        },
+        "required": ["inputs", "n"],
+    }
+    assert args_problems("t", {"n": 3, "xs": [1, 2.5], "mode": "a"}, schema) == []
+    assert args_problems("t", {"n": True}, schema) == [
+        "argument 'n' of tool 't' must be integer, not boolean"
+    ]
+    assert args_problems("t", {"n": 1, "xs": [1, "x"]}, schema) == [
+        "argument 'xs' of tool 't' item 1 must be number, not string"
+    ]
+    assert args_problems("t", {"n": 1, "mode": "c"}, schema) == [
+        "argument 'mode' of tool 't' must be one of 'a', 'b', not 'c'"
+    ]
+
+
+def test_user_plans_are_limited_by_one_settable_number(tmp_path: Path) -> None:
+    path = tmp_path / "big.yaml"
+    path.write_text(
+        "tasks:\n"
+        + "".join(
+            f"  - {{id: t{i}, kind: tool, tool: calculator, args: {{expression: '1'}}}}\n"
+            for i in range(60)
+        )
+    )
+    assert len(load_plan_file(path).tasks) == 60  # above a planner's 50
+    with pytest.raises(PlanInvalid, match="the plan has 60 tasks; at most 59 are allowed"):
+        load_plan_file(path, max_tasks=59)

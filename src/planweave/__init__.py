@@ -15,7 +15,9 @@ Quick start::
 
 from __future__ import annotations
 
-from planweave.engine import Engine, JobResult
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from planweave.errors import (
     ApprovalRequired,
     BudgetExceeded,
@@ -36,9 +38,44 @@ from planweave.errors import (
     UnknownBackend,
     UsageError,
 )
-from planweave.events import Event, JobOptions, Usage, parse_event
-from planweave.plan import Plan, TaskSpec, load_plan_file, validate_plan
-from planweave.tools import Tool, ToolContext, tool
+
+if TYPE_CHECKING:
+    from planweave.engine import Engine, JobResult
+    from planweave.events import Event, JobOptions, Usage, parse_event
+    from planweave.plan import Plan, TaskSpec, load_plan_file, validate_plan
+    from planweave.tools import Tool, ToolContext, tool
+
+# Imported on first use, so that ``import planweave.cli`` (and ``planweave --help``) does not
+# pay for the engine, its pydantic models and its optional backends.
+_LAZY: dict[str, str] = {
+    "Engine": "planweave.engine",
+    "JobResult": "planweave.engine",
+    "Event": "planweave.events",
+    "JobOptions": "planweave.events",
+    "Usage": "planweave.events",
+    "parse_event": "planweave.events",
+    "Plan": "planweave.plan",
+    "TaskSpec": "planweave.plan",
+    "load_plan_file": "planweave.plan",
+    "validate_plan": "planweave.plan",
+    "Tool": "planweave.tools",
+    "ToolContext": "planweave.tools",
+    "tool": "planweave.tools",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'planweave' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from planweave.constants import DEFAULT_DATA_DIR, DEFAULT_STORE_FILE
+from planweave.constants import DEFAULT_DATA_DIR, DEFAULT_MAX_USER_PLAN_TASKS, DEFAULT_STORE_FILE
 from planweave.errors import ConfigError
 
 __all__ = ["CONFIG_FILE", "ENV_PREFIX", "Settings", "hash_token", "load_settings"]
@@ -53,6 +53,9 @@ _EXPECTED: dict[str, str] = {
     "rate_limit_per_s": "requests per second per token (0 turns the limit off)",
     "rate_limit_burst": "a whole number of requests, at least 1",
     "api_models": "a list of model URLs",
+    "max_user_plan_tasks": "a whole number of tasks, at least 1",
+    "claim_lease_s": "a number of seconds greater than 0",
+    "work_lease_s": "a number of seconds greater than 0",
 }
 
 _TENANT_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
@@ -101,6 +104,13 @@ class Settings(BaseModel):
         rate_limit_burst: Requests a token may make at once before the rate limit applies.
         api_models: Model URLs an API client may choose for a job, besides ``model`` (a model
             costs money or loads gigabytes, so the server's operator decides).
+        max_user_plan_tasks: Largest plan a user may submit (``run --plan``, the API, the
+            Python ``Engine``); a planner's own plans are limited by the job option
+            ``max_plan_tasks``.
+        claim_lease_s: How long a process's claim on a job lasts without renewal: after that
+            another process may take the job over (the engine's default when ``None``).
+        work_lease_s: How long a worker holds a work item without extending it: after that the
+            item is handed out again (the engine's default when ``None``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -121,6 +131,9 @@ class Settings(BaseModel):
     rate_limit_per_s: float = Field(default=50.0, ge=0, allow_inf_nan=False)
     rate_limit_burst: int = Field(default=100, ge=1)
     api_models: tuple[str, ...] = ()
+    max_user_plan_tasks: int = Field(default=DEFAULT_MAX_USER_PLAN_TASKS, ge=1)
+    claim_lease_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    work_lease_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
     @field_validator("tokens", mode="before")
     @classmethod
@@ -189,6 +202,15 @@ class Settings(BaseModel):
         """Keyword arguments for ``Engine(...)`` built from these settings."""
         from planweave.llm import ModelOptions
 
+        # The leases are passed only when set, so the engine keeps the one home of their defaults.
+        leases = {
+            name: value
+            for name, value in (
+                ("claim_lease_s", self.claim_lease_s),
+                ("work_lease_s", self.work_lease_s),
+            )
+            if value is not None
+        }
         return {
             "store": self.store_url,
             "bus": self.bus,
@@ -198,6 +220,8 @@ class Settings(BaseModel):
                 n_threads=self.local_threads, base_url=self.openai_base_url
             ),
             "allow_private_network": self.allow_private_network,
+            "max_user_plan_tasks": self.max_user_plan_tasks,
+            **leases,
         }
 
 

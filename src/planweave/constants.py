@@ -44,6 +44,9 @@ DEFAULT_RETRY_BASE_S: Final = 0.5
 DEFAULT_RETRY_MAX_S: Final = 30.0
 DEFAULT_MAX_PLAN_DEPTH: Final = 2
 DEFAULT_MAX_PLAN_TASKS: Final = 50
+DEFAULT_MAX_USER_PLAN_TASKS: Final = 10_000
+"""Largest plan a person may submit (``max_user_plan_tasks``); a planner's own plans are held
+to the job option ``max_plan_tasks``."""
 DEFAULT_MAX_AGENT_STEPS: Final = 8
 DEFAULT_TOOL_TIMEOUT_S: Final = 30.0
 DEFAULT_MODEL_TIMEOUT_S: Final = 120.0

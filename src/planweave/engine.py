@@ -18,6 +18,7 @@ from planweave.bus import Bus, open_bus
 from planweave.constants import (
     DEFAULT_DATA_DIR,
     DEFAULT_LEASE_S,
+    DEFAULT_MAX_USER_PLAN_TASKS,
     DEFAULT_STORE_FILE,
     EVENT_TOPIC_ALL,
     WORKER_COMPOSER,
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Engine", "JobResult"]
 
-MAX_USER_PLAN_TASKS = 10_000
 _TERMINAL_EVENTS = frozenset({"JobCompleted", "JobFailed", "JobCancelled"})
 DEFAULT_CONCURRENCY = {WORKER_PLANNER: 2, WORKER_EXECUTOR: 4, WORKER_COMPOSER: 2, WORKER_TOOL: 512}
 
@@ -97,6 +97,8 @@ class Engine:
         claim_lease_s: How long this process's claim on a job lasts unrenewed (renewed every
             third of it): after that, another process may take the job over without force.
         work_lease_s: How long a worker holds a work item unextended before it is redelivered.
+        max_user_plan_tasks: Largest plan ``submit`` accepts from a caller (a planner's plans
+            are limited by the job option ``max_plan_tasks``).
     """
 
     def __init__(
@@ -115,6 +117,7 @@ class Engine:
         run_workers: bool = True,
         claim_lease_s: float = DEFAULT_LEASE_S,
         work_lease_s: float = DEFAULT_LEASE_S,
+        max_user_plan_tasks: int = DEFAULT_MAX_USER_PLAN_TASKS,
     ) -> None:
         # Absolute, so workspace and artifact paths mean the same from any directory.
         self.data_dir = Path(data_dir if data_dir is not None else DEFAULT_DATA_DIR).resolve()
@@ -140,6 +143,7 @@ class Engine:
         self.run_workers = run_workers
         self.claim_lease_s = claim_lease_s
         self.work_lease_s = work_lease_s
+        self.max_user_plan_tasks = max_user_plan_tasks
         self.plane = ControlPlane(
             store=self.store,
             bus=self.bus,
@@ -232,10 +236,16 @@ class Engine:
         """
         await self.start()
         opts = _options(options, option_fields)
+        if opts.model is None:  # recorded, so a resume in another process uses the same model
+            opts = opts.model_copy(update={"model": self.models.default})
         specs: tuple[TaskSpec, ...] | None = None
         if plan is not None:
             specs = tuple(plan.tasks) if isinstance(plan, Plan) else tuple(plan)
-            validate_plan(specs, max_tasks=MAX_USER_PLAN_TASKS, known_tools=self.tools.names())
+            validate_plan(
+                specs,
+                max_tasks=self.max_user_plan_tasks,
+                tool_parameters={each.name: each.parameters for each in self.tools},
+            )
             for spec in specs:
                 if spec.kind == "execute" and spec.agent is not None:
                     self.agents.get(spec.agent)
@@ -277,9 +287,21 @@ class Engine:
         finally:
             await self.close()
 
-    async def resume(self, job_id: str, *, force: bool = False) -> JobResult:
-        """Carry on a job that stopped (its process was killed): finished tasks are kept."""
+    async def resume(
+        self, job_id: str, *, force: bool = False, model: str | None = None
+    ) -> JobResult:
+        """Carry on a job that stopped (its process was killed): finished tasks are kept.
+
+        Args:
+            job_id: The job.
+            force: Take the job over even while another process's claim on it is live.
+            model: Model URL to carry on with, in place of the one the job recorded (in this
+                engine, every call for the recorded model goes to this one).
+        """
         await self.start()
+        if model is not None:
+            recorded = (await self.get(job_id)).options.model or self.models.default
+            self.models.substitute(recorded, model)
         state = await self.plane.adopt(job_id, force=force)
         if state.terminal:
             return await self._result(state)

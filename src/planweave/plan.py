@@ -1,21 +1,23 @@
 """Plans: the typed task DAG a planner (or a person) writes, and its validation.
 
 A plan is checked before any of its tasks runs: unique ids, known dependencies, no cycles, size
-limits. ``validate_plan`` collects every problem so a planner's repair round (or a person) can fix
-them all at once.
+limits, known tools and the fixed arguments of ``tool`` tasks against each tool's parameter
+schema. ``validate_plan`` collects every problem in one pass, so a planner's repair round (or a
+person) can fix them all at once; ``load_plan_file`` adds the problems of tasks that do not even
+parse to the same list.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from planweave.constants import DEFAULT_MAX_PLAN_TASKS
+from planweave.constants import DEFAULT_MAX_PLAN_TASKS, DEFAULT_MAX_USER_PLAN_TASKS
 from planweave.errors import PlanInvalid
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "Plan",
     "TaskKind",
     "TaskSpec",
+    "args_problems",
     "load_plan_file",
     "plan_problems",
     "validate_plan",
@@ -81,6 +84,7 @@ def plan_problems(
     max_tasks: int = DEFAULT_MAX_PLAN_TASKS,
     known_tools: Iterable[str] | None = None,
     external_ids: Iterable[str] = (),
+    tool_parameters: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[str]:
     """Return every problem with ``tasks`` (empty when the plan is valid).
 
@@ -89,6 +93,8 @@ def plan_problems(
         max_tasks: Largest number of tasks allowed.
         known_tools: Names of registered tools; when given, ``tool`` tasks must name one.
         external_ids: Ids outside this plan that a task may also depend on.
+        tool_parameters: Each registered tool's parameter JSON schema, by name; when given,
+            ``tool`` tasks must name one of them and their ``args`` must fit its schema.
     """
     problems: list[str] = []
     if not tasks:
@@ -108,6 +114,8 @@ def plan_problems(
         ids[spec.id] = ids.get(spec.id, 0) + 1
     external = set(external_ids)
     tools = set(known_tools) if known_tools is not None else None
+    if tool_parameters is not None:
+        tools = (tools or set()) | set(tool_parameters)
     for spec in tasks:
         for dep in spec.depends_on:
             if dep == spec.id:
@@ -120,7 +128,15 @@ def plan_problems(
             if not spec.tool:
                 problems.append(f"task {spec.id!r} has kind 'tool' but names no tool")
             elif tools is not None and spec.tool not in tools:
-                problems.append(f"task {spec.id!r} names unknown tool {spec.tool!r}")
+                known = ", ".join(sorted(tools)) or "none"
+                problems.append(
+                    f"task {spec.id!r} names unknown tool {spec.tool!r} (known: {known})"
+                )
+            elif tool_parameters is not None and spec.tool in tool_parameters:
+                problems += [
+                    f"task {spec.id!r}: {problem}"
+                    for problem in args_problems(spec.tool, spec.args, tool_parameters[spec.tool])
+                ]
         elif spec.kind != "compose" and not spec.goal.strip():
             problems.append(f"task {spec.id!r} has an empty goal")
     cycle = _find_cycle(tasks)
@@ -135,13 +151,106 @@ def validate_plan(
     max_tasks: int = DEFAULT_MAX_PLAN_TASKS,
     known_tools: Iterable[str] | None = None,
     external_ids: Iterable[str] = (),
+    tool_parameters: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> None:
-    """Raise :class:`PlanInvalid` listing every problem, or return when the plan is valid."""
+    """Raise :class:`PlanInvalid` listing every problem, or return when the plan is valid
+    (the arguments are those of :func:`plan_problems`)."""
     problems = plan_problems(
-        tasks, max_tasks=max_tasks, known_tools=known_tools, external_ids=external_ids
+        tasks,
+        max_tasks=max_tasks,
+        known_tools=known_tools,
+        external_ids=external_ids,
+        tool_parameters=tool_parameters,
     )
     if problems:
         raise PlanInvalid(problems)
+
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list, tuple),
+    "object": (dict,),
+    "null": (type(None),),
+}
+
+_FILLED_IN = frozenset({"inputs"})
+"""Parameters the engine fills in itself (the results of the task's dependencies)."""
+
+
+def args_problems(tool: str, args: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
+    """Problems of a ``tool`` task's fixed ``args`` against the tool's parameter JSON schema.
+
+    Checks what a tool's schema states for its top-level parameters: required ones present,
+    no unknown ones (when ``additionalProperties`` is false), and each value's JSON type (with
+    ``anyOf``, ``enum`` and array item types). The tool runtime still validates fully when the
+    task runs; this catches the mistakes a person makes in a plan file before anything runs.
+    """
+    properties: Mapping[str, Any] = schema.get("properties") or {}
+    problems: list[str] = []
+    expected = ", ".join(properties) or "none"
+    for name in schema.get("required") or ():
+        if name not in args and name not in _FILLED_IN:
+            problems.append(f"tool {tool!r} needs argument {name!r} (parameters: {expected})")
+    for name, value in args.items():
+        prop = properties.get(name)
+        if prop is None:
+            if schema.get("additionalProperties", True) is False:
+                problems.append(f"tool {tool!r} has no parameter {name!r} (parameters: {expected})")
+            continue
+        wrong = _value_problem(value, prop)
+        if wrong:
+            problems.append(f"argument {name!r} of tool {tool!r} {wrong}")
+    return problems
+
+
+def _value_problem(value: Any, prop: Mapping[str, Any]) -> str:
+    """Why ``value`` does not fit the JSON schema ``prop`` ('' when it fits or is unknown)."""
+    options = prop.get("anyOf") or prop.get("oneOf")
+    if options:
+        if any(not _value_problem(value, option) for option in options):
+            return ""
+        wanted = " or ".join(str(o.get("type", "value")) for o in options)
+        return f"must be {wanted}, not {_json_type(value)}"
+    if "enum" in prop and value not in prop["enum"]:
+        return f"must be one of {', '.join(repr(v) for v in prop['enum'])}, not {value!r}"
+    declared = prop.get("type")
+    kinds: list[str] = (
+        [declared]
+        if isinstance(declared, str)
+        else [str(k) for k in declared]
+        if isinstance(declared, list)
+        else []
+    )
+    if not kinds or "$ref" in prop:
+        return ""
+    if not any(_is_json_type(value, k) for k in kinds):
+        return f"must be {' or '.join(kinds)}, not {_json_type(value)}"
+    items = prop.get("items")
+    if isinstance(value, list | tuple) and isinstance(items, Mapping):
+        for index, item in enumerate(value):
+            wrong = _value_problem(item, items)
+            if wrong:
+                return f"item {index} {wrong}"
+    return ""
+
+
+def _is_json_type(value: Any, kind: str) -> bool:
+    if kind in ("integer", "number") and isinstance(value, bool):
+        return False
+    if kind == "integer" and isinstance(value, float):
+        return value.is_integer()
+    types = _JSON_TYPES.get(kind)
+    return True if types is None else isinstance(value, types)
+
+
+def _json_type(value: Any) -> str:
+    for kind in ("null", "boolean", "integer", "number", "string", "array", "object"):
+        if isinstance(value, _JSON_TYPES[kind]) and _is_json_type(value, kind):
+            return kind
+    return type(value).__name__
 
 
 def _find_cycle(tasks: Sequence[TaskSpec]) -> list[str]:
@@ -176,29 +285,84 @@ def _find_cycle(tasks: Sequence[TaskSpec]) -> list[str]:
     return []
 
 
-def load_plan_file(path: str | Path) -> Plan:
+def _yaml_problem(file: Path, exc: yaml.YAMLError) -> str:
+    """``plan file 'x.yaml', line 3, column 5: mapping values are not allowed here``."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        what = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+        return (
+            f"plan file {str(file)!r}, line {mark.line + 1}, column {mark.column + 1}: "
+            f"not valid YAML: {what}"
+        )
+    return f"plan file {str(file)!r} is not valid YAML: {exc}"
+
+
+def load_plan_file(
+    path: str | Path,
+    *,
+    max_tasks: int = DEFAULT_MAX_USER_PLAN_TASKS,
+    known_tools: Iterable[str] | None = None,
+    tool_parameters: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Plan:
     """Read a plan from a YAML or JSON file (``tasks:`` list, optional ``goal`` and
-    ``on_failure``).
+    ``on_failure``) and check it, reporting every problem at once.
+
+    Args:
+        path: The file.
+        max_tasks: Largest number of tasks allowed.
+        known_tools: Names of registered tools (see :func:`plan_problems`).
+        tool_parameters: Parameter schemas of registered tools, by name (see
+            :func:`plan_problems`): ``tool`` tasks' ``args`` are checked against them.
 
     Raises:
-        PlanInvalid: the file is missing, unreadable, or does not describe a plan.
+        PlanInvalid: the file is missing, unreadable, or does not describe a valid plan; its
+            ``errors`` list the malformed tasks and every other problem together.
     """
     file = Path(path)
     try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+        with file.open(encoding="utf-8") as stream:  # a stream, so marks name the file
+            raw = yaml.safe_load(stream)
     except FileNotFoundError:
         raise PlanInvalid([f"plan file {str(file)!r} does not exist"]) from None
-    except (OSError, yaml.YAMLError) as exc:
+    except OSError as exc:
         raise PlanInvalid([f"cannot read plan file {str(file)!r}: {exc}"]) from exc
+    except yaml.YAMLError as exc:
+        raise PlanInvalid([_yaml_problem(file, exc)]) from exc
     if isinstance(raw, list):
         raw = {"tasks": raw}
     if not isinstance(raw, dict):
         raise PlanInvalid([f"plan file {str(file)!r} must hold a mapping with a 'tasks' list"])
+    items = raw.get("tasks")
+    problems: list[str] = []
+    specs: list[TaskSpec] = []
+    unparsed_ids: list[str] = []
+    if isinstance(items, list):
+        for index, item in enumerate(items):
+            try:
+                specs.append(TaskSpec.model_validate(item))
+            except ValidationError as exc:
+                problems += _pydantic_problems(exc, prefix=("tasks", index))
+                if isinstance(item, dict) and isinstance(item.get("id"), str):
+                    unparsed_ids.append(item["id"])
     try:
-        plan = Plan.model_validate(raw)
+        plan = Plan.model_validate({**raw, "tasks": specs if isinstance(items, list) else items})
     except ValidationError as exc:
-        raise PlanInvalid(
-            [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
-        ) from None
-    validate_plan(plan.tasks)
+        problems += _pydantic_problems(exc, prefix=())
+        plan = None
+    if specs or not problems:
+        problems += plan_problems(
+            specs,
+            max_tasks=max_tasks,
+            known_tools=known_tools,
+            external_ids=unparsed_ids,
+            tool_parameters=tool_parameters,
+        )
+    if problems or plan is None:
+        raise PlanInvalid(problems)
     return plan
+
+
+def _pydantic_problems(exc: ValidationError, *, prefix: tuple[str | int, ...]) -> list[str]:
+    return [
+        f"{'.'.join(str(p) for p in (*prefix, *err['loc']))}: {err['msg']}" for err in exc.errors()
+    ]

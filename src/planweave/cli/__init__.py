@@ -20,7 +20,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from planweave.cli import _commands, _run, _serve
-from planweave.errors import PlanweaveError, UsageError
+from planweave.errors import PlanweaveError, UnknownBackend, UsageError
 
 __all__ = ["app", "main"]
 
@@ -64,6 +64,10 @@ class _Group(TyperGroup):
             _fail("aborted", EXIT_INTERRUPTED, exc)
         except KeyboardInterrupt as exc:
             _fail("interrupted", EXIT_INTERRUPTED, exc)
+        except UnknownBackend as exc:
+            from planweave.cli._checks import unknown_backend_message
+
+            _fail(unknown_backend_message(exc), EXIT_USAGE, exc)
         except PlanweaveError as exc:
             _fail(str(exc), EXIT_USAGE if isinstance(exc, UsageError) else EXIT_FAILED, exc)
         except Exception as exc:

@@ -10,12 +10,9 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.json import JSON
-from rich.markdown import Markdown
-from rich.table import Table
 from rich.text import Text
 
 from planweave.cli._common import (
@@ -33,22 +30,14 @@ from planweave.cli._common import (
     resolve_job,
     settings_from,
 )
-from planweave.cli._format import (
-    STATUS_STYLE,
-    age,
-    cost,
-    duration,
-    event_detail,
-    event_json,
-    job_json,
-    preview,
-    tokens,
-    truncate,
-)
-from planweave.engine import Engine
 from planweave.errors import UsageError
-from planweave.events import Event
-from planweave.state import JobState
+
+if TYPE_CHECKING:  # imported when a command runs, so --help stays fast
+    from planweave.engine import Engine
+    from planweave.events import Event
+    from planweave.state import JobState
+
+_JOB_STATUSES = ("running", "succeeded", "failed", "cancelled")
 
 __all__ = ["cancel", "events", "jobs", "show"]
 
@@ -94,11 +83,13 @@ def jobs(
     json_out: JsonOpt = False,
 ) -> None:
     """List jobs, newest first."""
+    from rich.table import Table
+
+    from planweave.cli._format import STATUS_STYLE, age, cost, tokens, truncate
+
     settings = settings_from(config, store=store, data_dir=data_dir)
-    if status is not None and status not in STATUS_STYLE:
-        raise UsageError(
-            f"--status must be one of running, succeeded, failed, cancelled, not {status!r}"
-        )
+    if status is not None and status not in _JOB_STATUSES:
+        raise UsageError(f"--status must be one of {', '.join(_JOB_STATUSES)}, not {status!r}")
 
     async def go() -> list[Any]:
         async with read_only_engine(settings) as engine:
@@ -159,6 +150,20 @@ def show(
     json_out: JsonOpt = False,
 ) -> None:
     """Show a job: its tasks, artifacts and result."""
+    from rich.json import JSON
+    from rich.markdown import Markdown
+    from rich.table import Table
+
+    from planweave.cli._format import (
+        STATUS_STYLE,
+        cost,
+        duration,
+        job_json,
+        preview,
+        tokens,
+        truncate,
+    )
+
     settings = settings_from(config, store=store, data_dir=data_dir)
 
     async def go() -> tuple[JobState, list[str]]:
@@ -231,6 +236,8 @@ def events(
     json_out: JsonOpt = False,
 ) -> None:
     """Print a job's events, one per line (JSON lines with --json)."""
+    from planweave.cli._format import event_detail, event_json
+
     settings = settings_from(config, store=store, data_dir=data_dir)
     out = out_console()
 

@@ -10,25 +10,29 @@ import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
-from planweave.config import Settings, load_settings
-from planweave.engine import Engine
 from planweave.errors import JobNotFound, UsageError
-from planweave.state import JobState
+
+if TYPE_CHECKING:  # imported when a command runs, so --help stays fast
+    from planweave.config import Settings
+    from planweave.engine import Engine
+    from planweave.state import JobState
 
 __all__ = [
     "EXIT_INTERRUPTED",
     "SHORT_ID",
+    "ClaimLeaseOpt",
     "ConfigOpt",
     "DataDirOpt",
     "JobArg",
     "JsonOpt",
     "ModelOpt",
     "StoreOpt",
+    "WorkLeaseOpt",
     "err_console",
     "interrupts",
     "out_console",
@@ -52,25 +56,46 @@ SHORT_ID = 12
 StoreOpt = Annotated[
     str | None,
     typer.Option(
-        "--store", help="Store URL [default: sqlite file in the data dir]", show_default=False
+        "--store",
+        help="Store URL: sqlite:///FILE.db or memory://",
+        show_default="sqlite:///<data dir>/planweave.db",
     ),
 ]
 ModelOpt = Annotated[
     str | None,
     typer.Option(
-        "--model", help="Model URL: local:, openai:NAME, scripted:FILE.yaml", show_default=False
+        "--model", help="Model URL: local:, openai:NAME, scripted:FILE.yaml", show_default="local:"
     ),
 ]
 DataDirOpt = Annotated[
     Path | None,
     typer.Option(
-        "--data-dir", help="Directory of the default store and job workspaces", show_default=False
+        "--data-dir",
+        help="Directory of the default store and job workspaces",
+        show_default=".planweave",
     ),
 ]
 ConfigOpt = Annotated[
     Path | None,
+    typer.Option("--config", help="Settings file", show_default="./planweave.toml if present"),
+]
+ClaimLeaseOpt = Annotated[
+    float | None,
     typer.Option(
-        "--config", help="Settings file [default: ./planweave.toml if present]", show_default=False
+        "--claim-lease-s",
+        min=0.001,
+        help="Seconds a claim on a job lasts without renewal (then another process may take it)",
+        show_default="30",
+    ),
+]
+WorkLeaseOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--work-lease-s",
+        min=0.001,
+        help="Seconds a worker holds a work item without extending it (then it is handed out "
+        "again)",
+        show_default="30",
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a rich view")]
@@ -78,6 +103,8 @@ JobArg = Annotated[str, typer.Argument(help="Job id (a unique prefix is enough)"
 
 
 def settings_from(config: Path | None, **flags: Any) -> Settings:
+    from planweave.config import load_settings
+
     settings = load_settings(flags, config_file=config)
     logging.getLogger("planweave").setLevel(settings.log_level)
     return settings
@@ -93,6 +120,10 @@ def err_console() -> Console:
 
 def read_only_engine(settings: Settings) -> Engine:
     """An engine that reads and controls jobs but runs no workers (and loads no model)."""
+    from planweave.cli._checks import check_writable
+    from planweave.engine import Engine
+
+    check_writable(settings, workspaces=False)
     return Engine(**settings.engine_kwargs(), run_workers=False)
 
 
@@ -114,19 +145,28 @@ async def resolve_job(engine: Engine, text: str) -> JobState:
 
 
 @contextlib.contextmanager
-def interrupts() -> Iterator[asyncio.Event]:
-    """An event set by the first Ctrl-C or SIGTERM; a second one interrupts at once."""
+def interrupts(forced: asyncio.Event | None = None) -> Iterator[asyncio.Event]:
+    """An event set by the first Ctrl-C or SIGTERM.
+
+    Args:
+        forced: Set by the second signal, for a command that then stops without waiting (and
+            still cleans up); a signal after that, or the second one without ``forced``,
+            interrupts at once.
+    """
     loop = asyncio.get_running_loop()
     stopped = asyncio.Event()
     installed: list[signal.Signals] = []
 
     def on_signal(sig: signal.Signals) -> None:
-        if stopped.is_set():
-            for each in installed:
-                loop.remove_signal_handler(each)
-            signal.raise_signal(sig)
+        if not stopped.is_set():
+            stopped.set()
             return
-        stopped.set()
+        if forced is not None and not forced.is_set():
+            forced.set()
+            return
+        for each in installed:
+            loop.remove_signal_handler(each)
+        signal.raise_signal(sig)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:

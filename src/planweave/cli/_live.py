@@ -104,6 +104,10 @@ def task_label(task: TaskState, *, now: float, spinner: bool = True) -> Renderab
 def _header(state: JobState, now: float) -> RenderableType:
     done = sum(1 for task in state.tasks.values() if task.terminal)
     total = len(state.tasks)
+    progress = f"{done}/{total} tasks done"
+    if state.status in ("failed", "cancelled"):  # "done" would hide what did not succeed
+        succeeded = sum(1 for task in state.tasks.values() if task.status == "succeeded")
+        progress = f"{succeeded}/{total} tasks done, job {state.status}"
     style = STATUS_STYLE.get(state.status, "")
     end = state.finished_at if state.finished_at is not None else now
     title = Text.assemble(
@@ -118,7 +122,7 @@ def _header(state: JobState, now: float) -> RenderableType:
     bar = Table.grid(padding=(0, 1))
     bar.add_row(
         ProgressBar(total=max(total, 1), completed=done, width=30),
-        Text(f"{done}/{total} tasks done", style="dim"),
+        Text(progress, style="dim"),
     )
     goal = Text(truncate(state.goal, 100), style="italic")
     return Group(title, goal, bar)

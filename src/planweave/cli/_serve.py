@@ -11,12 +11,15 @@ from typing import Annotated
 
 import typer
 
+from planweave.cli._checks import check_writable
 from planweave.cli._common import (
+    ClaimLeaseOpt,
     ConfigOpt,
     DataDirOpt,
     JsonOpt,
     ModelOpt,
     StoreOpt,
+    WorkLeaseOpt,
     err_console,
     out_console,
     print_json,
@@ -30,7 +33,7 @@ _TENANT_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 BusOpt = Annotated[
     str | None,
-    typer.Option("--bus", help="Bus URL: memory:// or redis://HOST:PORT/DB", show_default=False),
+    typer.Option("--bus", help="Bus URL", show_default="memory://"),
 ]
 
 
@@ -44,9 +47,7 @@ def _need_server() -> None:
 def serve(
     host: Annotated[
         str | None,
-        typer.Option(
-            "--host", help="Address to listen on [default: 127.0.0.1]", show_default=False
-        ),
+        typer.Option("--host", help="Address to listen on", show_default="127.0.0.1"),
     ] = None,
     port: Annotated[
         int | None,
@@ -54,8 +55,8 @@ def serve(
             "--port",
             min=0,
             max=65535,
-            help="Port (0: any free one) [default: 8000]",
-            show_default=False,
+            help="Port (0: any free one)",
+            show_default="8000",
         ),
     ] = None,
     store: StoreOpt = None,
@@ -63,12 +64,23 @@ def serve(
     bus: BusOpt = None,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
+    claim_lease_s: ClaimLeaseOpt = None,
+    work_lease_s: WorkLeaseOpt = None,
 ) -> None:
     """Serve the HTTP API and web UI, running jobs in this process."""
     settings = settings_from(
-        config, host=host, port=port, store=store, model=model, bus=bus, data_dir=data_dir
+        config,
+        host=host,
+        port=port,
+        store=store,
+        model=model,
+        bus=bus,
+        data_dir=data_dir,
+        claim_lease_s=claim_lease_s,
+        work_lease_s=work_lease_s,
     )
     _need_server()
+    check_writable(settings, workspaces=True)
     from planweave.server import serve as run_server
 
     def announce(line: str) -> None:

@@ -60,10 +60,18 @@ class ModelCache:
         self.default = default
         self.options = options
         self._models: dict[str, Model] = dict(models or {})
+        self._instead: dict[str, str] = {}
         self._lock = asyncio.Lock()
+
+    def substitute(self, url: str, instead: str) -> None:
+        """Serve the model ``instead`` wherever ``url`` is asked for (a job resumed on
+        another model than the one it recorded)."""
+        if url != instead:
+            self._instead[url] = instead
 
     async def get(self, url: str | None) -> Model:
         url = url or self.default
+        url = self._instead.get(url, url)
         model = self._models.get(url)
         if model is None:
             async with self._lock:
