@@ -50,7 +50,7 @@ async def test_a_junk_answer_is_retried_then_fails_the_task(
     assert [e.attempt for e in events if e.type == "TaskAssigned"] == [1, 2, 3]  # type: ignore[union-attr]
     failed = [e for e in events if e.type == "TaskFailed"]
     assert len(failed) == 1 and failed[0].error_type == error_type  # type: ignore[union-attr]
-    assert reply.strip()[:20] not in (result.result or "") or not reply.strip()
+    assert not result.result  # the junk never became the job's answer
 
 
 async def test_an_echo_then_a_real_answer_succeeds_on_a_later_attempt(tmp_path: Path) -> None:

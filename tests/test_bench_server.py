@@ -80,7 +80,7 @@ async def test_bench_prints_and_saves_the_server_section(
     assert s1["submitted_per_s"] > 0 and s1["completed_per_s"] > 0
     assert set(s1["submit_ms"]) == {"p50", "p99", "max"}
     assert s2_["contiguous_subscribers"] == s2_["subscribers"] == 3
-    assert s2_["events_per_job"] == 50
+    assert s2_["events_per_job"] == 62  # 5 events a tool task (ToolCalled among them), +2
     assert "load_avg_1m_before" in s1
     table = capsys.readouterr().out
     assert "submitted jobs/s" in table and "3 of 3 (gaps 0, duplicates 0" in table
