@@ -352,7 +352,9 @@ async def test_sqlite_a_full_disk_fails_the_batch_and_the_store_keeps_working(
 
         await store._submit(None, fill)
         big = [submitted(f"big{i}", goal="x" * 20_000) for i in range(20)]
-        with pytest.raises(StoreUnavailable, match="cannot write: database or disk is full"):
+        with pytest.raises(
+            StoreUnavailable, match="cannot write: database or disk is full; nothing of this batch"
+        ):
             await store.commit(Batch(jobs=[replay([e]).to_row() for e in big], events=big))
 
         assert_same_state(await store.load_job("job1"), state)

@@ -391,7 +391,10 @@ class SqliteStore:
                     conflict.__cause__ = exc
                     return conflict
                 seen.add(key)
-        return self._translate(exc, "write")
+        error = self._translate(exc, "write")
+        if isinstance(error, StoreUnavailable):
+            error.args = (f"{error}; nothing of this batch was written",)
+        return error
 
     def _apply(self, conn: sqlite3.Connection, group: list[_Work]) -> list[_Outcome]:
         outcomes: list[_Outcome] = []
