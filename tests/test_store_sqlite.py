@@ -426,3 +426,26 @@ async def test_sqlite_the_wal_stays_bounded_under_a_steady_stream_of_commits(
         await store.close()
     # Without checkpoints that complete, the WAL would hold every page the run wrote (~4,500).
     assert peak < 4 * 256, f"the WAL grew to {peak} pages"
+
+
+async def test_sqlite_a_claim_taken_by_another_process_fences_the_next_commit(
+    sqlite_url: str,
+) -> None:
+    first, second = open_store(sqlite_url), open_store(sqlite_url)
+    await first.open()
+    await second.open()
+    try:
+        state, batch = created("job1", "cp1")
+        await first.commit(batch)
+        await first.commit(step(state, "cp1", ready("job1", 2)))
+
+        assert await second.claim_job("job1", "cp2", lease_s=30, force=True)
+
+        with pytest.raises(ClaimLost):
+            await first.commit(step(state, "cp1", ready("job1", 3)))
+        claim = await first.read_claim("job1")
+        assert claim is not None and (claim.owner, claim.pid) == ("cp2", os.getpid())
+        assert [e.seq for e in await second.read_events("job1")] == [1, 2]
+    finally:
+        await first.close()
+        await second.close()
