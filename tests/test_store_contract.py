@@ -1,158 +1,36 @@
-"""The store contract, run against every store; then what only a SQLite file must do."""
+"""The store contract, run against every store."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import socket
-import sqlite3
-import subprocess
-import sys
-import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import planweave.store
-from planweave.constants import STORE_SCHEMA_VERSION, TABLE_META
 from planweave.errors import ClaimLost, ConfigError, LogConflict, StoreUnavailable, UnknownBackend
-from planweave.events import (
-    Event,
-    JobCompleted,
-    JobFailed,
-    JobOptions,
-    JobSubmitted,
-    LlmCalled,
-    TaskAssigned,
-    TaskCompleted,
-    TaskReady,
-    TaskStarted,
-)
-from planweave.plan import TaskSpec
+from planweave.events import Event, JobFailed, JobOptions, TaskAssigned, TaskCompleted, TaskReady
 from planweave.state import JobState, apply, replay
 from planweave.store import ArtifactRow, Batch, MemoryStore, Store, open_store
 from planweave.store.base import Claim
 from planweave.store.sqlite import SqliteStore
-
-# --- helpers ------------------------------------------------------------------------------------
-
-
-class Clock:
-    """The store's clock, moved by hand: leases run out without sleeping."""
-
-    def __init__(self, now: float = 100.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def clock_of(store: Store) -> Clock:
-    assert isinstance(store, MemoryStore | SqliteStore)
-    assert isinstance(store.clock, Clock)
-    return store.clock
-
-
-PLAN = (
-    TaskSpec(id="fetch", goal="fetch the data"),
-    TaskSpec(id="add", kind="tool", tool="add", args={"a": 1, "b": 2}, depends_on=("fetch",)),
-    TaskSpec(id="write", goal="write it up", depends_on=("fetch", "add"), max_attempts=2),
+from store_helpers import (
+    PLAN,
+    Clock,
+    add_job,
+    assert_same_state,
+    batch_for,
+    clock_of,
+    created,
+    progress,
+    ready,
+    reopened,
+    step,
+    submitted,
 )
-
-
-def submitted(job_id: str, *, at: float = 1000.0, goal: str = "a goal") -> JobSubmitted:
-    return JobSubmitted(
-        job_id=job_id,
-        seq=1,
-        at=at,
-        goal=goal,
-        plan=PLAN,
-        options=JobOptions(max_attempts=2, max_cost_usd=1.5, workspace="/tmp/ws"),
-    )
-
-
-def progress(job_id: str, *, at: float = 1000.0) -> list[Event]:
-    """Events after submission: ``fetch`` ran and succeeded, ``add`` is ready."""
-    return [
-        TaskReady(job_id=job_id, task_id="fetch", seq=2, at=at + 1),
-        TaskAssigned(job_id=job_id, task_id="fetch", seq=3, at=at + 2, attempt=1, worker="w1"),
-        TaskStarted(job_id=job_id, task_id="fetch", seq=4, at=at + 3, attempt=1),
-        LlmCalled(
-            job_id=job_id,
-            task_id="fetch",
-            seq=5,
-            at=at + 4,
-            model="scripted:x",
-            role="executor",
-            tokens_in=12,
-            tokens_out=7,
-            cost_usd=0.25,
-            prompt="p",
-            reply="r",
-        ),
-        TaskCompleted(
-            job_id=job_id,
-            task_id="fetch",
-            seq=6,
-            at=at + 5,
-            attempt=1,
-            result={"rows": [1, 2.5, None, "x"], "ok": True},
-        ),
-        TaskReady(job_id=job_id, task_id="add", seq=7, at=at + 6),
-    ]
-
-
-def batch_for(state: JobState, events: list[Event]) -> Batch:
-    return Batch(
-        jobs=[state.to_row()],
-        tasks=[task.to_row(state.id) for task in state.tasks.values()],
-        events=list(events),
-    )
-
-
-async def add_job(
-    store: Store, job_id: str, *, at: float = 1000.0, finish: str | None = None
-) -> JobState:
-    """Commit a job with some progress; ``finish`` ends it (``succeeded`` or ``failed``)."""
-    events: list[Event] = [submitted(job_id, at=at), *progress(job_id, at=at)]
-    if finish == "succeeded":
-        events.append(JobCompleted(job_id=job_id, seq=8, at=at + 7, result="done"))
-    elif finish == "failed":
-        events.append(JobFailed(job_id=job_id, seq=8, at=at + 7, reason="boom"))
-    state = replay(events)
-    await store.commit(batch_for(state, events))
-    return state
-
-
-def task_view(state: JobState) -> dict[str, Any]:
-    """Every field of every task, the derived indices included."""
-    return {
-        task_id: (task.to_row(state.id), task.waiting, task.open_children,
-                  sorted(task.dependents), sorted(task.children))
-        for task_id, task in state.tasks.items()
-    }  # fmt: skip
-
-
-def assert_same_state(loaded: JobState | None, expected: JobState) -> None:
-    assert loaded is not None
-    assert loaded.to_row() == expected.to_row()
-    assert list(loaded.tasks) == list(expected.tasks)
-    assert task_view(loaded) == task_view(expected)
-    assert loaded.open_tasks == expected.open_tasks
-
-
-async def reopened(store: Store) -> Store:
-    """Close ``store`` and open it again (a new object for a file, as a new process would)."""
-    await store.close()
-    if isinstance(store, MemoryStore):
-        await store.open()
-        return store
-    again = open_store(store.url, clock=clock_of(store))
-    await again.open()
-    return again
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -162,11 +40,6 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     await opened.open()
     yield opened
     await opened.close()
-
-
-@pytest.fixture
-async def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/pw.db"
 
 
 # --- the contract -----------------------------------------------------------------------------
@@ -361,28 +234,6 @@ async def test_commands_stay_pending_until_a_batch_marks_them_done(store: Store)
 
 
 # --- owner fence -------------------------------------------------------------------------------
-
-
-def created(job_id: str, owner: str, *, lease_s: float = 30.0) -> tuple[JobState, Batch]:
-    """A job's submission as its owner commits it: the claim is taken with the job."""
-    first: list[Event] = [submitted(job_id)]
-    state = replay(first)
-    batch = batch_for(state, first)
-    batch.owner, batch.new_jobs, batch.claim_lease_s = owner, [job_id], lease_s
-    return state, batch
-
-
-def step(state: JobState, owner: str, *events: Event) -> Batch:
-    """The next batch of ``owner`` for ``state`` after ``events`` (applied to it)."""
-    for event in events:
-        apply(state, event)
-    batch = batch_for(state, list(events))
-    batch.owner = owner
-    return batch
-
-
-def ready(job_id: str, seq: int, task_id: str = "fetch") -> TaskReady:
-    return TaskReady(job_id=job_id, task_id=task_id, seq=seq, at=1000.0 + seq)
 
 
 async def test_a_new_jobs_claim_exists_right_after_its_creating_batch(store: Store) -> None:
@@ -645,238 +496,6 @@ def test_the_package_exports_what_it_lists() -> None:
         assert getattr(planweave.store, name) is not None
 
 
-# --- SQLite only ------------------------------------------------------------------------------
-
-
-async def test_sqlite_creates_folders_and_a_versioned_wal_file(tmp_path: Path) -> None:
-    path = tmp_path / "a" / "b" / "pw.db"
-    store = open_store(f"sqlite:///{path}", synchronous="FULL")
-    await store.open()
-    await store.open()  # idempotent
-    await add_job(store, "job1")
-    try:
-        with sqlite3.connect(path) as conn:
-            assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-            assert conn.execute(f"SELECT value FROM {TABLE_META}").fetchall() == [
-                (str(STORE_SCHEMA_VERSION),)
-            ]
-        conn.close()
-    finally:
-        await store.close()
-
-
-async def test_sqlite_data_is_visible_to_another_store_on_the_same_file(sqlite_url: str) -> None:
-    writer, reader = open_store(sqlite_url), open_store(sqlite_url)
-    await writer.open()
-    await reader.open()
-    try:
-        events: list[Event] = [submitted("job1"), *progress("job1")]
-        state = replay(events[:3])
-        await writer.commit(batch_for(state, events[:3]))
-        assert [e.seq for e in await reader.read_events("job1")] == [1, 2, 3]
-
-        # Following the log from another process: poll from the last seq seen.
-        state = replay(events)
-        await writer.commit(batch_for(state, events[3:]))
-        assert [e.seq for e in await reader.read_events("job1", after_seq=3)] == [4, 5, 6, 7]
-        assert_same_state(await reader.load_job("job1"), state)
-
-        # Claims and commands are shared through the file too.
-        assert await writer.claim_job("job1", "cp1", lease_s=30)
-        assert await reader.claim_job("job1", "cp2", lease_s=30) is False
-        await reader.add_command("job1", "cancel", {})
-        commands = await writer.read_commands(["job1"])
-        assert [c.name for c in commands] == ["cancel"]
-        await writer.commit(Batch(commands_done=[commands[0].id]))
-        assert await reader.read_commands(["job1"]) == []
-    finally:
-        await writer.close()
-        await reader.close()
-
-
-_CHILD = r"""
-import asyncio, sys
-from planweave.events import JobSubmitted, LlmCalled, TaskReady
-from planweave.plan import TaskSpec
-from planweave.state import apply
-from planweave.store import Batch, open_store
-
-async def main():
-    store = open_store(sys.argv[1])
-    await store.open()
-    first = JobSubmitted(job_id="job1", seq=1, goal="g", plan=(TaskSpec(id="a", goal="a"),))
-    state = apply(None, first)
-    await store.commit(Batch(jobs=[state.to_row()], tasks=[state.tasks["a"].to_row("job1")],
-                             events=[first]))
-    seq = 1
-    while True:
-        events = [LlmCalled(job_id="job1", task_id="a", seq=seq + 1, model="m", role="r",
-                            tokens_in=1, reply="x" * 500),
-                  TaskReady(job_id="job1", task_id="a", seq=seq + 2)]
-        seq += 2
-        for event in events:
-            apply(state, event)
-        batch = Batch(jobs=[state.to_row()], tasks=[state.tasks["a"].to_row("job1")],
-                      events=events)
-        if seq % 4 == 1:
-            store.commit_soon(batch)
-        else:
-            await store.commit(batch)
-            print(seq, flush=True)
-
-asyncio.run(main())
-"""
-
-
-def _write_until_killed(url: str, commits: int) -> int:
-    """Run the child until it reports ``commits`` awaited commits, ``kill -9`` it, and return
-    the last seq it saw durable."""
-    child = subprocess.Popen([sys.executable, "-c", _CHILD, url], stdout=subprocess.PIPE, text=True)
-    assert child.stdout is not None
-    durable = 0
-    try:
-        for _ in range(commits):
-            line = child.stdout.readline()
-            assert line, "the child process stopped writing"
-            durable = int(line)
-    finally:
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait()
-        child.stdout.close()
-    assert child.returncode == -signal.SIGKILL
-    return durable
-
-
-async def test_sqlite_a_killed_process_leaves_every_awaited_commit_readable(
-    sqlite_url: str,
-) -> None:
-    durable = await asyncio.to_thread(_write_until_killed, sqlite_url, 300)
-
-    store = open_store(sqlite_url)
-    await store.open()
-    try:
-        state = await store.load_job("job1")
-        events = await store.read_events("job1")
-    finally:
-        await store.close()
-    assert state is not None
-    assert state.seq >= durable
-    # The rows and the log were written in the same transactions: they agree.
-    assert [e.seq for e in events] == list(range(1, state.seq + 1))
-    assert state.tokens_in == state.llm_calls == (state.seq - 1) // 2
-    assert_same_state(state, replay(events))
-
-
-async def test_sqlite_migrates_an_empty_or_foreign_file_and_keeps_its_tables(
-    tmp_path: Path,
-) -> None:
-    path = tmp_path / "pw.db"
-    with sqlite3.connect(path) as conn:
-        conn.execute("CREATE TABLE mine (x INTEGER)")
-        conn.execute("INSERT INTO mine VALUES (42)")
-    conn.close()
-
-    for i in range(2):  # the second open finds the schema current and changes nothing
-        store = open_store(f"sqlite:///{path}")
-        await store.open()
-        await add_job(store, f"job{i}")
-        await store.close()
-
-    with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT x FROM mine").fetchall() == [(42,)]
-        assert conn.execute(f"SELECT key, value FROM {TABLE_META}").fetchall() == [
-            ("schema_version", str(STORE_SCHEMA_VERSION))
-        ]
-    conn.close()
-
-
-async def test_sqlite_refuses_a_file_from_a_newer_planweave(
-    sqlite_url: str, tmp_path: Path
-) -> None:
-    store = open_store(sqlite_url)
-    await store.open()
-    await store.close()
-    with sqlite3.connect(tmp_path / "pw.db") as conn:
-        conn.execute(f"UPDATE {TABLE_META} SET value = '99' WHERE key = 'schema_version'")
-    conn.close()
-
-    newer = open_store(sqlite_url)
-    with pytest.raises(ConfigError, match=r"schema version 99.*upgrade planweave"):
-        await newer.open()
-    with pytest.raises(StoreUnavailable):
-        await newer.commit(Batch(events=[submitted("job1")]))
-
-
-async def test_sqlite_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
-    path = tmp_path / "notes.db"
-    path.write_text("these are my notes, not a database" * 100)
-
-    store = open_store(f"sqlite:///{path}")
-    with pytest.raises(StoreUnavailable, match="not a database"):
-        await store.open()
-
-
-async def test_sqlite_many_concurrent_commits_are_all_durable(sqlite_url: str) -> None:
-    store = open_store(sqlite_url)
-    await store.open()
-    states: list[JobState] = []
-    batches: list[Batch] = []
-    for i in range(300):
-        events: list[Event] = [submitted(f"job{i:03}", at=float(i)), *progress(f"job{i:03}", at=i)]
-        states.append(replay(events))
-        batches.append(batch_for(states[-1], events))
-
-    await asyncio.gather(*(store.commit(batch) for batch in batches))
-    await store.close()
-
-    again = open_store(sqlite_url)
-    await again.open()
-    try:
-        assert len(await again.list_jobs(limit=1000)) == 300
-        for state in (states[0], states[150], states[-1]):
-            assert_same_state(await again.load_job(state.id), state)
-            assert len(await again.read_events(state.id)) == 7
-    finally:
-        await again.close()
-
-
-async def test_sqlite_one_bad_batch_fails_alone(sqlite_url: str) -> None:
-    store = open_store(sqlite_url)
-    await store.open()
-    try:
-        good = replay([submitted("good")])
-        bad_row = {**replay([submitted("bad")]).to_row(), "goal": None}  # violates NOT NULL
-        results = await asyncio.gather(
-            store.commit(Batch(jobs=[bad_row])),
-            store.commit(batch_for(good, [submitted("good")])),
-            return_exceptions=True,
-        )
-        assert isinstance(results[0], StoreUnavailable)
-        assert results[1] is None
-        assert await store.load_job("good") is not None
-        assert await store.load_job("bad") is None
-    finally:
-        await store.close()
-
-
-async def test_sqlite_a_failed_queued_batch_fails_its_own_future_only(
-    sqlite_url: str,
-) -> None:
-    store = open_store(sqlite_url)
-    await store.open()
-    bad_row = {**replay([submitted("bad")]).to_row(), "goal": None}  # violates NOT NULL
-    good = replay([submitted("good")])
-    try:
-        failed = store.commit_soon(Batch(jobs=[bad_row]))
-        await store.commit(batch_for(good, [submitted("good")]))
-        with pytest.raises(StoreUnavailable):
-            await failed
-        assert await store.load_job("good") is not None
-        assert await store.load_job("bad") is None
-    finally:
-        await store.close()
-
-
 async def test_a_forced_claim_takes_over_a_live_claim(store: Store) -> None:
     await add_job(store, "job1")
     assert await store.claim_job("job1", "cp1", lease_s=60)
@@ -894,132 +513,3 @@ async def test_commit_soon_futures_resolve_in_order_once_durable(store: Store) -
     await asyncio.gather(*futures)
     assert all(f.done() and f.exception() is None for f in futures)
     assert [e.seq for e in await store.read_events("job1")] == [e.seq for e in events]
-
-
-async def _hold_the_writer(store: SqliteStore) -> tuple[threading.Event, asyncio.Future[Any]]:
-    """Keep the writer thread busy until the returned event is set, so that everything queued
-    meanwhile is written in the writer's next transaction (one group commit). No read may be
-    awaited meanwhile: reads wait for the writes queued before them."""
-    gate, busy = threading.Event(), threading.Event()
-
-    def hold(conn: sqlite3.Connection) -> None:
-        busy.set()
-        gate.wait(30)
-
-    held = asyncio.ensure_future(store._submit(None, hold))
-    await asyncio.to_thread(busy.wait, 30)
-    return gate, held
-
-
-async def test_sqlite_group_commit_writes_the_accepted_batches_of_a_group_only(
-    sqlite_url: str,
-) -> None:
-    store = open_store(sqlite_url, clock=Clock())
-    assert isinstance(store, SqliteStore)
-    await store.open()
-    try:
-        state1, batch1 = created("job1", "cp1")
-        state2, batch2 = created("job2", "cp2")
-        await store.commit(batch1)
-        await store.commit(batch2)
-        gate, held = await _hold_the_writer(store)
-        before = store._transactions
-
-        futures = [
-            store.commit_soon(step(state1, "cp1", ready("job1", 2))),
-            store.commit_soon(step(replay([submitted("job2")]), "cp1", ready("job2", 2))),
-            store.commit_soon(step(state2, "cp2", ready("job2", 2, "add"))),
-            store.commit_soon(created("job3", "cp1")[1]),
-        ]
-        gate.set()
-        await held
-        results = await asyncio.gather(*futures, return_exceptions=True)
-
-        assert store._transactions == before + 2  # the hold, then the four in one
-        assert [results[0], results[2], results[3]] == [None, None, None]
-        assert isinstance(results[1], ClaimLost) and results[1].job_ids == ("job2",)
-        assert [e.task_id for e in await store.read_events("job2")] == [None, "add"]
-        assert [e.seq for e in await store.read_events("job1")] == [1, 2]
-        claim = await store.read_claim("job3")
-        assert claim is not None and claim.owner == "cp1"
-
-        # A seq conflict in a group fails its own batch only, with nothing of it written.
-        conflicting = step(replay(await store.read_events("job1")), "cp1", ready("job1", 2))
-        gate, held = await _hold_the_writer(store)
-        futures = [
-            store.commit_soon(step(state2, "cp2", ready("job2", 3))),
-            store.commit_soon(conflicting),
-            store.commit_soon(step(state1, "cp1", ready("job1", 3))),
-        ]
-        gate.set()
-        await held
-        results = await asyncio.gather(*futures, return_exceptions=True)
-        assert results[0] is None and results[2] is None
-        assert isinstance(results[1], LogConflict) and (results[1].seq == 2)
-        assert [e.seq for e in await store.read_events("job1")] == [1, 2, 3]
-        assert [e.seq for e in await store.read_events("job2")] == [1, 2, 3]
-        assert_same_state(await store.load_job("job1"), replay(await store.read_events("job1")))
-    finally:
-        await store.close()
-
-
-async def test_sqlite_a_full_disk_fails_the_batch_and_the_store_keeps_working(
-    sqlite_url: str,
-) -> None:
-    store = open_store(sqlite_url)
-    assert isinstance(store, SqliteStore)
-    await store.open()
-    try:
-        state = await add_job(store, "job1")
-
-        # The database may not grow by a single page: SQLite reports SQLITE_FULL, as it does
-        # when the disk is full.
-        def fill(conn: sqlite3.Connection) -> None:
-            (pages,) = conn.execute("PRAGMA page_count").fetchone()
-            conn.execute(f"PRAGMA max_page_count={pages}")
-
-        await store._submit(None, fill)
-        big = [submitted(f"big{i}", goal="x" * 20_000) for i in range(20)]
-        with pytest.raises(StoreUnavailable, match="cannot write: database or disk is full"):
-            await store.commit(Batch(jobs=[replay([e]).to_row() for e in big], events=big))
-
-        assert_same_state(await store.load_job("job1"), state)
-        assert [j.job_id for j in await store.list_jobs()] == ["job1"]
-        assert await store.load_job("big0") is None
-        await store._submit(None, lambda conn: conn.execute("PRAGMA max_page_count=1073741823"))
-        await store.commit(Batch(jobs=[replay(big[:1]).to_row()], events=big[:1]))
-        assert await store.load_job("big0") is not None
-    finally:
-        await store.close()
-    with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-    conn.close()
-
-
-async def test_sqlite_a_version_1_file_keeps_its_claims(tmp_path: Path) -> None:
-    from planweave.store import _rows, _schema
-    from planweave.store._sqlite_sql import compile_sql
-
-    path = tmp_path / "v1.db"
-    row = (*_rows.encode_job(replay([submitted("job1")]).to_row()), "cp1", 150.0)
-    with sqlite3.connect(path) as conn:
-        _schema.MIGRATIONS[0](lambda stmt: conn.execute(compile_sql(stmt).text))
-        conn.execute(f"INSERT INTO {TABLE_META} VALUES ('schema_version', '1')")
-        conn.execute(f"INSERT INTO pw_jobs VALUES ({', '.join('?' * len(row))})", row)
-    conn.close()
-
-    store = open_store(f"sqlite:///{path}", clock=Clock(100.0))
-    await store.open()
-    try:
-        assert await store.read_claim("job1") == Claim("job1", "cp1", "", 0, 150.0, 100.0)
-        assert await store.claim_job("job1", "cp2", lease_s=10) is False
-        loaded = await store.load_job("job1")
-        assert loaded is not None and loaded.goal == "a goal"
-    finally:
-        await store.close()
-    with sqlite3.connect(path) as conn:
-        columns = [r[1] for r in conn.execute("PRAGMA table_info(pw_jobs)")]
-        version = conn.execute(f"SELECT value FROM {TABLE_META}").fetchone()
-    conn.close()
-    assert "owner" not in columns and "lease_until" not in columns
-    assert version == (str(STORE_SCHEMA_VERSION),)

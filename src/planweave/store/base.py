@@ -144,7 +144,14 @@ class Command:
 
 @runtime_checkable
 class Store(Protocol):
-    """Durable state of jobs. Every method may raise ``StoreUnavailable``."""
+    """Durable state of jobs. Every method may raise ``StoreUnavailable``.
+
+    Shared by every process that opens the same URL: their claims, commands and batches meet
+    in it. Times it records for claims and commands come from the store's own clock (for a
+    server database, the server's ``now()``), never from the caller's. A read sees every batch
+    and operation this store object accepted before it (queued or durable) and whatever other
+    processes committed before it began; a read is one consistent snapshot.
+    """
 
     url: str
 

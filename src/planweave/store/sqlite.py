@@ -91,10 +91,18 @@ class _Checkpointer:
     fsyncs twice: that commit (and whoever awaits it) would wait milliseconds. Here the writer
     only pokes this thread every ``_CHECKPOINT_EVERY`` transactions; a PASSIVE checkpoint runs
     beside the writer without blocking it.
+
+    That alone does not keep the WAL small. SQLite starts the WAL over from its beginning only
+    when a transaction begins after a checkpoint copied *every* frame, and under a steady stream
+    of commits the writer appends frames while this thread copies, so its checkpoint never
+    quite completes and the WAL grows for as long as the stream lasts. So the writer also looks
+    at the WAL's size between two of its transactions, and once it passes the store's limit it
+    runs a PASSIVE checkpoint itself: with no transaction beside it, that one completes (it
+    copies only what this thread has not copied yet), the next transaction starts the WAL
+    over, and ``journal_size_limit`` truncates the file back to the limit.
     """
 
     def __init__(self, connect: Callable[[], sqlite3.Connection], url: str) -> None:
-        self.wal_frames = 0  # frames in the WAL at the last checkpoint
         self._connect = connect
         self._url = url
         self._wake = threading.Event()
@@ -123,8 +131,7 @@ class _Checkpointer:
                 try:
                     if conn is None:
                         conn = self._connect()
-                    _busy, frames, _done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                    self.wal_frames = frames
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 except sqlite3.Error as exc:  # the next poke tries again; the WAL keeps the data
                     log.warning("checkpoint of %s failed: %s", self._url, exc)
         finally:
@@ -140,11 +147,7 @@ in one transaction cost a fraction of ten transactions; an isolated commit, or a
 blocked in ``commit`` or an operation, is written at once."""
 
 _CHECKPOINT_EVERY: Final = 64
-"""Transactions between two pokes of the checkpointer."""
-_WAL_MAX_FRAMES: Final = 16_384
-"""Past this many frames (64 MiB of 4 KiB pages) the writer checkpoints itself: under a steady
-stream of commits the checkpointer may never catch up with the writer, and only a checkpoint
-between two of the writer's transactions lets the WAL start over."""
+"""Transactions between two pokes of the checkpointer, and two looks at the WAL's size."""
 
 
 class SqliteStore:
@@ -159,6 +162,9 @@ class SqliteStore:
         busy_timeout_ms: How long a statement waits for a lock another process holds.
         clock: The store's clock (seconds since the epoch) for claims and commands; every
             process sharing the file should use the real one. Injectable for tests.
+        wal_max_pages: Once the write-ahead log holds more than this many pages, the writer
+            checkpoints it and starts it over, so the ``-wal`` file stays about this size
+            (4096 pages of 4 KiB: 16 MiB) however long a run lasts.
     """
 
     def __init__(
@@ -168,9 +174,11 @@ class SqliteStore:
         synchronous: Synchronous | None = None,
         busy_timeout_ms: int = 5000,
         clock: Callable[[], float] = time.time,
+        wal_max_pages: int = 4096,
     ) -> None:
         self.url = url
         self.clock = clock
+        self.wal_max_pages = wal_max_pages
         self.path, query = _parse_url(url)
         level = (synchronous or query.get("synchronous") or "NORMAL").upper()
         if level not in get_args(Synchronous):
@@ -283,6 +291,8 @@ class SqliteStore:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
         conn.execute("PRAGMA wal_autocheckpoint=0")  # see _Checkpointer
+        (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+        conn.execute(f"PRAGMA journal_size_limit={self.wal_max_pages * page_size:d}")
         return conn
 
     def _write_loop(self, loop: asyncio.AbstractEventLoop, ready: asyncio.Future[None]) -> None:
@@ -299,6 +309,8 @@ class SqliteStore:
             return
         loop.call_soon_threadsafe(_settle, [(ready, None, None)])
         checkpointer = self._checkpointer = _Checkpointer(self._connect, self.url)
+        (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+        wal, wal_limit = f"{self.path}-wal", self.wal_max_pages * page_size
         get, get_nowait = self._queue.get, self._queue.get_nowait
         clock = time.monotonic
         last_commit = -math.inf
@@ -326,8 +338,7 @@ class SqliteStore:
                     last_commit = clock()
                     self._transactions += 1
                     if self._transactions % _CHECKPOINT_EVERY == 0:
-                        if checkpointer.wal_frames > _WAL_MAX_FRAMES:
-                            checkpointer.wal_frames = 0
+                        if _file_size(wal) > wal_limit:
                             self._checkpoint(conn)
                         checkpointer.poke()
                 if stop:
@@ -380,7 +391,10 @@ class SqliteStore:
                     conflict.__cause__ = exc
                     return conflict
                 seen.add(key)
-        return self._translate(exc, "write")
+        error = self._translate(exc, "write")
+        if isinstance(error, StoreUnavailable):
+            error.args = (f"{error}; nothing of this batch was written",)
+        return error
 
     def _apply(self, conn: sqlite3.Connection, group: list[_Work]) -> list[_Outcome]:
         outcomes: list[_Outcome] = []
@@ -669,6 +683,13 @@ class SqliteStore:
 
 def _noop(conn: sqlite3.Connection) -> None:
     return None
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
 
 
 def _parse_url(url: str) -> tuple[Path, dict[str, str]]:
