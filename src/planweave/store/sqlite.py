@@ -72,6 +72,7 @@ class _Work:
 
 
 _Outcome = tuple[Any, BaseException | None]
+_WRITTEN: Final[_Outcome] = (None, None)
 
 
 def _settle(outcomes: Sequence[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
@@ -461,8 +462,9 @@ class SqliteStore:
                 events.extend(batch.events)
                 for artifact in batch.artifacts:
                     artifacts[artifact.job_id, artifact.name] = artifact
-                commands_done.extend((id_,) for id_ in batch.commands_done)
-                outcomes.append((None, None))
+                if batch.commands_done:
+                    commands_done.extend((id_,) for id_ in batch.commands_done)
+                outcomes.append(_WRITTEN)
             else:
                 assert work.op is not None
                 flush()  # operations see every batch queued before them
