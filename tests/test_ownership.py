@@ -21,6 +21,7 @@ import pytest
 
 from planweave import Engine
 from planweave.control.decider import WORKER_DIED
+from planweave.events import Event, TaskAssigned
 from planweave.state import replay
 
 SCRIPT = Path(__file__).with_name("owner_job.py")
@@ -72,8 +73,12 @@ class Job:
 
     def check_log(self) -> list[str]:
         """Check the stored log and state; return the event types."""
+        return [e.type for e in self.checked_events()]
 
-        async def read() -> list[str]:
+    def checked_events(self) -> list[Event]:
+        """Check the stored log and state; return the events."""
+
+        async def read() -> list[Event]:
             async with Engine(store=self.store, data_dir=self.tmp_path / "data") as engine:
                 events = await engine.events(self.job_id)
                 stored = await engine.store.load_job(self.job_id)
@@ -86,7 +91,7 @@ class Job:
             assert {k: t.to_row(self.job_id) for k, t in rebuilt.tasks.items()} == {
                 k: t.to_row(self.job_id) for k, t in stored.tasks.items()
             }
-            return [e.type for e in events]
+            return events
 
         return asyncio.run(read())
 
@@ -206,15 +211,10 @@ def test_a_task_that_kills_its_process_fails_after_max_attempts(tmp_path: Path) 
     assert outcome.startswith("failed"), job.lines()
     assert WORKER_DIED in outcome
     runs = [line for line in job.lines() if line.startswith("x-start")]
-    types = job.check_log()
-
-    async def attempts() -> list[int]:
-        async with Engine(store=job.store, data_dir=tmp_path / "data") as engine:
-            events = await engine.events(job.job_id)
-        return [e.attempt for e in events if e.type == "TaskAssigned" and e.task_id == "x"]  # type: ignore[union-attr]
-
-    recorded = asyncio.run(attempts())
-    assert recorded == [1, 2, 3], recorded
+    events = job.checked_events()
+    types = [e.type for e in events]
+    recorded = [e.attempt for e in events if isinstance(e, TaskAssigned) and e.task_id == "x"]
+    assert recorded == [1, 2, 3], (recorded, types)
     # The first run's assignment may not have been on record yet when the tool killed the
     # process (work overlaps the write); every later one went out only once recorded.
     assert len(runs) in (3, 4), runs

@@ -142,3 +142,60 @@ async def test_a_job_that_fails_at_once_gives_its_claim_back(tmp_path: Path) -> 
         assert await other.claim(result.job_id) is None
         await other.retry(result.job_id)  # not refused as held by the first one
         assert (await other.wait(result.job_id)).status == "failed"
+
+
+async def test_a_job_taken_over_is_dropped_and_the_others_of_its_batch_carry_on(
+    tmp_path: Path,
+) -> None:
+    from planweave.errors import ClaimLost
+    from planweave.state import replay
+
+    go = asyncio.Event()
+    waiting = 0
+
+    @tool
+    async def gate(name: str) -> str:
+        """Wait for the go, so both jobs' outcomes arrive together."""
+        nonlocal waiting
+        waiting += 1
+        await go.wait()
+        return name
+
+    def plan(name: str) -> Plan:
+        return Plan(
+            tasks=(
+                TaskSpec(id="a", kind="tool", tool="gate", args={"name": name}),
+                TaskSpec(id="b", kind="tool", tool="gate", args={"name": name}, depends_on=("a",)),
+            )
+        )
+
+    store = SqliteStore(f"sqlite:///{tmp_path / 'jobs.db'}")
+    async with engine_on(store, tmp_path, tools=[gate]) as engine:
+        taken = await engine.submit(plan=plan("taken"))
+        kept = await engine.submit(plan=plan("kept"))
+        for _ in range(500):
+            if waiting == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert waiting == 2
+        # Another process takes the first job over.
+        assert await store.claim_job(taken, "another-plane", lease_s=30.0, force=True)
+        before = len(await engine.events(taken))
+        go.set()
+        with pytest.raises(ClaimLost):
+            await asyncio.wait_for(engine.wait(taken), 10)
+        result = await asyncio.wait_for(engine.wait(kept), 10)
+        assert result.status == "succeeded"
+        assert len(await engine.events(taken)) == before  # nothing more written for it
+        claim = await engine.claim(taken)
+        assert claim is not None and claim.owner == "another-plane"  # not released by us
+    async with engine_on(f"sqlite:///{tmp_path / 'jobs.db'}", tmp_path) as reader:
+        events = await reader.events(kept)
+        stored = await reader.store.load_job(kept)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert stored is not None
+    rebuilt = replay(events)
+    assert rebuilt.to_row() == stored.to_row()
+    assert {k: t.to_row(kept) for k, t in rebuilt.tasks.items()} == {
+        k: t.to_row(kept) for k, t in stored.tasks.items()
+    }

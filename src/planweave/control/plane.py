@@ -167,6 +167,8 @@ class ControlPlane:
         self._durable_first: set[tuple[str, str]] = set()
         # Commands taken in but whose effect is not yet durable, so they are not taken twice.
         self._commands_seen: set[int] = set()
+        # Jobs dropped (claim lost, write failed) until driven here again.
+        self._dropped: set[str] = set()
         # When the claims held here were last confirmed by a renewal (or none was held).
         self._renewed_at = clock()
         self._tasks: list[asyncio.Task[None]] = []
@@ -303,6 +305,7 @@ class ControlPlane:
             await self._release(job_id)
             return state
         self._jobs[job_id] = state
+        self._dropped.discard(job_id)
         # Commands left for the job (a cancel) take effect before any of its work goes out.
         await self._apply_commands(await self.store.read_commands([job_id]))
         if not state.terminal:
@@ -345,6 +348,7 @@ class ControlPlane:
         if not await self._claim(job_id):
             raise JobBusy(f"job {job_id} is held by another process")
         self._jobs[job_id] = state
+        self._dropped.discard(job_id)
         self._take(state, events)
         self._timer_wake.set()
         await self._flush(durable=True)
@@ -382,6 +386,7 @@ class ControlPlane:
             await self._release(job_id)
             return state
         self._jobs[job_id] = state
+        self._dropped.discard(job_id)
         commands = await self.store.read_commands([job_id])
         self._pending.commands_done.extend((job_id, c.id) for c in commands)
         self._commands_seen.update(c.id for c in commands)
@@ -682,9 +687,10 @@ class ControlPlane:
             log.error("control plane: %s", error)
             for job_id in lost:
                 await self._drop(job_id, error, release=False)
-            rest = pending.without(lost)
+            # Jobs that finished in memory meanwhile still need these events written (their
+            # rows, already ahead, are not written again); dropped jobs do not.
+            rest = pending.without(lost | (self._dropped & pending.dirty_jobs))
             if rest.events or rest.dirty_jobs:
-                rest = rest.without({j for j in rest.dirty_jobs if j not in self._jobs})
                 durable = self.store.commit_soon(self._batch(rest))
                 with contextlib.suppress(Exception):
                     await asyncio.shield(durable)
@@ -708,6 +714,7 @@ class ControlPlane:
         """
         if job_id in self._unborn:
             self._unborn_errors[job_id] = error
+        self._dropped.add(job_id)
         state = self._jobs.pop(job_id, None)
         if state is not None:
             self._forget(state)
