@@ -114,6 +114,7 @@ def test_one_signal_stops_within_the_grace_even_while_a_tool_blocks(
         stdout, _ = proc.communicate(timeout=60)
     finally:
         proc.kill()
+        proc.wait()
     said = read(stderr)
     assert proc.returncode == 130, said
     assert "stopping: letting running work finish (up to 5 s)…" in said
@@ -137,6 +138,7 @@ def test_a_second_signal_releases_the_claim_says_so_and_exits_130(tmp_path: Path
         stdout, _ = proc.communicate(timeout=60)
     finally:
         proc.kill()
+        proc.wait()
     said = read(stderr)
     assert proc.returncode == 130, said
     job_id = json.loads(stdout.strip().splitlines()[-1])["job_id"]

@@ -2,15 +2,15 @@
 
 The tree is rebuilt in this process by replaying the job's events (``engine.follow``) through
 ``planweave.state.apply``, the same reducer the control plane uses, and redrawn from the event
-loop (never from rich's refresh thread, which would race the reducer). The first Ctrl-C or
-SIGTERM closes the engine, which releases in-flight work so ``planweave resume`` can continue.
+loop (never from rich's refresh thread, which would race the reducer). Ctrl-C and SIGTERM are
+handled in ``_stop``. This module holds only the command definitions, so ``--help`` loads nothing
+heavy; the engine is imported when a command runs (``_drive``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
-import logging
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -37,8 +37,6 @@ if TYPE_CHECKING:
     from planweave.plan import Plan
 
 __all__ = ["resume", "run"]
-
-log = logging.getLogger("planweave.cli")
 
 
 class OnFailureChoice(enum.StrEnum):
