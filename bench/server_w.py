@@ -181,7 +181,8 @@ async def s2(
                     if clients.done():
                         clients.result()
                         raise RuntimeError("the subscribers ended before the job started")
-                    state = (await engine.wait(job_id)).status
+                    ended = await engine.wait(job_id)
+                    state = ended.status
                     job_wall_s = time.perf_counter() - marks["released"]
                     figures = await clients
             finally:
@@ -196,7 +197,7 @@ async def s2(
     )
     problems = []
     if state != "succeeded":
-        problems.append(f"the job ended {state!r}")
+        problems.append(f"the job ended {state!r}: {ended.error}")
     if contiguous != subscribers:
         problems.append(f"{subscribers - contiguous} subscribers missed or repeated events")
     if figures["error_count"]:
