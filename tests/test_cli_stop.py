@@ -97,6 +97,7 @@ def resume_without_force(tmp_path: Path, job_id: str) -> dict[str, object]:
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert "--force" not in proc.stderr  # the stopped process released its claim
+    assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip(), proc.stderr
     data: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
     return data

@@ -156,6 +156,7 @@ class Engine:
             ),
         )
         self._pools: list[WorkerPool] = []
+        self._start_lock: asyncio.Lock | None = None
         self._started = False
         self._closing = False
 
@@ -165,6 +166,16 @@ class Engine:
         """Open the store and bus and start the control plane and workers (idempotent)."""
         if self._started:
             return
+        # Callers may start the engine from several coroutines at once (``resume`` beside
+        # ``follow``): one of them starts it, the others wait for that.
+        lock = self._start_lock
+        if lock is None:
+            lock = self._start_lock = asyncio.Lock()
+        async with lock:
+            if not self._started:
+                await self._start()
+
+    async def _start(self) -> None:
         await self.store.open()
         await self.bus.open()
         await self.plane.start()
@@ -204,6 +215,7 @@ class Engine:
         finally:
             self._started = False
             self._closing = False
+            self._start_lock = None  # a later start may run on another event loop
 
     async def __aenter__(self) -> Engine:
         await self.start()

@@ -184,6 +184,9 @@ class ControlPlane:
     # --- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Start the plane's loops (idempotent)."""
+        if self._tasks:
+            return
         self._tasks = [
             asyncio.create_task(self._report_loop(), name="planweave-reports"),
             asyncio.create_task(self._timer_loop(), name="planweave-timers"),
