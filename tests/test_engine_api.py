@@ -24,6 +24,7 @@ gates: dict[str, asyncio.Event] = {}
 @tool
 async def hold(name: str = "h") -> str:
     """Wait until the test opens the gate named ``name``."""
+    gates.setdefault(f"{name}:started", asyncio.Event()).set()
     gate = gates.setdefault(name, asyncio.Event())
     await gate.wait()
     return "opened"
@@ -42,6 +43,10 @@ def engine_for(tmp_path: Path, **kwargs: Any) -> Engine:
 @pytest.fixture(autouse=True)
 def fresh_gates() -> None:
     gates.clear()
+
+
+async def started(name: str = "h") -> None:
+    await asyncio.wait_for(gates.setdefault(f"{name}:started", asyncio.Event()).wait(), 10)
 
 
 def open_gate(name: str = "h") -> None:
@@ -155,8 +160,8 @@ async def test_delete_refuses_a_running_job_then_removes_it_with_its_workspace(
     async with engine_for(tmp_path) as engine:
         job_id = await engine.submit(plan=plan)
         workspace = await engine.workspace(job_id)
-        while not (workspace / "c.txt").exists():
-            await asyncio.sleep(0.01)
+        await started()
+        assert (workspace / "c.txt").exists()
         with pytest.raises(JobBusy, match="cancel it first"):
             await engine.delete(job_id)
         assert await engine.cancel(job_id)
