@@ -239,6 +239,7 @@ class Engine:
         Give a ``goal`` (a planner decomposes it) or a ``plan`` (run as written), or both (the
         goal then describes the plan). Extra keyword arguments set ``JobOptions`` fields. A
         repeated ``idempotency_key`` (per ``tenant``) returns the first job's id, starting nothing.
+        ``job_id`` names the new job (default: a fresh id).
 
         Raises:
             UsageError: neither a goal nor a plan, or bad options.
