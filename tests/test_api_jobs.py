@@ -338,6 +338,35 @@ async def test_cancel_retry_replan_and_delete(api: RunningServer) -> None:
         assert (await http.delete(f"/v1/jobs/{broken_id}")).status_code == 404
 
 
+async def test_delete_refuses_a_finished_job_another_process_holds(tmp_path: Path) -> None:
+    gates.update(started=asyncio.Event(), release=asyncio.Event())
+    other = Engine(
+        store=f"sqlite:///{tmp_path / 'jobs.db'}", data_dir=tmp_path / "data", run_workers=False
+    )
+    async with serving(tmp_path) as server, client(server) as http, other:
+        job_id = (await http.post("/v1/jobs", json=tool_plan({"id": "s", "tool": "slow"}))).json()[
+            "job_id"
+        ]
+        await asyncio.wait_for(gates["started"].wait(), 5)
+        gates["release"].set()
+        await wait_for_status(http, job_id, "succeeded")
+        # Another process takes the finished job's claim (to run it again, say) once the
+        # server's plane has let it go: deleting it now would pull it from under that process.
+        owner = other.plane.owner
+        for _ in range(500):
+            if await other.store.claim_job(job_id, owner, lease_s=30):
+                break
+            await asyncio.sleep(0.01)
+        else:
+            pytest.fail("the server never released the finished job's claim")
+        refused = await http.delete(f"/v1/jobs/{job_id}")
+        assert refused.status_code == 409 and "another process" in refused.text
+        assert (await http.get(f"/v1/jobs/{job_id}")).json()["status"] == "succeeded"
+        await other.store.release_job(job_id, owner)
+        assert (await http.delete(f"/v1/jobs/{job_id}")).status_code == 204
+        assert (await http.get(f"/v1/jobs/{job_id}")).status_code == 404
+
+
 async def test_dead_letters_are_listed_per_tenant_and_redriven(tmp_path: Path) -> None:
     bus = MemoryBus(max_deliveries=1)
     engine = engine_for(tmp_path, bus=bus, run_workers=False)

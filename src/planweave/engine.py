@@ -8,19 +8,24 @@ runs in the calling process on the embedded default (SQLite file + in-process bu
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
+import contextlib
+import logging
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from planweave._follow import REMOTE_POLL_S, follow_runs
 from planweave.agents import Agent, AgentRegistry, ReactAgent
 from planweave.bus import Bus, open_bus
+from planweave.bus.base import DeadLetter, Subscription
 from planweave.constants import (
     DEFAULT_DATA_DIR,
     DEFAULT_LEASE_S,
     DEFAULT_MAX_USER_PLAN_TASKS,
     DEFAULT_STORE_FILE,
     EVENT_TOPIC_ALL,
+    QUEUE_PREFIX,
     WORKER_COMPOSER,
     WORKER_EXECUTOR,
     WORKER_PLANNER,
@@ -28,12 +33,13 @@ from planweave.constants import (
 )
 from planweave.control.claims import holder_gone
 from planweave.control.plane import ControlPlane, PlaneSettings
-from planweave.errors import JobNotFound, UsageError
-from planweave.events import Event, JobOptions, Usage
+from planweave.errors import JobBusy, JobNotFound, PlanweaveError, UsageError
+from planweave.events import Event, JobOptions, Usage, new_id
 from planweave.llm import Model, ModelOptions
 from planweave.plan import Plan, TaskSpec, validate_plan
 from planweave.state import JobState
 from planweave.store import Store, open_store
+from planweave.store.base import ArtifactRow, JobSummary
 from planweave.tools import Tool, ToolRegistry, builtin_tools
 from planweave.workers.handlers import ModelCache, WorkerServices, handler_for
 from planweave.workers.pool import WorkerPool
@@ -41,9 +47,10 @@ from planweave.workers.pool import WorkerPool
 if TYPE_CHECKING:
     from planweave.store.base import Claim
 
-__all__ = ["Engine", "JobResult"]
+__all__ = ["Engine", "JobResult", "QueueInfo"]
 
-_TERMINAL_EVENTS = frozenset({"JobCompleted", "JobFailed", "JobCancelled"})
+log = logging.getLogger("planweave.engine")
+
 DEFAULT_CONCURRENCY = {WORKER_PLANNER: 2, WORKER_EXECUTOR: 4, WORKER_COMPOSER: 2, WORKER_TOOL: 512}
 
 T = TypeVar("T")
@@ -74,6 +81,21 @@ class JobResult:
     @property
     def ok(self) -> bool:
         return self.status == "succeeded"
+
+
+@dataclass(frozen=True, slots=True)
+class QueueInfo:
+    """A work or outcome queue as ``/metrics`` and the dead-letter page show it.
+
+    Attributes:
+        name: The queue's name on the bus.
+        depth: Messages waiting on it.
+        dead_letters: Messages it gave up on.
+    """
+
+    name: str
+    depth: int
+    dead_letters: int
 
 
 class Engine:
@@ -217,6 +239,27 @@ class Engine:
             self._closing = False
             self._start_lock = None  # a later start may run on another event loop
 
+    async def abandon(self, job_id: str, *, timeout_s: float = 5.0) -> bool:
+        """Stop driving jobs now, without waiting for running work: write what was decided and
+        release this process's claims (``job_id``'s included), so ``resume`` needs no force.
+
+        For a second interrupt, when the clean ``close`` was cut short. Returns ``False`` when
+        the claims could not be released within ``timeout_s`` each step.
+        """
+        stopped = True
+        try:
+            await asyncio.wait_for(self.plane.stop(), timeout_s)
+        except Exception:
+            stopped = False
+            log.warning("stopping the control plane failed", exc_info=True)
+        try:
+            await asyncio.wait_for(self.store.release_job(job_id, self.plane.owner), timeout_s)
+        except Exception:
+            # A store closed by the interrupted close was closed after the plane released it.
+            log.debug("releasing the claim of job %s failed", job_id, exc_info=True)
+            return stopped
+        return True
+
     async def __aenter__(self) -> Engine:
         await self.start()
         return self
@@ -234,6 +277,7 @@ class Engine:
         options: JobOptions | None = None,
         tenant: str = "default",
         idempotency_key: str | None = None,
+        job_id: str | None = None,
         **option_fields: Any,
     ) -> str:
         """Start a job and return its id without waiting for it.
@@ -241,6 +285,7 @@ class Engine:
         Give a ``goal`` (a planner decomposes it) or a ``plan`` (run as written), or both (the
         goal then describes the plan). Extra keyword arguments set ``JobOptions`` fields. A
         repeated ``idempotency_key`` (per ``tenant``) returns the first job's id, starting nothing.
+        ``job_id`` names the new job (default: a fresh id).
 
         Raises:
             UsageError: neither a goal nor a plan, or bad options.
@@ -269,7 +314,12 @@ class Engine:
         elif not goal or not goal.strip():
             raise UsageError("give a goal, or a plan to run")
         return await self.plane.submit(
-            goal=goal, plan=specs, options=opts, tenant=tenant, idempotency_key=idempotency_key
+            goal=goal,
+            plan=specs,
+            options=opts,
+            job_id=job_id,
+            tenant=tenant,
+            idempotency_key=idempotency_key,
         )
 
     async def wait(self, job_id: str) -> JobResult:
@@ -383,51 +433,241 @@ class Engine:
             raise JobNotFound(job_id)
         return state
 
-    async def events(self, job_id: str, *, after_seq: int = 0) -> list[Event]:
-        """A job's recorded events after ``after_seq``."""
+    async def events(
+        self, job_id: str, *, after_seq: int = 0, limit: int | None = None
+    ) -> list[Event]:
+        """A job's recorded events after ``after_seq`` (the first ``limit`` of them)."""
         await self.start()
-        return await self.store.read_events(job_id, after_seq=after_seq)
+        return await self.store.read_events(job_id, after_seq=after_seq, limit=limit)
 
     async def follow(
-        self, job_id: str, *, after_seq: int = 0, poll_s: float = 0.2
-    ) -> AsyncIterator[Event]:
-        """A job's events from ``after_seq`` on, live, until the job ends.
+        self, job_id: str, *, after_seq: int = 0, poll_s: float = REMOTE_POLL_S
+    ) -> AsyncGenerator[Event]:
+        """A job's events from ``after_seq`` on, history then live, until the job ends.
 
         Works whichever process runs the job: history comes from the store, live events from
-        this process's bus when it runs the job, else by polling the store. A job that nobody
-        drives (stalled: its process died and its claim expired or was released) ends the
-        stream after its stored events, instead of waiting for events that never come.
+        this process's bus when it runs the job, else by polling the store every ``poll_s``.
+        Every event after ``after_seq`` is yielded exactly once, in order, so a caller that
+        stopped can carry on from the last ``seq`` it saw. A job that nobody drives (stalled:
+        its process died and its claim expired or was released) ends the stream after its
+        stored events, instead of waiting for events that never come.
+
+        Raises:
+            JobNotFound: no such job.
+        """
+        async with contextlib.aclosing(
+            self.follow_runs(job_id, after_seq=after_seq, poll_s=poll_s)
+        ) as runs:
+            async for run in runs:
+                if run:
+                    for event in run:
+                        yield event
+
+    async def follow_runs(
+        self,
+        job_id: str,
+        *,
+        after_seq: int = 0,
+        poll_s: float = REMOTE_POLL_S,
+        tick_s: float = 1.0,
+    ) -> AsyncGenerator[list[Event] | None]:
+        """``follow`` in runs, for streams: each run is a page of history or the live events
+        already waiting, so a stream writes them at once; ``None`` every ``tick_s`` while
+        nothing happens (time for a keep-alive, or to stop). Ends when the job ends or the
+        engine closes.
+
+        Raises:
+            JobNotFound: no such job.
         """
         await self.start()
-        seq = after_seq
-        async with self.bus.subscribe(f"{EVENT_TOPIC_ALL}:{job_id}") as sub:
-            while True:
-                last = None
-                for event in await self.store.read_events(job_id, after_seq=seq):
-                    seq = event.seq
-                    last = event.type
-                    yield event
-                # A job ends with its last event; a retried job goes on past an earlier end.
-                if last in _TERMINAL_EVENTS and self.plane.job(job_id) is None:
-                    return
-                if self.plane.job(job_id) is None:
-                    if holder_gone(await self.store.read_claim(job_id)):
-                        # Nobody drives it: read once more (its owner may have just written
-                        # its last events and released) and end.
-                        for event in await self.store.read_events(job_id, after_seq=seq):
-                            seq = event.seq
-                            yield event
-                        return
-                    await asyncio.sleep(poll_s)
-                    continue
-                live = await _next_event(sub, poll_s)
-                if live is not None and live.seq == seq + 1:
-                    seq = live.seq
-                    yield live
+        runs = follow_runs(
+            job_id,
+            after_seq=after_seq,
+            store=self.store,
+            bus=self.bus,
+            load=self.get,
+            runs_here=self.runs_here,
+            unclaimed=self._unclaimed,
+            is_open=self._is_open,
+            poll_s=poll_s,
+            tick_s=tick_s,
+        )
+        async with contextlib.aclosing(runs):
+            async for run in runs:
+                yield run
 
-    def workspace(self, job_id: str) -> Path:
-        """The folder a job's file tools and artifacts live in (without a per-job override)."""
+    def subscribe(self, job_id: str | None = None) -> Subscription:
+        """Live events this process publishes: one job's, or every job's (no history).
+
+        Use it as ``async with engine.subscribe() as sub: async for event in sub: ...``. Events
+        of jobs that other processes run do not arrive here; ``follow`` covers those.
+        """
+        return self.bus.subscribe(
+            EVENT_TOPIC_ALL if job_id is None else f"{EVENT_TOPIC_ALL}:{job_id}"
+        )
+
+    def runs_here(self, job_id: str) -> bool:
+        """Whether this process's control plane runs the job now."""
+        return self.plane.job(job_id) is not None
+
+    async def running(self) -> list[JobState]:
+        """The live state of every job this process runs (read-only: do not change it)."""
+        states = map(self.plane.job, await self.active_jobs())
+        return [state for state in states if state is not None]
+
+    async def list_jobs(
+        self,
+        *,
+        status: str | None = None,
+        tenant: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[JobSummary]:
+        """Jobs, newest first.
+
+        Args:
+            status: Only jobs in this status (``running``, ``succeeded``, ``failed`` or
+                ``cancelled``; any other matches none).
+            tenant: Only this tenant's jobs.
+            limit: At most this many.
+            offset: Skip this many (for paging).
+        """
+        await self.start()
+        return await self.store.list_jobs(status=status, tenant=tenant, limit=limit, offset=offset)
+
+    async def find_prefix(self, prefix: str, *, limit: int = 1000) -> list[str]:
+        """Ids of the newest ``limit`` jobs that start with ``prefix`` (for short ids)."""
+        return [s.job_id for s in await self.list_jobs(limit=limit) if s.job_id.startswith(prefix)]
+
+    async def active_jobs(self) -> list[str]:
+        """Ids of the stored jobs that have not ended, whichever process runs them."""
+        await self.start()
+        return await self.store.active_job_ids()
+
+    async def adopt_active(self) -> list[str]:
+        """Carry on every stored job that has not ended and that no live process runs.
+
+        A job another process still runs (its claim is live) is left alone; one that cannot be
+        resumed is logged and skipped, so one bad job never stops the others. Returns the ids of
+        the jobs this process now runs.
+        """
+        adopted: list[str] = []
+        for job_id in await self.active_jobs():
+            try:
+                state = await self.plane.adopt(job_id)
+            except JobBusy:
+                continue
+            except PlanweaveError as exc:
+                log.warning("cannot resume job %s: %s", job_id, exc)
+                continue
+            if not state.terminal:
+                adopted.append(job_id)
+        return adopted
+
+    async def delete(self, job_id: str) -> None:
+        """Delete a finished job with its tasks, events, artifacts and workspace.
+
+        Goes through the control plane, which takes the job's claim first: a job that this or
+        another live process runs is refused. A workspace the job was given
+        (``JobOptions.workspace``) belongs to the user and is kept.
+
+        Raises:
+            JobNotFound: no such job.
+            JobBusy: the job has not ended (cancel it first), or a process runs it.
+        """
+        await self.start()
+        await self.plane.delete(job_id)
+
+    async def artifacts(self, job_id: str) -> list[ArtifactRow]:
+        """The files a job produced, oldest first (a name written twice appears twice)."""
+        await self.start()
+        return await self.store.artifacts(job_id)
+
+    async def workspace(self, job_id: str) -> Path:
+        """The folder a job's file tools and artifacts live in: the job's ``workspace`` option
+        if it has one, else its own folder under the data dir.
+
+        Raises:
+            JobNotFound: no such job.
+        """
+        state = await self.get(job_id)
+        if state.options.workspace:
+            return Path(state.options.workspace)
         return self.plane.settings.workspace_root / job_id
+
+    def allowed_models(self, configured: Iterable[str] = ()) -> list[str]:
+        """The models a job may name: the engine's default model, then ``configured`` ones
+        (a server's ``api_models``), without repeats."""
+        return list(dict.fromkeys((self.models.default, *configured)))
+
+    def queue_names(self) -> list[str]:
+        """Every queue this engine uses: one per worker kind, and its plane's outcome queue."""
+        kinds = dict.fromkeys((*DEFAULT_CONCURRENCY, *self.concurrency))
+        return [QUEUE_PREFIX + kind for kind in kinds] + [self.plane.reply_queue]
+
+    async def queues(self) -> list[QueueInfo]:
+        """Each queue with the messages waiting on it and its dead letters (for /metrics)."""
+        await self.start()
+        return [
+            QueueInfo(
+                name=queue,
+                depth=await self.bus.depth(queue),
+                dead_letters=len(await self.bus.dead_letters(queue)),
+            )
+            for queue in self.queue_names()
+        ]
+
+    async def dead_letters(self, queue: str | None = None) -> list[DeadLetter]:
+        """Work that kept failing to be handled: one queue's, or every queue's, oldest first
+        per queue.
+
+        Raises:
+            UsageError: ``queue`` is not one of ``queue_names()``.
+        """
+        await self.start()
+        names = self.queue_names() if queue is None else [self._known_queue(queue)]
+        return [letter for name in names for letter in await self.bus.dead_letters(name)]
+
+    async def redrive(self, queue: str, letter_id: str) -> bool:
+        """Put a dead letter back on its queue; ``False`` when there is no such letter.
+
+        Raises:
+            UsageError: ``queue`` is not one of ``queue_names()``.
+        """
+        await self.start()
+        return await self.bus.redrive(self._known_queue(queue), letter_id)
+
+    async def submit_once(
+        self,
+        goal: str | None = None,
+        *,
+        idempotency_key: str | None,
+        tenant: str = "default",
+        **kwargs: Any,
+    ) -> tuple[str, bool]:
+        """``submit``, telling whether this call created the job.
+
+        With an ``idempotency_key`` the tenant already used, nothing starts and the first job's
+        id comes back with ``False``. The control plane does the lookup, so two concurrent
+        submissions with one key still create one job.
+        """
+        fresh = new_id()
+        job_id = await self.submit(
+            goal, tenant=tenant, idempotency_key=idempotency_key, job_id=fresh, **kwargs
+        )
+        return job_id, job_id == fresh
+
+    def _known_queue(self, queue: str) -> str:
+        names = self.queue_names()
+        if queue not in names:
+            raise UsageError(f"no queue {queue!r}: the queues are {', '.join(names)}")
+        return queue
+
+    async def _unclaimed(self, job_id: str) -> bool:
+        return holder_gone(await self.store.read_claim(job_id))
+
+    def _is_open(self) -> bool:
+        return self._started and not self._closing
 
     async def _result(self, state: JobState) -> JobResult:
         artifacts = tuple(Path(a.path) for a in await self.store.artifacts(state.id))
@@ -445,15 +685,6 @@ class Engine:
             ),
             tasks=len(state.tasks),
         )
-
-
-async def _next_event(sub: Any, timeout_s: float) -> Event | None:
-    iterator = sub.__aiter__()
-    try:
-        event: Event = await asyncio.wait_for(iterator.__anext__(), timeout_s)
-        return event
-    except (TimeoutError, StopAsyncIteration):
-        return None
 
 
 def _options(options: JobOptions | None, fields: dict[str, Any]) -> JobOptions:

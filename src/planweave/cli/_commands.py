@@ -93,7 +93,7 @@ def jobs(
 
     async def go() -> list[Any]:
         async with read_only_engine(settings) as engine:
-            return list(await engine.store.list_jobs(status=status, limit=limit))
+            return list(await engine.list_jobs(status=status, limit=limit))
 
     summaries = asyncio.run(go())
     if json_out:
@@ -169,7 +169,7 @@ def show(
     async def go() -> tuple[JobState, list[str]]:
         async with read_only_engine(settings) as engine:
             state = await resolve_job(engine, job)
-            return state, [row.path for row in await engine.store.artifacts(state.id)]
+            return state, [row.path for row in await engine.artifacts(state.id)]
 
     state, artifacts = asyncio.run(go())
     if json_out:

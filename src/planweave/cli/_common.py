@@ -132,9 +132,7 @@ async def resolve_job(engine: Engine, text: str) -> JobState:
     try:
         return await engine.get(text)
     except JobNotFound:
-        matches = [
-            s.job_id for s in await engine.store.list_jobs(limit=1000) if s.job_id.startswith(text)
-        ]
+        matches = await engine.find_prefix(text)
         if len(matches) == 1:
             return await engine.get(matches[0])
         if len(matches) > 1:

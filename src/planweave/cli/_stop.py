@@ -129,21 +129,8 @@ async def stop_job(
 
 
 async def _release(engine: Engine, job_id: str) -> bool:
-    """Flush what was decided and give up the job's claim, through the plane's stop path."""
-    plane = engine.plane
-    stopped = True
-    try:
-        await asyncio.wait_for(plane.stop(), GRACE_S)
-    except Exception:
-        stopped = False
-        log.warning("stopping the control plane failed", exc_info=True)
-    try:
-        await asyncio.wait_for(engine.store.release_job(job_id, plane.owner), GRACE_S)
-    except Exception:
-        # A store closed by the interrupted close was closed after the plane released it.
-        log.debug("releasing the claim after the stop failed", exc_info=True)
-        return stopped
-    return True
+    """Flush what was decided and give up the job's claim, without waiting for running work."""
+    return await engine.abandon(job_id, timeout_s=GRACE_S)
 
 
 def _say(err: Console, text: str, style: str) -> None:

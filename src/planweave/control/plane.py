@@ -30,6 +30,7 @@ import contextlib
 import heapq
 import itertools
 import logging
+import shutil
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -418,6 +419,42 @@ class ControlPlane:
     def job(self, job_id: str) -> JobState | None:
         """The in-memory state of a job this plane runs."""
         return self._jobs.get(job_id)
+
+    async def delete(self, job_id: str) -> None:
+        """Delete a finished job with its tasks, events, artifacts and default workspace.
+
+        The plane takes the job's claim before it deletes, so a job that this or another live
+        process runs (or has just reopened) is refused, never deleted under its owner. A
+        workspace the job was given (``JobOptions.workspace``) belongs to the user and is kept.
+
+        Raises:
+            JobNotFound: no such job.
+            JobBusy: the job has not ended, or a process runs it.
+        """
+        running = f"job {job_id} is still running; cancel it first"
+        if job_id in self._jobs:
+            raise JobBusy(running)
+        state = await self.store.load_job(job_id)
+        if state is None:
+            raise JobNotFound(job_id)
+        if not state.terminal:
+            raise JobBusy(running)
+        claimed = await self.store.claim_job(
+            job_id, self.owner, lease_s=self.settings.claim_lease_s
+        )
+        if job_id in self._jobs:  # reopened here while the claim was being taken
+            raise JobBusy(running)
+        if not claimed:
+            raise JobBusy(f"job {job_id} is held by another process; stop that process first")
+        try:
+            deleted = await self.store.delete_job(job_id)
+        finally:
+            if job_id not in self._jobs:
+                await self._release(job_id)
+        if not deleted:
+            raise JobBusy(running)
+        if not state.options.workspace:
+            await asyncio.to_thread(shutil.rmtree, self.settings.workspace_root / job_id, True)
 
     # --- deciding -------------------------------------------------------------------------
 

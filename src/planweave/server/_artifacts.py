@@ -24,7 +24,6 @@ from planweave.errors import PlanweaveError
 from planweave.server._context import Ctx, JobId, Tenant
 from planweave.server._errors import ApiError, error_responses
 from planweave.server._models import ArtifactInfo, ArtifactList
-from planweave.state import JobState
 from planweave.tools._paths import open_in_workspace
 
 __all__ = ["router"]
@@ -34,17 +33,11 @@ router = APIRouter(prefix="/v1", tags=["artifacts"], responses=error_responses(4
 CHUNK_BYTES = 64 * 1024
 
 
-def _workspace(ctx: Ctx, state: JobState) -> Path:
-    if state.options.workspace:
-        return Path(state.options.workspace)
-    return ctx.engine.plane.settings.workspace_root / state.id
-
-
 @router.get("/jobs/{job_id}/artifacts", response_model=ArtifactList)
 async def list_artifacts(job_id: JobId, ctx: Ctx, tenant: Tenant) -> ArtifactList:
     """The files the job produced."""
     await ctx.job(job_id, tenant)
-    rows = await ctx.engine.store.artifacts(job_id)
+    rows = await ctx.engine.artifacts(job_id)
     latest = {row.name: row for row in rows}
     return ArtifactList(
         artifacts=[
@@ -89,13 +82,13 @@ async def _read(fd: int, size: int) -> AsyncIterator[bytes]:
 )
 async def download_artifact(job_id: JobId, name: str, ctx: Ctx, tenant: Tenant) -> Any:
     """Download one artifact (as an attachment)."""
-    state = await ctx.job(job_id, tenant)
-    rows = {row.name: row for row in await ctx.engine.store.artifacts(job_id)}
+    await ctx.job(job_id, tenant)
+    rows = {row.name: row for row in await ctx.engine.artifacts(job_id)}
     row = rows.get(name)
     if row is None:
         raise ApiError(404, "no such artifact")
     try:
-        fd, size = await asyncio.to_thread(_open, _workspace(ctx, state), name)
+        fd, size = await asyncio.to_thread(_open, await ctx.engine.workspace(job_id), name)
     except (PlanweaveError, OSError):
         raise ApiError(404, "no such artifact") from None
     filename = quote(Path(name).name)

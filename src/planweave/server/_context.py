@@ -47,8 +47,9 @@ class AppContext:
         known = self._tenants.get(job_id)
         if known is not None:
             return known
-        state = self.engine.plane.job(job_id) or await self.engine.store.load_job(job_id)
-        if state is None:
+        try:
+            state = await self.engine.get(job_id)
+        except JobNotFound:
             return None
         self.remember(job_id, state.tenant)
         return state.tenant

@@ -8,28 +8,14 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from planweave.bus.base import DeadLetter
-from planweave.constants import (
-    QUEUE_PREFIX,
-    WORKER_COMPOSER,
-    WORKER_EXECUTOR,
-    WORKER_PLANNER,
-    WORKER_TOOL,
-)
+from planweave.errors import UsageError
 from planweave.server._context import AppContext, Ctx, Tenant
 from planweave.server._errors import ApiError, error_responses
 from planweave.server._models import DeadLetterDetail, DeadLetterInfo, DeadLetterList
 
-__all__ = ["queues", "router"]
+__all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["dlq"], responses=error_responses(401, 404, 422, 429))
-
-_KINDS = (WORKER_PLANNER, WORKER_EXECUTOR, WORKER_COMPOSER, WORKER_TOOL)
-
-
-def queues(ctx: AppContext) -> list[str]:
-    """Every queue this deployment uses: one per worker kind, and this plane's outcome queue."""
-    kinds = dict.fromkeys((*_KINDS, *ctx.engine.concurrency))
-    return [QUEUE_PREFIX + kind for kind in kinds] + [ctx.engine.plane.reply_queue]
 
 
 def _info(letter: DeadLetter) -> DeadLetterInfo:
@@ -49,9 +35,11 @@ async def _owned(ctx: AppContext, letter: DeadLetter, tenant: str) -> bool:
 
 
 async def _find(ctx: AppContext, queue: str, letter_id: str, tenant: str) -> DeadLetter:
-    if queue not in queues(ctx):
-        raise ApiError(404, "no such queue")
-    for letter in await ctx.engine.bus.dead_letters(queue):
+    try:
+        letters = await ctx.engine.dead_letters(queue)
+    except UsageError:
+        raise ApiError(404, "no such queue") from None
+    for letter in letters:
         if letter.id == letter_id and await _owned(ctx, letter, tenant):
             return letter
     raise ApiError(404, "no such dead letter")
@@ -61,10 +49,9 @@ async def _find(ctx: AppContext, queue: str, letter_id: str, tenant: str) -> Dea
 async def list_dead_letters(ctx: Ctx, tenant: Tenant) -> DeadLetterList:
     """Dead letters of the tenant's jobs, oldest first per queue."""
     out = []
-    for queue in queues(ctx):
-        for letter in await ctx.engine.bus.dead_letters(queue):
-            if await _owned(ctx, letter, tenant):
-                out.append(_info(letter))
+    for letter in await ctx.engine.dead_letters():
+        if await _owned(ctx, letter, tenant):
+            out.append(_info(letter))
     return DeadLetterList(dead_letters=out)
 
 
@@ -83,6 +70,6 @@ async def redrive_dead_letter(
 ) -> DeadLetterInfo:
     """Put a dead letter back on its queue."""
     letter = await _find(ctx, queue, letter_id, tenant)
-    if not await ctx.engine.bus.redrive(queue, letter_id):
+    if not await ctx.engine.redrive(queue, letter_id):
         raise ApiError(404, "no such dead letter")
     return _info(letter)

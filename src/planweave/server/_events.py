@@ -2,11 +2,9 @@
 
 A job stream sends the stored history first, then live events, and ends once the job has ended.
 Every event carries its per-job ``seq``: a client that reconnects with ``Last-Event-ID`` (or
-``?after=``) gets every event after it exactly once. Live events come from the bus; whenever one
-arrives out of order (a gap) or the job runs in another process, the store fills in, so the
-sequence a client sees is always contiguous. A client that names a ``seq`` past the job's last
-event gets only the events after it (none, if the job ends first), and the stream still ends
-when the job does.
+``?after=``) gets every event after it exactly once. The streams read the job through
+``Engine.follow_runs`` (the same follow as the Python API and ``planweave events --follow``),
+whose runs of events become one write each and whose idle ticks become keep-alives.
 """
 
 from __future__ import annotations
@@ -22,7 +20,6 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from planweave.bus.base import Subscription
-from planweave.constants import EVENT_TOPIC_ALL
 from planweave.events import Event, JobSubmitted
 from planweave.server._context import AppContext, Ctx, JobId, Tenant, context
 from planweave.server._errors import (
@@ -34,18 +31,13 @@ from planweave.server._errors import (
 )
 from planweave.server._models import EventPage
 
-__all__ = ["follow", "router"]
+__all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["events"], responses=error_responses(401, 404, 422, 429))
 
-TERMINAL_EVENTS = frozenset({"JobCompleted", "JobFailed", "JobCancelled"})
 PAGE = 500
 MAX_SEQ = 2**53
 TICK_S = 1.0
-OWNED_POLL_S = 5.0
-REMOTE_POLL_S = 0.5
-MAX_RUN = 256
-"""Live events written in one chunk at most (bounds a stream's write buffer)."""
 _ENDED = object()
 
 
@@ -75,86 +67,12 @@ async def _next(sub: Subscription, iterator: AsyncIterator[Event], timeout_s: fl
         return _ENDED
 
 
-async def _ended_by(ctx: AppContext, job_id: str, seq: int) -> bool:
-    """Whether the job has ended with no event after ``seq`` (read only while a stream is past
-    the job's last event, where no event it sends can say so)."""
-    state = await ctx.engine.get(job_id)
-    return state.terminal and state.seq <= seq
-
-
-async def follow(ctx: AppContext, job_id: str, after: int) -> AsyncGenerator[list[Event] | None]:
-    """A job's events after ``after``, history then live, until the job ends or the server
-    stops, in runs (a page of history, or the live events already waiting) so a stream writes
-    them at once. Yields ``None`` about once a second while nothing happens (for keep-alives)."""
-    engine = ctx.engine
-    seq = after
-    last_type: str | None = None
-    async with engine.bus.subscribe(f"{EVENT_TOPIC_ALL}:{job_id}") as sub:
-        live = sub.__aiter__()
-        state = await engine.get(job_id)
-        ended_at = state.seq if state.terminal else None
-        # Resumed past the last event (an ID from another job, or made up): the job's end may
-        # come in an event at or before that seq, which the client is never sent.
-        past_end = seq > state.seq
-        need_read = True
-        last_read = 0.0
-        while not ctx.closing.is_set():
-            if need_read:
-                batch = await engine.store.read_events(job_id, after_seq=seq, limit=PAGE)
-                last_read = time.monotonic()
-                run = [event for event in batch if event.seq > seq]
-                if run:
-                    seq = run[-1].seq
-                    last_type = run[-1].type
-                    past_end = False
-                    yield run
-                if len(batch) >= PAGE:
-                    continue
-                need_read = False
-                if last_type in TERMINAL_EVENTS:
-                    return
-                if last_type is None and ended_at is not None and seq >= ended_at:
-                    return
-                if past_end and not run and await _ended_by(ctx, job_id, seq):
-                    return
-            poll_s = OWNED_POLL_S if engine.plane.job(job_id) is not None else REMOTE_POLL_S
-            wait_s = min(TICK_S, last_read + poll_s - time.monotonic())
-            event = await _next(sub, live, wait_s)
-            if event is None or event is _ENDED:
-                if event is _ENDED:
-                    await asyncio.sleep(max(wait_s, 0.05))
-                need_read = time.monotonic() - last_read >= poll_s
-                yield None
-                continue
-            run = []
-            ended = False
-            # The event just read, then those already waiting: the contiguous ones go out
-            # together; a gap stops the run and the store fills it in.
-            while True:
-                if event.seq == seq + 1:
-                    seq = event.seq
-                    last_type = event.type
-                    run.append(event)
-                    if last_type in TERMINAL_EVENTS:
-                        break
-                elif event.seq > seq + 1:
-                    need_read = True
-                    break
-                elif event.type in TERMINAL_EVENTS:
-                    ended = True  # at or before where the stream started: nothing more to send
-                    break
-                if not sub.buffered() or len(run) >= MAX_RUN:
-                    break
-                try:
-                    event = await live.__anext__()
-                except StopAsyncIteration:
-                    break
-            if run:
-                past_end = False
-                yield run
-                if last_type in TERMINAL_EVENTS:
-                    return
-            if ended:
+async def _job_runs(ctx: AppContext, job_id: str, after: int) -> AsyncGenerator[list[Event] | None]:
+    """The engine's follow of a job, ended early when the server stops."""
+    async with contextlib.aclosing(ctx.engine.follow_runs(job_id, after_seq=after)) as runs:
+        async for run in runs:
+            yield run
+            if ctx.closing.is_set():
                 return
 
 
@@ -257,14 +175,14 @@ async def job_events(
         wants_json = "application/json" in accept and "text/event-stream" not in accept
         format = "json" if wants_json else "sse"
     if format == "json":
-        events = await ctx.engine.store.read_events(job_id, after_seq=after, limit=limit)
+        events = await ctx.engine.events(job_id, after_seq=after, limit=limit)
         page = EventPage(events=events, next_after=events[-1].seq if events else after)
         return SafeJSONResponse(page.model_dump(mode="json"))
-    return EventStreamResponse(_with_keepalives(ctx, follow(ctx, job_id, after)))
+    return EventStreamResponse(_with_keepalives(ctx, _job_runs(ctx, job_id, after)))
 
 
 async def _tenant_events(ctx: AppContext, tenant: str) -> AsyncGenerator[list[Event] | None]:
-    async with ctx.engine.bus.subscribe(EVENT_TOPIC_ALL) as sub:
+    async with ctx.engine.subscribe() as sub:
         live = sub.__aiter__()
         while not ctx.closing.is_set():
             event = await _next(sub, live, TICK_S)
@@ -307,7 +225,7 @@ async def job_events_ws(websocket: WebSocket, job_id: str) -> None:
     await websocket.accept()
 
     async def pump() -> None:
-        async with contextlib.aclosing(follow(ctx, job_id, after)) as events:
+        async with contextlib.aclosing(_job_runs(ctx, job_id, after)) as events:
             async for run in events:
                 for event in run or ():
                     await websocket.send_text(dumps(event.model_dump(mode="json")).decode())

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import shutil
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 
-from planweave.errors import JobBusy, UsageError
+from planweave.errors import JobBusy, JobNotFound, UsageError
 from planweave.events import LlmCalled, ToolCalled
 from planweave.server._context import Ctx, JobId, Tenant
 from planweave.server._errors import ApiError, SafeJSONResponse, error_responses
@@ -69,15 +66,10 @@ async def create_job(
     submitted with the same idempotency key (200)."""
     key = body.idempotency_key or idempotency_key
     engine = ctx.engine
-    if key is not None:
-        existing = await engine.store.find_job(tenant, key)
-        if existing is not None:
-            state = await ctx.job(existing, tenant)
-            return SafeJSONResponse(job_view(state).model_dump(mode="json"), status_code=200)
     fields = body.options.fields() if body.options is not None else {}
     model = fields.get("model")
     if model is not None:
-        allowed = {engine.models.default, *ctx.settings.api_models}
+        allowed = engine.allowed_models(ctx.settings.api_models)
         if model not in allowed:
             raise ApiError(
                 422,
@@ -85,13 +77,16 @@ async def create_job(
                 details=[{"loc": ["body", "options", "model"], "msg": "model not allowed"}],
             )
     try:
-        job_id = await engine.submit(
+        job_id, created = await engine.submit_once(
             body.goal, plan=body.plan, tenant=tenant, idempotency_key=key, **fields
         )
     except JobBusy as exc:
         raise ApiError(409, str(exc)) from None
     ctx.remember(job_id, tenant)
-    return job_view(await ctx.job(job_id, tenant))
+    state = await ctx.job(job_id, tenant)
+    if not created:
+        return SafeJSONResponse(job_view(state).model_dump(mode="json"), status_code=200)
+    return job_view(state)
 
 
 @router.get("/jobs", response_model=JobList)
@@ -103,9 +98,7 @@ async def list_jobs(
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> JobList:
     """The tenant's jobs, newest first."""
-    summaries = await ctx.engine.store.list_jobs(
-        status=status, tenant=tenant, limit=limit, offset=offset
-    )
+    summaries = await ctx.engine.list_jobs(status=status, tenant=tenant, limit=limit, offset=offset)
     return JobList(jobs=[summary_view(s) for s in summaries], limit=limit, offset=offset)
 
 
@@ -171,16 +164,14 @@ async def retry_task(job_id: JobId, task_id: str, ctx: Ctx, tenant: Tenant) -> J
 )
 async def delete_job(job_id: JobId, ctx: Ctx, tenant: Tenant) -> Response:
     """Delete a finished job with its tasks, events and artifacts."""
-    state = await ctx.job(job_id, tenant)
-    if not state.terminal or ctx.engine.plane.job(job_id) is not None:
-        raise ApiError(409, "the job is still running; cancel it first")
-    if not await ctx.engine.store.delete_job(job_id):
-        raise ApiError(409, "the job is still running; cancel it first")
+    await ctx.job(job_id, tenant)
+    try:
+        await ctx.engine.delete(job_id)
+    except JobBusy as exc:
+        raise ApiError(409, str(exc)) from None
+    except JobNotFound:
+        raise ApiError(404, "no such job") from None
     ctx.forget(job_id)
-    if state.options.workspace is None:
-        workspace = ctx.engine.plane.settings.workspace_root / job_id
-        with contextlib.suppress(OSError):
-            await asyncio.to_thread(shutil.rmtree, workspace, True)
     return Response(status_code=204)
 
 

@@ -15,10 +15,8 @@ from fastapi import APIRouter, Response
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from planweave.constants import EVENT_TOPIC_ALL
 from planweave.events import Event, LlmCalled, ToolCalled
 from planweave.server._context import AppContext, Ctx
-from planweave.server._dlq import queues
 from planweave.server._errors import error_responses
 
 __all__ = ["Metrics", "router"]
@@ -113,7 +111,7 @@ class Metrics:
             self._task = None
 
     async def _consume(self, ctx: AppContext) -> None:
-        async with ctx.engine.bus.subscribe(EVENT_TOPIC_ALL) as sub:
+        async with ctx.engine.subscribe() as sub:
             async for event in sub:
                 try:
                     self.observe(event)
@@ -126,16 +124,14 @@ class Metrics:
         for status in JOB_STATUSES:
             self.jobs.labels(status).set(await _count_jobs(ctx, status))
         counts = dict.fromkeys(TASK_STATUSES, 0)
-        for job_id in await engine.store.active_job_ids():
-            state = engine.plane.job(job_id)
-            if state is not None:
-                for task in state.tasks.values():
-                    counts[task.status] = counts.get(task.status, 0) + 1
+        for state in await engine.running():
+            for task in state.tasks.values():
+                counts[task.status] = counts.get(task.status, 0) + 1
         for status, count in counts.items():
             self.tasks.labels(status).set(count)
-        for queue in queues(ctx):
-            self.queue_depth.labels(queue).set(await engine.bus.depth(queue))
-            self.dead_letters.labels(queue).set(len(await engine.bus.dead_letters(queue)))
+        for queue in await engine.queues():
+            self.queue_depth.labels(queue.name).set(queue.depth)
+            self.dead_letters.labels(queue.name).set(queue.dead_letters)
         return generate_latest(self.registry)
 
 
@@ -143,7 +139,7 @@ async def _count_jobs(ctx: AppContext, status: str) -> int:
     # The store has no count query yet: page through the summaries (bounded).
     total, page = 0, 1000
     while total < COUNT_CAP:
-        batch = await ctx.engine.store.list_jobs(status=status, limit=page, offset=total)
+        batch = await ctx.engine.list_jobs(status=status, limit=page, offset=total)
         total += len(batch)
         if len(batch) < page:
             break

@@ -21,7 +21,7 @@ import uvicorn
 
 from planweave.config import Settings
 from planweave.engine import Engine
-from planweave.errors import ConfigError, JobBusy, PlanweaveError
+from planweave.errors import ConfigError
 from planweave.server._auth import TokenRegistry
 from planweave.server._context import AppContext
 from planweave.server.app import create_app
@@ -108,16 +108,7 @@ def uvicorn_config(app: Any, *, host: str, port: int, log_level: str = "warning"
 
 async def adopt_active_jobs(engine: Engine) -> int:
     """Carry on the store's active jobs whose claim expired; return how many were adopted."""
-    adopted = 0
-    for job_id in await engine.store.active_job_ids():
-        try:
-            await engine.plane.adopt(job_id)
-            adopted += 1
-        except JobBusy:
-            continue
-        except PlanweaveError as exc:
-            log.warning("cannot resume job %s: %s", job_id, exc)
-    return adopted
+    return len(await engine.adopt_active())
 
 
 async def serve(

@@ -131,7 +131,7 @@ def _add_public_routes(app: FastAPI, ctx: AppContext) -> None:
     async def readyz() -> Any:
         """Readiness: the store answers."""
         try:
-            await asyncio.wait_for(ctx.engine.store.list_jobs(limit=1), READY_TIMEOUT_S)
+            await asyncio.wait_for(ctx.engine.list_jobs(limit=1), READY_TIMEOUT_S)
         except Exception:
             return SafeJSONResponse(
                 error_payload("unavailable", "the store is not reachable"), status_code=503
