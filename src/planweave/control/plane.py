@@ -34,13 +34,13 @@ import shutil
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from planweave.bus.base import Bus, Delivery
+from planweave.bus.base import Bus
 from planweave.constants import CONTROL_TOPIC, EVENT_TOPIC_ALL, OUTCOME_QUEUE_PREFIX, QUEUE_PREFIX
 from planweave.control import decider
+from planweave.control._pending import Pending, PlaneSettings, work_item
 from planweave.control.claims import holder_gone
 from planweave.errors import ClaimLost, JobBusy, JobNotFound, UsageError
 from planweave.events import (
@@ -50,7 +50,6 @@ from planweave.events import (
     JobOptions,
     SubtasksPlanned,
     new_id,
-    validated,
 )
 from planweave.messages import CallReport, Outcome, StartedReport, WorkItem
 from planweave.plan import TaskSpec
@@ -64,71 +63,6 @@ log = logging.getLogger("planweave.control")
 _LEAVES_RUNNING = frozenset(
     {"TaskCompleted", "TaskFailed", "TaskRetrying", "TaskCancelled", "TaskReady"}
 )
-
-
-@dataclass(slots=True, kw_only=True)
-class PlaneSettings:
-    """Tuning of a control plane.
-
-    Attributes:
-        max_inflight: Most work items out at once per worker kind.
-        claim_lease_s: How long a claim on a job lasts without renewal (another process may
-            take over a job whose owner stopped renewing). Renewed every third of it.
-        poll_s: How often to look for commands left by other processes (cancel).
-        workspace_root: Folder under which each job gets its own workspace.
-        default_model: Model URL put on work items whose job names none.
-        known_tools: Names of registered tools (told to planners).
-    """
-
-    max_inflight: dict[str, int] = field(
-        default_factory=lambda: {"planner": 4, "executor": 8, "composer": 4, "tool": 1024}
-    )
-    claim_lease_s: float = 30.0
-    poll_s: float = 0.25
-    workspace_root: Path = Path(".planweave/workspaces")
-    default_model: str | None = None
-    known_tools: tuple[str, ...] = ()
-
-
-class _Pending:
-    """What the next flush writes and, once written, does."""
-
-    __slots__ = (
-        "acks",
-        "artifacts",
-        "commands_done",
-        "dirty_jobs",
-        "dirty_tasks",
-        "events",
-        "items",
-        "late_items",
-        "new_jobs",
-    )
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self.dirty_jobs: set[str] = set()
-        self.dirty_tasks: set[tuple[str, str]] = set()
-        self.items: list[WorkItem] = []
-        # Work items that go out only once this batch is durable.
-        self.late_items: list[WorkItem] = []
-        self.acks: list[Delivery] = []
-        self.artifacts: list[ArtifactRow] = []
-        self.new_jobs: list[str] = []
-        self.commands_done: list[tuple[str, int]] = []
-
-    def without(self, job_ids: set[str]) -> _Pending:
-        """The part of this batch that concerns other jobs than ``job_ids``."""
-        rest = _Pending()
-        rest.events = [e for e in self.events if e.job_id not in job_ids]
-        rest.dirty_jobs = self.dirty_jobs - job_ids
-        rest.dirty_tasks = {key for key in self.dirty_tasks if key[0] not in job_ids}
-        rest.late_items = [i for i in self.late_items if i.job_id not in job_ids]
-        rest.acks = self.acks
-        rest.artifacts = [a for a in self.artifacts if a.job_id not in job_ids]
-        rest.new_jobs = [j for j in self.new_jobs if j not in job_ids]
-        rest.commands_done = [c for c in self.commands_done if c[0] not in job_ids]
-        return rest
 
 
 class ControlPlane:
@@ -154,7 +88,7 @@ class ControlPlane:
         self._workspaces: dict[str, Path] = {}
         self._keys: dict[tuple[str, str], asyncio.Future[str]] = {}
         self._workspace_strs: dict[str, str] = {}
-        self._pending = _Pending()
+        self._pending = Pending()
         # Ready tasks per worker kind: a heap of (-priority, arrival, job id, task id).
         self._ready: dict[str, list[tuple[int, int, str, str]]] = {}
         self._arrivals = itertools.count()
@@ -175,7 +109,7 @@ class ControlPlane:
         self._tasks: list[asyncio.Task[None]] = []
         self._timer_wake = asyncio.Event()
         self._flush_lock = asyncio.Lock()
-        self._after: deque[tuple[asyncio.Future[None], _Pending]] = deque()
+        self._after: deque[tuple[asyncio.Future[None], Pending]] = deque()
         self._after_wake = asyncio.Event()
         self._drained = asyncio.Event()
         self._side_tasks: set[asyncio.Task[None]] = set()
@@ -572,42 +506,13 @@ class ControlPlane:
                     pending.items.append(item)
 
     def _work_item(self, state: JobState, task_id: str, worker: str) -> WorkItem:
-        tasks = state.tasks
-        task = tasks[task_id]
-        inputs: dict[str, Any] = {}
-        goals: dict[str, str] = {}
-        node = task
-        while True:
-            for dep in node.spec.depends_on:
-                dep_task = tasks[dep]
-                inputs[dep] = dep_task.result
-                goals[dep] = dep_task.spec.goal
-            if node.parent is None:
-                break
-            node = tasks[node.parent]
-        options = state.options
-        return validated(
-            WorkItem,
-            {
-                "id": f"{state.id}:{task_id}:{task.attempt}",
-                "job_id": state.id,
-                "task_id": task_id,
-                "attempt": task.attempt,
-                "worker": worker,
-                "reply_to": self.reply_queue,
-                "spec": task.spec,
-                "job_goal": state.goal,
-                "inputs": inputs,
-                "input_goals": goals,
-                "depth": task.depth,
-                "model": options.model or self.settings.default_model,
-                "workspace": self._workspace_str(state),
-                "max_agent_steps": options.max_agent_steps,
-                "max_plan_tasks": options.max_plan_tasks,
-                "max_plan_depth": options.max_plan_depth,
-                "allow_subplans": task.depth + 1 < options.max_plan_depth,
-                "known_tools": self.settings.known_tools,
-            },
+        return work_item(
+            state,
+            task_id,
+            worker,
+            reply_to=self.reply_queue,
+            workspace=self._workspace_str(state),
+            settings=self.settings,
         )
 
     def _workspace_str(self, state: JobState) -> str:
@@ -647,7 +552,7 @@ class ControlPlane:
         pending = self._pending
         if not pending.events and not pending.acks and not pending.commands_done:
             return None
-        self._pending = _Pending()
+        self._pending = Pending()
         batch = self._batch(pending)
         durable = self.store.commit_soon(batch) if batch else None
         # Work goes out before its batch is durable: the write and the work overlap. A crash
@@ -664,7 +569,7 @@ class ControlPlane:
             self._after_wake.set()
         return durable
 
-    def _batch(self, pending: _Pending) -> Batch:
+    def _batch(self, pending: Pending) -> Batch:
         jobs = self._jobs
         return Batch(
             jobs=[jobs[j].to_row() for j in pending.dirty_jobs if j in jobs],
@@ -681,7 +586,7 @@ class ControlPlane:
             commands_done=[c for _, c in pending.commands_done],
         )
 
-    async def _after_commit(self, durable: asyncio.Future[None] | None, pending: _Pending) -> None:
+    async def _after_commit(self, durable: asyncio.Future[None] | None, pending: Pending) -> None:
         """Once a batch is durable: send held-back work, acknowledge reports, publish events,
         finish jobs. When it failed: drop the jobs it concerned."""
         error = None if durable is None else durable.exception()
@@ -713,7 +618,7 @@ class ControlPlane:
             if state is not None and state.terminal:
                 self._finished(state)
 
-    async def _failed_commit(self, error: BaseException, pending: _Pending) -> None:
+    async def _failed_commit(self, error: BaseException, pending: Pending) -> None:
         """Drop the jobs a failed batch concerned; write again what it held for other jobs.
 
         ``ClaimLost`` names the jobs another process took: only those are dropped (their claims

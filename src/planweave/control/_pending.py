@@ -1,0 +1,133 @@
+"""What a control plane's next flush writes, its settings, and the work items it hands out.
+
+Kept apart from ``plane`` so that the plane module is about deciding, writing and its loops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from planweave.bus.base import Delivery
+from planweave.events import Event, validated
+from planweave.messages import WorkItem
+from planweave.state import JobState
+from planweave.store.base import ArtifactRow
+
+__all__ = ["Pending", "PlaneSettings", "work_item"]
+
+
+@dataclass(slots=True, kw_only=True)
+class PlaneSettings:
+    """Tuning of a control plane.
+
+    Attributes:
+        max_inflight: Most work items out at once per worker kind.
+        claim_lease_s: How long a claim on a job lasts without renewal (another process may
+            take over a job whose owner stopped renewing). Renewed every third of it.
+        poll_s: How often to look for commands left by other processes (cancel).
+        workspace_root: Folder under which each job gets its own workspace.
+        default_model: Model URL put on work items whose job names none.
+        known_tools: Names of registered tools (told to planners).
+    """
+
+    max_inflight: dict[str, int] = field(
+        default_factory=lambda: {"planner": 4, "executor": 8, "composer": 4, "tool": 1024}
+    )
+    claim_lease_s: float = 30.0
+    poll_s: float = 0.25
+    workspace_root: Path = Path(".planweave/workspaces")
+    default_model: str | None = None
+    known_tools: tuple[str, ...] = ()
+
+
+class Pending:
+    """What the next flush writes and, once written, does."""
+
+    __slots__ = (
+        "acks",
+        "artifacts",
+        "commands_done",
+        "dirty_jobs",
+        "dirty_tasks",
+        "events",
+        "items",
+        "late_items",
+        "new_jobs",
+    )
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.dirty_jobs: set[str] = set()
+        self.dirty_tasks: set[tuple[str, str]] = set()
+        self.items: list[WorkItem] = []
+        # Work items that go out only once this batch is durable.
+        self.late_items: list[WorkItem] = []
+        self.acks: list[Delivery] = []
+        self.artifacts: list[ArtifactRow] = []
+        self.new_jobs: list[str] = []
+        self.commands_done: list[tuple[str, int]] = []
+
+    def without(self, job_ids: set[str]) -> Pending:
+        """The part of this batch that concerns other jobs than ``job_ids``."""
+        rest = Pending()
+        rest.events = [e for e in self.events if e.job_id not in job_ids]
+        rest.dirty_jobs = self.dirty_jobs - job_ids
+        rest.dirty_tasks = {key for key in self.dirty_tasks if key[0] not in job_ids}
+        rest.late_items = [i for i in self.late_items if i.job_id not in job_ids]
+        rest.acks = self.acks
+        rest.artifacts = [a for a in self.artifacts if a.job_id not in job_ids]
+        rest.new_jobs = [j for j in self.new_jobs if j not in job_ids]
+        rest.commands_done = [c for c in self.commands_done if c[0] not in job_ids]
+        return rest
+
+
+def work_item(
+    state: JobState,
+    task_id: str,
+    worker: str,
+    *,
+    reply_to: str,
+    workspace: str,
+    settings: PlaneSettings,
+) -> WorkItem:
+    """The work item of a task's current attempt: its spec, and its inputs (the results of the
+    tasks it depends on, and of those its parent plan task depends on, keyed by task id)."""
+    tasks = state.tasks
+    task = tasks[task_id]
+    inputs: dict[str, Any] = {}
+    goals: dict[str, str] = {}
+    node = task
+    while True:
+        for dep in node.spec.depends_on:
+            dep_task = tasks[dep]
+            inputs[dep] = dep_task.result
+            goals[dep] = dep_task.spec.goal
+        if node.parent is None:
+            break
+        node = tasks[node.parent]
+    options = state.options
+    return validated(
+        WorkItem,
+        {
+            "id": f"{state.id}:{task_id}:{task.attempt}",
+            "job_id": state.id,
+            "task_id": task_id,
+            "attempt": task.attempt,
+            "worker": worker,
+            "reply_to": reply_to,
+            "spec": task.spec,
+            "job_goal": state.goal,
+            "inputs": inputs,
+            "input_goals": goals,
+            "depth": task.depth,
+            "model": options.model or settings.default_model,
+            "workspace": workspace,
+            "max_agent_steps": options.max_agent_steps,
+            "max_plan_tasks": options.max_plan_tasks,
+            "max_plan_depth": options.max_plan_depth,
+            "allow_subplans": task.depth + 1 < options.max_plan_depth,
+            "known_tools": settings.known_tools,
+        },
+    )
