@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -187,9 +186,7 @@ async def test_delete_refuses_a_job_another_process_runs(tmp_path: Path) -> None
         # The other process holds the finished job's claim (it is reopening it, say), once the
         # first one has let it go.
         for _ in range(500):
-            if await second.store.claim_job(
-                finished, second.plane.owner, lease_s=30, now=time.time()
-            ):
+            if await second.store.claim_job(finished, second.plane.owner, lease_s=30):
                 break
             await asyncio.sleep(0.01)
         else:

@@ -194,9 +194,11 @@ def test_the_top_level_names_a_user_needs_are_exported() -> None:
 def test_every_error_derives_from_the_one_root() -> None:
     from planweave import errors
 
-    for name in errors.__all__:
-        cls = getattr(errors, name)
-        assert issubclass(cls, errors.PlanweaveError), name
+    classes = [getattr(errors, name) for name in errors.__all__]
+    classes = [cls for cls in classes if isinstance(cls, type)]  # not the Literal code types
+    assert len(classes) > 20
+    for cls in classes:
+        assert issubclass(cls, errors.PlanweaveError), cls.__name__
 
 
 def test_the_quick_start_tool_builds_its_schema_from_hints_and_docstring() -> None:

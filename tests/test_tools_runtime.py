@@ -7,7 +7,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from planweave import Engine, Plan, TaskSpec
+from planweave.errors import PlanInvalid
 from planweave.events import LlmCalled, ToolCalled
 from planweave.llm import ScriptedModel
 from planweave.llm.base import ChatMessage, LlmRequest
@@ -82,18 +85,17 @@ async def test_tool_tasks_are_recorded_as_tool_called_events(tmp_path: Path) -> 
     assert kinds.count(("ToolCalled", "a")) == 1
 
 
-async def test_a_tool_tasks_arguments_are_checked_by_the_runtime(tmp_path: Path) -> None:
+async def test_a_tool_tasks_arguments_are_checked_before_anything_runs(tmp_path: Path) -> None:
     tool = AskModel()
     plan = Plan(tasks=(TaskSpec(id="a", kind="tool", tool="ask_model", args={"q": "x"}),))
     async with engine_for(tmp_path, [], tools=[tool]) as engine:
-        result = await engine.run(plan=plan, max_attempts=1)
-        events = await engine.events(result.job_id)
-    assert result.status == "failed"
-    assert "question: missing required argument" in (result.error or "")
-    assert "q: unexpected argument" in (result.error or "")
+        with pytest.raises(PlanInvalid) as info:
+            await engine.submit(plan=plan, max_attempts=1)
+        assert await engine.list_jobs() == []
+    # Every problem of the arguments at once, checked against the tool's own schema.
+    assert "needs argument 'question'" in str(info.value)
+    assert "has no parameter 'q'" in str(info.value)
     assert tool.contexts == []  # it never ran
-    (call,) = [e for e in events if isinstance(e, ToolCalled)]
-    assert call.outcome == "error" and "invalid arguments" in (call.error or "")
 
 
 async def test_a_class_tool_in_a_tool_task_reaches_the_jobs_model(tmp_path: Path) -> None:

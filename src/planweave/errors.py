@@ -46,6 +46,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 __all__ = [
+    "AnswerProblem",
     "AnswerRejected",
     "ApprovalRequired",
     "BudgetExceeded",
