@@ -91,11 +91,15 @@ def jobs(
     if status is not None and status not in _JOB_STATUSES:
         raise UsageError(f"--status must be one of {', '.join(_JOB_STATUSES)}, not {status!r}")
 
-    async def go() -> list[Any]:
+    async def go() -> tuple[list[Any], set[str]]:
         async with read_only_engine(settings) as engine:
-            return list(await engine.list_jobs(status=status, limit=limit))
+            found = list(await engine.list_jobs(status=status, limit=limit))
+            stuck = {
+                s.job_id for s in found if s.status == "running" and await engine.stalled(s.job_id)
+            }
+            return found, stuck
 
-    summaries = asyncio.run(go())
+    summaries, stalled = asyncio.run(go())
     if json_out:
         print_json(
             [
@@ -103,6 +107,7 @@ def jobs(
                     "job_id": s.job_id,
                     "goal": s.goal,
                     "status": s.status,
+                    "stalled": s.job_id in stalled,
                     "created_at": s.created_at,
                     "finished_at": s.finished_at,
                     "tasks_done": s.tasks_done,
@@ -128,7 +133,9 @@ def jobs(
     for s in summaries:
         table.add_row(
             s.job_id[:SHORT_ID],
-            Text(s.status, style=STATUS_STYLE.get(s.status, "")),
+            Text("stalled", style=STATUS_STYLE["stalled"])
+            if s.job_id in stalled
+            else Text(s.status, style=STATUS_STYLE.get(s.status, "")),
             truncate(s.goal, 50),
             age(s.created_at, now),
             f"{s.tasks_done}/{s.tasks_total}",
@@ -138,6 +145,15 @@ def jobs(
     out = out_console()
     if summaries:
         out.print(table)
+        if stalled:
+            out.print(
+                Text(
+                    "stalled: no process runs these jobs any more (it stopped or died); "
+                    "planweave resume JOB carries one on",
+                    style="dim",
+                ),
+                soft_wrap=True,
+            )
     else:
         out.print("no jobs yet: start one with planweave run GOAL")
 
@@ -166,14 +182,15 @@ def show(
 
     settings = settings_from(config, store=store, data_dir=data_dir)
 
-    async def go() -> tuple[JobState, list[str]]:
+    async def go() -> tuple[JobState, list[str], bool]:
         async with read_only_engine(settings) as engine:
             state = await resolve_job(engine, job)
-            return state, [row.path for row in await engine.artifacts(state.id)]
+            paths = [row.path for row in await engine.artifacts(state.id)]
+            return state, paths, await engine.stalled(state.id)
 
-    state, artifacts = asyncio.run(go())
+    state, artifacts, stalled = asyncio.run(go())
     if json_out:
-        print_json(job_json(state, artifacts))
+        print_json({**job_json(state, artifacts), "stalled": stalled})
         return
     out = out_console()
     end = state.finished_at if state.finished_at is not None else time.time()
@@ -182,7 +199,9 @@ def show(
             ("job ", "bold"),
             (state.id, "bold"),
             "  ",
-            (state.status, f"bold {STATUS_STYLE.get(state.status, '')}"),
+            ("stalled", f"bold {STATUS_STYLE['stalled']}")
+            if stalled
+            else (state.status, f"bold {STATUS_STYLE.get(state.status, '')}"),
             f"  {duration(end - state.created_at)}  ",
             f"{tokens(state.tokens_in + state.tokens_out)} tokens  {cost(state.cost_usd)}  "
             f"{state.llm_calls} LLM calls",
@@ -190,6 +209,15 @@ def show(
         soft_wrap=True,
     )
     out.print(Text(f"goal: {state.goal}"), soft_wrap=True)
+    if stalled:
+        out.print(
+            Text(
+                "stalled: no process runs this job any more (it stopped or died); "
+                f"run planweave resume {state.id} to carry it on",
+                style=STATUS_STYLE["stalled"],
+            ),
+            soft_wrap=True,
+        )
     if state.error:
         out.print(Text(f"error: {state.error}", style="red"), soft_wrap=True)
     table = Table(box=None, header_style="bold", pad_edge=False)

@@ -46,8 +46,9 @@ STATUS_STYLE: dict[str, str] = {
     "succeeded": "green",
     "failed": "red",
     "cancelled": "magenta",
+    "stalled": "red",
 }
-"""Colour of each task and job status."""
+"""Colour of each task and job status (``stalled``: running, but no process drives it)."""
 
 
 def truncate(text: str, width: int) -> str:
