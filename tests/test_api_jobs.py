@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from planweave import Engine, ToolError, tool
+from planweave import Engine, Plan, TaskSpec, ToolError, tool
 from planweave.bus.memory import MemoryBus
 from planweave.config import Settings
 from planweave.constants import QUEUE_PREFIX
@@ -365,6 +365,27 @@ async def test_delete_refuses_a_finished_job_another_process_holds(tmp_path: Pat
         await other.store.release_job(job_id, owner)
         assert (await http.delete(f"/v1/jobs/{job_id}")).status_code == 204
         assert (await http.get(f"/v1/jobs/{job_id}")).status_code == 404
+
+
+async def test_a_job_nobody_drives_is_shown_stalled(tmp_path: Path) -> None:
+    # Another process submits a job and stops before any of it runs: its claim is released,
+    # the job is left running with nobody to drive it.
+    other = Engine(
+        store=f"sqlite:///{tmp_path / 'jobs.db'}", data_dir=tmp_path / "data", run_workers=False
+    )
+    async with other:
+        plan = Plan(tasks=(TaskSpec(id="a", kind="tool", tool="current_time"),))
+        job_id = await other.submit(plan=plan, tenant="alice")
+    async with serving(tmp_path) as server, client(server) as http:
+        job = (await http.get(f"/v1/jobs/{job_id}")).json()
+        assert job["status"] == "running" and job["stalled"] is True
+        (row,) = (await http.get("/v1/jobs")).json()["jobs"]
+        assert row["job_id"] == job_id and row["stalled"] is True
+        finished = (
+            await http.post("/v1/jobs", json=tool_plan({"id": "t", "tool": "current_time"}))
+        ).json()
+        done = await wait_for_status(http, finished["job_id"], "succeeded")
+        assert done["stalled"] is False
 
 
 async def test_dead_letters_are_listed_per_tenant_and_redriven(tmp_path: Path) -> None:

@@ -98,13 +98,19 @@ async def list_jobs(
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> JobList:
     """The tenant's jobs, newest first."""
-    summaries = await ctx.engine.list_jobs(status=status, tenant=tenant, limit=limit, offset=offset)
-    return JobList(jobs=[summary_view(s) for s in summaries], limit=limit, offset=offset)
+    engine = ctx.engine
+    summaries = await engine.list_jobs(status=status, tenant=tenant, limit=limit, offset=offset)
+    jobs = [
+        summary_view(s, stalled=s.status == "running" and await engine.stalled(s.job_id))
+        for s in summaries
+    ]
+    return JobList(jobs=jobs, limit=limit, offset=offset)
 
 
 @router.get("/jobs/{job_id}", response_model=Job)
 async def get_job(job_id: JobId, ctx: Ctx, tenant: Tenant) -> Job:
-    return job_view(await ctx.job(job_id, tenant))
+    state = await ctx.job(job_id, tenant)
+    return job_view(state, stalled=await ctx.engine.stalled(state.id))
 
 
 @router.post("/jobs/{job_id}/cancel", status_code=202, response_model=Job)

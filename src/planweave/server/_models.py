@@ -126,6 +126,10 @@ class Job(BaseModel):
     tasks_done: int
     artifacts: list[str]
     options: dict[str, Any]
+    stalled: bool = Field(
+        default=False,
+        description="running, but no process drives it (it stopped or died): resume it",
+    )
 
 
 class JobListItem(BaseModel):
@@ -142,6 +146,7 @@ class JobListItem(BaseModel):
     tasks_done: int
     error: str | None = None
     result: Any = None
+    stalled: bool = False
 
 
 class JobList(BaseModel):

@@ -16,7 +16,7 @@ def _options_view(options: JobOptions) -> dict[str, Any]:
     return options.model_dump(mode="json", exclude={"workspace"})
 
 
-def job_view(state: JobState) -> Job:
+def job_view(state: JobState, *, stalled: bool = False) -> Job:
     done = sum(1 for t in state.tasks.values() if t.terminal)
     return Job(
         job_id=state.id,
@@ -37,10 +37,11 @@ def job_view(state: JobState) -> Job:
         tasks_done=done,
         artifacts=list(state.artifacts),
         options=_options_view(state.options),
+        stalled=stalled,
     )
 
 
-def summary_view(summary: JobSummary) -> JobListItem:
+def summary_view(summary: JobSummary, *, stalled: bool = False) -> JobListItem:
     return JobListItem(
         job_id=summary.job_id,
         goal=summary.goal,
@@ -55,6 +56,7 @@ def summary_view(summary: JobSummary) -> JobListItem:
         tasks_done=summary.tasks_done,
         error=summary.error,
         result=summary.result,
+        stalled=stalled,
     )
 
 

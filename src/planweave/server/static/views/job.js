@@ -143,7 +143,7 @@ export function mountJob(container, { jobId }) {
     if (!job) return;
     title.textContent = job.goal || "(user plan)";
     title.title = job.goal || "";
-    replace(badge, statusBadge(job.status));
+    replace(badge, statusBadge(job.stalled ? "stalled" : job.status));
     head.setAttribute("data-status", job.status);
     const usage = job.usage || {};
     const tasks = [...st.tasks.values()];

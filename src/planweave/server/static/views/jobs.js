@@ -64,7 +64,7 @@ export function mountJobs(container) {
         if (ev.target.closest("a")) return;
         location.hash = link;
       } },
-      h("td", {}, statusBadge(job.status)),
+      h("td", {}, statusBadge(job.stalled ? "stalled" : job.status)),
       h(
         "td",
         { class: "goal" },
