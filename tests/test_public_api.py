@@ -212,3 +212,14 @@ def test_the_quick_start_tool_builds_its_schema_from_hints_and_docstring() -> No
     assert add.description == "Add two integers."
     assert add.parameters["required"] == ["a", "b"]
     assert add.parameters["properties"]["a"]["type"] == "integer"
+
+
+def test_each_status_list_is_the_one_its_type_names() -> None:
+    from typing import get_args
+
+    from planweave import constants, state
+
+    assert get_args(state.JobStatus) == constants.JOB_STATUSES
+    assert get_args(state.TaskStatus) == constants.TASK_STATUSES
+    assert set(constants.JOB_STATUSES) > constants.TERMINAL_STATUSES
+    assert constants.ABANDON_EVENT_TYPES < constants.TERMINAL_EVENT_TYPES

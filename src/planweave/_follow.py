@@ -26,14 +26,13 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, Final
 
 from planweave.bus.base import Bus, Subscription
-from planweave.constants import EVENT_TOPIC_ALL
+from planweave.constants import EVENT_TOPIC_ALL, TERMINAL_EVENT_TYPES
 from planweave.events import Event
 from planweave.state import JobState
 from planweave.store.base import Store
 
 __all__ = ["follow_runs"]
 
-TERMINAL_EVENTS: Final = frozenset({"JobCompleted", "JobFailed", "JobCancelled"})
 PAGE: Final = 500
 """Events read from the store at once."""
 MAX_RUN: Final = 256
@@ -113,7 +112,7 @@ async def follow_runs(
                     continue
                 need_read = False
                 # A job ends with its last event; a retried job goes on past an earlier end.
-                if last_type in TERMINAL_EVENTS:
+                if last_type in TERMINAL_EVENT_TYPES:
                     return
                 if last_type is None and ended_at is not None and seq >= ended_at:
                     return
@@ -148,12 +147,12 @@ async def follow_runs(
                     seq = event.seq
                     last_type = event.type
                     run.append(event)
-                    if last_type in TERMINAL_EVENTS:
+                    if last_type in TERMINAL_EVENT_TYPES:
                         break
                 elif event.seq > seq + 1:
                     need_read = True
                     break
-                elif event.type in TERMINAL_EVENTS:
+                elif event.type in TERMINAL_EVENT_TYPES:
                     ended = True  # at or before where the follow started: nothing more to send
                     break
                 if not sub.buffered() or len(run) >= MAX_RUN:
@@ -165,7 +164,7 @@ async def follow_runs(
             if run:
                 past_end = False
                 yield run
-                if last_type in TERMINAL_EVENTS:
+                if last_type in TERMINAL_EVENT_TYPES:
                     return
             if ended:
                 return

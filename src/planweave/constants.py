@@ -36,6 +36,15 @@ WORKER_EXECUTOR: Final = "executor"
 WORKER_COMPOSER: Final = "composer"
 WORKER_TOOL: Final = "tool"
 
+# Statuses and the events that end a job: the one list of each (``state`` types them).
+JOB_STATUSES: Final = ("running", "succeeded", "failed", "cancelled")
+TASK_STATUSES: Final = ("pending", "ready", "running", "succeeded", "failed", "cancelled")
+TERMINAL_STATUSES: Final = frozenset({"succeeded", "failed", "cancelled"})
+TERMINAL_EVENT_TYPES: Final = frozenset({"JobCompleted", "JobFailed", "JobCancelled"})
+"""Event types that end a job (a retried job goes on past an earlier one)."""
+ABANDON_EVENT_TYPES: Final = frozenset({"JobCancelled", "JobFailed"})
+"""Job ends after which workers drop the job's unfinished work."""
+
 # Defaults.
 DEFAULT_LEASE_S: Final = 30.0
 DEFAULT_MAX_DELIVERIES: Final = 5
@@ -50,6 +59,13 @@ to the job option ``max_plan_tasks``."""
 DEFAULT_MAX_AGENT_STEPS: Final = 8
 DEFAULT_TOOL_TIMEOUT_S: Final = 30.0
 DEFAULT_MODEL_TIMEOUT_S: Final = 120.0
+DEFAULT_CONCURRENCY: Final = {
+    WORKER_PLANNER: 2,
+    WORKER_EXECUTOR: 4,
+    WORKER_COMPOSER: 2,
+    WORKER_TOOL: 512,
+}
+"""Work items run at once per worker kind, by default (also the plane's in-flight limits)."""
 DEFAULT_DATA_DIR: Final = ".planweave"
 DEFAULT_STORE_FILE: Final = "planweave.db"
 ROOT_TASK_ID: Final = "root"

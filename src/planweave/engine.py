@@ -20,15 +20,13 @@ from planweave.agents import Agent, AgentRegistry, ReactAgent
 from planweave.bus import Bus, open_bus
 from planweave.bus.base import DeadLetter, Subscription
 from planweave.constants import (
+    DEFAULT_CONCURRENCY,
     DEFAULT_DATA_DIR,
     DEFAULT_LEASE_S,
     DEFAULT_MAX_USER_PLAN_TASKS,
     DEFAULT_STORE_FILE,
     EVENT_TOPIC_ALL,
     QUEUE_PREFIX,
-    WORKER_COMPOSER,
-    WORKER_EXECUTOR,
-    WORKER_PLANNER,
     WORKER_TOOL,
 )
 from planweave.control.claims import holder_gone
@@ -51,7 +49,6 @@ __all__ = ["Engine", "JobResult", "QueueInfo"]
 
 log = logging.getLogger("planweave.engine")
 
-DEFAULT_CONCURRENCY = {WORKER_PLANNER: 2, WORKER_EXECUTOR: 4, WORKER_COMPOSER: 2, WORKER_TOOL: 512}
 
 T = TypeVar("T")
 

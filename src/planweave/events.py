@@ -14,7 +14,14 @@ from typing import Annotated, Any, Literal, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from planweave.constants import SCHEMA_VERSION
+from planweave.constants import (
+    DEFAULT_MAX_AGENT_STEPS,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_PLAN_DEPTH,
+    DEFAULT_MAX_PLAN_TASKS,
+    DEFAULT_RETRY_BASE_S,
+    SCHEMA_VERSION,
+)
 from planweave.plan import OnFailure, TaskSpec
 
 __all__ = [
@@ -108,13 +115,13 @@ class JobOptions(BaseModel):
 
     model: str | None = None
     on_failure: OnFailure = "fail"
-    max_attempts: int = Field(default=3, ge=1, le=100)
-    retry_base_s: float = Field(default=0.5, ge=0, le=3600)
-    max_plan_depth: int = Field(default=2, ge=1, le=5)
-    max_plan_tasks: int = Field(default=50, ge=1, le=10_000)
+    max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1, le=100)
+    retry_base_s: float = Field(default=DEFAULT_RETRY_BASE_S, ge=0, le=3600)
+    max_plan_depth: int = Field(default=DEFAULT_MAX_PLAN_DEPTH, ge=1, le=5)
+    max_plan_tasks: int = Field(default=DEFAULT_MAX_PLAN_TASKS, ge=1, le=10_000)
     max_replans: int = Field(default=2, ge=0, le=20)
     max_cost_usd: float | None = Field(default=None, ge=0)
-    max_agent_steps: int = Field(default=8, ge=1, le=100)
+    max_agent_steps: int = Field(default=DEFAULT_MAX_AGENT_STEPS, ge=1, le=100)
     priority: int = 0
     workspace: str | None = None
 

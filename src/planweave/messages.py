@@ -18,7 +18,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from planweave.constants import SCHEMA_VERSION
+from planweave.constants import (
+    DEFAULT_MAX_AGENT_STEPS,
+    DEFAULT_MAX_PLAN_DEPTH,
+    DEFAULT_MAX_PLAN_TASKS,
+    SCHEMA_VERSION,
+)
 from planweave.events import LlmCalled, ToolCalled, Usage, new_id
 from planweave.plan import TaskSpec
 
@@ -64,9 +69,9 @@ class WorkItem(BaseModel):
     depth: int = 0
     model: str | None = None
     workspace: str | None = None
-    max_agent_steps: int = 8
-    max_plan_tasks: int = 50
-    max_plan_depth: int = 2
+    max_agent_steps: int = DEFAULT_MAX_AGENT_STEPS
+    max_plan_tasks: int = DEFAULT_MAX_PLAN_TASKS
+    max_plan_depth: int = DEFAULT_MAX_PLAN_DEPTH
     allow_subplans: bool = True
     known_tools: tuple[str, ...] = ()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from planweave.constants import TERMINAL_STATUSES
 from planweave.events import (
     ArtifactCreated,
     Event,
@@ -46,8 +47,8 @@ __all__ = [
 TaskStatus = Literal["pending", "ready", "running", "succeeded", "failed", "cancelled"]
 JobStatus = Literal["running", "succeeded", "failed", "cancelled"]
 
-TERMINAL_TASK: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
-TERMINAL_JOB: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+TERMINAL_TASK: frozenset[str] = TERMINAL_STATUSES
+TERMINAL_JOB: frozenset[str] = TERMINAL_STATUSES
 
 
 @dataclass(slots=True, eq=False)

@@ -30,6 +30,7 @@ from planweave.cli._common import (
     resolve_job,
     settings_from,
 )
+from planweave.constants import JOB_STATUSES
 from planweave.errors import UsageError
 
 if TYPE_CHECKING:  # imported when a command runs, so --help stays fast
@@ -37,7 +38,6 @@ if TYPE_CHECKING:  # imported when a command runs, so --help stays fast
     from planweave.events import Event
     from planweave.state import JobState
 
-_JOB_STATUSES = ("running", "succeeded", "failed", "cancelled")
 
 __all__ = ["cancel", "events", "jobs", "show"]
 
@@ -88,8 +88,8 @@ def jobs(
     from planweave.cli._format import STATUS_STYLE, age, cost, tokens, truncate
 
     settings = settings_from(config, store=store, data_dir=data_dir)
-    if status is not None and status not in _JOB_STATUSES:
-        raise UsageError(f"--status must be one of {', '.join(_JOB_STATUSES)}, not {status!r}")
+    if status is not None and status not in JOB_STATUSES:
+        raise UsageError(f"--status must be one of {', '.join(JOB_STATUSES)}, not {status!r}")
 
     async def go() -> tuple[list[Any], set[str]]:
         async with read_only_engine(settings) as engine:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from planweave.bus.base import Delivery
+from planweave.constants import DEFAULT_CONCURRENCY
 from planweave.events import Event, validated
 from planweave.messages import WorkItem
 from planweave.state import JobState
@@ -32,9 +33,7 @@ class PlaneSettings:
         known_tools: Names of registered tools (told to planners).
     """
 
-    max_inflight: dict[str, int] = field(
-        default_factory=lambda: {"planner": 4, "executor": 8, "composer": 4, "tool": 1024}
-    )
+    max_inflight: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_CONCURRENCY))
     claim_lease_s: float = 30.0
     poll_s: float = 0.25
     workspace_root: Path = Path(".planweave/workspaces")

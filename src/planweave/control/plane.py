@@ -38,7 +38,13 @@ from pathlib import Path
 from typing import Any
 
 from planweave.bus.base import Bus
-from planweave.constants import CONTROL_TOPIC, EVENT_TOPIC_ALL, OUTCOME_QUEUE_PREFIX, QUEUE_PREFIX
+from planweave.constants import (
+    ABANDON_EVENT_TYPES,
+    CONTROL_TOPIC,
+    EVENT_TOPIC_ALL,
+    OUTCOME_QUEUE_PREFIX,
+    QUEUE_PREFIX,
+)
 from planweave.control import decider
 from planweave.control._pending import Pending, PlaneSettings, work_item
 from planweave.control.claims import holder_gone
@@ -611,7 +617,7 @@ class ControlPlane:
             for job_id, job_events in by_job.items():
                 await bus.publish_many(f"{EVENT_TOPIC_ALL}:{job_id}", job_events)
                 last = job_events[-1]
-                if last.type in ("JobCancelled", "JobFailed"):
+                if last.type in ABANDON_EVENT_TYPES:
                     await bus.publish(CONTROL_TOPIC, last)
         for job_id in pending.dirty_jobs:
             state = jobs.get(job_id)

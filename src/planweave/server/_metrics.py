@@ -15,6 +15,7 @@ from fastapi import APIRouter, Response
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from planweave.constants import JOB_STATUSES, TASK_STATUSES, TERMINAL_EVENT_TYPES
 from planweave.events import Event, LlmCalled, ToolCalled
 from planweave.server._context import AppContext, Ctx
 from planweave.server._errors import error_responses
@@ -25,8 +26,6 @@ log = logging.getLogger("planweave.server")
 
 router = APIRouter(tags=["metrics"], responses=error_responses(401, 429))
 
-JOB_STATUSES = ("running", "succeeded", "failed", "cancelled")
-TASK_STATUSES = ("pending", "ready", "running", "succeeded", "failed", "cancelled")
 COUNT_CAP = 1_000_000
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 DURATION_BUCKETS_S = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600)
@@ -95,7 +94,7 @@ class Metrics:
             if started is not None:
                 outcome = "succeeded" if event.type == "TaskCompleted" else "failed"
                 self.task_duration.labels(outcome).observe(max(event.at - started, 0.0))
-        elif event.type in ("JobCompleted", "JobFailed", "JobCancelled"):
+        elif event.type in TERMINAL_EVENT_TYPES:
             self._started.pop(event.job_id, None)
 
     def start(self, ctx: AppContext) -> None:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from planweave.bus.base import Bus, Delivery, Subscription
-from planweave.constants import CONTROL_TOPIC, QUEUE_PREFIX
+from planweave.constants import ABANDON_EVENT_TYPES, CONTROL_TOPIC, QUEUE_PREFIX
 from planweave.events import LlmCalled, ToolCalled, new_id, validated
 from planweave.messages import CallReport, Outcome, StartedReport, WorkItem
 
@@ -284,7 +284,7 @@ class WorkerPool:
         """Stop running items of jobs that ended."""
         assert self._control is not None
         async for event in self._control:
-            if event.type not in ("JobCancelled", "JobFailed"):
+            if event.type not in ABANDON_EVENT_TYPES:
                 continue
             for task, delivery in list(self._active.items()):
                 message = delivery.message
