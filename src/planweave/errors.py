@@ -19,8 +19,6 @@ Foreign exceptions (sqlite3, redis, openai, httpx) are translated at the adapter
     │   ├── JobBusy
     │   └── ScriptedModelMismatch
     ├── RunError
-    │   ├── TaskFailed
-    │   ├── JobFailed
     │   ├── ModelError
     │   │   ├── ModelUnavailable
     │   │   └── ModelResponseError
@@ -32,7 +30,6 @@ Foreign exceptions (sqlite3, redis, openai, httpx) are translated at the adapter
     │   ├── StoreUnavailable
     │   ├── ClaimLost
     │   │   └── LogConflict
-    │   ├── StaleAttempt
     │   ├── BudgetExceeded
     │   └── AnswerRejected
     └── Signal
@@ -53,7 +50,6 @@ __all__ = [
     "ClaimLost",
     "ConfigError",
     "JobBusy",
-    "JobFailed",
     "JobNotFound",
     "LogConflict",
     "MissingDependency",
@@ -67,9 +63,7 @@ __all__ = [
     "RunError",
     "ScriptedModelMismatch",
     "Signal",
-    "StaleAttempt",
     "StoreUnavailable",
-    "TaskFailed",
     "ToolArgumentsInvalid",
     "ToolError",
     "ToolNotFound",
@@ -144,19 +138,6 @@ class ScriptedModelMismatch(UsageError):
 
 class RunError(PlanweaveError):
     """Something failed while a job ran."""
-
-
-class TaskFailed(RunError):
-    """A task failed for good."""
-
-
-class JobFailed(RunError):
-    """A job ended in failure; ``job_id`` and ``reason`` say which and why."""
-
-    def __init__(self, job_id: str, reason: str) -> None:
-        self.job_id = job_id
-        self.reason = reason
-        super().__init__(f"job {job_id} failed: {reason}")
 
 
 class ModelError(RunError):
@@ -246,10 +227,6 @@ class LogConflict(ClaimLost):
             f"event {seq} of job {job_id} is already in the log: another process writes this "
             "job, so this one stopped driving it",
         )
-
-
-class StaleAttempt(RunError):
-    """An outcome arrived for an attempt that is no longer current (fencing)."""
 
 
 class BudgetExceeded(RunError):
