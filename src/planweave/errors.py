@@ -49,7 +49,9 @@ __all__ = [
     "BudgetExceeded",
     "ClaimLost",
     "ConfigError",
+    "FailureType",
     "JobBusy",
+    "JobFailureCode",
     "JobNotFound",
     "LogConflict",
     "MissingDependency",
@@ -232,6 +234,26 @@ class LogConflict(ClaimLost):
 class BudgetExceeded(RunError):
     """A job or task went over one of its budgets (cost, tokens, steps, time)."""
 
+
+FailureType = Literal[
+    "error",
+    "crash",
+    "retry",
+    "plan_invalid",
+    "model",
+    "tool",
+    "timeout",
+    "usage",
+    "budget_exceeded",
+    "empty_answer",
+    "echoed_instructions",
+]
+"""What ended an attempt in failure (``Outcome.error_type``, ``TaskFailed.error_type``): a crash
+of the worker or of the task's code, a retry asked for, a bad plan, a model, tool or usage
+error, a timeout, the budget, or a junk answer."""
+
+JobFailureCode = Literal["task_failed", "budget_exceeded"]
+"""Why a job failed (``JobFailed.code``)."""
 
 AnswerProblem = Literal["empty_answer", "echoed_instructions"]
 """Why an agent's answer is not a result: it is empty, or it repeats the engine's own prompt."""

@@ -22,6 +22,7 @@ from planweave.constants import (
     DEFAULT_RETRY_BASE_S,
     SCHEMA_VERSION,
 )
+from planweave.errors import FailureType, JobFailureCode
 from planweave.plan import OnFailure, TaskSpec
 
 __all__ = [
@@ -194,7 +195,7 @@ class TaskFailed(EventBase):
     type: Literal["TaskFailed"] = "TaskFailed"
     attempt: int
     error: str
-    error_type: str = "error"
+    error_type: FailureType = "error"
 
 
 class TaskCancelled(EventBase):
@@ -236,7 +237,7 @@ class JobFailed(EventBase):
     type: Literal["JobFailed"] = "JobFailed"
     reason: str
     failed_task: str | None = None
-    code: str = "task_failed"
+    code: JobFailureCode = "task_failed"
 
 
 class JobCancelled(EventBase):

@@ -24,6 +24,7 @@ from planweave.constants import (
     DEFAULT_MAX_PLAN_TASKS,
     SCHEMA_VERSION,
 )
+from planweave.errors import FailureType
 from planweave.events import LlmCalled, ToolCalled, Usage, new_id
 from planweave.plan import TaskSpec
 
@@ -130,7 +131,7 @@ class Outcome(BaseModel):
     result: Any = None
     subtasks: tuple[TaskSpec, ...] | None = None
     error: str | None = None
-    error_type: str = "error"
+    error_type: FailureType = "error"
     retryable: bool = False
     retry_delay_s: float | None = None
     artifacts: tuple[tuple[str, int, str], ...] = ()

@@ -22,7 +22,7 @@ from planweave.constants import (
     WORKER_PLANNER,
     WORKER_TOOL,
 )
-from planweave.errors import UsageError
+from planweave.errors import FailureType, UsageError
 from planweave.events import (
     ArtifactCreated,
     Event,
@@ -363,7 +363,7 @@ def _failed(out: _Out, task: TaskState, outcome: Outcome) -> None:
     _fail_task(out, task, error, outcome.error_type)
 
 
-def _fail_task(out: _Out, task: TaskState, error: str, error_type: str) -> None:
+def _fail_task(out: _Out, task: TaskState, error: str, error_type: FailureType) -> None:
     """A task failed for good: replan when the job asks for it and may, else fail the job."""
     state = out.state
     out.emit(TaskFailed, task.id, attempt=task.attempt, error=error, error_type=error_type)

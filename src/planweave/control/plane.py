@@ -254,11 +254,13 @@ class ControlPlane:
         await self._apply_commands(await self.store.read_commands([job_id]))
         if not state.terminal:
             self._take(state, decider.resume(state, now=self._clock()))
-        # Any of these tasks may have been running unrecorded when the last owner died: their
-        # next attempts go out only once recorded, so each one that kills its process counts.
+        # Any of these tasks may have been running unrecorded when the last owner died (ready
+        # again now, or waiting for its retry delay): their next attempts go out only once
+        # recorded, so each one that kills its process counts.
         for task in state.tasks.values():
-            if task.status == "ready":
+            if not task.terminal:
                 self._durable_first.add((job_id, task.id))
+            if task.status == "ready":
                 self._push_ready(state, task.id)
         self._timer_wake.set()
         await self._flush(durable=state.terminal)

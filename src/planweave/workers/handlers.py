@@ -30,6 +30,7 @@ from planweave.constants import (
 from planweave.errors import (
     AnswerRejected,
     BudgetExceeded,
+    FailureType,
     ModelError,
     PlanInvalid,
     RetryTask,
@@ -168,7 +169,7 @@ def _failed(
     item: WorkItem,
     error: str,
     *,
-    error_type: str,
+    error_type: FailureType,
     retryable: bool,
     retry_delay_s: float | None = None,
     calls: tuple[ToolCalled, ...] = (),
