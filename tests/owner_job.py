@@ -1,9 +1,12 @@
 """A job run by a real process, for the tests of job ownership (tests/test_ownership.py).
 
-    python tests/owner_job.py STORE LEDGER submit PLAN CLAIM_LEASE_S
+    python tests/owner_job.py STORE LEDGER submit PLAN CLAIM_LEASE_S [MAX_ATTEMPTS]
     python tests/owner_job.py STORE LEDGER resume JOB_ID CLAIM_LEASE_S [force]
+    python tests/owner_job.py STORE LEDGER adopt - CLAIM_LEASE_S
 
-``submit`` prints the job id, then (like ``resume``) the job's final status. Every tool appends
+``submit`` prints the job id, then (like ``resume``) the job's final status. ``adopt`` takes
+over every stored job nobody runs, as ``planweave serve`` does at start-up, and prints
+``JOB_ID STATUS [ERROR]`` for each once all have ended. Every tool appends
 ``NAME-EVENT:PID`` lines to the ledger, so a test sees which process ran what; ``slow`` tasks
 wait until the test creates the ledger's ``.go`` file, so a test decides when they end. A planweave error
 is printed as one ``error:`` line with exit status 1, as the CLI does.
@@ -98,9 +101,15 @@ async def main(argv: list[str]) -> int:
     try:
         async with engine:
             if mode == "submit":
-                job_id = await engine.submit(plan=PLANS[target], max_attempts=3)
+                max_attempts = int(argv[5]) if len(argv) > 5 else 3
+                job_id = await engine.submit(plan=PLANS[target], max_attempts=max_attempts)
                 print(job_id, flush=True)
                 result = await engine.wait(job_id)
+            elif mode == "adopt":
+                for job_id in await engine.adopt_active():
+                    ended = await engine.wait(job_id)
+                    print(job_id, ended.status, ended.error or "", flush=True)
+                return 0
             else:
                 result = await engine.resume(target, force=argv[5:] == ["force"])
             print(result.status, result.error or "", flush=True)

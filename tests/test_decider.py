@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from planweave.control import decider
-from planweave.events import Event, JobOptions, TaskAssigned, TaskCompleted
+from planweave.events import Event, JobOptions, TaskAssigned, TaskCompleted, TaskRetrying
 from planweave.messages import Outcome, StartedReport
 from planweave.plan import TaskSpec
 from planweave.state import JobState, replay
@@ -21,20 +21,21 @@ def spec(task_id: str, *deps: str, kind: str = "tool", goal: str = "g") -> TaskS
 
 
 def submit(*specs: TaskSpec, goal: str = "goal", **options: Any) -> tuple[JobState, list[Event]]:
-    return decider.submit(
+    state, decision = decider.submit(
         "job1",
         goal=goal,
         plan=specs or None,
         options=JobOptions(**options),
         now=100.0,
     )
+    return state, decision.events
 
 
 def assign_all(state: JobState, log: list[Event], now: float = 100.0) -> list[str]:
     ready = [t.id for t in state.tasks.values() if t.status == "ready"]
     for task_id in ready:
         worker = decider.worker_for(state.tasks[task_id].spec)
-        log += decider.assign(state, task_id, worker=worker, now=now)
+        log += decider.assign(state, task_id, worker=worker, now=now).events
     return ready
 
 
@@ -48,7 +49,7 @@ def succeed(state: JobState, task_id: str, result: Any = None, **fields: Any) ->
         result=result,
         **fields,
     )
-    return decider.on_outcome(state, outcome, now=101.0)
+    return decider.on_outcome(state, outcome, now=101.0).events
 
 
 def fail(state: JobState, task_id: str, *, retryable: bool, now: float = 101.0) -> list[Event]:
@@ -61,7 +62,7 @@ def fail(state: JobState, task_id: str, *, retryable: bool, now: float = 101.0) 
         error="boom",
         retryable=retryable,
     )
-    return decider.on_outcome(state, outcome, now=now)
+    return decider.on_outcome(state, outcome, now=now).events
 
 
 def types(events: list[Event]) -> list[str]:
@@ -96,11 +97,11 @@ def test_stale_and_duplicate_outcomes_are_rejected() -> None:
     state, log = submit(spec("a"), spec("b", "a"))
     assign_all(state, log)
     stale = Outcome(job_id="job1", task_id="a", attempt=0, status="succeeded", result="old")
-    assert decider.on_outcome(state, stale, now=101.0) == []
+    assert decider.on_outcome(state, stale, now=101.0).events == []
     first = succeed(state, "a", "new")
     assert "TaskCompleted" in types(first)
     duplicate = Outcome(job_id="job1", task_id="a", attempt=1, status="succeeded", result="dup")
-    assert decider.on_outcome(state, duplicate, now=101.0) == []
+    assert decider.on_outcome(state, duplicate, now=101.0).events == []
     assert state.tasks["a"].result == "new"
 
 
@@ -111,9 +112,9 @@ def test_retryable_failure_backs_off_then_runs_again_then_fails_the_job() -> Non
     assert types(events) == ["TaskStarted", "TaskRetrying"]
     retry = events[-1]
     assert state.tasks["a"].status == "pending"
-    assert decider.on_tick(state, now=200.0) == []
+    assert decider.on_tick(state, now=200.0).events == []
     assert decider.next_timer(state) == retry.not_before  # type: ignore[union-attr]
-    due = decider.on_tick(state, now=retry.not_before)  # type: ignore[union-attr]
+    due = decider.on_tick(state, now=retry.not_before).events  # type: ignore[union-attr]
     assert types(due) == ["TaskReady"]
     assign_all(state, log)
     assert state.tasks["a"].attempt == 2
@@ -231,11 +232,11 @@ def test_replan_supersedes_unfinished_work_and_keeps_completed_work() -> None:
 def test_cancel_ends_every_open_task_and_later_outcomes_are_ignored() -> None:
     state, log = submit(spec("a"), spec("b", "a"))
     assign_all(state, log)
-    events = decider.cancel(state, reason="stop", now=102.0)
+    events = decider.cancel(state, reason="stop", now=102.0).events
     assert types(events) == ["TaskCancelled", "TaskCancelled", "JobCancelled"]
     late = Outcome(job_id="job1", task_id="a", attempt=1, status="succeeded")
-    assert decider.on_outcome(state, late, now=103.0) == []
-    assert decider.cancel(state, reason="again", now=104.0) == []
+    assert decider.on_outcome(state, late, now=103.0).events == []
+    assert decider.cancel(state, reason="again", now=104.0).events == []
 
 
 def test_resume_counts_lost_attempts_and_retries_with_a_new_attempt_number() -> None:
@@ -244,8 +245,8 @@ def test_resume_counts_lost_attempts_and_retries_with_a_new_attempt_number() -> 
     log += succeed(state, "a", 1)
     assign_all(state, log)
     started = StartedReport(job_id="job1", task_id="b", attempt=1)
-    log += decider.on_started(state, started, now=101.0)
-    events = decider.resume(state, now=500.0)
+    log += decider.on_started(state, started, now=101.0).events
+    events = decider.resume(state, now=500.0).events
     assert types(events) == ["TaskRetrying", "TaskReady"]
     assert state.tasks["b"].failures == 1
     assert state.tasks["b"].error == decider.WORKER_DIED
@@ -262,27 +263,27 @@ def test_a_task_whose_every_attempt_killed_its_process_fails_the_job() -> None:
     for restart in range(3):
         assign_all(state, log)
         attempts.append(state.tasks["b"].attempt)
-        log += decider.resume(state, now=500.0 + restart)  # the process died running b
+        log += decider.resume(state, now=500.0 + restart).events  # the process died running b
     assert attempts == [1, 2, 3]
     assert state.tasks["b"].status == "failed"
     assert state.tasks["b"].error == decider.WORKER_DIED
     assert state.status == "failed"
     assert types(log)[-2:] == ["TaskFailed", "JobFailed"]
-    assert decider.resume(state, now=600.0) == []
+    assert decider.resume(state, now=600.0).events == []
     assert replay(log).to_row() == state.to_row()
 
 
 def test_an_attempt_lost_on_its_last_try_replans_when_the_job_asks() -> None:
     state, log = submit(spec("a"), max_attempts=1, on_failure="replan")
     assign_all(state, log)
-    log += decider.resume(state, now=500.0)
+    log += decider.resume(state, now=500.0).events
     assert types(log)[-3:] == ["TaskFailed", "ReplanRequested", "TaskReady"]
     assert state.status == "running"
 
 
 def test_replaying_the_log_rebuilds_the_state() -> None:
     state, log = submit(goal="g", on_failure="replan")
-    log += decider.assign(state, "root", worker="planner", now=100.0)
+    log += decider.assign(state, "root", worker="planner", now=100.0).events
     log += succeed(
         state,
         "root",
@@ -308,7 +309,7 @@ def test_budget_is_enforced_on_llm_calls() -> None:
     call = LlmCalled(job_id="job1", model="m", role="executor", cost_usd=0.02)
     events = decider.on_call(
         state, CallReport(job_id="job1", task_id="a", attempt=1, event=call), now=101.0
-    )
+    ).events
     assert types(events)[0] == "LlmCalled"
     assert state.status == "failed"
     assert events[-1].code == "budget_exceeded"  # type: ignore[union-attr]
@@ -327,12 +328,54 @@ def dags(draw: st.DrawFn) -> list[TaskSpec]:
     return specs
 
 
+_ENDS_ATTEMPT = {"TaskCompleted", "TaskFailed", "TaskRetrying", "TaskCancelled", "SubtasksPlanned"}
+
+
+class Slots:
+    """Carries out decisions' commands the way the control plane does (without looking at the
+    events' types), and checks that the commands say exactly what the events record."""
+
+    def __init__(self, state: JobState) -> None:
+        self.state = state
+        self.out: set[str] = set()  # tasks handed to a worker whose attempt has not ended
+
+    def take(self, decision: decider.Decision) -> list[Event]:
+        events = decision.events
+        ready = [e.task_id for e in events if e.type == "TaskReady"]
+        assert decision.dispatch == ready, "dispatch commands differ from the TaskReady events"
+        ended = {e.task_id for e in events if e.type in _ENDS_ATTEMPT}
+        assert set(decision.ended) == ended, "ended commands differ from the events"
+        assert decision.artifacts == [e for e in events if e.type == "ArtifactCreated"]
+        touched = {e.task_id for e in events if e.task_id is not None}
+        assert decision.all_changed or touched <= decision.changed, "a changed row not written"
+        endings = [e for e in events if e.type in ("JobCompleted", "JobFailed", "JobCancelled")]
+        assert decision.finished is (endings[0] if endings else None)
+        assert decision.abandon == bool(endings and endings[0].type != "JobCompleted")
+        retries = [e for e in events if isinstance(e, TaskRetrying) and e.delay_s > 0]
+        assert decision.retry_due == bool(retries)
+        self.out.difference_update(decision.ended)
+        self.out.update(e.task_id for e in events if e.type == "TaskAssigned" and e.task_id)
+        return events
+
+    def check(self) -> None:
+        running = {t.id for t in self.state.tasks.values() if t.status == "running"}
+        assert self.out == running, "a worker slot leaked or was freed early"
+
+
 @settings(max_examples=300, deadline=None)
 @given(dags(), st.randoms(use_true_random=False), st.integers(min_value=1, max_value=3))
 def test_random_orders_keep_the_invariants(
     specs: list[TaskSpec], rnd: Any, max_attempts: int
 ) -> None:
-    state, log = submit(*specs, max_attempts=max_attempts)
+    state, decision = decider.submit(
+        "job1",
+        goal="goal",
+        plan=tuple(specs),
+        options=JobOptions(max_attempts=max_attempts),
+        now=100.0,
+    )
+    slots = Slots(state)
+    log = slots.take(decision)
     now = 100.0
     delivered: list[Outcome] = []
     sent: dict[str, Outcome] = {}
@@ -346,7 +389,7 @@ def test_random_orders_keep_the_invariants(
             task = rnd.choice(ready)
             for dep in task.spec.depends_on:
                 assert state.tasks[dep].status == "succeeded", "assigned before its dependencies"
-            log += decider.assign(state, task.id, worker="tool", now=now)
+            log += slots.take(decider.assign(state, task.id, worker="tool", now=now))
         elif running and choice < 0.8:
             task = rnd.choice(running)
             ok = rnd.random() < 0.75
@@ -362,9 +405,11 @@ def test_random_orders_keep_the_invariants(
             )
             delivered.append(outcome)
             sent[outcome.id] = outcome
-            log += decider.on_outcome(state, outcome, now=now)
+            log += slots.take(decider.on_outcome(state, outcome, now=now))
         elif delivered and choice < 0.85:
-            log += decider.on_outcome(state, rnd.choice(delivered), now=now)  # redelivery
+            log += slots.take(
+                decider.on_outcome(state, rnd.choice(delivered), now=now)
+            )  # redelivery
         elif running and choice < 0.88:
             # A late success of an earlier attempt, delivered after the task moved on.
             task = rnd.choice(running)
@@ -376,12 +421,15 @@ def test_random_orders_keep_the_invariants(
                 result="stale",
             )
             sent[stale.id] = stale
-            log += decider.on_outcome(state, stale, now=now)
+            log += slots.take(decider.on_outcome(state, stale, now=now))
         elif running and choice < 0.9:
-            log += decider.resume(state, now=now)  # the process died and a new one took over
+            log += slots.take(
+                decider.resume(state, now=now)
+            )  # the process died and a new one took over
         else:
             now += 1.0
-            log += decider.on_tick(state, now=now)
+            log += slots.take(decider.on_tick(state, now=now))
+        slots.check()
     assert [e.seq for e in log] == list(range(1, len(log) + 1))
     completed = [e.task_id for e in log if e.type == "TaskCompleted"]
     assert len(completed) == len(set(completed)), "a task completed twice"

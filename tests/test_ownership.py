@@ -46,8 +46,10 @@ class Job:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
 
-    def submit(self, plan: str, *, claim_lease_s: float) -> subprocess.Popen[str]:
-        proc = self.start("submit", plan, str(claim_lease_s))
+    def submit(
+        self, plan: str, *, claim_lease_s: float, max_attempts: int = 3
+    ) -> subprocess.Popen[str]:
+        proc = self.start("submit", plan, str(claim_lease_s), str(max_attempts))
         assert proc.stdout is not None
         self.job_id = proc.stdout.readline().strip()
         assert self.job_id, proc.stderr.read() if proc.stderr else "no job id"
@@ -219,6 +221,36 @@ def test_a_task_that_kills_its_process_fails_after_max_attempts(tmp_path: Path) 
     # process (work overlaps the write); every later one went out only once recorded.
     assert len(runs) in (3, 4), runs
     assert types[-2:] == ["TaskFailed", "JobFailed"]
+
+
+@pytest.mark.timeout(240)
+def test_start_up_adoption_outlives_a_job_that_kills_its_process(tmp_path: Path) -> None:
+    """``serve`` takes over every stored job at start-up: a job whose task kills the process
+    costs one attempt per start and then fails, and the other jobs on the store carry on."""
+    crashing = Job(tmp_path)
+    code, _, err = finish(crashing.submit("die", claim_lease_s=30.0))
+    assert code == 1, err  # the tool's os._exit(1)
+    steady = Job(tmp_path)  # the same store and ledger
+    proc = steady.submit("slow", claim_lease_s=30.0, max_attempts=10)
+    steady.wait_line(f"b-start:{proc.pid}")
+    kill(proc)
+    steady.go()
+    ended: dict[str, str] = {}
+    starts = 0
+    while not ended and starts < 6:
+        starts += 1
+        code, out, err = finish(crashing.start("adopt", "-", "30"))
+        if code == 0:
+            ended = dict(line.split(" ", 1) for line in out.splitlines())
+        else:
+            assert code == 1 and "error:" not in err, err  # x killed this start too
+    assert ended.get(steady.job_id, "").strip() == "succeeded", (starts, out, err)
+    assert starts <= 4, starts  # x's two attempts left (three if the first went unrecorded)
+    # The crashing job failed as the last start took it over (its last attempt was used up).
+    events = crashing.checked_events()
+    assert [e.type for e in events][-2:] == ["TaskFailed", "JobFailed"]
+    assert WORKER_DIED in getattr(events[-1], "reason", "")
+    assert steady.check_log()[-1] == "JobCompleted"
 
 
 @pytest.mark.timeout(120)

@@ -8,6 +8,7 @@ touches them on every step, and their cost is the engine's overhead.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -15,6 +16,7 @@ from planweave.constants import TERMINAL_STATUSES
 from planweave.events import (
     ArtifactCreated,
     Event,
+    EventBase,
     JobCancelled,
     JobCompleted,
     JobFailed,
@@ -286,129 +288,200 @@ def _settle(state: JobState, task: TaskState) -> None:
 def apply(state: JobState | None, event: Event) -> JobState:
     """Apply one event to a job's state (creating it on ``JobSubmitted``) and return it.
 
-    Deterministic: the same events in the same order always give the same state.
+    Deterministic: the same events in the same order always give the same state. Each event
+    type has one handler (``_APPLY``); an event type without one only advances ``seq``.
     """
-    if isinstance(event, JobSubmitted):
-        state = JobState(
-            id=event.job_id,
-            goal=event.goal,
-            options=event.options,
-            created_at=event.at,
-            updated_at=event.at,
-            planned=event.plan is None,
-            tenant=event.tenant,
-            idempotency_key=event.idempotency_key,
-        )
-        if event.plan is None:
-            _add_task(
-                state,
-                TaskSpec(id="root", goal=event.goal, kind="plan"),
-                parent=None,
-                depth=0,
-                at=event.at,
-            )
-        else:
-            for spec in event.plan:
-                _add_task(state, spec, parent=None, depth=0, at=event.at)
-        state.seq = event.seq
-        return state
     if state is None:
-        raise ValueError(f"event {event.type} for job {event.job_id} before JobSubmitted")
+        if not isinstance(event, JobSubmitted):
+            raise ValueError(f"event {event.type} for job {event.job_id} before JobSubmitted")
+        return _submitted(event)
     state.seq = event.seq
     state.updated_at = event.at
-    tasks = state.tasks
-    task = tasks.get(event.task_id) if event.task_id is not None else None
-    if isinstance(event, TaskReady):
-        assert task is not None
-        task.status = "ready"
-    elif isinstance(event, TaskAssigned):
-        assert task is not None
-        task.status = "running"
-        task.attempt = event.attempt
-        task.started = False
-    elif isinstance(event, TaskStarted):
-        assert task is not None
-        task.started = True
-        if task.started_at is None:
-            task.started_at = event.at
-    elif isinstance(event, TaskCompleted):
-        assert task is not None
-        task.status = "succeeded"
-        task.result = event.result
-        task.error = None
-        task.finished_at = event.at
-        _settle(state, task)
-        for dep_id in task.dependents:
-            tasks[dep_id].waiting -= 1
-    elif isinstance(event, SubtasksPlanned):
-        assert task is not None
-        for spec in event.tasks:
-            _add_task(state, spec, parent=task.id, depth=event.depth, at=event.at)
-    elif isinstance(event, TaskRetrying):
-        assert task is not None
-        task.status = "pending"
-        task.failures += 1
-        task.error = event.error
-        task.not_before = event.not_before
-    elif isinstance(event, TaskFailed):
-        assert task is not None
-        task.status = "failed"
-        task.failures += 1
-        task.error = event.error
-        task.finished_at = event.at
-        _settle(state, task)
-    elif isinstance(event, TaskCancelled):
-        assert task is not None
-        task.status = "cancelled"
-        task.error = task.error or event.reason
-        task.finished_at = event.at
-        _settle(state, task)
-    elif isinstance(event, ReplanRequested):
-        _apply_replan(state, event)
-    elif isinstance(event, JobReopened):
-        state.status = "running"
-        state.error = None
-        state.result = None
-        state.finished_at = None
-        for task_id in event.tasks:
-            reopened = tasks[task_id]
-            reopened.status = "running" if reopened.children else "pending"
-            if reopened.status == "pending":
-                reopened.failures = 0
-            reopened.error = None
-            reopened.finished_at = None
-            reopened.not_before = 0.0
-        _reindex(state)
-    elif isinstance(event, LlmCalled):
-        state.llm_calls += 1
-        state.tokens_in += event.tokens_in
-        state.tokens_out += event.tokens_out
-        state.cost_usd += event.cost_usd
-        if task is not None:
-            task.tokens_in += event.tokens_in
-            task.tokens_out += event.tokens_out
-            task.cost_usd += event.cost_usd
-    elif isinstance(event, ToolCalled):
-        state.tool_calls += 1
-    elif isinstance(event, ArtifactCreated):
-        if event.name not in state.artifacts:
-            state.artifacts.append(event.name)
-    elif isinstance(event, JobCompleted):
-        state.status = "succeeded"
-        state.result = event.result
-        state.finished_at = event.at
-    elif isinstance(event, JobFailed):
-        state.status = "failed"
-        state.error = event.reason
-        state.finished_at = event.at
-    elif isinstance(event, JobCancelled):
-        state.status = "cancelled"
-        state.error = event.reason
-        state.finished_at = event.at
+    handler = _APPLY.get(type(event))
+    if handler is not None:
+        handler(state, event)
     return state
 
 
-def _apply_replan(state: JobState, event: ReplanRequested) -> None:
+_Handler = Callable[[JobState, Any], None]
+_APPLY: dict[type[EventBase], _Handler] = {}
+
+
+def _on(cls: type[EventBase]) -> Callable[[_Handler], _Handler]:
+    def register(handler: _Handler) -> _Handler:
+        _APPLY[cls] = handler
+        return handler
+
+    return register
+
+
+def _task(state: JobState, event: Event) -> TaskState:
+    task_id = event.task_id
+    if task_id is None or task_id not in state.tasks:
+        raise ValueError(f"event {event.type} of job {event.job_id} names no task of it")
+    return state.tasks[task_id]
+
+
+def _submitted(event: JobSubmitted) -> JobState:
+    state = JobState(
+        id=event.job_id,
+        goal=event.goal,
+        options=event.options,
+        created_at=event.at,
+        updated_at=event.at,
+        planned=event.plan is None,
+        tenant=event.tenant,
+        idempotency_key=event.idempotency_key,
+    )
+    if event.plan is None:
+        root = TaskSpec(id="root", goal=event.goal, kind="plan")
+        _add_task(state, root, parent=None, depth=0, at=event.at)
+    else:
+        for spec in event.plan:
+            _add_task(state, spec, parent=None, depth=0, at=event.at)
+    state.seq = event.seq
+    return state
+
+
+@_on(JobSubmitted)
+def _resubmitted(state: JobState, event: JobSubmitted) -> None:
+    raise ValueError(f"job {event.job_id} was submitted twice")
+
+
+@_on(TaskReady)
+def _ready(state: JobState, event: TaskReady) -> None:
+    _task(state, event).status = "ready"
+
+
+@_on(TaskAssigned)
+def _assigned(state: JobState, event: TaskAssigned) -> None:
+    task = _task(state, event)
+    task.status = "running"
+    task.attempt = event.attempt
+    task.started = False
+
+
+@_on(TaskStarted)
+def _started(state: JobState, event: TaskStarted) -> None:
+    task = _task(state, event)
+    task.started = True
+    if task.started_at is None:
+        task.started_at = event.at
+
+
+@_on(TaskCompleted)
+def _completed(state: JobState, event: TaskCompleted) -> None:
+    task = _task(state, event)
+    task.status = "succeeded"
+    task.result = event.result
+    task.error = None
+    task.finished_at = event.at
+    _settle(state, task)
+    tasks = state.tasks
+    for dep_id in task.dependents:
+        tasks[dep_id].waiting -= 1
+
+
+@_on(SubtasksPlanned)
+def _planned(state: JobState, event: SubtasksPlanned) -> None:
+    task = _task(state, event)
+    for spec in event.tasks:
+        _add_task(state, spec, parent=task.id, depth=event.depth, at=event.at)
+
+
+@_on(TaskRetrying)
+def _retrying(state: JobState, event: TaskRetrying) -> None:
+    task = _task(state, event)
+    task.status = "pending"
+    task.failures += 1
+    task.error = event.error
+    task.not_before = event.not_before
+
+
+@_on(TaskFailed)
+def _failed(state: JobState, event: TaskFailed) -> None:
+    task = _task(state, event)
+    task.status = "failed"
+    task.failures += 1
+    task.error = event.error
+    task.finished_at = event.at
+    _settle(state, task)
+
+
+@_on(TaskCancelled)
+def _cancelled(state: JobState, event: TaskCancelled) -> None:
+    task = _task(state, event)
+    task.status = "cancelled"
+    task.error = task.error or event.reason
+    task.finished_at = event.at
+    _settle(state, task)
+
+
+@_on(JobReopened)
+def _reopened(state: JobState, event: JobReopened) -> None:
+    state.status = "running"
+    state.error = None
+    state.result = None
+    state.finished_at = None
+    tasks = state.tasks
+    for task_id in event.tasks:
+        reopened = tasks[task_id]
+        reopened.status = "running" if reopened.children else "pending"
+        if reopened.status == "pending":
+            reopened.failures = 0
+        reopened.error = None
+        reopened.finished_at = None
+        reopened.not_before = 0.0
+    _reindex(state)
+
+
+@_on(LlmCalled)
+def _llm_called(state: JobState, event: LlmCalled) -> None:
+    state.llm_calls += 1
+    state.tokens_in += event.tokens_in
+    state.tokens_out += event.tokens_out
+    state.cost_usd += event.cost_usd
+    task = state.tasks.get(event.task_id) if event.task_id is not None else None
+    if task is not None:
+        task.tokens_in += event.tokens_in
+        task.tokens_out += event.tokens_out
+        task.cost_usd += event.cost_usd
+
+
+@_on(ToolCalled)
+def _tool_called(state: JobState, event: ToolCalled) -> None:
+    state.tool_calls += 1
+
+
+@_on(ArtifactCreated)
+def _artifact(state: JobState, event: ArtifactCreated) -> None:
+    if event.name not in state.artifacts:
+        state.artifacts.append(event.name)
+
+
+@_on(JobCompleted)
+def _job_completed(state: JobState, event: JobCompleted) -> None:
+    state.status = "succeeded"
+    state.result = event.result
+    state.finished_at = event.at
+
+
+@_on(JobFailed)
+def _job_failed(state: JobState, event: JobFailed) -> None:
+    state.status = "failed"
+    state.error = event.reason
+    state.finished_at = event.at
+
+
+@_on(JobCancelled)
+def _job_cancelled(state: JobState, event: JobCancelled) -> None:
+    state.status = "cancelled"
+    state.error = event.reason
+    state.finished_at = event.at
+
+
+@_on(ReplanRequested)
+def _replan_requested(state: JobState, event: ReplanRequested) -> None:
     """Add the replanning task and re-point the survivors that depended on superseded work."""
     tasks = state.tasks
     superseded = set(event.superseded)

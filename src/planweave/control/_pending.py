@@ -45,12 +45,14 @@ class Pending:
     """What the next flush writes and, once written, does."""
 
     __slots__ = (
+        "abandoned",
         "acks",
         "artifacts",
         "commands_done",
         "dirty_jobs",
         "dirty_tasks",
         "events",
+        "finished",
         "items",
         "late_items",
         "new_jobs",
@@ -59,7 +61,7 @@ class Pending:
     def __init__(self) -> None:
         self.events: list[Event] = []
         self.dirty_jobs: set[str] = set()
-        self.dirty_tasks: set[tuple[str, str]] = set()
+        self.dirty_tasks: dict[str, set[str]] = {}  # job id -> ids of its changed tasks
         self.items: list[WorkItem] = []
         # Work items that go out only once this batch is durable.
         self.late_items: list[WorkItem] = []
@@ -67,18 +69,24 @@ class Pending:
         self.artifacts: list[ArtifactRow] = []
         self.new_jobs: list[str] = []
         self.commands_done: list[tuple[str, int]] = []
+        # Jobs that ended (wake their waiters once durable), and the events that ended those
+        # whose running work the workers must drop.
+        self.finished: list[str] = []
+        self.abandoned: list[Event] = []
 
     def without(self, job_ids: set[str]) -> Pending:
         """The part of this batch that concerns other jobs than ``job_ids``."""
         rest = Pending()
         rest.events = [e for e in self.events if e.job_id not in job_ids]
         rest.dirty_jobs = self.dirty_jobs - job_ids
-        rest.dirty_tasks = {key for key in self.dirty_tasks if key[0] not in job_ids}
+        rest.dirty_tasks = {j: t for j, t in self.dirty_tasks.items() if j not in job_ids}
         rest.late_items = [i for i in self.late_items if i.job_id not in job_ids]
         rest.acks = self.acks
         rest.artifacts = [a for a in self.artifacts if a.job_id not in job_ids]
         rest.new_jobs = [j for j in self.new_jobs if j not in job_ids]
         rest.commands_done = [c for c in self.commands_done if c[0] not in job_ids]
+        rest.finished = [j for j in self.finished if j not in job_ids]
+        rest.abandoned = [e for e in self.abandoned if e.job_id not in job_ids]
         return rest
 
 

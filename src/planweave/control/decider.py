@@ -1,11 +1,14 @@
 """The decider: what happens next, as a deterministic function of a job's state and an input.
 
 Every input the control plane receives (a submitted goal, a worker's report, a due retry timer, a
-cancel request, a dispatch decision) goes through one function here, which returns the events
-that follow from it. Each event is applied to the state as it is produced (``state.apply``), so the
-rest of the decision sees its effect. Nothing here reads a clock, draws a random number or does
-I/O: ``now`` is passed in and event ids are derived from the job id and ``seq``. Replaying the same
-inputs in the same order gives the same events, which is what the property tests check.
+cancel request, a dispatch decision) goes through one function here, which returns a
+``Decision``: the events that follow from it, and the commands that carry them out (dispatch
+these tasks, free these workers, record these artifacts, wake this job's waiters). The plane
+records the events and does what the commands say; it never re-derives them from event types.
+Each event is applied to the state as it is produced (``state.apply``), so the rest of the
+decision sees its effect. Nothing here reads a clock, draws a random number or does I/O: ``now``
+is passed in and event ids are derived from the job id and ``seq``. Replaying the same inputs in
+the same order gives the same events, which is what the property tests check.
 """
 
 from __future__ import annotations
@@ -67,7 +70,54 @@ __all__ = [
     "worker_for",
 ]
 
-Decision = list[Event]
+
+class Decision:
+    """What follows from one input: events to record, and commands that carry them out.
+
+    Attributes:
+        events: The events, in order, already applied to the job's state.
+        dispatch: Tasks that became ready, in order: hand each to a worker.
+        ended: Tasks whose running attempt ended (done, failed, retrying, cancelled, or
+            replaced by its sub-plan): their workers are free again.
+        artifacts: Files the tasks wrote: record each in the job's artifact index.
+        changed: Tasks whose stored rows changed.
+        all_changed: Every task's row may have changed (a new job, a replan, a reopen).
+        retry_due: A retry waits for a timer: re-arm it.
+        finished: The event that ended the job: once it is durable, wake the job's waiters
+            and release its claim.
+        abandon: The job ended while work may still run: tell the workers (with ``finished``)
+            to drop what they run of it.
+    """
+
+    __slots__ = (
+        "abandon",
+        "all_changed",
+        "artifacts",
+        "changed",
+        "dispatch",
+        "ended",
+        "events",
+        "finished",
+        "retry_due",
+    )
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.dispatch: list[str] = []
+        self.ended: list[str] = []
+        self.artifacts: list[ArtifactCreated] = []
+        self.changed: set[str] = set()
+        self.all_changed = False
+        self.retry_due = False
+        self.finished: Event | None = None
+        self.abandon = False
+
+    def __bool__(self) -> bool:
+        return bool(self.events)
+
+
+_NOTHING = Decision()
+"""The decision to do nothing (shared: never add to it)."""
 
 _WORKER_BY_KIND = {
     "plan": WORKER_PLANNER,
@@ -83,17 +133,19 @@ def worker_for(spec: TaskSpec) -> str:
 
 
 class _Out:
-    """Collects events, numbering and applying each one as it is produced."""
+    """Builds a decision: numbers and applies each event as it is produced, and notes the
+    commands that go with it."""
 
-    __slots__ = ("cause", "events", "now", "state")
+    __slots__ = ("cause", "decision", "events", "now", "state")
 
     def __init__(self, state: JobState, now: float, cause: str | None) -> None:
         self.state = state
         self.now = now
         self.cause = cause
-        self.events: list[Event] = []
+        self.decision = Decision()
+        self.events = self.decision.events
 
-    def emit(self, cls: type[Any], task_id: str | None = None, **fields: Any) -> None:
+    def emit(self, cls: type[Any], task_id: str | None = None, **fields: Any) -> Any:
         state = self.state
         seq = state.seq + 1
         fields["job_id"] = state.id
@@ -105,12 +157,28 @@ class _Out:
         event = validated(cls, fields)
         apply(state, event)
         self.events.append(event)
+        if task_id is not None:
+            self.decision.changed.add(task_id)
+        return event
 
     def add(self, event: LlmCalled | ToolCalled, task_id: str) -> None:
         """Number and apply a call event a worker built itself (a ``tool`` task's call)."""
         fields = dict(event.__dict__)
         del fields["task_id"]  # emit sets the ids, number and time
         self.emit(type(event), task_id, **fields)
+
+    def ready(self, task_id: str) -> None:
+        """The task may run now: record it, and dispatch it."""
+        self.emit(TaskReady, task_id)
+        self.decision.dispatch.append(task_id)
+
+    def end(self, cls: type[Any], task_id: str, **fields: Any) -> None:
+        """The task's attempt (if one runs) is over: record why, and free its worker."""
+        self.emit(cls, task_id, **fields)
+        self.decision.ended.append(task_id)
+
+    def done(self) -> Decision:
+        return self.decision
 
 
 def submit(
@@ -143,18 +211,19 @@ def submit(
     out.events.append(event)
     for task in list(state.tasks.values()):
         if task.waiting == 0 and task.status == "pending":
-            out.emit(TaskReady, task.id)
-    return state, out.events
+            out.ready(task.id)
+    out.decision.all_changed = True
+    return state, out.done()
 
 
 def assign(state: JobState, task_id: str, *, worker: str, now: float) -> Decision:
     """Hand a ready task to a worker: a new attempt begins (its number fences old reports)."""
     task = state.tasks[task_id]
     if state.terminal or task.status != "ready":
-        return []
+        return _NOTHING
     out = _Out(state, now, None)
     out.emit(TaskAssigned, task_id, attempt=task.attempt + 1, worker=worker)
-    return out.events
+    return out.done()
 
 
 def on_started(state: JobState, report: StartedReport, *, now: float) -> Decision:
@@ -167,19 +236,19 @@ def on_started(state: JobState, report: StartedReport, *, now: float) -> Decisio
         or task.attempt != report.attempt
         or task.started
     ):
-        return []
+        return _NOTHING
     out = _Out(state, now, report.id)
     out.emit(TaskStarted, task.id, attempt=report.attempt, worker_id=report.worker_id)
-    return out.events
+    return out.done()
 
 
 def on_call(state: JobState, report: CallReport, *, now: float) -> Decision:
     """A worker made an LLM or tool call; record it and enforce the job's dollar budget."""
     task = state.tasks.get(report.task_id)
     if state.terminal or task is None or task.attempt != report.attempt:
-        return []
+        return _NOTHING
     out = _Out(state, now, report.id)
-    out.emit(type(report.event), task.id, **_call_fields(report))
+    out.add(report.event, task.id)
     budget = state.options.max_cost_usd
     if budget is not None and state.cost_usd > budget:
         _fail_job(
@@ -188,12 +257,7 @@ def on_call(state: JobState, report: CallReport, *, now: float) -> Decision:
             failed_task=task.id,
             code="budget_exceeded",
         )
-    return out.events
-
-
-def _call_fields(report: CallReport) -> dict[str, Any]:
-    skip = {"v", "id", "job_id", "task_id", "seq", "at", "causation_id", "type"}
-    return {k: v for k, v in report.event.__dict__.items() if k not in skip}
+    return out.done()
 
 
 def on_outcome(state: JobState, outcome: Outcome, *, now: float) -> Decision:
@@ -206,7 +270,7 @@ def on_outcome(state: JobState, outcome: Outcome, *, now: float) -> Decision:
         or task.attempt != outcome.attempt
         or task.children
     ):
-        return []
+        return _NOTHING
     out = _Out(state, now, outcome.id)
     if not task.started:
         out.emit(TaskStarted, task.id, attempt=outcome.attempt, worker_id="")
@@ -214,14 +278,17 @@ def on_outcome(state: JobState, outcome: Outcome, *, now: float) -> Decision:
         out.add(call, task.id)
     if outcome.status == "succeeded":
         for name, size, content_type in outcome.artifacts:
-            out.emit(ArtifactCreated, task.id, name=name, size=size, content_type=content_type)
+            artifact = out.emit(
+                ArtifactCreated, task.id, name=name, size=size, content_type=content_type
+            )
+            out.decision.artifacts.append(artifact)
         if task.spec.kind == "plan" and outcome.subtasks:
             _expand(out, task, outcome.subtasks)
         else:
             _complete(out, task, outcome.result, outcome.usage)
     else:
         _failed(out, task, outcome)
-    return out.events
+    return out.done()
 
 
 def _qualify(parent: TaskState, local_id: str) -> str:
@@ -270,22 +337,22 @@ def _expand(out: _Out, task: TaskState, subtasks: tuple[TaskSpec, ...]) -> None:
         specs.append(
             TaskSpec(id=COMPOSE_TASK_ID, goal=state.goal, kind="compose", depends_on=sinks)
         )
-    out.emit(SubtasksPlanned, task.id, tasks=tuple(specs), depth=depth)
+    out.end(SubtasksPlanned, task.id, tasks=tuple(specs), depth=depth)
     for spec in specs:
         child = state.tasks[spec.id]
         if child.waiting == 0 and child.status == "pending":
-            out.emit(TaskReady, child.id)
+            out.ready(child.id)
 
 
 def _complete(out: _Out, task: TaskState, result: Any, usage: Usage) -> None:
     """Record a success, wake dependents, and close finished parents and the job."""
     state = out.state
-    out.emit(TaskCompleted, task.id, attempt=task.attempt, result=result, usage=usage)
+    out.end(TaskCompleted, task.id, attempt=task.attempt, result=result, usage=usage)
     tasks = state.tasks
     for dep_id in task.dependents:
         dependent = tasks[dep_id]
         if dependent.waiting == 0 and dependent.status == "pending" and dependent.failures == 0:
-            out.emit(TaskReady, dep_id)
+            out.ready(dep_id)
     if task.parent is not None:
         parent = tasks[task.parent]
         if parent.open_children == 0 and parent.status == "running":
@@ -322,7 +389,7 @@ def _finish_job(out: _Out) -> None:
         used = {d for t in top for d in t.spec.depends_on}
         sinks = [t for t in top if t.id not in used and t.status == "succeeded"]
         result = sinks[0].result if len(sinks) == 1 else {t.id: t.result for t in sinks}
-    out.emit(
+    out.decision.finished = out.emit(
         JobCompleted,
         None,
         result=result,
@@ -349,7 +416,7 @@ def _failed(out: _Out, task: TaskState, outcome: Outcome) -> None:
         delay = outcome.retry_delay_s
         if delay is None:
             delay = backoff_s(task.failures + 1, state.options.retry_base_s)
-        out.emit(
+        out.end(
             TaskRetrying,
             task.id,
             attempt=task.attempt,
@@ -358,7 +425,9 @@ def _failed(out: _Out, task: TaskState, outcome: Outcome) -> None:
             not_before=out.now + delay,
         )
         if delay <= 0:
-            out.emit(TaskReady, task.id)
+            out.ready(task.id)
+        else:
+            out.decision.retry_due = True
         return
     _fail_task(out, task, error, outcome.error_type)
 
@@ -366,7 +435,7 @@ def _failed(out: _Out, task: TaskState, outcome: Outcome) -> None:
 def _fail_task(out: _Out, task: TaskState, error: str, error_type: FailureType) -> None:
     """A task failed for good: replan when the job asks for it and may, else fail the job."""
     state = out.state
-    out.emit(TaskFailed, task.id, attempt=task.attempt, error=error, error_type=error_type)
+    out.end(TaskFailed, task.id, attempt=task.attempt, error=error, error_type=error_type)
     if (
         state.options.on_failure == "replan"
         and state.replans < state.options.max_replans
@@ -396,7 +465,7 @@ def _replan(out: _Out, failed: TaskState, error: str) -> None:
         stack.extend(task.dependents)
     doomed.sort(key=lambda t: tasks[t].order)
     for task_id in doomed:
-        out.emit(
+        out.end(
             TaskCancelled, task_id, reason=f"superseded by a new plan after {failed.id!r} failed"
         )
     done = [t for t in tasks.values() if t.status == "succeeded" and t.parent == failed.parent]
@@ -412,6 +481,7 @@ def _replan(out: _Out, failed: TaskState, error: str) -> None:
     base = f"replan{state.replans + 1}"
     replan_id = base if failed.parent in (None, ROOT_TASK_ID) else f"{failed.parent}.{base}"
     deps = tuple(d for d in failed.spec.depends_on if tasks[d].status == "succeeded")
+    out.decision.all_changed = True
     out.emit(
         ReplanRequested,
         replan_id,
@@ -423,21 +493,24 @@ def _replan(out: _Out, failed: TaskState, error: str) -> None:
         depth=failed.depth,
     )
     if state.tasks[replan_id].waiting == 0:
-        out.emit(TaskReady, replan_id)
+        out.ready(replan_id)
 
 
 def _fail_job(out: _Out, reason: str, *, failed_task: str | None, code: str) -> None:
     state = out.state
     for task in list(state.tasks.values()):
         if not task.terminal:
-            out.emit(TaskCancelled, task.id, reason="job failed")
-    out.emit(JobFailed, None, reason=reason, failed_task=failed_task, code=code)
+            out.end(TaskCancelled, task.id, reason="job failed")
+    out.decision.abandon = True
+    out.decision.finished = out.emit(
+        JobFailed, None, reason=reason, failed_task=failed_task, code=code
+    )
 
 
 def on_tick(state: JobState, *, now: float) -> Decision:
     """Retry timers: tasks whose backoff has passed become ready again."""
     if state.terminal:
-        return []
+        return _NOTHING
     out = _Out(state, now, None)
     for task in state.tasks.values():
         if (
@@ -446,8 +519,8 @@ def on_tick(state: JobState, *, now: float) -> Decision:
             and task.waiting == 0
             and task.not_before <= now
         ):
-            out.emit(TaskReady, task.id)
-    return out.events
+            out.ready(task.id)
+    return out.done()
 
 
 def next_timer(state: JobState) -> float | None:
@@ -463,13 +536,14 @@ def next_timer(state: JobState) -> float | None:
 def cancel(state: JobState, *, reason: str, now: float) -> Decision:
     """Cancel the job and every task that has not finished."""
     if state.terminal:
-        return []
+        return _NOTHING
     out = _Out(state, now, None)
     for task in list(state.tasks.values()):
         if not task.terminal:
-            out.emit(TaskCancelled, task.id, reason=reason)
-    out.emit(JobCancelled, None, reason=reason)
-    return out.events
+            out.end(TaskCancelled, task.id, reason=reason)
+    out.decision.abandon = True
+    out.decision.finished = out.emit(JobCancelled, None, reason=reason)
+    return out.done()
 
 
 WORKER_DIED = "the worker died running it"
@@ -488,7 +562,7 @@ def resume(state: JobState, *, now: float) -> Decision:
     that had succeeded are kept.
     """
     if state.terminal:
-        return []
+        return _NOTHING
     out = _Out(state, now, None)
     for task in list(state.tasks.values()):
         if state.terminal:
@@ -497,7 +571,7 @@ def resume(state: JobState, *, now: float) -> Decision:
             continue
         max_attempts = task.spec.max_attempts or state.options.max_attempts
         if task.failures + 1 < max_attempts:
-            out.emit(
+            out.end(
                 TaskRetrying,
                 task.id,
                 attempt=task.attempt,
@@ -505,12 +579,12 @@ def resume(state: JobState, *, now: float) -> Decision:
                 delay_s=0.0,
                 not_before=now,
             )
-            out.emit(TaskReady, task.id)
+            out.ready(task.id)
         else:
             _fail_task(out, task, WORKER_DIED, "crash")
     if state.open_tasks == 0 and not state.terminal:
         _finish_job(out)
-    return out.events
+    return out.done()
 
 
 def reopen(state: JobState, *, task_ids: list[str] | None, replan: bool, now: float) -> Decision:
@@ -546,6 +620,7 @@ def reopen(state: JobState, *, task_ids: list[str] | None, replan: bool, now: fl
     retried = [] if replan else [t.id for t in failed]
     out = _Out(state, now, None)
     reason = "replan requested" if replan else "retry requested"
+    out.decision.all_changed = True
     out.emit(
         JobReopened,
         None,
@@ -556,5 +631,5 @@ def reopen(state: JobState, *, task_ids: list[str] | None, replan: bool, now: fl
         _replan(out, failed[0], failed[0].error or "failed")
     for task in list(tasks.values()):
         if task.status == "pending" and task.waiting == 0 and task.not_before <= now:
-            out.emit(TaskReady, task.id)
-    return out.events
+            out.ready(task.id)
+    return out.done()

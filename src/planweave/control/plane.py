@@ -19,45 +19,34 @@ A plane that loses a claim, or whose write fails, drops the job at once: nothing
 or dispatched for it, this process's workers abandon its running items, its waiters get the
 error.
 
-Inputs are decided synchronously into a buffer and flushed together (group commit): when 500
-outcomes arrive at once they cost one transaction, not 500.
+The plane's parts live beside it: the decider (what follows from each input, as events and
+commands), dispatch (``_dispatch``: which ready task goes out next), group commit (``_commit``:
+batches written in order, with their post-commit work) and claims (``claims``: ownership and
+the commands other processes leave).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
-import itertools
 import logging
 import shutil
 import time
-from collections import deque
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 from planweave.bus.base import Bus
-from planweave.constants import (
-    ABANDON_EVENT_TYPES,
-    CONTROL_TOPIC,
-    EVENT_TOPIC_ALL,
-    OUTCOME_QUEUE_PREFIX,
-    QUEUE_PREFIX,
-)
+from planweave.constants import CONTROL_TOPIC, EVENT_TOPIC_ALL, OUTCOME_QUEUE_PREFIX, QUEUE_PREFIX
 from planweave.control import decider
+from planweave.control._commit import Durable, GroupCommit
+from planweave.control._dispatch import Dispatcher
 from planweave.control._pending import Pending, PlaneSettings, work_item
-from planweave.control.claims import holder_gone
+from planweave.control.claims import Claims
+from planweave.control.decider import Decision
 from planweave.errors import ClaimLost, JobBusy, JobNotFound, UsageError
-from planweave.events import (
-    ArtifactCreated,
-    Event,
-    JobCancelled,
-    JobOptions,
-    SubtasksPlanned,
-    new_id,
-)
-from planweave.messages import CallReport, Outcome, StartedReport, WorkItem
+from planweave.events import Event, JobCancelled, JobOptions, new_id
+from planweave.messages import CallReport, Outcome, StartedReport
 from planweave.plan import TaskSpec
 from planweave.state import JobState
 from planweave.store.base import ArtifactRow, Batch, Command, Store
@@ -65,10 +54,6 @@ from planweave.store.base import ArtifactRow, Batch, Command, Store
 __all__ = ["ControlPlane", "PlaneSettings"]
 
 log = logging.getLogger("planweave.control")
-
-_LEAVES_RUNNING = frozenset(
-    {"TaskCompleted", "TaskFailed", "TaskRetrying", "TaskCancelled", "TaskReady"}
-)
 
 
 class ControlPlane:
@@ -95,29 +80,25 @@ class ControlPlane:
         self._keys: dict[tuple[str, str], asyncio.Future[str]] = {}
         self._workspace_strs: dict[str, str] = {}
         self._pending = Pending()
-        # Ready tasks per worker kind: a heap of (-priority, arrival, job id, task id).
-        self._ready: dict[str, list[tuple[int, int, str, str]]] = {}
-        self._arrivals = itertools.count()
-        self._inflight: dict[str, int] = {}
-        self._running: dict[tuple[str, str], str] = {}
+        self._dispatcher = Dispatcher(self.settings.max_inflight)
+        self._claims = Claims(store, self.owner, lease_s=self.settings.claim_lease_s, clock=clock)
+        self._commit = GroupCommit(
+            store,
+            prepare=self._prepare,
+            batch=self._batch,
+            send=self._send,
+            settle=self._after_commit,
+        )
         self._waiters: dict[str, list[asyncio.Future[JobState]]] = {}
         # New jobs whose submission is not yet durable, with the tasks held back until it is.
         self._unborn: dict[str, list[str]] = {}
         self._unborn_errors: dict[str, BaseException] = {}
         # Tasks whose next work item goes out only once its assignment is durable.
         self._durable_first: set[tuple[str, str]] = set()
-        # Commands taken in but whose effect is not yet durable, so they are not taken twice.
-        self._commands_seen: set[int] = set()
         # Jobs dropped (claim lost, write failed) until driven here again.
         self._dropped: set[str] = set()
-        # When the claims held here were last confirmed by a renewal (or none was held).
-        self._renewed_at = clock()
         self._tasks: list[asyncio.Task[None]] = []
         self._timer_wake = asyncio.Event()
-        self._flush_lock = asyncio.Lock()
-        self._after: deque[tuple[asyncio.Future[None], Pending]] = deque()
-        self._after_wake = asyncio.Event()
-        self._drained = asyncio.Event()
         self._side_tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self.rejected_reports = 0
@@ -128,17 +109,17 @@ class ControlPlane:
         """Start the plane's loops (idempotent)."""
         if self._tasks:
             return
+        self._commit.start()
         self._tasks = [
             asyncio.create_task(self._report_loop(), name="planweave-reports"),
             asyncio.create_task(self._timer_loop(), name="planweave-timers"),
             asyncio.create_task(self._command_loop(), name="planweave-commands"),
-            asyncio.create_task(self._after_loop(), name="planweave-after-commit"),
         ]
 
     async def stop(self) -> None:
         """Stop deciding; flush what was decided; release claims so another process may resume."""
         self._closed = True
-        loops, after_loop = self._tasks[:-1], self._tasks[-1:]
+        loops, self._tasks = self._tasks, []
         for task in loops:
             task.cancel()
         for task in loops:
@@ -146,16 +127,11 @@ class ControlPlane:
                 await task
         with contextlib.suppress(Exception):
             await self._flush(durable=True)
-        for task in after_loop:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        await self._commit.close()
         if self._side_tasks:
             await asyncio.gather(*self._side_tasks, return_exceptions=True)
         for job_id in list(self._jobs):
-            with contextlib.suppress(Exception):
-                await self.store.release_job(job_id, self.owner)
+            await self._claims.release(job_id)
         for futures in self._waiters.values():
             for future in futures:
                 if not future.done():
@@ -193,7 +169,7 @@ class ControlPlane:
                 del self._keys[key]
                 return existing
             claimed.set_result(job_id)
-        state, events = decider.submit(
+        state, decision = decider.submit(
             job_id,
             goal=goal,
             plan=plan,
@@ -205,7 +181,7 @@ class ControlPlane:
         self._jobs[job_id] = state
         # Its ready tasks are held back until the job exists in the store (``_push_ready``).
         held = self._unborn[job_id] = []
-        self._take(state, events)
+        self._take(state, decision)
         self._pending.new_jobs.append(job_id)
         try:
             await self._flush(durable=True)
@@ -235,7 +211,7 @@ class ControlPlane:
             raise JobNotFound(job_id)
         if state.terminal:
             return state
-        if not await self._claim(job_id, force=force):
+        if not await self._claims.take(job_id, force=force):
             lease_s = self.settings.claim_lease_s
             raise JobBusy(
                 f"job {job_id} is being run by another process; stop that process first, wait "
@@ -246,7 +222,7 @@ class ControlPlane:
         if state is None:
             raise JobNotFound(job_id)
         if state.terminal:
-            await self._release(job_id)
+            await self._claims.release(job_id)
             return state
         self._jobs[job_id] = state
         self._dropped.discard(job_id)
@@ -266,15 +242,6 @@ class ControlPlane:
         await self._flush(durable=state.terminal)
         return state
 
-    async def _claim(self, job_id: str, *, force: bool = False) -> bool:
-        """Take a job's claim; at once (forced) when its holder is a dead process on this host."""
-        lease_s = self.settings.claim_lease_s
-        if await self.store.claim_job(job_id, self.owner, lease_s=lease_s, force=force):
-            return True
-        if holder_gone(await self.store.read_claim(job_id)):
-            return await self.store.claim_job(job_id, self.owner, lease_s=lease_s, force=True)
-        return False
-
     async def reopen(
         self, job_id: str, *, task_ids: list[str] | None = None, replan: bool = False
     ) -> JobState:
@@ -290,12 +257,12 @@ class ControlPlane:
         state = await self.store.load_job(job_id)
         if state is None:
             raise JobNotFound(job_id)
-        events = decider.reopen(state, task_ids=task_ids, replan=replan, now=self._clock())
-        if not await self._claim(job_id):
+        decision = decider.reopen(state, task_ids=task_ids, replan=replan, now=self._clock())
+        if not await self._claims.take(job_id):
             raise JobBusy(f"job {job_id} is held by another process")
         self._jobs[job_id] = state
         self._dropped.discard(job_id)
-        self._take(state, events)
+        self._take(state, decision)
         self._timer_wake.set()
         await self._flush(durable=True)
         return state
@@ -322,23 +289,23 @@ class ControlPlane:
         if job_id in self._jobs:
             await self.cancel(job_id, reason=reason)
             return self._jobs.get(job_id) or await self.store.load_job(job_id)
-        if not holder_gone(await self.store.read_claim(job_id)) or not await self._claim(job_id):
+        if not await self._claims.take_if_free(job_id):
             return None
         state = await self.store.load_job(job_id)
         if state is None:
-            await self._release(job_id)
+            await self._claims.release(job_id)
             raise JobNotFound(job_id)
         if state.terminal:
-            await self._release(job_id)
+            await self._claims.release(job_id)
             return state
         self._jobs[job_id] = state
         self._dropped.discard(job_id)
-        commands = await self.store.read_commands([job_id])
-        self._pending.commands_done.extend((job_id, c.id) for c in commands)
-        self._commands_seen.update(c.id for c in commands)
+        for command in await self.store.read_commands([job_id]):
+            if self._claims.take_command(command.id):
+                self._pending.commands_done.append((job_id, command.id))
         self._take(state, decider.cancel(state, reason=reason, now=self._clock()))
         await self._flush(durable=True)
-        await self._release(job_id)
+        await self._claims.release(job_id)
         return state
 
     async def wait(self, job_id: str) -> JobState:
@@ -352,7 +319,7 @@ class ControlPlane:
                 return loaded
             raise JobBusy(f"job {job_id} is not running in this process; resume it first")
         if state.terminal:
-            await self._drain()
+            await self._commit.drain()
             return state
         future: asyncio.Future[JobState] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(job_id, []).append(future)
@@ -392,7 +359,7 @@ class ControlPlane:
             deleted = await self.store.delete_job(job_id)
         finally:
             if job_id not in self._jobs:
-                await self._release(job_id)
+                await self._claims.release(job_id)
         if not deleted:
             raise JobBusy(running)
         if not state.options.workspace:
@@ -400,50 +367,42 @@ class ControlPlane:
 
     # --- deciding -------------------------------------------------------------------------
 
-    def _take(self, state: JobState, events: list[Event]) -> None:
-        """Buffer a decision's events and note what changed."""
+    def _take(self, state: JobState, decision: Decision) -> None:
+        """Buffer a decision's events and carry out its commands."""
+        events = decision.events
         if not events:
             return
         pending = self._pending
         pending.events.extend(events)
         job_id = state.id
         pending.dirty_jobs.add(job_id)
-        dirty = pending.dirty_tasks
-        running = self._running
-        for event in events:
-            task_id = event.task_id
-            if task_id is None:
-                if event.type == "JobSubmitted":
-                    dirty.update((job_id, t) for t in state.tasks)
-                continue
-            dirty.add((job_id, task_id))
-            kind = event.type
-            if kind == "TaskReady":
-                self._push_ready(state, task_id)
-            elif kind == "SubtasksPlanned":
-                assert isinstance(event, SubtasksPlanned)
-                for spec in event.tasks:
-                    dirty.add((job_id, spec.id))
-            elif kind == "ArtifactCreated":
-                assert isinstance(event, ArtifactCreated)
-                pending.artifacts.append(
-                    ArtifactRow(
-                        job_id=job_id,
-                        task_id=task_id,
-                        name=event.name,
-                        path=str(self._workspace(state) / event.name),
-                        size=event.size,
-                        content_type=event.content_type,
-                        created_at=event.at,
-                    )
+        dirty = pending.dirty_tasks.get(job_id)
+        if dirty is None:
+            dirty = pending.dirty_tasks[job_id] = set()
+        dirty.update(state.tasks if decision.all_changed else decision.changed)
+        if decision.ended:
+            self._dispatcher.ended(job_id, decision.ended)
+        for task_id in decision.dispatch:
+            self._push_ready(state, task_id)
+        for artifact in decision.artifacts:
+            pending.artifacts.append(
+                ArtifactRow(
+                    job_id=job_id,
+                    task_id=artifact.task_id,
+                    name=artifact.name,
+                    path=str(self._workspace(state) / artifact.name),
+                    size=artifact.size,
+                    content_type=artifact.content_type,
+                    created_at=artifact.at,
                 )
-            elif kind == "ReplanRequested" or kind == "JobReopened":
-                for task in state.tasks.values():
-                    dirty.add((job_id, task.id))
-            if kind in _LEAVES_RUNNING or kind == "SubtasksPlanned":
-                worker = running.pop((job_id, task_id), None)
-                if worker is not None:
-                    self._inflight[worker] -= 1
+            )
+        if decision.retry_due:
+            self._timer_wake.set()
+        ending = decision.finished
+        if ending is not None:
+            pending.finished.append(job_id)
+            if decision.abandon:
+                pending.abandoned.append(ending)
 
     def _handle(self, message: Any) -> None:
         state = self._jobs.get(message.job_id)
@@ -452,76 +411,49 @@ class ControlPlane:
             return
         now = self._clock()
         if isinstance(message, Outcome):
-            events = decider.on_outcome(state, message, now=now)
+            decision = decider.on_outcome(state, message, now=now)
+            if not decision:
+                self.rejected_reports += 1
         elif isinstance(message, StartedReport):
-            events = decider.on_started(state, message, now=now)
+            decision = decider.on_started(state, message, now=now)
         elif isinstance(message, CallReport):
-            events = decider.on_call(state, message, now=now)
+            decision = decider.on_call(state, message, now=now)
         else:
-            events = []
-        if not events and isinstance(message, Outcome):
-            self.rejected_reports += 1
-        self._take(state, events)
-        if (
-            isinstance(message, Outcome)
-            and message.status == "failed"
-            and any(e.type == "TaskRetrying" for e in events)
-        ):
-            self._timer_wake.set()
+            return
+        self._take(state, decision)
 
     def _push_ready(self, state: JobState, task_id: str) -> None:
         held = self._unborn.get(state.id)
         if held is not None:  # the job is not yet durable: nothing of it may run
             held.append(task_id)
             return
-        worker = decider.worker_for(state.tasks[task_id].spec)
-        heap = self._ready.get(worker)
-        if heap is None:
-            heap = self._ready[worker] = []
-        entry = (-state.options.priority, next(self._arrivals), state.id, task_id)
-        heapq.heappush(heap, entry)
+        self._dispatcher.push(state, task_id)
 
     def _dispatch(self) -> None:
-        """Assign ready tasks to workers: higher priority first, then in arrival order, within
-        each worker kind's in-flight limit."""
-        limits = self.settings.max_inflight
-        inflight = self._inflight
+        """Assign the ready tasks that may go out now to workers (``Dispatcher.take``)."""
         now = self._clock()
-        jobs = self._jobs
         durable_first = self._durable_first
         pending = self._pending
         # A plane that has not renewed its claims for a whole lease (it was frozen, or the
         # store was unreachable) may have lost them: its work goes out only once the store
         # has accepted the batch that assigns it, which it rejects if another process took over.
-        unsure = now - self._renewed_at > self.settings.claim_lease_s
-        for worker, heap in self._ready.items():
-            limit = limits.get(worker, 8)
-            while heap and inflight.get(worker, 0) < limit:
-                _, _, job_id, task_id = heapq.heappop(heap)
-                state = jobs.get(job_id)
-                if state is None or state.terminal or state.tasks[task_id].status != "ready":
-                    continue
-                events = decider.assign(state, task_id, worker=worker, now=now)
-                self._take(state, events)
-                inflight[worker] = inflight.get(worker, 0) + 1
-                key = (job_id, task_id)
-                self._running[key] = worker
-                item = self._work_item(state, task_id, worker)
-                if unsure or (durable_first and key in durable_first):
-                    durable_first.discard(key)
-                    pending.late_items.append(item)
-                else:
-                    pending.items.append(item)
-
-    def _work_item(self, state: JobState, task_id: str, worker: str) -> WorkItem:
-        return work_item(
-            state,
-            task_id,
-            worker,
-            reply_to=self.reply_queue,
-            workspace=self._workspace_str(state),
-            settings=self.settings,
-        )
+        unsure = self._claims.unsure(now)
+        for state, task_id, worker in self._dispatcher.take(self._jobs):
+            self._take(state, decider.assign(state, task_id, worker=worker, now=now))
+            item = work_item(
+                state,
+                task_id,
+                worker,
+                reply_to=self.reply_queue,
+                workspace=self._workspace_str(state),
+                settings=self.settings,
+            )
+            key = (state.id, task_id)
+            if unsure or (durable_first and key in durable_first):
+                durable_first.discard(key)
+                pending.late_items.append(item)
+            else:
+                pending.items.append(item)
 
     def _workspace_str(self, state: JobState) -> str:
         text = self._workspace_strs.get(state.id)
@@ -539,52 +471,33 @@ class ControlPlane:
             self._workspaces[state.id] = path
         return path
 
-    # --- writing --------------------------------------------------------------------------
+    # --- writing (``GroupCommit`` runs these in order) -------------------------------------
 
     async def _flush(self, *, durable: bool = False) -> None:
         """Write what was decided, dispatch work, then (once durable) publish and wake waiters.
+        With ``durable`` it returns only once everything flushed so far is durable."""
+        await self._commit.flush(durable=durable)
 
-        Flushes run one at a time and queue their batch behind earlier ones; inputs decided
-        while a write is in flight go into the next batch together (group commit). With
-        ``durable`` it returns only once everything flushed so far is durable.
-        """
-        async with self._flush_lock:
-            written = await self._flush_locked()
-        if durable:
-            if written is not None:
-                await asyncio.shield(written)
-            await self._drain()
-
-    async def _flush_locked(self) -> asyncio.Future[None] | None:
+    def _prepare(self) -> Pending | None:
+        """Dispatch what may go out, and take what the next batch writes."""
         self._dispatch()
         pending = self._pending
         if not pending.events and not pending.acks and not pending.commands_done:
             return None
         self._pending = Pending()
-        batch = self._batch(pending)
-        durable = self.store.commit_soon(batch) if batch else None
-        # Work goes out before its batch is durable: the write and the work overlap. A crash
-        # before the write lands loses nothing that matters: the store still shows the task as
-        # not done, so resume runs it again, and the attempt number fences any late outcome.
-        # Events, acknowledgements and job results wait for durability (``_after_commit``).
-        bus = self.bus
-        for item in pending.items:
-            await bus.enqueue(QUEUE_PREFIX + item.worker, item)
-        if durable is None or (durable.done() and not self._after):
-            await self._after_commit(durable, pending)
-        else:
-            self._after.append((durable, pending))
-            self._after_wake.set()
-        return durable
+        return pending
 
     def _batch(self, pending: Pending) -> Batch:
         jobs = self._jobs
         return Batch(
             jobs=[jobs[j].to_row() for j in pending.dirty_jobs if j in jobs],
             tasks=[
-                jobs[j].tasks[t].to_row(j)
-                for j, t in pending.dirty_tasks
-                if j in jobs and t in jobs[j].tasks
+                tasks[t].to_row(j)
+                for j, changed in pending.dirty_tasks.items()
+                if j in jobs
+                for tasks in (jobs[j].tasks,)
+                for t in changed
+                if t in tasks
             ],
             events=pending.events,
             artifacts=pending.artifacts,
@@ -594,7 +507,13 @@ class ControlPlane:
             commands_done=[c for _, c in pending.commands_done],
         )
 
-    async def _after_commit(self, durable: asyncio.Future[None] | None, pending: Pending) -> None:
+    async def _send(self, pending: Pending) -> None:
+        """Hand out the work items that need not wait for their batch to be durable."""
+        bus = self.bus
+        for item in pending.items:
+            await bus.enqueue(QUEUE_PREFIX + item.worker, item)
+
+    async def _after_commit(self, durable: Durable, pending: Pending) -> None:
         """Once a batch is durable: send held-back work, acknowledge reports, publish events,
         finish jobs. When it failed: drop the jobs it concerned."""
         error = None if durable is None else durable.exception()
@@ -609,7 +528,7 @@ class ControlPlane:
         if pending.acks:
             await bus.ack_many(pending.acks)
         if pending.commands_done:
-            self._commands_seen.difference_update(c for _, c in pending.commands_done)
+            self._claims.settled(c for _, c in pending.commands_done)
         events = pending.events
         if events:
             await bus.publish_many(EVENT_TOPIC_ALL, events)
@@ -618,10 +537,9 @@ class ControlPlane:
                 by_job.setdefault(event.job_id, []).append(event)
             for job_id, job_events in by_job.items():
                 await bus.publish_many(f"{EVENT_TOPIC_ALL}:{job_id}", job_events)
-                last = job_events[-1]
-                if last.type in ABANDON_EVENT_TYPES:
-                    await bus.publish(CONTROL_TOPIC, last)
-        for job_id in pending.dirty_jobs:
+        for ending in pending.abandoned:  # workers drop what they still run of these jobs
+            await bus.publish(CONTROL_TOPIC, ending)
+        for job_id in pending.finished:
             state = jobs.get(job_id)
             if state is not None and state.terminal:
                 self._finished(state)
@@ -634,7 +552,7 @@ class ControlPlane:
         other failure (the store is unavailable, the disk full) drops every job of the batch:
         its claims are released so another process may carry on once the store is back.
         """
-        self._commands_seen.difference_update(c for _, c in pending.commands_done)
+        self._claims.settled(c for _, c in pending.commands_done)
         if isinstance(error, ClaimLost):
             lost = set(error.job_ids) & pending.dirty_jobs or set(pending.dirty_jobs)
             log.error("control plane: %s", error)
@@ -684,38 +602,12 @@ class ControlPlane:
             if not future.done():
                 future.set_exception(error)
         if state is not None and release:
-            await self._release(job_id)
+            await self._claims.release(job_id)
 
     def _side_task(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
         self._side_tasks.add(task)
         task.add_done_callback(self._side_tasks.discard)
-
-    async def _after_loop(self) -> None:
-        """Run post-commit work in commit order as batches become durable."""
-        after = self._after
-        while True:
-            if not after:
-                self._after_wake.clear()
-                await self._after_wake.wait()
-                continue
-            durable, pending = after[0]
-            with contextlib.suppress(Exception):
-                await asyncio.shield(durable)
-            try:
-                await self._after_commit(durable, pending)
-            except Exception:
-                log.exception("control plane: post-commit work failed")
-            finally:
-                after.popleft()
-                if not after:
-                    self._drained.set()
-
-    async def _drain(self) -> None:
-        """Wait until every batch flushed so far is durable and its post-commit work done."""
-        while self._after:
-            self._drained.clear()
-            await self._drained.wait()
 
     def _finished(self, state: JobState) -> None:
         self._jobs.pop(state.id, None)
@@ -723,7 +615,7 @@ class ControlPlane:
             if not future.done():
                 future.set_result(state)
         self._forget(state)
-        self._side_task(self._release(state.id))
+        self._side_task(self._claims.release(state.id))
 
     def _forget(self, state: JobState) -> None:
         if state.idempotency_key is not None:
@@ -732,14 +624,7 @@ class ControlPlane:
         self._workspace_strs.pop(state.id, None)
         if self._durable_first:
             self._durable_first.difference_update((state.id, t) for t in state.tasks)
-        for task in state.tasks.values():
-            worker = self._running.pop((state.id, task.id), None)
-            if worker is not None:
-                self._inflight[worker] -= 1
-
-    async def _release(self, job_id: str) -> None:
-        with contextlib.suppress(Exception):
-            await self.store.release_job(job_id, self.owner)
+        self._dispatcher.forget(state)
 
     # --- loops ----------------------------------------------------------------------------
 
@@ -783,18 +668,19 @@ class ControlPlane:
 
     async def _command_loop(self) -> None:
         """Commands left in the store by other processes, and renewal of job claims."""
+        claims = self._claims
         last_renew = 0.0
         while not self._closed:
             await asyncio.sleep(self.settings.poll_s)
             now = self._clock()
             if not self._jobs:
-                self._renewed_at = last_renew = now  # nothing held, nothing to lose
+                claims.renewed_at = last_renew = now  # nothing held, nothing to lose
                 continue
             try:
-                if now - last_renew > self.settings.claim_lease_s / 3:
+                if now - last_renew > claims.lease_s / 3:
                     last_renew = now
                     await self._renew()
-                    self._renewed_at = now
+                    claims.renewed_at = now
                 job_ids = list(self._jobs)
                 if job_ids:
                     await self._apply_commands(await self.store.read_commands(job_ids))
@@ -805,25 +691,10 @@ class ControlPlane:
                 log.exception("control plane: polling commands failed")
 
     async def _renew(self) -> None:
-        """Renew the claims of the jobs driven here; drop at once each one that was lost.
-
-        A claim that is no longer this plane's (another process took it, and may have finished
-        and released it since) is lost even when it could be taken again: the job has moved on
-        without this plane, whose state of it is stale.
-        """
-        lease_s = self.settings.claim_lease_s
-        store = self.store
-        for job_id in list(self._jobs):
-            if job_id in self._unborn:  # its claim is written with it
-                continue
-            error = ClaimLost((job_id,))
-            try:
-                claim = await store.read_claim(job_id)
-                held = claim is not None and claim.owner == self.owner
-                held = held and await store.claim_job(job_id, self.owner, lease_s=lease_s)
-            except ClaimLost as exc:
-                held, error = False, exc
-            if not held and job_id in self._jobs:
+        """Renew the claims of the jobs driven here; drop at once each one that was lost."""
+        driven = [j for j in self._jobs if j not in self._unborn]  # those claims come with it
+        for job_id, error in await self._claims.renew(driven):
+            if job_id in self._jobs:
                 log.error("control plane: %s", error)
                 await self._drop(job_id, error, release=False)
 
@@ -831,12 +702,9 @@ class ControlPlane:
         """Carry out commands left for jobs driven here; each is deleted by the batch that
         records its effect (``Batch.commands_done``), so none is forgotten without effect."""
         for command in commands:
-            if command.id in self._commands_seen:
-                continue
             state = self._jobs.get(command.job_id)
-            if state is None:
+            if state is None or not self._claims.take_command(command.id):
                 continue
-            self._commands_seen.add(command.id)
             self._pending.commands_done.append((state.id, command.id))
             self._pending.dirty_jobs.add(state.id)
             if command.name == "cancel":

@@ -167,6 +167,19 @@ class MemoryStore:
     def _check_seqs(self, events: list[Event]) -> None:
         """Raise ``LogConflict`` for an event whose ``(job_id, seq)`` is stored or repeated."""
         all_events = self._events
+        # Fast path: each job's events come after everything stored for it, in order.
+        top: dict[str, int] = {}
+        for event in events:
+            job_id = event.job_id
+            high = top.get(job_id)
+            if high is None:
+                log = all_events.get(job_id)
+                high = log[-1].seq if log else 0
+            if event.seq <= high:
+                break
+            top[job_id] = event.seq
+        else:
+            return
         seen: set[tuple[str, int]] = set()
         for event in events:
             key = (event.job_id, event.seq)

@@ -337,7 +337,6 @@ class SqliteStore:
                 if work:
                     self._write_group(conn, work)
                     last_commit = clock()
-                    self._transactions += 1
                     if self._transactions % _CHECKPOINT_EVERY == 0:
                         if _file_size(wal) > wal_limit:
                             self._checkpoint(conn)
@@ -374,6 +373,7 @@ class SqliteStore:
                 return
             self._finish(group, [(None, self._failure(conn, group[0], exc))])
             return
+        self._transactions += 1  # counted before anyone hears of it
         self._finish(group, outcomes)
 
     def _failure(self, conn: sqlite3.Connection, work: _Work, exc: Exception) -> BaseException:
