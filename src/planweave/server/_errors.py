@@ -39,6 +39,7 @@ ErrorCode = Literal[
     "validation_error",
     "conflict",
     "unauthorized",
+    "forbidden",
     "payload_too_large",
     "rate_limited",
     "method_not_allowed",
@@ -49,6 +50,7 @@ ErrorCode = Literal[
 _CODE_BY_STATUS: dict[int, ErrorCode] = {
     400: "validation_error",
     401: "unauthorized",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",

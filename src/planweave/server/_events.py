@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, WebSocket
@@ -118,15 +118,22 @@ class EventStreamResponse(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, chunks: AsyncGenerator[bytes]) -> None:
+    def __init__(self, chunks: AsyncGenerator[bytes], on_close: Callable[[], None]) -> None:
         super().__init__(
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             media_type=self.media_type,
         )
         self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
         self.chunks = chunks
+        self.on_close = on_close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self._stream(receive, send)
+        finally:
+            self.on_close()
+
+    async def _stream(self, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
 
         async def pump() -> None:
@@ -178,7 +185,17 @@ async def job_events(
         events = await ctx.engine.events(job_id, after_seq=after, limit=limit)
         page = EventPage(events=events, next_after=events[-1].seq if events else after)
         return SafeJSONResponse(page.model_dump(mode="json"))
-    return EventStreamResponse(_with_keepalives(ctx, _job_runs(ctx, job_id, after)))
+    return _stream_response(
+        ctx, tenant, lambda: _with_keepalives(ctx, _job_runs(ctx, job_id, after))
+    )
+
+
+def _stream_response(
+    ctx: AppContext, tenant: str, chunks: Callable[[], AsyncGenerator[bytes]]
+) -> Response:
+    """An event stream, counted among the tenant's open streams (429 past the limit)."""
+    ctx.open_stream(tenant)
+    return EventStreamResponse(chunks(), on_close=lambda: ctx.close_stream(tenant))
 
 
 async def _tenant_events(ctx: AppContext, tenant: str) -> AsyncGenerator[list[Event] | None]:
@@ -200,7 +217,9 @@ async def _tenant_events(ctx: AppContext, tenant: str) -> AsyncGenerator[list[Ev
 @router.get("/events", responses=SSE_RESPONSE, response_class=Response)
 async def all_events(ctx: Ctx, tenant: Tenant) -> Response:
     """Live events of all the tenant's jobs, as SSE (no history)."""
-    return EventStreamResponse(_with_keepalives(ctx, _tenant_events(ctx, tenant), with_id=False))
+    return _stream_response(
+        ctx, tenant, lambda: _with_keepalives(ctx, _tenant_events(ctx, tenant), with_id=False)
+    )
 
 
 @router.websocket("/jobs/{job_id}/events/ws")
@@ -222,6 +241,18 @@ async def job_events_ws(websocket: WebSocket, job_id: str) -> None:
     except ApiError as exc:
         await _deny(websocket, exc.status, exc.code, exc.message)
         return
+    try:
+        ctx.open_stream(tenant)
+    except ApiError as exc:
+        await _deny(websocket, exc.status, exc.code, exc.message, exc.headers)
+        return
+    try:
+        await _pump_websocket(websocket, ctx, job_id, after)
+    finally:
+        ctx.close_stream(tenant)
+
+
+async def _pump_websocket(websocket: WebSocket, ctx: AppContext, job_id: str, after: int) -> None:
     await websocket.accept()
 
     async def pump() -> None:
@@ -238,10 +269,16 @@ async def job_events_ws(websocket: WebSocket, job_id: str) -> None:
     await _first_of(pump(), watch())
 
 
-async def _deny(websocket: WebSocket, status: int, code: Any, message: str) -> None:
+async def _deny(
+    websocket: WebSocket,
+    status: int,
+    code: Any,
+    message: str,
+    headers: dict[str, str] | None = None,
+) -> None:
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
         await websocket.send_denial_response(
-            SafeJSONResponse(error_payload(code, message), status_code=status)
+            SafeJSONResponse(error_payload(code, message), status_code=status, headers=headers)
         )
     else:
         await websocket.close(4000 + status)
