@@ -150,10 +150,9 @@ async def test_connections_past_the_cap_are_closed_at_once(tmp_path: Path) -> No
         port = port_of(server)
         held = [await half_open(port, b"GET /") for _ in range(10)]
         try:
-            extra = await half_open(port, b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+            held.append(await half_open(port, b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n"))
             # Closed well before the 30 s head deadline could have closed it.
-            assert await closed_by_server(extra[0], 5.0)
-            extra[1].close()
+            assert await closed_by_server(held[-1][0], 5.0)
         finally:
             close_all(held)
         async with httpx.AsyncClient(base_url=server.url, timeout=5) as http:
