@@ -21,6 +21,7 @@ from planweave.server.testing import RunningServer, running_server
 
 ALICE = "pw_alice_token_for_tests_0000000000"
 BOB = "pw_bob_token_for_tests_11111111111111"
+SCRAPER = "pw_metrics_token_for_tests_222222222"
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
@@ -80,6 +81,7 @@ def settings_for(tmp_path: Path, **extra: Any) -> Settings:
         {
             "data_dir": tmp_path / "data",
             "tokens": f"alice:{ALICE},bob:{BOB}",
+            "metrics_token": SCRAPER,
             "rate_limit_per_s": 1000,
             "rate_limit_burst": 1000,
             **extra,
@@ -487,16 +489,25 @@ async def test_a_token_over_its_rate_gets_429_with_retry_after(tmp_path: Path) -
 
 
 async def test_health_metrics_and_the_ui(api: RunningServer) -> None:
-    async with client(api) as http, client(api, token=None) as anonymous:
+    async with (
+        client(api) as http,
+        client(api, token=None) as anonymous,
+        client(api, token=SCRAPER) as scraper,
+    ):
         assert (await anonymous.get("/healthz")).json() == {"status": "ok"}
         assert (await anonymous.get("/readyz")).json() == {"status": "ok"}
         assert (await anonymous.get("/metrics")).status_code == 401
+        # The counts cover every tenant: a tenant's token does not read them.
+        refused = await http.get("/metrics")
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"
+        assert "planweave_" not in refused.text
+        assert (await scraper.get("/v1/jobs")).status_code == 401  # and it reads nothing else
         job_id = (await http.post("/v1/jobs", json={"goal": "What is 2+3, then squared?"})).json()[
             "job_id"
         ]
         await wait_for_status(http, job_id, "succeeded")
         await asyncio.sleep(0.1)
-        response = await http.get("/metrics")
+        response = await scraper.get("/metrics")
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/plain")
         text = response.text

@@ -47,6 +47,7 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[RunningServer, MemoryBus]]:
             "tokens": f"alice:{ALICE},bob:{BOB}",
             "rate_limit_per_s": 10_000,
             "rate_limit_burst": 10_000,
+            "auth_failure_burst": 10_000,  # this test fails to authenticate on purpose, a lot
         }
     )
     try:

@@ -21,7 +21,19 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from planweave.constants import DEFAULT_DATA_DIR, DEFAULT_MAX_USER_PLAN_TASKS, DEFAULT_STORE_FILE
+from planweave.constants import (
+    DEFAULT_AUTH_FAILURE_BURST,
+    DEFAULT_AUTH_FAILURE_RATE_PER_S,
+    DEFAULT_DATA_DIR,
+    DEFAULT_KEEP_ALIVE_TIMEOUT_S,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_EVENT_STREAMS_PER_TENANT,
+    DEFAULT_MAX_HEADER_BYTES,
+    DEFAULT_MAX_USER_PLAN_TASKS,
+    DEFAULT_REQUEST_BODY_TIMEOUT_S,
+    DEFAULT_REQUEST_HEADER_TIMEOUT_S,
+    DEFAULT_STORE_FILE,
+)
 from planweave.errors import ConfigError
 
 __all__ = ["CONFIG_FILE", "ENV_PREFIX", "Settings", "hash_token", "load_settings"]
@@ -53,6 +65,15 @@ _EXPECTED: dict[str, str] = {
     "rate_limit_per_s": "requests per second per token (0 turns the limit off)",
     "rate_limit_burst": "a whole number of requests, at least 1",
     "api_models": "a list of model URLs",
+    "metrics_token": "a token for /metrics (or its sha256:<64 hex digits> hash)",
+    "auth_failure_rate_per_s": "failed logins per second per client address (0 turns the limit off)",
+    "auth_failure_burst": "a whole number of failed logins, at least 1",
+    "max_connections": "a whole number of connections, at least 1",
+    "request_header_timeout_s": "a number of seconds greater than 0",
+    "request_body_timeout_s": "a number of seconds greater than 0",
+    "keep_alive_timeout_s": "a whole number of seconds, at least 1",
+    "max_header_bytes": "a whole number of bytes, at least 1024",
+    "max_event_streams_per_tenant": "a whole number of streams, at least 1",
     "max_user_plan_tasks": "a whole number of tasks, at least 1",
     "claim_lease_s": "a number of seconds greater than 0",
     "work_lease_s": "a number of seconds greater than 0",
@@ -102,6 +123,25 @@ class Settings(BaseModel):
         max_body_bytes: Largest request body the API accepts.
         rate_limit_per_s: Requests per second each API token may make on average (0: no limit).
         rate_limit_burst: Requests a token may make at once before the rate limit applies.
+        metrics_token: The bearer token a Prometheus scraper presents to read ``/metrics``, kept
+            as a ``sha256:<hex>`` hash (give the token, or its hash). Without it ``/metrics``
+            is refused (403) once tenant tokens exist; tenant tokens never read it, since its
+            counts cover every tenant.
+        auth_failure_rate_per_s: Failed authentications (a missing or unknown token) each
+            client address may make per second on average; past the burst it is answered 429
+            with ``Retry-After``, valid tokens included, until its budget refills (0: no limit).
+        auth_failure_burst: Failed authentications a client address may make at once.
+        max_connections: Open connections the API server keeps: at this many, requests are
+            answered 503 and further connections are closed at once.
+        request_header_timeout_s: Seconds a connection has to send a complete request line and
+            headers (from when it opens, or from the end of its previous response); then the
+            server closes it.
+        request_body_timeout_s: Seconds a request has to send its whole body once its headers
+            are in; then the server closes the connection.
+        keep_alive_timeout_s: Seconds an idle keep-alive connection stays open.
+        max_header_bytes: Largest request line plus headers the server reads (larger: 400).
+        max_event_streams_per_tenant: Event streams (SSE and WebSocket together) a tenant may
+            hold open at once; one more is answered 429.
         api_models: Model URLs an API client may choose for a job, besides ``model`` (a model
             costs money or loads gigabytes, so the server's operator decides).
         max_user_plan_tasks: Largest plan a user may submit (``run --plan``, the API, the
@@ -130,6 +170,21 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     rate_limit_per_s: float = Field(default=50.0, ge=0, allow_inf_nan=False)
     rate_limit_burst: int = Field(default=100, ge=1)
+    metrics_token: str | None = Field(default=None, repr=False)
+    auth_failure_rate_per_s: float = Field(
+        default=DEFAULT_AUTH_FAILURE_RATE_PER_S, ge=0, allow_inf_nan=False
+    )
+    auth_failure_burst: int = Field(default=DEFAULT_AUTH_FAILURE_BURST, ge=1)
+    max_connections: int = Field(default=DEFAULT_MAX_CONNECTIONS, ge=1)
+    request_header_timeout_s: float = Field(
+        default=DEFAULT_REQUEST_HEADER_TIMEOUT_S, gt=0, allow_inf_nan=False
+    )
+    request_body_timeout_s: float = Field(
+        default=DEFAULT_REQUEST_BODY_TIMEOUT_S, gt=0, allow_inf_nan=False
+    )
+    keep_alive_timeout_s: int = Field(default=DEFAULT_KEEP_ALIVE_TIMEOUT_S, ge=1)
+    max_header_bytes: int = Field(default=DEFAULT_MAX_HEADER_BYTES, ge=1024)
+    max_event_streams_per_tenant: int = Field(default=DEFAULT_MAX_EVENT_STREAMS_PER_TENANT, ge=1)
     api_models: tuple[str, ...] = ()
     max_user_plan_tasks: int = Field(default=DEFAULT_MAX_USER_PLAN_TASKS, ge=1)
     claim_lease_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
@@ -161,6 +216,18 @@ class Settings(BaseModel):
             if not _TENANT_RE.match(tenant):
                 raise ValueError(f"bad tenant name {tenant!r}")
         return value
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _metrics_token_hash(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError("expected a token")
+        match = _HASH_RE.match(value.strip())
+        if match is not None and value.strip().startswith("sha256:"):
+            return "sha256:" + match.group(1).lower()
+        return hash_token(value.strip())
 
     @field_validator("api_models", mode="before")
     @classmethod
@@ -272,7 +339,7 @@ def load_settings(
         error = exc.errors()[0]
         key = str(error["loc"][0]) if error["loc"] else ""
         where = sources.get(key, key or "settings")
-        got = "(hidden)" if key == "tokens" else values.get(key)
+        got = "(hidden)" if key in ("tokens", "metrics_token") else values.get(key)
         raise ConfigError(
             f"{where}: expected {_EXPECTED.get(key, 'a valid value')}, got {got!r}"
         ) from None

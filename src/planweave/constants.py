@@ -71,3 +71,23 @@ DEFAULT_STORE_FILE: Final = "planweave.db"
 ROOT_TASK_ID: Final = "root"
 COMPOSE_TASK_ID: Final = "compose"
 RESULT_ARTIFACT: Final = "result.md"
+
+# API server limits (``planweave serve``): each is a setting of the same name, documented in the
+# README. They hold whether or not a reverse proxy sits in front.
+DEFAULT_MAX_CONNECTIONS: Final = 500
+"""Open connections the API server keeps; requests past it are answered 503, connections past
+it are closed at once."""
+DEFAULT_REQUEST_HEADER_TIMEOUT_S: Final = 10.0
+"""Seconds a connection has to send a complete request line and headers."""
+DEFAULT_REQUEST_BODY_TIMEOUT_S: Final = 30.0
+"""Seconds a request has to send its whole body once its headers are in."""
+DEFAULT_KEEP_ALIVE_TIMEOUT_S: Final = 5
+"""Seconds an idle keep-alive connection stays open between requests."""
+DEFAULT_MAX_HEADER_BYTES: Final = 16 * 1024
+"""Largest request line plus headers the API server reads (larger ones get 400)."""
+DEFAULT_AUTH_FAILURE_RATE_PER_S: Final = 0.5
+"""Failed authentications per second a client address may make on average."""
+DEFAULT_AUTH_FAILURE_BURST: Final = 20
+"""Failed authentications a client address may make at once before it is answered 429."""
+DEFAULT_MAX_EVENT_STREAMS_PER_TENANT: Final = 20
+"""Event streams (SSE and WebSocket together) a tenant may hold open at once."""

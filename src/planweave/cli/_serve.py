@@ -25,6 +25,13 @@ from planweave.cli._common import (
     print_json,
     settings_from,
 )
+from planweave.constants import (
+    DEFAULT_KEEP_ALIVE_TIMEOUT_S,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_EVENT_STREAMS_PER_TENANT,
+    DEFAULT_REQUEST_BODY_TIMEOUT_S,
+    DEFAULT_REQUEST_HEADER_TIMEOUT_S,
+)
 from planweave.errors import MissingDependency, UsageError
 
 __all__ = ["serve", "token_app"]
@@ -34,6 +41,53 @@ _TENANT_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 BusOpt = Annotated[
     str | None,
     typer.Option("--bus", help="Bus URL", show_default="memory://"),
+]
+
+
+MaxConnectionsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-connections",
+        min=1,
+        help="Open connections kept; past it requests get 503 and new connections are closed",
+        show_default=str(DEFAULT_MAX_CONNECTIONS),
+    ),
+]
+HeaderTimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--request-header-timeout-s",
+        min=0.001,
+        help="Seconds a connection has to send its request line and headers (then it is closed)",
+        show_default=f"{DEFAULT_REQUEST_HEADER_TIMEOUT_S:g}",
+    ),
+]
+BodyTimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--request-body-timeout-s",
+        min=0.001,
+        help="Seconds a request has to send its body once its headers are in",
+        show_default=f"{DEFAULT_REQUEST_BODY_TIMEOUT_S:g}",
+    ),
+]
+KeepAliveOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--keep-alive-timeout-s",
+        min=1,
+        help="Seconds an idle keep-alive connection stays open",
+        show_default=str(DEFAULT_KEEP_ALIVE_TIMEOUT_S),
+    ),
+]
+StreamsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-event-streams-per-tenant",
+        min=1,
+        help="Event streams (SSE and WebSocket) a tenant may hold open at once",
+        show_default=str(DEFAULT_MAX_EVENT_STREAMS_PER_TENANT),
+    ),
 ]
 
 
@@ -66,6 +120,11 @@ def serve(
     config: ConfigOpt = None,
     claim_lease_s: ClaimLeaseOpt = None,
     work_lease_s: WorkLeaseOpt = None,
+    max_connections: MaxConnectionsOpt = None,
+    request_header_timeout_s: HeaderTimeoutOpt = None,
+    request_body_timeout_s: BodyTimeoutOpt = None,
+    keep_alive_timeout_s: KeepAliveOpt = None,
+    max_event_streams_per_tenant: StreamsOpt = None,
 ) -> None:
     """Serve the HTTP API and web UI, running jobs in this process."""
     settings = settings_from(
@@ -78,6 +137,11 @@ def serve(
         data_dir=data_dir,
         claim_lease_s=claim_lease_s,
         work_lease_s=work_lease_s,
+        max_connections=max_connections,
+        request_header_timeout_s=request_header_timeout_s,
+        request_body_timeout_s=request_body_timeout_s,
+        keep_alive_timeout_s=keep_alive_timeout_s,
+        max_event_streams_per_tenant=max_event_streams_per_tenant,
     )
     _need_server()
     check_writable(settings, workspaces=True)

@@ -78,7 +78,20 @@ async def _read(fd: int, size: int) -> AsyncIterator[bytes]:
 @router.get(
     "/jobs/{job_id}/artifacts/{name:path}",
     response_class=StreamingResponse,
-    responses={200: {"description": "The file", "content": {"application/octet-stream": {}}}},
+    responses={
+        200: {
+            "description": "The file, with the content type its artifact entry lists "
+            "(application/octet-stream when unknown)",
+            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+            "headers": {
+                "Content-Disposition": {
+                    "description": "attachment, with the file's name",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            },
+        }
+    },
 )
 async def download_artifact(job_id: JobId, name: str, ctx: Ctx, tenant: Tenant) -> Any:
     """Download one artifact (as an attachment)."""

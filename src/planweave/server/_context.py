@@ -1,4 +1,5 @@
-"""What every route needs: the engine, the settings, the caller's tenant, and tenant checks.
+"""What every route needs: the engine, the settings, the caller's tenant, and tenant checks;
+and the count of each tenant's open event streams, held to ``max_event_streams_per_tenant``.
 
 A job of another tenant is answered exactly like a job that does not exist (404), so a caller
 cannot even learn that an id is in use.
@@ -28,6 +29,7 @@ __all__ = ["AppContext", "Ctx", "JobId", "Tenant", "context", "owned_job", "tena
 
 _JOB_ID_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 TENANT_CACHE_SIZE = 50_000
+STREAM_RETRY_AFTER_S = 5
 
 
 @dataclass(slots=True)
@@ -41,6 +43,32 @@ class AppContext:
     open_mode: bool = False
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     _tenants: OrderedDict[str, str] = field(default_factory=OrderedDict)
+    _streams: dict[str, int] = field(default_factory=dict)
+
+    def open_stream(self, tenant: str) -> None:
+        """Count one more open event stream of ``tenant``.
+
+        Raises:
+            ApiError: 429: the tenant holds ``max_event_streams_per_tenant`` streams already.
+        """
+        limit = self.settings.max_event_streams_per_tenant
+        held = self._streams.get(tenant, 0)
+        if held >= limit:
+            raise ApiError(
+                429,
+                f"this tenant holds {limit} open event streams already (the server's "
+                "max_event_streams_per_tenant): close one first",
+                headers={"Retry-After": str(STREAM_RETRY_AFTER_S)},
+            )
+        self._streams[tenant] = held + 1
+
+    def close_stream(self, tenant: str) -> None:
+        """Count one event stream of ``tenant`` as closed."""
+        held = self._streams.get(tenant, 0) - 1
+        if held > 0:
+            self._streams[tenant] = held
+        else:
+            self._streams.pop(tenant, None)
 
     async def tenant_of(self, job_id: str) -> str | None:
         """The tenant a job belongs to (cached: it never changes), ``None`` if it is unknown."""

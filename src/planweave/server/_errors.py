@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from planweave.errors import JobBusy, JobNotFound, PlanInvalid, StoreUnavailable, UsageError
 
@@ -39,6 +40,7 @@ ErrorCode = Literal[
     "validation_error",
     "conflict",
     "unauthorized",
+    "forbidden",
     "payload_too_large",
     "rate_limited",
     "method_not_allowed",
@@ -46,9 +48,11 @@ ErrorCode = Literal[
     "internal",
 ]
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 _CODE_BY_STATUS: dict[int, ErrorCode] = {
     400: "validation_error",
     401: "unauthorized",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
@@ -71,9 +75,55 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
+_ERROR_HEADERS: dict[int, dict[str, Any]] = {
+    401: {
+        "WWW-Authenticate": {
+            "description": "How to authenticate: a bearer token",
+            "schema": {"type": "string"},
+        }
+    },
+    405: {
+        "Allow": {
+            "description": "The methods the path takes",
+            "required": True,
+            "schema": {"type": "string"},
+        }
+    },
+    429: {
+        "Retry-After": {
+            "description": "Seconds to wait before trying again",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
+}
+_ERROR_DESCRIPTIONS: dict[int, str] = {
+    400: "The body is not JSON, or its length is malformed",
+    401: "No valid API token",
+    403: "The token may not read this",
+    404: "No such resource (or another tenant's)",
+    405: "The path does not take this method",
+    409: "The job's state does not allow it",
+    413: "The body is over max_body_bytes",
+    422: "The request does not validate",
+    429: "Over a rate limit or the tenant's event stream limit",
+    503: "The store is unavailable",
+}
+
+
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` entries for the given error statuses."""
-    return {status: {"model": ErrorBody, "description": "Error"} for status in statuses}
+    """OpenAPI ``responses`` entries for the given error statuses (with the headers each
+    carries: ``Retry-After`` on 429, ``WWW-Authenticate`` on 401, ``Allow`` on 405)."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        entry: dict[str, Any] = {
+            "model": ErrorBody,
+            "description": _ERROR_DESCRIPTIONS.get(status, "Error"),
+        }
+        if status in _ERROR_HEADERS:
+            entry["headers"] = _ERROR_HEADERS[status]
+        out[status] = entry
+    return out
 
 
 class ApiError(Exception):
@@ -164,6 +214,17 @@ def _validation_details(exc: RequestValidationError) -> list[Any]:
     return details
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method the request's path takes (each route of a path has one method, so the
+    route that refused it would name only its own)."""
+    allowed = []
+    for method in _METHODS:
+        probe = {**request.scope, "method": method}
+        if any(route.matches(probe)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Answer every error with the JSON error shape."""
 
@@ -178,7 +239,10 @@ def install_error_handlers(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
         if status == 404 and message == "Not Found":
             message = "no such resource"
-        return _response(status, code, message, headers=dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if status == 405:
+            headers["Allow"] = _allowed_methods(request)
+        return _response(status, code, message, headers=headers)
 
     async def on_validation(request: Request, exc: Exception) -> SafeJSONResponse:
         assert isinstance(exc, RequestValidationError)

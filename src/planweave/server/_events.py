@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, WebSocket
@@ -37,6 +37,8 @@ router = APIRouter(prefix="/v1", tags=["events"], responses=error_responses(401,
 
 PAGE = 500
 MAX_SEQ = 2**53
+LAST_EVENT_ID_PATTERN = r"^\s*[0-9]{0,15}\s*$"
+"""An event's seq as a stream sent it (15 digits stay below ``MAX_SEQ``), or blank."""
 TICK_S = 1.0
 _ENDED = object()
 
@@ -118,15 +120,22 @@ class EventStreamResponse(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, chunks: AsyncGenerator[bytes]) -> None:
+    def __init__(self, chunks: AsyncGenerator[bytes], on_close: Callable[[], None]) -> None:
         super().__init__(
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             media_type=self.media_type,
         )
         self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
         self.chunks = chunks
+        self.on_close = on_close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self._stream(receive, send)
+        finally:
+            self.on_close()
+
+    async def _stream(self, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
 
         async def pump() -> None:
@@ -142,15 +151,49 @@ class EventStreamResponse(Response):
         await _first_of(pump(), watch())
 
 
-SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
+def _sse_event(*, with_id: bool) -> dict[str, Any]:
+    """The schema of one Server-Sent Event as a client reads it (OpenAPI 3.1: ``schema`` of a
+    ``text/event-stream`` describes each event)."""
+    properties: dict[str, Any] = {
+        "event": {"type": "string", "description": "The event's type, as in its data"},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "description": "The event, as JSON (an Event of the JSON page)",
+        },
+    }
+    if with_id:
+        properties["id"] = {
+            "type": "string",
+            "pattern": "^[0-9]+$",
+            "description": "The event's seq: send it back as Last-Event-ID to resume",
+        }
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": ["event", "data", *(["id"] if with_id else [])],
+    }
+
+
+_SSE_HEADERS = {"Cache-Control": {"schema": {"type": "string", "enum": ["no-cache"]}}}
+JOB_STREAM_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {
-        "description": "Server-Sent Events (default) or, with format=json, a page of events",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        "description": "Server-Sent Events (default), history then live until the job ends; "
+        "or, with format=json (or Accept: application/json), a page of events",
+        "content": {"text/event-stream": {"schema": _sse_event(with_id=True)}},
+        "headers": _SSE_HEADERS,
+    }
+}
+LIVE_STREAM_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Server-Sent Events of all the tenant's jobs, live (no history)",
+        "content": {"text/event-stream": {"schema": _sse_event(with_id=False)}},
+        "headers": _SSE_HEADERS,
     }
 }
 
 
-@router.get("/jobs/{job_id}/events", response_model=EventPage, responses=SSE_RESPONSE)
+@router.get("/jobs/{job_id}/events", response_model=EventPage, responses=JOB_STREAM_RESPONSE)
 async def job_events(
     request: Request,
     job_id: JobId,
@@ -159,17 +202,19 @@ async def job_events(
     after: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     format: Literal["sse", "json"] | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = PAGE,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)] = None,
+    last_event_id: Annotated[
+        str,
+        Header(
+            alias="Last-Event-ID",
+            pattern=LAST_EVENT_ID_PATTERN,
+            description="The seq of the last event seen: the stream goes on after it",
+        ),
+    ] = "",
 ) -> Any:
     """The job's events: SSE, history then live until the job ends; or a JSON page."""
     await ctx.job(job_id, tenant)
-    if last_event_id is not None and last_event_id.strip():
-        try:
-            after = int(last_event_id)
-        except ValueError:
-            raise ApiError(422, "Last-Event-ID must be an event's seq (a whole number)") from None
-        if not 0 <= after <= MAX_SEQ:
-            raise ApiError(422, "Last-Event-ID is out of range")
+    if last_event_id.strip():
+        after = int(last_event_id)  # digits only, below MAX_SEQ: the pattern saw to it
     accept = request.headers.get("accept", "")
     if format is None:
         wants_json = "application/json" in accept and "text/event-stream" not in accept
@@ -178,7 +223,17 @@ async def job_events(
         events = await ctx.engine.events(job_id, after_seq=after, limit=limit)
         page = EventPage(events=events, next_after=events[-1].seq if events else after)
         return SafeJSONResponse(page.model_dump(mode="json"))
-    return EventStreamResponse(_with_keepalives(ctx, _job_runs(ctx, job_id, after)))
+    return _stream_response(
+        ctx, tenant, lambda: _with_keepalives(ctx, _job_runs(ctx, job_id, after))
+    )
+
+
+def _stream_response(
+    ctx: AppContext, tenant: str, chunks: Callable[[], AsyncGenerator[bytes]]
+) -> Response:
+    """An event stream, counted among the tenant's open streams (429 past the limit)."""
+    ctx.open_stream(tenant)
+    return EventStreamResponse(chunks(), on_close=lambda: ctx.close_stream(tenant))
 
 
 async def _tenant_events(ctx: AppContext, tenant: str) -> AsyncGenerator[list[Event] | None]:
@@ -197,10 +252,12 @@ async def _tenant_events(ctx: AppContext, tenant: str) -> AsyncGenerator[list[Ev
                 yield [event]
 
 
-@router.get("/events", responses=SSE_RESPONSE, response_class=Response)
+@router.get("/events", responses=LIVE_STREAM_RESPONSE, response_class=Response)
 async def all_events(ctx: Ctx, tenant: Tenant) -> Response:
     """Live events of all the tenant's jobs, as SSE (no history)."""
-    return EventStreamResponse(_with_keepalives(ctx, _tenant_events(ctx, tenant), with_id=False))
+    return _stream_response(
+        ctx, tenant, lambda: _with_keepalives(ctx, _tenant_events(ctx, tenant), with_id=False)
+    )
 
 
 @router.websocket("/jobs/{job_id}/events/ws")
@@ -222,6 +279,18 @@ async def job_events_ws(websocket: WebSocket, job_id: str) -> None:
     except ApiError as exc:
         await _deny(websocket, exc.status, exc.code, exc.message)
         return
+    try:
+        ctx.open_stream(tenant)
+    except ApiError as exc:
+        await _deny(websocket, exc.status, exc.code, exc.message, exc.headers)
+        return
+    try:
+        await _pump_websocket(websocket, ctx, job_id, after)
+    finally:
+        ctx.close_stream(tenant)
+
+
+async def _pump_websocket(websocket: WebSocket, ctx: AppContext, job_id: str, after: int) -> None:
     await websocket.accept()
 
     async def pump() -> None:
@@ -238,10 +307,16 @@ async def job_events_ws(websocket: WebSocket, job_id: str) -> None:
     await _first_of(pump(), watch())
 
 
-async def _deny(websocket: WebSocket, status: int, code: Any, message: str) -> None:
+async def _deny(
+    websocket: WebSocket,
+    status: int,
+    code: Any,
+    message: str,
+    headers: dict[str, str] | None = None,
+) -> None:
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
         await websocket.send_denial_response(
-            SafeJSONResponse(error_payload(code, message), status_code=status)
+            SafeJSONResponse(error_payload(code, message), status_code=status, headers=headers)
         )
     else:
         await websocket.close(4000 + status)

@@ -51,7 +51,7 @@ _HISTORY_TYPES = frozenset(
     response_model=Job,
     responses={
         200: {"model": Job, "description": "An earlier job with the same key"},
-        **error_responses(413),
+        **error_responses(400, 413),
     },
 )
 async def create_job(

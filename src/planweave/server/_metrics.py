@@ -24,7 +24,7 @@ __all__ = ["Metrics", "router"]
 
 log = logging.getLogger("planweave.server")
 
-router = APIRouter(tags=["metrics"], responses=error_responses(401, 429))
+router = APIRouter(tags=["metrics"], responses=error_responses(401, 403, 429))
 
 COUNT_CAP = 1_000_000
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -151,6 +151,7 @@ async def _count_jobs(ctx: AppContext, status: str) -> int:
     responses={200: {"description": "Prometheus text format", "content": {"text/plain": {}}}},
 )
 async def metrics(ctx: Ctx) -> Response:
-    """Metrics in the Prometheus text format (a token is required)."""
+    """Metrics in the Prometheus text format, server-wide: they take the metrics token (the
+    setting ``metrics_token``), never a tenant's token (403)."""
     metrics_: Metrics = ctx.metrics
     return Response(await metrics_.scrape(ctx), media_type=CONTENT_TYPE_LATEST)

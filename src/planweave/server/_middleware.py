@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: security headers and a last-resort 500, body limits, auth, rate limits.
+"""Pure ASGI middleware: security headers and a last-resort 500, body limits, auth, rate limits
+(per token, and of failed authentications per client address).
 
 Written against raw ASGI (not ``BaseHTTPMiddleware``) so that streamed responses (SSE) pass
 through untouched, and so that a request is refused before the app reads or parses a byte of it:
@@ -7,6 +8,8 @@ a missing token is a 401 and an oversize body a 413 whatever the route would hav
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import logging
 import math
 import time
@@ -16,7 +19,8 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from planweave.server._auth import TokenRegistry, bearer_token
+from planweave.config import hash_token
+from planweave.server._auth import MAX_TOKEN_CHARS, TokenRegistry, bearer_token
 from planweave.server._errors import ErrorCode, dumps, error_payload
 
 __all__ = [
@@ -24,6 +28,7 @@ __all__ = [
     "BodyLimitMiddleware",
     "SecurityHeadersMiddleware",
     "TokenBucketLimiter",
+    "client_key",
 ]
 
 log = logging.getLogger("planweave.server")
@@ -39,6 +44,7 @@ SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
 ]
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/", "/favicon.ico"})
 PUBLIC_PREFIXES = ("/static/",)
+METRICS_PATH = "/metrics"
 DEFAULT_TENANT = "default"
 
 
@@ -161,7 +167,11 @@ class BodyLimitMiddleware:
 
 
 class TokenBucketLimiter:
-    """One token bucket per key: ``rate_per_s`` refill, ``burst`` capacity."""
+    """One token bucket per key: ``rate_per_s`` refill, ``burst`` capacity.
+
+    At most ``MAX_KEYS`` buckets are kept: full ones are dropped first (they hold nothing a
+    fresh bucket would not), then the oldest.
+    """
 
     MAX_KEYS = 10_000
 
@@ -178,14 +188,24 @@ class TokenBucketLimiter:
         if self.rate_per_s <= 0:
             return 0.0
         now = self._clock()
-        tokens, last = self._buckets.get(key, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - last) * self.rate_per_s)
+        tokens = self._level(key, now)
         if tokens >= 1.0:
             self._buckets[key] = (tokens - 1.0, now)
             self._prune()
             return 0.0
         self._buckets[key] = (tokens, now)
         return (1.0 - tokens) / self.rate_per_s
+
+    def wait_s(self, key: str) -> float:
+        """Seconds until ``key`` may take one again (0: it may now); takes nothing."""
+        if self.rate_per_s <= 0 or key not in self._buckets:
+            return 0.0
+        tokens = self._level(key, self._clock())
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate_per_s
+
+    def _level(self, key: str, now: float) -> float:
+        tokens, last = self._buckets.get(key, (float(self.burst), now))
+        return min(float(self.burst), tokens + (now - last) * self.rate_per_s)
 
     def _prune(self) -> None:
         if len(self._buckets) <= self.MAX_KEYS:
@@ -195,11 +215,39 @@ class TokenBucketLimiter:
         for key, (_, last) in list(self._buckets.items()):
             if now - last >= full:
                 del self._buckets[key]
+        while len(self._buckets) > self.MAX_KEYS:
+            del self._buckets[next(iter(self._buckets))]
+
+
+def client_key(scope: Scope) -> str:
+    """The key of a request's client address for failure limits: the address itself, or its
+    /64 network for IPv6 (one host is given a whole /64)."""
+    client = scope.get("client")
+    host = str(client[0]) if client else "unknown"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return "a:" + host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return "a:" + str(address.ipv4_mapped)
+        return "a:" + str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return "a:" + str(address)
 
 
 class AuthMiddleware:
     """Finds the tenant of a request's bearer token (401 without a valid one), then applies
     the token's rate limit (429 with ``Retry-After``).
+
+    Failed authentications (no token, or an unknown one) are limited per client address by
+    ``failures``: once an address has used its budget, every request from it that needs a token
+    is answered 429 until the budget refills, before its token is even looked at, so guessing
+    goes no faster with a valid token among the guesses. A valid token takes nothing from it.
+
+    ``/metrics`` counts every tenant's work, so it takes the metrics token (``metrics_hash``,
+    the setting ``metrics_token``) and nothing else: a tenant's token gets 403. Without a
+    metrics token it is open in ``open_mode`` (one tenant, this machine only) and no token
+    reads it otherwise.
 
     With ``open_mode`` (no tokens configured, loopback only) every request is tenant
     ``default``. The tenant goes to ``scope["state"]["tenant"]``.
@@ -211,12 +259,16 @@ class AuthMiddleware:
         *,
         registry: TokenRegistry,
         limiter: TokenBucketLimiter,
+        failures: TokenBucketLimiter,
         open_mode: bool,
+        metrics_hash: str | None = None,
     ) -> None:
         self.app = app
         self.registry = registry
         self.limiter = limiter
+        self.failures = failures
         self.open_mode = open_mode
+        self.metrics_hash = metrics_hash
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -228,40 +280,97 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         websocket = kind == "websocket"
+        if path == METRICS_PATH:
+            await self._metrics(scope, receive, send)
+            return
         if self.open_mode:
             tenant: str | None = DEFAULT_TENANT
             key = DEFAULT_TENANT
         else:
+            address = client_key(scope)
+            if await self._blocked(scope, send, address, websocket):
+                return
             token = bearer_token(scope["headers"], scope.get("query_string") if websocket else None)
             tenant = self.registry.tenant_for(token) if token else None
             if tenant is None:
-                await self._deny(
-                    scope,
-                    send,
-                    401,
-                    "unauthorized",
-                    "a valid API token is required (Authorization: Bearer <token>)",
-                    [(b"www-authenticate", b'Bearer realm="planweave"')],
-                    websocket,
-                )
+                await self._unauthorized(scope, send, address, websocket)
                 return
             key = "t:" + _fingerprint(token or "")
-        wait_s = self.limiter.take(key)
-        if wait_s > 0:
-            retry = str(max(1, math.ceil(wait_s))).encode()
-            await self._deny(
-                scope,
-                send,
-                429,
-                "rate_limited",
-                "too many requests for this token; slow down",
-                [(b"retry-after", retry)],
-                websocket,
-            )
+        if not await self._within_rate(scope, send, key, websocket):
             return
         state: dict[str, Any] = scope.setdefault("state", {})
         state["tenant"] = tenant
         await self.app(scope, receive, send)
+
+    async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.metrics_hash is None and self.open_mode:
+            if await self._within_rate(scope, send, DEFAULT_TENANT, False):
+                await self.app(scope, receive, send)
+            return
+        address = client_key(scope)
+        if await self._blocked(scope, send, address, False):
+            return
+        token = bearer_token(scope["headers"])
+        digest = hash_token(token).encode() if token and len(token) <= MAX_TOKEN_CHARS else b""
+        if self.metrics_hash is not None and hmac.compare_digest(
+            digest, self.metrics_hash.encode()
+        ):
+            if await self._within_rate(scope, send, "m:metrics", False):
+                await self.app(scope, receive, send)
+            return
+        if token and self.registry.tenant_for(token) is not None:
+            await send_error(
+                send,
+                403,
+                "forbidden",
+                "/metrics counts every tenant's work: it takes the metrics token (the server "
+                "setting metrics_token), not a tenant's",
+            )
+            return
+        await self._unauthorized(scope, send, address, False)
+
+    async def _blocked(self, scope: Scope, send: Send, address: str, websocket: bool) -> bool:
+        wait_s = self.failures.wait_s(address)
+        if wait_s <= 0:
+            return False
+        await self._deny(
+            scope,
+            send,
+            429,
+            "rate_limited",
+            "too many failed authentications from this address; wait before trying again",
+            [(b"retry-after", str(max(1, math.ceil(wait_s))).encode())],
+            websocket,
+        )
+        return True
+
+    async def _unauthorized(self, scope: Scope, send: Send, address: str, websocket: bool) -> None:
+        self.failures.take(address)
+        await self._deny(
+            scope,
+            send,
+            401,
+            "unauthorized",
+            "a valid API token is required (Authorization: Bearer <token>)",
+            [(b"www-authenticate", b'Bearer realm="planweave"')],
+            websocket,
+        )
+
+    async def _within_rate(self, scope: Scope, send: Send, key: str, websocket: bool) -> bool:
+        wait_s = self.limiter.take(key)
+        if wait_s <= 0:
+            return True
+        retry = str(max(1, math.ceil(wait_s))).encode()
+        await self._deny(
+            scope,
+            send,
+            429,
+            "rate_limited",
+            "too many requests for this token; slow down",
+            [(b"retry-after", retry)],
+            websocket,
+        )
+        return False
 
     @staticmethod
     async def _deny(

@@ -82,10 +82,26 @@ class JobOptionsIn(BaseModel):
         return {k: v for k, v in self.model_dump(exclude_unset=True).items() if v is not None}
 
 
+def _job_create_schema(schema: dict[str, Any]) -> None:
+    """Say in the schema what the validators check: a goal that is not blank, or a plan, and a
+    plan has at least one task."""
+    schema["anyOf"] = [
+        {"required": ["goal"], "properties": {"goal": {"type": "string", "pattern": r"\S"}}},
+        {"required": ["plan"], "properties": {"plan": {"type": "object"}}},
+    ]
+    plan = schema.get("properties", {}).get("plan", {})
+    for option in plan.get("anyOf", ()):
+        if "$ref" in option:
+            ref = option.pop("$ref")
+            option["allOf"] = [{"$ref": ref}, {"properties": {"tasks": {"minItems": 1}}}]
+
+
 class JobCreate(BaseModel):
     """A new job: a goal to plan, a plan to run, or both."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(
+        extra="forbid", allow_inf_nan=False, json_schema_extra=_job_create_schema
+    )
 
     goal: str | None = Field(default=None, max_length=100_000)
     plan: Plan | None = None

@@ -24,6 +24,7 @@ from planweave.engine import Engine
 from planweave.errors import ConfigError
 from planweave.server._auth import TokenRegistry
 from planweave.server._context import AppContext
+from planweave.server._protocol import ApiConfig
 from planweave.server.app import create_app
 
 __all__ = ["ApiServer", "adopt_active_jobs", "is_loopback", "serve"]
@@ -31,6 +32,8 @@ __all__ = ["ApiServer", "adopt_active_jobs", "is_loopback", "serve"]
 log = logging.getLogger("planweave.server")
 
 GRACEFUL_S = 5.0
+WS_MAX_MESSAGE_BYTES = 64 * 1024
+"""Largest WebSocket message a client may send (the event stream reads none it needs)."""
 _TOKEN_IN_URL = re.compile(r"(access_token=)[^&\s\"']+")
 
 
@@ -91,9 +94,12 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def uvicorn_config(app: Any, *, host: str, port: int, log_level: str = "warning") -> uvicorn.Config:
+def uvicorn_config(
+    app: Any, settings: Settings, *, host: str, port: int, log_level: str = "warning"
+) -> ApiConfig:
+    """The server's config: its address, and the connection limits of ``settings``."""
     install_log_redaction()
-    return uvicorn.Config(
+    return ApiConfig(
         app,
         host=host,
         port=port,
@@ -103,6 +109,12 @@ def uvicorn_config(app: Any, *, host: str, port: int, log_level: str = "warning"
         timeout_graceful_shutdown=int(GRACEFUL_S),
         proxy_headers=False,
         server_header=False,
+        request_header_timeout_s=settings.request_header_timeout_s,
+        request_body_timeout_s=settings.request_body_timeout_s,
+        max_connections=settings.max_connections,
+        timeout_keep_alive=settings.keep_alive_timeout_s,
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+        ws_max_size=WS_MAX_MESSAGE_BYTES,
     )
 
 
@@ -139,7 +151,9 @@ async def serve(
         host = settings.host
         sock = _bind(host, settings.port)
         server = ApiServer(
-            uvicorn_config(app, host=host, port=settings.port, log_level=settings.log_level)
+            uvicorn_config(
+                app, settings, host=host, port=settings.port, log_level=settings.log_level
+            )
         )
         loop = asyncio.get_running_loop()
         installed = []

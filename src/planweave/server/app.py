@@ -109,7 +109,11 @@ def create_app(
         limiter=TokenBucketLimiter(
             rate_per_s=settings.rate_limit_per_s, burst=settings.rate_limit_burst
         ),
+        failures=TokenBucketLimiter(
+            rate_per_s=settings.auth_failure_rate_per_s, burst=settings.auth_failure_burst
+        ),
         open_mode=ctx.open_mode,
+        metrics_hash=settings.metrics_token,
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeadersMiddleware)

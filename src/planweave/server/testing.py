@@ -56,11 +56,12 @@ async def running_server(
 ) -> AsyncIterator[RunningServer]:
     """Start ``engine`` and serve it with uvicorn on 127.0.0.1 (a free port) until exit."""
     await engine.start()
+    settings = settings or Settings()
     app = create_app(engine, settings, tokens=tokens, keepalive_s=keepalive_s)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = ApiServer(uvicorn_config(app, host="127.0.0.1", port=port))
+    server = ApiServer(uvicorn_config(app, settings, host="127.0.0.1", port=port))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         await wait_started(server, task)
