@@ -12,13 +12,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from planweave.constants import DEFAULT_MAX_PLAN_TASKS, DEFAULT_MAX_USER_PLAN_TASKS
 from planweave.errors import PlanInvalid
+
+if TYPE_CHECKING:  # imported by load_plan_file: a process that reads no plan file skips it
+    import yaml
 
 __all__ = [
     "OnFailure",
@@ -287,6 +289,8 @@ def _find_cycle(tasks: Sequence[TaskSpec]) -> list[str]:
 
 def _yaml_problem(file: Path, exc: yaml.YAMLError) -> str:
     """``plan file 'x.yaml', line 3, column 5: mapping values are not allowed here``."""
+    import yaml
+
     if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
         mark = exc.problem_mark
         what = " ".join(str(part) for part in (exc.context, exc.problem) if part)
@@ -318,6 +322,8 @@ def load_plan_file(
         PlanInvalid: the file is missing, unreadable, or does not describe a valid plan; its
             ``errors`` list the malformed tasks and every other problem together.
     """
+    import yaml
+
     file = Path(path)
     try:
         with file.open(encoding="utf-8") as stream:  # a stream, so marks name the file
