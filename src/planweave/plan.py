@@ -5,6 +5,8 @@ limits, known tools and the fixed arguments of ``tool`` tasks against each tool'
 schema. ``validate_plan`` collects every problem in one pass, so a planner's repair round (or a
 person) can fix them all at once; ``load_plan_file`` adds the problems of tasks that do not even
 parse to the same list.
+
+The models' validators are built on first use (``defer_build``), not at import.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ class TaskSpec(BaseModel):
         timeout_s: Wall-clock limit of one attempt.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     id: str
     goal: str = ""
@@ -73,7 +75,7 @@ class TaskSpec(BaseModel):
 class Plan(BaseModel):
     """A whole plan: the tasks of one job (or of one ``plan`` task's decomposition)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     tasks: tuple[TaskSpec, ...]
     goal: str = ""
