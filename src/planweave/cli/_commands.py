@@ -166,8 +166,6 @@ def show(
     json_out: JsonOpt = False,
 ) -> None:
     """Show a job: its tasks, artifacts and result."""
-    from rich.json import JSON
-    from rich.markdown import Markdown
     from rich.table import Table
 
     from planweave.cli._format import (
@@ -246,9 +244,14 @@ def show(
             out.print(f"  {path}", soft_wrap=True)
     if state.result is not None:
         out.print(Text("\nresult:", style="bold"))
+        # Each renderer is imported only for a result it draws (Markdown loads a parser).
         if isinstance(state.result, str):
+            from rich.markdown import Markdown
+
             out.print(Markdown(state.result))
         else:
+            from rich.json import JSON
+
             out.print(JSON.from_data(state.result, default=str))
 
 
