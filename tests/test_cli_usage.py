@@ -124,28 +124,56 @@ def test_resume_of_a_finished_job_says_so_and_checks_the_model_url(work: Path) -
 
 # --- start-up -------------------------------------------------------------------------------
 
+HEAVY = ("sqlalchemy", "openai", "anthropic", "httpx", "fastapi", "uvicorn", "llama_cpp", "yaml")
+"""Packages no command that only reads jobs may import: each costs tens of milliseconds."""
 
-@pytest.mark.parametrize("args", [["--help"], ["run", "--help"], ["jobs", "--help"]])
-def test_help_imports_neither_the_engine_nor_its_backends(tmp_path: Path, args: list[str]) -> None:
+
+def loaded_modules(cwd: Path, args: list[str], prefixes: tuple[str, ...]) -> list[str]:
+    """Run ``planweave ARGS`` in a fresh interpreter; the modules it had imported at the end
+    whose top-level package is one of ``HEAVY`` or whose name starts with one of ``prefixes``."""
     code = (
         "import runpy, sys\n"
         f"sys.argv = ['planweave', *{args!r}]\n"
         "try:\n"
         "    runpy.run_module('planweave.cli', run_name='__main__')\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "heavy = ('sqlalchemy', 'openai', 'anthropic', 'httpx', 'fastapi', 'llama_cpp', 'yaml')\n"
-        "ours = ('planweave.engine', 'planweave.events', 'planweave.store', 'planweave.config')\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        f"heavy, ours = {HEAVY!r}, {prefixes!r}\n"
         "loaded = [m for m in sys.modules if m.split('.')[0] in heavy or m.startswith(ours)]\n"
-        "sys.stderr.write(repr(sorted(loaded)))\n"
+        "sys.stderr.write('loaded: ' + repr(sorted(loaded)))\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, env=clean_env(), capture_output=True,
-        text=True, timeout=60,
+        [sys.executable, "-c", code], cwd=cwd, env=clean_env(), capture_output=True, text=True,
+        timeout=60,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert "Usage" in proc.stdout
-    assert proc.stderr == "[]"
+    assert proc.stdout.strip()
+    found: list[str] = eval(proc.stderr.rpartition("loaded: ")[2])
+    return found
+
+
+@pytest.mark.parametrize("args", [["--help"], ["run", "--help"], ["jobs", "--help"]])
+def test_help_imports_neither_the_engine_nor_its_backends(tmp_path: Path, args: list[str]) -> None:
+    ours = ("planweave.engine", "planweave.events", "planweave.store", "planweave.config")
+    # Nor the event loop: --help only draws text.
+    assert loaded_modules(tmp_path, args, (*ours, "asyncio")) == []
+
+
+@pytest.mark.parametrize("command", ["jobs", "show", "events", "cancel"])
+def test_reading_a_job_imports_no_sql_toolkit_agent_tool_or_model(work: Path, command: str) -> None:
+    job_id = run_plan(work, TOOL_PLAN)
+    args = [command] if command == "jobs" else [command, job_id[:8]]
+    unused = (
+        "planweave.agents",
+        "planweave.tools",
+        "planweave.workers",
+        "planweave.llm.",  # the package itself is there, for ModelOptions; no provider is
+        "planweave.server",
+        "planweave.store._schema",
+        "planweave.store._sqlgen",
+    )
+    found = loaded_modules(work, [*args, *store_args(work)], unused)
+    assert [m for m in found if m != "planweave.llm._registry"] == []
 
 
 # --- messages a new user reads --------------------------------------------------------------

@@ -13,7 +13,7 @@ import pytest
 
 from planweave import Engine, JobBusy, JobNotFound, Plan, TaskSpec, UsageError, tool
 from planweave.bus.memory import MemoryBus
-from planweave.constants import QUEUE_PREFIX
+from planweave.constants import QUEUE_PREFIX, WORKER_PLANNER
 from planweave.events import Event
 from planweave.llm import ScriptedModel
 
@@ -230,6 +230,28 @@ async def test_dead_letters_queues_and_redrive(tmp_path: Path) -> None:
         assert not await engine.redrive(queue, letters[0].id)
         info = {q.name: q for q in await engine.queues()}
         assert (info[queue].depth, info[queue].dead_letters) == (1, 0)
+
+
+@pytest.mark.parametrize("extra", [(), (hold,)])
+async def test_planners_are_told_every_tool_by_an_engine_that_runs_no_workers(
+    tmp_path: Path, extra: tuple[Any, ...]
+) -> None:
+    from planweave.tools import builtin_tools
+
+    bus = MemoryBus()
+    engine = Engine(
+        store=f"sqlite:///{tmp_path / 'jobs.db'}",
+        bus=bus,
+        model=ScriptedModel(replies=[]),
+        data_dir=tmp_path / "data",
+        tools=extra,
+        run_workers=False,
+    )
+    async with engine:
+        await engine.submit("What is 2+3?")
+        (delivery,) = await bus.receive(QUEUE_PREFIX + WORKER_PLANNER, "test", timeout_s=5)
+    expected = [t.name for t in builtin_tools()] + [t.name for t in extra]
+    assert sorted(delivery.message.known_tools) == sorted(expected)
 
 
 async def test_allowed_models_are_the_default_then_the_configured_ones(tmp_path: Path) -> None:

@@ -372,7 +372,7 @@ async def test_sqlite_a_full_disk_fails_the_batch_and_the_store_keeps_working(
 
 async def test_sqlite_a_version_1_file_keeps_its_claims(tmp_path: Path) -> None:
     from planweave.store import _rows, _schema
-    from planweave.store._sqlite_sql import compile_sql
+    from planweave.store._sqlgen import compile_sql
 
     path = tmp_path / "v1.db"
     row = (*_rows.encode_job(replay([submitted("job1")]).to_row()), "cp1", 150.0)
@@ -449,3 +449,51 @@ async def test_sqlite_a_claim_taken_by_another_process_fences_the_next_commit(
     finally:
         await first.close()
         await second.close()
+
+
+# --- the rendered SQL ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["_columns.py", "_sqlite_sql.py"])
+def test_the_rendered_sql_modules_are_what_the_schema_renders(name: str) -> None:
+    from planweave.store import _sqlgen
+
+    path = next(p for p in _sqlgen.GENERATED if p.name == name)
+    assert path.read_text(encoding="utf-8") == _sqlgen.GENERATED[path](), (
+        f"{name} is out of date: run python -m planweave.store._sqlgen"
+    )
+
+
+def test_the_rendered_statements_are_those_the_schema_compiles_to() -> None:
+    from planweave.store import _columns, _schema, _sqlgen
+    from planweave.store import _sqlite_sql as q
+
+    for name, (sql, _) in _sqlgen.sqlite_statements().items():
+        assert getattr(q, name) == sql, name
+    assert _sqlgen.sqlite_migrations() == q.MIGRATIONS
+    assert len(q.MIGRATIONS) == STORE_SCHEMA_VERSION
+    assert tuple(c.name for c in _schema.jobs.columns) == _columns.JOB_COLS
+    assert _columns.JSON_COLUMNS == _schema.JSON_COLUMNS
+
+
+def test_sqlite_a_new_file_gets_the_schema_of_the_core_tables(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    from planweave.store import _schema
+
+    async def create() -> None:
+        store = open_store(f"sqlite:///{tmp_path}/new.db")
+        await store.open()
+        await store.close()
+
+    asyncio.run(create())
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/new.db")
+    try:
+        found = sa.MetaData()
+        found.reflect(engine)
+    finally:
+        engine.dispose()
+    for table in _schema.metadata.sorted_tables:
+        stored = found.tables[table.name]
+        assert [c.name for c in stored.columns] == [c.name for c in table.columns]
+        assert {i.name for i in stored.indexes} == {i.name for i in table.indexes}

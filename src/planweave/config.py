@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -356,6 +355,8 @@ def _read_file(config_file: Path | None, fields: tuple[str, ...]) -> dict[str, t
         path = config_file.expanduser()
         if not path.is_file():
             raise ConfigError(f"config file {str(path)!r} does not exist")
+    import tomllib  # here: most runs have no settings file
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:

@@ -9,6 +9,8 @@ SCHEMA_VERSION: Final = 1
 
 STORE_SCHEMA_VERSION: Final = 2
 """Version of the SQL schema; migrations bring an older file up to it."""
+STORE_SCHEMA_VERSION_KEY: Final = "schema_version"
+"""Key of the schema version's row in the ``pw_meta`` table."""
 
 # Tables (SQL stores).
 TABLE_PREFIX: Final = "pw_"

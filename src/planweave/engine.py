@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from planweave._follow import REMOTE_POLL_S, follow_runs
-from planweave.agents import Agent, AgentRegistry, ReactAgent
 from planweave.bus import Bus, open_bus
 from planweave.bus.base import DeadLetter, Subscription
 from planweave.constants import (
@@ -33,17 +32,20 @@ from planweave.control.claims import holder_gone
 from planweave.control.plane import ControlPlane, PlaneSettings
 from planweave.errors import JobBusy, JobNotFound, PlanweaveError, UsageError
 from planweave.events import Event, JobOptions, Usage, new_id
-from planweave.llm import Model, ModelOptions
 from planweave.plan import Plan, TaskSpec, validate_plan
 from planweave.state import JobState
 from planweave.store import Store, open_store
 from planweave.store.base import ArtifactRow, JobSummary
-from planweave.tools import Tool, ToolRegistry, builtin_tools
-from planweave.workers.handlers import ModelCache, WorkerServices, handler_for
-from planweave.workers.pool import WorkerPool
 
 if TYPE_CHECKING:
+    # Imported when a job needs them (see ``Engine.tools``), so that an engine that only reads
+    # jobs (``planweave jobs``) loads no agent, tool, model provider or HTTP client.
+    from planweave.agents import Agent, AgentRegistry
+    from planweave.llm import Model, ModelOptions
     from planweave.store.base import Claim
+    from planweave.tools import Tool, ToolRegistry
+    from planweave.workers.handlers import ModelCache
+    from planweave.workers.pool import WorkerPool
 
 __all__ = ["Engine", "JobResult", "QueueInfo"]
 
@@ -144,19 +146,17 @@ class Engine:
             store = f"sqlite:///{self.data_dir / DEFAULT_STORE_FILE}"
         self.store: Store = open_store(store) if isinstance(store, str) else store
         self.bus: Bus = open_bus(bus) if isinstance(bus, str) else bus
-        self.tools = ToolRegistry(builtin_tools() if builtins else ())
-        for item in tools:
-            self.tools.register(item)
-        self.agents = AgentRegistry()
-        self.agents.register(ReactAgent())
-        for agent in agents:
-            self.agents.register(agent)
-        if model is None or isinstance(model, str):
-            self.models = ModelCache(default=model or "local:", options=model_options)
-        else:
-            self.models = ModelCache(
-                default=model.name, options=model_options, models={model.name: model}
-            )
+        self._builtins = builtins
+        self._extra_tools = tuple(tools)
+        self._extra_agents = tuple(agents)
+        self._tools: ToolRegistry | None = None
+        self._agents: AgentRegistry | None = None
+        self._models: ModelCache | None = None
+        self._model = model
+        self._model_options = model_options
+        self._default_model = (
+            model.name if model is not None and not isinstance(model, str) else model or "local:"
+        )
         self.concurrency = {**DEFAULT_CONCURRENCY, **(concurrency or {})}
         self.allow_private_network = allow_private_network
         self.run_workers = run_workers
@@ -170,14 +170,68 @@ class Engine:
                 max_inflight=dict(self.concurrency),
                 claim_lease_s=claim_lease_s,
                 workspace_root=self.data_dir / "workspaces",
-                default_model=self.models.default,
-                known_tools=tuple(self.tools.names()),
+                default_model=self._default_model,
+                known_tools=(),  # set with the tool registry (``tools``)
             ),
         )
+        if self._extra_tools or self._extra_agents:
+            # A caller's tools and agents are checked now, so a bad one fails here.
+            self._parts()
         self._pools: list[WorkerPool] = []
         self._start_lock: asyncio.Lock | None = None
         self._started = False
         self._closing = False
+
+    # --- what jobs run on -----------------------------------------------------------------
+
+    @property
+    def tools(self) -> ToolRegistry:
+        """The tools the agents and ``tool`` tasks may use: the built-ins and the caller's."""
+        if self._tools is None:
+            from planweave.tools import ToolRegistry, builtin_tools
+
+            registry = ToolRegistry(builtin_tools() if self._builtins else ())
+            for item in self._extra_tools:
+                registry.register(item)
+            self._tools = registry
+            # Planners are told the tools by name on every work item the plane hands out.
+            self.plane.settings.known_tools = tuple(registry.names())
+        return self._tools
+
+    @property
+    def agents(self) -> AgentRegistry:
+        """The agents ``execute`` tasks may name: the ReAct executor and the caller's."""
+        if self._agents is None:
+            from planweave.agents import AgentRegistry, ReactAgent
+
+            registry = AgentRegistry()
+            registry.register(ReactAgent())
+            for agent in self._extra_agents:
+                registry.register(agent)
+            self._agents = registry
+        return self._agents
+
+    @property
+    def models(self) -> ModelCache:
+        """The models jobs call, by URL, each loaded on first use."""
+        if self._models is None:
+            from planweave.workers.handlers import ModelCache
+
+            model = self._model
+            if model is None or isinstance(model, str):
+                self._models = ModelCache(default=self._default_model, options=self._model_options)
+            else:
+                self._models = ModelCache(
+                    default=model.name, options=self._model_options, models={model.name: model}
+                )
+        return self._models
+
+    def _parts(self) -> None:
+        """Load the tools, agents and models: before this engine drives a job or runs workers.
+
+        An engine that only reads and cancels jobs never needs them, and never imports them.
+        """
+        _ = self.tools, self.agents, self.models
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -199,6 +253,9 @@ class Engine:
         await self.bus.open()
         await self.plane.start()
         if self.run_workers:
+            from planweave.workers.handlers import WorkerServices, handler_for
+            from planweave.workers.pool import WorkerPool
+
             services = WorkerServices(
                 tools=self.tools,
                 agents=self.agents,
@@ -228,7 +285,8 @@ class Engine:
             await asyncio.gather(*(pool.stop(grace_s=grace_s) for pool in self._pools))
             self._pools = []
             await self.plane.stop()
-            await self.models.aclose()
+            if self._models is not None:
+                await self._models.aclose()
             await self.bus.close()
             await self.store.close()
         finally:
@@ -289,9 +347,10 @@ class Engine:
             PlanInvalid: the plan does not validate.
         """
         await self.start()
+        self._parts()
         opts = _options(options, option_fields)
         if opts.model is None:  # recorded, so a resume in another process uses the same model
-            opts = opts.model_copy(update={"model": self.models.default})
+            opts = opts.model_copy(update={"model": self._default_model})
         specs: tuple[TaskSpec, ...] | None = None
         if plan is not None:
             specs = tuple(plan.tasks) if isinstance(plan, Plan) else tuple(plan)
@@ -358,8 +417,9 @@ class Engine:
                 engine, every call for the recorded model goes to this one).
         """
         await self.start()
+        self._parts()
         if model is not None:
-            recorded = (await self.get(job_id)).options.model or self.models.default
+            recorded = (await self.get(job_id)).options.model or self._default_model
             self.models.substitute(recorded, model)
         state = await self.plane.adopt(job_id, force=force)
         if state.terminal:
@@ -372,12 +432,14 @@ class Engine:
         Returns the job id once the job runs again; ``wait`` for its end.
         """
         await self.start()
+        self._parts()
         await self.plane.reopen(job_id, task_ids=None if task_id is None else [task_id])
         return job_id
 
     async def replan(self, job_id: str) -> str:
         """Ask the planner for a new plan around a failed job's failed task, keeping the rest."""
         await self.start()
+        self._parts()
         await self.plane.reopen(job_id, replan=True)
         return job_id
 
@@ -548,6 +610,7 @@ class Engine:
         resumed is logged and skipped, so one bad job never stops the others. Returns the ids of
         the jobs this process now runs.
         """
+        self._parts()
         adopted: list[str] = []
         for job_id in await self.active_jobs():
             try:
@@ -595,7 +658,7 @@ class Engine:
     def allowed_models(self, configured: Iterable[str] = ()) -> list[str]:
         """The models a job may name: the engine's default model, then ``configured`` ones
         (a server's ``api_models``), without repeats."""
-        return list(dict.fromkeys((self.models.default, *configured)))
+        return list(dict.fromkeys((self._default_model, *configured)))
 
     def queue_names(self) -> list[str]:
         """Every queue this engine uses: one per worker kind, and its plane's outcome queue."""

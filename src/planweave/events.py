@@ -4,6 +4,9 @@ The event log is the history of the store and its outbox: each event is written 
 transaction as the state change it records, numbered per job (``seq``), so a client can resume a
 stream from the last event it saw and a run can be replayed after the fact. Every event carries a
 ``type`` discriminator and the wire schema version ``v``; they travel as JSON, never pickled.
+
+Their validators are built on first use (``defer_build``), not at import: a process that only
+lists jobs never validates an event and does not pay for some twenty schemas.
 """
 
 from __future__ import annotations
@@ -112,7 +115,7 @@ class JobOptions(BaseModel):
         workspace: Folder the file tools may read and write.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     model: str | None = None
     on_failure: OnFailure = "fail"
@@ -130,7 +133,7 @@ class JobOptions(BaseModel):
 class EventBase(BaseModel):
     """Fields every event has."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     v: int = SCHEMA_VERSION
     id: str = Field(default_factory=new_id)
@@ -309,7 +312,7 @@ Event = Annotated[
     Field(discriminator="type"),
 ]
 
-event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
+event_adapter: TypeAdapter[Event] = TypeAdapter(Event, config=ConfigDict(defer_build=True))
 
 
 def parse_event(data: str | bytes | dict[str, Any]) -> Event:

@@ -9,6 +9,9 @@ its next work items, and late reports of the old owner's attempts go to the old 
 attempt number would reject them anyway.
 The ``attempt`` number is the fencing token: a report for an attempt that is no longer current is
 rejected by the control plane, so a zombie worker cannot overwrite a newer result.
+
+Like the events, their validators are built on first use (``defer_build``), so a process that
+only reads jobs does not build them.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ class WorkItem(BaseModel):
         max_plan_depth: The job's limit on plan nesting, which a planner is told.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     type: Literal["work_item"] = "work_item"
     v: int = SCHEMA_VERSION
@@ -78,7 +81,7 @@ class WorkItem(BaseModel):
 
 
 class StartedReport(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     type: Literal["started"] = "started"
     v: int = SCHEMA_VERSION
@@ -93,7 +96,7 @@ class StartedReport(BaseModel):
 class CallReport(BaseModel):
     """An LLM or tool call a worker made while running a task (``event.seq`` is set later)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     type: Literal["call"] = "call"
     v: int = SCHEMA_VERSION
@@ -119,7 +122,7 @@ class Outcome(BaseModel):
             the outcome instead of in a message of their own.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     type: Literal["outcome"] = "outcome"
     v: int = SCHEMA_VERSION
@@ -143,7 +146,7 @@ class Outcome(BaseModel):
 Report = Annotated[StartedReport | CallReport | Outcome, Field(discriminator="type")]
 Message = Annotated[WorkItem | StartedReport | CallReport | Outcome, Field(discriminator="type")]
 
-message_adapter: TypeAdapter[Message] = TypeAdapter(Message)
+message_adapter: TypeAdapter[Message] = TypeAdapter(Message, config=ConfigDict(defer_build=True))
 
 
 def parse_message(data: str | bytes) -> WorkItem | StartedReport | CallReport | Outcome:

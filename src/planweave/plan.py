@@ -5,6 +5,8 @@ limits, known tools and the fixed arguments of ``tool`` tasks against each tool'
 schema. ``validate_plan`` collects every problem in one pass, so a planner's repair round (or a
 person) can fix them all at once; ``load_plan_file`` adds the problems of tasks that do not even
 parse to the same list.
+
+The models' validators are built on first use (``defer_build``), not at import.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from planweave.constants import DEFAULT_MAX_PLAN_TASKS, DEFAULT_MAX_USER_PLAN_TASKS
 from planweave.errors import PlanInvalid
+
+if TYPE_CHECKING:  # imported by load_plan_file: a process that reads no plan file skips it
+    import yaml
 
 __all__ = [
     "OnFailure",
@@ -55,7 +59,7 @@ class TaskSpec(BaseModel):
         timeout_s: Wall-clock limit of one attempt.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     id: str
     goal: str = ""
@@ -71,7 +75,7 @@ class TaskSpec(BaseModel):
 class Plan(BaseModel):
     """A whole plan: the tasks of one job (or of one ``plan`` task's decomposition)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     tasks: tuple[TaskSpec, ...]
     goal: str = ""
@@ -287,6 +291,8 @@ def _find_cycle(tasks: Sequence[TaskSpec]) -> list[str]:
 
 def _yaml_problem(file: Path, exc: yaml.YAMLError) -> str:
     """``plan file 'x.yaml', line 3, column 5: mapping values are not allowed here``."""
+    import yaml
+
     if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
         mark = exc.problem_mark
         what = " ".join(str(part) for part in (exc.context, exc.problem) if part)
@@ -318,6 +324,8 @@ def load_plan_file(
         PlanInvalid: the file is missing, unreadable, or does not describe a valid plan; its
             ``errors`` list the malformed tasks and every other problem together.
     """
+    import yaml
+
     file = Path(path)
     try:
         with file.open(encoding="utf-8") as stream:  # a stream, so marks name the file

@@ -6,7 +6,6 @@ cheap and safe to use while another process runs the job.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
@@ -28,6 +27,7 @@ from planweave.cli._common import (
     print_json,
     read_only_engine,
     resolve_job,
+    run_async,
     settings_from,
 )
 from planweave.constants import JOB_STATUSES
@@ -62,7 +62,7 @@ def cancel(
             state = await resolve_job(engine, job)
             return state.id, await engine.cancel(state.id, reason=reason), state.status
 
-    job_id, requested, status = asyncio.run(go())
+    job_id, requested, status = run_async(go())
     if requested:
         out_console().print(f"cancel requested for job {job_id}", soft_wrap=True)
     else:
@@ -99,7 +99,7 @@ def jobs(
             }
             return found, stuck
 
-    summaries, stalled = asyncio.run(go())
+    summaries, stalled = run_async(go())
     if json_out:
         print_json(
             [
@@ -166,8 +166,6 @@ def show(
     json_out: JsonOpt = False,
 ) -> None:
     """Show a job: its tasks, artifacts and result."""
-    from rich.json import JSON
-    from rich.markdown import Markdown
     from rich.table import Table
 
     from planweave.cli._format import (
@@ -188,7 +186,7 @@ def show(
             paths = [row.path for row in await engine.artifacts(state.id)]
             return state, paths, await engine.stalled(state.id)
 
-    state, artifacts, stalled = asyncio.run(go())
+    state, artifacts, stalled = run_async(go())
     if json_out:
         print_json({**job_json(state, artifacts), "stalled": stalled})
         return
@@ -246,9 +244,14 @@ def show(
             out.print(f"  {path}", soft_wrap=True)
     if state.result is not None:
         out.print(Text("\nresult:", style="bold"))
+        # Each renderer is imported only for a result it draws (Markdown loads a parser).
         if isinstance(state.result, str):
+            from rich.markdown import Markdown
+
             out.print(Markdown(state.result))
         else:
+            from rich.json import JSON
+
             out.print(JSON.from_data(state.result, default=str))
 
 
@@ -264,6 +267,8 @@ def events(
     json_out: JsonOpt = False,
 ) -> None:
     """Print a job's events, one per line (JSON lines with --json)."""
+    import asyncio
+
     from planweave.cli._format import event_detail, event_json
 
     settings = settings_from(config, store=store, data_dir=data_dir)
@@ -314,6 +319,6 @@ def events(
                 pump_task.result()
                 return 0
 
-    code = asyncio.run(go())
+    code = run_async(go())
     if code:
         raise typer.Exit(code)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
 import logging
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -18,6 +16,8 @@ from rich.console import Console
 from planweave.errors import JobNotFound, UsageError
 
 if TYPE_CHECKING:  # imported when a command runs, so --help stays fast
+    import asyncio
+
     from planweave.config import Settings
     from planweave.engine import Engine
     from planweave.state import JobState
@@ -39,8 +39,11 @@ __all__ = [
     "print_json",
     "read_only_engine",
     "resolve_job",
+    "run_async",
     "settings_from",
 ]
+
+T = TypeVar("T")
 
 REFRESH_S = 0.125
 """Redraw interval of the live tree (8 per second)."""
@@ -102,6 +105,14 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a r
 JobArg = Annotated[str, typer.Argument(help="Job id (a unique prefix is enough)")]
 
 
+def run_async(main: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine to its end (``asyncio.run``; asyncio is imported here, so
+    ``--help`` never loads it)."""
+    import asyncio
+
+    return asyncio.run(main)
+
+
 def settings_from(config: Path | None, **flags: Any) -> Settings:
     from planweave.config import load_settings
 
@@ -151,6 +162,8 @@ def interrupts(forced: asyncio.Event | None = None) -> Iterator[asyncio.Event]:
             still cleans up); a signal after that, or the second one without ``forced``,
             interrupts at once.
     """
+    import asyncio
+
     loop = asyncio.get_running_loop()
     stopped = asyncio.Event()
     installed: list[signal.Signals] = []
@@ -181,5 +194,7 @@ def interrupts(forced: asyncio.Event | None = None) -> Iterator[asyncio.Event]:
 
 
 def print_json(data: Any) -> None:
+    import json
+
     sys.stdout.write(json.dumps(data, default=str, ensure_ascii=False) + "\n")
     sys.stdout.flush()

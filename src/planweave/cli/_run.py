@@ -9,7 +9,6 @@ heavy; the engine is imported when a command runs (``_drive``).
 
 from __future__ import annotations
 
-import asyncio
 import enum
 from collections.abc import Awaitable
 from pathlib import Path
@@ -27,6 +26,7 @@ from planweave.cli._common import (
     StoreOpt,
     WorkLeaseOpt,
     resolve_job,
+    run_async,
     settings_from,
 )
 from planweave.constants import DEFAULT_MAX_USER_PLAN_TASKS
@@ -130,7 +130,7 @@ def run(
         job_id = await engine.submit(goal, plan=plan_obj, **fields)
         return job_id, engine.wait(job_id)
 
-    raise typer.Exit(asyncio.run(drive(settings, start, json_out=json_out)))
+    raise typer.Exit(run_async(drive(settings, start, json_out=json_out)))
 
 
 def resume(
@@ -180,7 +180,7 @@ def resume(
         await check_model(settings, chosen, needs_model=job_needs_model(state))
         return state.id, resume_job(engine, state.id, force, model)
 
-    raise typer.Exit(asyncio.run(drive(settings, start, json_out=json_out)))
+    raise typer.Exit(run_async(drive(settings, start, json_out=json_out)))
 
 
 def _plan_needs_model(plan: Plan | None, on_failure: str | None) -> bool:

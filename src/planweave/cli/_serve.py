@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import re
 import sys
@@ -23,6 +22,7 @@ from planweave.cli._common import (
     err_console,
     out_console,
     print_json,
+    run_async,
     settings_from,
 )
 from planweave.constants import (
@@ -151,7 +151,7 @@ def serve(
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
 
-    asyncio.run(run_server(settings, announce=announce))
+    run_async(run_server(settings, announce=announce))
 
 
 token_app = typer.Typer(

@@ -1,18 +1,55 @@
 """Models: one protocol, chosen by URL (``openai:``, ``anthropic:``, ``local:``, ``scripted:``)."""
 
-from planweave.llm._registry import ModelOptions, load_model
-from planweave.llm.base import (
-    ChatMessage,
-    LlmRequest,
-    LlmResponse,
-    Model,
-    ModelProfile,
-    ToolCall,
-    ToolSpec,
-    profile_of,
-)
-from planweave.llm.pricing import price_usd
-from planweave.llm.scripted import ScriptedModel
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from planweave.llm._registry import ModelOptions, load_model
+    from planweave.llm.base import (
+        ChatMessage,
+        LlmRequest,
+        LlmResponse,
+        Model,
+        ModelProfile,
+        ToolCall,
+        ToolSpec,
+        profile_of,
+    )
+    from planweave.llm.pricing import price_usd
+    from planweave.llm.scripted import ScriptedModel
+
+# Imported on first use, so that reading ``ModelOptions`` (every command's settings do) does not
+# load the request and response models, the scripted model and its YAML parser.
+_LAZY: dict[str, str] = {
+    "ModelOptions": "planweave.llm._registry",
+    "load_model": "planweave.llm._registry",
+    "ChatMessage": "planweave.llm.base",
+    "LlmRequest": "planweave.llm.base",
+    "LlmResponse": "planweave.llm.base",
+    "Model": "planweave.llm.base",
+    "ModelProfile": "planweave.llm.base",
+    "ToolCall": "planweave.llm.base",
+    "ToolSpec": "planweave.llm.base",
+    "profile_of": "planweave.llm.base",
+    "price_usd": "planweave.llm.pricing",
+    "ScriptedModel": "planweave.llm.scripted",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'planweave.llm' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "ChatMessage",

@@ -11,13 +11,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal, Protocol, cast
+from typing import TYPE_CHECKING, Literal, Protocol, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from planweave._backends import BACKENDS as _BACKENDS
 from planweave._backends import backend_class
-from planweave.llm.base import Model
+
+if TYPE_CHECKING:
+    from planweave.llm.base import Model
 
 __all__ = ["BACKENDS", "ModelOptions", "load_model"]
 

@@ -2,9 +2,10 @@
 
 The engine hands a store plain row dicts (``JobState.to_row``, ``TaskState.to_row``) and
 events; a SQL store keeps them as tuples of column values in the order of the ``_schema``
-tables, with JSON columns as text and booleans as integers. The codecs live here, apart from
-any one backend's SQL, so every SQL store (SQLite, Postgres) encodes a row the same way and
-the in-memory store builds its summaries the same way too.
+tables (listed in ``_columns``, rendered from them), with JSON columns as text and booleans as
+integers. The codecs live here, apart from any one backend's SQL, so every SQL store (SQLite,
+Postgres) encodes a row the same way and the in-memory store builds its summaries the same way
+too.
 """
 
 from __future__ import annotations
@@ -14,12 +15,20 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-import sqlalchemy as sa
 from pydantic import BaseModel
 
+from planweave.constants import TABLE_JOBS, TABLE_TASKS
 from planweave.events import Event, JobOptions
 from planweave.plan import TaskSpec
-from planweave.store import _schema as schema
+from planweave.store._columns import (
+    ARTIFACT_COLS,
+    CLAIM_COLS,
+    COMMAND_COLS,
+    EVENT_COLS,
+    JOB_COLS,
+    JSON_COLUMNS,
+    TASK_COLS,
+)
 from planweave.store.base import ArtifactRow, Claim, Command, JobSummary
 
 __all__ = [
@@ -44,17 +53,7 @@ __all__ = [
     "load",
 ]
 
-
-def _column_names(table: sa.Table) -> tuple[str, ...]:
-    return tuple(c.name for c in table.columns)
-
-
-JOB_COLS: Final = _column_names(schema.jobs)
-TASK_COLS: Final = _column_names(schema.tasks)
-EVENT_COLS: Final = _column_names(schema.events)
-ARTIFACT_COLS: Final = _column_names(schema.artifacts)
-COMMAND_COLS: Final = _column_names(schema.commands)
-CLAIM_COLS: Final = _column_names(schema.claims)
+# The codecs below unpack these tables' rows by position.
 assert EVENT_COLS == ("job_id", "seq", "id", "type", "task_id", "at", "body")
 assert ARTIFACT_COLS == (
     "job_id", "name", "path", "size", "content_type", "created_at", "task_id",
@@ -112,12 +111,10 @@ def load(text: str | None) -> Any:
 # --- encoders ------------------------------------------------------------------------------------
 
 
-def _encoder(
-    columns: tuple[str, ...], table: sa.Table
-) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
-    """A function turning a row dict into the parameter tuple of ``columns``."""
+def _encoder(columns: tuple[str, ...], table: str) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """A function turning a row dict of ``table`` into the parameter tuple of ``columns``."""
     get = operator.itemgetter(*columns)
-    json_at = [i for i, n in enumerate(columns) if n in schema.JSON_COLUMNS[table.name]]
+    json_at = [i for i, n in enumerate(columns) if n in JSON_COLUMNS[table]]
 
     def encode(row: dict[str, Any]) -> tuple[Any, ...]:
         values = list(get(row))
@@ -128,9 +125,9 @@ def _encoder(
     return encode
 
 
-encode_job: Final = _encoder(JOB_COLS, schema.jobs)
+encode_job: Final = _encoder(JOB_COLS, TABLE_JOBS)
 """A job row dict as the tuple of ``JOB_COLS``."""
-encode_task: Final = _encoder(TASK_COLS, schema.tasks)
+encode_task: Final = _encoder(TASK_COLS, TABLE_TASKS)
 """A task row dict as the tuple of ``TASK_COLS``."""
 
 

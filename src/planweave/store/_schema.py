@@ -5,6 +5,10 @@ in one place. ``MIGRATIONS[i]`` brings a database from schema version ``i`` to `
 applies the missing ones on open and records the version in ``pw_meta``. A migration receives an
 ``execute`` callable that runs one SQLAlchemy statement (DDL or DML) in the store's transaction,
 so the same list serves every dialect.
+
+Nothing imports this module (nor SQLAlchemy) when a store opens: ``_sqlgen`` renders the column
+lists and the SQLite statements and migrations from it into plain Python modules, and a test
+checks they are up to date.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from sqlalchemy.sql.expression import ClauseElement
 
 from planweave.constants import (
     STORE_SCHEMA_VERSION,
+    STORE_SCHEMA_VERSION_KEY,
     TABLE_ARTIFACTS,
     TABLE_CLAIMS,
     TABLE_COMMANDS,
@@ -41,7 +46,7 @@ __all__ = [
     "tasks",
 ]
 
-SCHEMA_VERSION_KEY: Final = "schema_version"
+SCHEMA_VERSION_KEY: Final = STORE_SCHEMA_VERSION_KEY
 
 # JSON is text in SQLite (a column typed JSON would get NUMERIC affinity there and turn the
 # document "123" into the integer 123) and JSONB in Postgres.

@@ -10,8 +10,9 @@ FIFO, so when an awaited ``commit`` returns, every batch queued before it is dur
 Reads run on a second connection in a second thread. WAL lets them proceed while the writer
 writes, and every read starts a fresh snapshot, so it sees what other processes committed (the
 CLI follows a job's events from another process this way). The SQL comes from the SQLAlchemy Core
-tables of ``_schema``, compiled once at import: the store uses SQLAlchemy below its convenient
-layer, where its cost is nil.
+tables of ``_schema``, rendered ahead of time to SQLite text (``_sqlite_sql``, written by
+``_sqlgen`` and checked by a test): the store runs plain ``sqlite3`` and never imports
+SQLAlchemy, so a command that only reads a job starts fast.
 """
 
 from __future__ import annotations
@@ -34,14 +35,11 @@ from pathlib import Path
 from typing import Any, Final, Literal, TypeVar, cast, get_args
 from urllib.parse import parse_qsl
 
-from sqlalchemy.sql.expression import ClauseElement
-
-from planweave.constants import STORE_SCHEMA_VERSION
+from planweave.constants import STORE_SCHEMA_VERSION, STORE_SCHEMA_VERSION_KEY, TABLE_META
 from planweave.errors import ClaimLost, ConfigError, LogConflict, PlanweaveError, StoreUnavailable
 from planweave.events import Event, parse_event
 from planweave.state import JobState
 from planweave.store import _rows as rows
-from planweave.store import _schema as schema
 from planweave.store import _sqlite_sql as q
 from planweave.store._fence import unheld_jobs
 from planweave.store.base import ArtifactRow, Batch, Claim, Command, JobSummary
@@ -501,7 +499,7 @@ class SqliteStore:
         try:
             exists = conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                (schema.meta.name,),
+                (TABLE_META,),
             ).fetchone()
             version = 0
             if exists:
@@ -512,16 +510,12 @@ class SqliteStore:
                     f"the store {self.url} has schema version {version}, but this planweave "
                     f"knows versions up to {STORE_SCHEMA_VERSION}: upgrade planweave to open it"
                 )
-
-            def execute(stmt: ClauseElement) -> None:
-                sql = q.compile_sql(stmt)
-                conn.execute(sql.text, sql.args())
-
-            for migrate in schema.MIGRATIONS[version:]:
-                migrate(execute)
+            for step in q.MIGRATIONS[version:]:
+                for sql in step:
+                    conn.execute(sql.text, sql.args())
             if version != STORE_SCHEMA_VERSION:
                 conn.execute(
-                    q.SET_VERSION.text, (schema.SCHEMA_VERSION_KEY, str(STORE_SCHEMA_VERSION))
+                    q.SET_VERSION.text, (STORE_SCHEMA_VERSION_KEY, str(STORE_SCHEMA_VERSION))
                 )
             conn.execute("COMMIT")
         except BaseException:
