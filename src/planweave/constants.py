@@ -71,3 +71,18 @@ DEFAULT_STORE_FILE: Final = "planweave.db"
 ROOT_TASK_ID: Final = "root"
 COMPOSE_TASK_ID: Final = "compose"
 RESULT_ARTIFACT: Final = "result.md"
+
+# Sizes of what models and tools put into events (``decider`` cuts each field to these; a cut
+# is marked with "…"). Results of tasks are not cut here: see ``DEFAULT_MAX_RESULT_BYTES``.
+MAX_EVENT_NAME_CHARS: Final = 256
+"""Names from a model or a tool in an event: a tool's name, a model's, an agent's, a role."""
+MAX_EVENT_ERROR_CHARS: Final = 4_000
+"""An error message or a reason (``ToolCalled.error``, ``TaskFailed.error``, ``JobFailed.reason``)."""
+MAX_EVENT_TEXT_CHARS: Final = 8_000
+"""Free text in an event: a model's prompt and reply, a tool's result, a replan's goal."""
+MAX_EVENT_ARG_CHARS: Final = 4_000
+"""Each string inside a tool call's arguments (``ToolCalled.args``)."""
+MAX_EVENT_ARG_ITEMS: Final = 100
+"""Entries kept of each list or dict inside a tool call's arguments."""
+MAX_EVENT_ARG_DEPTH: Final = 16
+"""Nesting kept of a tool call's arguments; deeper parts become "…"."""
