@@ -86,3 +86,13 @@ MAX_EVENT_ARG_ITEMS: Final = 100
 """Entries kept of each list or dict inside a tool call's arguments."""
 MAX_EVENT_ARG_DEPTH: Final = 16
 """Nesting kept of a tool call's arguments; deeper parts become "…"."""
+
+# Sizes of what a job keeps (job options ``max_result_bytes``, ``max_job_events``).
+DEFAULT_MAX_RESULT_BYTES: Final = 64 * 1024
+"""Largest task result kept in events and rows; a larger one goes to an artifact file."""
+RESULTS_FOLDER: Final = "results"
+"""Folder of a job's workspace that holds results over ``max_result_bytes``."""
+RESULT_PREVIEW_CHARS: Final = 1_000
+"""How much of a result moved to a file its reference shows."""
+DEFAULT_MAX_JOB_EVENTS: Final = 100_000
+"""Most events one job may record; past it the job fails with code ``job_too_large``."""

@@ -309,7 +309,22 @@ def on_call(state: JobState, report: CallReport, *, now: float) -> Decision:
             failed_task=task.id,
             code="budget_exceeded",
         )
+    else:
+        _check_size(out, task.id)
     return out.done()
+
+
+def _check_size(out: _Out, task_id: str) -> None:
+    """Fail a job that recorded more events than its ``max_job_events`` allows."""
+    state = out.state
+    limit = state.options.max_job_events
+    if state.seq > limit and not state.terminal:
+        _fail_job(
+            out,
+            f"the job recorded {state.seq} events, over its limit of {limit} (max_job_events)",
+            failed_task=task_id,
+            code="job_too_large",
+        )
 
 
 def on_outcome(state: JobState, outcome: Outcome, *, now: float) -> Decision:
@@ -340,6 +355,7 @@ def on_outcome(state: JobState, outcome: Outcome, *, now: float) -> Decision:
             _complete(out, task, outcome.result, outcome.usage)
     else:
         _failed(out, task, outcome)
+    _check_size(out, task.id)
     return out.done()
 
 
