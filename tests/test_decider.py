@@ -355,7 +355,7 @@ def test_a_planned_goal_and_a_result_with_half_an_emoji_are_stored_replaced() ->
     assert state.tasks["p.x"].spec.goal == "do \ufffd this"
     assign_all(state, events)
     done = succeed(state, "p.x", result={"k\udc00": ["v\ud83d"]})
-    completed = [e for e in done if isinstance(e, TaskCompleted)][0]
+    completed = next(e for e in done if isinstance(e, TaskCompleted))
     assert completed.result == {"k\ufffd": ["v\ufffd"]}
     for event in [*events, *done]:
         event.model_dump_json()  # every event can be encoded
