@@ -71,3 +71,12 @@ DEFAULT_STORE_FILE: Final = "planweave.db"
 ROOT_TASK_ID: Final = "root"
 COMPOSE_TASK_ID: Final = "compose"
 RESULT_ARTIFACT: Final = "result.md"
+
+# Limits on input files and parsed data (see docs/security.md).
+MAX_INPUT_FILE_BYTES: Final = 10_000_000
+"""Largest plan file, scripted-model file or config file read (10 MB)."""
+MAX_YAML_DEPTH: Final = 64
+"""Deepest nesting of lists and mappings in a YAML file (aliases are refused outright)."""
+MAX_JSON_DEPTH: Final = 64
+"""Deepest nesting of arrays and objects accepted in JSON from a model (a reply, a plan, tool
+arguments) and in any tool call's arguments."""

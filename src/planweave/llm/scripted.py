@@ -30,6 +30,7 @@ from typing import Any, Literal, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from planweave._files import load_yaml_file
 from planweave.errors import (
     ConfigError,
     ModelResponseError,
@@ -190,7 +191,7 @@ class ScriptedModel:
         """
         file = Path(path)
         try:
-            raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+            raw = load_yaml_file(file, what="scripted model file")
         except FileNotFoundError as exc:
             raise ConfigError(f"scripted model file {file} does not exist") from exc
         except OSError as exc:
