@@ -8,6 +8,7 @@ are generous: they catch a stall or a hang, not a slow machine.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import resource
 import subprocess
@@ -18,12 +19,21 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from tests.test_agents_planner import run_plan
+from tests.test_agents_react import TASK, FakeModel
+from tests.test_agents_react import make_ctx as make_react_ctx
 from tests.test_cli import clean_env, store_args
 
+from planweave.agents import ReactAgent
 from planweave.config import load_settings
-from planweave.errors import ConfigError, PlanInvalid
+from planweave.errors import ConfigError, ModelResponseError, PlanInvalid
+from planweave.events import LlmCalled, ToolCalled
+from planweave.llm._common import parse_json_reply, with_retries
+from planweave.llm.base import LlmResponse, ToolCall
+from planweave.llm.openai import parse_tool_call
 from planweave.llm.scripted import ScriptedModel
 from planweave.plan import load_plan_file
+from planweave.tools import ToolContext, ToolRegistry, run_tool_call
 
 T = TypeVar("T")
 
@@ -156,3 +166,82 @@ def test_a_deeply_nested_config_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings({}, env={}, config_file=file)
     assert "is nested too deeply" in str(info.value)
+
+
+# --- deeply nested JSON from a model --------------------------------------------------------
+
+DEEP_TEXT = "[" * 5000 + "]" * 5000
+"""Deep enough to overflow Python's recursive JSON parser and encoder."""
+
+
+def _deep_value(depth: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def echo(value: object) -> object:
+    """Return the value.
+
+    Args:
+        value: Anything.
+    """
+    return value
+
+
+async def test_deep_tool_arguments_are_a_tool_error_and_a_short_event(tmp_path: Path) -> None:
+    registry = ToolRegistry([echo])
+    ctx = ToolContext(workspace=tmp_path, job_id="j", task_id="t")
+    calls: list[ToolCalled] = []
+    result = await run_tool_call(
+        registry, "echo", {"value": _deep_value(5000)}, ctx, record=calls.append
+    )
+    assert (result.ok, result.error_type) == (False, "arguments_invalid")
+    assert result.error == "the arguments for 'echo' are nested deeper than 64 levels"
+    assert calls[0].args == {"value": "[nested deeper than 64 levels]"}
+    # Written by a model as text (OpenAI-style arguments), the same error, not "not JSON".
+    call = parse_tool_call(0, "c1", "echo", '{"value": ' + DEEP_TEXT + "}")
+    assert call.raw_arguments is not None
+    result = await run_tool_call(
+        registry, "echo", call.arguments, ctx, raw_arguments=call.raw_arguments
+    )
+    assert result.error == "the arguments for 'echo' are nested deeper than 64 levels"
+    shallow = await run_tool_call(registry, "echo", {"value": _deep_value(10)}, ctx)
+    assert shallow.ok
+
+
+async def test_a_deep_tool_call_from_a_model_becomes_an_observation(tmp_path: Path) -> None:
+    deep = ToolCall(id="c1", name="calculator", arguments={"expression": _deep_value(3000)})
+    model = FakeModel([LlmResponse(tool_calls=(deep,)), LlmResponse(content="gave up")])
+    events: list[LlmCalled | ToolCalled] = []
+    result = await ReactAgent().run(TASK, make_react_ctx(model, tmp_path, events))
+    assert result.output == "gave up"
+    observation = model.requests[1].messages[-1].content
+    assert "nested deeper than 64 levels" in observation
+
+
+async def test_a_deep_json_reply_is_a_failed_attempt_with_a_reason(tmp_path: Path) -> None:
+    with pytest.raises(ModelResponseError) as info:
+        parse_json_reply(DEEP_TEXT, model="m", finish_reason="stop", max_tokens=100)
+    assert "replied with JSON nested deeper than 64 levels" in str(info.value)
+
+    async def recursing() -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    with pytest.raises(ModelResponseError) as info:
+        await with_retries(recursing, translate=lambda exc: None, catch=(), max_retries=0)
+    assert "nested too deeply" in str(info.value)
+
+
+async def test_a_deep_plan_reply_gets_a_repair_round_that_says_why(tmp_path: Path) -> None:
+    good = {"tasks": [{"id": "t1", "goal": "Do it", "depends_on": [], "kind": "execute"}]}
+    model = FakeModel(
+        [
+            LlmResponse(content='{"tasks": ' + DEEP_TEXT + "}"),
+            LlmResponse(content=json.dumps(good)),
+        ]
+    )
+    tasks = await run_plan(model, tmp_path)
+    assert [task.id for task in tasks] == ["t1"]
+    assert "nested deeper than 64 levels" in model.requests[1].messages[-1].content

@@ -34,18 +34,18 @@ class _BoundedLoader(yaml.SafeLoader):
         self._depth = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
+        # check_event leaves the next event in current_event (peek_event is untyped).
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
             raise _Refused(
                 problem="aliases (*name) are not allowed: write the value out in full",
-                problem_mark=event.start_mark,
+                problem_mark=self.current_event.start_mark,
             )
         self._depth += 1
         try:
-            if self._depth > MAX_YAML_DEPTH:
+            if self._depth > MAX_YAML_DEPTH and self.check_event(yaml.NodeEvent):
                 raise _Refused(
                     problem=f"nested deeper than {MAX_YAML_DEPTH} levels",
-                    problem_mark=self.peek_event().start_mark,
+                    problem_mark=self.current_event.start_mark,
                 )
             return super().compose_node(parent, index)
         finally:
