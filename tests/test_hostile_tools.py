@@ -19,21 +19,23 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from tests.hostile_helpers import misbehave, spin
 from tests.test_agents_planner import run_plan
 from tests.test_agents_react import TASK, FakeModel
 from tests.test_agents_react import make_ctx as make_react_ctx
 from tests.test_cli import clean_env, store_args
 
+from planweave import Engine
 from planweave.agents import ReactAgent
 from planweave.config import load_settings
-from planweave.errors import ConfigError, ModelResponseError, PlanInvalid
+from planweave.errors import ConfigError, ModelResponseError, PlanInvalid, RetryTask
 from planweave.events import LlmCalled, ToolCalled
 from planweave.llm._common import parse_json_reply, with_retries
 from planweave.llm.base import LlmResponse, ToolCall
 from planweave.llm.openai import parse_tool_call
 from planweave.llm.scripted import ScriptedModel
-from planweave.plan import load_plan_file
-from planweave.tools import ToolContext, ToolRegistry, run_tool_call
+from planweave.plan import Plan, TaskSpec, load_plan_file
+from planweave.tools import ToolContext, ToolProcesses, ToolRegistry, invoke, run_tool_call, tool
 
 T = TypeVar("T")
 
@@ -245,3 +247,89 @@ async def test_a_deep_plan_reply_gets_a_repair_round_that_says_why(tmp_path: Pat
     tasks = await run_plan(model, tmp_path)
     assert [task.id for task in tasks] == ["t1"]
     assert "nested deeper than 64 levels" in model.requests[1].messages[-1].content
+
+
+# --- tools that hold the GIL run in a worker process killed at the deadline -----------------
+
+
+async def test_a_tool_that_holds_the_gil_is_stopped_at_its_deadline_without_stalling_the_loop(
+    tmp_path: Path,
+) -> None:
+    registry = ToolRegistry([spin])
+    processes = ToolProcesses(1)
+    ctx = ToolContext(workspace=tmp_path, processes=processes)
+    try:
+        warm = await invoke(registry, "spin", {"n": 10}, ctx)  # boots the worker
+        assert (warm.ok, warm.value) == (True, 45)
+        start = time.perf_counter()
+        # In this process, summing 10**8 numbers holds the GIL for seconds.
+        result, stall_s = await _longest_stall_s(invoke(registry, "spin", {"n": 10**8}, ctx))
+        assert time.perf_counter() - start < 3
+        assert stall_s < 0.4
+        assert (result.ok, result.error_type, result.retryable) == (False, "timeout", False)
+        assert result.error == (
+            "tool 'spin' did not finish within 0.5 s; its worker process was stopped"
+        )
+        again = await invoke(registry, "spin", {"n": 100}, ctx)  # on the replacement worker
+        assert (again.ok, again.value) == (True, 4950)
+        assert processes.workers == 1
+    finally:
+        await processes.close()
+    assert processes.workers == 0
+
+
+async def test_isolated_tools_keep_errors_signals_and_context_across_the_process(
+    tmp_path: Path,
+) -> None:
+    registry = ToolRegistry([misbehave])
+    processes = ToolProcesses(2)
+    ctx = ToolContext(workspace=tmp_path, job_id="j1", task_id="t1", processes=processes)
+    try:
+        printed = await invoke(registry, "misbehave", {"how": "print"}, ctx)
+        assert (printed.ok, printed.value) == (True, "printed")
+        context = await invoke(registry, "misbehave", {"how": "context"}, ctx)
+        assert context.value == f"j1:t1:{tmp_path.name}:True"
+        policy = await invoke(registry, "misbehave", {"how": "policy"}, ctx)
+        assert (policy.error_type, policy.error) == ("policy", "not allowed here")
+        with pytest.raises(RetryTask) as info:
+            await invoke(registry, "misbehave", {"how": "retry"}, ctx)
+        assert (info.value.reason, info.value.delay_s) == ("later", 2.5)
+        died = await invoke(registry, "misbehave", {"how": "exit"}, ctx)
+        assert (died.ok, died.error_type, died.retryable) == (False, "error", False)
+        assert died.error == "the tool's worker process died (exit code 3)"
+        bad = await invoke(registry, "misbehave", {"how": 3}, ctx)  # checked before it is sent
+        assert bad.error_type == "arguments_invalid"
+        assert (await invoke(registry, "misbehave", {"how": "print"}, ctx)).ok
+    finally:
+        await processes.close()
+
+
+def test_an_isolated_tool_must_be_importable_by_name() -> None:
+    def local(x: int) -> int:
+        return x
+
+    with pytest.raises(ConfigError) as info:
+        tool(isolated=True)(local)
+    assert "must be a function defined at the top level of a module" in str(info.value)
+
+
+async def test_a_calculator_bomb_in_a_tool_task_fails_fast_and_the_engine_stops_its_workers(
+    tmp_path: Path,
+) -> None:
+    plan = Plan(
+        tasks=[
+            TaskSpec(
+                id="bomb", kind="tool", tool="calculator", args={"expression": "round(1, -9999999)"}
+            ),
+            TaskSpec(id="ok", kind="tool", tool="calculator", args={"expression": "6*7"}),
+        ]
+    )
+    engine = Engine(store="memory://", data_dir=tmp_path, model=ScriptedModel([]))
+    async with engine:
+        outcome, stall_s = await _longest_stall_s(engine.run(plan=plan))
+        processes = engine._tool_processes
+        assert processes is not None and processes.workers >= 1
+    assert stall_s < 1.0
+    assert outcome.status == "failed"
+    assert "round() digits -9999999 are out of range" in (outcome.error or "")
+    assert processes.workers == 0

@@ -80,3 +80,8 @@ MAX_YAML_DEPTH: Final = 64
 MAX_JSON_DEPTH: Final = 64
 """Deepest nesting of arrays and objects accepted in JSON from a model (a reply, a plan, tool
 arguments) and in any tool call's arguments."""
+DEFAULT_TOOL_PROCESSES: Final = 2
+"""Worker processes an engine keeps for isolated tools (``@tool(isolated=True)``, the
+calculator); started on first use."""
+MAX_TOOL_REPLY_BYTES: Final = 16_000_000
+"""Largest result (as JSON) an isolated tool may send back from its worker process."""

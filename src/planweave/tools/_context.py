@@ -12,10 +12,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from planweave.errors import ConfigError
 from planweave.llm._record import Emit, recorded_call
 from planweave.llm.base import LlmRequest, LlmResponse, Model
+
+if TYPE_CHECKING:
+    from planweave.tools._isolation import ToolProcesses
 
 __all__ = ["ToolContext"]
 
@@ -39,6 +43,8 @@ class ToolContext:
         agent: The agent making the call (``None`` for a ``tool`` task).
         deadline_at: When the calling task's timeout ends, in ``time.monotonic()`` seconds
             (``None``: no timeout).
+        processes: The worker processes isolated tools run in (the engine's pool; ``None``:
+            the process-wide shared pool).
     """
 
     workspace: Path
@@ -52,6 +58,7 @@ class ToolContext:
     emit: Emit | None = None
     agent: str | None = None
     deadline_at: float | None = None
+    processes: ToolProcesses | None = None
 
     def remaining_s(self) -> float | None:
         """Seconds left before the task's deadline (never negative), or ``None`` without one."""

@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 
-@tool(timeout_s=5.0)
+@tool(timeout_s=5.0, isolated=True)
 def calculator(expression: str) -> int | float:
     """Evaluate an arithmetic expression and return the number.
 
