@@ -23,6 +23,9 @@ from tests.hostile_helpers import misbehave, spin
 from tests.test_agents_planner import run_plan
 from tests.test_agents_react import TASK, FakeModel
 from tests.test_agents_react import make_ctx as make_react_ctx
+from tests.test_api_jobs import client as api_client
+from tests.test_api_jobs import serving, wait_for_status
+from tests.test_api_jobs import tool_plan as api_tool_plan
 from tests.test_cli import clean_env, store_args
 
 from planweave import Engine
@@ -36,6 +39,7 @@ from planweave.llm.openai import parse_tool_call
 from planweave.llm.scripted import ScriptedModel
 from planweave.plan import Plan, TaskSpec, load_plan_file
 from planweave.tools import ToolContext, ToolProcesses, ToolRegistry, invoke, run_tool_call, tool
+from planweave.tools._remove import remove_tree
 
 T = TypeVar("T")
 
@@ -333,3 +337,67 @@ async def test_a_calculator_bomb_in_a_tool_task_fails_fast_and_the_engine_stops_
     assert outcome.status == "failed"
     assert "round() digits -9999999 are out of range" in (outcome.error or "")
     assert processes.workers == 0
+
+
+# --- workspace depth and deletion -----------------------------------------------------------
+
+
+def _nest(root: Path, depth: int) -> None:
+    """Make ``depth`` nested folders under ``root`` (relative to descriptors: past PATH_MAX)."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(depth):
+            os.mkdir("d", dir_fd=fd)
+            child = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = child
+        with open(os.open("x", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "w") as file:
+            file.write("bottom")
+    finally:
+        os.close(fd)
+
+
+async def test_write_file_refuses_deep_folders_and_delete_removes_any_depth(
+    tmp_path: Path,
+) -> None:
+    async with serving(tmp_path) as api, api_client(api) as http:
+        plan = api_tool_plan(
+            {"id": "ok", "tool": "write_file", "args": {"path": "a/" * 32 + "x", "content": "1"}},
+            {
+                "id": "deep",
+                "tool": "write_file",
+                "args": {"path": "a/" * 2047 + "x", "content": "1"},
+            },
+        )
+        job_id = (await http.post("/v1/jobs", json=plan)).json()["job_id"]
+        job = await wait_for_status(http, job_id, "failed", "succeeded")
+        tasks = {
+            task["id"]: task
+            for task in (await http.get(f"/v1/jobs/{job_id}/tasks")).json()["tasks"]
+        }
+        assert tasks["ok"]["status"] == "succeeded"
+        assert "2047 folders deep, over the limit of 32" in tasks["deep"]["error"]
+        assert job["status"] == "failed"
+        workspace = tmp_path / "data" / "workspaces" / job_id
+        assert (workspace / ("a/" * 32 + "x")).read_text() == "1"
+        # As deep as a tool without the limit (or an older version) could have made it.
+        _nest(workspace, 2047)
+        start = time.perf_counter()
+        assert (await http.delete(f"/v1/jobs/{job_id}")).status_code == 204
+        assert time.perf_counter() - start < 20
+        assert not workspace.exists()
+        assert (await http.get(f"/v1/jobs/{job_id}")).status_code == 404
+
+
+def test_remove_tree_never_follows_a_symlink_out(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("keep")
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    _nest(tree, 50)
+    (tree / "d" / "link").symlink_to(outside, target_is_directory=True)
+    (tree / "file-link").symlink_to(outside / "keep.txt")
+    assert remove_tree(tree) is True
+    assert not tree.exists() and (outside / "keep.txt").read_text() == "keep"
+    assert remove_tree(tree) is False

@@ -85,3 +85,5 @@ DEFAULT_TOOL_PROCESSES: Final = 2
 calculator); started on first use."""
 MAX_TOOL_REPLY_BYTES: Final = 16_000_000
 """Largest result (as JSON) an isolated tool may send back from its worker process."""
+DEFAULT_MAX_WORKSPACE_DEPTH: Final = 32
+"""Deepest folder ``write_file`` creates in a job's workspace (``ToolContext.max_dir_depth``)."""
