@@ -382,11 +382,14 @@ async def test_write_file_refuses_deep_folders_and_delete_removes_any_depth(
         assert (workspace / ("a/" * 32 + "x")).read_text() == "1"
         # As deep as a tool without the limit (or an older version) could have made it.
         _nest(workspace, 2047)
-        start = time.perf_counter()
-        assert (await http.delete(f"/v1/jobs/{job_id}")).status_code == 204
-        assert time.perf_counter() - start < 20
-        assert not workspace.exists()
-        assert (await http.get(f"/v1/jobs/{job_id}")).status_code == 404
+        try:
+            start = time.perf_counter()
+            assert (await http.delete(f"/v1/jobs/{job_id}")).status_code == 204
+            assert time.perf_counter() - start < 20
+            assert not workspace.exists()
+            assert (await http.get(f"/v1/jobs/{job_id}")).status_code == 404
+        finally:
+            remove_tree(workspace)  # pytest's own clean-up of tmp_path recurses
 
 
 def test_remove_tree_never_follows_a_symlink_out(tmp_path: Path) -> None:
