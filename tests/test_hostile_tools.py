@@ -13,8 +13,11 @@ import os
 import resource
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Awaitable
+import zlib
+from collections.abc import Awaitable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TypeVar
 
@@ -38,7 +41,16 @@ from planweave.llm.base import LlmResponse, ToolCall
 from planweave.llm.openai import parse_tool_call
 from planweave.llm.scripted import ScriptedModel
 from planweave.plan import Plan, TaskSpec, load_plan_file
-from planweave.tools import ToolContext, ToolProcesses, ToolRegistry, invoke, run_tool_call, tool
+from planweave.tools import (
+    ToolContext,
+    ToolProcesses,
+    ToolRegistry,
+    ToolResult,
+    builtin_tools,
+    invoke,
+    run_tool_call,
+    tool,
+)
 from planweave.tools._remove import remove_tree
 
 T = TypeVar("T")
@@ -52,6 +64,31 @@ def _rss_mb() -> float:
     with open("/proc/self/statm", encoding="ascii") as statm:
         pages = int(statm.read().split()[1])
     return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+class _RssWatch:
+    """The most this process's resident memory grew while the block ran, sampled by a thread."""
+
+    def __init__(self) -> None:
+        self.growth_mb = 0.0
+        self._running = False
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        base = _rss_mb()
+        while self._running:
+            self.growth_mb = max(self.growth_mb, _rss_mb() - base)
+            time.sleep(0.002)
+
+    def __enter__(self) -> _RssWatch:
+        self._running = True
+        self._thread.start()
+        time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._running = False
+        self._thread.join()
 
 
 def _peak_rss_mb() -> float:
@@ -404,3 +441,90 @@ def test_remove_tree_never_follows_a_symlink_out(tmp_path: Path) -> None:
     assert remove_tree(tree) is True
     assert not tree.exists() and (outside / "keep.txt").read_text() == "keep"
     assert remove_tree(tree) is False
+
+
+# --- decompression bombs in http_fetch ------------------------------------------------------
+
+
+def _gzip_of_zeros(megabytes: int) -> bytes:
+    packer = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    block = bytes(1_000_000)
+    return b"".join(packer.compress(block) for _ in range(megabytes)) + packer.flush()
+
+
+def _gzip(data: bytes) -> bytes:
+    packer = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    return packer.compress(data) + packer.flush()
+
+
+@pytest.fixture(scope="module")
+def bomb_server() -> Iterator[str]:
+    """A real HTTP server on loopback that answers with decompression bombs."""
+    single = _gzip_of_zeros(150)  # 150 MB of zeros in about 150 KB
+    bodies = {
+        "/gzip": ("gzip", single),
+        "/gzip-gzip": ("gzip, gzip", _gzip(single)),
+        "/page": ("gzip", _gzip(b"hello, compressed world")),
+        "/raw-deflate": ("deflate", zlib.compress(b"raw deflate", 9)[2:-4]),
+        "/br": ("br", b"whatever"),
+    }
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            encoding, body = bodies[self.path]
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Encoding", encoding)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def _fetch(tmp_path: Path, url: str) -> ToolResult:
+    ctx = ToolContext(workspace=tmp_path, allow_private_network=True)
+    return await invoke(ToolRegistry(builtin_tools()), "http_fetch", {"url": url}, ctx)
+
+
+async def test_a_stacked_gzip_bomb_is_refused_in_bounded_memory(
+    tmp_path: Path, bomb_server: str
+) -> None:
+    with _RssWatch() as rss:
+        result, stall_s = await _longest_stall_s(_fetch(tmp_path, bomb_server + "/gzip-gzip"))
+    assert rss.growth_mb < 40
+    assert stall_s < 1.0
+    assert (result.ok, result.retryable) == (False, False)
+    assert "it is encoded several times over ('gzip, gzip')" in (result.error or "")
+
+
+async def test_a_gzip_bomb_is_decoded_only_up_to_the_byte_limit(
+    tmp_path: Path, bomb_server: str
+) -> None:
+    with _RssWatch() as rss:
+        result, stall_s = await _longest_stall_s(_fetch(tmp_path, bomb_server + "/gzip"))
+    assert rss.growth_mb < 40
+    assert stall_s < 1.0
+    assert result.ok and result.value["truncated"] is True
+    assert len(result.value["text"]) == 1_000_000
+
+
+async def test_compressed_pages_still_read_and_odd_encodings_are_refused(
+    tmp_path: Path, bomb_server: str
+) -> None:
+    page = await _fetch(tmp_path, bomb_server + "/page")
+    assert page.value["text"] == "hello, compressed world" and not page.value["truncated"]
+    raw = await _fetch(tmp_path, bomb_server + "/raw-deflate")
+    assert raw.value["text"] == "raw deflate"
+    brotli = await _fetch(tmp_path, bomb_server + "/br")
+    assert "unsupported content encoding 'br'" in (brotli.error or "")
