@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from planweave._files import read_text_file
 from planweave.constants import (
     DEFAULT_AUTH_FAILURE_BURST,
     DEFAULT_AUTH_FAILURE_RATE_PER_S,
@@ -358,11 +359,13 @@ def _read_file(config_file: Path | None, fields: tuple[str, ...]) -> dict[str, t
     import tomllib  # here: most runs have no settings file
 
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_text_file(path, what="config file"))
     except OSError as exc:
         raise ConfigError(f"cannot read config file {str(path)!r}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise ConfigError(f"config file {str(path)!r} is nested too deeply") from None
 
     table = data.pop("planweave", None)
     if table is not None:

@@ -118,3 +118,19 @@ RESULT_PREVIEW_CHARS: Final = 1_000
 """How much of a result moved to a file its reference shows."""
 DEFAULT_MAX_JOB_EVENTS: Final = 100_000
 """Most events one job may record; past it the job fails with code ``job_too_large``."""
+
+# Limits on input files and parsed data (see docs/security.md).
+MAX_INPUT_FILE_BYTES: Final = 10_000_000
+"""Largest plan file, scripted-model file or config file read (10 MB)."""
+MAX_YAML_DEPTH: Final = 64
+"""Deepest nesting of lists and mappings in a YAML file (aliases are refused outright)."""
+MAX_JSON_DEPTH: Final = 64
+"""Deepest nesting of arrays and objects accepted in JSON from a model (a reply, a plan, tool
+arguments) and in any tool call's arguments."""
+DEFAULT_TOOL_PROCESSES: Final = 2
+"""Worker processes an engine keeps for isolated tools (``@tool(isolated=True)``, the
+calculator); started on first use."""
+MAX_TOOL_REPLY_BYTES: Final = 16_000_000
+"""Largest result (as JSON) an isolated tool may send back from its worker process."""
+DEFAULT_MAX_WORKSPACE_DEPTH: Final = 32
+"""Deepest folder ``write_file`` creates in a job's workspace (``ToolContext.max_dir_depth``)."""

@@ -24,6 +24,7 @@ from planweave.constants import (
     DEFAULT_LEASE_S,
     DEFAULT_MAX_USER_PLAN_TASKS,
     DEFAULT_STORE_FILE,
+    DEFAULT_TOOL_PROCESSES,
     EVENT_TOPIC_ALL,
     QUEUE_PREFIX,
     WORKER_TOOL,
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     from planweave.agents import Agent, AgentRegistry
     from planweave.llm import Model, ModelOptions
     from planweave.store.base import Claim
-    from planweave.tools import Tool, ToolRegistry
+    from planweave.tools import Tool, ToolProcesses, ToolRegistry
     from planweave.workers.handlers import ModelCache
     from planweave.workers.pool import WorkerPool
 
@@ -120,6 +121,9 @@ class Engine:
         work_lease_s: How long a worker holds a work item unextended before it is redelivered.
         max_user_plan_tasks: Largest plan ``submit`` accepts from a caller (a planner's plans
             are limited by the job option ``max_plan_tasks``).
+        tool_processes: Worker processes for isolated tools (``@tool(isolated=True)``, the
+            calculator): started on first use, killed at a call's deadline, stopped by
+            ``close``.
     """
 
     def __init__(
@@ -139,6 +143,7 @@ class Engine:
         claim_lease_s: float = DEFAULT_LEASE_S,
         work_lease_s: float = DEFAULT_LEASE_S,
         max_user_plan_tasks: int = DEFAULT_MAX_USER_PLAN_TASKS,
+        tool_processes: int = DEFAULT_TOOL_PROCESSES,
     ) -> None:
         # Absolute, so workspace and artifact paths mean the same from any directory.
         self.data_dir = Path(data_dir if data_dir is not None else DEFAULT_DATA_DIR).resolve()
@@ -163,6 +168,10 @@ class Engine:
         self.claim_lease_s = claim_lease_s
         self.work_lease_s = work_lease_s
         self.max_user_plan_tasks = max_user_plan_tasks
+        if tool_processes < 1:
+            raise UsageError(f"tool_processes must be at least 1, got {tool_processes}")
+        self.tool_processes = tool_processes
+        self._tool_processes: ToolProcesses | None = None
         self.plane = ControlPlane(
             store=self.store,
             bus=self.bus,
@@ -253,14 +262,17 @@ class Engine:
         await self.bus.open()
         await self.plane.start()
         if self.run_workers:
+            from planweave.tools import ToolProcesses
             from planweave.workers.handlers import WorkerServices, handler_for
             from planweave.workers.pool import WorkerPool
 
+            self._tool_processes = ToolProcesses(self.tool_processes)
             services = WorkerServices(
                 tools=self.tools,
                 agents=self.agents,
                 models=self.models,
                 allow_private_network=self.allow_private_network,
+                tool_processes=self._tool_processes,
             )
             for kind, size in self.concurrency.items():
                 pool = WorkerPool(
@@ -284,6 +296,9 @@ class Engine:
             # All pools stop taking work at once and share one grace period.
             await asyncio.gather(*(pool.stop(grace_s=grace_s) for pool in self._pools))
             self._pools = []
+            if self._tool_processes is not None:
+                await self._tool_processes.close()
+                self._tool_processes = None
             await self.plane.stop()
             if self._models is not None:
                 await self._models.aclose()

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from planweave._files import load_yaml_file
 from planweave.constants import DEFAULT_MAX_PLAN_TASKS, DEFAULT_MAX_USER_PLAN_TASKS
-from planweave.errors import PlanInvalid
+from planweave.errors import ConfigError, PlanInvalid
 
 if TYPE_CHECKING:  # imported by load_plan_file: a process that reads no plan file skips it
     import yaml
@@ -328,12 +329,13 @@ def load_plan_file(
 
     file = Path(path)
     try:
-        with file.open(encoding="utf-8") as stream:  # a stream, so marks name the file
-            raw = yaml.safe_load(stream)
+        raw = load_yaml_file(file, what="plan file")
     except FileNotFoundError:
         raise PlanInvalid([f"plan file {str(file)!r} does not exist"]) from None
     except OSError as exc:
         raise PlanInvalid([f"cannot read plan file {str(file)!r}: {exc}"]) from exc
+    except ConfigError as exc:  # a limit: too large, an alias, too deep, not UTF-8
+        raise PlanInvalid([str(exc)]) from None
     except yaml.YAMLError as exc:
         raise PlanInvalid([_yaml_problem(file, exc)]) from exc
     if isinstance(raw, list):

@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from planweave._json import JsonTooDeep, loads_bounded, too_deep
 from planweave.agents._context import AgentContext, call_model
 from planweave.agents._text import input_budget_chars, is_small_model, render_inputs, truncate
 from planweave.errors import PlanInvalid
@@ -376,9 +377,13 @@ def _raw_tasks(response: LlmResponse) -> tuple[list[Any], str | None]:
             text = text.split("\n", 1)[1] if "\n" in text else ""
             text = text.rsplit("```", 1)[0]
         try:
-            data = json.loads(text, strict=False)
+            data = loads_bounded(text)
+        except JsonTooDeep as exc:
+            return [], f"the reply is {exc.msg}: write a flat list of tasks"
         except json.JSONDecodeError as exc:
             return [], f"the reply is not JSON ({exc.msg}): {truncate(response.content, 200)!r}"
+    elif too_deep(data):
+        return [], f"the reply is {JsonTooDeep().msg}: write a flat list of tasks"
     if isinstance(data, list):
         data = {"tasks": data}
     if not isinstance(data, dict) or not isinstance(data.get("tasks"), list):

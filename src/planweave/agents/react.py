@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from planweave._json import TOO_DEEP_TEXT, loads_bounded, too_deep
 from planweave.agents._agent import AgentResult, AgentTask
 from planweave.agents._answers import answer_problem, rejection
 from planweave.agents._context import AgentContext, call_model
@@ -325,7 +326,7 @@ class ReactAgent:
         if not response.tool_calls:
             return response.content.strip()
         calls = tuple(
-            call if call.id else call.model_copy(update={"id": f"call_{run.steps}_{index}"})
+            _bounded(call, f"call_{run.steps}_{index}")
             for index, call in enumerate(response.tool_calls)
         )
         run.messages.append(
@@ -455,6 +456,15 @@ class ReactAgent:
         return AgentResult(output=answer, data={"tool_calls": run.trace}, steps=run.steps)
 
 
+def _bounded(call: ToolCall, default_id: str) -> ToolCall:
+    """The call with an id, and with arguments too deep to encode replaced by a note (the
+    runtime then refuses it), so neither the conversation nor the events carry them."""
+    update: dict[str, Any] = {} if call.id else {"id": default_id}
+    if too_deep(call.arguments):
+        update.update(arguments={}, raw_arguments=TOO_DEEP_TEXT)
+    return call.model_copy(update=update) if update else call
+
+
 def _observe(observation: str) -> str:
     return f"Observation: {observation}\n\n{_OBSERVE_FOOTER}"
 
@@ -466,7 +476,7 @@ def _parse_reply(response: LlmResponse) -> dict[str, Any] | str:
     loop turns into an observation asking for a well-formed reply.
     """
     if isinstance(response.data, dict):
-        return response.data
+        return {} if too_deep(response.data) else response.data
     text = response.content.strip()
     if text.startswith("```"):
         text = text.split("\n", 1)[1] if "\n" in text else ""
@@ -474,7 +484,7 @@ def _parse_reply(response: LlmResponse) -> dict[str, Any] | str:
     if not text.startswith("{"):
         return response.content
     try:
-        value = json.loads(text, strict=False)
-    except json.JSONDecodeError:
+        value = loads_bounded(text)
+    except json.JSONDecodeError:  # JsonTooDeep included
         return {}
     return value if isinstance(value, dict) else {}

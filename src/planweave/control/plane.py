@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -50,6 +49,7 @@ from planweave.messages import CallReport, Outcome, StartedReport
 from planweave.plan import TaskSpec
 from planweave.state import JobState
 from planweave.store.base import ArtifactRow, Batch, Command, Store
+from planweave.tools._remove import remove_tree
 
 __all__ = ["ControlPlane", "PlaneSettings"]
 
@@ -356,14 +356,15 @@ class ControlPlane:
         if not claimed:
             raise JobBusy(f"job {job_id} is held by another process; stop that process first")
         try:
+            if not state.options.workspace:
+                # The files before the row: a job whose files cannot be removed stays listed.
+                await asyncio.to_thread(remove_tree, self.settings.workspace_root / job_id)
             deleted = await self.store.delete_job(job_id)
         finally:
             if job_id not in self._jobs:
                 await self._claims.release(job_id)
         if not deleted:
             raise JobBusy(running)
-        if not state.options.workspace:
-            await asyncio.to_thread(shutil.rmtree, self.settings.workspace_root / job_id, True)
 
     # --- deciding -------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import random
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
+from planweave._json import JsonTooDeep, loads_bounded
 from planweave.errors import ModelError, ModelResponseError
 from planweave.llm.base import ChatMessage
 
@@ -69,7 +70,9 @@ def parse_json_reply(text: str, *, model: str, finish_reason: str | None, max_to
         body = body.split("\n", 1)[1] if "\n" in body else ""
         body = body.rsplit("```", 1)[0]
     try:
-        return json.loads(body, strict=False)
+        return loads_bounded(body)
+    except JsonTooDeep as exc:
+        raise ModelResponseError(f"{model} replied with JSON {exc.msg}", retryable=False) from exc
     except json.JSONDecodeError as exc:
         if finish_reason == "length":
             raise ModelResponseError(
@@ -106,6 +109,12 @@ async def with_retries(
     while True:
         try:
             return await call()
+        except RecursionError:
+            # The provider's client parses the HTTP body recursively: a reply nested thousands
+            # of levels deep (in a tool call's input, say) fails there.
+            raise ModelResponseError(
+                "the model's reply is nested too deeply to parse", retryable=False
+            ) from None
         except catch as exc:
             translated = translate(exc)
             if translated is None:

@@ -8,10 +8,10 @@ whether it succeeds or fails.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
+from planweave._json import dumps_bounded
 from planweave._text import tail, truncate
 from planweave.events import LlmCalled, ToolCalled
 from planweave.llm.base import ChatMessage, LlmRequest, LlmResponse, Model
@@ -31,7 +31,7 @@ def render_messages(messages: Sequence[ChatMessage]) -> str:
     for message in messages:
         text = f"[{message.role}] {message.content}".rstrip()
         for call in message.tool_calls:
-            args = json.dumps(call.arguments, ensure_ascii=False, default=str)
+            args = dumps_bounded(call.arguments)
             text += f"\n-> {call.name}({args})"
         blocks.append(text)
     return "\n\n".join(blocks)
@@ -41,9 +41,9 @@ def render_reply(response: LlmResponse) -> str:
     """A reply as readable text: its content, its tool calls, or its structured data."""
     parts = [response.content] if response.content else []
     if not response.content and response.data is not None:
-        parts.append(json.dumps(response.data, ensure_ascii=False, default=str))
+        parts.append(dumps_bounded(response.data))
     for call in response.tool_calls:
-        args = json.dumps(call.arguments, ensure_ascii=False, default=str)
+        args = dumps_bounded(call.arguments)
         parts.append(f"-> {call.name}({call.raw_arguments if call.raw_arguments else args})")
     return "\n".join(parts)
 

@@ -17,6 +17,7 @@ import anthropic
 from anthropic import AsyncAnthropic
 from anthropic.types import Message
 
+from planweave._json import TOO_DEEP_TEXT, too_deep
 from planweave.errors import ConfigError, ModelError, ModelResponseError, ModelUnavailable
 from planweave.llm._common import parse_retry_after, with_retries
 from planweave.llm._registry import ModelOptions
@@ -80,6 +81,9 @@ def message_from_anthropic(
         elif block.type == "tool_use":
             if structured_tool is not None and block.name == structured_tool:
                 data = block.input
+            elif too_deep(block.input):
+                # Kept out of the conversation: it could not be encoded into the next request.
+                calls.append(ToolCall(id=block.id, name=block.name, raw_arguments=TOO_DEEP_TEXT))
             elif isinstance(block.input, dict):
                 calls.append(ToolCall(id=block.id, name=block.name, arguments=block.input))
             else:

@@ -19,6 +19,7 @@ import openai
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletion
 
+from planweave._json import loads_bounded
 from planweave.errors import ConfigError, ModelError, ModelResponseError, ModelUnavailable
 from planweave.llm._common import (
     SMALL_MODEL_REPEAT_PENALTY,
@@ -96,8 +97,8 @@ def tool_to_openai(tool: ToolSpec) -> dict[str, Any]:
 def parse_tool_call(index: int, call_id: str | None, name: str, arguments: str) -> ToolCall:
     """A tool call from the wire; arguments that are not a JSON object stay in ``raw_arguments``."""
     try:
-        parsed = json.loads(arguments or "{}", strict=False)
-    except json.JSONDecodeError:
+        parsed = loads_bounded(arguments or "{}")
+    except json.JSONDecodeError:  # JsonTooDeep included: the runtime says why
         parsed = None
     if isinstance(parsed, dict):
         return ToolCall(id=call_id or f"call_{index + 1}", name=name, arguments=parsed)

@@ -30,6 +30,8 @@ from typing import Any, Literal, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from planweave._files import load_yaml_file
+from planweave._json import loads_bounded
 from planweave.errors import (
     ConfigError,
     ModelResponseError,
@@ -190,7 +192,7 @@ class ScriptedModel:
         """
         file = Path(path)
         try:
-            raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+            raw = load_yaml_file(file, what="scripted model file")
         except FileNotFoundError as exc:
             raise ConfigError(f"scripted model file {file} does not exist") from exc
         except OSError as exc:
@@ -270,7 +272,7 @@ class ScriptedModel:
             content = json.dumps(data, ensure_ascii=False) if data is not None else ""
         if request.response_schema is not None and data is None and not reply.tool_calls:
             try:
-                data = json.loads(content, strict=False)
+                data = loads_bounded(content)
             except json.JSONDecodeError as exc:
                 raise ModelResponseError(
                     f"{self._name}: the request asks for structured output but the reply's "

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from planweave.tools._context import ToolContext
 from planweave.tools._decorator import FunctionTool, tool
+from planweave.tools._isolation import ToolProcesses
 from planweave.tools._paths import resolve_in_workspace
 from planweave.tools._registry import ToolRegistry
 from planweave.tools._runtime import ToolResult, invoke, run_tool_call
@@ -28,6 +29,7 @@ __all__ = [
     "FunctionTool",
     "Tool",
     "ToolContext",
+    "ToolProcesses",
     "ToolRegistry",
     "ToolResult",
     "builtin_tools",

@@ -1,8 +1,12 @@
 """Safe arithmetic for agents: a small evaluator over Python's ``ast``, never ``eval``.
 
 Only numbers, the arithmetic operators, parentheses and a short list of math functions and
-constants are understood; anything else is refused by name. Sizes are bounded so that an
-expression such as ``9**9**9`` is refused quickly instead of eating the worker's CPU and memory.
+constants are understood; anything else is refused by name. Every operand and every function
+argument is bounded *before* the work is done (exponents, operand sizes, ``round`` digits, the
+number of arguments), so that an expression such as ``9**9**9`` or ``round(1, -9999999)`` is
+refused at once instead of holding the interpreter (and its GIL) while Python builds a huge
+integer. The built-in ``calculator`` tool also runs in a worker process that is killed at its
+deadline (``@tool(isolated=True)``), in case a bound here is ever missed.
 """
 
 from __future__ import annotations
@@ -15,11 +19,15 @@ from typing import Any
 
 from planweave.errors import ToolError
 
-__all__ = ["MAX_EXPRESSION_CHARS", "evaluate"]
+__all__ = ["MAX_ARGUMENTS", "MAX_EXPRESSION_CHARS", "MAX_ROUND_DIGITS", "evaluate"]
 
 MAX_EXPRESSION_CHARS = 500
 MAX_INT_BITS = 10_000  # about 3,000 digits: well under Python's int-to-str limit
 MAX_EXPONENT = 10_000
+MAX_ROUND_DIGITS = 1_000
+"""Largest ``ndigits`` (either sign) ``round`` accepts: ``round(x, -n)`` builds ``10**n``."""
+MAX_ARGUMENTS = 100
+"""Most arguments one function call (``min``, ``max``) accepts."""
 
 Number = int | float
 
@@ -53,6 +61,13 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "tan": math.tan,
 }
 _CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e, "tau": math.tau}
+# How many arguments each function takes: (fewest, most).
+_ARITY: dict[str, tuple[int, int]] = {
+    "round": (1, 2),
+    "min": (1, MAX_ARGUMENTS),
+    "max": (1, MAX_ARGUMENTS),
+    "log": (1, 2),
+}
 
 
 class CalculatorError(ToolError):
@@ -96,6 +111,23 @@ def _binary(op: ast.operator, left: Number, right: Number) -> Number:
     return result
 
 
+def _check_call(name: str, args: list[Number]) -> None:
+    """Refuse a call whose arguments would make the function itself do unbounded work."""
+    fewest, most = _ARITY.get(name, (1, 1))
+    if not fewest <= len(args) <= most:
+        wanted = str(fewest) if fewest == most else f"{fewest} to {most}"
+        noun = "argument" if wanted == "1" else "arguments"
+        raise CalculatorError(f"{name}() takes {wanted} {noun}, got {len(args)}")
+    if name == "round" and len(args) == 2:
+        digits = args[1]
+        if not isinstance(digits, int):
+            raise CalculatorError("round() digits must be a whole number")
+        if abs(digits) > MAX_ROUND_DIGITS:
+            raise CalculatorError(
+                f"round() digits {digits} are out of range (limit {MAX_ROUND_DIGITS})"
+            )
+
+
 def _eval(node: ast.AST) -> Number:
     if isinstance(node, ast.Expression):
         return _eval(node.body)
@@ -118,7 +150,10 @@ def _eval(node: ast.AST) -> Number:
             raise CalculatorError(f"unknown function (known: {known})")
         if node.keywords:
             raise CalculatorError("keyword arguments are not supported")
+        if len(node.args) > MAX_ARGUMENTS:
+            raise CalculatorError(f"too many arguments (limit {MAX_ARGUMENTS})")
         args = [_eval(arg) for arg in node.args]
+        _check_call(node.func.id, args)
         value: Number = _FUNCTIONS[node.func.id](*args)
         return _check_size(value)
     raise CalculatorError(f"{type(node).__name__} is not allowed in an expression")

@@ -12,10 +12,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from planweave.constants import DEFAULT_MAX_WORKSPACE_DEPTH
 from planweave.errors import ConfigError
 from planweave.llm._record import Emit, recorded_call
 from planweave.llm.base import LlmRequest, LlmResponse, Model
+
+if TYPE_CHECKING:
+    from planweave.tools._isolation import ToolProcesses
 
 __all__ = ["ToolContext"]
 
@@ -33,12 +38,15 @@ class ToolContext:
         http_timeout_s: Overall time limit of one ``http_fetch`` call, redirects included.
         max_fetch_bytes: Most bytes of a response body ``http_fetch`` reads.
         max_file_bytes: Largest file ``read_file`` reads and ``write_file`` writes.
+        max_dir_depth: Deepest folder ``write_file`` creates (folders below the workspace).
         model: The calling task's model (``None`` outside a task).
         emit: The calling task's event sink (``None`` outside a task): receives the
             ``LlmCalled`` events of :meth:`complete`.
         agent: The agent making the call (``None`` for a ``tool`` task).
         deadline_at: When the calling task's timeout ends, in ``time.monotonic()`` seconds
             (``None``: no timeout).
+        processes: The worker processes isolated tools run in (the engine's pool; ``None``:
+            the process-wide shared pool).
     """
 
     workspace: Path
@@ -48,10 +56,12 @@ class ToolContext:
     http_timeout_s: float = 20.0
     max_fetch_bytes: int = 1_000_000
     max_file_bytes: int = 5_000_000
+    max_dir_depth: int = DEFAULT_MAX_WORKSPACE_DEPTH
     model: Model | None = None
     emit: Emit | None = None
     agent: str | None = None
     deadline_at: float | None = None
+    processes: ToolProcesses | None = None
 
     def remaining_s(self) -> float | None:
         """Seconds left before the task's deadline (never negative), or ``None`` without one."""

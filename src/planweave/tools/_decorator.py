@@ -12,6 +12,7 @@ import asyncio
 import functools
 import inspect
 import re
+import sys
 import typing
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, ParamSpec, TypeVar, overload
@@ -23,6 +24,7 @@ from planweave.errors import ConfigError, Signal, ToolArgumentsInvalid, ToolErro
 from planweave.llm.base import ToolSpec
 from planweave.tools._context import ToolContext
 from planweave.tools._docstring import parse_docstring
+from planweave.tools._isolation import shared_tool_processes
 
 __all__ = ["DEFAULT_TIMEOUT_S", "FunctionTool", "tool", "tool_failure"]
 
@@ -94,6 +96,7 @@ class FunctionTool(Generic[P, R]):
         description: What the tool does (the docstring's first paragraph by default).
         parameters: JSON schema of the arguments (an ``object`` schema).
         timeout_s: Longest a call may take before it fails with ``ToolTimeout``.
+        isolated: Whether calls run in a worker process that is killed at the deadline.
         fn: The wrapped function.
     """
 
@@ -106,6 +109,7 @@ class FunctionTool(Generic[P, R]):
         name: str | None = None,
         description: str | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        isolated: bool = False,
     ) -> None:
         functools.update_wrapper(self, fn)
         self.fn = fn
@@ -117,6 +121,13 @@ class FunctionTool(Generic[P, R]):
         if not timeout_s > 0:
             raise ConfigError(f"tool {self.name!r}: timeout_s must be positive, got {timeout_s}")
         self.timeout_s = float(timeout_s)
+        self.isolated = isolated
+        if isolated and "<" in fn.__qualname__:
+            raise ConfigError(
+                f"tool {self.name!r}: an isolated tool must be a function defined at the top "
+                f"level of a module (its worker process imports it by name), not "
+                f"{fn.__qualname__!r}"
+            )
         doc = parse_docstring(inspect.getdoc(fn))
         self.description = description if description is not None else doc.description
         self._is_async = inspect.iscoroutinefunction(fn)
@@ -214,11 +225,27 @@ class FunctionTool(Generic[P, R]):
         except Exception as exc:
             raise tool_failure(exc) from exc
 
+    async def _run_isolated(self, args: Mapping[str, Any], ctx: ToolContext) -> Any:
+        processes = ctx.processes if ctx.processes is not None else shared_tool_processes()
+        main = sys.modules.get("__main__") if self.fn.__module__ == "__main__" else None
+        main_file = getattr(main, "__file__", None)
+        return await processes.call(
+            self.fn.__module__,
+            self.fn.__qualname__,
+            args,
+            ctx if self.uses_context else None,
+            main_file=main_file if isinstance(main_file, str) else None,
+            timeout_s=self.timeout_s,
+            name=self.name,
+        )
+
     async def call(self, args: Mapping[str, Any], ctx: ToolContext) -> Any:
         """Validate ``args``, run the tool and return what it returned.
 
         A sync function runs in a worker thread; when it times out the call returns at once but
-        the thread finishes in the background.
+        the thread finishes in the background. An isolated tool runs in a worker process
+        instead, which is killed at the deadline (its ``ToolTimeout`` is not retryable: the
+        same call would do the same work again).
 
         Args:
             args: The arguments, as the model sent them (a JSON object).
@@ -230,7 +257,9 @@ class FunctionTool(Generic[P, R]):
             ToolError: The function failed; ``retryable`` is set for network-like errors.
             Signal: Signals raised by the function (``RetryTask``, ``ApprovalRequired``).
         """
-        positional, keywords = self._bind(args, ctx)
+        positional, keywords = self._bind(args, ctx)  # in this process, for clear errors
+        if self.isolated:
+            return await self._run_isolated(args, ctx)  # the pool applies timeout_s
         try:
             with deadline(self.timeout_s):
                 return await self._run(positional, keywords)
@@ -251,6 +280,7 @@ def tool(
     name: str | None = None,
     description: str | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    isolated: bool = False,
 ) -> Callable[[Callable[P, R]], FunctionTool[P, R]]: ...
 
 
@@ -261,6 +291,7 @@ def tool(
     name: str | None = None,
     description: str | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    isolated: bool = False,
 ) -> FunctionTool[P, R] | Callable[[Callable[P, R]], FunctionTool[P, R]]:
     """Make a :class:`FunctionTool` of a function, bare (``@tool``) or with options (``@tool(...)``).
 
@@ -269,12 +300,18 @@ def tool(
         name: Tool name; the function's name by default.
         description: Tool description; the docstring's first paragraph by default.
         timeout_s: Longest a call may take.
+        isolated: Run each call in a worker process that is killed when the call's deadline
+            passes, so a tool that computes without yielding (and holds the GIL) cannot stall
+            the event loop. For CPU-bound and untrusted code; arguments and results travel as
+            JSON, the context without its model and event sink.
 
     Returns:
         The tool, or a decorator that makes one.
     """
 
     def wrap(func: Callable[P, R]) -> FunctionTool[P, R]:
-        return FunctionTool(func, name=name, description=description, timeout_s=timeout_s)
+        return FunctionTool(
+            func, name=name, description=description, timeout_s=timeout_s, isolated=isolated
+        )
 
     return wrap if fn is None else wrap(fn)

@@ -4,11 +4,17 @@ Each hop is checked with :func:`check_url` and then fetched from exactly the add
 checked: the request goes to the IP literal, with the original ``Host`` header and, for https,
 the original name as SNI and certificate host. Redirects are followed by hand so every hop is
 checked again, and the body is streamed and cut at a byte limit under one overall deadline.
+
+The limit holds for the decoded body: the raw bytes are decompressed here, incrementally, never
+asked for more output than the bytes left, so a small gzip body that inflates to gigabytes costs
+no more than the limit. Stacked encodings (``gzip, gzip``: a bomb of bombs) and encodings other
+than gzip and deflate are refused (the request asks for ``identity`` anyway).
 """
 
 from __future__ import annotations
 
 import asyncio
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,13 +62,17 @@ async def _get(
         location = response.headers.get("location")
         if response.status_code in _REDIRECT_STATUSES and location:
             return _Hop(response.status_code, "", location, b"", False, "utf-8")
+        decoder = _decoder(response.headers.get("content-encoding", ""), url)
         chunks: list[bytes] = []
         size = 0
+        raw_size = 0
         truncated = False
-        async for chunk in response.aiter_bytes():
+        async for raw in response.aiter_raw():
+            raw_size += len(raw)
+            chunk = decoder.decode(raw, max_bytes + 1 - size)
             chunks.append(chunk)
             size += len(chunk)
-            if size > max_bytes:
+            if size > max_bytes or raw_size > max_bytes + _RAW_SLACK:
                 truncated = True
                 break
         body = b"".join(chunks)[:max_bytes]
@@ -72,6 +82,61 @@ async def _get(
         )
     finally:
         await response.aclose()
+
+
+_RAW_SLACK = 1 << 16
+"""Raw bytes read beyond the limit before giving up on a body that decodes to little."""
+
+
+class _Decoder:
+    """Decodes one content coding, producing at most the bytes asked for per call."""
+
+    def __init__(self, coding: str, url: str) -> None:
+        self.coding = coding
+        self.url = url
+        if coding == "identity":
+            self._zlib = None
+        elif coding == "deflate":
+            self._zlib = zlib.decompressobj()
+        else:
+            self._zlib = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        self._first = True
+
+    def decode(self, data: bytes, max_out: int) -> bytes:
+        if self._zlib is None:
+            return data
+        try:
+            out = self._zlib.decompress(data, max_out)
+        except zlib.error as exc:
+            if not (self._first and self.coding == "deflate"):
+                raise ToolError(
+                    f"cannot decode the {self.coding} body of {self.url!r}: {exc}"
+                ) from None
+            # "deflate" is often sent raw, without the zlib header: try that once.
+            self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+            self._first = False
+            return self.decode(data, max_out)
+        self._first = False
+        # Whatever did not fit stays in unconsumed_tail: the caller stops at the limit.
+        return out
+
+
+def _decoder(header: str, url: str) -> _Decoder:
+    codings = [c.strip().lower() for c in header.split(",") if c.strip()]
+    codings = [c for c in codings if c != "identity"]
+    if len(codings) > 1:
+        raise ToolError(
+            f"refusing the response of {url!r}: it is encoded several times over "
+            f"({header!r}), which only a decompression bomb needs"
+        )
+    if not codings:
+        return _Decoder("identity", url)
+    coding = "gzip" if codings[0] == "x-gzip" else codings[0]
+    if coding not in ("gzip", "deflate"):
+        raise ToolError(
+            f"refusing the response of {url!r}: unsupported content encoding {coding!r}"
+        )
+    return _Decoder(coding, url)
 
 
 def _decode(body: bytes, encoding: str) -> str:

@@ -16,6 +16,8 @@ import os
 import stat
 from pathlib import Path, PurePosixPath
 
+from planweave._text import truncate
+from planweave.constants import DEFAULT_MAX_WORKSPACE_DEPTH
 from planweave.errors import PolicyViolation, ToolError
 
 __all__ = [
@@ -106,7 +108,13 @@ def _open_dir_at(name: str, dir_fd: int, rel: str, *, create: bool) -> int:
 
 
 def open_in_workspace(
-    workspace: Path, rel: str, flags: int, *, mode: int = 0o644, create_dirs: bool = False
+    workspace: Path,
+    rel: str,
+    flags: int,
+    *,
+    mode: int = 0o644,
+    create_dirs: bool = False,
+    max_depth: int = DEFAULT_MAX_WORKSPACE_DEPTH,
 ) -> int:
     """Open ``rel`` inside ``workspace`` without following any symlink after the check.
 
@@ -116,19 +124,26 @@ def open_in_workspace(
         flags: ``os.open`` flags for the final component (``O_NOFOLLOW`` is always added).
         mode: Permissions of a file ``O_CREAT`` makes.
         create_dirs: Make missing parent directories (and the workspace).
+        max_depth: With ``create_dirs``, the most folders the path may go down.
 
     Returns:
         An open file descriptor; the caller closes it.
 
     Raises:
-        PolicyViolation: The path leaves the workspace, or a symlink appeared in it.
+        PolicyViolation: The path leaves the workspace, a symlink appeared in it, or (with
+            ``create_dirs``) it is more than ``max_depth`` folders deep.
         ToolError: The path does not exist or is the wrong kind of file.
     """
     target = resolve_in_workspace(workspace, rel, must_exist=False)
     real_ws = Path(os.path.realpath(workspace))
+    parts = target.relative_to(real_ws).parts
+    if create_dirs and len(parts) - 1 > max_depth:
+        raise PolicyViolation(
+            f"path {truncate(rel, 80)!r} is {len(parts) - 1} folders deep, over the limit of "
+            f"{max_depth}"
+        )
     if create_dirs:
         real_ws.mkdir(parents=True, exist_ok=True)
-    parts = target.relative_to(real_ws).parts
     try:
         dir_fd = os.open(real_ws, _DIR_FLAGS)
     except FileNotFoundError:
@@ -192,14 +207,22 @@ def read_workspace_file(workspace: Path, rel: str, *, max_bytes: int) -> bytes:
     return data
 
 
-def write_workspace_file(workspace: Path, rel: str, data: bytes, *, max_bytes: int) -> Path:
-    """Create or replace a regular file inside ``workspace``, making parent directories."""
+def write_workspace_file(
+    workspace: Path,
+    rel: str,
+    data: bytes,
+    *,
+    max_bytes: int,
+    max_depth: int = DEFAULT_MAX_WORKSPACE_DEPTH,
+) -> Path:
+    """Create or replace a regular file inside ``workspace``, making parent directories (at
+    most ``max_depth`` folders deep)."""
     if len(data) > max_bytes:
         raise PolicyViolation(f"content is {len(data)} bytes, over the {max_bytes} limit")
     # No O_TRUNC: the file is checked (regular, one link) before anything in it changes.
     flags = os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK
     target = resolve_in_workspace(workspace, rel, must_exist=False)
-    fd = open_in_workspace(workspace, rel, flags, create_dirs=True)
+    fd = open_in_workspace(workspace, rel, flags, create_dirs=True, max_depth=max_depth)
     with os.fdopen(fd, "wb") as fh:
         _check_regular(os.fstat(fh.fileno()), rel)
         fh.truncate(0)

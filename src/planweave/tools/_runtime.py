@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from planweave._deadline import deadline
+from planweave._json import TOO_DEEP_TEXT, JsonTooDeep, loads_bounded, too_deep
 from planweave._text import truncate
+from planweave.constants import MAX_JSON_DEPTH
 from planweave.errors import (
     PolicyViolation,
     Signal,
@@ -52,6 +54,8 @@ def _render(value: Any) -> str:
         return "null"  # what a no-op tool returns: skip the JSON encoder
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
+    if too_deep(value):
+        return TOO_DEEP_TEXT
     try:
         return json.dumps(value, ensure_ascii=False, default=str)
     except (TypeError, ValueError):
@@ -180,6 +184,23 @@ async def _run_protocol_tool(tool: Tool, args: Mapping[str, Any], ctx: ToolConte
         ) from None
 
 
+def _too_deep(name: str) -> str:
+    return f"the arguments for {name!r} are nested deeper than {MAX_JSON_DEPTH} levels"
+
+
+def _not_an_object(name: str, raw_arguments: str) -> str:
+    """Why arguments a model wrote could not be used: too deep, or not a JSON object."""
+    if raw_arguments == TOO_DEEP_TEXT:
+        return _too_deep(name)
+    try:
+        loads_bounded(raw_arguments)
+    except JsonTooDeep:
+        return _too_deep(name)
+    except ValueError:
+        pass
+    return f"the arguments for {name!r} are not a JSON object: {truncate(raw_arguments, 200)!r}"
+
+
 def _event_args(args: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in args.items():
@@ -187,6 +208,8 @@ def _event_args(args: Mapping[str, Any]) -> dict[str, Any]:
             out[key] = truncate(value, EVENT_ARG_CHARS)
         elif isinstance(value, int | float | bool) or value is None:
             out[key] = value
+        elif too_deep(value, MAX_JSON_DEPTH - 1):
+            out[key] = TOO_DEEP_TEXT
         else:
             text = json.dumps(value, ensure_ascii=False, default=str)
             out[key] = value if len(text) <= EVENT_ARG_CHARS else truncate(text, EVENT_ARG_CHARS)
@@ -250,10 +273,9 @@ async def run_tool_call(
             known = ", ".join(sorted(allowed)) or "none"
             raise ToolNotFound(f"unknown tool {name!r}; available tools: {known}")
         if raw_arguments is not None and not args:
-            raise ToolArgumentsInvalid(
-                f"the arguments for {name!r} are not a JSON object: "
-                f"{truncate(raw_arguments, 200)!r}"
-            )
+            raise ToolArgumentsInvalid(_not_an_object(name, raw_arguments))
+        if too_deep(args):
+            raise ToolArgumentsInvalid(_too_deep(name))
         tool = registry.get(name)
         call = (
             tool.call(args, ctx)

@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 
-@tool(timeout_s=5.0)
+@tool(timeout_s=5.0, isolated=True)
 def calculator(expression: str) -> int | float:
     """Evaluate an arithmetic expression and return the number.
 
@@ -68,7 +68,9 @@ def write_file(path: str, content: str, ctx: ToolContext) -> str:
         content: The full text to write (UTF-8).
     """
     data = content.encode("utf-8")
-    write_workspace_file(ctx.workspace, path, data, max_bytes=ctx.max_file_bytes)
+    write_workspace_file(
+        ctx.workspace, path, data, max_bytes=ctx.max_file_bytes, max_depth=ctx.max_dir_depth
+    )
     return f"wrote {len(data)} bytes to {os.path.normpath(path)}"
 
 

@@ -41,7 +41,7 @@ from planweave.errors import (
 from planweave.events import NO_USAGE, ToolCalled, validated
 from planweave.llm import Model, ModelOptions, load_model
 from planweave.messages import Outcome, WorkItem
-from planweave.tools import FunctionTool, ToolContext, ToolRegistry, run_tool_call
+from planweave.tools import FunctionTool, ToolContext, ToolProcesses, ToolRegistry, run_tool_call
 from planweave.workers._results import has_references, load_inputs, may_spill, spill_result
 from planweave.workers.pool import Handler, Reporter
 
@@ -101,6 +101,7 @@ class WorkerServices:
     agents: AgentRegistry
     models: ModelCache
     allow_private_network: bool = False
+    tool_processes: ToolProcesses | None = None
     tool_context_options: dict[str, Any] = field(default_factory=dict)
     _paths: dict[str, Path] = field(default_factory=dict)
 
@@ -114,6 +115,7 @@ class WorkerServices:
             job_id=item.job_id,
             task_id=item.task_id,
             allow_private_network=self.allow_private_network,
+            processes=self.tool_processes,
             **self.tool_context_options,
         )
 
@@ -257,7 +259,12 @@ def _tool_handler(services: WorkerServices) -> Handler:
                 before = await asyncio.to_thread(_scan, ctx.workspace)
             else:
                 # The tool never sees it; the runtime reads its ids for the event.
-                ctx = ToolContext(workspace=nowhere, job_id=item.job_id, task_id=item.task_id)
+                ctx = ToolContext(
+                    workspace=nowhere,
+                    job_id=item.job_id,
+                    task_id=item.task_id,
+                    processes=services.tool_processes,
+                )
                 before = None
             result = await run_tool_call(
                 tools, spec.tool, args, ctx, record=calls.append, timeout_s=timeout
