@@ -14,42 +14,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from planweave.constants import MAX_INPUT_FILE_BYTES, MAX_YAML_DEPTH
+from planweave.constants import MAX_INPUT_FILE_BYTES
 from planweave.errors import ConfigError
 
 __all__ = ["load_yaml_file", "read_text_file"]
-
-
-class _Refused(yaml.MarkedYAMLError):
-    """A limit of ours, not a syntax error: reported as such, with its position."""
-
-
-class _BoundedLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses aliases and nesting deeper than ``MAX_YAML_DEPTH``."""
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        # check_event leaves the next event in current_event (peek_event is untyped).
-        if self.check_event(yaml.AliasEvent):
-            raise _Refused(
-                problem="aliases (*name) are not allowed: write the value out in full",
-                problem_mark=self.current_event.start_mark,
-            )
-        self._depth += 1
-        try:
-            if self._depth > MAX_YAML_DEPTH and self.check_event(yaml.NodeEvent):
-                raise _Refused(
-                    problem=f"nested deeper than {MAX_YAML_DEPTH} levels",
-                    problem_mark=self.current_event.start_mark,
-                )
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
 
 
 def read_text_file(file: Path, *, what: str, max_bytes: int = MAX_INPUT_FILE_BYTES) -> str:
@@ -92,11 +60,13 @@ def load_yaml_file(file: Path, *, what: str, max_bytes: int = MAX_INPUT_FILE_BYT
             message names the file and, where there is one, the line and column.
         yaml.YAMLError: The file is not valid YAML.
     """
+    from planweave._yaml import BoundedLoader, Refused  # PyYAML only when a file is read
+
     text = read_text_file(file, what=what, max_bytes=max_bytes)
-    loader = _BoundedLoader(text)
+    loader = BoundedLoader(text)
     try:
         return loader.get_single_data()
-    except _Refused as exc:
+    except Refused as exc:
         mark = exc.problem_mark
         where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         raise ConfigError(f"{what} {str(file)!r}{where}: {exc.problem}") from None

@@ -49,7 +49,6 @@ from planweave.messages import CallReport, Outcome, StartedReport
 from planweave.plan import TaskSpec
 from planweave.state import JobState
 from planweave.store.base import ArtifactRow, Batch, Command, Store
-from planweave.tools._remove import remove_tree
 
 __all__ = ["ControlPlane", "PlaneSettings"]
 
@@ -358,6 +357,8 @@ class ControlPlane:
         try:
             if not state.options.workspace:
                 # The files before the row: a job whose files cannot be removed stays listed.
+                from planweave.tools._remove import remove_tree  # loads the tools package
+
                 await asyncio.to_thread(remove_tree, self.settings.workspace_root / job_id)
             deleted = await self.store.delete_job(job_id)
         finally:
