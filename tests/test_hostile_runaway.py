@@ -268,3 +268,24 @@ async def test_private_network_is_granted_per_tenant_never_by_the_process(
     assert "private networks are not allowed" in (outcomes["alice"].error or "")
     assert outcomes["ops"].ok, outcomes["ops"].error
     assert canary.hits == 1  # only ops' job reached it
+
+
+async def test_python_jobs_take_the_engine_network_setting_and_big_plans_need_a_raise(
+    tmp_path: Path,
+) -> None:
+    from planweave import PlanInvalid
+
+    plan = Plan(tasks=tuple(TaskSpec(id=f"t{i}", kind="tool", tool="noop") for i in range(30)))
+
+    @tool
+    def noop() -> str:
+        """Do nothing."""
+        return "ok"
+
+    async with engine_with(tmp_path, [], tools=[noop], allow_private_network=True) as engine:
+        job_id = await engine.submit(plan=Plan(tasks=plan.tasks[:1]))
+        assert (await engine.get(job_id)).options.allow_private_network is True
+        with pytest.raises(PlanInvalid, match="raise the job option max_job_tasks"):
+            await engine.submit(plan=plan, max_job_tasks=20)
+        result = await run_bounded(engine, plan=plan, max_job_tasks=30)
+    assert result.ok
