@@ -341,3 +341,28 @@ async def test_the_jobs_max_plan_depth_reaches_the_planner(tmp_path: Path) -> No
     assert "depth 1 of at most 4" in prompts[1]
     sub_request = [r for r in model.requests if r.role == "planner"][1]
     assert "depth 1 of at most 4" in sub_request.messages[-1].content
+
+
+async def test_a_plan_with_huge_dependency_lists_is_checked_fast_and_repaired_briefly(
+    tmp_path: Path,
+) -> None:
+    # 60,000 dependencies took 82 s (a quadratic dedupe on the event loop) and came back as a
+    # 2.6 MB error and repair prompt: now the sizes are capped first and the prompt stays short.
+    import time
+
+    deps = [f"ghost{i}" for i in range(60_000)]
+    bad = {"tasks": [{"id": "t1", "goal": "Research", "depends_on": deps, "kind": "execute"}]}
+    model = ScriptedModel([{"json": bad}, {"json": bad}])
+    started = time.monotonic()
+    with pytest.raises(PlanInvalid) as info:
+        await run_plan(model, tmp_path)
+    assert time.monotonic() - started < 20  # a hang guard: the quadratic dedupe took minutes
+    assert len(model.requests) == 2
+    repair = model.requests[1]
+    prompt = repair.messages[-1].content
+    assert "at most 1000 are allowed" in prompt
+    assert "more problems" in prompt
+    assert len(prompt) < 5_000
+    assert sum(len(m.content) for m in repair.messages) < 30_000
+    assert len(str(info.value)) < 5_000
+    assert len(info.value.errors) <= 11

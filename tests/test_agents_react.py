@@ -585,3 +585,63 @@ async def test_a_model_repeating_one_call_is_asked_for_its_answer_early(tmp_path
     result = await ReactAgent(max_steps=8).run(TASK, make_ctx(model, tmp_path, events))
     assert result.output == "1"
     assert len(of_type(events, ToolCalled)) == 3  # the first call and two repeats, not eight
+
+
+async def test_tool_calls_of_one_reply_are_capped_and_the_model_is_told(tmp_path: Path) -> None:
+    # 10,000 tool calls in one reply all ran (max_steps counts model calls only).
+    calls = tuple(
+        ToolCall(id=f"c{i}", name="calculator", arguments={"expression": f"{i}+1"})
+        for i in range(10_000)
+    )
+    model = FakeModel([LlmResponse(tool_calls=calls), LlmResponse(content="The answer is 25.")])
+    events: list[LlmCalled | ToolCalled] = []
+    result = await ReactAgent().run(TASK, make_ctx(model, tmp_path, events))
+    assert result.output == "The answer is 25."
+    assert len(of_type(events, ToolCalled)) == 16  # the default max_tool_calls_per_step
+    second = model.requests[1]
+    assert len(second.messages[2].tool_calls) == 16  # only the calls that ran stay
+    assert [m.role for m in second.messages].count("tool") == 16
+    note = second.messages[-1].content
+    assert "10000 tool calls in one reply; only the first 16 ran" in note
+    assert "max_tool_calls_per_step" in note
+
+
+async def test_a_task_tool_calls_are_capped_then_it_must_answer(tmp_path: Path) -> None:
+    model = ScriptedModel(
+        [
+            {"match": {"contains": "used all your steps"}, "content": "Done: 25."},
+            {
+                "tool_calls": [
+                    {"name": "calculator", "arguments": {"expression": "1+1"}},
+                    {"name": "shout", "arguments": {"text": "a"}},
+                    {"name": "calculator", "arguments": {"expression": "2+2"}},
+                ],
+                "repeat": True,
+            },
+        ]
+    )
+    events: list[LlmCalled | ToolCalled] = []
+    ctx = make_ctx(model, tmp_path, events, max_steps=50, max_tool_calls=5)
+    result = await ReactAgent().run(TASK, ctx)
+    assert result.output == "Done: 25."
+    assert len(of_type(events, ToolCalled)) == 5
+    assert len(model.requests) == 3  # 3 + 2 calls ran, then the last call without tools
+    assert "(the job option max_tool_calls)" in model.requests[2].messages[-2].content
+
+
+async def test_json_protocol_refuses_tool_calls_past_the_task_cap(tmp_path: Path) -> None:
+    model = TextOnlyModel(
+        [
+            {"match": {"contains": "used all your steps"}, "json": {"final_answer": "two"}},
+            {
+                "json": {"action": "calculator", "action_input": {"expression": "1+1"}},
+                "repeat": True,
+            },
+        ]
+    )
+    events: list[LlmCalled | ToolCalled] = []
+    ctx = make_ctx(model, tmp_path, events, max_steps=50, max_tool_calls=2)
+    result = await ReactAgent().run(TASK, ctx)
+    assert result.output == "two"
+    assert len(of_type(events, ToolCalled)) == 2
+    assert len(model.requests) == 3

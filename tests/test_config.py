@@ -8,6 +8,7 @@ import pytest
 
 from planweave.config import Settings, load_settings
 from planweave.errors import ConfigError
+from planweave.events import JobOptions
 from planweave.llm import ModelOptions
 
 
@@ -130,7 +131,22 @@ def test_engine_kwargs(tmp_path: Path) -> None:
         "model_options": ModelOptions(n_threads=2, base_url="http://localhost:8080/v1"),
         "allow_private_network": True,
         "max_user_plan_tasks": 10_000,
+        "job_defaults": JobOptions(max_cost_usd=5.0, max_job_tokens=2_000_000),
     }
+
+
+def test_job_budgets_have_defaults_that_every_layer_can_raise(tmp_path: Path) -> None:
+    defaults = load_settings({}, env={})
+    assert (defaults.max_cost_usd, defaults.max_job_tokens) == (5.0, 2_000_000)
+    raised = load_settings(
+        {"max_job_tokens": 9_000_000},
+        env={"PLANWEAVE_MAX_COST_USD": "50", "PLANWEAVE_PRIVATE_NETWORK_TENANTS": "ops, lab"},
+    )
+    job = raised.engine_kwargs()["job_defaults"]
+    assert (job.max_cost_usd, job.max_job_tokens) == (50.0, 9_000_000)
+    assert raised.private_network_tenants == ("ops", "lab")
+    with pytest.raises(ConfigError, match="PLANWEAVE_MAX_JOB_TOKENS: expected a whole number"):
+        load_settings({}, env={"PLANWEAVE_MAX_JOB_TOKENS": "lots"})
 
 
 def test_max_user_plan_tasks_and_the_leases_from_every_layer(tmp_path: Path) -> None:

@@ -191,6 +191,47 @@ def test_invalid_subplan_fails_the_plan_task() -> None:
     assert state.status == "failed"
 
 
+def test_nested_subplans_stop_at_the_job_task_limit() -> None:
+    # 100 x 100 nested sub-plans made 10,102 tasks: the job's total is capped.
+    state, log = submit(goal="g", max_plan_tasks=100, max_job_tasks=150, max_plan_depth=3)
+    assign_all(state, log)
+    parts = tuple(TaskSpec(id=f"p{i}", goal=f"part {i}", kind="plan") for i in range(100))
+    succeed(state, "root", subtasks=parts)
+    assert len(state.tasks) == 102  # root, 100 parts and the composer
+    assign_all(state, log)
+    events = succeed(
+        state, "p0", subtasks=tuple(TaskSpec(id=f"s{i}", goal=f"step {i}") for i in range(100))
+    )
+    failed = [e for e in events if e.type == "TaskFailed"]
+    assert failed and failed[0].task_id == "p0"
+    assert failed[0].error_type == "budget_exceeded"  # type: ignore[union-attr]
+    assert "over its limit of 150" in failed[0].error  # type: ignore[union-attr]
+    assert "max_job_tasks" in failed[0].error  # type: ignore[union-attr]
+    assert len(state.tasks) == 102
+    assert state.status == "failed"
+
+
+def test_default_token_budget_stops_free_models_and_names_the_option() -> None:
+    from planweave.events import LlmCalled
+    from planweave.messages import CallReport
+
+    state, log = submit(spec("a"), max_job_tokens=1_000)
+    assign_all(state, log)
+    call = LlmCalled(job_id="job1", model="scripted", role="executor", tokens_in=600)
+    report = CallReport(job_id="job1", task_id="a", attempt=1, event=call)
+    assert not [
+        e for e in decider.on_call(state, report, now=101.0).events if e.type == "JobFailed"
+    ]
+    call = LlmCalled(job_id="job1", model="scripted", role="executor", tokens_out=401)
+    report = CallReport(job_id="job1", task_id="a", attempt=1, event=call)
+    events = decider.on_call(state, report, now=102.0).events
+    assert state.status == "failed"
+    assert events[-1].code == "budget_exceeded"  # type: ignore[union-attr]
+    assert "1001 tokens, over its limit of 1000" in events[-1].reason  # type: ignore[union-attr]
+    assert "max_job_tokens" in events[-1].reason  # type: ignore[union-attr]
+    assert JobOptions().max_job_tokens == 2_000_000 and JobOptions().max_cost_usd == 5.0
+
+
 def test_replan_supersedes_unfinished_work_and_keeps_completed_work() -> None:
     state, log = submit(goal="g", on_failure="replan")
     assign_all(state, log)
@@ -313,6 +354,7 @@ def test_budget_is_enforced_on_llm_calls() -> None:
     assert types(events)[0] == "LlmCalled"
     assert state.status == "failed"
     assert events[-1].code == "budget_exceeded"  # type: ignore[union-attr]
+    assert "max_cost_usd" in events[-1].reason  # type: ignore[union-attr]
 
 
 def test_text_from_models_and_tools_is_scrubbed_and_cut_to_the_event_limits() -> None:

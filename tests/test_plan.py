@@ -159,3 +159,23 @@ def test_user_plans_are_limited_by_one_settable_number(tmp_path: Path) -> None:
     assert len(load_plan_file(path).tasks) == 60  # above a planner's 50
     with pytest.raises(PlanInvalid, match="the plan has 60 tasks; at most 59 are allowed"):
         load_plan_file(path, max_tasks=59)
+
+
+def test_problems_are_capped_and_counted() -> None:
+    tasks = [t("a", *(f"ghost{i}" for i in range(500)))]
+    problems = plan_problems(tasks)
+    assert len(problems) == 11
+    assert problems[-1] == "... and 490 more problems"
+    assert "task 'a' depends on unknown task 'ghost0'" in problems
+
+
+def test_oversized_plans_are_refused_before_any_other_check() -> None:
+    many = [t("x") for _ in range(51)]  # 51 duplicate ids: only the size is reported
+    assert plan_problems(many) == ["the plan has 51 tasks; at most 50 are allowed"]
+    fan_in = [t(f"t{i}") for i in range(1001)] + [t("last", *(f"t{i}" for i in range(1001)))]
+    problems = plan_problems(fan_in, max_tasks=10_000)
+    assert problems == ["task 'last' lists 1001 dependencies; at most 1000 are allowed"]
+    long_goal = TaskSpec(id="a", goal="x" * 20_001)
+    assert plan_problems([long_goal]) == [
+        "task 'a' has a goal of 20001 characters; at most 20000 are allowed"
+    ]

@@ -27,8 +27,10 @@ from planweave.constants import (
     DEFAULT_DATA_DIR,
     DEFAULT_KEEP_ALIVE_TIMEOUT_S,
     DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_COST_USD,
     DEFAULT_MAX_EVENT_STREAMS_PER_TENANT,
     DEFAULT_MAX_HEADER_BYTES,
+    DEFAULT_MAX_JOB_TOKENS,
     DEFAULT_MAX_USER_PLAN_TASKS,
     DEFAULT_REQUEST_BODY_TIMEOUT_S,
     DEFAULT_REQUEST_HEADER_TIMEOUT_S,
@@ -54,6 +56,9 @@ _EXPECTED: dict[str, str] = {
     "local_threads": "a whole number of at least 1",
     "openai_base_url": "a URL such as http://localhost:8080/v1",
     "allow_private_network": "true or false",
+    "private_network_tenants": "a list of tenant names",
+    "max_cost_usd": "a number of dollars, at least 0",
+    "max_job_tokens": "a whole number of tokens, at least 1",
     "log_level": "one of " + ", ".join(_LOG_LEVELS),
     "host": "a host name or IP address to listen on, such as 127.0.0.1",
     "port": "a TCP port number from 0 to 65535",
@@ -113,7 +118,13 @@ class Settings(BaseModel):
             ``data_dir`` when ``None``).
         local_threads: CPU threads of the local model (its own default when ``None``).
         openai_base_url: Base URL of an OpenAI-compatible server.
-        allow_private_network: Let ``http_fetch`` reach private and loopback addresses.
+        allow_private_network: Let ``http_fetch`` reach private and loopback addresses (jobs of
+            this process; API jobs only for ``private_network_tenants``, or in open mode).
+        private_network_tenants: API tenants whose jobs may reach private and loopback
+            addresses (where ``allow_private_network`` lets the process do so at all).
+        max_cost_usd: The dollar budget every job gets unless it sets its own (default $5).
+        max_job_tokens: The token budget (in + out) every job gets unless it sets its own
+            (default 2,000,000; it stops local and scripted models too, which cost $0).
         log_level: Level of the log written to stderr.
         host: Address ``planweave serve`` listens on.
         port: TCP port ``planweave serve`` listens on (0: any free port).
@@ -163,6 +174,9 @@ class Settings(BaseModel):
     local_threads: int | None = Field(default=None, ge=1)
     openai_base_url: str | None = None
     allow_private_network: bool = False
+    private_network_tenants: tuple[str, ...] = ()
+    max_cost_usd: float = Field(default=DEFAULT_MAX_COST_USD, ge=0, allow_inf_nan=False)
+    max_job_tokens: int = Field(default=DEFAULT_MAX_JOB_TOKENS, ge=1)
     log_level: str = "WARNING"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -229,7 +243,7 @@ class Settings(BaseModel):
             return "sha256:" + match.group(1).lower()
         return hash_token(value.strip())
 
-    @field_validator("api_models", mode="before")
+    @field_validator("api_models", "private_network_tenants", mode="before")
     @classmethod
     def _model_list(cls, value: Any) -> Any:
         if isinstance(value, str):  # PLANWEAVE_API_MODELS=openai:gpt-4o-mini,local:
@@ -267,6 +281,7 @@ class Settings(BaseModel):
 
     def engine_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``Engine(...)`` built from these settings."""
+        from planweave.events import JobOptions
         from planweave.llm import ModelOptions
 
         # The leases are passed only when set, so the engine keeps the one home of their defaults.
@@ -288,6 +303,9 @@ class Settings(BaseModel):
             ),
             "allow_private_network": self.allow_private_network,
             "max_user_plan_tasks": self.max_user_plan_tasks,
+            "job_defaults": JobOptions(
+                max_cost_usd=self.max_cost_usd, max_job_tokens=self.max_job_tokens
+            ),
             **leases,
         }
 

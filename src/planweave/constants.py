@@ -58,7 +58,29 @@ DEFAULT_MAX_PLAN_TASKS: Final = 50
 DEFAULT_MAX_USER_PLAN_TASKS: Final = 10_000
 """Largest plan a person may submit (``max_user_plan_tasks``); a planner's own plans are held
 to the job option ``max_plan_tasks``."""
+DEFAULT_MAX_JOB_TASKS: Final = 1_000
+"""Most tasks one job may hold in all, its sub-plans' and replans' tasks included (the job
+option ``max_job_tasks``): nested sub-plans cannot multiply without end."""
+MAX_TASK_DEPENDENCIES: Final = 1_000
+"""Most dependencies one task of a plan may list."""
+MAX_TASK_GOAL_CHARS: Final = 20_000
+"""Longest goal one task of a plan may have."""
+MAX_PLAN_PROBLEMS: Final = 10
+"""Problems of a plan listed in full (in errors and in a planner's repair prompt); the rest are
+counted in one closing line."""
 DEFAULT_MAX_AGENT_STEPS: Final = 8
+DEFAULT_MAX_TOOL_CALLS_PER_STEP: Final = 16
+"""Tool calls run from one model reply (the job option ``max_tool_calls_per_step``); the calls
+past it are refused, and the model is told so."""
+DEFAULT_MAX_TOOL_CALLS: Final = 64
+"""Tool calls one task's agent may make in all (the job option ``max_tool_calls``); past it the
+agent's tool calls are refused and it must answer."""
+DEFAULT_MAX_JOB_TOKENS: Final = 2_000_000
+"""Tokens (in + out) one job may spend on model calls by default (the job option
+``max_tokens``); a user raises it explicitly. Local and scripted models cost $0, so this is the
+ceiling that stops their runaway jobs."""
+DEFAULT_MAX_COST_USD: Final = 5.0
+"""Dollars one job may spend by default (the job option ``max_cost_usd``)."""
 DEFAULT_TOOL_TIMEOUT_S: Final = 30.0
 DEFAULT_MODEL_TIMEOUT_S: Final = 120.0
 DEFAULT_CONCURRENCY: Final = {

@@ -31,7 +31,7 @@ from planweave.constants import (
 )
 from planweave.control.claims import holder_gone
 from planweave.control.plane import ControlPlane, PlaneSettings
-from planweave.errors import JobBusy, JobNotFound, PlanweaveError, UsageError
+from planweave.errors import JobBusy, JobNotFound, PlanInvalid, PlanweaveError, UsageError
 from planweave.events import Event, JobOptions, Usage, new_id
 from planweave.plan import Plan, TaskSpec, validate_plan
 from planweave.state import JobState
@@ -124,6 +124,9 @@ class Engine:
         tool_processes: Worker processes for isolated tools (``@tool(isolated=True)``, the
             calculator): started on first use, killed at a call's deadline, stopped by
             ``close``.
+        job_defaults: The options a job gets where its submitter sets none (default:
+            ``JobOptions()``, whose budgets are ``max_cost_usd`` $5 and ``max_job_tokens``
+            2,000,000).
     """
 
     def __init__(
@@ -144,6 +147,7 @@ class Engine:
         work_lease_s: float = DEFAULT_LEASE_S,
         max_user_plan_tasks: int = DEFAULT_MAX_USER_PLAN_TASKS,
         tool_processes: int = DEFAULT_TOOL_PROCESSES,
+        job_defaults: JobOptions | None = None,
     ) -> None:
         # Absolute, so workspace and artifact paths mean the same from any directory.
         self.data_dir = Path(data_dir if data_dir is not None else DEFAULT_DATA_DIR).resolve()
@@ -172,6 +176,7 @@ class Engine:
             raise UsageError(f"tool_processes must be at least 1, got {tool_processes}")
         self.tool_processes = tool_processes
         self._tool_processes: ToolProcesses | None = None
+        self.job_defaults = job_defaults or JobOptions()
         self.plane = ControlPlane(
             store=self.store,
             bus=self.bus,
@@ -363,9 +368,11 @@ class Engine:
         """
         await self.start()
         self._parts()
-        opts = _options(options, option_fields)
+        opts = _options(options or self.job_defaults, option_fields)
         if opts.model is None:  # recorded, so a resume in another process uses the same model
             opts = opts.model_copy(update={"model": self._default_model})
+        if opts.allow_private_network is None:  # recorded like the model
+            opts = opts.model_copy(update={"allow_private_network": self.allow_private_network})
         specs: tuple[TaskSpec, ...] | None = None
         if plan is not None:
             specs = tuple(plan.tasks) if isinstance(plan, Plan) else tuple(plan)
@@ -374,6 +381,13 @@ class Engine:
                 max_tasks=self.max_user_plan_tasks,
                 tool_parameters={each.name: each.parameters for each in self.tools},
             )
+            if len(specs) > opts.max_job_tasks:
+                raise PlanInvalid(
+                    [
+                        f"the plan has {len(specs)} tasks, over the job's limit of "
+                        f"{opts.max_job_tasks} (raise the job option max_job_tasks to run it)"
+                    ]
+                )
             for spec in specs:
                 if spec.kind == "execute" and spec.agent is not None:
                     self.agents.get(spec.agent)

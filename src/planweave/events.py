@@ -20,10 +20,15 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from planweave.constants import (
     DEFAULT_MAX_AGENT_STEPS,
     DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_COST_USD,
     DEFAULT_MAX_JOB_EVENTS,
+    DEFAULT_MAX_JOB_TASKS,
+    DEFAULT_MAX_JOB_TOKENS,
     DEFAULT_MAX_PLAN_DEPTH,
     DEFAULT_MAX_PLAN_TASKS,
     DEFAULT_MAX_RESULT_BYTES,
+    DEFAULT_MAX_TOOL_CALLS,
+    DEFAULT_MAX_TOOL_CALLS_PER_STEP,
     DEFAULT_RETRY_BASE_S,
     SCHEMA_VERSION,
 )
@@ -110,17 +115,35 @@ class JobOptions(BaseModel):
         retry_base_s: First retry delay; it doubles with each failure (capped at 30 s).
         max_plan_depth: How deep ``plan`` tasks may decompose recursively.
         max_plan_tasks: Largest number of tasks one plan may hold.
+        max_job_tasks: Most tasks the job may hold in all, its sub-plans' and replans' tasks
+            included (default 1,000): a sub-plan that would take it past this fails its plan
+            task, with a reason that names this option.
         max_replans: How often a job may replan after failures.
-        max_cost_usd: Dollar budget; the job fails with ``budget_exceeded`` past it.
-        max_agent_steps: ReAct steps per task.
+        max_cost_usd: Dollar budget (default $5; ``None``: no dollar limit); the job fails
+            with ``budget_exceeded`` past it.
+        max_job_tokens: Token budget, tokens in plus out over all the job's model calls
+            (default 2,000,000; ``None``: no token limit); the job fails with
+            ``budget_exceeded`` past it. Local and scripted models cost $0: this is the
+            ceiling that stops their runaway jobs.
+        max_agent_steps: ReAct steps (model calls) per task.
+        max_tool_calls: Tool calls one task's agent may make in all (default 64); past it its
+            tool calls are refused and it must answer.
+        max_tool_calls_per_step: Tool calls of one model reply that run (default 16); the
+            rest are refused, and the model is told so.
         max_result_bytes: Largest task result (as JSON) kept in events and rows; a larger
             one is written to ``results/<task id>.txt`` (or ``.json``) in the workspace, and
             the task's result becomes ``{"result_artifact": path, "bytes": n, "preview": ...}``
             (dependent tasks still get the whole value).
         max_job_events: Most events the job may record; past it the job fails with code
             ``job_too_large``.
-        priority: Higher runs first when workers are busy.
+        priority: Higher runs first when workers are busy, among the same tenant's jobs (the
+            tenants take turns, whatever their jobs' priorities).
         workspace: Folder the file tools may read and write.
+        allow_private_network: Let this job's ``http_fetch`` reach private and loopback
+            addresses. Only where the process allows it too (``allow_private_network`` of
+            the engine or worker); ``None`` takes the engine's setting when the job is
+            submitted. API jobs get it only for the tenants the server lists in
+            ``private_network_tenants``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
@@ -131,13 +154,18 @@ class JobOptions(BaseModel):
     retry_base_s: float = Field(default=DEFAULT_RETRY_BASE_S, ge=0, le=3600)
     max_plan_depth: int = Field(default=DEFAULT_MAX_PLAN_DEPTH, ge=1, le=5)
     max_plan_tasks: int = Field(default=DEFAULT_MAX_PLAN_TASKS, ge=1, le=10_000)
+    max_job_tasks: int = Field(default=DEFAULT_MAX_JOB_TASKS, ge=1, le=100_000)
     max_replans: int = Field(default=2, ge=0, le=20)
-    max_cost_usd: float | None = Field(default=None, ge=0)
+    max_cost_usd: float | None = Field(default=DEFAULT_MAX_COST_USD, ge=0)
+    max_job_tokens: int | None = Field(default=DEFAULT_MAX_JOB_TOKENS, ge=1)
     max_agent_steps: int = Field(default=DEFAULT_MAX_AGENT_STEPS, ge=1, le=100)
     max_result_bytes: int = Field(default=DEFAULT_MAX_RESULT_BYTES, ge=1024, le=64 * 1024 * 1024)
     max_job_events: int = Field(default=DEFAULT_MAX_JOB_EVENTS, ge=100, le=100_000_000)
+    max_tool_calls: int = Field(default=DEFAULT_MAX_TOOL_CALLS, ge=1, le=10_000)
+    max_tool_calls_per_step: int = Field(default=DEFAULT_MAX_TOOL_CALLS_PER_STEP, ge=1, le=1_000)
     priority: int = 0
     workspace: str | None = None
+    allow_private_network: bool | None = None
 
 
 class EventBase(BaseModel):

@@ -26,6 +26,8 @@ from planweave.constants import (
     DEFAULT_MAX_PLAN_DEPTH,
     DEFAULT_MAX_PLAN_TASKS,
     DEFAULT_MAX_RESULT_BYTES,
+    DEFAULT_MAX_TOOL_CALLS,
+    DEFAULT_MAX_TOOL_CALLS_PER_STEP,
     SCHEMA_VERSION,
 )
 from planweave.errors import FailureType
@@ -77,6 +79,9 @@ class WorkItem(BaseModel):
     model: str | None = None
     workspace: str | None = None
     max_agent_steps: int = DEFAULT_MAX_AGENT_STEPS
+    max_tool_calls: int = DEFAULT_MAX_TOOL_CALLS
+    max_tool_calls_per_step: int = DEFAULT_MAX_TOOL_CALLS_PER_STEP
+    allow_private_network: bool = False
     max_plan_tasks: int = DEFAULT_MAX_PLAN_TASKS
     max_plan_depth: int = DEFAULT_MAX_PLAN_DEPTH
     max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES

@@ -4,7 +4,10 @@ A plan is checked before any of its tasks runs: unique ids, known dependencies, 
 limits, known tools and the fixed arguments of ``tool`` tasks against each tool's parameter
 schema. ``validate_plan`` collects every problem in one pass, so a planner's repair round (or a
 person) can fix them all at once; ``load_plan_file`` adds the problems of tasks that do not even
-parse to the same list.
+parse to the same list. Validation is linear in the plan's size and its sizes are capped before
+any other work (tasks, dependencies per task, goal length), and the list names the first
+``MAX_PLAN_PROBLEMS`` problems and counts the rest, so a hostile plan costs little and its error
+stays short.
 
 The models' validators are built on first use (``defer_build``), not at import.
 """
@@ -19,7 +22,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from planweave._files import load_yaml_file
-from planweave.constants import DEFAULT_MAX_PLAN_TASKS, DEFAULT_MAX_USER_PLAN_TASKS
+from planweave._text import truncate
+from planweave.constants import (
+    DEFAULT_MAX_PLAN_TASKS,
+    DEFAULT_MAX_USER_PLAN_TASKS,
+    MAX_PLAN_PROBLEMS,
+    MAX_TASK_DEPENDENCIES,
+    MAX_TASK_GOAL_CHARS,
+)
 from planweave.errors import ConfigError, PlanInvalid
 
 if TYPE_CHECKING:  # imported by load_plan_file: a process that reads no plan file skips it
@@ -28,6 +38,7 @@ if TYPE_CHECKING:  # imported by load_plan_file: a process that reads no plan fi
 __all__ = [
     "OnFailure",
     "Plan",
+    "ProblemList",
     "TaskKind",
     "TaskSpec",
     "args_problems",
@@ -83,6 +94,34 @@ class Plan(BaseModel):
     on_failure: OnFailure | None = None
 
 
+class ProblemList:
+    """A plan's problems: the first ``MAX_PLAN_PROBLEMS`` in full, the rest only counted, so a
+    plan with 60,000 bad dependencies yields a short list (and a short repair prompt)."""
+
+    __slots__ = ("limit", "listed", "more")
+
+    def __init__(self, limit: int = MAX_PLAN_PROBLEMS) -> None:
+        self.limit = limit
+        self.listed: list[str] = []
+        self.more = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.listed)
+
+    def add(self, problem: str) -> None:
+        """Note one problem (listed while there is room, else counted)."""
+        if len(self.listed) < self.limit:
+            self.listed.append(problem)
+        else:
+            self.more += 1
+
+    def done(self) -> list[str]:
+        """The listed problems, and ``... and N more problems`` when some were only counted."""
+        if self.more:
+            return [*self.listed, f"... and {self.more} more problems"]
+        return list(self.listed)
+
+
 def plan_problems(
     tasks: Sequence[TaskSpec],
     *,
@@ -90,8 +129,14 @@ def plan_problems(
     known_tools: Iterable[str] | None = None,
     external_ids: Iterable[str] = (),
     tool_parameters: Mapping[str, Mapping[str, Any]] | None = None,
+    into: ProblemList | None = None,
 ) -> list[str]:
-    """Return every problem with ``tasks`` (empty when the plan is valid).
+    """Return the problems with ``tasks`` (empty when the plan is valid).
+
+    Runs in time linear in the plan's size. A plan over ``max_tasks`` is reported as that one
+    problem, before any other work; a task with more than ``MAX_TASK_DEPENDENCIES``
+    dependencies or a goal longer than ``MAX_TASK_GOAL_CHARS`` is a problem too. The first
+    ``MAX_PLAN_PROBLEMS`` problems are listed, and the rest counted in a last line.
 
     Args:
         tasks: The plan's tasks.
@@ -100,54 +145,69 @@ def plan_problems(
         external_ids: Ids outside this plan that a task may also depend on.
         tool_parameters: Each registered tool's parameter JSON schema, by name; when given,
             ``tool`` tasks must name one of them and their ``args`` must fit its schema.
+        into: Problems found before (a planner's parsing problems): these are added to them,
+            under the same limit, and the whole list is returned.
     """
-    problems: list[str] = []
+    problems = into if into is not None else ProblemList()
     if not tasks:
-        problems.append("the plan has no tasks")
-        return problems
+        problems.add("the plan has no tasks")
+        return problems.done()
     if len(tasks) > max_tasks:
-        problems.append(f"the plan has {len(tasks)} tasks; at most {max_tasks} are allowed")
-    ids: dict[str, int] = {}
+        problems.add(f"the plan has {len(tasks)} tasks; at most {max_tasks} are allowed")
+        return problems.done()
+    ids: set[str] = set()
     for spec in tasks:
         if not _ID_RE.match(spec.id):
-            problems.append(
-                f"task id {spec.id!r} is not valid (use letters, digits, '_', '-', '.'; "
-                "at most 64 characters)"
+            problems.add(
+                f"task id {truncate(spec.id, 80)!r} is not valid (use letters, digits, "
+                "'_', '-', '.'; at most 64 characters)"
             )
         if spec.id in ids:
-            problems.append(f"task id {spec.id!r} is used more than once")
-        ids[spec.id] = ids.get(spec.id, 0) + 1
+            problems.add(f"task id {truncate(spec.id, 80)!r} is used more than once")
+        ids.add(spec.id)
     external = set(external_ids)
     tools = set(known_tools) if known_tools is not None else None
     if tool_parameters is not None:
         tools = (tools or set()) | set(tool_parameters)
     for spec in tasks:
+        label = truncate(spec.id, 80)
+        if len(spec.depends_on) > MAX_TASK_DEPENDENCIES:
+            problems.add(
+                f"task {label!r} lists {len(spec.depends_on)} dependencies; "
+                f"at most {MAX_TASK_DEPENDENCIES} are allowed"
+            )
+            continue
+        if len(spec.goal) > MAX_TASK_GOAL_CHARS:
+            problems.add(
+                f"task {label!r} has a goal of {len(spec.goal)} characters; "
+                f"at most {MAX_TASK_GOAL_CHARS} are allowed"
+            )
         for dep in spec.depends_on:
             if dep == spec.id:
-                problems.append(f"task {spec.id!r} depends on itself")
+                problems.add(f"task {label!r} depends on itself")
             elif dep not in ids and dep not in external:
-                problems.append(f"task {spec.id!r} depends on unknown task {dep!r}")
+                problems.add(f"task {label!r} depends on unknown task {truncate(dep, 80)!r}")
         if len(set(spec.depends_on)) != len(spec.depends_on):
-            problems.append(f"task {spec.id!r} lists a dependency more than once")
+            problems.add(f"task {label!r} lists a dependency more than once")
         if spec.kind == "tool":
             if not spec.tool:
-                problems.append(f"task {spec.id!r} has kind 'tool' but names no tool")
+                problems.add(f"task {label!r} has kind 'tool' but names no tool")
             elif tools is not None and spec.tool not in tools:
                 known = ", ".join(sorted(tools)) or "none"
-                problems.append(
-                    f"task {spec.id!r} names unknown tool {spec.tool!r} (known: {known})"
+                problems.add(
+                    f"task {label!r} names unknown tool {truncate(spec.tool, 80)!r} "
+                    f"(known: {known})"
                 )
             elif tool_parameters is not None and spec.tool in tool_parameters:
-                problems += [
-                    f"task {spec.id!r}: {problem}"
-                    for problem in args_problems(spec.tool, spec.args, tool_parameters[spec.tool])
-                ]
+                for problem in args_problems(spec.tool, spec.args, tool_parameters[spec.tool]):
+                    problems.add(f"task {label!r}: {problem}")
         elif spec.kind != "compose" and not spec.goal.strip():
-            problems.append(f"task {spec.id!r} has an empty goal")
+            problems.add(f"task {label!r} has an empty goal")
     cycle = _find_cycle(tasks)
     if cycle:
-        problems.append("the plan has a dependency cycle: " + " -> ".join(cycle))
-    return problems
+        shown = cycle if len(cycle) <= 12 else [*cycle[:5], "...", *cycle[-5:]]
+        problems.add("the plan has a dependency cycle: " + " -> ".join(shown))
+    return problems.done()
 
 
 def validate_plan(
@@ -343,32 +403,37 @@ def load_plan_file(
     if not isinstance(raw, dict):
         raise PlanInvalid([f"plan file {str(file)!r} must hold a mapping with a 'tasks' list"])
     items = raw.get("tasks")
-    problems: list[str] = []
+    problems = ProblemList()
     specs: list[TaskSpec] = []
     unparsed_ids: list[str] = []
     if isinstance(items, list):
+        if len(items) > max_tasks:
+            raise PlanInvalid([f"the plan has {len(items)} tasks; at most {max_tasks} are allowed"])
         for index, item in enumerate(items):
             try:
                 specs.append(TaskSpec.model_validate(item))
             except ValidationError as exc:
-                problems += _pydantic_problems(exc, prefix=("tasks", index))
+                for problem in _pydantic_problems(exc, prefix=("tasks", index)):
+                    problems.add(problem)
                 if isinstance(item, dict) and isinstance(item.get("id"), str):
                     unparsed_ids.append(item["id"])
     try:
         plan = Plan.model_validate({**raw, "tasks": specs if isinstance(items, list) else items})
     except ValidationError as exc:
-        problems += _pydantic_problems(exc, prefix=())
+        for problem in _pydantic_problems(exc, prefix=()):
+            problems.add(problem)
         plan = None
     if specs or not problems:
-        problems += plan_problems(
+        plan_problems(
             specs,
             max_tasks=max_tasks,
             known_tools=known_tools,
             external_ids=unparsed_ids,
             tool_parameters=tool_parameters,
+            into=problems,
         )
     if problems or plan is None:
-        raise PlanInvalid(problems)
+        raise PlanInvalid(problems.done())
     return plan
 
 

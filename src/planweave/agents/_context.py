@@ -11,7 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from planweave.constants import DEFAULT_MAX_AGENT_STEPS
+from planweave.constants import (
+    DEFAULT_MAX_AGENT_STEPS,
+    DEFAULT_MAX_TOOL_CALLS,
+    DEFAULT_MAX_TOOL_CALLS_PER_STEP,
+)
 from planweave.llm._record import Emit, recorded_call, render_messages, render_reply
 from planweave.llm.base import LlmRequest, LlmResponse, Model
 from planweave.tools import ToolContext, ToolRegistry
@@ -32,6 +36,8 @@ class AgentContext:
         task_id: The task being run (copied into events).
         max_steps: Model calls a ReAct agent may make before it must answer.
         max_tokens: Default reply limit for calls that set none.
+        max_tool_calls: Tool calls a ReAct agent may make in all for this task.
+        max_tool_calls_per_step: Tool calls of one model reply that run (the rest are refused).
     """
 
     model: Model
@@ -42,6 +48,8 @@ class AgentContext:
     task_id: str
     max_steps: int = DEFAULT_MAX_AGENT_STEPS
     max_tokens: int | None = None
+    max_tool_calls: int = DEFAULT_MAX_TOOL_CALLS
+    max_tool_calls_per_step: int = DEFAULT_MAX_TOOL_CALLS_PER_STEP
 
 
 async def call_model(ctx: AgentContext, request: LlmRequest) -> LlmResponse:

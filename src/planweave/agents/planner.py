@@ -2,7 +2,10 @@
 
 The model answers in structured output (a JSON schema); the plan is then validated like any
 other (:func:`planweave.plan.plan_problems`). Invalid plans get one repair round, in which the
-model sees every problem at once; a plan still invalid after it raises ``PlanInvalid``.
+model sees the problems at once (the first ``MAX_PLAN_PROBLEMS``, the rest counted, and its own
+reply cut to ``REPAIR_REPLY_MAX_CHARS``, so a hostile reply of 60,000 dependencies costs a short
+prompt); a plan still invalid after it raises ``PlanInvalid``. Sizes are capped before any work
+and the checks are linear in the reply's size.
 
 Small models (by their profile: ``local:``, or a small model on an OpenAI-compatible server)
 produce schema-valid JSON but rarely a valid DAG: duplicate
@@ -23,12 +26,17 @@ from pydantic import ValidationError
 from planweave._json import JsonTooDeep, loads_bounded, too_deep
 from planweave.agents._context import AgentContext, call_model
 from planweave.agents._text import input_budget_chars, is_small_model, render_inputs, truncate
+from planweave.constants import MAX_TASK_DEPENDENCIES, MAX_TASK_GOAL_CHARS
 from planweave.errors import PlanInvalid
 from planweave.llm.base import ChatMessage, LlmRequest, LlmResponse
-from planweave.plan import TaskSpec, plan_problems
+from planweave.plan import ProblemList, TaskSpec, plan_problems
 
 __all__ = ["dag_plan_schema", "plan", "plan_schema"]
 
+_ID_MAX_CHARS = 100
+"""Task ids are at most 64 characters: longer ones are cut here (and still reported as bad)."""
+REPAIR_REPLY_MAX_CHARS = 8_000
+"""Most of a rejected plan echoed back to the model in the repair round."""
 GOAL_MIN_CHARS = 5
 GOAL_MAX_CHARS = 120
 SMALL_MIN_TASKS = 2
@@ -310,9 +318,12 @@ def _user_prompt(
 
 
 def _reply_text(response: LlmResponse) -> str:
+    """The model's reply as it is echoed back in the repair round (cut to a bounded size)."""
     if response.content.strip():
-        return response.content
-    return json.dumps(response.data, ensure_ascii=False, default=str)
+        return truncate(response.content, REPAIR_REPLY_MAX_CHARS)
+    return truncate(
+        json.dumps(response.data, ensure_ascii=False, default=str), REPAIR_REPLY_MAX_CHARS
+    )
 
 
 class _Checker:
@@ -329,35 +340,39 @@ class _Checker:
         raw, problem = _raw_tasks(response)
         if problem:
             return (), [problem]
-        tasks, problems = self._tasks(raw)
-        problems += plan_problems(tasks, max_tasks=self.max_tasks)
-        return tasks, problems
+        if len(raw) > self.max_tasks:  # before any work on the tasks
+            return (), [f"the plan has {len(raw)} tasks; at most {self.max_tasks} are allowed"]
+        problems = ProblemList()
+        tasks = self._tasks(raw, problems)
+        return tasks, plan_problems(tasks, max_tasks=self.max_tasks, into=problems)
 
-    def _tasks(self, raw: list[Any]) -> tuple[tuple[TaskSpec, ...], list[str]]:
-        problems: list[str] = []
+    def _tasks(self, raw: list[Any], problems: ProblemList) -> tuple[TaskSpec, ...]:
         items: list[dict[str, Any]] = []
         for position, item in enumerate(raw, start=1):
             if not isinstance(item, dict):
-                problems.append(f"task {position} is not an object")
+                problems.add(f"task {position} is not an object")
                 continue
-            items.append(_cleaned(item))
+            cleaned, problem = _cleaned(item)
+            if problem:
+                problems.add(problem)
+            items.append(cleaned)
         # A task without a goal carries nothing to do: drop it, and the dependencies on it.
         dropped = {item["id"] for item in items if not item["goal"]}
         items = [item for item in items if item["goal"]]
         tasks: list[TaskSpec] = []
         for item in items:
             item["depends_on"] = [dep for dep in item["depends_on"] if dep not in dropped]
-            label = item["id"] or "(no id)"
+            label = truncate(item["id"], 80) or "(no id)"
             if item["kind"] not in self.kinds:
-                problems.append(
+                problems.add(
                     f"task {label!r} has kind {item['kind']!r}; use "
                     + " or ".join(repr(kind) for kind in self.kinds)
                 )
                 item["kind"] = "execute"
             agent = item.get("agent")
             if agent is not None and self.known_agents and agent not in self.known_agents:
-                problems.append(
-                    f"task {label!r} names unknown agent {agent!r}; use one of "
+                problems.add(
+                    f"task {label!r} names unknown agent {truncate(agent, 80)!r}; use one of "
                     + ", ".join(sorted(self.known_agents))
                 )
             try:
@@ -365,8 +380,8 @@ class _Checker:
             except ValidationError as exc:
                 for error in exc.errors():
                     where = ".".join(str(part) for part in error["loc"])
-                    problems.append(f"task {label!r}: {where}: {error['msg']}")
-        return tuple(tasks), problems
+                    problems.add(f"task {label!r}: {where}: {error['msg']}")
+        return tuple(tasks)
 
 
 def _raw_tasks(response: LlmResponse) -> tuple[list[Any], str | None]:
@@ -392,24 +407,45 @@ def _raw_tasks(response: LlmResponse) -> tuple[list[Any], str | None]:
     return tasks, None
 
 
-def _cleaned(item: dict[str, Any]) -> dict[str, Any]:
-    """Normalise one task object without inventing anything: trim text, dedupe dependencies."""
+def _cleaned(item: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """Normalise one task object without inventing anything: trim text, dedupe dependencies.
+
+    Returns the task and the problem with its size, if any: an id, goal or dependency list
+    over its limit is cut to it first (so the work done here stays bounded), and the model is
+    told.
+    """
     # Only the fields a planner writes; anything else the model adds (notes, "task_type") goes.
     out: dict[str, Any] = {}
-    out["id"] = str(item.get("id", "")).strip()
+    problem: str | None = None
+    raw_id = item.get("id", "")
+    out["id"] = (raw_id if isinstance(raw_id, str) else str(raw_id))[:_ID_MAX_CHARS].strip()
+    label = out["id"] or "(no id)"
     goal = item.get("goal", "")
+    if isinstance(goal, str) and len(goal) > MAX_TASK_GOAL_CHARS:
+        problem = (
+            f"task {label!r} has a goal of {len(goal)} characters; "
+            f"at most {MAX_TASK_GOAL_CHARS} are allowed"
+        )
+        goal = goal[:MAX_TASK_GOAL_CHARS]
     out["goal"] = " ".join(goal.split()) if isinstance(goal, str) else ""
     deps = item.get("depends_on") or []
     if isinstance(deps, str):
         deps = [deps]
-    seen: list[str] = []
-    for dep in deps if isinstance(deps, list) else []:
-        text = str(dep).strip()
-        if text and text not in seen:
-            seen.append(text)
-    out["depends_on"] = seen
+    if not isinstance(deps, list):
+        deps = []
+    if len(deps) > MAX_TASK_DEPENDENCIES:
+        problem = (
+            f"task {label!r} lists {len(deps)} dependencies; "
+            f"at most {MAX_TASK_DEPENDENCIES} are allowed"
+        )
+        deps = deps[:MAX_TASK_DEPENDENCIES]
+    # A dict keeps the first occurrence of each id, in order, in linear time.
+    seen = dict.fromkeys(
+        text for text in (str(dep)[:_ID_MAX_CHARS].strip() for dep in deps) if text
+    )
+    out["depends_on"] = list(seen)
     kind = item.get("kind", "execute")
     out["kind"] = kind.strip().lower() if isinstance(kind, str) and kind.strip() else "execute"
     agent = item.get("agent")
     out["agent"] = agent.strip() if isinstance(agent, str) and agent.strip() else None
-    return out
+    return out, problem

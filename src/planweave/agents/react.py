@@ -22,6 +22,11 @@ out, the agent makes one last call without tools asking for the answer, so ``Age
 may be ``max_steps + 1``. Only if that also yields no real answer (and no tool result exists to
 fall back on) does it raise ``AnswerRejected``, a retryable failure, so that the engine tries again
 instead of passing junk on to later tasks as a result.
+
+Tool calls are capped too (``max_steps`` counts model calls only): at most
+``max_tool_calls_per_step`` calls of one reply run, the rest are refused (dropped from the
+transcript, and the model is told in one line), and once the task has made ``max_tool_calls``
+calls no more run: the agent makes its last call without tools and answers from what it has.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from planweave.agents._agent import AgentResult, AgentTask
 from planweave.agents._answers import answer_problem, rejection
 from planweave.agents._context import AgentContext, call_model
 from planweave.agents._text import input_budget_chars, render_inputs
+from planweave.constants import DEFAULT_MAX_TOOL_CALLS, DEFAULT_MAX_TOOL_CALLS_PER_STEP
 from planweave.errors import ConfigError, ModelResponseError
 from planweave.llm.base import ChatMessage, LlmRequest, LlmResponse, ToolCall, ToolSpec, profile_of
 from planweave.tools import ToolContext, run_tool_call
@@ -85,6 +91,14 @@ _OBSERVE_FOOTER = "Reply with the next action, or with final_answer if you can a
 _BAD_REPLY = (
     'error: reply with {{"action": "<tool>", "action_input": {{...}}}} or {{"final_answer": "..."}}'
 )
+_TOO_MANY_IN_REPLY = (
+    "You asked for {asked} tool calls in one reply; only the first {ran} ran (at most {limit} "
+    "per reply, the job option max_tool_calls_per_step). Ask for fewer at a time."
+)
+_NO_TOOL_CALLS_LEFT = (
+    "You have made {limit} tool calls, all this task may make (the job option "
+    "max_tool_calls); no more tool calls will run."
+)
 
 PROMPT_TEXTS = (
     _NATIVE_GUIDE,
@@ -97,6 +111,8 @@ PROMPT_TEXTS = (
     _ECHOED_ANSWER,
     _OBSERVE_FOOTER,
     _BAD_REPLY,
+    _TOO_MANY_IN_REPLY,
+    _NO_TOOL_CALLS_LEFT,
 )
 """Every instruction this agent writes (templates): an answer that echoes one is rejected."""
 
@@ -111,6 +127,8 @@ class _Run:
 
     messages: list[ChatMessage]
     tool_context: ToolContext
+    max_tool_calls: int = DEFAULT_MAX_TOOL_CALLS
+    max_tool_calls_per_step: int = DEFAULT_MAX_TOOL_CALLS_PER_STEP
     steps: int = 0
     tool_calls: int = 0
     last_observation: str | None = None
@@ -249,6 +267,8 @@ class ReactAgent:
             messages=[self._system(specs, native), self._first_user(task, ctx)],
             # Tool calls (and a tool's own model calls) are recorded under this agent's name.
             tool_context=replace(ctx.tool_context, agent=self.name),
+            max_tool_calls=ctx.max_tool_calls,
+            max_tool_calls_per_step=ctx.max_tool_calls_per_step,
         )
         while run.steps < max_steps:
             run.steps += 1
@@ -259,6 +279,8 @@ class ReactAgent:
             if answer is None:
                 if run.repeats >= _MAX_REPEATS:
                     break  # the model is going round in circles: ask for its answer now
+                if run.tool_calls >= run.max_tool_calls:
+                    break  # the task's tool calls are spent: ask for its answer now
                 continue
             problem = answer_problem(answer)
             if problem is None:
@@ -325,9 +347,13 @@ class ReactAgent:
         response = await call_model(ctx, self._request(run, tools=specs))
         if not response.tool_calls:
             return response.content.strip()
+        asked = len(response.tool_calls)
+        # Only the calls that may run stay in the transcript (each needs its tool message);
+        # the model is told about the rest in one line.
+        room = min(run.max_tool_calls_per_step, run.max_tool_calls - run.tool_calls)
         calls = tuple(
             _bounded(call, f"call_{run.steps}_{index}")
-            for index, call in enumerate(response.tool_calls)
+            for index, call in enumerate(response.tool_calls[:room])
         )
         run.messages.append(
             ChatMessage(role="assistant", content=response.content, tool_calls=calls)
@@ -338,6 +364,17 @@ class ReactAgent:
             run.messages.append(
                 ChatMessage(role="tool", content=observation, tool_call_id=call.id, name=call.name)
             )
+        notes = []
+        if asked > len(calls) and len(calls) == run.max_tool_calls_per_step:
+            notes.append(
+                _TOO_MANY_IN_REPLY.format(
+                    asked=asked, ran=len(calls), limit=run.max_tool_calls_per_step
+                )
+            )
+        if run.tool_calls >= run.max_tool_calls:
+            notes.append(_NO_TOOL_CALLS_LEFT.format(limit=run.max_tool_calls))
+        if notes:
+            run.messages.append(ChatMessage(role="user", content=" ".join(notes)))
         return None
 
     async def _json_step(
@@ -381,7 +418,12 @@ class ReactAgent:
             )
             allowed = {spec.name for spec in specs}
             max_chars = SMALL_MODEL_OBSERVATION_CHARS if small else OBSERVATION_CHARS
-            observation = await self._use_tool(run, ctx, call, allowed, max_chars)
+            if run.tool_calls >= run.max_tool_calls:
+                observation = "error: " + _NO_TOOL_CALLS_LEFT.format(limit=run.max_tool_calls)
+            else:
+                observation = await self._use_tool(run, ctx, call, allowed, max_chars)
+                if run.tool_calls >= run.max_tool_calls:
+                    observation += "\n" + _NO_TOOL_CALLS_LEFT.format(limit=run.max_tool_calls)
         run.messages.append(ChatMessage(role="user", content=_observe(observation)))
         return None
 

@@ -73,7 +73,22 @@ def run(
     ] = None,
     max_cost: Annotated[
         float | None,
-        typer.Option("--max-cost", min=0, help="Dollar budget of the job", show_default=False),
+        typer.Option(
+            "--max-cost",
+            min=0,
+            help="Dollar budget of the job (default: the max_cost_usd setting, $5)",
+            show_default=False,
+        ),
+    ] = None,
+    max_tokens: Annotated[
+        int | None,
+        typer.Option(
+            "--max-tokens",
+            min=1,
+            help="Token budget of the job, in + out (default: the max_job_tokens setting, "
+            "2,000,000)",
+            show_default=False,
+        ),
     ] = None,
     max_user_plan_tasks: Annotated[
         int | None,
@@ -109,6 +124,8 @@ def run(
         fields["on_failure"] = on_failure.value
     if max_cost is not None:
         fields["max_cost_usd"] = max_cost
+    if max_tokens is not None:
+        fields["max_job_tokens"] = max_tokens
     if settings.workspace is not None:
         fields["workspace"] = str(settings.workspace.expanduser().resolve())
 

@@ -1,15 +1,18 @@
 """Dispatch: which ready task goes to a worker next, and how much work is out per worker kind.
 
-The control plane pushes every task the decider made ready, and pops them at each flush: higher
-job priority first, then in the order they became ready, within each worker kind's in-flight
-limit. A slot is taken when a task is handed out and given back when the decider says the
-task's attempt ended (or its job is forgotten).
+The control plane pushes every task the decider made ready, and pops them at each flush, within
+each worker kind's in-flight limit. The tenants take turns (round-robin, one task each per
+turn), so a tenant that floods the plane with jobs, or gives them a huge ``priority``, cannot
+hold back the others; within one tenant, higher job priority goes first, then the order the
+tasks became ready. A slot is taken when a task is handed out and given back when the decider
+says the task's attempt ended (or its job is forgotten).
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+from collections import deque
 from collections.abc import Iterator
 
 from planweave.control.decider import worker_for
@@ -19,6 +22,39 @@ __all__ = ["Dispatcher"]
 
 _DEFAULT_LIMIT = 8
 
+_Entry = tuple[int, int, str, str]
+"""(-priority, arrival, job id, task id): a heap orders one tenant's ready tasks."""
+
+
+class _Queue:
+    """The ready tasks of one worker kind: a heap per tenant, and the tenants' turn order."""
+
+    __slots__ = ("heaps", "turns")
+
+    def __init__(self) -> None:
+        self.heaps: dict[str, list[_Entry]] = {}
+        self.turns: deque[str] = deque()  # tenants with ready tasks, next turn first
+
+    def push(self, tenant: str, entry: _Entry) -> None:
+        heap = self.heaps.get(tenant)
+        if heap is None:
+            heap = self.heaps[tenant] = []
+            self.turns.append(tenant)
+        heapq.heappush(heap, entry)
+
+    def pop(self) -> _Entry | None:
+        """The next tenant's best task; that tenant's next turn comes after the others'."""
+        if not self.turns:
+            return None
+        tenant = self.turns.popleft()
+        heap = self.heaps[tenant]
+        entry = heapq.heappop(heap)
+        if heap:
+            self.turns.append(tenant)
+        else:
+            del self.heaps[tenant]
+        return entry
+
 
 class Dispatcher:
     """Ready tasks per worker kind, and the tasks out with each kind."""
@@ -27,8 +63,7 @@ class Dispatcher:
 
     def __init__(self, max_inflight: dict[str, int]) -> None:
         self._limits = max_inflight
-        # Per worker kind, a heap of (-priority, arrival, job id, task id).
-        self._ready: dict[str, list[tuple[int, int, str, str]]] = {}
+        self._ready: dict[str, _Queue] = {}
         self._arrivals = itertools.count()
         self._inflight: dict[str, int] = {}
         self._running: dict[tuple[str, str], str] = {}
@@ -36,10 +71,11 @@ class Dispatcher:
     def push(self, state: JobState, task_id: str) -> None:
         """Queue a ready task for its kind of worker."""
         worker = worker_for(state.tasks[task_id].spec)
-        heap = self._ready.get(worker)
-        if heap is None:
-            heap = self._ready[worker] = []
-        heapq.heappush(heap, (-state.options.priority, next(self._arrivals), state.id, task_id))
+        queue = self._ready.get(worker)
+        if queue is None:
+            queue = self._ready[worker] = _Queue()
+        entry = (-state.options.priority, next(self._arrivals), state.id, task_id)
+        queue.push(state.tenant, entry)
 
     def take(self, jobs: dict[str, JobState]) -> Iterator[tuple[JobState, str, str]]:
         """Yield ``(job, task id, worker kind)`` for each ready task that may go out now, and
@@ -47,10 +83,13 @@ class Dispatcher:
         limits = self._limits
         inflight = self._inflight
         running = self._running
-        for worker, heap in self._ready.items():
+        for worker, queue in self._ready.items():
             limit = limits.get(worker, _DEFAULT_LIMIT)
-            while heap and inflight.get(worker, 0) < limit:
-                _, _, job_id, task_id = heapq.heappop(heap)
+            while inflight.get(worker, 0) < limit:
+                entry = queue.pop()
+                if entry is None:
+                    break
+                _, _, job_id, task_id = entry
                 state = jobs.get(job_id)
                 if state is None or state.terminal or state.tasks[task_id].status != "ready":
                     continue

@@ -295,21 +295,13 @@ def on_started(state: JobState, report: StartedReport, *, now: float) -> Decisio
 
 
 def on_call(state: JobState, report: CallReport, *, now: float) -> Decision:
-    """A worker made an LLM or tool call; record it and enforce the job's dollar budget."""
+    """A worker made an LLM or tool call; record it and enforce the job's budgets."""
     task = state.tasks.get(report.task_id)
     if state.terminal or task is None or task.attempt != report.attempt:
         return _NOTHING
     out = _Out(state, now, report.id)
     out.add(report.event, task.id)
-    budget = state.options.max_cost_usd
-    if budget is not None and state.cost_usd > budget:
-        _fail_job(
-            out,
-            f"the job spent ${state.cost_usd:.4f}, over its budget of ${budget:.4f}",
-            failed_task=task.id,
-            code="budget_exceeded",
-        )
-    else:
+    if not _check_budgets(out, task):
         _check_size(out, task.id)
     return out.done()
 
@@ -325,6 +317,31 @@ def _check_size(out: _Out, task_id: str) -> None:
             failed_task=task_id,
             code="job_too_large",
         )
+
+
+def _check_budgets(out: _Out, task: TaskState) -> bool:
+    """Fail the job when it went over its dollar or token budget; the reason names the option
+    to raise. Returns whether it did."""
+    state = out.state
+    options = state.options
+    budget = options.max_cost_usd
+    if budget is not None and state.cost_usd > budget:
+        reason = (
+            f"the job spent ${state.cost_usd:.4f}, over its budget of ${budget:.4f} "
+            "(raise the job option max_cost_usd to let it spend more)"
+        )
+    elif (
+        options.max_job_tokens is not None
+        and state.tokens_in + state.tokens_out > options.max_job_tokens
+    ):
+        reason = (
+            f"the job used {state.tokens_in + state.tokens_out} tokens, over its limit of "
+            f"{options.max_job_tokens} (raise the job option max_job_tokens to let it use more)"
+        )
+    else:
+        return False
+    _fail_job(out, reason, failed_task=task.id, code="budget_exceeded")
+    return True
 
 
 def on_outcome(state: JobState, outcome: Outcome, *, now: float) -> Decision:
@@ -343,6 +360,8 @@ def on_outcome(state: JobState, outcome: Outcome, *, now: float) -> Decision:
         out.emit(TaskStarted, task.id, attempt=outcome.attempt, worker_id="")
     for call in outcome.calls:
         out.add(call, task.id)
+    if outcome.calls and _check_budgets(out, task):
+        return out.done()
     if outcome.status == "succeeded":
         for name, size, content_type in outcome.artifacts:
             artifact = out.emit(
@@ -405,6 +424,16 @@ def _expand(out: _Out, task: TaskState, subtasks: tuple[TaskSpec, ...]) -> None:
         specs.append(
             TaskSpec(id=COMPOSE_TASK_ID, goal=state.goal, kind="compose", depends_on=sinks)
         )
+    total = len(state.tasks) + len(specs)
+    if total > options.max_job_tasks:
+        _fail_task(
+            out,
+            task,
+            f"its sub-plan of {len(specs)} tasks would take the job to {total} tasks, over its "
+            f"limit of {options.max_job_tasks} (raise the job option max_job_tasks to allow more)",
+            "budget_exceeded",
+        )
+        return
     out.end(SubtasksPlanned, task.id, tasks=tuple(specs), depth=depth)
     for spec in specs:
         child = state.tasks[spec.id]

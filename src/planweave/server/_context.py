@@ -90,6 +90,15 @@ class AppContext:
     def forget(self, job_id: str) -> None:
         self._tenants.pop(job_id, None)
 
+    def private_network_for(self, tenant: str) -> bool:
+        """Whether the tenant's jobs may reach private and loopback addresses: only the tenants
+        the settings list in ``private_network_tenants`` (and the one local user of open mode,
+        when the process allows it), never every tenant because the process does."""
+        settings = self.settings
+        if tenant in settings.private_network_tenants:
+            return True
+        return self.open_mode and settings.allow_private_network
+
     async def job(self, job_id: str, tenant: str) -> JobState:
         """The tenant's job, or 404 (for unknown ids and other tenants' jobs alike)."""
         if not _JOB_ID_RE.match(job_id):

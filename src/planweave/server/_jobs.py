@@ -67,6 +67,7 @@ async def create_job(
     key = body.idempotency_key or idempotency_key
     engine = ctx.engine
     fields = body.options.fields() if body.options is not None else {}
+    fields["allow_private_network"] = ctx.private_network_for(tenant)
     model = fields.get("model")
     if model is not None:
         allowed = engine.allowed_models(ctx.settings.api_models)

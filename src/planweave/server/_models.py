@@ -73,9 +73,13 @@ class JobOptionsIn(BaseModel):
     retry_base_s: float | None = Field(default=None, ge=0, le=3600)
     max_plan_depth: int | None = Field(default=None, ge=1, le=5)
     max_plan_tasks: int | None = Field(default=None, ge=1, le=10_000)
+    max_job_tasks: int | None = Field(default=None, ge=1, le=100_000)
     max_replans: int | None = Field(default=None, ge=0, le=20)
     max_cost_usd: float | None = Field(default=None, ge=0, le=1_000_000)
+    max_job_tokens: int | None = Field(default=None, ge=1, le=10_000_000_000)
     max_agent_steps: int | None = Field(default=None, ge=1, le=100)
+    max_tool_calls: int | None = Field(default=None, ge=1, le=10_000)
+    max_tool_calls_per_step: int | None = Field(default=None, ge=1, le=1_000)
     priority: int | None = Field(default=None, ge=-1_000_000, le=1_000_000)
 
     def fields(self) -> dict[str, Any]:

@@ -95,7 +95,12 @@ class ModelCache:
 
 @dataclass(slots=True, kw_only=True)
 class WorkerServices:
-    """What handlers need: tools, agents, models and the network policy."""
+    """What handlers need: tools, agents, models and the network policy.
+
+    ``allow_private_network`` is what this process permits: a job's ``http_fetch`` reaches
+    private addresses only when its own option asks for it too (``WorkItem``), so a process
+    setting is never inherited by every job (or every API tenant) it runs.
+    """
 
     tools: ToolRegistry
     agents: AgentRegistry
@@ -114,7 +119,7 @@ class WorkerServices:
             workspace=workspace,
             job_id=item.job_id,
             task_id=item.task_id,
-            allow_private_network=self.allow_private_network,
+            allow_private_network=self.allow_private_network and item.allow_private_network,
             processes=self.tool_processes,
             **self.tool_context_options,
         )
@@ -134,6 +139,8 @@ class WorkerServices:
             job_id=item.job_id,
             task_id=item.task_id,
             max_steps=item.max_agent_steps,
+            max_tool_calls=item.max_tool_calls,
+            max_tool_calls_per_step=item.max_tool_calls_per_step,
         )
 
     async def task_tool_context(self, item: WorkItem, reporter: Reporter) -> ToolContext:

@@ -45,7 +45,7 @@ export function mountNewJob(container) {
     h("option", { value: "fail" }, "fail: end the job"),
     h("option", { value: "replan" }, "replan: plan around the failure"),
   );
-  const maxCost = h("input", { id: "opt-max-cost", name: "max_cost_usd", type: "number", min: "0", step: "0.01", placeholder: "no limit", "data-testid": "opt-max-cost" });
+  const maxCost = h("input", { id: "opt-max-cost", name: "max_cost_usd", type: "number", min: "0", step: "0.01", placeholder: "server default", "data-testid": "opt-max-cost" });
   const priority = h("input", { id: "opt-priority", name: "priority", type: "number", step: "1", placeholder: "0", "data-testid": "opt-priority" });
   const error = h("div", { class: "form-error", role: "alert", hidden: true, "data-testid": "form-error" });
   const submit = h("button", { type: "submit", class: "btn primary", "data-testid": "submit-job" }, "Submit job");
