@@ -323,6 +323,52 @@ def test_budget_is_enforced_on_llm_calls() -> None:
     assert events[-1].code == "budget_exceeded"  # type: ignore[union-attr]
 
 
+def test_text_from_models_and_tools_is_scrubbed_and_cut_to_the_event_limits() -> None:
+    from planweave.constants import (
+        MAX_EVENT_ARG_CHARS,
+        MAX_EVENT_ARG_ITEMS,
+        MAX_EVENT_ERROR_CHARS,
+        MAX_EVENT_NAME_CHARS,
+    )
+    from planweave.events import ToolCalled
+    from planweave.messages import CallReport
+
+    state, log = submit(spec("a"))
+    assign_all(state, log)
+    huge = "x" * 1_000_000
+    call = ToolCalled(
+        job_id="job1",
+        name=huge,
+        outcome="error",
+        args={"url": huge, "half": "a\ud83db", "many": list(range(10_000)), "deep": [[[[[[[]]]]]]]},
+        error=huge,
+    )
+    (event,) = decider.on_call(
+        state, CallReport(job_id="job1", task_id="a", attempt=1, event=call), now=101.0
+    ).events
+    assert isinstance(event, ToolCalled)
+    assert len(event.name) == MAX_EVENT_NAME_CHARS and event.name.endswith("…")
+    assert event.error is not None and len(event.error) == MAX_EVENT_ERROR_CHARS
+    assert len(event.args["url"]) == MAX_EVENT_ARG_CHARS
+    assert event.args["half"] == "a\ufffdb"
+    assert len(event.args["many"]) == MAX_EVENT_ARG_ITEMS + 1  # and a marker of what was left
+    assert len(event.model_dump_json()) < 50_000
+
+
+def test_a_planned_goal_and_a_result_with_half_an_emoji_are_stored_replaced() -> None:
+    state, log = submit(spec("p", kind="plan"))
+    assign_all(state, log)
+    planned = (TaskSpec(id="x", goal="do \ud83d this", kind="execute"),)
+    events = succeed(state, "p", subtasks=planned)
+    assert state.tasks["p.x"].spec.goal == "do \ufffd this"
+    assign_all(state, events)
+    done = succeed(state, "p.x", result={"k\udc00": ["v\ud83d"]})
+    completed = next(e for e in done if isinstance(e, TaskCompleted))
+    assert completed.result == {"k\ufffd": ["v\ufffd"]}
+    for event in [*events, *done]:
+        event.model_dump_json()  # every event can be encoded
+
+
 # --- properties over random DAGs and random delivery orders -------------------------------
 
 

@@ -11,8 +11,23 @@ from pathlib import Path
 import pytest
 
 import planweave.store
-from planweave.errors import ClaimLost, ConfigError, LogConflict, StoreUnavailable, UnknownBackend
-from planweave.events import Event, JobFailed, JobOptions, TaskAssigned, TaskCompleted, TaskReady
+from planweave.errors import (
+    ClaimLost,
+    ConfigError,
+    JobDataInvalid,
+    LogConflict,
+    StoreUnavailable,
+    UnknownBackend,
+)
+from planweave.events import (
+    Event,
+    JobFailed,
+    JobOptions,
+    TaskAssigned,
+    TaskCompleted,
+    TaskReady,
+    ToolCalled,
+)
 from planweave.state import JobState, apply, replay
 from planweave.store import ArtifactRow, Batch, MemoryStore, Store, open_store
 from planweave.store.base import Claim
@@ -372,6 +387,36 @@ async def test_a_rejected_batch_queued_with_others_fails_alone(store: Store) -> 
     assert isinstance(results[1], ClaimLost) and results[1].job_ids == ("job2",)
     assert [e.task_id for e in await store.read_events("job2")] == [None, "add"]
     assert [e.seq for e in await store.read_events("job1")] == [1, 2]
+
+
+async def test_a_job_whose_data_cannot_be_encoded_is_named_and_its_later_batches_refused(
+    store: Store,
+) -> None:
+    state1, batch1 = created("job1", "cp1")
+    state2, batch2 = created("job2", "cp1")
+    await store.commit(batch1)
+    await store.commit(batch2)
+    half = ToolCalled(
+        job_id="job1", task_id="fetch", seq=2, name="t", outcome="ok", result="\ud83d"
+    )
+    shared = step(state1, "cp1", half)
+    shared.events.append(ready("job2", 2))
+    shared.jobs.append(state2.to_row())
+    with pytest.raises(JobDataInvalid) as caught:
+        await store.commit(shared)
+    assert caught.value.job_ids == ("job1",)
+    assert "ToolCalled" in caught.value.reasons["job1"]
+    assert [e.seq for e in await store.read_events("job2")] == [1], "nothing was written"
+
+    # A later batch of job1 would leave a gap in its log: refused too, while job2 writes.
+    with pytest.raises(JobDataInvalid):
+        await store.commit(step(state1, "cp1", ready("job1", 3)))
+    await store.commit(step(state2, "cp1", ready("job2", 2)))
+    # Carried on from its last stored event, job1 is accepted again.
+    again = replay([submitted("job1")])
+    await store.commit(step(again, "cp1", JobFailed(job_id="job1", seq=2, reason="bad data")))
+    assert [e.seq for e in await store.read_events("job1")] == [1, 2]
+    assert [e.seq for e in await store.read_events("job2")] == [1, 2]
 
 
 async def test_artifacts_are_listed_oldest_first_and_upserted_by_name(store: Store) -> None:

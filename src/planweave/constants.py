@@ -93,3 +93,28 @@ DEFAULT_AUTH_FAILURE_BURST: Final = 20
 """Failed authentications a client address may make at once before it is answered 429."""
 DEFAULT_MAX_EVENT_STREAMS_PER_TENANT: Final = 20
 """Event streams (SSE and WebSocket together) a tenant may hold open at once."""
+
+# Sizes of what models and tools put into events (``decider`` cuts each field to these; a cut
+# is marked with "…"). Results of tasks are not cut here: see ``DEFAULT_MAX_RESULT_BYTES``.
+MAX_EVENT_NAME_CHARS: Final = 256
+"""Names from a model or a tool in an event: a tool's name, a model's, an agent's, a role."""
+MAX_EVENT_ERROR_CHARS: Final = 4_000
+"""An error message or a reason (``ToolCalled.error``, ``TaskFailed.error``, ``JobFailed.reason``)."""
+MAX_EVENT_TEXT_CHARS: Final = 8_000
+"""Free text in an event: a model's prompt and reply, a tool's result, a replan's goal."""
+MAX_EVENT_ARG_CHARS: Final = 4_000
+"""Each string inside a tool call's arguments (``ToolCalled.args``)."""
+MAX_EVENT_ARG_ITEMS: Final = 100
+"""Entries kept of each list or dict inside a tool call's arguments."""
+MAX_EVENT_ARG_DEPTH: Final = 16
+"""Nesting kept of a tool call's arguments; deeper parts become "…"."""
+
+# Sizes of what a job keeps (job options ``max_result_bytes``, ``max_job_events``).
+DEFAULT_MAX_RESULT_BYTES: Final = 64 * 1024
+"""Largest task result kept in events and rows; a larger one goes to an artifact file."""
+RESULTS_FOLDER: Final = "results"
+"""Folder of a job's workspace that holds results over ``max_result_bytes``."""
+RESULT_PREVIEW_CHARS: Final = 1_000
+"""How much of a result moved to a file its reference shows."""
+DEFAULT_MAX_JOB_EVENTS: Final = 100_000
+"""Most events one job may record; past it the job fails with code ``job_too_large``."""

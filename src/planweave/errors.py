@@ -28,6 +28,7 @@ Foreign exceptions (sqlite3, redis, openai, httpx) are translated at the adapter
     │   │   ├── ToolTimeout
     │   │   └── PolicyViolation
     │   ├── StoreUnavailable
+    │   ├── JobDataInvalid
     │   ├── ClaimLost
     │   │   └── LogConflict
     │   ├── BudgetExceeded
@@ -51,6 +52,7 @@ __all__ = [
     "ConfigError",
     "FailureType",
     "JobBusy",
+    "JobDataInvalid",
     "JobFailureCode",
     "JobNotFound",
     "LogConflict",
@@ -197,6 +199,27 @@ class StoreUnavailable(RunError):
     """The store cannot be reached or refused a write."""
 
 
+class JobDataInvalid(RunError):
+    """The store refused a batch because the data of some of its jobs cannot be stored.
+
+    A row or an event of each job in ``job_ids`` could not be encoded (text that is not valid
+    Unicode, a value with no JSON form), or an earlier batch of the job was refused so this one
+    would leave a gap in its log. Nothing of the batch was written; the other jobs in it are
+    not at fault, so a control plane writes them again on their own and fails these jobs (with
+    the code ``data_invalid``) from their last stored state. ``reasons`` maps each job to what
+    was wrong with its data.
+    """
+
+    def __init__(self, reasons: dict[str, str]) -> None:
+        self.reasons = dict(reasons)
+        self.job_ids = tuple(self.reasons)
+        super().__init__(
+            "the store cannot hold the data of job "
+            + "; ".join(f"{job_id} ({why})" for job_id, why in self.reasons.items())
+            + "; nothing of this batch was written"
+        )
+
+
 class ClaimLost(RunError):
     """A write or a claim renewal came from a process that no longer owns the job.
 
@@ -252,8 +275,10 @@ FailureType = Literal[
 of the worker or of the task's code, a retry asked for, a bad plan, a model, tool or usage
 error, a timeout, the budget, or a junk answer."""
 
-JobFailureCode = Literal["task_failed", "budget_exceeded"]
-"""Why a job failed (``JobFailed.code``)."""
+JobFailureCode = Literal["task_failed", "budget_exceeded", "data_invalid", "job_too_large"]
+"""Why a job failed (``JobFailed.code``): a task failed for good, the job went over its cost
+budget, its own data could not be stored (``JobDataInvalid``), or it went over its limits on
+events or bytes (``max_job_events``, ``max_job_bytes``)."""
 
 AnswerProblem = Literal["empty_answer", "echoed_instructions"]
 """Why an agent's answer is not a result: it is empty, or it repeats the engine's own prompt."""

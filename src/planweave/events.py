@@ -21,8 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from planweave.constants import (
     DEFAULT_MAX_AGENT_STEPS,
     DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_JOB_EVENTS,
     DEFAULT_MAX_PLAN_DEPTH,
     DEFAULT_MAX_PLAN_TASKS,
+    DEFAULT_MAX_RESULT_BYTES,
     DEFAULT_RETRY_BASE_S,
     SCHEMA_VERSION,
 )
@@ -161,6 +163,12 @@ class JobOptions(BaseModel):
         max_replans: How often a job may replan after failures.
         max_cost_usd: Dollar budget; the job fails with ``budget_exceeded`` past it.
         max_agent_steps: ReAct steps per task.
+        max_result_bytes: Largest task result (as JSON) kept in events and rows; a larger
+            one is written to ``results/<task id>.txt`` (or ``.json``) in the workspace, and
+            the task's result becomes ``{"result_artifact": path, "bytes": n, "preview": ...}``
+            (dependent tasks still get the whole value).
+        max_job_events: Most events the job may record; past it the job fails with code
+            ``job_too_large``.
         priority: Higher runs first when workers are busy.
         workspace: Folder the file tools may read and write.
     """
@@ -176,6 +184,8 @@ class JobOptions(BaseModel):
     max_replans: int = Field(default=2, ge=0, le=20)
     max_cost_usd: float | None = Field(default=None, ge=0)
     max_agent_steps: int = Field(default=DEFAULT_MAX_AGENT_STEPS, ge=1, le=100)
+    max_result_bytes: int = Field(default=DEFAULT_MAX_RESULT_BYTES, ge=1024, le=64 * 1024 * 1024)
+    max_job_events: int = Field(default=DEFAULT_MAX_JOB_EVENTS, ge=100, le=100_000_000)
     priority: int = 0
     workspace: str | None = None
 

@@ -25,6 +25,7 @@ from planweave.constants import (
     DEFAULT_MAX_AGENT_STEPS,
     DEFAULT_MAX_PLAN_DEPTH,
     DEFAULT_MAX_PLAN_TASKS,
+    DEFAULT_MAX_RESULT_BYTES,
     SCHEMA_VERSION,
 )
 from planweave.errors import FailureType
@@ -54,6 +55,8 @@ class WorkItem(BaseModel):
         depth: Nesting depth of the task (root tasks are 0).
         model: Model URL to use (``None``: the worker's default).
         max_plan_depth: The job's limit on plan nesting, which a planner is told.
+        max_result_bytes: Largest result reported as a value; a larger one is written to the
+            workspace and reported as a reference to that file.
     """
 
     model_config = ConfigDict(frozen=True, defer_build=True)
@@ -76,6 +79,7 @@ class WorkItem(BaseModel):
     max_agent_steps: int = DEFAULT_MAX_AGENT_STEPS
     max_plan_tasks: int = DEFAULT_MAX_PLAN_TASKS
     max_plan_depth: int = DEFAULT_MAX_PLAN_DEPTH
+    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
     allow_subplans: bool = True
     known_tools: tuple[str, ...] = ()
 

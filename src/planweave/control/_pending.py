@@ -134,6 +134,7 @@ def work_item(
             "max_agent_steps": options.max_agent_steps,
             "max_plan_tasks": options.max_plan_tasks,
             "max_plan_depth": options.max_plan_depth,
+            "max_result_bytes": options.max_result_bytes,
             "allow_subplans": task.depth + 1 < options.max_plan_depth,
             "known_tools": settings.known_tools,
         },

@@ -13,19 +13,28 @@ the same order gives the same events, which is what the property tests check.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
+from planweave._text import bound
 from planweave.constants import (
     COMPOSE_TASK_ID,
     DEFAULT_RETRY_BASE_S,
     DEFAULT_RETRY_MAX_S,
+    MAX_EVENT_ARG_CHARS,
+    MAX_EVENT_ARG_DEPTH,
+    MAX_EVENT_ARG_ITEMS,
+    MAX_EVENT_ERROR_CHARS,
+    MAX_EVENT_NAME_CHARS,
+    MAX_EVENT_TEXT_CHARS,
     ROOT_TASK_ID,
     WORKER_COMPOSER,
     WORKER_EXECUTOR,
     WORKER_PLANNER,
     WORKER_TOOL,
 )
-from planweave.errors import FailureType, UsageError
+from planweave.errors import FailureType, JobFailureCode, UsageError
 from planweave.events import (
     ArtifactCreated,
     Event,
@@ -59,6 +68,7 @@ __all__ = [
     "assign",
     "backoff_s",
     "cancel",
+    "fail",
     "next_timer",
     "on_call",
     "on_outcome",
@@ -132,6 +142,42 @@ def worker_for(spec: TaskSpec) -> str:
     return _WORKER_BY_KIND[spec.kind]
 
 
+_Clean = Callable[[Any], Any]
+_scrub: _Clean = bound
+_name: _Clean = partial(bound, max_chars=MAX_EVENT_NAME_CHARS)
+_error: _Clean = partial(bound, max_chars=MAX_EVENT_ERROR_CHARS)
+_text: _Clean = partial(bound, max_chars=MAX_EVENT_TEXT_CHARS)
+_args: _Clean = partial(
+    bound,
+    max_chars=MAX_EVENT_ARG_CHARS,
+    max_items=MAX_EVENT_ARG_ITEMS,
+    max_depth=MAX_EVENT_ARG_DEPTH,
+)
+
+_UNTRUSTED: dict[type[Any], tuple[tuple[str, _Clean], ...]] = {
+    ToolCalled: (
+        ("name", _name), ("agent", _name), ("args", _args), ("result", _text), ("error", _error),
+    ),
+    LlmCalled: (
+        ("model", _name), ("role", _name), ("agent", _name),
+        ("prompt", _text), ("reply", _text), ("error", _error),
+    ),
+    TaskCompleted: (("result", _scrub),),
+    JobCompleted: (("result", _scrub),),
+    SubtasksPlanned: (("tasks", _scrub),),
+    TaskRetrying: (("error", _error),),
+    TaskFailed: (("error", _error),),
+    TaskCancelled: (("reason", _error),),
+    ReplanRequested: (("reason", _error), ("goal", _text)),
+    JobFailed: (("reason", _error),),
+    JobCancelled: (("reason", _error),),
+    ArtifactCreated: (("name", _scrub), ("content_type", _name)),
+}  # fmt: skip
+"""The fields of each event that carry text from a model, a tool or a person, and how each is
+made safe to store: lone surrogates replaced, sizes cut to the ``MAX_EVENT_*`` limits. Task
+results are only scrubbed (their size is held by ``max_result_bytes`` where they are made)."""
+
+
 class _Out:
     """Builds a decision: numbers and applies each event as it is produced, and notes the
     commands that go with it."""
@@ -154,7 +200,13 @@ class _Out:
         fields["id"] = f"{state.id}:{seq}"
         fields["at"] = self.now
         fields["causation_id"] = self.cause
-        event = trusted(cls, fields)  # built from valid values: nothing to check
+        untrusted = _UNTRUSTED.get(cls)
+        if untrusted is not None:
+            for name, clean in untrusted:
+                value = fields.get(name)
+                if value is not None:
+                    fields[name] = clean(value)
+        event = trusted(cls, fields)  # built from valid values, made safe above: nothing to check
         apply(state, event)
         self.events.append(event)
         if task_id is not None:
@@ -200,8 +252,8 @@ def submit(
         seq=1,
         id=f"{job_id}:1",
         at=now,
-        goal=goal,
-        plan=plan,
+        goal=bound(goal),
+        plan=bound(plan),
         options=options,
         tenant=tenant,
         idempotency_key=idempotency_key,
@@ -257,7 +309,22 @@ def on_call(state: JobState, report: CallReport, *, now: float) -> Decision:
             failed_task=task.id,
             code="budget_exceeded",
         )
+    else:
+        _check_size(out, task.id)
     return out.done()
+
+
+def _check_size(out: _Out, task_id: str) -> None:
+    """Fail a job that recorded more events than its ``max_job_events`` allows."""
+    state = out.state
+    limit = state.options.max_job_events
+    if state.seq > limit and not state.terminal:
+        _fail_job(
+            out,
+            f"the job recorded {state.seq} events, over its limit of {limit} (max_job_events)",
+            failed_task=task_id,
+            code="job_too_large",
+        )
 
 
 def on_outcome(state: JobState, outcome: Outcome, *, now: float) -> Decision:
@@ -288,6 +355,7 @@ def on_outcome(state: JobState, outcome: Outcome, *, now: float) -> Decision:
             _complete(out, task, outcome.result, outcome.usage)
     else:
         _failed(out, task, outcome)
+    _check_size(out, task.id)
     return out.done()
 
 
@@ -496,7 +564,7 @@ def _replan(out: _Out, failed: TaskState, error: str) -> None:
         out.ready(replan_id)
 
 
-def _fail_job(out: _Out, reason: str, *, failed_task: str | None, code: str) -> None:
+def _fail_job(out: _Out, reason: str, *, failed_task: str | None, code: JobFailureCode) -> None:
     state = out.state
     for task in list(state.tasks.values()):
         if not task.terminal:
@@ -543,6 +611,16 @@ def cancel(state: JobState, *, reason: str, now: float) -> Decision:
             out.end(TaskCancelled, task.id, reason=reason)
     out.decision.abandon = True
     out.decision.finished = out.emit(JobCancelled, None, reason=reason)
+    return out.done()
+
+
+def fail(state: JobState, *, reason: str, code: JobFailureCode, now: float) -> Decision:
+    """Fail the job for a reason of its own (its data cannot be stored), cancelling every task
+    that has not finished."""
+    if state.terminal:
+        return _NOTHING
+    out = _Out(state, now, None)
+    _fail_job(out, reason, failed_task=None, code=code)
     return out.done()
 
 

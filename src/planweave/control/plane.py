@@ -44,7 +44,7 @@ from planweave.control._dispatch import Dispatcher
 from planweave.control._pending import Pending, PlaneSettings, work_item
 from planweave.control.claims import Claims
 from planweave.control.decider import Decision
-from planweave.errors import ClaimLost, JobBusy, JobNotFound, UsageError
+from planweave.errors import ClaimLost, JobBusy, JobDataInvalid, JobNotFound, UsageError
 from planweave.events import Event, JobCancelled, JobOptions, new_id
 from planweave.messages import CallReport, Outcome, StartedReport
 from planweave.plan import TaskSpec
@@ -548,16 +548,21 @@ class ControlPlane:
         """Drop the jobs a failed batch concerned; write again what it held for other jobs.
 
         ``ClaimLost`` names the jobs another process took: only those are dropped (their claims
-        are not ours to release), and the rest of the batch is written again on its own. Any
+        are not ours to release), and the rest of the batch is written again on its own.
+        ``JobDataInvalid`` names jobs whose own data cannot be stored: those fail (from their
+        last stored state), and the rest of the batch is written again likewise. Any
         other failure (the store is unavailable, the disk full) drops every job of the batch:
         its claims are released so another process may carry on once the store is back.
         """
         self._claims.settled(c for _, c in pending.commands_done)
-        if isinstance(error, ClaimLost):
+        if isinstance(error, ClaimLost | JobDataInvalid):
             lost = set(error.job_ids) & pending.dirty_jobs or set(pending.dirty_jobs)
             log.error("control plane: %s", error)
             for job_id in lost:
-                await self._drop(job_id, error, release=False)
+                if isinstance(error, JobDataInvalid):
+                    await self._fail_unstorable(job_id, error)
+                else:
+                    await self._drop(job_id, error, release=False)
             # Jobs that finished in memory meanwhile still need these events written (their
             # rows, already ahead, are not written again); dropped jobs do not.
             rest = pending.without(lost | (self._dropped & pending.dirty_jobs))
@@ -574,6 +579,36 @@ class ControlPlane:
         if pending.acks:  # the reports concern jobs this plane no longer drives
             with contextlib.suppress(Exception):
                 await self.bus.ack_many(pending.acks)
+
+    async def _fail_unstorable(self, job_id: str, error: JobDataInvalid) -> None:
+        """Fail a job whose own data the store refused, from its last stored state.
+
+        What was decided for it since is dropped (its events were never written); the job is
+        then loaded again as stored, and fails with the code ``data_invalid`` and the store's
+        reason, so it ends (its waiters hear of it) instead of staying ``running`` for good.
+        """
+        waiters = self._waiters.pop(job_id, [])
+        await self._drop(job_id, error, release=False)
+        self._dropped.discard(job_id)
+        state = None
+        with contextlib.suppress(Exception):
+            state = await self.store.load_job(job_id)
+        if state is None or state.terminal or self._closed or job_id in self._jobs:
+            for future in waiters:
+                if not future.done():
+                    future.set_exception(error)
+            if state is not None:
+                await self._claims.release(job_id)
+            return
+        if waiters:
+            self._waiters[job_id] = waiters
+        self._jobs[job_id] = state
+        why = error.reasons.get(job_id, str(error))
+        reason = f"the job's data cannot be stored: {why}"
+        self._take(
+            state, decider.fail(state, reason=reason, code="data_invalid", now=self._clock())
+        )
+        self._timer_wake.set()  # the timer loop flushes it
 
     async def _drop(self, job_id: str, error: BaseException, *, release: bool) -> None:
         """Stop driving a job at once: decide nothing more, dispatch nothing more of it.

@@ -29,7 +29,7 @@ from planweave.store._columns import (
     JSON_COLUMNS,
     TASK_COLS,
 )
-from planweave.store.base import ArtifactRow, Claim, Command, JobSummary
+from planweave.store.base import ArtifactRow, Batch, Claim, Command, JobSummary
 
 __all__ = [
     "ARTIFACT_COLS",
@@ -50,6 +50,7 @@ __all__ = [
     "encode_event",
     "encode_job",
     "encode_task",
+    "invalid_jobs",
     "load",
 ]
 
@@ -141,6 +142,36 @@ def encode_event(event: Event) -> tuple[Any, ...]:
 def encode_artifact(a: ArtifactRow) -> tuple[Any, ...]:
     """An artifact as the tuple of ``ARTIFACT_COLS``."""
     return (a.job_id, a.name, a.path, a.size, a.content_type, a.created_at, a.task_id)
+
+
+def invalid_jobs(batch: Batch) -> dict[str, str]:
+    """The jobs of ``batch`` whose rows, events or artifacts cannot be stored, with why.
+
+    Each part is encoded as a SQL store writes it, job by job, and every text value must be
+    valid UTF-8 (a lone surrogate is not): a store calls this to name the jobs at fault, so that
+    one job's bad data fails that job alone and never the other jobs that shared its batch.
+    """
+    bad: dict[str, str] = {}
+
+    def check(job_id: str, what: str, encode: Callable[[Any], tuple[Any, ...]], item: Any) -> None:
+        if job_id in bad:
+            return
+        try:
+            for value in encode(item):
+                if isinstance(value, str):
+                    value.encode("utf-8")
+        except (ValueError, TypeError) as exc:  # UnicodeEncodeError is a ValueError
+            bad[job_id] = f"its {what} cannot be encoded: {type(exc).__name__}: {exc}"[:500]
+
+    for row in batch.jobs:
+        check(row["job_id"], "job row", encode_job, row)
+    for row in batch.tasks:
+        check(row["job_id"], f"row of task {row['task_id']!r}", encode_task, row)
+    for event in batch.events:
+        check(event.job_id, f"{event.type} event", encode_event, event)
+    for artifact in batch.artifacts:
+        check(artifact.job_id, "artifact", encode_artifact, artifact)
+    return bad
 
 
 # --- decoders ------------------------------------------------------------------------------------

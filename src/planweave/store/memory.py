@@ -3,9 +3,10 @@
 It is the default for tests and the benchmark store, so every operation is a few dict and list
 operations: rows are kept as shallow copies of the dicts ``to_row`` produced, events in a
 per-job list ordered by ``seq``. It follows the same contract as the SQL stores (the contract
-suite runs against both): a batch is checked whole (owner fence, ``seq`` conflicts) before any
-of it is applied, so a rejected batch leaves nothing behind, and claims and commands are timed
-by the store's clock.
+suite runs against both): a batch is checked whole (owner fence, jobs refused for bad data,
+``seq`` conflicts, events that have no JSON form) before any of it is applied, so a rejected
+batch leaves nothing behind, and claims and commands are timed by the store's clock. Rows are
+not encoded (they follow from the events), so that check costs one JSON encoding per event.
 """
 
 from __future__ import annotations
@@ -20,14 +21,31 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from planweave.errors import ClaimLost, LogConflict, StoreUnavailable
-from planweave.events import Event
+from planweave.errors import ClaimLost, JobDataInvalid, LogConflict, StoreUnavailable
+from planweave.events import Event, Usage
 from planweave.state import TERMINAL_JOB, TERMINAL_TASK, JobState
 from planweave.store import _rows
-from planweave.store._fence import unheld_jobs
+from planweave.store._fence import Refusals, unheld_jobs
 from planweave.store.base import ArtifactRow, Batch, Claim, Command, JobSummary
 
 __all__ = ["MemoryStore"]
+
+
+_PLAIN = frozenset({type(None), int, float, bool, Usage})
+"""Types of event fields that always encode."""
+
+
+def _encodes(event: Event) -> bool:
+    """Whether ``event`` plainly has a JSON form (scalars, valid text, an empty dict); when it
+    holds anything else, only encoding it tells."""
+    for value in event.__dict__.values():
+        kind = type(value)
+        if kind is str:
+            if not value.isascii():
+                value.encode("utf-8")  # a lone surrogate raises (a ValueError)
+        elif kind not in _PLAIN and not (kind is dict and not value):
+            return False
+    return True
 
 
 def _seq_of(event: Event) -> int:
@@ -64,6 +82,7 @@ class MemoryStore:
         self._command_ids = itertools.count(1)
         self._closed = False
         self._done: asyncio.Future[None] | None = None
+        self._refusals = Refusals()
 
     async def __aenter__(self) -> MemoryStore:
         await self.open()
@@ -89,13 +108,13 @@ class MemoryStore:
     def commit_soon(self, batch: Batch) -> asyncio.Future[None]:
         """Apply ``batch`` at once; the returned future is already done.
 
-        A rejected batch (``ClaimLost``, ``LogConflict``) fails its future, as a queued batch
-        of a SQL store would; a closed store raises at once, as theirs do.
+        A rejected batch (``ClaimLost``, ``LogConflict``, ``JobDataInvalid``) fails its future,
+        as a queued batch of a SQL store would; a closed store raises at once, as theirs do.
         """
         loop = asyncio.get_running_loop()
         try:
             self._apply(batch)
-        except ClaimLost as exc:
+        except (ClaimLost, JobDataInvalid) as exc:
             failed: asyncio.Future[None] = loop.create_future()
             failed.set_exception(exc)
             return failed
@@ -111,7 +130,12 @@ class MemoryStore:
             raise StoreUnavailable(f"store {self.url} is closed")
         if batch.owner is not None:
             self._fence(batch, batch.owner)
+        if self._refusals:
+            refused = self._refusals.check(batch)
+            if refused:
+                raise JobDataInvalid(refused)
         if batch.events:
+            self._check_events(batch)
             self._check_seqs(batch.events)
         # Checked: from here on nothing fails, so the batch is applied whole.
         if batch.new_jobs:
@@ -163,6 +187,22 @@ class MemoryStore:
         lost = unheld_jobs(batch, owner, owner_of)
         if lost:
             raise ClaimLost(lost)
+
+    def _check_events(self, batch: Batch) -> None:
+        """Raise ``JobDataInvalid`` naming the jobs whose events have no JSON form.
+
+        An event of scalars and text is checked field by field; one holding anything more (a
+        result, a plan, a tool call's arguments) is encoded as a SQL store would.
+        """
+        encode = _rows.encode_event
+        try:
+            for event in batch.events:
+                if not _encodes(event):
+                    encode(event)
+        except ValueError:
+            bad = _rows.invalid_jobs(Batch(events=batch.events))
+            self._refusals.refuse(batch, tuple(bad))
+            raise JobDataInvalid(bad) from None
 
     def _check_seqs(self, events: list[Event]) -> None:
         """Raise ``LogConflict`` for an event whose ``(job_id, seq)`` is stored or repeated."""

@@ -36,12 +36,19 @@ from typing import Any, Final, Literal, TypeVar, cast, get_args
 from urllib.parse import parse_qsl
 
 from planweave.constants import STORE_SCHEMA_VERSION, STORE_SCHEMA_VERSION_KEY, TABLE_META
-from planweave.errors import ClaimLost, ConfigError, LogConflict, PlanweaveError, StoreUnavailable
+from planweave.errors import (
+    ClaimLost,
+    ConfigError,
+    JobDataInvalid,
+    LogConflict,
+    PlanweaveError,
+    StoreUnavailable,
+)
 from planweave.events import Event, parse_event
 from planweave.state import JobState
 from planweave.store import _rows as rows
 from planweave.store import _sqlite_sql as q
-from planweave.store._fence import unheld_jobs
+from planweave.store._fence import Refusals, unheld_jobs
 from planweave.store.base import ArtifactRow, Batch, Claim, Command, JobSummary
 
 __all__ = ["SqliteStore", "Synchronous"]
@@ -195,6 +202,7 @@ class SqliteStore:
         self._written = 0  # highest number written (writer side)
         self._checkpointer: _Checkpointer | None = None
         self._transactions = 0
+        self._refusals = Refusals()  # writer side
         self._closed = True
 
     async def __aenter__(self) -> SqliteStore:
@@ -376,7 +384,8 @@ class SqliteStore:
 
     def _failure(self, conn: sqlite3.Connection, work: _Work, exc: Exception) -> BaseException:
         """The error of a write that failed alone: ``LogConflict`` when one of its events is a
-        second writer's (in the log already, or twice in the batch), else ``StoreUnavailable``."""
+        second writer's (in the log already, or twice in the batch), ``JobDataInvalid`` when
+        some of its jobs' data cannot be encoded, else ``StoreUnavailable``."""
         if isinstance(exc, sqlite3.IntegrityError) and work.batch is not None:
             seen: set[tuple[str, int]] = set()
             for event in work.batch.events:
@@ -390,6 +399,15 @@ class SqliteStore:
                     conflict.__cause__ = exc
                     return conflict
                 seen.add(key)
+        if work.batch is not None and not isinstance(exc, sqlite3.OperationalError):
+            # A value that cannot be encoded or bound: name the jobs whose data it was, so
+            # that they fail alone and the rest of the batch can be written without them.
+            bad = rows.invalid_jobs(work.batch)
+            if bad:
+                self._refusals.refuse(work.batch, tuple(bad))
+                invalid = JobDataInvalid(bad)
+                invalid.__cause__ = exc
+                return invalid
         error = self._translate(exc, "write")
         if isinstance(error, StoreUnavailable):
             error.args = (f"{error}; nothing of this batch was written",)
@@ -448,11 +466,16 @@ class SqliteStore:
                     if lost:
                         outcomes.append((None, ClaimLost(lost)))
                         continue
-                    if batch.new_jobs:
-                        host, pid, now = socket.gethostname(), os.getpid(), self.clock()
-                        for job_id in batch.new_jobs:
-                            owners[job_id] = owner
-                            claims[job_id] = (job_id, owner, host, pid, now + batch.claim_lease_s)
+                if self._refusals:
+                    refused = self._refusals.check(batch)
+                    if refused:
+                        outcomes.append((None, JobDataInvalid(refused)))
+                        continue
+                if owner is not None and batch.new_jobs:
+                    host, pid, now = socket.gethostname(), os.getpid(), self.clock()
+                    for job_id in batch.new_jobs:
+                        owners[job_id] = owner
+                        claims[job_id] = (job_id, owner, host, pid, now + batch.claim_lease_s)
                 for row in batch.jobs:
                     jobs[row["job_id"]] = row
                 for row in batch.tasks:

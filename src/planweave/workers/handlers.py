@@ -22,6 +22,7 @@ from planweave.agents import AgentContext, AgentRegistry, AgentTask, compose, pl
 from planweave.agents._answers import check_answer
 from planweave.constants import (
     RESULT_ARTIFACT,
+    RESULTS_FOLDER,
     WORKER_COMPOSER,
     WORKER_EXECUTOR,
     WORKER_PLANNER,
@@ -41,6 +42,7 @@ from planweave.events import NO_USAGE, ToolCalled, trusted
 from planweave.llm import Model, ModelOptions, load_model
 from planweave.messages import Outcome, WorkItem
 from planweave.tools import FunctionTool, ToolContext, ToolRegistry, run_tool_call
+from planweave.workers._results import has_references, load_inputs, may_spill, spill_result
 from planweave.workers.pool import Handler, Reporter
 
 __all__ = ["ModelCache", "WorkerServices", "handler_for"]
@@ -296,8 +298,8 @@ def _scan(workspace: Path) -> dict[str, tuple[int, int]]:
         except OSError:
             continue
         for entry in entries:
-            if entry.name.startswith("."):
-                continue
+            if entry.name.startswith(".") or (folder is workspace and entry.name == RESULTS_FOLDER):
+                continue  # hidden files, and results moved to files (their own artifacts)
             if entry.is_dir(follow_symlinks=False):
                 stack.append(Path(entry.path))
             elif entry.is_file(follow_symlinks=False):
@@ -410,5 +412,23 @@ _FACTORIES: dict[str, Callable[[WorkerServices], Handler]] = {
 
 
 def handler_for(kind: str, services: WorkerServices) -> Handler:
-    """The handler of a worker kind."""
-    return _FACTORIES[kind](services)
+    """The handler of a worker kind.
+
+    Around every kind: inputs that are references to result files are read back into values
+    first, and a result over the job's ``max_result_bytes`` is moved to a file afterwards
+    (``_results``), so large results never travel in events, rows or work items.
+    """
+    inner = _FACTORIES[kind](services)
+
+    async def handle(item: WorkItem, reporter: Reporter) -> Outcome:
+        if item.inputs and has_references(item.inputs):
+            workspace = services.tool_context(item).workspace
+            inputs = await asyncio.to_thread(load_inputs, item.inputs, workspace)
+            item = item.model_copy(update={"inputs": inputs})
+        outcome = await inner(item, reporter)
+        if may_spill(item, outcome):
+            workspace = services.tool_context(item).workspace
+            outcome = await asyncio.to_thread(spill_result, item, outcome, workspace)
+        return outcome
+
+    return handle
