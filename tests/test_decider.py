@@ -8,7 +8,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from planweave.control import decider
-from planweave.events import Event, JobOptions, TaskAssigned, TaskCompleted, TaskRetrying
+from planweave.events import (
+    Event,
+    JobOptions,
+    TaskAssigned,
+    TaskCompleted,
+    TaskRetrying,
+    parse_event,
+    validated,
+)
 from planweave.messages import Outcome, StartedReport
 from planweave.plan import TaskSpec
 from planweave.state import JobState, replay
@@ -533,6 +541,9 @@ def test_random_orders_keep_the_invariants(
             )
     rebuilt = replay(log)
     assert rebuilt.to_row() == state.to_row()
+    for event in log:  # built without validation: each must be what validation would give
+        assert validated(type(event), dict(event.__dict__)) == event
+        assert parse_event(event.model_dump_json()).model_dump_json() == event.model_dump_json()
     if state.status == "succeeded":
         assert all(t.status == "succeeded" for t in state.tasks.values())
     if state.terminal:

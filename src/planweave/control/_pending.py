@@ -11,7 +11,7 @@ from typing import Any
 
 from planweave.bus.base import Delivery
 from planweave.constants import DEFAULT_CONCURRENCY
-from planweave.events import Event, validated
+from planweave.events import Event, trusted
 from planweave.messages import WorkItem
 from planweave.state import JobState
 from planweave.store.base import ArtifactRow
@@ -115,7 +115,7 @@ def work_item(
             break
         node = tasks[node.parent]
     options = state.options
-    return validated(
+    return trusted(
         WorkItem,
         {
             "id": f"{state.id}:{task_id}:{task.attempt}",

@@ -22,13 +22,30 @@ from dataclasses import replace
 from typing import Any
 
 from planweave.errors import ClaimLost, JobDataInvalid, LogConflict, StoreUnavailable
-from planweave.events import Event
+from planweave.events import Event, Usage
 from planweave.state import TERMINAL_JOB, TERMINAL_TASK, JobState
 from planweave.store import _rows
 from planweave.store._fence import Refusals, unheld_jobs
 from planweave.store.base import ArtifactRow, Batch, Claim, Command, JobSummary
 
 __all__ = ["MemoryStore"]
+
+
+_PLAIN = frozenset({type(None), int, float, bool, Usage})
+"""Types of event fields that always encode."""
+
+
+def _encodes(event: Event) -> bool:
+    """Whether ``event`` plainly has a JSON form (scalars, valid text, an empty dict); when it
+    holds anything else, only encoding it tells."""
+    for value in event.__dict__.values():
+        kind = type(value)
+        if kind is str:
+            if not value.isascii():
+                value.encode("utf-8")  # a lone surrogate raises (a ValueError)
+        elif kind not in _PLAIN and not (kind is dict and not value):
+            return False
+    return True
 
 
 def _seq_of(event: Event) -> int:
@@ -172,11 +189,16 @@ class MemoryStore:
             raise ClaimLost(lost)
 
     def _check_events(self, batch: Batch) -> None:
-        """Raise ``JobDataInvalid`` naming the jobs whose events have no JSON form."""
+        """Raise ``JobDataInvalid`` naming the jobs whose events have no JSON form.
+
+        An event of scalars and text is checked field by field; one holding anything more (a
+        result, a plan, a tool call's arguments) is encoded as a SQL store would.
+        """
         encode = _rows.encode_event
         try:
             for event in batch.events:
-                encode(event)
+                if not _encodes(event):
+                    encode(event)
         except ValueError:
             bad = _rows.invalid_jobs(Batch(events=batch.events))
             self._refusals.refuse(batch, tuple(bad))

@@ -30,7 +30,7 @@ from planweave.errors import (
     ToolNotFound,
     ToolTimeout,
 )
-from planweave.events import ToolCalled, validated
+from planweave.events import ToolCalled, trusted
 from planweave.tools._context import ToolContext
 from planweave.tools._decorator import FunctionTool, tool_failure
 from planweave.tools._registry import ToolRegistry
@@ -217,7 +217,7 @@ def _event_args(args: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _event(name: str, args: Mapping[str, Any], ctx: ToolContext, result: ToolResult) -> ToolCalled:
-    return validated(
+    return trusted(
         ToolCalled,
         {
             # The control plane numbers the event and gives it its id in the job's log.

@@ -38,7 +38,7 @@ from planweave.errors import (
     ToolError,
     UsageError,
 )
-from planweave.events import NO_USAGE, ToolCalled, validated
+from planweave.events import NO_USAGE, ToolCalled, trusted
 from planweave.llm import Model, ModelOptions, load_model
 from planweave.messages import Outcome, WorkItem
 from planweave.tools import FunctionTool, ToolContext, ToolProcesses, ToolRegistry, run_tool_call
@@ -161,7 +161,7 @@ def _deadline_at(item: WorkItem) -> float | None:
 
 
 def _ok(item: WorkItem, **fields: Any) -> Outcome:
-    return validated(
+    return trusted(
         Outcome,
         {
             "id": f"{item.id}:outcome",
