@@ -67,7 +67,14 @@ async def test_tool_tasks_are_recorded_as_tool_called_events(tmp_path: Path) -> 
     plan = Plan(
         tasks=(
             TaskSpec(id="a", kind="tool", tool="calculator", args={"expression": "6*7"}),
-            TaskSpec(id="b", kind="tool", tool="calculator", args={"expression": "1/0"}),
+            # After a: b's failure ends the job, and would cut short an a still running.
+            TaskSpec(
+                id="b",
+                kind="tool",
+                tool="calculator",
+                args={"expression": "1/0"},
+                depends_on=("a",),
+            ),
         )
     )
     async with engine_for(tmp_path, []) as engine:
