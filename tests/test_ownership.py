@@ -55,6 +55,15 @@ class Job:
         assert self.job_id, proc.stderr.read() if proc.stderr else "no job id"
         return proc
 
+    def orphan(self, *, max_attempts: int = 3) -> None:
+        """Submit the ``slow`` plan and kill -9 its process while it runs ``b`` (its claim,
+        of a long lease, is left to a dead process)."""
+        proc = self.submit("slow", claim_lease_s=300.0, max_attempts=max_attempts)
+        try:
+            self.wait_line(f"b-start:{proc.pid}")
+        finally:
+            kill(proc)
+
     def resume(self, *, claim_lease_s: float, force: bool = False) -> subprocess.Popen[str]:
         return self.start("resume", self.job_id, str(claim_lease_s), *(["force"] if force else []))
 
@@ -186,11 +195,7 @@ def test_a_forced_takeover_stops_the_live_owner(tmp_path: Path) -> None:
 @pytest.mark.timeout(120)
 def test_after_kill_9_on_this_host_resume_takes_over_at_once(tmp_path: Path) -> None:
     job = Job(tmp_path)
-    old = job.submit("slow", claim_lease_s=300.0)
-    try:
-        job.wait_line(f"b-start:{old.pid}")
-    finally:
-        kill(old)
+    job.orphan()
     job.go()
     code, out, err = finish(job.resume(claim_lease_s=300.0))  # no force, the lease is far from over
     assert code == 0, err
@@ -231,9 +236,7 @@ def test_start_up_adoption_outlives_a_job_that_kills_its_process(tmp_path: Path)
     code, _, err = finish(crashing.submit("die", claim_lease_s=30.0))
     assert code == 1, err  # the tool's os._exit(1)
     steady = Job(tmp_path)  # the same store and ledger
-    proc = steady.submit("slow", claim_lease_s=30.0, max_attempts=10)
-    steady.wait_line(f"b-start:{proc.pid}")
-    kill(proc)
+    steady.orphan(max_attempts=10)
     steady.go()
     ended: dict[str, str] = {}
     starts = 0
@@ -256,11 +259,7 @@ def test_start_up_adoption_outlives_a_job_that_kills_its_process(tmp_path: Path)
 @pytest.mark.timeout(120)
 def test_cancel_of_a_job_whose_process_died_cancels_it_at_once(tmp_path: Path) -> None:
     job = Job(tmp_path)
-    old = job.submit("slow", claim_lease_s=300.0)
-    try:
-        job.wait_line(f"b-start:{old.pid}")
-    finally:
-        kill(old)
+    job.orphan()
 
     async def cancel() -> tuple[bool, str, object]:
         async with Engine(store=job.store, data_dir=tmp_path / "data") as engine:
@@ -301,11 +300,7 @@ def test_a_cancel_left_for_a_dead_owner_is_carried_out_by_the_next_one(tmp_path:
 @pytest.mark.timeout(120)
 def test_follow_of_a_job_nobody_drives_ends_after_its_stored_events(tmp_path: Path) -> None:
     job = Job(tmp_path)
-    old = job.submit("slow", claim_lease_s=300.0)
-    try:
-        job.wait_line(f"b-start:{old.pid}")
-    finally:
-        kill(old)
+    job.orphan()
 
     async def follow() -> list[int]:
         async with Engine(store=job.store, data_dir=tmp_path / "data") as engine:

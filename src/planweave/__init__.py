@@ -15,9 +15,9 @@ Quick start::
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from planweave._lazy import lazy_exports as _lazy_exports
 from planweave.errors import (
     ApprovalRequired,
     BudgetExceeded,
@@ -63,17 +63,7 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'planweave' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = _lazy_exports("planweave", _LAZY, globals())
 
 
 __version__ = "0.1.0"
