@@ -90,6 +90,9 @@ DEFAULT_CONCURRENCY: Final = {
     WORKER_TOOL: 512,
 }
 """Work items run at once per worker kind, by default (also the plane's in-flight limits)."""
+DEFAULT_WORKER_GRACE_S: Final = 30.0
+"""How long a stopping ``planweave worker`` lets running items finish before it gives the rest
+back to the bus (the setting ``worker_grace_s``)."""
 DEFAULT_DATA_DIR: Final = ".planweave"
 DEFAULT_STORE_FILE: Final = "planweave.db"
 ROOT_TASK_ID: Final = "root"

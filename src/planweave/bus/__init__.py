@@ -12,15 +12,25 @@ from __future__ import annotations
 from typing import Any, cast
 
 from planweave._backends import backend_class
-from planweave.bus.base import Bus, BusMessage, DeadLetter, Delivery, Subscription
+from planweave.bus.base import (
+    Bus,
+    BusMessage,
+    ConsumerInfo,
+    DeadLetter,
+    Delivery,
+    QueueStats,
+    Subscription,
+)
 from planweave.bus.memory import MemoryBus
 
 __all__ = [
     "Bus",
     "BusMessage",
+    "ConsumerInfo",
     "DeadLetter",
     "Delivery",
     "MemoryBus",
+    "QueueStats",
     "Subscription",
     "open_bus",
 ]

@@ -48,7 +48,15 @@ from typing import Protocol, Self, runtime_checkable
 from planweave.events import Event
 from planweave.messages import CallReport, Outcome, StartedReport, WorkItem
 
-__all__ = ["Bus", "BusMessage", "DeadLetter", "Delivery", "Subscription"]
+__all__ = [
+    "Bus",
+    "BusMessage",
+    "ConsumerInfo",
+    "DeadLetter",
+    "Delivery",
+    "QueueStats",
+    "Subscription",
+]
 
 BusMessage = WorkItem | StartedReport | CallReport | Outcome
 
@@ -92,6 +100,44 @@ class DeadLetter:
     deliveries: int
     reason: str
     at: float
+
+
+@dataclass(slots=True, frozen=True)
+class ConsumerInfo:
+    """A consumer of a work queue (one worker pool), as ``planweave status`` lists it.
+
+    Attributes:
+        name: The consumer's name (the worker pool's id, as given to ``receive``).
+        pending: Messages leased to it now.
+        idle_s: Seconds since it last received, extended or acknowledged (its heartbeat);
+            ``None`` where the backend cannot tell.
+    """
+
+    name: str
+    pending: int
+    idle_s: float | None
+
+
+@dataclass(slots=True, frozen=True)
+class QueueStats:
+    """What a work queue holds, for operators (``planweave status``, ``/metrics``).
+
+    Attributes:
+        queue: The queue's name.
+        depth: Messages available to ``receive`` (as ``Bus.depth`` counts them).
+        pending: Messages leased to a consumer now, not yet acknowledged.
+        dead_letters: Messages in its dead-letter list.
+        oldest_age_s: Age of the oldest message not yet acknowledged (waiting or leased);
+            ``None`` when there is none, or where the backend cannot tell.
+        consumers: Its consumers, by name.
+    """
+
+    queue: str
+    depth: int
+    pending: int
+    dead_letters: int
+    oldest_age_s: float | None
+    consumers: tuple[ConsumerInfo, ...]
 
 
 class Subscription(Protocol):
@@ -183,6 +229,12 @@ class Bus(Protocol):
     async def redrive(self, queue: str, message_id: str) -> bool:
         """Put a dead letter back on its queue as a new message (its delivery count starts
         again). Returns ``False`` when the queue has no such dead letter."""
+
+    async def stats(self, queue: str) -> QueueStats:
+        """What the queue holds now, with its consumers (for operators; not on any hot path)."""
+
+    async def queues(self) -> list[str]:
+        """Names of the work queues that exist on the bus, sorted (any process's)."""
 
     async def publish(self, topic: str, event: Event) -> None:
         """Send an event to the topic's current subscribers (best effort; nothing is kept)."""

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from types import TracebackType
 
-from planweave.bus.base import BusMessage, DeadLetter, Delivery
+from planweave.bus.base import BusMessage, ConsumerInfo, DeadLetter, Delivery, QueueStats
 from planweave.constants import DEFAULT_MAX_DELIVERIES
 from planweave.errors import ConfigError, UsageError
 from planweave.events import Event
@@ -399,6 +399,27 @@ class MemoryBus:
         self._reap(self._clock())
         q = self._queues.get(queue)
         return list(q.dead.values()) if q is not None else []
+
+    async def stats(self, queue: str) -> QueueStats:
+        """The queue now; a consumer's ``idle_s`` is 0 while it waits in ``receive`` and unknown
+        (``None``) otherwise, and ``oldest_age_s`` is not kept (``None``)."""
+        self._reap(self._clock())
+        q = self._queues.get(queue)
+        if q is None:
+            return QueueStats(queue, 0, 0, 0, None, ())
+        pending: dict[str, int] = {}
+        for delivery, _deadline in q.inflight.values():
+            pending[delivery.consumer] = pending.get(delivery.consumer, 0) + 1
+        waiting = {waiter.consumer for waiter in q.waiters if waiter.open}
+        names = sorted(pending.keys() | waiting)
+        consumers = tuple(
+            ConsumerInfo(name, pending.get(name, 0), 0.0 if name in waiting else None)
+            for name in names
+        )
+        return QueueStats(queue, len(q.waiting), len(q.inflight), len(q.dead), None, consumers)
+
+    async def queues(self) -> list[str]:
+        return sorted(self._queues)
 
     async def redrive(self, queue: str, message_id: str) -> bool:
         q = self._queues.get(queue)
