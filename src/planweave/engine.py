@@ -208,6 +208,7 @@ class Engine:
             # A caller's tools and agents are checked now, so a bad one fails here.
             self._parts()
         self._pools: list[WorkerPool] = []
+        self._unadoptable: set[str] = set()  # jobs that failed to resume: not retried on a timer
         self._start_lock: asyncio.Lock | None = None
         self._started = False
         self._closing = False
@@ -673,6 +674,37 @@ class Engine:
                 log.warning("cannot resume job %s: %s", job_id, exc)
                 continue
             if not state.terminal:
+                adopted.append(job_id)
+        return adopted
+
+    async def adopt_orphans(self) -> list[str]:
+        """Carry on the active jobs whose owner is gone: its claim expired, or its process on
+        this host died. Jobs this process runs, and jobs whose owner's claim is live, cost one
+        claim read each and are left alone.
+
+        A control plane that serves beside others (``planweave serve``) calls this on a timer,
+        so a replica that was killed has its jobs finished by the others. Returns the ids of
+        the jobs this process took over.
+        """
+        self._need_plane("adopt jobs")
+        await self.start()
+        adopted: list[str] = []
+        for job_id in await self.active_jobs():
+            if self.runs_here(job_id) or job_id in self._unadoptable:
+                continue
+            if not holder_gone(await self.store.read_claim(job_id)):
+                continue
+            self._parts()
+            try:
+                state = await self.plane.adopt(job_id)
+            except JobBusy:
+                continue
+            except PlanweaveError as exc:
+                self._unadoptable.add(job_id)
+                log.warning("cannot resume job %s: %s", job_id, exc)
+                continue
+            if not state.terminal:
+                log.info("took over job %s, whose owner stopped", job_id)
                 adopted.append(job_id)
         return adopted
 
