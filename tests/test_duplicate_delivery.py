@@ -31,10 +31,10 @@ class DuplicatingBus(MemoryBus):
         super().__init__()
         self.enqueued = Counter[str]()
 
-    async def enqueue(self, queue: str, message: Any) -> None:
+    async def enqueue(self, queue: str, message: Any) -> str:
         self.enqueued[type(message).__name__] += 1
         await super().enqueue(queue, message)
-        await super().enqueue(queue, message)
+        return await super().enqueue(queue, message)
 
 
 runs = Counter[str]()

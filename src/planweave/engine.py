@@ -202,6 +202,7 @@ class Engine:
                 workspace_root=self.data_dir / "workspaces",
                 default_model=self._default_model,
                 known_tools=(),  # set with the tool registry (``tools``)
+                reconcile_s=work_lease_s / 3,
             ),
         )
         if self._extra_tools or self._extra_agents:

@@ -178,6 +178,10 @@ class Bus(Protocol):
     """Work queues and event topics (see the module docstring for the delivery contract)."""
 
     url: str
+    loses_messages: bool
+    """Whether the bus can lose messages it accepted while their sender lives (a server that
+    restarted without persistence): a control plane on such a bus checks, with ``held``, that
+    its work items are still there and sends again the ones that are gone."""
 
     async def open(self) -> None:
         """Connect and start background work (lease scans); call before anything else."""
@@ -185,8 +189,9 @@ class Bus(Protocol):
     async def close(self) -> None:
         """Disconnect: subscriptions end, blocked ``receive`` calls return."""
 
-    async def enqueue(self, queue: str, message: BusMessage) -> None:
-        """Append a message to a work queue; once this returns the message is on the bus."""
+    async def enqueue(self, queue: str, message: BusMessage) -> str:
+        """Append a message to a work queue; once this returns the message is on the bus.
+        Returns the message's id (as its deliveries will carry it)."""
 
     async def receive(
         self,
@@ -229,6 +234,11 @@ class Bus(Protocol):
     async def redrive(self, queue: str, message_id: str) -> bool:
         """Put a dead letter back on its queue as a new message (its delivery count starts
         again). Returns ``False`` when the queue has no such dead letter."""
+
+    async def held(self, queue: str, message_ids: Iterable[str]) -> set[str]:
+        """Which of these messages the queue still holds: waiting, or leased and not
+        acknowledged. A message acknowledged, dead-lettered, or lost (a server restarted without
+        persistence) is not held."""
 
     async def stats(self, queue: str) -> QueueStats:
         """What the queue holds now, with its consumers (for operators; not on any hot path)."""

@@ -184,6 +184,10 @@ class MemoryBus:
     ignored even before the message is delivered again.
     """
 
+    loses_messages = False
+    """Messages live as long as the process that holds them, with its control plane: none is
+    ever lost behind a live plane's back, so the plane need not check on its work items."""
+
     def __init__(
         self,
         url: str = "memory://",
@@ -237,7 +241,7 @@ class MemoryBus:
             q = self._queues[name] = _Queue()
         return q
 
-    async def enqueue(self, queue: str, message: BusMessage) -> None:
+    async def enqueue(self, queue: str, message: BusMessage) -> str:
         q = self._queues.get(queue)
         if q is None:
             q = self._queue(queue)
@@ -258,8 +262,9 @@ class MemoryBus:
             if len(items) >= waiter.max_items:
                 waiter.open = False
                 waiters.popleft()
-            return
+            return message_id
         q.waiting.append((message_id, message, 0))
+        return message_id
 
     def _feed_waiters(self, queue: str, q: _Queue) -> None:
         """Lease waiting messages to open waiters (after messages were put back)."""
@@ -420,6 +425,16 @@ class MemoryBus:
 
     async def queues(self) -> list[str]:
         return sorted(self._queues)
+
+    async def held(self, queue: str, message_ids: Iterable[str]) -> set[str]:
+        q = self._queues.get(queue)
+        if q is None:
+            return set()
+        wanted = set(message_ids)
+        found = {message_id for message_id in wanted if message_id in q.inflight}
+        if len(found) < len(wanted):
+            found.update(m for m, _, _ in q.waiting if m in wanted)
+        return found
 
     async def redrive(self, queue: str, message_id: str) -> bool:
         q = self._queues.get(queue)
