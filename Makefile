@@ -34,6 +34,9 @@ base: $(VENV)/.stamp-base
 $(VENV)/.stamp-deps: pyproject.toml | $(VENV)/.stamp-base
 	@echo "==> installing the test tools and extras ($(TEST_EXTRAS)) into $(VENV)"
 	$(BIN)/pip install -q -e '.[$(TEST_EXTRAS)]'
+	@# arq, the Redis task queue the scaled benchmark compares with, caps redis-py below 6, which
+	@# would downgrade the client planweave's Redis bus uses; arq itself runs on redis-py 8.
+	$(BIN)/pip install -q --no-deps 'arq==0.28.0'
 	@touch $@
 
 setup: $(VENV)/.stamp-deps
