@@ -425,6 +425,16 @@ class ControlPlane:
             decision = decider.on_outcome(state, message, now=now)
             if not decision:
                 self.rejected_reports += 1
+                task = state.tasks.get(message.task_id)
+                log.info(
+                    "ignored the outcome of attempt %d of task %s of job %s: that attempt is "
+                    "no longer current (the task is %s, attempt %s)",
+                    message.attempt,
+                    message.task_id,
+                    message.job_id,
+                    task.status if task is not None else "unknown",
+                    task.attempt if task is not None else "-",
+                )
         elif isinstance(message, StartedReport):
             decision = decider.on_started(state, message, now=now)
         elif isinstance(message, CallReport):
