@@ -127,6 +127,7 @@ def test_engine_kwargs(tmp_path: Path) -> None:
         "store": f"sqlite:///{tmp_path / 'planweave.db'}",
         "bus": "memory://",
         "run_workers": True,
+        "tools": [],
         "model": "openai:gpt-4o-mini",
         "data_dir": tmp_path,
         "model_options": ModelOptions(n_threads=2, base_url="http://localhost:8080/v1"),

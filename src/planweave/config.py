@@ -173,6 +173,9 @@ class Settings(BaseModel):
             engine's per-kind defaults when ``None``).
         worker_grace_s: How long a stopping ``planweave worker`` (SIGTERM, Ctrl-C) lets running
             items finish before it gives the rest back to the bus.
+        tools: Your tools, loaded by every command that runs or plans jobs: ``package.module``
+            (every ``@tool`` in it), ``package.module:name`` (a tool or a list of tools) or a
+            ``file.py``. Give every process of a cluster the same list.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -218,6 +221,7 @@ class Settings(BaseModel):
     worker_kinds: tuple[str, ...] = ()
     worker_concurrency: int | None = Field(default=None, ge=1, le=10_000)
     worker_grace_s: float = Field(default=DEFAULT_WORKER_GRACE_S, ge=0, allow_inf_nan=False)
+    tools: tuple[str, ...] = ()
 
     @field_validator("tokens", mode="before")
     @classmethod
@@ -258,7 +262,9 @@ class Settings(BaseModel):
             return "sha256:" + match.group(1).lower()
         return hash_token(value.strip())
 
-    @field_validator("api_models", "private_network_tenants", "worker_kinds", mode="before")
+    @field_validator(
+        "api_models", "private_network_tenants", "worker_kinds", "tools", mode="before"
+    )
     @classmethod
     def _model_list(cls, value: Any) -> Any:
         if isinstance(value, str):  # PLANWEAVE_API_MODELS=openai:gpt-4o-mini,local:
@@ -294,8 +300,9 @@ class Settings(BaseModel):
             return self.store
         return f"sqlite:///{self.data_dir / DEFAULT_STORE_FILE}"
 
-    def engine_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``Engine(...)`` built from these settings."""
+    def engine_kwargs(self, *, with_tools: bool = True) -> dict[str, Any]:
+        """Keyword arguments for ``Engine(...)`` built from these settings (``with_tools``:
+        import the ``tools`` too; an engine that only reads jobs needs none)."""
         from planweave.events import JobOptions
         from planweave.llm import ModelOptions
 
@@ -308,6 +315,8 @@ class Settings(BaseModel):
             )
             if value is not None
         }
+        from planweave._plugins import load_tools
+
         workers = self.workers
         if workers is None:
             workers = scheme_of("bus", self.bus) == "memory"
@@ -315,6 +324,7 @@ class Settings(BaseModel):
             "store": self.store_url,
             "bus": self.bus,
             "run_workers": workers,
+            "tools": load_tools(self.tools) if with_tools else [],
             "model": self.model,
             "data_dir": self.data_dir,
             "model_options": ModelOptions(

@@ -33,6 +33,7 @@ __all__ = [
     "JsonOpt",
     "ModelOpt",
     "StoreOpt",
+    "ToolsOpt",
     "WorkLeaseOpt",
     "WorkersOpt",
     "err_console",
@@ -118,6 +119,15 @@ WorkersOpt = Annotated[
         show_default="yes with memory://, no with redis://",
     ),
 ]
+ToolsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tools",
+        help="Your tools, comma-separated: package.module (its @tool functions), "
+        "package.module:name, or file.py",
+        show_default=False,
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a rich view")]
 JobArg = Annotated[str, typer.Argument(help="Job id (a unique prefix is enough)")]
 
@@ -152,7 +162,7 @@ def read_only_engine(settings: Settings) -> Engine:
     from planweave.engine import Engine
 
     check_writable(settings, workspaces=False)
-    return Engine(**{**settings.engine_kwargs(), "run_workers": False})
+    return Engine(**{**settings.engine_kwargs(with_tools=False), "run_workers": False})
 
 
 async def resolve_job(engine: Engine, text: str) -> JobState:

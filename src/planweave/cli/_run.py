@@ -25,6 +25,7 @@ from planweave.cli._common import (
     JsonOpt,
     ModelOpt,
     StoreOpt,
+    ToolsOpt,
     WorkersOpt,
     WorkLeaseOpt,
     resolve_job,
@@ -105,6 +106,7 @@ def run(
     work_lease_s: WorkLeaseOpt = None,
     bus: BusOpt = None,
     workers: WorkersOpt = None,
+    tools: ToolsOpt = None,
 ) -> None:
     """Plan and carry out GOAL (or run --plan FILE), showing a live tree of its tasks."""
     from planweave.cli._checks import check_model, check_writable
@@ -122,6 +124,7 @@ def run(
         work_lease_s=work_lease_s,
         bus=bus,
         workers=workers,
+        tools=tools,
     )
     if goal is None and plan is None:
         raise UsageError("give a GOAL to plan, or --plan FILE to run (see planweave run --help)")
@@ -177,6 +180,7 @@ def resume(
     work_lease_s: WorkLeaseOpt = None,
     bus: BusOpt = None,
     workers: WorkersOpt = None,
+    tools: ToolsOpt = None,
 ) -> None:
     """Carry on a job whose process stopped; finished tasks are kept."""
     from planweave.cli._checks import check_model, check_model_url, check_writable
@@ -191,6 +195,7 @@ def resume(
         work_lease_s=work_lease_s,
         bus=bus,
         workers=workers,
+        tools=tools,
     )
     if model is not None:
         check_model_url(model)

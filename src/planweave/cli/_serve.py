@@ -19,6 +19,7 @@ from planweave.cli._common import (
     JsonOpt,
     ModelOpt,
     StoreOpt,
+    ToolsOpt,
     WorkersOpt,
     WorkLeaseOpt,
     err_console,
@@ -122,6 +123,7 @@ def serve(
     keep_alive_timeout_s: KeepAliveOpt = None,
     max_event_streams_per_tenant: StreamsOpt = None,
     workers: WorkersOpt = None,
+    tools: ToolsOpt = None,
 ) -> None:
     """Serve the HTTP API and web UI, running jobs in this process."""
     settings = settings_from(
@@ -140,6 +142,7 @@ def serve(
         keep_alive_timeout_s=keep_alive_timeout_s,
         max_event_streams_per_tenant=max_event_streams_per_tenant,
         workers=workers,
+        tools=tools,
     )
     _need_server()
     check_writable(settings, workspaces=True)

@@ -21,6 +21,7 @@ from planweave.cli._common import (
     JsonOpt,
     ModelOpt,
     StoreOpt,
+    ToolsOpt,
     WorkLeaseOpt,
     err_console,
     interrupts,
@@ -90,6 +91,7 @@ def worker(
     config: ConfigOpt = None,
     work_lease_s: WorkLeaseOpt = None,
     grace_s: GraceOpt = None,
+    tools: ToolsOpt = None,
 ) -> None:
     """Run worker pools that take work from a shared bus (no control plane, no API).
 
@@ -106,6 +108,7 @@ def worker(
         worker_kinds=kinds,
         worker_concurrency=concurrency,
         worker_grace_s=grace_s,
+        tools=tools,
     )
     _shared_bus(settings, "worker")
     run_async(_work(settings))
