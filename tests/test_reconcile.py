@@ -92,3 +92,50 @@ async def test_work_items_the_bus_lost_or_refused_are_sent_again(
 async def test_the_in_process_bus_needs_no_reconciling(tmp_path: Path) -> None:
     engine = Engine(store="memory://", data_dir=tmp_path, builtins=False)
     assert engine.plane._reconciler is None
+
+
+class PoisonBus(MemoryBus):
+    """Every delivery of the ``poison`` task's work item vanishes with its worker: leased, never
+    run, never acknowledged, as if it killed each worker that took it."""
+
+    loses_messages = True
+
+    def __init__(self) -> None:
+        super().__init__(max_deliveries=2)
+        self.swallowed = 0
+
+    async def receive(self, queue: str, consumer: str, **kwargs: Any) -> list[Any]:
+        while True:
+            got = await super().receive(queue, consumer, **kwargs)
+            kept = [
+                d
+                for d in got
+                if not (isinstance(d.message, WorkItem) and d.message.task_id == "poison")
+            ]
+            self.swallowed += len(got) - len(kept)
+            if kept or not got:
+                return kept
+
+
+async def test_a_dead_lettered_work_item_fails_its_task_and_other_jobs_go_on(
+    tmp_path: Path,
+) -> None:
+    bus = PoisonBus()
+    poison = Plan(tasks=(TaskSpec(id="poison", kind="tool", tool="echo", args={"name": "p"}),))
+    async with Engine(
+        store=f"sqlite:///{tmp_path / 'jobs.db'}",
+        bus=bus,
+        data_dir=tmp_path / "data",
+        tools=[echo],
+        builtins=False,
+        work_lease_s=0.2,
+    ) as engine:
+        bad = await engine.submit(plan=poison)
+        good = await asyncio.wait_for(engine.run(plan=PLAN), 30)
+        failed = await asyncio.wait_for(engine.wait(bad), 30)
+        letters = await engine.dead_letters("pw:work:tool")
+    assert good.ok, good.error
+    assert not failed.ok
+    assert "dead-lettered" in (failed.error or "")
+    assert bus.swallowed == 2
+    assert [letter.message.task_id for letter in letters] == ["poison"]  # type: ignore[union-attr]

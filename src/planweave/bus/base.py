@@ -43,7 +43,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol, Self, runtime_checkable
+from typing import Literal, Protocol, Self, runtime_checkable
 
 from planweave.events import Event
 from planweave.messages import CallReport, Outcome, StartedReport, WorkItem
@@ -54,11 +54,14 @@ __all__ = [
     "ConsumerInfo",
     "DeadLetter",
     "Delivery",
+    "MessagePlace",
     "QueueStats",
     "Subscription",
 ]
 
 BusMessage = WorkItem | StartedReport | CallReport | Outcome
+MessagePlace = Literal["waiting", "leased", "dead"]
+"""Where a queued message is (``Bus.locate``)."""
 
 
 @dataclass(slots=True)
@@ -180,7 +183,7 @@ class Bus(Protocol):
     url: str
     loses_messages: bool
     """Whether the bus can lose messages it accepted while their sender lives (a server that
-    restarted without persistence): a control plane on such a bus checks, with ``held``, that
+    restarted without persistence): a control plane on such a bus checks, with ``locate``, that
     its work items are still there and sends again the ones that are gone."""
 
     async def open(self) -> None:
@@ -235,10 +238,10 @@ class Bus(Protocol):
         """Put a dead letter back on its queue as a new message (its delivery count starts
         again). Returns ``False`` when the queue has no such dead letter."""
 
-    async def held(self, queue: str, message_ids: Iterable[str]) -> set[str]:
-        """Which of these messages the queue still holds: waiting, or leased and not
-        acknowledged. A message acknowledged, dead-lettered, or lost (a server restarted without
-        persistence) is not held."""
+    async def locate(self, queue: str, message_ids: Iterable[str]) -> dict[str, MessagePlace]:
+        """Where each of these messages is: ``waiting``, ``leased`` (delivered, not yet
+        acknowledged) or ``dead`` (in the dead-letter list). A message acknowledged, or lost (a
+        server restarted without persistence), is left out."""
 
     async def stats(self, queue: str) -> QueueStats:
         """What the queue holds now, with its consumers (for operators; not on any hot path)."""

@@ -18,7 +18,14 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from types import TracebackType
 
-from planweave.bus.base import BusMessage, ConsumerInfo, DeadLetter, Delivery, QueueStats
+from planweave.bus.base import (
+    BusMessage,
+    ConsumerInfo,
+    DeadLetter,
+    Delivery,
+    MessagePlace,
+    QueueStats,
+)
 from planweave.constants import DEFAULT_MAX_DELIVERIES
 from planweave.errors import ConfigError, UsageError
 from planweave.events import Event
@@ -426,14 +433,20 @@ class MemoryBus:
     async def queues(self) -> list[str]:
         return sorted(self._queues)
 
-    async def held(self, queue: str, message_ids: Iterable[str]) -> set[str]:
+    async def locate(self, queue: str, message_ids: Iterable[str]) -> dict[str, MessagePlace]:
+        self._reap(self._clock())
         q = self._queues.get(queue)
         if q is None:
-            return set()
+            return {}
         wanted = set(message_ids)
-        found = {message_id for message_id in wanted if message_id in q.inflight}
+        found: dict[str, MessagePlace] = {}
+        for message_id in wanted:
+            if message_id in q.inflight:
+                found[message_id] = "leased"
+            elif message_id in q.dead:
+                found[message_id] = "dead"
         if len(found) < len(wanted):
-            found.update(m for m, _, _ in q.waiting if m in wanted)
+            found.update((m, "waiting") for m, _, _ in q.waiting if m in wanted)
         return found
 
     async def redrive(self, queue: str, message_id: str) -> bool:

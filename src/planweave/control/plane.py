@@ -709,6 +709,32 @@ class ControlPlane:
 
     # --- loops ----------------------------------------------------------------------------
 
+    def _dead_lettered(self, item: WorkItem) -> None:
+        """The bus gave up on a work item (``max_deliveries`` holders died or stalled on it):
+        its task fails for good, as if its last holder had reported so."""
+        state = self._jobs.get(item.job_id)
+        task = state.tasks.get(item.task_id) if state is not None else None
+        if task is None:
+            return
+        log.warning(
+            "task %s of job %s: its work item was dead-lettered (no worker finished it)",
+            item.task_id,
+            item.job_id,
+        )
+        self._handle(
+            Outcome(
+                job_id=item.job_id,
+                task_id=item.task_id,
+                attempt=item.attempt,
+                status="failed",
+                error="its work item was dead-lettered: every worker that took it died or "
+                "stalled past its lease (see the dead letters)",
+                error_type="crash",
+                retryable=False,
+                delivery=max(1, task.delivery),
+            )
+        )
+
     async def _reconcile_loop(self) -> None:
         """Send again the work items the bus lost (see ``_reconcile``)."""
         reconciler = self._reconciler
@@ -716,12 +742,16 @@ class ControlPlane:
         while not self._closed:
             await asyncio.sleep(self.settings.reconcile_s)
             try:
-                lost = await reconciler.lost(self.bus)
+                lost, dead = await reconciler.check(self.bus)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("control plane: checking the work items out failed: %s", exc)
                 continue
+            for item in dead:
+                self._dead_lettered(item)
+            if dead:
+                await self._flush()
             for item in lost:
                 state = self._jobs.get(item.job_id)
                 task = state.tasks.get(item.task_id) if state is not None else None
