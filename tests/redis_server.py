@@ -43,9 +43,10 @@ def _binary() -> str:
 class RedisServer:
     """One ``redis-server`` process without persistence, on ``127.0.0.1:port``."""
 
-    def __init__(self, folder: Path, port: int | None = None) -> None:
+    def __init__(self, folder: Path, port: int | None = None, *extra_args: str) -> None:
         self.folder = folder
         self.port = port or free_port()
+        self.extra_args = extra_args
         self.proc: subprocess.Popen[bytes] | None = None
 
     def url(self, db: int = 0) -> str:
@@ -69,12 +70,13 @@ class RedisServer:
                 str(self.folder),
                 "--logfile",
                 str(self.folder / "redis.log"),
+                *self.extra_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + _START_TIMEOUT_S
-        while self.command("PING") != b"+PONG\r\n":
+        while not self.command("PING"):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 log = (self.folder / "redis.log").read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"redis-server did not start on port {self.port}:\n{log}")

@@ -21,6 +21,7 @@ from typing import Literal
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.redis_server import shared_server
 
 import planweave.bus
 from planweave.bus import Bus, Delivery, MemoryBus, RedisBus, open_bus
@@ -28,7 +29,6 @@ from planweave.errors import ConfigError, UnknownBackend, UsageError
 from planweave.events import Event, TaskReady
 from planweave.messages import WorkItem
 from planweave.plan import TaskSpec
-from tests.redis_server import shared_server
 
 SHORT_LEASE_S = 0.05
 """A lease that runs out during a test."""
@@ -66,7 +66,6 @@ MEMORY = Backend(
         max_deliveries=max_deliveries, clock=clock
     ),
 )
-
 
 
 def _fresh_redis_bus(max_deliveries: int, clock: FakeClock) -> Bus:

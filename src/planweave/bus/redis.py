@@ -217,20 +217,22 @@ class RedisBus:
             raise ConfigError(f"bad bus URL {self.url!r}: {exc}") from None
         try:
             info = await client.info("server")
-        except AuthenticationError as exc:
+        except (AuthenticationError, ResponseError) as exc:
             await client.aclose()
-            raise ConfigError(
-                f"Redis at {self.where} refused the credentials ({exc}): "
-                "fix the password in the bus URL (redis://:PASSWORD@HOST:PORT/DB)"
-            ) from None
-        except ResponseError as exc:
-            await client.aclose()
-            if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
+            text = str(exc)
+            if isinstance(exc, ResponseError) and not any(
+                word in text for word in ("NOAUTH", "WRONGPASS", "HELLO", "AUTH")
+            ):
+                raise BusUnavailable(f"Redis at {self.where} refused INFO: {text}") from None
+            if urlsplit(self.url).password is None:
                 raise ConfigError(
-                    f"Redis at {self.where} needs a password ({exc}): "
-                    "put it in the bus URL (redis://:PASSWORD@HOST:PORT/DB)"
+                    f"Redis at {self.where} needs a password: put it in the bus URL "
+                    "(redis://:PASSWORD@HOST:PORT/DB)"
                 ) from None
-            raise BusUnavailable(f"Redis at {self.where} refused INFO: {exc}") from None
+            raise ConfigError(
+                f"Redis at {self.where} refused the password: fix it in the bus URL "
+                "(redis://:PASSWORD@HOST:PORT/DB, or redis://USER:PASSWORD@... for an ACL user)"
+            ) from None
         except (RedisError, OSError) as exc:
             await client.aclose()
             raise BusUnavailable(
@@ -411,7 +413,7 @@ class RedisBus:
         async def run(client: aioredis.Redis) -> list[Any]:
             pipe = client.pipeline(transaction=False)
             for queue, args in by_queue.items():
-                script(keys=self._keys(queue), args=args, client=pipe)
+                await script(keys=self._keys(queue), args=args, client=pipe)  # queued, not sent
             result: list[Any] = await pipe.execute()
             return result
 
