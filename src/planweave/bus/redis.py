@@ -201,8 +201,9 @@ class RedisBus:
         """Connect and check that the server is Redis 7 or newer.
 
         Raises:
-            BusUnavailable: The server cannot be reached.
-            ConfigError: It refused the password, or it is older than Redis 7.
+            ConfigError: The server cannot be reached, refused the password, or is older
+                than Redis 7.
+            BusUnavailable: It refused the ``INFO`` command.
         """
         if self._client is not None:
             return
@@ -234,8 +235,10 @@ class RedisBus:
                 "(redis://:PASSWORD@HOST:PORT/DB, or redis://USER:PASSWORD@... for an ACL user)"
             ) from None
         except (RedisError, OSError) as exc:
+            # At start a server that cannot be reached is a setting to fix (exit 2 in the CLI);
+            # a connection lost later is retried and becomes BusUnavailable.
             await client.aclose()
-            raise BusUnavailable(
+            raise ConfigError(
                 f"cannot reach Redis at {self.where} ({exc}): check the bus URL and that "
                 "redis-server is running there"
             ) from None
