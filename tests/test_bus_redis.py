@@ -21,6 +21,7 @@ from planweave import Engine, Plan, TaskSpec, tool
 from planweave.bus import RedisBus, open_bus
 from planweave.constants import DLQ_SUFFIX, REDIS_GROUP, REDIS_QUEUE_PREFIX
 from planweave.errors import BusUnavailable, ConfigError
+from planweave.events import Event, TaskReady
 from planweave.llm import ScriptedModel
 from planweave.messages import WorkItem
 
@@ -265,6 +266,57 @@ async def test_a_server_that_stays_down_becomes_bus_unavailable(tmp_path: Path) 
             await bus.receive("q", "c1", timeout_s=0)
     finally:
         await bus.close()
+
+
+# --- topics -------------------------------------------------------------------------------
+
+
+def event(n: int) -> TaskReady:
+    return TaskReady(id=f"e{n}", job_id="job", task_id=f"t{n}", at=float(n))
+
+
+async def test_a_subscriber_that_falls_behind_loses_the_oldest_events(redis_url: str) -> None:
+    bus = RedisBus(redis_url, max_subscriber_buffer=3)
+    await bus.open()
+    try:
+        async with bus.subscribe("topic") as sub:
+            await bus.publish_many("topic", [event(n) for n in range(5)])
+            async with asyncio.timeout(WAIT_S):
+                while sub.dropped < 2:
+                    await asyncio.sleep(0.01)
+            assert sub.buffered() == 3
+            assert [await anext(sub) for _ in range(3)] == [event(2), event(3), event(4)]
+    finally:
+        await bus.close()
+
+
+async def test_a_subscription_comes_back_after_a_server_restart(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    bus = RedisBus(server.url())
+    await bus.open()
+    reading: asyncio.Future[Event] | None = None
+    try:
+        async with bus.subscribe("topic") as sub:
+            await bus.publish("topic", event(1))
+            assert await asyncio.wait_for(anext(sub), WAIT_S) == event(1)
+            await asyncio.to_thread(server.restart, 0.2)
+            # Best effort: events published before it subscribed again are missed, so keep
+            # publishing until one arrives.
+            reading = asyncio.ensure_future(anext(sub))
+            async with asyncio.timeout(WAIT_S * 2):
+                n = 2
+                while not reading.done():
+                    await bus.publish("topic", event(n))
+                    await asyncio.sleep(0.05)
+                    n += 1
+            got = reading.result()
+            assert got.task_id is not None and int(got.task_id[1:]) >= 2
+    finally:
+        await bus.close()
+        server.stop()
+        if reading is not None and not reading.done():
+            reading.cancel()
 
 
 # --- a consumer killed while it holds messages ----------------------------------------------

@@ -115,21 +115,38 @@ class RedisSubscription:
             waiter.set_result(None)
 
     async def _read(self) -> None:
-        backoff_s = 0.05
+        backoff_s, lost = 0.05, False
         while not self._closed:
             try:
+                if lost:
+                    await self._resubscribe()
+                    log.info("topic %r is subscribed again", self.topic)
+                    backoff_s, lost = 0.05, False
                 message = await self._pubsub.get_message(
                     ignore_subscribe_messages=True, timeout=None
                 )
-                backoff_s = 0.05
-            except (RedisError, OSError) as exc:
-                # The connection was lost: the next read reconnects and subscribes again.
-                log.warning("topic %r lost its Redis connection: %s", self.topic, exc)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # The connection was lost (or the server is still down): a fresh connection
+                # subscribes again after a backoff.
+                if not lost:
+                    log.warning("topic %r lost its Redis connection: %s", self.topic, exc)
+                lost = True
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(_MAX_BACKOFF_S, backoff_s * 2)
                 continue
             if message is not None:
                 self._take(message)
+
+    async def _resubscribe(self) -> None:
+        await self._close_pubsub()
+        client = self._bus._client_or_none()
+        if client is None:
+            self._end()
+            return
+        self._pubsub = client.pubsub()
+        await self._subscribe()
 
     def _end(self) -> None:
         self._closed = True
