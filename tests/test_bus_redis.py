@@ -20,7 +20,7 @@ from tests.redis_server import RedisServer, free_port
 from planweave import Engine, Plan, TaskSpec, tool
 from planweave.bus import RedisBus, open_bus
 from planweave.constants import DLQ_SUFFIX, REDIS_GROUP, REDIS_QUEUE_PREFIX
-from planweave.errors import BusUnavailable, ConfigError
+from planweave.errors import BusUnavailable, ConfigError, UsageError
 from planweave.events import Event, TaskReady
 from planweave.llm import ScriptedModel
 from planweave.messages import WorkItem
@@ -318,6 +318,18 @@ async def test_a_subscription_comes_back_after_a_server_restart(tmp_path: Path) 
         server.stop()
         if reading is not None and not reading.done():
             reading.cancel()
+
+
+async def test_a_bus_used_before_open_or_after_close_says_so(redis_url: str) -> None:
+    bus = RedisBus(redis_url)
+    with pytest.raises(UsageError, match="call 'await bus.open\\(\\)' first"):
+        await bus.enqueue("q", work(1))
+    await bus.open()
+    await bus.enqueue("q", work(1))
+    await bus.close()
+    with pytest.raises(BusUnavailable, match="was closed"):
+        await bus.depth("q")
+    assert await bus.receive("q", "c1", timeout_s=0.01) == []  # a loop that outlives it idles
 
 
 # --- a consumer killed while it holds messages ----------------------------------------------

@@ -275,6 +275,8 @@ class RedisBus:
     def _open_client(self) -> aioredis.Redis:
         client = self._client
         if client is None:
+            if self._closed:
+                raise BusUnavailable(f"the bus on Redis at {self.where} was closed")
             raise UsageError("the Redis bus is not open: call 'await bus.open()' first")
         return client
 
@@ -312,10 +314,8 @@ class RedisBus:
         return [stream, stream + REDIS_LEASES_SUFFIX, stream + DLQ_SUFFIX]
 
     def _script_named(self, name: str) -> Any:
-        script = self._scripts.get(name)
-        if script is None or self._client is None:
-            raise UsageError("the Redis bus is not open: call 'await bus.open()' first")
-        return script
+        self._open_client()  # raises when not open
+        return self._scripts[name]
 
     async def _script(self, name: str, queue: str, args: list[Any]) -> Any:
         script = self._script_named(name)
