@@ -322,7 +322,7 @@ async def test_a_subscription_comes_back_after_a_server_restart(tmp_path: Path) 
 
 async def test_a_bus_used_before_open_or_after_close_says_so(redis_url: str) -> None:
     bus = RedisBus(redis_url)
-    with pytest.raises(UsageError, match="call 'await bus.open\\(\\)' first"):
+    with pytest.raises(UsageError, match=r"call 'await bus.open\(\)' first"):
         await bus.enqueue("q", work(1))
     await bus.open()
     await bus.enqueue("q", work(1))
