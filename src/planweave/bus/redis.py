@@ -40,6 +40,7 @@ from redis.retry import Retry
 from planweave.bus import _redis_scripts as scripts
 from planweave.bus._redis_topics import RedisSubscription
 from planweave.bus.base import BusMessage, DeadLetter, Delivery
+from planweave.bus.memory import DEFAULT_SUBSCRIBER_BUFFER
 from planweave.constants import (
     DEFAULT_BUS_RETRY_S,
     DEFAULT_MAX_DELIVERIES,
@@ -60,8 +61,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-DEFAULT_SUBSCRIBER_BUFFER = 10_000
-"""Events a subscriber may fall behind by before the oldest are dropped."""
 _MAX_WAIT_S = 1.0
 """Longest one ``XREAD BLOCK`` of a waiting ``receive``: a bound on how late it notices a lease
 that a ``nack`` or a shortened ``extend`` ended early (it wakes at once for new entries and
