@@ -148,6 +148,21 @@ async def test_entries_that_cannot_be_read_are_dead_lettered_with_the_reason(
     assert await bus.receive("q", "c1", timeout_s=0.2) == []
 
 
+async def test_an_entry_deleted_by_hand_while_leased_is_forgotten(
+    bus: RedisBus, raw: aioredis.Redis
+) -> None:
+    await bus.enqueue("q", work(1))
+    await bus.enqueue("q", work(2))
+    [first] = await bus.receive("q", "c1", timeout_s=WAIT_S, lease_s=0.05)
+    await raw.xdel(REDIS_QUEUE_PREFIX + "q", first.id)  # e.g. an operator's XTRIM
+    await asyncio.sleep(0.1)
+    got = await bus.receive("q", "c2", max_items=5, timeout_s=WAIT_S)
+    assert [d.message for d in got] == [work(2)]
+    assert await raw.zcard(REDIS_QUEUE_PREFIX + "q:leases") == 1
+    assert await holder(raw, "q", first.id) is None
+    assert await bus.depth("q") == 0
+
+
 # --- servers: old, absent, locked, restarted ------------------------------------------------
 
 
