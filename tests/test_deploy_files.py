@@ -119,3 +119,21 @@ def test_the_commands_in_the_deployment_guide_exist() -> None:
         argv = shlex.split(line.partition("#")[0].replace("…", "x"))
         _check_command(argv[1:], f"docs/deploy.md: {line}")
     _check_env(_env_names(text), "docs/deploy.md")
+
+
+def test_the_autoscaler_watches_the_streams_and_group_the_redis_bus_uses() -> None:
+    from planweave.constants import (
+        DEFAULT_CONCURRENCY,
+        QUEUE_PREFIX,
+        REDIS_GROUP,
+        REDIS_QUEUE_PREFIX,
+    )
+
+    scaled = yaml.safe_load((DEPLOY / "k8s" / "keda.yaml").read_text())
+    triggers = scaled["spec"]["triggers"]
+    streams = {REDIS_QUEUE_PREFIX + QUEUE_PREFIX + kind for kind in DEFAULT_CONCURRENCY}
+    assert triggers
+    for trigger in triggers:
+        assert trigger["type"] == "redis-streams"
+        assert trigger["metadata"]["stream"] in streams
+        assert trigger["metadata"]["consumerGroup"] == REDIS_GROUP

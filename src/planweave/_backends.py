@@ -39,6 +39,8 @@ BACKENDS: Final[dict[Concern, dict[str, str]]] = {
     },
     "bus": {
         "memory": "planweave.bus.memory:MemoryBus",
+        "redis": "planweave.bus.redis:RedisBus",
+        "rediss": "planweave.bus.redis:RedisBus",
     },
     "model": {
         "openai": "planweave.llm.openai:OpenAIModel",
@@ -51,7 +53,7 @@ BACKENDS: Final[dict[Concern, dict[str, str]]] = {
 
 _LATER: Final[dict[Concern, frozenset[str]]] = {
     "store": frozenset({"postgresql", "postgres"}),
-    "bus": frozenset({"redis", "rediss"}),
+    "bus": frozenset(),
     "model": frozenset(),
 }
 """Schemes of backends planned for a later version: refused with a clear message until then."""
