@@ -10,6 +10,7 @@ task, and no gap or duplicate in any job's event sequence.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -263,3 +264,43 @@ async def test_a_redis_restart_mid_run_loses_nothing(tmp_path: Path, workers: Wo
         assert all(p.poll() is None for p in workers.procs), "a worker crashed"
     finally:
         server.stop()
+
+
+async def test_status_lists_the_queues_the_workers_and_the_control_planes(
+    tmp_path: Path, plane: Engine, workers: Workers, redis_url: str
+) -> None:
+    job_id = await plane.submit(plan=_plan(3, 5.0))
+    workers.start()
+    await _pending(plane, 3)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLANWEAVE_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "planweave.cli",
+            "status",
+            "--bus",
+            redis_url,
+            "--store",
+            f"sqlite:///{tmp_path / 'jobs.db'}",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    tool = next(q for q in report["queues"] if q["queue"] == "pw:work:tool")
+    assert tool["pending"] == 3 and tool["depth"] == 0 and tool["dead_letters"] == 0
+    assert tool["oldest_age_s"] is not None
+    assert [c["pending"] for c in tool["consumers"]] == [3]
+    assert tool["consumers"][0]["idle_s"] is not None
+    assert any(q["queue"].startswith("pw:outcomes:") for q in report["queues"])
+    assert report["control_planes"] == [{"owner": plane.plane.owner, "jobs": 1}]
+    await plane.cancel(job_id)
