@@ -2,10 +2,11 @@
 #   make demo   installs planweave and the offline local model (nothing else), then runs a real
 #               goal end to end on it
 #   make test   installs what the tests use (dev tools, server, anthropic, bench peers, the local
-#               model with llama.cpp's OpenAI-compatible server, Debian's chromium: root or sudo),
+#               model with llama.cpp's OpenAI-compatible server, Debian's chromium and
+#               redis-server: root or sudo),
 #               then runs ruff, mypy and every test
 # Prerequisites: Python >= 3.11 with its venv module, a C/C++ compiler (gcc/g++ or clang) to
-# build llama.cpp, and for `make test` root or sudo (apt-get install chromium).
+# build llama.cpp, and for `make test` root or sudo (apt-get install chromium redis-server).
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 PYTHON ?= python3
@@ -13,8 +14,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 LLAMA_CPP_VERSION := 0.3.36
 JOBS ?= 2
-# Extras the tests import (redis and postgres are not used by any test yet).
-TEST_EXTRAS := dev,server,anthropic,bench
+# Extras the tests import (postgres is not used by any test yet; redis drives the Redis bus tests).
+TEST_EXTRAS := dev,server,anthropic,bench,redis
 
 .PHONY: base setup system local local-server demo test lint typecheck unit bench clean
 
@@ -34,16 +35,21 @@ base: $(VENV)/.stamp-base
 $(VENV)/.stamp-deps: pyproject.toml | $(VENV)/.stamp-base
 	@echo "==> installing the test tools and extras ($(TEST_EXTRAS)) into $(VENV)"
 	$(BIN)/pip install -q -e '.[$(TEST_EXTRAS)]'
+	@# arq, the Redis task queue the scaled benchmark compares with, caps redis-py below 6, which
+	@# would downgrade the client planweave's Redis bus uses; arq itself runs on redis-py 8.
+	$(BIN)/pip install -q --no-deps 'arq==0.28.0'
 	@touch $@
 
 setup: $(VENV)/.stamp-deps
 
-# Debian packages the tests drive: headless Chromium for the web UI tests.
-$(VENV)/.stamp-apt: | $(BIN)/python
-	@if ! command -v chromium >/dev/null 2>&1; then \
-	  echo "==> installing Debian's chromium for the browser tests"; \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; \
+# Debian packages the tests drive: headless Chromium for the web UI tests, redis-server for the
+# Redis bus tests (started by the tests themselves on a free port; the system service is not used).
+APT_PACKAGES := $(if $(shell command -v chromium),,chromium) $(if $(shell command -v redis-server),,redis-server)
+$(VENV)/.stamp-apt: Makefile | $(BIN)/python
+	@if [ -n "$(strip $(APT_PACKAGES))" ]; then \
+	  echo "==> installing Debian's $(strip $(APT_PACKAGES)) for the tests"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; fi; \
 	fi
 	@touch $@
 

@@ -27,7 +27,7 @@ OPENERS: dict[str, Callable[[str], Any]] = {
     [
         ("store", "mysql://localhost/db", ("memory://", "sqlite://")),
         ("store", "jobs.db", ("memory://", "sqlite://")),
-        ("bus", "kafka://localhost", ("memory://",)),
+        ("bus", "kafka://localhost", ("memory://", "redis://", "rediss://")),
         ("model", "gemini:pro", ("anthropic", "local", "openai", "scripted")),
     ],
 )
@@ -43,7 +43,6 @@ def test_an_unknown_scheme_names_the_valid_ones(
     assert message.endswith(", ".join(valid))
     # Backends that come later are never offered as alternatives.
     assert "postgres" not in message
-    assert "redis" not in message
 
 
 @pytest.mark.parametrize(
@@ -52,8 +51,6 @@ def test_an_unknown_scheme_names_the_valid_ones(
         ("store", "postgresql://localhost/jobs", "postgresql://", "memory:// or sqlite://"),
         ("store", "postgresql+asyncpg://localhost/jobs", "postgresql://", "memory://"),
         ("store", "POSTGRES://localhost/jobs", "postgres://", "sqlite://"),
-        ("bus", "redis://localhost:6379/0", "redis://", "memory://"),
-        ("bus", "rediss://localhost:6379/0", "rediss://", "memory://"),
     ],
 )
 def test_a_backend_of_a_later_version_is_refused_clearly(
@@ -65,6 +62,16 @@ def test_a_backend_of_a_later_version_is_refused_clearly(
     assert f"the {named} {concern} is not available in this version of planweave" in message
     assert instead in message
     assert not isinstance(info.value, UnknownBackend)
+
+
+@pytest.mark.parametrize("url", ["redis://localhost:6379/0", "REDISS://cache.example:6380/2"])
+def test_redis_urls_open_the_redis_bus(url: str) -> None:
+    from planweave.bus import RedisBus
+
+    bus = open_bus(url, max_deliveries=4)
+    assert isinstance(bus, RedisBus)
+    assert bus.url == url
+    assert bus.max_deliveries == 4
 
 
 def test_a_missing_optional_package_names_the_extra(

@@ -126,6 +126,8 @@ def test_engine_kwargs(tmp_path: Path) -> None:
     assert kwargs == {
         "store": f"sqlite:///{tmp_path / 'planweave.db'}",
         "bus": "memory://",
+        "run_workers": True,
+        "tools": [],
         "model": "openai:gpt-4o-mini",
         "data_dir": tmp_path,
         "model_options": ModelOptions(n_threads=2, base_url="http://localhost:8080/v1"),
@@ -133,6 +135,16 @@ def test_engine_kwargs(tmp_path: Path) -> None:
         "max_user_plan_tasks": 10_000,
         "job_defaults": JobOptions(max_cost_usd=5.0, max_job_tokens=2_000_000),
     }
+
+
+def test_workers_run_in_process_only_with_the_in_process_bus() -> None:
+    assert load_settings({}, env={}).engine_kwargs()["run_workers"] is True
+    shared = load_settings({}, env={"PLANWEAVE_BUS": "redis://cache:6379/0"})
+    assert shared.engine_kwargs()["run_workers"] is False
+    both = load_settings({"bus": "redis://cache:6379/0", "workers": True}, env={})
+    assert both.engine_kwargs()["run_workers"] is True
+    kinds = load_settings({}, env={"PLANWEAVE_WORKER_KINDS": "tool, executor"})
+    assert kinds.worker_kinds == ("tool", "executor")
 
 
 def test_job_budgets_have_defaults_that_every_layer_can_raise(tmp_path: Path) -> None:

@@ -20,7 +20,15 @@ from typing import Final, Literal
 
 from planweave.errors import ConfigError, MissingDependency, UnknownBackend
 
-__all__ = ["BACKENDS", "EXTRAS", "Concern", "backend_class", "missing_dependency", "scheme_of"]
+__all__ = [
+    "BACKENDS",
+    "EXTRAS",
+    "Concern",
+    "backend_class",
+    "missing_dependency",
+    "safe_url",
+    "scheme_of",
+]
 
 Concern = Literal["store", "bus", "model"]
 
@@ -31,6 +39,8 @@ BACKENDS: Final[dict[Concern, dict[str, str]]] = {
     },
     "bus": {
         "memory": "planweave.bus.memory:MemoryBus",
+        "redis": "planweave.bus.redis:RedisBus",
+        "rediss": "planweave.bus.redis:RedisBus",
     },
     "model": {
         "openai": "planweave.llm.openai:OpenAIModel",
@@ -43,7 +53,7 @@ BACKENDS: Final[dict[Concern, dict[str, str]]] = {
 
 _LATER: Final[dict[Concern, frozenset[str]]] = {
     "store": frozenset({"postgresql", "postgres"}),
-    "bus": frozenset({"redis", "rediss"}),
+    "bus": frozenset(),
     "model": frozenset(),
 }
 """Schemes of backends planned for a later version: refused with a clear message until then."""
@@ -69,6 +79,19 @@ def scheme_of(concern: Concern, url: str) -> str:
     if ":" not in url:
         return ""
     return url.partition(":")[0].strip().lower().partition("+")[0]
+
+
+def safe_url(url: str) -> str:
+    """The URL with its password replaced by ``***``, for messages and logs."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, host = netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    user = userinfo.partition(":")[0]
+    return f"{scheme}://{user}:***@{host}{slash}{path}"
 
 
 def _valid(concern: Concern) -> list[str]:

@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from planweave._backends import scheme_of
 from planweave._files import read_text_file
 from planweave.constants import (
     DEFAULT_AUTH_FAILURE_BURST,
@@ -35,6 +36,7 @@ from planweave.constants import (
     DEFAULT_REQUEST_BODY_TIMEOUT_S,
     DEFAULT_REQUEST_HEADER_TIMEOUT_S,
     DEFAULT_STORE_FILE,
+    DEFAULT_WORKER_GRACE_S,
 )
 from planweave.errors import ConfigError
 
@@ -162,6 +164,18 @@ class Settings(BaseModel):
             another process may take the job over (the engine's default when ``None``).
         work_lease_s: How long a worker holds a work item without extending it: after that the
             item is handed out again (the engine's default when ``None``).
+        workers: Whether ``serve`` and ``run`` run worker pools in their own process. ``None``
+            (the default): yes with the in-process ``memory://`` bus, no with a shared bus
+            (``redis://``), whose work the ``planweave worker`` processes take.
+        worker_kinds: The kinds of work a ``planweave worker`` takes (default: every kind:
+            planner, executor, composer, tool).
+        worker_concurrency: Work items a ``planweave worker`` runs at once per kind (the
+            engine's per-kind defaults when ``None``).
+        worker_grace_s: How long a stopping ``planweave worker`` (SIGTERM, Ctrl-C) lets running
+            items finish before it gives the rest back to the bus.
+        tools: Your tools, loaded by every command that runs or plans jobs: ``package.module``
+            (every ``@tool`` in it), ``package.module:name`` (a tool or a list of tools) or a
+            ``file.py``. Give every process of a cluster the same list.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -203,6 +217,11 @@ class Settings(BaseModel):
     max_user_plan_tasks: int = Field(default=DEFAULT_MAX_USER_PLAN_TASKS, ge=1)
     claim_lease_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     work_lease_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    workers: bool | None = None
+    worker_kinds: tuple[str, ...] = ()
+    worker_concurrency: int | None = Field(default=None, ge=1, le=10_000)
+    worker_grace_s: float = Field(default=DEFAULT_WORKER_GRACE_S, ge=0, allow_inf_nan=False)
+    tools: tuple[str, ...] = ()
 
     @field_validator("tokens", mode="before")
     @classmethod
@@ -243,7 +262,9 @@ class Settings(BaseModel):
             return "sha256:" + match.group(1).lower()
         return hash_token(value.strip())
 
-    @field_validator("api_models", "private_network_tenants", mode="before")
+    @field_validator(
+        "api_models", "private_network_tenants", "worker_kinds", "tools", mode="before"
+    )
     @classmethod
     def _model_list(cls, value: Any) -> Any:
         if isinstance(value, str):  # PLANWEAVE_API_MODELS=openai:gpt-4o-mini,local:
@@ -279,8 +300,9 @@ class Settings(BaseModel):
             return self.store
         return f"sqlite:///{self.data_dir / DEFAULT_STORE_FILE}"
 
-    def engine_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``Engine(...)`` built from these settings."""
+    def engine_kwargs(self, *, with_tools: bool = True) -> dict[str, Any]:
+        """Keyword arguments for ``Engine(...)`` built from these settings (``with_tools``:
+        import the ``tools`` too; an engine that only reads jobs needs none)."""
         from planweave.events import JobOptions
         from planweave.llm import ModelOptions
 
@@ -293,9 +315,16 @@ class Settings(BaseModel):
             )
             if value is not None
         }
+        from planweave._plugins import load_tools
+
+        workers = self.workers
+        if workers is None:
+            workers = scheme_of("bus", self.bus) == "memory"
         return {
             "store": self.store_url,
             "bus": self.bus,
+            "run_workers": workers,
+            "tools": load_tools(self.tools) if with_tools else [],
             "model": self.model,
             "data_dir": self.data_dir,
             "model_options": ModelOptions(

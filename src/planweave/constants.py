@@ -32,6 +32,23 @@ CONTROL_TOPIC: Final = "pw:control"
 """Where the control plane announces jobs that ended, so workers drop their unfinished work."""
 DLQ_SUFFIX: Final = ":dlq"
 
+# Redis bus keys: a queue is a stream read through one consumer group, a sorted set of its lease
+# deadlines and a dead-letter stream; a topic is a pub/sub channel. The prefixes keep planweave's
+# keys apart from anything else in the same Redis database.
+REDIS_QUEUE_PREFIX: Final = "planweave:queue:"
+"""Stream of a work queue: this prefix + the queue's name."""
+REDIS_LEASES_SUFFIX: Final = ":leases"
+"""Sorted set of the queue's pending entries by lease deadline: the stream's key + this suffix."""
+REDIS_TOPIC_PREFIX: Final = "planweave:topic:"
+"""Pub/sub channel of a topic: this prefix + the topic's name."""
+REDIS_GROUP: Final = "planweave"
+"""The one consumer group of every queue's stream."""
+REDIS_MIN_VERSION: Final = (7, 0)
+"""Oldest Redis server the bus runs on (stream commands and script semantics it relies on)."""
+DEFAULT_BUS_RETRY_S: Final = 30.0
+"""Seconds the Redis bus keeps retrying, with backoff, after losing its connection, before it
+raises ``BusUnavailable``."""
+
 # Worker kinds: a work item goes to the queue of the worker kind that runs it.
 WORKER_PLANNER: Final = "planner"
 WORKER_EXECUTOR: Final = "executor"
@@ -90,6 +107,9 @@ DEFAULT_CONCURRENCY: Final = {
     WORKER_TOOL: 512,
 }
 """Work items run at once per worker kind, by default (also the plane's in-flight limits)."""
+DEFAULT_WORKER_GRACE_S: Final = 30.0
+"""How long a stopping ``planweave worker`` lets running items finish before it gives the rest
+back to the bus (the setting ``worker_grace_s``)."""
 DEFAULT_DATA_DIR: Final = ".planweave"
 DEFAULT_STORE_FILE: Final = "planweave.db"
 ROOT_TASK_ID: Final = "root"

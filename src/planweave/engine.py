@@ -116,6 +116,11 @@ class Engine:
         allow_private_network: Let ``http_fetch`` reach private and loopback addresses.
         run_workers: Run worker pools in this process (``False`` for a control plane whose
             workers run elsewhere).
+        run_plane: Drive jobs in this process (``False`` for a worker process: it opens only the
+            bus and runs worker pools; the control planes of other processes drive the jobs, so
+            ``submit`` and ``resume`` are refused).
+        worker_kinds: The worker kinds whose pools run here (default: every kind in
+            ``concurrency``).
         claim_lease_s: How long this process's claim on a job lasts unrenewed (renewed every
             third of it): after that, another process may take the job over without force.
         work_lease_s: How long a worker holds a work item unextended before it is redelivered.
@@ -143,6 +148,8 @@ class Engine:
         concurrency: dict[str, int] | None = None,
         allow_private_network: bool = False,
         run_workers: bool = True,
+        run_plane: bool = True,
+        worker_kinds: Iterable[str] | None = None,
         claim_lease_s: float = DEFAULT_LEASE_S,
         work_lease_s: float = DEFAULT_LEASE_S,
         max_user_plan_tasks: int = DEFAULT_MAX_USER_PLAN_TASKS,
@@ -169,6 +176,15 @@ class Engine:
         self.concurrency = {**DEFAULT_CONCURRENCY, **(concurrency or {})}
         self.allow_private_network = allow_private_network
         self.run_workers = run_workers
+        self.run_plane = run_plane
+        kinds = tuple(dict.fromkeys(worker_kinds)) if worker_kinds is not None else None
+        unknown = sorted(set(kinds or ()) - set(DEFAULT_CONCURRENCY))
+        if unknown:
+            raise UsageError(
+                f"unknown worker kind {', '.join(unknown)}: the kinds are "
+                f"{', '.join(DEFAULT_CONCURRENCY)}"
+            )
+        self.worker_kinds = kinds if kinds is not None else tuple(self.concurrency)
         self.claim_lease_s = claim_lease_s
         self.work_lease_s = work_lease_s
         self.max_user_plan_tasks = max_user_plan_tasks
@@ -186,12 +202,14 @@ class Engine:
                 workspace_root=self.data_dir / "workspaces",
                 default_model=self._default_model,
                 known_tools=(),  # set with the tool registry (``tools``)
+                reconcile_s=work_lease_s / 3,
             ),
         )
         if self._extra_tools or self._extra_agents:
             # A caller's tools and agents are checked now, so a bad one fails here.
             self._parts()
         self._pools: list[WorkerPool] = []
+        self._unadoptable: set[str] = set()  # jobs that failed to resume: not retried on a timer
         self._start_lock: asyncio.Lock | None = None
         self._started = False
         self._closing = False
@@ -263,9 +281,11 @@ class Engine:
                 await self._start()
 
     async def _start(self) -> None:
-        await self.store.open()
+        if self.run_plane:
+            await self.store.open()
         await self.bus.open()
-        await self.plane.start()
+        if self.run_plane:
+            await self.plane.start()
         if self.run_workers:
             from planweave.tools import ToolProcesses
             from planweave.workers.handlers import WorkerServices, handler_for
@@ -279,7 +299,8 @@ class Engine:
                 allow_private_network=self.allow_private_network,
                 tool_processes=self._tool_processes,
             )
-            for kind, size in self.concurrency.items():
+            for kind in self.worker_kinds:
+                size = self.concurrency[kind]
                 pool = WorkerPool(
                     bus=self.bus,
                     kind=kind,
@@ -304,11 +325,13 @@ class Engine:
             if self._tool_processes is not None:
                 await self._tool_processes.close()
                 self._tool_processes = None
-            await self.plane.stop()
+            if self.run_plane:
+                await self.plane.stop()
             if self._models is not None:
                 await self._models.aclose()
             await self.bus.close()
-            await self.store.close()
+            if self.run_plane:
+                await self.store.close()
         finally:
             self._started = False
             self._closing = False
@@ -366,6 +389,7 @@ class Engine:
             UsageError: neither a goal nor a plan, or bad options.
             PlanInvalid: the plan does not validate.
         """
+        self._need_plane("submit jobs")
         await self.start()
         self._parts()
         opts = _options(options or self.job_defaults, option_fields)
@@ -445,6 +469,7 @@ class Engine:
             model: Model URL to carry on with, in place of the one the job recorded (in this
                 engine, every call for the recorded model goes to this one).
         """
+        self._need_plane("resume jobs")
         await self.start()
         self._parts()
         if model is not None:
@@ -653,6 +678,37 @@ class Engine:
                 adopted.append(job_id)
         return adopted
 
+    async def adopt_orphans(self) -> list[str]:
+        """Carry on the active jobs whose owner is gone: its claim expired, or its process on
+        this host died. Jobs this process runs, and jobs whose owner's claim is live, cost one
+        claim read each and are left alone.
+
+        A control plane that serves beside others (``planweave serve``) calls this on a timer,
+        so a replica that was killed has its jobs finished by the others. Returns the ids of
+        the jobs this process took over.
+        """
+        self._need_plane("adopt jobs")
+        await self.start()
+        adopted: list[str] = []
+        for job_id in await self.active_jobs():
+            if self.runs_here(job_id) or job_id in self._unadoptable:
+                continue
+            if not holder_gone(await self.store.read_claim(job_id)):
+                continue
+            self._parts()
+            try:
+                state = await self.plane.adopt(job_id)
+            except JobBusy:
+                continue
+            except PlanweaveError as exc:
+                self._unadoptable.add(job_id)
+                log.warning("cannot resume job %s: %s", job_id, exc)
+                continue
+            if not state.terminal:
+                log.info("took over job %s, whose owner stopped", job_id)
+                adopted.append(job_id)
+        return adopted
+
     async def delete(self, job_id: str) -> None:
         """Delete a finished job with its tasks, events, artifacts and workspace.
 
@@ -754,6 +810,13 @@ class Engine:
 
     async def _unclaimed(self, job_id: str) -> bool:
         return holder_gone(await self.store.read_claim(job_id))
+
+    def _need_plane(self, what: str) -> None:
+        if not self.run_plane:
+            raise UsageError(
+                f"this engine runs workers only (run_plane=False): it cannot {what}; "
+                "use an engine that drives jobs (planweave serve or run)"
+            )
 
     def _is_open(self) -> bool:
         return self._started and not self._closing

@@ -28,6 +28,7 @@ Foreign exceptions (sqlite3, redis, openai, httpx) are translated at the adapter
     │   │   ├── ToolTimeout
     │   │   └── PolicyViolation
     │   ├── StoreUnavailable
+    │   ├── BusUnavailable
     │   ├── JobDataInvalid
     │   ├── ClaimLost
     │   │   └── LogConflict
@@ -48,6 +49,7 @@ __all__ = [
     "AnswerRejected",
     "ApprovalRequired",
     "BudgetExceeded",
+    "BusUnavailable",
     "ClaimLost",
     "ConfigError",
     "FailureType",
@@ -197,6 +199,10 @@ class PolicyViolation(ToolError):
 
 class StoreUnavailable(RunError):
     """The store cannot be reached or refused a write."""
+
+
+class BusUnavailable(RunError):
+    """The bus cannot be reached (after retrying with backoff) or refused a command."""
 
 
 class JobDataInvalid(RunError):

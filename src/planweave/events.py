@@ -252,9 +252,13 @@ class TaskAssigned(EventBase):
 
 
 class TaskStarted(EventBase):
+    """A worker began an attempt; a later ``TaskStarted`` of the same attempt with a higher
+    ``delivery`` means the work item was delivered again (its earlier holder died or stalled)."""
+
     type: Literal["TaskStarted"] = "TaskStarted"
     attempt: int
     worker_id: str = ""
+    delivery: int = 1
 
 
 class SubtasksPlanned(EventBase):

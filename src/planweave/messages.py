@@ -100,6 +100,9 @@ class StartedReport(BaseModel):
     attempt: int
     worker_id: str = ""
     at: float = Field(default_factory=time.time)
+    delivery: int = 1
+    """How many times the bus delivered the work item, this time included: above 1, an earlier
+    holder died or stalled past its lease, and this delivery fences that one's late reports."""
 
 
 class CallReport(BaseModel):
@@ -129,6 +132,8 @@ class Outcome(BaseModel):
         artifacts: Names of files the task wrote into the workspace as deliverables.
         calls: Tool calls made by the attempt itself (a ``tool`` task's one call), recorded with
             the outcome instead of in a message of their own.
+        delivery: The delivery of the work item that ran (``StartedReport.delivery``): the
+            outcome of an earlier delivery than one the plane saw start is ignored.
     """
 
     model_config = ConfigDict(frozen=True, defer_build=True)
@@ -150,6 +155,7 @@ class Outcome(BaseModel):
     calls: tuple[ToolCalled, ...] = ()
     usage: Usage = Field(default_factory=Usage)
     at: float = Field(default_factory=time.time)
+    delivery: int = 1
 
 
 Report = Annotated[StartedReport | CallReport | Outcome, Field(discriminator="type")]

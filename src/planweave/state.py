@@ -76,6 +76,10 @@ class TaskState:
     cost_usd: float = 0.0
     order: int = 0
     superseded: bool = False
+    # The latest delivery of the current attempt's work item seen starting: reports of earlier
+    # deliveries are stale. Not stored: a new owner starts a new attempt of every unfinished
+    # task, which fences all older ones.
+    delivery: int = 0
     # Derived indices, rebuilt from the specs on load (never stored).
     waiting: int = 0
     open_children: int = 0
@@ -359,12 +363,15 @@ def _assigned(state: JobState, event: TaskAssigned) -> None:
     task.status = "running"
     task.attempt = event.attempt
     task.started = False
+    task.delivery = 0
 
 
 @_on(TaskStarted)
 def _started(state: JobState, event: TaskStarted) -> None:
     task = _task(state, event)
     task.started = True
+    if event.delivery > task.delivery:
+        task.delivery = event.delivery
     if task.started_at is None:
         task.started_at = event.at
 

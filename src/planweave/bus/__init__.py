@@ -3,31 +3,55 @@
 Backends are chosen by URL scheme (see ``planweave._backends``) and imported only when asked for,
 so the in-process default never pulls in an optional dependency::
 
-    bus = open_bus("memory://")
+    bus = open_bus("memory://")        # or "redis://localhost:6379/0"
     await bus.open()
 """
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from planweave._backends import backend_class
-from planweave.bus.base import Bus, BusMessage, DeadLetter, Delivery, Subscription
+from planweave._lazy import lazy_exports as _lazy_exports
+from planweave.bus.base import (
+    Bus,
+    BusMessage,
+    ConsumerInfo,
+    DeadLetter,
+    Delivery,
+    QueueStats,
+    Subscription,
+)
 from planweave.bus.memory import MemoryBus
+
+if TYPE_CHECKING:
+    from planweave.bus.redis import RedisBus, UndecodableLetter
+
+# The Redis bus needs the optional redis package: imported only when one of its names is used.
+_LAZY: dict[str, str] = {
+    "RedisBus": "planweave.bus.redis",
+    "UndecodableLetter": "planweave.bus.redis",
+}
+
+__getattr__, __dir__ = _lazy_exports("planweave.bus", _LAZY, globals())
 
 __all__ = [
     "Bus",
     "BusMessage",
+    "ConsumerInfo",
     "DeadLetter",
     "Delivery",
     "MemoryBus",
+    "QueueStats",
+    "RedisBus",
     "Subscription",
+    "UndecodableLetter",
     "open_bus",
 ]
 
 
 def open_bus(url: str, **options: Any) -> Bus:
-    """Create the bus a URL names (``memory://``).
+    """Create the bus a URL names (``memory://``, ``redis://HOST:PORT/DB``, ``rediss://``).
 
     The bus is not yet opened: ``await bus.open()`` before use and ``await bus.close()`` after.
 

@@ -43,14 +43,25 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol, Self, runtime_checkable
+from typing import Literal, Protocol, Self, runtime_checkable
 
 from planweave.events import Event
 from planweave.messages import CallReport, Outcome, StartedReport, WorkItem
 
-__all__ = ["Bus", "BusMessage", "DeadLetter", "Delivery", "Subscription"]
+__all__ = [
+    "Bus",
+    "BusMessage",
+    "ConsumerInfo",
+    "DeadLetter",
+    "Delivery",
+    "MessagePlace",
+    "QueueStats",
+    "Subscription",
+]
 
 BusMessage = WorkItem | StartedReport | CallReport | Outcome
+MessagePlace = Literal["waiting", "leased", "dead"]
+"""Where a queued message is (``Bus.locate``)."""
 
 
 @dataclass(slots=True)
@@ -94,6 +105,44 @@ class DeadLetter:
     at: float
 
 
+@dataclass(slots=True, frozen=True)
+class ConsumerInfo:
+    """A consumer of a work queue (one worker pool), as ``planweave status`` lists it.
+
+    Attributes:
+        name: The consumer's name (the worker pool's id, as given to ``receive``).
+        pending: Messages leased to it now.
+        idle_s: Seconds since it last received, extended or acknowledged (its heartbeat);
+            ``None`` where the backend cannot tell.
+    """
+
+    name: str
+    pending: int
+    idle_s: float | None
+
+
+@dataclass(slots=True, frozen=True)
+class QueueStats:
+    """What a work queue holds, for operators (``planweave status``, ``/metrics``).
+
+    Attributes:
+        queue: The queue's name.
+        depth: Messages available to ``receive`` (as ``Bus.depth`` counts them).
+        pending: Messages leased to a consumer now, not yet acknowledged.
+        dead_letters: Messages in its dead-letter list.
+        oldest_age_s: Age of the oldest message not yet acknowledged (waiting or leased);
+            ``None`` when there is none, or where the backend cannot tell.
+        consumers: Its consumers, by name.
+    """
+
+    queue: str
+    depth: int
+    pending: int
+    dead_letters: int
+    oldest_age_s: float | None
+    consumers: tuple[ConsumerInfo, ...]
+
+
 class Subscription(Protocol):
     """A subscription to a topic: an async context manager and an async iterator of events.
 
@@ -132,6 +181,10 @@ class Bus(Protocol):
     """Work queues and event topics (see the module docstring for the delivery contract)."""
 
     url: str
+    loses_messages: bool
+    """Whether the bus can lose messages it accepted while their sender lives (a server that
+    restarted without persistence): a control plane on such a bus checks, with ``locate``, that
+    its work items are still there and sends again the ones that are gone."""
 
     async def open(self) -> None:
         """Connect and start background work (lease scans); call before anything else."""
@@ -139,8 +192,9 @@ class Bus(Protocol):
     async def close(self) -> None:
         """Disconnect: subscriptions end, blocked ``receive`` calls return."""
 
-    async def enqueue(self, queue: str, message: BusMessage) -> None:
-        """Append a message to a work queue; once this returns the message is on the bus."""
+    async def enqueue(self, queue: str, message: BusMessage) -> str:
+        """Append a message to a work queue; once this returns the message is on the bus.
+        Returns the message's id (as its deliveries will carry it)."""
 
     async def receive(
         self,
@@ -183,6 +237,17 @@ class Bus(Protocol):
     async def redrive(self, queue: str, message_id: str) -> bool:
         """Put a dead letter back on its queue as a new message (its delivery count starts
         again). Returns ``False`` when the queue has no such dead letter."""
+
+    async def locate(self, queue: str, message_ids: Iterable[str]) -> dict[str, MessagePlace]:
+        """Where each of these messages is: ``waiting``, ``leased`` (delivered, not yet
+        acknowledged) or ``dead`` (in the dead-letter list). A message acknowledged, or lost (a
+        server restarted without persistence), is left out."""
+
+    async def stats(self, queue: str) -> QueueStats:
+        """What the queue holds now, with its consumers (for operators; not on any hot path)."""
+
+    async def queues(self) -> list[str]:
+        """Names of the work queues that exist on the bus, sorted (any process's)."""
 
     async def publish(self, topic: str, event: Event) -> None:
         """Send an event to the topic's current subscribers (best effort; nothing is kept)."""

@@ -18,7 +18,14 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from types import TracebackType
 
-from planweave.bus.base import BusMessage, DeadLetter, Delivery
+from planweave.bus.base import (
+    BusMessage,
+    ConsumerInfo,
+    DeadLetter,
+    Delivery,
+    MessagePlace,
+    QueueStats,
+)
 from planweave.constants import DEFAULT_MAX_DELIVERIES
 from planweave.errors import ConfigError, UsageError
 from planweave.events import Event
@@ -184,6 +191,10 @@ class MemoryBus:
     ignored even before the message is delivered again.
     """
 
+    loses_messages = False
+    """Messages live as long as the process that holds them, with its control plane: none is
+    ever lost behind a live plane's back, so the plane need not check on its work items."""
+
     def __init__(
         self,
         url: str = "memory://",
@@ -237,7 +248,7 @@ class MemoryBus:
             q = self._queues[name] = _Queue()
         return q
 
-    async def enqueue(self, queue: str, message: BusMessage) -> None:
+    async def enqueue(self, queue: str, message: BusMessage) -> str:
         q = self._queues.get(queue)
         if q is None:
             q = self._queue(queue)
@@ -258,8 +269,9 @@ class MemoryBus:
             if len(items) >= waiter.max_items:
                 waiter.open = False
                 waiters.popleft()
-            return
+            return message_id
         q.waiting.append((message_id, message, 0))
+        return message_id
 
     def _feed_waiters(self, queue: str, q: _Queue) -> None:
         """Lease waiting messages to open waiters (after messages were put back)."""
@@ -399,6 +411,43 @@ class MemoryBus:
         self._reap(self._clock())
         q = self._queues.get(queue)
         return list(q.dead.values()) if q is not None else []
+
+    async def stats(self, queue: str) -> QueueStats:
+        """The queue now; a consumer's ``idle_s`` is 0 while it waits in ``receive`` and unknown
+        (``None``) otherwise, and ``oldest_age_s`` is not kept (``None``)."""
+        self._reap(self._clock())
+        q = self._queues.get(queue)
+        if q is None:
+            return QueueStats(queue, 0, 0, 0, None, ())
+        pending: dict[str, int] = {}
+        for delivery, _deadline in q.inflight.values():
+            pending[delivery.consumer] = pending.get(delivery.consumer, 0) + 1
+        waiting = {waiter.consumer for waiter in q.waiters if waiter.open}
+        names = sorted(pending.keys() | waiting)
+        consumers = tuple(
+            ConsumerInfo(name, pending.get(name, 0), 0.0 if name in waiting else None)
+            for name in names
+        )
+        return QueueStats(queue, len(q.waiting), len(q.inflight), len(q.dead), None, consumers)
+
+    async def queues(self) -> list[str]:
+        return sorted(self._queues)
+
+    async def locate(self, queue: str, message_ids: Iterable[str]) -> dict[str, MessagePlace]:
+        self._reap(self._clock())
+        q = self._queues.get(queue)
+        if q is None:
+            return {}
+        wanted = set(message_ids)
+        found: dict[str, MessagePlace] = {}
+        for message_id in wanted:
+            if message_id in q.inflight:
+                found[message_id] = "leased"
+            elif message_id in q.dead:
+                found[message_id] = "dead"
+        if len(found) < len(wanted):
+            found.update((m, "waiting") for m, _, _ in q.waiting if m in wanted)
+        return found
 
     async def redrive(self, queue: str, message_id: str) -> bool:
         q = self._queues.get(queue)

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
 
-from planweave.cli import _commands, _run, _serve
+from planweave.cli import _commands, _run, _serve, _worker
 from planweave.errors import PlanweaveError, UnknownBackend, UsageError
 
 __all__ = ["app", "main"]
@@ -127,6 +127,8 @@ app.command("jobs")(_commands.jobs)
 app.command("show")(_commands.show)
 app.command("events")(_commands.events)
 app.command("serve")(_serve.serve)
+app.command("worker")(_worker.worker)
+app.command("status")(_worker.status)
 app.add_typer(_serve.token_app)
 
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # imported when a command runs, so --help stays fast
 __all__ = [
     "EXIT_INTERRUPTED",
     "SHORT_ID",
+    "BusOpt",
     "ClaimLeaseOpt",
     "ConfigOpt",
     "DataDirOpt",
@@ -32,7 +33,9 @@ __all__ = [
     "JsonOpt",
     "ModelOpt",
     "StoreOpt",
+    "ToolsOpt",
     "WorkLeaseOpt",
+    "WorkersOpt",
     "err_console",
     "interrupts",
     "out_console",
@@ -101,6 +104,30 @@ WorkLeaseOpt = Annotated[
         show_default="30",
     ),
 ]
+BusOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--bus", help="Bus URL: memory:// or redis://HOST:PORT/DB", show_default="memory://"
+    ),
+]
+WorkersOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--workers/--no-workers",
+        help="Run worker pools in this process (with a shared bus, 'planweave worker' "
+        "processes do the work)",
+        show_default="yes with memory://, no with redis://",
+    ),
+]
+ToolsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tools",
+        help="Your tools, comma-separated: package.module (its @tool functions), "
+        "package.module:name, or file.py",
+        show_default=False,
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a rich view")]
 JobArg = Annotated[str, typer.Argument(help="Job id (a unique prefix is enough)")]
 
@@ -135,7 +162,7 @@ def read_only_engine(settings: Settings) -> Engine:
     from planweave.engine import Engine
 
     check_writable(settings, workspaces=False)
-    return Engine(**settings.engine_kwargs(), run_workers=False)
+    return Engine(**{**settings.engine_kwargs(with_tools=False), "run_workers": False})
 
 
 async def resolve_job(engine: Engine, text: str) -> JobState:

@@ -71,7 +71,8 @@ async def drive(
     out, err = out_console(), err_console()
     executor = BusyExecutor()
     asyncio.get_running_loop().set_default_executor(executor)
-    engine = Engine(**settings.engine_kwargs(), tools=tools)
+    kwargs = settings.engine_kwargs()
+    engine = Engine(**{**kwargs, "tools": [*kwargs["tools"], *tools]})
     forced = asyncio.Event()
     try:
         with interrupts(forced=forced) as stopped:

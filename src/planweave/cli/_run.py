@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from planweave.cli._common import (
+    BusOpt,
     ClaimLeaseOpt,
     ConfigOpt,
     DataDirOpt,
@@ -24,6 +25,8 @@ from planweave.cli._common import (
     JsonOpt,
     ModelOpt,
     StoreOpt,
+    ToolsOpt,
+    WorkersOpt,
     WorkLeaseOpt,
     resolve_job,
     run_async,
@@ -101,6 +104,9 @@ def run(
     ] = None,
     claim_lease_s: ClaimLeaseOpt = None,
     work_lease_s: WorkLeaseOpt = None,
+    bus: BusOpt = None,
+    workers: WorkersOpt = None,
+    tools: ToolsOpt = None,
 ) -> None:
     """Plan and carry out GOAL (or run --plan FILE), showing a live tree of its tasks."""
     from planweave.cli._checks import check_model, check_writable
@@ -116,6 +122,9 @@ def run(
         max_user_plan_tasks=max_user_plan_tasks,
         claim_lease_s=claim_lease_s,
         work_lease_s=work_lease_s,
+        bus=bus,
+        workers=workers,
+        tools=tools,
     )
     if goal is None and plan is None:
         raise UsageError("give a GOAL to plan, or --plan FILE to run (see planweave run --help)")
@@ -169,6 +178,9 @@ def resume(
     json_out: JsonOpt = False,
     claim_lease_s: ClaimLeaseOpt = None,
     work_lease_s: WorkLeaseOpt = None,
+    bus: BusOpt = None,
+    workers: WorkersOpt = None,
+    tools: ToolsOpt = None,
 ) -> None:
     """Carry on a job whose process stopped; finished tasks are kept."""
     from planweave.cli._checks import check_model, check_model_url, check_writable
@@ -181,6 +193,9 @@ def resume(
         data_dir=data_dir,
         claim_lease_s=claim_lease_s,
         work_lease_s=work_lease_s,
+        bus=bus,
+        workers=workers,
+        tools=tools,
     )
     if model is not None:
         check_model_url(model)

@@ -12,12 +12,15 @@ import typer
 
 from planweave.cli._checks import check_writable
 from planweave.cli._common import (
+    BusOpt,
     ClaimLeaseOpt,
     ConfigOpt,
     DataDirOpt,
     JsonOpt,
     ModelOpt,
     StoreOpt,
+    ToolsOpt,
+    WorkersOpt,
     WorkLeaseOpt,
     err_console,
     out_console,
@@ -37,12 +40,6 @@ from planweave.errors import MissingDependency, UsageError
 __all__ = ["serve", "token_app"]
 
 _TENANT_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
-
-BusOpt = Annotated[
-    str | None,
-    typer.Option("--bus", help="Bus URL", show_default="memory://"),
-]
-
 
 MaxConnectionsOpt = Annotated[
     int | None,
@@ -125,6 +122,8 @@ def serve(
     request_body_timeout_s: BodyTimeoutOpt = None,
     keep_alive_timeout_s: KeepAliveOpt = None,
     max_event_streams_per_tenant: StreamsOpt = None,
+    workers: WorkersOpt = None,
+    tools: ToolsOpt = None,
 ) -> None:
     """Serve the HTTP API and web UI, running jobs in this process."""
     settings = settings_from(
@@ -142,6 +141,8 @@ def serve(
         request_body_timeout_s=request_body_timeout_s,
         keep_alive_timeout_s=keep_alive_timeout_s,
         max_event_streams_per_tenant=max_event_streams_per_tenant,
+        workers=workers,
+        tools=tools,
     )
     _need_server()
     check_writable(settings, workspaces=True)

@@ -31,6 +31,8 @@ class PlaneSettings:
         workspace_root: Folder under which each job gets its own workspace.
         default_model: Model URL put on work items whose job names none.
         known_tools: Names of registered tools (told to planners).
+        reconcile_s: On a bus that can lose messages (``Bus.loses_messages``), how often to
+            check that the work items out are still on it (see ``_reconcile``).
     """
 
     max_inflight: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_CONCURRENCY))
@@ -39,6 +41,7 @@ class PlaneSettings:
     workspace_root: Path = Path(".planweave/workspaces")
     default_model: str | None = None
     known_tools: tuple[str, ...] = ()
+    reconcile_s: float = 10.0
 
 
 class Pending:

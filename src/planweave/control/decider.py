@@ -286,11 +286,17 @@ def on_started(state: JobState, report: StartedReport, *, now: float) -> Decisio
         or task is None
         or task.status != "running"
         or task.attempt != report.attempt
-        or task.started
+        or (task.started and report.delivery <= task.delivery)
     ):
         return _NOTHING
     out = _Out(state, now, report.id)
-    out.emit(TaskStarted, task.id, attempt=report.attempt, worker_id=report.worker_id)
+    out.emit(
+        TaskStarted,
+        task.id,
+        attempt=report.attempt,
+        worker_id=report.worker_id,
+        delivery=report.delivery,
+    )
     return out.done()
 
 
@@ -352,12 +358,13 @@ def on_outcome(state: JobState, outcome: Outcome, *, now: float) -> Decision:
         or task is None
         or task.status != "running"
         or task.attempt != outcome.attempt
+        or outcome.delivery < task.delivery
         or task.children
     ):
         return _NOTHING
     out = _Out(state, now, outcome.id)
-    if not task.started:
-        out.emit(TaskStarted, task.id, attempt=outcome.attempt, worker_id="")
+    if not task.started or outcome.delivery > task.delivery:
+        out.emit(TaskStarted, task.id, attempt=outcome.attempt, delivery=outcome.delivery)
     for call in outcome.calls:
         out.add(call, task.id)
     if outcome.calls and _check_budgets(out, task):

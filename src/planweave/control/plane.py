@@ -41,11 +41,12 @@ from planweave.control import decider
 from planweave.control._commit import Durable, GroupCommit
 from planweave.control._dispatch import Dispatcher
 from planweave.control._pending import Pending, PlaneSettings, work_item
+from planweave.control._reconcile import Reconciler
 from planweave.control.claims import Claims
 from planweave.control.decider import Decision
 from planweave.errors import ClaimLost, JobBusy, JobDataInvalid, JobNotFound, UsageError
 from planweave.events import Event, JobCancelled, JobOptions, new_id
-from planweave.messages import CallReport, Outcome, StartedReport
+from planweave.messages import CallReport, Outcome, StartedReport, WorkItem
 from planweave.plan import TaskSpec
 from planweave.state import JobState
 from planweave.store.base import ArtifactRow, Batch, Command, Store
@@ -80,6 +81,8 @@ class ControlPlane:
         self._workspace_strs: dict[str, str] = {}
         self._pending = Pending()
         self._dispatcher = Dispatcher(self.settings.max_inflight)
+        # Work items out, checked against a bus that may lose them (``None``: it cannot).
+        self._reconciler = Reconciler() if bus.loses_messages else None
         self._claims = Claims(store, self.owner, lease_s=self.settings.claim_lease_s, clock=clock)
         self._commit = GroupCommit(
             store,
@@ -114,6 +117,10 @@ class ControlPlane:
             asyncio.create_task(self._timer_loop(), name="planweave-timers"),
             asyncio.create_task(self._command_loop(), name="planweave-commands"),
         ]
+        if self._reconciler is not None:
+            self._tasks.append(
+                asyncio.create_task(self._reconcile_loop(), name="planweave-reconcile")
+            )
 
     async def stop(self) -> None:
         """Stop deciding; flush what was decided; release claims so another process may resume."""
@@ -384,6 +391,8 @@ class ControlPlane:
         dirty.update(state.tasks if decision.all_changed else decision.changed)
         if decision.ended:
             self._dispatcher.ended(job_id, decision.ended)
+            if self._reconciler is not None:
+                self._reconciler.ended(job_id, decision.ended)
         for task_id in decision.dispatch:
             self._push_ready(state, task_id)
         for artifact in decision.artifacts:
@@ -416,6 +425,16 @@ class ControlPlane:
             decision = decider.on_outcome(state, message, now=now)
             if not decision:
                 self.rejected_reports += 1
+                task = state.tasks.get(message.task_id)
+                log.info(
+                    "ignored the outcome of attempt %d of task %s of job %s: that attempt is "
+                    "no longer current (the task is %s, attempt %s)",
+                    message.attempt,
+                    message.task_id,
+                    message.job_id,
+                    task.status if task is not None else "unknown",
+                    task.attempt if task is not None else "-",
+                )
         elif isinstance(message, StartedReport):
             decision = decider.on_started(state, message, now=now)
         elif isinstance(message, CallReport):
@@ -511,9 +530,29 @@ class ControlPlane:
 
     async def _send(self, pending: Pending) -> None:
         """Hand out the work items that need not wait for their batch to be durable."""
+        if self._reconciler is not None:
+            for item in pending.items:
+                await self._send_checked(item)
+            return
         bus = self.bus
         for item in pending.items:
             await bus.enqueue(QUEUE_PREFIX + item.worker, item)
+
+    async def _send_checked(self, item: WorkItem) -> None:
+        """Send a work item on a bus that may lose it, and keep it for the reconciler: one that
+        cannot be sent now (the bus is down) is sent again by the next reconciling pass."""
+        assert self._reconciler is not None
+        try:
+            message_id: str | None = await self.bus.enqueue(QUEUE_PREFIX + item.worker, item)
+        except Exception as exc:
+            log.warning(
+                "sending task %s of job %s failed (sent again later): %s",
+                item.task_id,
+                item.job_id,
+                exc,
+            )
+            message_id = None
+        self._reconciler.sent(item, message_id)
 
     async def _after_commit(self, durable: Durable, pending: Pending) -> None:
         """Once a batch is durable: send held-back work, acknowledge reports, publish events,
@@ -526,7 +565,10 @@ class ControlPlane:
         bus = self.bus
         for item in pending.late_items:
             if item.job_id in jobs:
-                await bus.enqueue(QUEUE_PREFIX + item.worker, item)
+                if self._reconciler is not None:
+                    await self._send_checked(item)
+                else:
+                    await bus.enqueue(QUEUE_PREFIX + item.worker, item)
         if pending.acks:
             await bus.ack_many(pending.acks)
         if pending.commands_done:
@@ -662,8 +704,67 @@ class ControlPlane:
         if self._durable_first:
             self._durable_first.difference_update((state.id, t) for t in state.tasks)
         self._dispatcher.forget(state)
+        if self._reconciler is not None:
+            self._reconciler.forget_job(state.id)
 
     # --- loops ----------------------------------------------------------------------------
+
+    def _dead_lettered(self, item: WorkItem) -> None:
+        """The bus gave up on a work item (``max_deliveries`` holders died or stalled on it):
+        its task fails for good, as if its last holder had reported so."""
+        state = self._jobs.get(item.job_id)
+        task = state.tasks.get(item.task_id) if state is not None else None
+        if task is None:
+            return
+        log.warning(
+            "task %s of job %s: its work item was dead-lettered (no worker finished it)",
+            item.task_id,
+            item.job_id,
+        )
+        self._handle(
+            Outcome(
+                job_id=item.job_id,
+                task_id=item.task_id,
+                attempt=item.attempt,
+                status="failed",
+                error="its work item was dead-lettered: every worker that took it died or "
+                "stalled past its lease (see the dead letters)",
+                error_type="crash",
+                retryable=False,
+                delivery=max(1, task.delivery),
+            )
+        )
+
+    async def _reconcile_loop(self) -> None:
+        """Send again the work items the bus lost (see ``_reconcile``)."""
+        reconciler = self._reconciler
+        assert reconciler is not None
+        while not self._closed:
+            await asyncio.sleep(self.settings.reconcile_s)
+            try:
+                lost, dead = await reconciler.check(self.bus)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("control plane: checking the work items out failed: %s", exc)
+                continue
+            for item in dead:
+                self._dead_lettered(item)
+            if dead:
+                await self._flush()
+            for item in lost:
+                state = self._jobs.get(item.job_id)
+                task = state.tasks.get(item.task_id) if state is not None else None
+                if task is None or task.status != "running" or task.attempt != item.attempt:
+                    reconciler.ended(item.job_id, [item.task_id])
+                    continue
+                log.warning(
+                    "task %s of job %s (attempt %d) is no longer on the bus: sending it again",
+                    item.task_id,
+                    item.job_id,
+                    item.attempt,
+                )
+                await self._send_checked(item)
 
     async def _report_loop(self) -> None:
         bus = self.bus

@@ -123,6 +123,19 @@ async def adopt_active_jobs(engine: Engine) -> int:
     return len(await engine.adopt_active())
 
 
+async def keep_adopting(engine: Engine, *, every_s: float) -> None:
+    """Adopt, every ``every_s``, the active jobs whose owner stopped (another replica was
+    killed, or its claims ran out); runs until cancelled, and survives a store outage."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await engine.adopt_orphans()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning("looking for jobs to take over failed", exc_info=True)
+
+
 async def serve(
     settings: Settings,
     *,
@@ -146,42 +159,59 @@ async def serve(
     await engine.start()
     try:
         adopted = await adopt_active_jobs(engine)
-        app = create_app(engine, settings, tokens=registry)
-        ctx: AppContext = app.state.planweave
-        host = settings.host
-        sock = _bind(host, settings.port)
-        server = ApiServer(
-            uvicorn_config(
-                app, settings, host=host, port=settings.port, log_level=settings.log_level
-            )
+        adopting = asyncio.create_task(
+            keep_adopting(engine, every_s=engine.claim_lease_s / 3), name="planweave-adopt"
         )
-        loop = asyncio.get_running_loop()
-        installed = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, server.stop, ctx)
-                installed.append(sig)
         try:
-            serving = asyncio.create_task(server.serve(sockets=[sock]))
-            await wait_started(server, serving)
-            if server.started:
-                shown = f"[{host}]" if ":" in host else host
-                port = sock.getsockname()[1]
-                if open_mode:
-                    announce(
-                        "no API tokens configured: serving without authentication as tenant "
-                        "'default', on this machine only"
-                    )
-                if adopted:
-                    announce(f"resumed {adopted} active job(s)")
-                announce(f"planweave API listening on http://{shown}:{port}")
-            await serving
+            await _serve_api(engine, settings, registry, adopted, announce)
         finally:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
-            sock.close()
+            adopting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await adopting
     finally:
         await engine.close()
+
+
+async def _serve_api(
+    engine: Engine,
+    settings: Settings,
+    registry: TokenRegistry,
+    adopted: int,
+    announce: Callable[[str], None],
+) -> None:
+    open_mode = registry.empty
+    app = create_app(engine, settings, tokens=registry)
+    ctx: AppContext = app.state.planweave
+    host = settings.host
+    sock = _bind(host, settings.port)
+    server = ApiServer(
+        uvicorn_config(app, settings, host=host, port=settings.port, log_level=settings.log_level)
+    )
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, server.stop, ctx)
+            installed.append(sig)
+    try:
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        await wait_started(server, serving)
+        if server.started:
+            shown = f"[{host}]" if ":" in host else host
+            port = sock.getsockname()[1]
+            if open_mode:
+                announce(
+                    "no API tokens configured: serving without authentication as tenant "
+                    "'default', on this machine only"
+                )
+            if adopted:
+                announce(f"resumed {adopted} active job(s)")
+            announce(f"planweave API listening on http://{shown}:{port}")
+        await serving
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        sock.close()
 
 
 async def wait_started(server: uvicorn.Server, task: asyncio.Task[None]) -> None:

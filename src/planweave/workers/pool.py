@@ -229,16 +229,17 @@ class WorkerPool:
                 task.uncancel()
             delivery = None
 
-    def _started(self, item: WorkItem, at: float) -> StartedReport:
+    def _started(self, item: WorkItem, at: float, delivery: int = 1) -> StartedReport:
         return validated(
             StartedReport,
             {
-                "id": f"{item.id}:started",
+                "id": f"{item.id}:started" + (f":{delivery}" if delivery > 1 else ""),
                 "job_id": item.job_id,
                 "task_id": item.task_id,
                 "attempt": item.attempt,
                 "worker_id": self.worker_id,
                 "at": at,
+                "delivery": delivery,
             },
         )
 
@@ -248,8 +249,12 @@ class WorkerPool:
         if not isinstance(item, WorkItem):
             await bus.ack(delivery)
             return
-        if self.report_started_after_s <= 0:
-            await bus.enqueue(item.reply_to, self._started(item, time.time()))
+        redelivered = delivery.deliveries > 1
+        if self.report_started_after_s <= 0 or redelivered:
+            # A redelivered item reports at once: the plane then ignores whatever the earlier
+            # holder (dead, or stalled past its lease) may still report.
+            started = self._started(item, time.time(), delivery.deliveries)
+            await bus.enqueue(item.reply_to, started)
         else:
             # Quick items need no separate "started" report (the outcome implies it); the
             # heartbeat builds and sends one for an item still running after a moment, so live
@@ -277,6 +282,8 @@ class WorkerPool:
             )
         finally:
             self._unreported.pop(delivery.id, None)
+        if redelivered:
+            outcome = outcome.model_copy(update={"delivery": delivery.deliveries})
         await bus.enqueue(item.reply_to, outcome)
         await bus.ack(delivery)
 
