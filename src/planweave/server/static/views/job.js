@@ -194,9 +194,15 @@ export function mountJob(container, { jobId }) {
   }
 
   // --- data ---------------------------------------------------------------------------------
-  function setTasks(list) {
+  // `since`: the last seq seen when the answer was asked for. A task an event changed after
+  // that keeps its local copy: the answer is older than what the event said (the next read,
+  // which that event already asked for, brings it in line).
+  function setTasks(list, since) {
     const next = new Map();
-    for (const t of list) next.set(t.id, t);
+    for (const t of list) {
+      const local = st.tasks.get(t.id);
+      next.set(t.id, local && local._seq > since ? local : t);
+    }
     // Keep tasks seen in events but not yet in a (slightly older) answer.
     for (const [id, t] of st.tasks) if (!next.has(id) && t._local) next.set(id, t);
     st.tasks = next;
@@ -217,6 +223,7 @@ export function mountJob(container, { jobId }) {
   let tasksAsked = 0;
   async function loadTasks() {
     const mine = ++tasksAsked;
+    const since = st.lastSeq;
     const all = [];
     let after = null;
     for (let page = 0; page < MAX_TASK_PAGES; page++) {
@@ -226,7 +233,7 @@ export function mountJob(container, { jobId }) {
       after = body.next_after ?? null;
       if (after === null || (body.tasks || []).length === 0) break;
     }
-    setTasks(all);
+    setTasks(all, since);
     renderSoon();
   }
 
@@ -334,7 +341,7 @@ export function mountJob(container, { jobId }) {
 
   function patchTask(id, fields) {
     const task = st.tasks.get(id);
-    if (task) Object.assign(task, fields);
+    if (task) Object.assign(task, fields, { _seq: st.lastSeq });
   }
 
   function applyEvent(ev) {
