@@ -17,8 +17,8 @@ default): a tool that allocates without bound gets a ``MemoryError`` in its own 
 fails with a ``ToolError`` that says so, and the worker is replaced; the engine's process never
 sees the allocation.
 
-Isolation bounds time and memory, not trust: a worker runs the same code with the same rights as the
-parent, it is not a sandbox.
+Isolation bounds time and memory, not trust: a worker runs the same code with the same rights as
+the parent, it is not a sandbox.
 """
 
 from __future__ import annotations
