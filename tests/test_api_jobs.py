@@ -76,6 +76,12 @@ async def slow() -> str:
     return "late"
 
 
+@tool
+def text_of(size: int) -> str:
+    """A text of ``size`` characters."""
+    return "r" * size
+
+
 def settings_for(tmp_path: Path, **extra: Any) -> Settings:
     return Settings.model_validate(
         {
@@ -94,7 +100,7 @@ def engine_for(tmp_path: Path, **kwargs: Any) -> Engine:
         store=f"sqlite:///{tmp_path / 'jobs.db'}",
         model=ScriptedModel(replies=GOAL_REPLIES),
         data_dir=tmp_path / "data",
-        tools=[fragile, broken, slow],
+        tools=[fragile, broken, slow, text_of],
         **kwargs,
     )
 
@@ -184,6 +190,66 @@ async def test_a_goal_is_planned_run_and_inspected_task_by_task(api: RunningServ
         )
         assert download.headers["content-disposition"].startswith("attachment")
         assert download.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_a_big_job_is_read_in_pages_with_results_previewed(api: RunningServer) -> None:
+    # 230 tasks of 20,000 characters each: 4.6 MB of results that no one response carries.
+    ids = [f"t{i:03d}" for i in range(230)]
+    tasks = [{"id": i, "tool": "text_of", "args": {"size": 20_000}} for i in ids]
+    tasks[1]["args"] = {"size": 10}
+    async with client(api) as http, client(api, BOB) as bob:
+        created = await http.post("/v1/jobs", json=tool_plan(*tasks))
+        assert created.status_code == 201, created.text
+        job_id = created.json()["job_id"]
+        await wait_for_status(http, job_id, "succeeded")
+
+        read = await http.get(f"/v1/jobs/{job_id}")
+        assert len(read.content) < 400_000, len(read.content)
+        job = read.json()
+        assert job["status"] == "succeeded" and job["tasks_total"] == 230
+        assert [t["id"] for t in job["tasks"]] == ids[:100]
+        assert job["tasks_next_after"] == "t099"
+        # 230 results side by side: the job's answer is shown in part too.
+        assert job["result_truncated"] and len(job["result"]) == 65_536
+        listed = (await http.get("/v1/jobs")).json()["jobs"]
+        assert listed[0]["result_truncated"] and len(listed[0]["result"]) == 2_000
+        first, small = job["tasks"][0], job["tasks"][1]
+        assert first["result_truncated"] and first["result"] == "r" * 2_000
+        assert not small["result_truncated"] and small["result"] == "r" * 10
+
+        seen: list[str] = []
+        after: str | None = None
+        while True:
+            query: dict[str, Any] = {"limit": 70} | ({"after": after} if after else {})
+            page = await http.get(f"/v1/jobs/{job_id}/tasks", params=query)
+            assert page.status_code == 200, page.text
+            body = page.json()
+            assert body["tasks_total"] == 230 and body["limit"] == 70
+            assert len(body["tasks"]) <= 70
+            assert all(t["result_truncated"] for t in body["tasks"] if t["id"] != "t001")
+            seen += [t["id"] for t in body["tasks"]]
+            after = body["next_after"]
+            if after is None:
+                break
+        assert seen == ids  # plan order, each task once
+
+        default = (await http.get(f"/v1/jobs/{job_id}/tasks")).json()
+        assert len(default["tasks"]) == 100 and default["next_after"] == "t099"
+        whole = (await http.get(f"/v1/jobs/{job_id}/tasks", params={"limit": 500})).json()
+        assert len(whole["tasks"]) == 230 and whole["next_after"] is None
+        last = await http.get(f"/v1/jobs/{job_id}/tasks", params={"after": "t229"})
+        assert last.json()["tasks"] == [] and last.json()["next_after"] is None
+
+        detail = (await http.get(f"/v1/jobs/{job_id}/tasks/t000")).json()
+        assert detail["result"] == "r" * 20_000 and not detail["result_truncated"]
+
+        for bad in ({"limit": 0}, {"limit": 501}, {"limit": "ten"}, {"after": ""}):
+            refused = await http.get(f"/v1/jobs/{job_id}/tasks", params=bad)
+            assert refused.status_code == 422, (bad, refused.text)
+        unknown = await http.get(f"/v1/jobs/{job_id}/tasks", params={"after": "nope"})
+        assert unknown.status_code == 404
+        assert (await bob.get(f"/v1/jobs/{job_id}/tasks")).status_code == 404
+        assert (await bob.get(f"/v1/jobs/{job_id}")).status_code == 404
 
 
 async def test_artifact_downloads_stay_inside_the_workspace(

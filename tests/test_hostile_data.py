@@ -238,3 +238,52 @@ async def test_a_large_result_read_by_many_tasks_keeps_memory_and_disk_bounded(
     assert report["row_bytes"] < 200_000, "results kept whole in the job's rows"
     assert report["db_bytes"] < 4_000_000, "results copied into events and rows"
     assert report["rss_growth_kb"] < 300_000
+
+
+async def test_many_large_results_keep_job_reads_bounded_and_other_tenants_answered(
+    tmp_path: Path,
+) -> None:
+    # 150 reads of a 60 KB file: each result just under the artifact cap, 9 MB in all, and the
+    # job's answer holds every one of them. No read of the job may carry that.
+    import time
+
+    from tests.test_api_jobs import BOB, client, serving
+    from tests.test_hostile_runaway import StallMeter
+
+    write = {"path": "big.txt", "content": "z" * 60_000}
+    tasks: list[dict[str, Any]] = [{"id": "w", "kind": "tool", "tool": "write_file", "args": write}]
+    tasks += [
+        {"id": f"r{i:03d}", "kind": "tool", "tool": "read_file", "args": {"path": "big.txt"}}
+        | {"depends_on": ["w"]}
+        for i in range(150)
+    ]
+    async with serving(tmp_path) as api, client(api) as alice, client(api, BOB) as bob:
+        theirs = {"plan": {"tasks": [{"id": "t", "kind": "tool", "tool": "current_time"}]}}
+        bobs_job = (await bob.post("/v1/jobs", json=theirs)).json()["job_id"]
+        slowest_s, largest_read = 0.0, 0
+        async with StallMeter() as meter:
+            created = await alice.post("/v1/jobs", json={"plan": {"tasks": tasks}})
+            assert created.status_code == 201, created.text
+            job_id = created.json()["job_id"]
+            for _ in range(1000):
+                start = time.perf_counter()
+                answer = await bob.get(f"/v1/jobs/{bobs_job}")
+                slowest_s = max(slowest_s, time.perf_counter() - start)
+                assert answer.status_code == 200
+                read = await alice.get(f"/v1/jobs/{job_id}")
+                largest_read = max(largest_read, len(read.content))
+                if read.json()["status"] != "running":
+                    break
+                await asyncio.sleep(0.05)
+        assert largest_read < 400_000, largest_read
+        job = read.json()
+        assert job["status"] == "succeeded", job["error"]
+        assert job["tasks_total"] == 151 and job["result_truncated"]
+        page = await alice.get(f"/v1/jobs/{job_id}/tasks", params={"limit": 500})
+        listed = await alice.get("/v1/jobs")
+        whole = (await alice.get(f"/v1/jobs/{job_id}/tasks/r149")).json()
+    assert len(page.content) < 600_000 and len(page.json()["tasks"]) == 151
+    assert len(listed.content) < 50_000
+    assert whole["result"] == "z" * 60_000
+    assert meter.longest_s < 1.0
+    assert slowest_s < 3.0

@@ -9,20 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
-import resource
 import subprocess
 import sys
 import threading
 import time
 import zlib
 from collections.abc import Awaitable, Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from tests.hostile_helpers import misbehave, spin
+from tests.hostile_helpers import Crunch, hoard, misbehave, spin
 from tests.test_agents_planner import run_plan
 from tests.test_agents_react import TASK, FakeModel
 from tests.test_agents_react import make_ctx as make_react_ctx
@@ -34,7 +35,13 @@ from tests.test_cli import clean_env, store_args
 from planweave import Engine
 from planweave.agents import ReactAgent
 from planweave.config import load_settings
-from planweave.errors import ConfigError, ModelResponseError, PlanInvalid, RetryTask
+from planweave.errors import (
+    ConfigError,
+    ModelResponseError,
+    PlanInvalid,
+    RetryTask,
+    UsageError,
+)
 from planweave.events import LlmCalled, ToolCalled
 from planweave.llm._common import parse_json_reply, with_retries
 from planweave.llm.base import LlmResponse, ToolCall
@@ -91,11 +98,6 @@ class _RssWatch:
         self._thread.join()
 
 
-def _peak_rss_mb() -> float:
-    """The most resident memory this process has used so far, in MB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
-
-
 async def _longest_stall_s(work: Awaitable[T], tick_s: float = 0.01) -> tuple[T, float]:
     """Run ``work`` next to a ticker and return its result and the ticker's longest gap."""
     longest = 0.0
@@ -120,77 +122,118 @@ async def _longest_stall_s(work: Awaitable[T], tick_s: float = 0.01) -> tuple[T,
     return result, longest
 
 
-_REPORT_PEAK = (
-    "import atexit, runpy, sys\n"
+CHILD_MEMORY_BYTES = 3 * 1024**3
+"""Address space of a measured child process: what a bomb that got through would hit first."""
+_MEASURED = (
+    "import atexit, resource, sys\n"
+    f"resource.setrlimit(resource.RLIMIT_AS, ({CHILD_MEMORY_BYTES}, {CHILD_MEMORY_BYTES}))\n"
     "def report():\n"
     "    with open('/proc/self/status') as status:\n"
     "        peak = [line for line in status if line.startswith('VmHWM')]\n"
     "    print('\\npeak', peak[0].split()[1], file=sys.stderr)\n"
     "atexit.register(report)\n"
+)
+_CLI = (
+    "import runpy\n"
     "sys.argv = ['planweave', *sys.argv[1:]]\n"
     "runpy.run_module('planweave.cli', run_name='__main__', alter_sys=True)\n"
 )
 
 
-def _run_cli(args: list[str], cwd: Path) -> tuple[int, str, float]:
-    """Run the CLI as a process; its exit code, stderr and peak resident memory in MB.
+def _run_measured(code: str, args: list[str], cwd: Path, timeout_s: float = 60) -> _Measured:
+    """Run ``code`` in a Python process of its own (``sys.argv[1:]`` = ``args``), under an
+    address-space limit, and return its exit code, stderr, peak resident memory and duration.
 
     The peak is the process's own (``VmHWM``, read at exit): ``ru_maxrss`` of a child also
-    counts the parent's memory at the fork.
+    counts the parent's memory at the fork. A child still running at ``timeout_s`` is killed
+    and reported as having taken forever.
     """
-    proc = subprocess.run(
-        [sys.executable, "-c", _REPORT_PEAK, *args],
-        cwd=cwd,
-        env=clean_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        timeout=120,
-    )
-    stderr, _, peak_kb = proc.stderr.rpartition("\npeak ")
-    return proc.returncode, stderr, int(peak_kb) / 1e3
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", _MEASURED + code, *args],
+            cwd=cwd,
+            env=clean_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=timeout_s,
+        )
+    except subprocess.TimeoutExpired:
+        return _Measured(-9, f"still running after {timeout_s:g} s", math.inf, math.inf)
+    elapsed_s = time.perf_counter() - start
+    stderr, found, peak_kb = proc.stderr.rpartition("\npeak ")
+    peak_mb = int(peak_kb) / 1e3 if found else math.inf  # no report: it died of its memory
+    return _Measured(proc.returncode, stderr if found else proc.stderr, peak_mb, elapsed_s)
+
+
+@dataclass(frozen=True)
+class _Measured:
+    code: int
+    stderr: str
+    peak_mb: float
+    elapsed_s: float
 
 
 # --- YAML alias bomb ------------------------------------------------------------------------
 
 
-def _alias_bomb(levels: int) -> str:
-    """A plan whose one task's arguments hold a "billion laughs": 9**levels strings."""
+def _alias_bomb(levels: int, kind: str = "tool") -> str:
+    """A plan whose one task's arguments hold a "billion laughs": 9**levels strings.
+
+    Loaded without an alias limit it is small (each alias is one shared list), but anything
+    that walks it (storing the plan, sending it to a worker) writes out every string.
+    """
     lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
     for level in range(1, levels):
         refs = ", ".join([f"*a{level - 1}"] * 9)
         lines.append(f"a{level}: &a{level} [{refs}]")
     body = "\n".join(f"        {line}" for line in lines)
-    return (
-        "tasks:\n  - id: t\n    kind: tool\n    tool: calculator\n    args:\n"
-        f"      expression: '1'\n      extra:\n{body}\n"
+    head = (
+        "    kind: tool\n    tool: calculator\n    args:\n      expression: '1'\n"
+        if kind == "tool"
+        else "    goal: Say hello\n    args:\n"
     )
+    return f"tasks:\n  - id: t\n{head}      extra:\n{body}\n"
+
+
+_LOAD_AND_STORE = (
+    "from planweave.errors import PlanInvalid\n"
+    "from planweave.plan import load_plan_file\n"
+    "try:\n"
+    "    plan = load_plan_file(sys.argv[1])\n"
+    "except PlanInvalid as exc:\n"
+    "    print(exc, file=sys.stderr)\n"
+    "    sys.exit(2)\n"
+    "plan.model_dump_json()  # what submitting the plan stores\n"
+)
 
 
 def test_a_yaml_alias_bomb_is_refused_quickly_in_bounded_memory(tmp_path: Path) -> None:
     file = tmp_path / "bomb.yaml"
     file.write_text(_alias_bomb(9))
     assert len(file.read_bytes()) < 1000
-    before = _peak_rss_mb()
-    start = time.perf_counter()
-    with pytest.raises(PlanInvalid) as info:
-        load_plan_file(file)
-    assert time.perf_counter() - start < 5
-    assert _peak_rss_mb() - before < 100
-    assert f"plan file {str(file)!r}, line 9, column 18: aliases (*name) are not allowed" in str(
-        info.value
+    # Measured in a child: were the bomb loaded, storing the plan would write 9**9 strings.
+    run = _run_measured(_LOAD_AND_STORE, [str(file)], tmp_path, timeout_s=30)
+    assert run.elapsed_s < 15, run.stderr
+    assert run.peak_mb < 150, run.stderr
+    assert run.code == 2, run.stderr
+    assert f"plan file {str(file)!r}, line 9, column 18: aliases (*name) are not allowed" in (
+        run.stderr
     )
 
 
 def test_the_cli_refuses_a_yaml_alias_bomb_with_exit_2(tmp_path: Path) -> None:
-    (tmp_path / "bomb.yaml").write_text(_alias_bomb(7))
-    code, stderr, peak_mb = _run_cli(
-        ["run", "--plan", "bomb.yaml", *store_args(tmp_path)], tmp_path
+    # An execute task's arguments are not checked against a tool: a loaded bomb would run.
+    (tmp_path / "bomb.yaml").write_text(_alias_bomb(8, kind="execute"))
+    run = _run_measured(
+        _CLI, ["run", "--plan", "bomb.yaml", *store_args(tmp_path)], tmp_path, timeout_s=40
     )
-    assert code == 2, stderr
-    assert "plan file 'bomb.yaml', line 9" in stderr
-    assert "aliases (*name) are not allowed" in stderr
-    assert peak_mb < 300
+    assert run.elapsed_s < 30, run.stderr
+    assert run.peak_mb < 300, run.stderr
+    assert run.code == 2, run.stderr
+    assert "plan file 'bomb.yaml', line 7" in run.stderr
+    assert "aliases (*name) are not allowed" in run.stderr
 
 
 @pytest.mark.parametrize(
@@ -393,6 +436,96 @@ async def test_a_calculator_bomb_in_a_tool_task_fails_fast_and_the_engine_stops_
     assert outcome.status == "failed"
     assert "round() digits -9999999 are out of range" in (outcome.error or "")
     assert processes.workers == 0
+
+
+async def test_a_tool_class_that_says_isolated_runs_in_a_worker_process_killed_at_its_deadline(
+    tmp_path: Path,
+) -> None:
+    registry = ToolRegistry([Crunch()])
+    processes = ToolProcesses(1, max_memory_bytes=256 * 1024 * 1024)
+    ctx = ToolContext(workspace=tmp_path, job_id="j1", task_id="t1", processes=processes)
+    try:
+        warm = await invoke(registry, "crunch", {"n": 10}, ctx)
+        assert warm.ok, warm.error
+        assert (warm.value["sum"], warm.value["job"]) == (45, "j1")
+        assert warm.value["pid"] != os.getpid()
+        result, stall_s = await _longest_stall_s(invoke(registry, "crunch", {"n": 10**8}, ctx))
+        assert stall_s < 0.4
+        assert (result.ok, result.error_type, result.retryable) == (False, "timeout", False)
+        assert "its worker process was stopped" in result.error
+        hog = await invoke(registry, "crunch", {"mb": 400}, ctx)
+        assert "the tool ran out of memory: its worker process may use 256 MiB" in hog.error
+        again = await invoke(registry, "crunch", {"n": 100}, ctx)  # on a fresh worker
+        assert again.value["sum"] == 4950 and again.value["pid"] != warm.value["pid"]
+        assert (await invoke(registry, "crunch", {"n": "x"}, ctx)).error_type == (
+            "arguments_invalid"
+        )
+    finally:
+        await processes.close()
+
+
+def test_an_isolated_tool_class_must_be_one_a_worker_can_make() -> None:
+    class Nested(Crunch):
+        pass
+
+    class NeedsArguments(Crunch):
+        def __init__(self, secret: str) -> None:
+            self.secret = secret
+
+    with pytest.raises(ConfigError) as nested:
+        ToolRegistry([Nested()])
+    assert "must be defined at the top level of a module" in str(nested.value)
+    NeedsArguments.__qualname__ = "NeedsArguments"  # as if at the top level
+    with pytest.raises(ConfigError) as arguments:
+        ToolRegistry([NeedsArguments("s")])
+    assert "constructible with no arguments" in str(arguments.value)
+
+
+async def test_an_isolated_tool_that_allocates_without_bound_fails_and_its_worker_is_replaced(
+    tmp_path: Path,
+) -> None:
+    # 2 GB, a megabyte at a time, against the default limit of 1 GiB per worker process.
+    plan = Plan(tasks=[TaskSpec(id="hog", kind="tool", tool="hoard", args={"mb": 2048})])
+    again = Plan(tasks=[TaskSpec(id="small", kind="tool", tool="hoard", args={"mb": 8})])
+    engine = Engine(store="memory://", data_dir=tmp_path, model=ScriptedModel([]), tools=[hoard])
+    async with engine:
+        with _RssWatch() as rss:
+            outcome, stall_s = await _longest_stall_s(engine.run(plan=plan))
+        assert outcome.status == "failed"
+        state = await engine.get(outcome.job_id)
+        error = state.tasks["hog"].error or ""
+        assert "the tool ran out of memory: its worker process may use 1024 MiB" in error
+        assert state.tasks["hog"].attempt == 1  # not retried: the same call would do the same
+        after = await engine.run(plan=again)  # on a fresh worker
+        assert (after.status, after.result) == ("succeeded", 8)
+    assert rss.growth_mb < 60
+    assert stall_s < 1.0
+
+
+async def test_the_memory_limit_of_tool_workers_is_set_on_the_engine(tmp_path: Path) -> None:
+    plan = Plan(tasks=[TaskSpec(id="hog", kind="tool", tool="hoard", args={"mb": 300})])
+    tight = Engine(
+        store="memory://",
+        data_dir=tmp_path,
+        model=ScriptedModel([]),
+        tools=[hoard],
+        tool_memory_bytes=256 * 1024 * 1024,
+    )
+    async with tight:
+        failed = await tight.run(plan=plan)
+        assert "may use 256 MiB" in ((await tight.get(failed.job_id)).tasks["hog"].error or "")
+    roomy = Engine(
+        store="memory://",
+        data_dir=tmp_path,
+        model=ScriptedModel([]),
+        tools=[hoard],
+        tool_memory_bytes=None,
+    )
+    async with roomy:
+        assert (await roomy.run(plan=plan)).result == 300
+    with pytest.raises(UsageError) as info:
+        Engine(store="memory://", data_dir=tmp_path, tool_memory_bytes=1024)
+    assert "tool_memory_bytes must be at least 134217728" in str(info.value)
 
 
 # --- workspace depth and deletion -----------------------------------------------------------

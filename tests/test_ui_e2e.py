@@ -9,6 +9,7 @@ Set ``PLANWEAVE_SCREENSHOTS=docs`` to save the job page as ``docs/ui.png``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -442,6 +443,43 @@ async def test_a_running_job_is_cancelled_then_deleted_from_its_page(
         await page.get_by_role("heading", name="Job not found").wait_for()
         problems = [p for p in watch.problems() if "404" not in p]
     assert problems == []
+
+
+async def test_a_plan_longer_than_one_page_of_tasks_is_drawn_whole(
+    tmp_path: Path, page: Page
+) -> None:
+    # The API answers 100 tasks a page: the page reads the rest, and draws every task.
+    watch = Watch(page)
+    ids = [f"t{i:03d}" for i in range(150)]
+    tasks = [
+        {
+            "id": i,
+            "kind": "tool",
+            "tool": "current_time",
+            "depends_on": [ids[n - 1]] if n > 140 else [],
+        }
+        for n, i in enumerate(ids)
+    ]
+    async with serve_ui(tmp_path, token=None) as url:
+        async with httpx.AsyncClient(base_url=url) as client:
+            answer = await client.post("/v1/jobs", json={"plan": {"tasks": tasks}})
+            assert answer.status_code == 201, answer.text
+            job_id = answer.json()["job_id"]
+            for _ in range(600):
+                job = (await client.get(f"/v1/jobs/{job_id}")).json()
+                if job["status"] != "running":
+                    break
+                await asyncio.sleep(0.05)
+            assert job["status"] == "succeeded" and len(job["tasks"]) == 100
+        await page.goto(f"{url}/#/jobs/{job_id}")
+        done = page.get_by_test_id("tasks-done").filter(has_text="150/150")
+        await done.wait_for(timeout=60_000)  # some 900 events to read first, on a busy box
+        statuses = await node_statuses(page)
+        assert sorted(statuses) == ids
+        assert set(statuses.values()) == {"succeeded"}
+        assert await page.locator("path.dag-edge[data-from=t148][data-to=t149]").count() == 1
+        assert any("/tasks?after=t099" in r for r in watch.requests), watch.requests
+    assert watch.problems() == []
 
 
 async def test_the_markdown_renderer_keeps_hostile_text_inert(tmp_path: Path, page: Page) -> None:

@@ -172,6 +172,11 @@ arguments) and in any tool call's arguments."""
 DEFAULT_TOOL_PROCESSES: Final = 2
 """Worker processes an engine keeps for isolated tools (``@tool(isolated=True)``, the
 calculator); started on first use."""
+DEFAULT_TOOL_MEMORY_BYTES: Final = 1024 * 1024 * 1024
+"""Address space each isolated tool's worker process may use (``Engine(tool_memory_bytes=)``):
+a call that allocates past it fails with "out of memory" and its worker is replaced."""
+MIN_TOOL_MEMORY_BYTES: Final = 128 * 1024 * 1024
+"""Smallest ``tool_memory_bytes``: a worker needs some 50 MB of address space to start."""
 MAX_TOOL_REPLY_BYTES: Final = 16_000_000
 """Largest result (as JSON) an isolated tool may send back from its worker process."""
 DEFAULT_MAX_WORKSPACE_DEPTH: Final = 32

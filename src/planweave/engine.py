@@ -24,8 +24,10 @@ from planweave.constants import (
     DEFAULT_LEASE_S,
     DEFAULT_MAX_USER_PLAN_TASKS,
     DEFAULT_STORE_FILE,
+    DEFAULT_TOOL_MEMORY_BYTES,
     DEFAULT_TOOL_PROCESSES,
     EVENT_TOPIC_ALL,
+    MIN_TOOL_MEMORY_BYTES,
     QUEUE_PREFIX,
     WORKER_TOOL,
 )
@@ -129,6 +131,9 @@ class Engine:
         tool_processes: Worker processes for isolated tools (``@tool(isolated=True)``, the
             calculator): started on first use, killed at a call's deadline, stopped by
             ``close``.
+        tool_memory_bytes: Address space each of those worker processes may use (default
+            1 GiB; ``None``: no limit): a call that allocates past it fails with an
+            out-of-memory ``ToolError`` and its worker is replaced.
         job_defaults: The options a job gets where its submitter sets none (default:
             ``JobOptions()``, whose budgets are ``max_cost_usd`` $5 and ``max_job_tokens``
             2,000,000).
@@ -154,6 +159,7 @@ class Engine:
         work_lease_s: float = DEFAULT_LEASE_S,
         max_user_plan_tasks: int = DEFAULT_MAX_USER_PLAN_TASKS,
         tool_processes: int = DEFAULT_TOOL_PROCESSES,
+        tool_memory_bytes: int | None = DEFAULT_TOOL_MEMORY_BYTES,
         job_defaults: JobOptions | None = None,
     ) -> None:
         # Absolute, so workspace and artifact paths mean the same from any directory.
@@ -191,6 +197,12 @@ class Engine:
         if tool_processes < 1:
             raise UsageError(f"tool_processes must be at least 1, got {tool_processes}")
         self.tool_processes = tool_processes
+        if tool_memory_bytes is not None and tool_memory_bytes < MIN_TOOL_MEMORY_BYTES:
+            raise UsageError(
+                f"tool_memory_bytes must be at least {MIN_TOOL_MEMORY_BYTES}, got "
+                f"{tool_memory_bytes}"
+            )
+        self.tool_memory_bytes = tool_memory_bytes
         self._tool_processes: ToolProcesses | None = None
         self.job_defaults = job_defaults or JobOptions()
         self.plane = ControlPlane(
@@ -291,7 +303,9 @@ class Engine:
             from planweave.workers.handlers import WorkerServices, handler_for
             from planweave.workers.pool import WorkerPool
 
-            self._tool_processes = ToolProcesses(self.tool_processes)
+            self._tool_processes = ToolProcesses(
+                self.tool_processes, max_memory_bytes=self.tool_memory_bytes
+            )
             services = WorkerServices(
                 tools=self.tools,
                 agents=self.agents,

@@ -13,15 +13,20 @@ from planweave.server._errors import ApiError, SafeJSONResponse, error_responses
 from planweave.server._models import (
     Job,
     JobCreate,
+    JobDetail,
     JobList,
     JobStatusName,
     TaskDetail,
     TaskList,
 )
 from planweave.server._views import (
+    JOB_TASKS_PAGE,
+    MAX_TASKS_PAGE,
+    job_detail_view,
     job_view,
     llm_call_view,
     summary_view,
+    task_page,
     task_view,
     tool_call_view,
 )
@@ -108,10 +113,11 @@ async def list_jobs(
     return JobList(jobs=jobs, limit=limit, offset=offset)
 
 
-@router.get("/jobs/{job_id}", response_model=Job)
-async def get_job(job_id: JobId, ctx: Ctx, tenant: Tenant) -> Job:
+@router.get("/jobs/{job_id}", response_model=JobDetail)
+async def get_job(job_id: JobId, ctx: Ctx, tenant: Tenant) -> JobDetail:
+    """The job, with its first tasks (results previewed); ``tasks_next_after`` pages on."""
     state = await ctx.job(job_id, tenant)
-    return job_view(state, stalled=await ctx.engine.stalled(state.id))
+    return job_detail_view(state, stalled=await ctx.engine.stalled(state.id))
 
 
 @router.post("/jobs/{job_id}/cancel", status_code=202, response_model=Job)
@@ -183,10 +189,33 @@ async def delete_job(job_id: JobId, ctx: Ctx, tenant: Tenant) -> Response:
 
 
 @router.get("/jobs/{job_id}/tasks", response_model=TaskList)
-async def list_tasks(job_id: JobId, ctx: Ctx, tenant: Tenant) -> dict[str, Any]:
-    """Every task of the job, in the order they were added."""
+async def list_tasks(
+    job_id: JobId,
+    ctx: Ctx,
+    tenant: Tenant,
+    after: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=1_000,
+            description="the next_after of the page before: this page starts after that task",
+        ),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_TASKS_PAGE)] = JOB_TASKS_PAGE,
+) -> dict[str, Any]:
+    """A page of the job's tasks, in the order they were added (plan order); results longer
+    than a preview are cut (``result_truncated``), the task's own read has them whole."""
     state = await ctx.job(job_id, tenant)
-    return {"tasks": [task_view(t) for t in state.tasks.values()]}
+    try:
+        tasks, next_after = task_page(state, after=after, limit=limit)
+    except KeyError:
+        raise ApiError(404, "after: the job has no such task") from None
+    return {
+        "tasks": tasks,
+        "tasks_total": len(state.tasks),
+        "limit": limit,
+        "next_after": next_after,
+    }
 
 
 def _inputs(state: JobState, task_id: str) -> dict[str, Any]:

@@ -24,6 +24,7 @@ __all__ = [
     "Health",
     "Job",
     "JobCreate",
+    "JobDetail",
     "JobList",
     "JobListItem",
     "JobOptionsIn",
@@ -139,7 +140,14 @@ class Job(BaseModel):
     created_at: float
     updated_at: float
     finished_at: float | None
-    result: Any = None
+    result: Any = Field(
+        default=None,
+        description="the job's answer; past 65,536 characters, its first 65,536 (see "
+        "result_truncated; the JobCompleted event holds it whole)",
+    )
+    result_truncated: bool = Field(
+        default=False, description="result is the first characters of a longer one"
+    )
     error: str | None = None
     usage: Usage
     tasks_total: int
@@ -165,7 +173,12 @@ class JobListItem(BaseModel):
     tasks_total: int
     tasks_done: int
     error: str | None = None
-    result: Any = None
+    result: Any = Field(
+        default=None,
+        description="the job's answer; past 2,000 characters, its first 2,000 (see "
+        "result_truncated; GET /v1/jobs/{job_id} shows more)",
+    )
+    result_truncated: bool = False
     stalled: bool = False
 
 
@@ -185,7 +198,16 @@ class Task(BaseModel):
     depth: int
     attempt: int
     failures: int
-    result: Any = None
+    result: Any = Field(
+        default=None,
+        description="the task's result; in a listing, past 2,000 characters (of the text, or "
+        "of any other value's JSON), its first 2,000 (see result_truncated)",
+    )
+    result_truncated: bool = Field(
+        default=False,
+        description="result is a preview of a longer one: GET /v1/jobs/{job_id}/tasks/{task_id} "
+        "has it whole",
+    )
     error: str | None = None
     agent: str | None = None
     tool: str | None = None
@@ -197,7 +219,24 @@ class Task(BaseModel):
 
 
 class TaskList(BaseModel):
+    """One page of a job's tasks, in plan order (the order they were added)."""
+
     tasks: list[Task]
+    tasks_total: int = Field(description="how many tasks the job has")
+    limit: int = Field(description="the page size asked for")
+    next_after: str | None = Field(
+        description="pass as after= for the next page; null on the last page"
+    )
+
+
+class JobDetail(Job):
+    """A job with the first page of its tasks; ``GET /v1/jobs/{job_id}/tasks`` pages on."""
+
+    tasks: list[Task] = Field(description="the first tasks, in plan order, results previewed")
+    tasks_next_after: str | None = Field(
+        description="pass as after= to GET /v1/jobs/{job_id}/tasks for the rest; null when "
+        "tasks holds all of them"
+    )
 
 
 class LlmCall(BaseModel):

@@ -1,23 +1,69 @@
-"""Views: the API's response bodies built from engine state and events."""
+"""Views: the API's response bodies built from engine state and events.
+
+A job may hold tens of thousands of tasks, each with a result of up to ``max_result_bytes``, so
+no response carries all of them: task listings come in pages (plan order, a cursor that stays
+valid because tasks are never removed), and a listed result longer than
+``LISTED_RESULT_CHARS`` is cut to a preview. The whole result is one task read away.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from itertools import islice
+from typing import Any, Final
 
 from planweave.events import JobOptions, LlmCalled, ToolCalled
-from planweave.server._models import Job, JobListItem, LlmCall, ToolCall, Usage
+from planweave.server._models import Job, JobDetail, JobListItem, LlmCall, ToolCall, Usage
 from planweave.state import JobState, TaskState
 from planweave.store.base import JobSummary
 
-__all__ = ["job_view", "llm_call_view", "summary_view", "task_view", "tool_call_view"]
+__all__ = [
+    "JOB_RESULT_CHARS",
+    "JOB_TASKS_PAGE",
+    "LISTED_RESULT_CHARS",
+    "MAX_TASKS_PAGE",
+    "job_detail_view",
+    "job_view",
+    "listed_task_view",
+    "llm_call_view",
+    "summary_view",
+    "task_page",
+    "task_view",
+    "tool_call_view",
+]
+
+JOB_TASKS_PAGE: Final = 100
+"""Tasks in a job read, and in a task listing page when no ``limit`` is given."""
+MAX_TASKS_PAGE: Final = 500
+"""Largest ``limit`` of a task listing page."""
+LISTED_RESULT_CHARS: Final = 2_000
+"""Longest result a listed task or job shows whole (characters of the string, or of any other
+value's JSON text); a longer one shows its first ``LISTED_RESULT_CHARS`` characters, flagged
+``result_truncated``."""
+JOB_RESULT_CHARS: Final = 64 * 1024
+"""Longest result a job read shows whole; past it, the first ``JOB_RESULT_CHARS`` characters,
+flagged ``result_truncated`` (the ``JobCompleted`` event holds it whole)."""
 
 
 def _options_view(options: JobOptions) -> dict[str, Any]:
     return options.model_dump(mode="json", exclude={"workspace"})
 
 
+def job_detail_view(state: JobState, *, stalled: bool = False) -> JobDetail:
+    """The job with the first ``JOB_TASKS_PAGE`` of its tasks."""
+    tasks, next_after = task_page(state)
+    return JobDetail.model_validate(
+        {
+            **job_view(state, stalled=stalled).model_dump(),
+            "tasks": tasks,
+            "tasks_next_after": next_after,
+        }
+    )
+
+
 def job_view(state: JobState, *, stalled: bool = False) -> Job:
     done = sum(1 for t in state.tasks.values() if t.terminal)
+    result, truncated = _preview(state.result, JOB_RESULT_CHARS)
     return Job(
         job_id=state.id,
         goal=state.goal,
@@ -25,7 +71,8 @@ def job_view(state: JobState, *, stalled: bool = False) -> Job:
         created_at=state.created_at,
         updated_at=state.updated_at,
         finished_at=state.finished_at,
-        result=state.result,
+        result=result,
+        result_truncated=truncated,
         error=state.error,
         usage=Usage(
             tokens_in=state.tokens_in,
@@ -42,6 +89,7 @@ def job_view(state: JobState, *, stalled: bool = False) -> Job:
 
 
 def summary_view(summary: JobSummary, *, stalled: bool = False) -> JobListItem:
+    result, truncated = _preview(summary.result)
     return JobListItem(
         job_id=summary.job_id,
         goal=summary.goal,
@@ -55,7 +103,8 @@ def summary_view(summary: JobSummary, *, stalled: bool = False) -> JobListItem:
         tasks_total=summary.tasks_total,
         tasks_done=summary.tasks_done,
         error=summary.error,
-        result=summary.result,
+        result=result,
+        result_truncated=truncated,
         stalled=stalled,
     )
 
@@ -82,6 +131,44 @@ def task_view(task: TaskState) -> dict[str, Any]:
         "tokens_out": task.tokens_out,
         "cost_usd": task.cost_usd,
     }
+
+
+def _preview(result: Any, chars: int = LISTED_RESULT_CHARS) -> tuple[Any, bool]:
+    """The result as shown, and whether it was cut to its first ``chars`` characters."""
+    if result is None or isinstance(result, bool | int | float):
+        return result, False
+    if isinstance(result, str):
+        text = result
+    else:
+        text = json.dumps(result, ensure_ascii=False, default=str)
+    if len(text) <= chars:
+        return result, False
+    return text[:chars], True
+
+
+def listed_task_view(task: TaskState) -> dict[str, Any]:
+    """A task as a listing shows it: its result previewed."""
+    view = task_view(task)
+    view["result"], view["result_truncated"] = _preview(task.result)
+    return view
+
+
+def task_page(
+    state: JobState, *, after: str | None = None, limit: int = JOB_TASKS_PAGE
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The listed tasks that come after task ``after`` in plan order (from the first when
+    ``None``), at most ``limit``, and the cursor of the next page (``None`` on the last).
+
+    Raises:
+        KeyError: the job has no task ``after``.
+    """
+    tasks = state.tasks
+    if after is not None and after not in tasks:
+        raise KeyError(after)
+    start = 0 if after is None else list(tasks).index(after) + 1
+    page = [listed_task_view(t) for t in islice(tasks.values(), start, start + limit)]
+    more = start + len(page) < len(tasks)
+    return page, page[-1]["id"] if page and more else None
 
 
 def llm_call_view(event: LlmCalled) -> LlmCall:

@@ -12,7 +12,6 @@ import asyncio
 import functools
 import inspect
 import re
-import sys
 import typing
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, ParamSpec, TypeVar, overload
@@ -24,7 +23,7 @@ from planweave.errors import ConfigError, Signal, ToolArgumentsInvalid, ToolErro
 from planweave.llm.base import ToolSpec
 from planweave.tools._context import ToolContext
 from planweave.tools._docstring import parse_docstring
-from planweave.tools._isolation import shared_tool_processes
+from planweave.tools._isolation import main_file_of, shared_tool_processes
 
 __all__ = ["DEFAULT_TIMEOUT_S", "FunctionTool", "tool", "tool_failure"]
 
@@ -227,14 +226,12 @@ class FunctionTool(Generic[P, R]):
 
     async def _run_isolated(self, args: Mapping[str, Any], ctx: ToolContext) -> Any:
         processes = ctx.processes if ctx.processes is not None else shared_tool_processes()
-        main = sys.modules.get("__main__") if self.fn.__module__ == "__main__" else None
-        main_file = getattr(main, "__file__", None)
         return await processes.call(
             self.fn.__module__,
             self.fn.__qualname__,
             args,
             ctx if self.uses_context else None,
-            main_file=main_file if isinstance(main_file, str) else None,
+            main_file=main_file_of(self.fn.__module__),
             timeout_s=self.timeout_s,
             name=self.name,
         )

@@ -12,8 +12,13 @@ The pool is started lazily (a worker boots on the first call that needs it), kee
 rather than owning asyncio transports. An :class:`~planweave.Engine` owns one and shuts it down
 in ``close``; calls made outside an engine share one pool per process, shut down at exit.
 
-Isolation bounds time, not trust: a worker runs the same code with the same rights as the
-parent, it is not a sandbox.
+Each worker also holds an address-space limit (``RLIMIT_AS``, ``max_memory_bytes``, 1 GiB by
+default): a tool that allocates without bound gets a ``MemoryError`` in its own process, the call
+fails with a ``ToolError`` that says so, and the worker is replaced; the engine's process never
+sees the allocation.
+
+Isolation bounds time and memory, not trust: a worker runs the same code with the same rights as
+the parent, it is not a sandbox.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import inspect
 import json
 import math
 import os
@@ -33,7 +39,12 @@ from dataclasses import fields
 from typing import Any
 
 from planweave._deadline import deadline
-from planweave.constants import DEFAULT_TOOL_PROCESSES, MAX_TOOL_REPLY_BYTES
+from planweave.constants import (
+    DEFAULT_TOOL_MEMORY_BYTES,
+    DEFAULT_TOOL_PROCESSES,
+    MAX_TOOL_REPLY_BYTES,
+    MIN_TOOL_MEMORY_BYTES,
+)
 from planweave.errors import (
     ApprovalRequired,
     ConfigError,
@@ -45,11 +56,22 @@ from planweave.errors import (
     ToolTimeout,
 )
 from planweave.tools._context import ToolContext
+from planweave.tools._tool import Tool
 
-__all__ = ["INIT_ENV", "ToolProcesses", "WorkerDied", "context_data", "shared_tool_processes"]
+__all__ = [
+    "INIT_ENV",
+    "ToolProcesses",
+    "WorkerDied",
+    "call_isolated_tool",
+    "check_isolated_class",
+    "context_data",
+    "main_file_of",
+    "shared_tool_processes",
+]
 
 INIT_ENV = "PLANWEAVE_TOOL_WORKER_INIT"
-"""Environment variable with a worker's start-up settings (JSON: ``sys_path``, ``preload``)."""
+"""Environment variable with a worker's start-up settings (JSON: ``sys_path``, ``preload``,
+``max_memory_bytes``)."""
 READY = b'{"ready": true}\n'
 """What a worker writes once it has started and imported its preloaded modules."""
 WORKER_START_TIMEOUT_S = 60.0
@@ -83,8 +105,12 @@ class WorkerDied(ToolError):
 class _Worker:
     """One worker process and the unread part of its replies."""
 
-    def __init__(self, preload: tuple[str, ...]) -> None:
-        init = {"sys_path": sys.path, "preload": list(preload)}
+    def __init__(self, preload: tuple[str, ...], max_memory_bytes: int | None) -> None:
+        init = {
+            "sys_path": sys.path,
+            "preload": list(preload),
+            "max_memory_bytes": max_memory_bytes,
+        }
         env = {**os.environ, INIT_ENV: json.dumps(init)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "planweave.tools._worker"],
@@ -219,15 +245,31 @@ class ToolProcesses:
         size: Most worker processes at once (each runs one call at a time); calls beyond it
             wait for a free worker, and the wait counts towards their deadline.
         max_reply_bytes: Largest result (as JSON) a call may send back.
+        max_memory_bytes: Address space each worker may use (``RLIMIT_AS``; at least
+            ``MIN_TOOL_MEMORY_BYTES``); ``None`` sets no limit. A call that allocates past it
+            fails with an out-of-memory ``ToolError`` and its worker is replaced.
+
+    Raises:
+        ConfigError: ``size`` below 1, or ``max_memory_bytes`` below the minimum.
     """
 
     def __init__(
-        self, size: int = DEFAULT_TOOL_PROCESSES, *, max_reply_bytes: int = MAX_TOOL_REPLY_BYTES
+        self,
+        size: int = DEFAULT_TOOL_PROCESSES,
+        *,
+        max_reply_bytes: int = MAX_TOOL_REPLY_BYTES,
+        max_memory_bytes: int | None = DEFAULT_TOOL_MEMORY_BYTES,
     ) -> None:
         if size < 1:
             raise ConfigError(f"tool_processes must be at least 1, got {size}")
+        if max_memory_bytes is not None and max_memory_bytes < MIN_TOOL_MEMORY_BYTES:
+            raise ConfigError(
+                f"tool_memory_bytes must be at least {MIN_TOOL_MEMORY_BYTES} (a worker needs "
+                f"that much to start), got {max_memory_bytes}"
+            )
         self.size = size
         self.max_reply_bytes = max_reply_bytes
+        self.max_memory_bytes = max_memory_bytes
         self._idle: list[_Worker] = []
         self._busy: set[_Worker] = set()
         self._count = 0  # workers alive: idle, busy or starting
@@ -245,6 +287,7 @@ class ToolProcesses:
         main_file: str | None = None,
         timeout_s: float | None = None,
         name: str | None = None,
+        instance: bool = False,
     ) -> Any:
         """Run the tool function ``module:qualname`` on ``args`` in a worker and return its value.
 
@@ -260,6 +303,8 @@ class ToolProcesses:
             main_file: The script that defines a ``__main__`` function.
             timeout_s: Longest the call itself may take.
             name: The tool's name, for messages.
+            instance: ``module:qualname`` is a :class:`Tool` class: the worker calls an
+                instance of it (made once per worker) instead of a function.
 
         Raises:
             ToolTimeout: The call took longer than ``timeout_s``; its worker was killed. Not
@@ -275,6 +320,7 @@ class ToolProcesses:
             "main": main_file,
             "args": dict(args),
             "ctx": None if ctx is None else context_data(ctx),
+            "instance": instance,
         }
         try:
             line = json.dumps(request).encode("ascii") + b"\n"
@@ -326,7 +372,7 @@ class ToolProcesses:
                     self._waiters.append((loop, waiter))
             if start:
                 try:
-                    fresh = _Worker(self._preload(module))
+                    fresh = _Worker(self._preload(module), self.max_memory_bytes)
                 except BaseException:
                     with self._lock:
                         self._count -= 1
@@ -372,7 +418,7 @@ class ToolProcesses:
         if replace:
             # Booting takes a while: start the replacement now, not on the next call.
             try:
-                fresh = _Worker(self._preload(None))
+                fresh = _Worker(self._preload(None), self.max_memory_bytes)
             except OSError:
                 with self._lock:
                     self._count -= 1
@@ -427,6 +473,53 @@ class ToolProcesses:
     def workers(self) -> int:
         """Worker processes alive now (idle or busy)."""
         return self._count
+
+
+def main_file_of(module: str) -> str | None:
+    """The script that defines ``module`` when it is ``__main__`` (the worker runs it again)."""
+    main = sys.modules.get("__main__") if module == "__main__" else None
+    path = getattr(main, "__file__", None)
+    return path if isinstance(path, str) else None
+
+
+def check_isolated_class(tool: Tool) -> None:
+    """Refuse an ``isolated = True`` class tool that a worker process could not make again.
+
+    Raises:
+        ConfigError: The class is not at the top level of a module, or needs arguments.
+    """
+    cls = type(tool)
+    if "<" in cls.__qualname__:
+        raise ConfigError(
+            f"tool {tool.name!r}: an isolated tool class must be defined at the top level of a "
+            f"module (its worker process imports it by name), not {cls.__qualname__!r}"
+        )
+    try:
+        inspect.signature(cls).bind()
+    except TypeError:
+        raise ConfigError(
+            f"tool {tool.name!r}: an isolated tool class must be constructible with no "
+            "arguments (its worker process makes its own instance)"
+        ) from None
+    except ValueError:
+        pass  # no signature to read (a builtin base): the worker will say if it cannot
+
+
+async def call_isolated_tool(tool: Tool, args: Mapping[str, Any], ctx: ToolContext) -> Any:
+    """Run a call of an ``isolated = True`` class tool in a worker process (see
+    :meth:`ToolProcesses.call`; ``tool.timeout_s`` is the call's limit)."""
+    cls = type(tool)
+    processes = ctx.processes if ctx.processes is not None else shared_tool_processes()
+    return await processes.call(
+        cls.__module__,
+        cls.__qualname__,
+        args,
+        ctx,
+        main_file=main_file_of(cls.__module__),
+        timeout_s=tool.timeout_s,
+        name=tool.name,
+        instance=True,
+    )
 
 
 def _outcome(reply: dict[str, Any]) -> Any:

@@ -12,7 +12,8 @@ from typing import Any
 from planweave.errors import ConfigError, ToolNotFound
 from planweave.llm.base import ToolSpec
 from planweave.tools._decorator import FunctionTool
-from planweave.tools._tool import Tool, spec_of
+from planweave.tools._isolation import check_isolated_class
+from planweave.tools._tool import Tool, is_isolated, spec_of
 
 __all__ = ["ToolRegistry"]
 
@@ -33,9 +34,12 @@ class ToolRegistry:
         """Add a tool (a plain function is wrapped first) and return it.
 
         Raises:
-            ConfigError: Another tool already has this name.
+            ConfigError: Another tool already has this name, or an ``isolated = True`` class
+                tool is one a worker process could not make (nested, or needing arguments).
         """
         new: Tool = tool_or_fn if isinstance(tool_or_fn, Tool) else FunctionTool(tool_or_fn)
+        if not isinstance(new, FunctionTool) and is_isolated(new):
+            check_isolated_class(new)
         existing = self._tools.get(new.name)
         if existing is not None and existing is not new and not _same_function(existing, new):
             raise ConfigError(

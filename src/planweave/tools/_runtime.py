@@ -33,8 +33,9 @@ from planweave.errors import (
 from planweave.events import ToolCalled, trusted
 from planweave.tools._context import ToolContext
 from planweave.tools._decorator import FunctionTool, tool_failure
+from planweave.tools._isolation import call_isolated_tool
 from planweave.tools._registry import ToolRegistry
-from planweave.tools._tool import Tool
+from planweave.tools._tool import Tool, is_isolated
 
 __all__ = ["Record", "ToolErrorType", "ToolResult", "invoke", "run_tool_call"]
 
@@ -163,8 +164,11 @@ def check_arguments(tool: Tool, args: Mapping[str, Any]) -> None:
 
 
 async def _run_protocol_tool(tool: Tool, args: Mapping[str, Any], ctx: ToolContext) -> Any:
-    """Call a tool that is not an ``@tool`` function: check, bound and translate as they do."""
+    """Call a tool that is not an ``@tool`` function: check, bound and translate as they do
+    (an ``isolated = True`` one in a tool worker process, as an isolated ``@tool`` runs)."""
     check_arguments(tool, args)
+    if is_isolated(tool):
+        return await call_isolated_tool(tool, args, ctx)  # the pool applies timeout_s
 
     async def guarded() -> Any:
         try:

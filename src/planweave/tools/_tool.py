@@ -5,6 +5,11 @@ built from anything else: an MCP server's tool, an agent, a script. The engine o
 this protocol states; the tool runtime (``_runtime``) validates the arguments against
 ``parameters``, applies ``timeout_s``, times the call and records it, whatever the
 implementation.
+
+A class may also say ``isolated = True`` (an optional attribute, not part of the protocol's
+required members, so older tools keep matching it): its calls then run like those of
+``@tool(isolated=True)``, in a worker process of the engine's pool that is killed at the call's
+deadline and held to the pool's memory limit.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 from planweave.llm.base import ToolSpec
 from planweave.tools._context import ToolContext
 
-__all__ = ["Tool", "spec_of"]
+__all__ = ["Tool", "is_isolated", "spec_of"]
 
 
 @runtime_checkable
@@ -27,6 +32,12 @@ class Tool(Protocol):
         description: What the tool does, for the model.
         parameters: JSON schema of the arguments (an ``object`` schema).
         timeout_s: Longest a call may take before it fails with ``ToolTimeout``.
+
+    A class may set ``isolated = True`` as well: each call then runs in a tool worker process
+    (killed at ``timeout_s``, held to the engine's ``tool_memory_bytes``), on an instance the
+    worker makes itself. The class must then be defined at the top level of a module and be
+    constructible with no arguments; ``args``, the result and errors travel as JSON, and its
+    ``ctx`` has the workspace, ids, limits and deadline but no model or event sink.
     """
 
     @property
@@ -54,3 +65,8 @@ class Tool(Protocol):
 def spec_of(tool: Tool) -> ToolSpec:
     """What a model is told about ``tool``."""
     return ToolSpec(name=tool.name, description=tool.description, parameters=tool.parameters)
+
+
+def is_isolated(tool: Tool) -> bool:
+    """Whether ``tool``'s calls run in a tool worker process (``isolated = True``)."""
+    return getattr(tool, "isolated", False) is True

@@ -6,6 +6,10 @@ stdout; the tool's own prints go to stderr, so they cannot corrupt a reply. It e
 closes (its pool shut down, or the parent died). The parent kills it at a call's deadline:
 nothing here needs to be interruptible.
 
+The worker limits its own address space (``RLIMIT_AS``) to what the pool says, once its
+preloaded modules are in: a tool that allocates past it gets a ``MemoryError``, reported as the
+call's failure, and the worker exits so that the pool starts a fresh one.
+
 Requests name the tool's function by module and qualified name, so the function is imported
 here, never sent; arguments, results and errors travel as JSON, never pickles.
 """
@@ -18,6 +22,7 @@ import importlib
 import inspect
 import json
 import os
+import resource
 import runpy
 import sys
 from pathlib import Path
@@ -27,6 +32,7 @@ from planweave.errors import ApprovalRequired, RetryTask, ToolError
 from planweave.tools._context import ToolContext
 from planweave.tools._decorator import FunctionTool, tool_failure
 from planweave.tools._isolation import INIT_ENV, READY
+from planweave.tools._tool import Tool
 
 __all__ = ["KNOWN_ERRORS", "main"]
 
@@ -34,14 +40,12 @@ KNOWN_ERRORS = ("ToolArgumentsInvalid", "PolicyViolation", "ToolTimeout", "ToolN
 """``ToolError`` subclasses that keep their class across the process boundary."""
 
 _tools: dict[tuple[str, str], FunctionTool[..., Any]] = {}
+_instances: dict[tuple[str, str], Tool] = {}
+_limit: dict[str, int | None] = {"memory_bytes": None}
 _mains: dict[str, dict[str, Any]] = {}
 
 
-def _resolve(module: str, qualname: str, main_file: str | None) -> FunctionTool[..., Any]:
-    key = (module, qualname)
-    found = _tools.get(key)
-    if found is not None:
-        return found
+def _import(module: str, qualname: str, main_file: str | None) -> Any:
     if module == "__main__":
         if main_file is None:
             raise ToolError("an isolated tool defined in an interactive session cannot be run")
@@ -57,8 +61,28 @@ def _resolve(module: str, qualname: str, main_file: str | None) -> FunctionTool[
         parts = qualname.split(".")
     for part in parts:
         obj = getattr(obj, part)
-    found = obj if isinstance(obj, FunctionTool) else FunctionTool(obj)
-    _tools[key] = found
+    return obj
+
+
+def _resolve(module: str, qualname: str, main_file: str | None) -> FunctionTool[..., Any]:
+    key = (module, qualname)
+    found = _tools.get(key)
+    if found is None:
+        obj = _import(module, qualname, main_file)
+        found = _tools[key] = obj if isinstance(obj, FunctionTool) else FunctionTool(obj)
+    return found
+
+
+def _instance(module: str, qualname: str, main_file: str | None) -> Tool:
+    """This worker's instance of a ``Tool`` class, made on its first call."""
+    key = (module, qualname)
+    found = _instances.get(key)
+    if found is None:
+        cls = _import(module, qualname, main_file)
+        made = cls()
+        if not isinstance(made, Tool):
+            raise ToolError(f"{module}.{qualname} does not make a tool")
+        found = _instances[key] = made
     return found
 
 
@@ -77,9 +101,14 @@ def _error(exc: ToolError) -> dict[str, Any]:
 
 def _call(request: dict[str, Any]) -> dict[str, Any]:
     try:
-        tool = _resolve(request["module"], request["qualname"], request.get("main"))
-        positional, keywords = tool._bind(request["args"], _context(request.get("ctx")))
-        value = tool.fn(*positional, **keywords)
+        where = (request["module"], request["qualname"], request.get("main"))
+        if request.get("instance"):
+            ctx = _context(request.get("ctx"))
+            value = _instance(*where).call(request["args"], ctx)
+        else:
+            tool = _resolve(*where)
+            positional, keywords = tool._bind(request["args"], _context(request.get("ctx")))
+            value = tool.fn(*positional, **keywords)
         if inspect.isawaitable(value):
             value = asyncio.run(_awaited(value))
         return {"ok": True, "value": value}
@@ -90,9 +119,31 @@ def _call(request: dict[str, Any]) -> dict[str, Any]:
     except ApprovalRequired as exc:
         return {"ok": False, "approval": str(exc)}
     except MemoryError:
-        return {"ok": False, "error": _error(ToolError("the tool ran out of memory")), "exit": True}
+        return {"ok": False, "error": _error(ToolError(_out_of_memory())), "exit": True}
     except Exception as exc:
         return {"ok": False, "error": _error(tool_failure(exc))}
+
+
+def _out_of_memory() -> str:
+    limit = _limit["memory_bytes"]
+    if limit is None:
+        return "the tool ran out of memory"
+    return (
+        f"the tool ran out of memory: its worker process may use {limit // (1024 * 1024)} MiB "
+        "(the engine's tool_memory_bytes)"
+    )
+
+
+def _limit_memory(limit: int | None) -> None:
+    """Cap this process's address space at ``limit`` bytes (soft and hard: a tool cannot lift
+    it again)."""
+    _limit["memory_bytes"] = limit
+    if limit is None:
+        return
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
 async def _awaited(value: Any) -> Any:
@@ -120,6 +171,7 @@ def main() -> None:
         # a module that fails here fails again, with its error, at the call.
         with contextlib.suppress(Exception):
             importlib.import_module(module)
+    _limit_memory(init.get("max_memory_bytes"))
     replies.write(READY)
     replies.flush()
     for line in sys.stdin.buffer:

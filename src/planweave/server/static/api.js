@@ -98,7 +98,14 @@ export const api = {
   retryJob: (id) => request("POST", `/v1/jobs/${enc(id)}/retry`, {}),
   retryTask: (id, taskId) => request("POST", `/v1/jobs/${enc(id)}/tasks/${enc(taskId)}/retry`, {}),
   deleteJob: (id) => request("DELETE", `/v1/jobs/${enc(id)}`),
-  listTasks: (id, opts) => request("GET", `/v1/jobs/${enc(id)}/tasks`, undefined, opts),
+  /** One page of a job's tasks in plan order; pass the page's next_after as `after` for the next. */
+  listTasks: (id, { after = null, limit = null } = {}, opts) => {
+    const q = new URLSearchParams();
+    if (after !== null) q.set("after", after);
+    if (limit !== null) q.set("limit", String(limit));
+    const query = q.toString();
+    return request("GET", `/v1/jobs/${enc(id)}/tasks${query ? `?${query}` : ""}`, undefined, opts);
+  },
   getTask: (id, taskId, opts) => request("GET", `/v1/jobs/${enc(id)}/tasks/${enc(taskId)}`, undefined, opts),
   eventsAfter: (id, after, opts) =>
     request("GET", `/v1/jobs/${enc(id)}/events?format=json&after=${enc(String(after))}`, undefined, opts),

@@ -16,6 +16,7 @@ import { renderTaskDetail, renderValue } from "./task.js";
 const STATUSES = ["pending", "ready", "running", "succeeded", "failed", "cancelled"];
 const RECONCILE_MS = 300;
 const POLL_MS = 1500;
+const MAX_TASK_PAGES = 1000;
 
 /** One line about an event for the timeline. */
 export function eventDetail(ev) {
@@ -184,15 +185,24 @@ export function mountJob(container, { jobId }) {
     if (!job) return;
     const parts = [];
     if (job.error) parts.push(h("div", { class: "error-box", "data-testid": "job-error" }, asText(job.error)));
-    if (job.result !== null && job.result !== undefined && job.result !== "") parts.push(renderValue(job.result));
+    if (job.result !== null && job.result !== undefined && job.result !== "") {
+      parts.push(renderValue(job.result));
+      if (job.result_truncated) parts.push(h("p", { class: "muted small", "data-testid": "result-truncated" }, "The result is longer than this page shows: the JobCompleted event holds all of it."));
+    }
     if (parts.length === 0) parts.push(h("p", { class: "muted" }, job.status === "running" ? "The job is still running." : "No result."));
     replace(resultBody, parts);
   }
 
   // --- data ---------------------------------------------------------------------------------
-  function setTasks(list) {
+  // `since`: the last seq seen when the answer was asked for. A task an event changed after
+  // that keeps its local copy: the answer is older than what the event said (the next read,
+  // which that event already asked for, brings it in line).
+  function setTasks(list, since) {
     const next = new Map();
-    for (const t of list) next.set(t.id, t);
+    for (const t of list) {
+      const local = st.tasks.get(t.id);
+      next.set(t.id, local && local._seq > since ? local : t);
+    }
     // Keep tasks seen in events but not yet in a (slightly older) answer.
     for (const [id, t] of st.tasks) if (!next.has(id) && t._local) next.set(id, t);
     st.tasks = next;
@@ -208,12 +218,22 @@ export function mountJob(container, { jobId }) {
     renderResult();
   }
 
+  // The server answers a job's tasks a page at a time (plan order); read every page, so the
+  // graph shows the whole plan however large it is.
   let tasksAsked = 0;
   async function loadTasks() {
     const mine = ++tasksAsked;
-    const body = await api.listTasks(jobId, opts);
-    if (mine !== tasksAsked) return; // a newer answer is on its way
-    setTasks(body.tasks || []);
+    const since = st.lastSeq;
+    const all = [];
+    let after = null;
+    for (let page = 0; page < MAX_TASK_PAGES; page++) {
+      const body = await api.listTasks(jobId, { after }, opts);
+      if (mine !== tasksAsked) return; // a newer answer is on its way
+      all.push(...(body.tasks || []));
+      after = body.next_after ?? null;
+      if (after === null || (body.tasks || []).length === 0) break;
+    }
+    setTasks(all, since);
     renderSoon();
   }
 
@@ -321,7 +341,7 @@ export function mountJob(container, { jobId }) {
 
   function patchTask(id, fields) {
     const task = st.tasks.get(id);
-    if (task) Object.assign(task, fields);
+    if (task) Object.assign(task, fields, { _seq: st.lastSeq });
   }
 
   function applyEvent(ev) {
