@@ -4,6 +4,9 @@ import importlib.util
 
 import pytest
 
+# Fixtures of real servers the tests start (``pg_server``, ``pg_url``).
+pytest_plugins = ["postgres_server"]
+
 
 def _local_model_available() -> bool:
     return (

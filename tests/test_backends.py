@@ -25,8 +25,8 @@ OPENERS: dict[str, Callable[[str], Any]] = {
 @pytest.mark.parametrize(
     ("concern", "url", "valid"),
     [
-        ("store", "mysql://localhost/db", ("memory://", "sqlite://")),
-        ("store", "jobs.db", ("memory://", "sqlite://")),
+        ("store", "mysql://localhost/db", ("memory://", "postgresql://", "sqlite://")),
+        ("store", "jobs.db", ("memory://", "postgresql://", "sqlite://")),
         ("bus", "kafka://localhost", ("memory://",)),
         ("model", "gemini:pro", ("anthropic", "local", "openai", "scripted")),
     ],
@@ -41,17 +41,14 @@ def test_an_unknown_scheme_names_the_valid_ones(
     message = str(info.value)
     assert repr(url) in message
     assert message.endswith(", ".join(valid))
-    # Backends that come later are never offered as alternatives.
-    assert "postgres" not in message
+    # Backends that come later are never offered as alternatives, nor a second spelling.
     assert "redis" not in message
+    assert "postgres://" not in message
 
 
 @pytest.mark.parametrize(
     ("concern", "url", "named", "instead"),
     [
-        ("store", "postgresql://localhost/jobs", "postgresql://", "memory:// or sqlite://"),
-        ("store", "postgresql+asyncpg://localhost/jobs", "postgresql://", "memory://"),
-        ("store", "POSTGRES://localhost/jobs", "postgres://", "sqlite://"),
         ("bus", "redis://localhost:6379/0", "redis://", "memory://"),
         ("bus", "rediss://localhost:6379/0", "rediss://", "memory://"),
     ],
@@ -65,6 +62,23 @@ def test_a_backend_of_a_later_version_is_refused_clearly(
     assert f"the {named} {concern} is not available in this version of planweave" in message
     assert instead in message
     assert not isinstance(info.value, UnknownBackend)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:p@localhost/jobs",
+        "postgres://localhost/jobs",
+        "postgresql+asyncpg://localhost:5433/jobs",
+        "POSTGRES://localhost/jobs",
+    ],
+)
+def test_every_spelling_of_a_postgres_url_opens_the_postgres_store(url: str) -> None:
+    from planweave.store.postgres import PostgresStore
+
+    store = open_store(url)
+    assert isinstance(store, PostgresStore)
+    assert backend_class("store", url) is PostgresStore
 
 
 def test_a_missing_optional_package_names_the_extra(

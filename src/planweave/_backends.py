@@ -27,6 +27,7 @@ Concern = Literal["store", "bus", "model"]
 BACKENDS: Final[dict[Concern, dict[str, str]]] = {
     "store": {
         "sqlite": "planweave.store.sqlite:SqliteStore",
+        "postgresql": "planweave.store.postgres:PostgresStore",
         "memory": "planweave.store.memory:MemoryStore",
     },
     "bus": {
@@ -41,8 +42,15 @@ BACKENDS: Final[dict[Concern, dict[str, str]]] = {
 }
 """Per concern: URL scheme -> ``module:Class`` of the backend."""
 
+_ALIASES: Final[dict[Concern, dict[str, str]]] = {
+    "store": {"postgres": "postgresql"},
+    "bus": {},
+    "model": {},
+}
+"""Per concern: another spelling of a scheme -> the scheme of ``BACKENDS`` it means."""
+
 _LATER: Final[dict[Concern, frozenset[str]]] = {
-    "store": frozenset({"postgresql", "postgres"}),
+    "store": frozenset(),
     "bus": frozenset({"redis", "rediss"}),
     "model": frozenset(),
 }
@@ -92,7 +100,7 @@ def backend_class(concern: Concern, url: str) -> type:
         MissingDependency: the backend needs an optional package that is not installed.
     """
     scheme = scheme_of(concern, url)
-    target = BACKENDS[concern].get(scheme)
+    target = BACKENDS[concern].get(_ALIASES[concern].get(scheme, scheme))
     if target is None:
         if scheme in _LATER[concern]:
             raise ConfigError(
