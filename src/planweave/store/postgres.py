@@ -203,9 +203,9 @@ class PostgresStore:
             async with pool.acquire() as conn:
                 await self._migrate(conn)
         except BaseException as exc:
-            await pool.close()
-            if isinstance(exc, asyncpg.PostgresError | OSError | asyncpg.InterfaceError):
-                raise self._translate(exc, "open") from exc
+            pool.terminate()
+            if isinstance(exc, asyncpg.PostgresError | _LOST):
+                raise connect_error(self._url, exc, self.connect_timeout_s) from exc
             raise
         self._pool = pool
         self._queue = collections.deque()
@@ -225,10 +225,7 @@ class PostgresStore:
             await self._writer
             self._writer = None
         pool, self._pool = self._pool, None
-        with contextlib.suppress(Exception):
-            if self._listener is not None:
-                await pool.release(self._listener)
-        self._listener = None
+        await self._stop_listening(pool)
         if self._writer_conn is not None:
             with contextlib.suppress(Exception):
                 await pool.release(self._writer_conn)
@@ -630,24 +627,42 @@ class PostgresStore:
         if self._closed or self._pool is None:
             raise StoreUnavailable(f"store {self.url} is closed")
         if self._listener is None or self._listener.is_closed():
-            notified = self._notified = asyncio.Event()
-
-            def heard(*_: object) -> None:
-                notified.set()
-
+            await self._stop_listening(self._pool)
+            self._notified = asyncio.Event()
+            listener = None
             try:
                 listener = await self._pool.acquire()
-                await listener.add_listener(PG_COMMANDS_CHANNEL, heard)
+                await listener.add_listener(PG_COMMANDS_CHANNEL, self._heard)
             except (asyncpg.PostgresError, *_LOST) as exc:
+                if listener is not None:
+                    listener.terminate()
+                    await self._pool.release(listener)
                 raise self._translate(exc, "listen for commands") from exc
             self._listener = listener
-        assert self._notified is not None
+        notified = self._notified
+        assert notified is not None
         try:
-            await asyncio.wait_for(self._notified.wait(), timeout_s)
+            await asyncio.wait_for(notified.wait(), timeout_s)
         except TimeoutError:
             return False
-        self._notified.clear()
+        notified.clear()
         return True
+
+    def _heard(self, *_: object) -> None:
+        if self._notified is not None:
+            self._notified.set()
+
+    async def _stop_listening(self, pool: Any) -> None:
+        """Give the listening connection back to ``pool`` (a lost one is replaced there)."""
+        listener, self._listener = self._listener, None
+        if listener is None:
+            return
+        try:
+            if not listener.is_closed():
+                await listener.remove_listener(PG_COMMANDS_CHANNEL, self._heard)
+        except (asyncpg.PostgresError, *_LOST):
+            listener.terminate()
+        await pool.release(listener)
 
 
 class _Writes:
