@@ -1,11 +1,11 @@
 # planweave: two commands for a fresh machine.
 #   make demo   installs planweave and the offline local model (nothing else), then runs a real
 #               goal end to end on it
-#   make test   installs what the tests use (dev tools, server, anthropic, bench peers, the local
-#               model with llama.cpp's OpenAI-compatible server, Debian's chromium: root or sudo),
-#               then runs ruff, mypy and every test
+#   make test   installs what the tests use (dev tools, server, anthropic, postgres, bench peers,
+#               the local model with llama.cpp's OpenAI-compatible server, Debian's chromium and
+#               postgresql: root or sudo), then runs ruff, mypy and every test
 # Prerequisites: Python >= 3.11 with its venv module, a C/C++ compiler (gcc/g++ or clang) to
-# build llama.cpp, and for `make test` root or sudo (apt-get install chromium).
+# build llama.cpp, and for `make test` root or sudo (apt-get install chromium postgresql).
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 PYTHON ?= python3
@@ -13,8 +13,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 LLAMA_CPP_VERSION := 0.3.36
 JOBS ?= 2
-# Extras the tests import (redis and postgres are not used by any test yet).
-TEST_EXTRAS := dev,server,anthropic,bench
+# Extras the tests import (redis is not used by any test yet).
+TEST_EXTRAS := dev,server,anthropic,postgres,bench
 
 .PHONY: base setup system local local-server demo test lint typecheck unit bench clean
 
@@ -38,12 +38,18 @@ $(VENV)/.stamp-deps: pyproject.toml | $(VENV)/.stamp-base
 
 setup: $(VENV)/.stamp-deps
 
-# Debian packages the tests drive: headless Chromium for the web UI tests.
+# Debian packages the tests drive: headless Chromium for the web UI tests, and PostgreSQL
+# (initdb and pg_ctl, which Debian keeps under /usr/lib/postgresql/VERSION/bin) for the store.
+APT_GET = if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1) >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1) >/dev/null; fi
 $(VENV)/.stamp-apt: | $(BIN)/python
 	@if ! command -v chromium >/dev/null 2>&1; then \
 	  echo "==> installing Debian's chromium for the browser tests"; \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; \
+	  $(call APT_GET,chromium); \
+	fi
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  echo "==> installing Debian's postgresql for the Postgres store tests"; \
+	  $(call APT_GET,postgresql); \
 	fi
 	@touch $@
 

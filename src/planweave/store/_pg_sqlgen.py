@@ -54,6 +54,51 @@ def _upsert(table: sa.Table, columns: tuple[str, ...], *, keep: tuple[str, ...] 
     return sql
 
 
+def _unnest(table: sa.Table, prefix: str) -> sa.Select[Any]:
+    """The rows of ``table`` given as one array parameter per column (``prefix`` + name)."""
+    names = columns_of(table)
+    arrays = []
+    for column in table.columns:
+        json = column.name in schema.JSON_COLUMNS[table.name]
+        element = postgresql.JSONB() if json else column.type
+        arrays.append(sa.bindparam(prefix + column.name, None, type_=postgresql.ARRAY(element)))
+    rows = sa.func.unnest(*arrays).table_valued(*names).render_derived()
+    return sa.select(*(rows.c[n] for n in names))
+
+
+def _upsert_from(
+    table: sa.Table, prefix: str, *, keep: tuple[str, ...] = ()
+) -> postgresql.Insert:
+    names = list(columns_of(table))
+    stmt = postgresql.insert(table).from_select(names, _unnest(table, prefix))
+    keys = [c.name for c in table.primary_key]
+    return stmt.on_conflict_do_update(
+        index_elements=keys,
+        set_={n: stmt.excluded[n] for n in names if n not in keys and n not in keep},
+    )
+
+
+def _write_rows() -> Sql:
+    jobs, tasks, events = schema.jobs, schema.tasks, schema.events
+    keep = ("goal", "options", "created_at", "tenant", "idempotency_key")
+    job_rows = _upsert_from(jobs, "j_", keep=keep).cte("j")
+    task_rows = _upsert_from(tasks, "t_").cte("t")
+    stmt = (
+        sa.insert(events)
+        .from_select(list(columns_of(events)), _unnest(events, "e_"))
+        .add_cte(job_rows)
+        .add_cte(task_rows)
+    )
+    sql = _compile(stmt)
+    expected = tuple(
+        prefix + name
+        for prefix, table in (("j_", jobs), ("t_", tasks), ("e_", events))
+        for name in columns_of(table)
+    )
+    assert sql.names == expected, sql.names
+    return sql
+
+
 def _select(table: sa.Table) -> sa.Select[Any]:
     return sa.select(*(table.c[n] for n in columns_of(table)))
 
@@ -120,21 +165,15 @@ def postgres_statements() -> dict[str, tuple[Sql | tuple[Sql, ...], str]]:
     artifacts, claims, meta = schema.artifacts, schema.claims, schema.meta
     terminal_jobs = sorted(TERMINAL_JOB)
     return {
-        "UPSERT_JOB": (
-            _upsert(
-                jobs,
-                columns_of(jobs),
-                keep=("goal", "options", "created_at", "tenant", "idempotency_key"),
-            ),
-            "Write a job row; an update leaves its goal, options, creation time and keys alone.",
+        "WRITE_ROWS": (
+            _write_rows(),
+            "Write job rows, task rows and events in one statement (one round trip), each "
+            "part as one array per column (``j_*``, ``t_*``, ``e_*`` in table order). An update "
+            "leaves a job's goal, options, creation time and keys alone; an event is a plain "
+            "insert, so one whose (job_id, seq) is stored already (a second writer) violates "
+            "the primary key (``LogConflict``), never silence.",
         ),
-        "UPSERT_TASK": (_upsert(tasks, columns_of(tasks)), "Write a task row."),
         "UPSERT_ARTIFACT": (_upsert(artifacts, columns_of(artifacts)), "Write an artifact row."),
-        "INSERT_EVENT": (
-            _compile(sa.insert(events).values({n: param(n) for n in columns_of(events)})),
-            "Append an event: a plain insert, so an event whose (job_id, seq) is stored already "
-            "(a second writer) violates the primary key (``LogConflict``), never silence.",
-        ),
         "EVENT_EXISTS": (
             _compile(
                 sa.select(events.c.seq).where(

@@ -22,7 +22,6 @@ __all__ = [
     "FORCE_CLAIM",
     "FORCE_CLAIM_JOB",
     "INSERT_COMMAND",
-    "INSERT_EVENT",
     "LIST_JOBS",
     "LOCK_OWNERS",
     "META_EXISTS",
@@ -39,24 +38,25 @@ __all__ = [
     "SELECT_VERSION",
     "SET_VERSION",
     "UPSERT_ARTIFACT",
-    "UPSERT_JOB",
-    "UPSERT_TASK",
+    "WRITE_ROWS",
     "Sql",
 ]
 
-UPSERT_JOB: Final = Sql(
-    'INSERT INTO pw_jobs (job_id, goal, options, status, seq, created_at, updated_at, finished_at, result, error, artifacts, tokens_in, tokens_out, cost_usd, llm_calls, tool_calls, replans, planned, tenant, idempotency_key) VALUES ($1::VARCHAR, $2::VARCHAR, $3::JSONB, $4::VARCHAR, $5::INTEGER, $6::FLOAT, $7::FLOAT, $8::FLOAT, $9::JSONB, $10::VARCHAR, $11::JSONB, $12::INTEGER, $13::INTEGER, $14::FLOAT, $15::INTEGER, $16::INTEGER, $17::INTEGER, $18::BOOLEAN, $19::VARCHAR, $20::VARCHAR) ON CONFLICT (job_id) DO UPDATE SET status = excluded.status, seq = excluded.seq, updated_at = excluded.updated_at, finished_at = excluded.finished_at, result = excluded.result, error = excluded.error, artifacts = excluded.artifacts, tokens_in = excluded.tokens_in, tokens_out = excluded.tokens_out, cost_usd = excluded.cost_usd, llm_calls = excluded.llm_calls, tool_calls = excluded.tool_calls, replans = excluded.replans, planned = excluded.planned',
-    ('job_id', 'goal', 'options', 'status', 'seq', 'created_at', 'updated_at', 'finished_at', 'result', 'error', 'artifacts', 'tokens_in', 'tokens_out', 'cost_usd', 'llm_calls', 'tool_calls', 'replans', 'planned', 'tenant', 'idempotency_key'),
-    {'job_id': None, 'goal': None, 'options': None, 'status': None, 'seq': None, 'created_at': None, 'updated_at': None, 'finished_at': None, 'result': None, 'error': None, 'artifacts': None, 'tokens_in': None, 'tokens_out': None, 'cost_usd': None, 'llm_calls': None, 'tool_calls': None, 'replans': None, 'planned': None, 'tenant': None, 'idempotency_key': None},
+WRITE_ROWS: Final = Sql(
+    (
+        'WITH j AS \n'
+        '(INSERT INTO pw_jobs (job_id, goal, options, status, seq, created_at, updated_at, finished_at, result, error, artifacts, tokens_in, tokens_out, cost_usd, llm_calls, tool_calls, replans, planned, tenant, idempotency_key) SELECT anon_1.job_id AS job_id, anon_1.goal AS goal, anon_1.options AS options, anon_1.status AS status, anon_1.seq AS seq, anon_1.created_at AS created_at, anon_1.updated_at AS updated_at, anon_1.finished_at AS finished_at, anon_1.result AS result, anon_1.error AS error, anon_1.artifacts AS artifacts, anon_1.tokens_in AS tokens_in, anon_1.tokens_out AS tokens_out, anon_1.cost_usd AS cost_usd, anon_1.llm_calls AS llm_calls, anon_1.tool_calls AS tool_calls, anon_1.replans AS replans, anon_1.planned AS planned, anon_1.tenant AS tenant, anon_1.idempotency_key AS idempotency_key \n'
+        'FROM unnest($1::VARCHAR[], $2::TEXT[], $3::JSONB[], $4::VARCHAR[], $5::INTEGER[], $6::FLOAT[], $7::FLOAT[], $8::FLOAT[], $9::JSONB[], $10::TEXT[], $11::JSONB[], $12::INTEGER[], $13::INTEGER[], $14::FLOAT[], $15::INTEGER[], $16::INTEGER[], $17::INTEGER[], $18::BOOLEAN[], $19::VARCHAR[], $20::VARCHAR[]) AS anon_1(job_id, goal, options, status, seq, created_at, updated_at, finished_at, result, error, artifacts, tokens_in, tokens_out, cost_usd, llm_calls, tool_calls, replans, planned, tenant, idempotency_key) ON CONFLICT (job_id) DO UPDATE SET status = excluded.status, seq = excluded.seq, updated_at = excluded.updated_at, finished_at = excluded.finished_at, result = excluded.result, error = excluded.error, artifacts = excluded.artifacts, tokens_in = excluded.tokens_in, tokens_out = excluded.tokens_out, cost_usd = excluded.cost_usd, llm_calls = excluded.llm_calls, tool_calls = excluded.tool_calls, replans = excluded.replans, planned = excluded.planned), \n'
+        't AS \n'
+        '(INSERT INTO pw_tasks (job_id, task_id, spec, status, parent, depth, attempt, failures, started, result, error, not_before, created_at, started_at, finished_at, tokens_in, tokens_out, cost_usd, ord, superseded) SELECT anon_2.job_id AS job_id, anon_2.task_id AS task_id, anon_2.spec AS spec, anon_2.status AS status, anon_2.parent AS parent, anon_2.depth AS depth, anon_2.attempt AS attempt, anon_2.failures AS failures, anon_2.started AS started, anon_2.result AS result, anon_2.error AS error, anon_2.not_before AS not_before, anon_2.created_at AS created_at, anon_2.started_at AS started_at, anon_2.finished_at AS finished_at, anon_2.tokens_in AS tokens_in, anon_2.tokens_out AS tokens_out, anon_2.cost_usd AS cost_usd, anon_2.ord AS ord, anon_2.superseded AS superseded \n'
+        'FROM unnest($21::VARCHAR[], $22::VARCHAR[], $23::JSONB[], $24::VARCHAR[], $25::VARCHAR[], $26::INTEGER[], $27::INTEGER[], $28::INTEGER[], $29::BOOLEAN[], $30::JSONB[], $31::TEXT[], $32::FLOAT[], $33::FLOAT[], $34::FLOAT[], $35::FLOAT[], $36::INTEGER[], $37::INTEGER[], $38::FLOAT[], $39::INTEGER[], $40::BOOLEAN[]) AS anon_2(job_id, task_id, spec, status, parent, depth, attempt, failures, started, result, error, not_before, created_at, started_at, finished_at, tokens_in, tokens_out, cost_usd, ord, superseded) ON CONFLICT (job_id, task_id) DO UPDATE SET spec = excluded.spec, status = excluded.status, parent = excluded.parent, depth = excluded.depth, attempt = excluded.attempt, failures = excluded.failures, started = excluded.started, result = excluded.result, error = excluded.error, not_before = excluded.not_before, created_at = excluded.created_at, started_at = excluded.started_at, finished_at = excluded.finished_at, tokens_in = excluded.tokens_in, tokens_out = excluded.tokens_out, cost_usd = excluded.cost_usd, ord = excluded.ord, superseded = excluded.superseded)\n'
+        ' INSERT INTO pw_events (job_id, seq, id, type, task_id, at, body) SELECT anon_3.job_id, anon_3.seq, anon_3.id, anon_3.type, anon_3.task_id, anon_3.at, anon_3.body \n'
+        'FROM unnest($41::VARCHAR[], $42::INTEGER[], $43::VARCHAR[], $44::VARCHAR[], $45::VARCHAR[], $46::FLOAT[], $47::JSONB[]) AS anon_3(job_id, seq, id, type, task_id, at, body)'
+    ),
+    ('j_job_id', 'j_goal', 'j_options', 'j_status', 'j_seq', 'j_created_at', 'j_updated_at', 'j_finished_at', 'j_result', 'j_error', 'j_artifacts', 'j_tokens_in', 'j_tokens_out', 'j_cost_usd', 'j_llm_calls', 'j_tool_calls', 'j_replans', 'j_planned', 'j_tenant', 'j_idempotency_key', 't_job_id', 't_task_id', 't_spec', 't_status', 't_parent', 't_depth', 't_attempt', 't_failures', 't_started', 't_result', 't_error', 't_not_before', 't_created_at', 't_started_at', 't_finished_at', 't_tokens_in', 't_tokens_out', 't_cost_usd', 't_ord', 't_superseded', 'e_job_id', 'e_seq', 'e_id', 'e_type', 'e_task_id', 'e_at', 'e_body'),
+    {'j_job_id': None, 'j_goal': None, 'j_options': None, 'j_status': None, 'j_seq': None, 'j_created_at': None, 'j_updated_at': None, 'j_finished_at': None, 'j_result': None, 'j_error': None, 'j_artifacts': None, 'j_tokens_in': None, 'j_tokens_out': None, 'j_cost_usd': None, 'j_llm_calls': None, 'j_tool_calls': None, 'j_replans': None, 'j_planned': None, 'j_tenant': None, 'j_idempotency_key': None, 't_job_id': None, 't_task_id': None, 't_spec': None, 't_status': None, 't_parent': None, 't_depth': None, 't_attempt': None, 't_failures': None, 't_started': None, 't_result': None, 't_error': None, 't_not_before': None, 't_created_at': None, 't_started_at': None, 't_finished_at': None, 't_tokens_in': None, 't_tokens_out': None, 't_cost_usd': None, 't_ord': None, 't_superseded': None, 'e_job_id': None, 'e_seq': None, 'e_id': None, 'e_type': None, 'e_task_id': None, 'e_at': None, 'e_body': None},
 )
-"""Write a job row; an update leaves its goal, options, creation time and keys alone."""
-
-UPSERT_TASK: Final = Sql(
-    'INSERT INTO pw_tasks (job_id, task_id, spec, status, parent, depth, attempt, failures, started, result, error, not_before, created_at, started_at, finished_at, tokens_in, tokens_out, cost_usd, ord, superseded) VALUES ($1::VARCHAR, $2::VARCHAR, $3::JSONB, $4::VARCHAR, $5::VARCHAR, $6::INTEGER, $7::INTEGER, $8::INTEGER, $9::BOOLEAN, $10::JSONB, $11::VARCHAR, $12::FLOAT, $13::FLOAT, $14::FLOAT, $15::FLOAT, $16::INTEGER, $17::INTEGER, $18::FLOAT, $19::INTEGER, $20::BOOLEAN) ON CONFLICT (job_id, task_id) DO UPDATE SET spec = excluded.spec, status = excluded.status, parent = excluded.parent, depth = excluded.depth, attempt = excluded.attempt, failures = excluded.failures, started = excluded.started, result = excluded.result, error = excluded.error, not_before = excluded.not_before, created_at = excluded.created_at, started_at = excluded.started_at, finished_at = excluded.finished_at, tokens_in = excluded.tokens_in, tokens_out = excluded.tokens_out, cost_usd = excluded.cost_usd, ord = excluded.ord, superseded = excluded.superseded',
-    ('job_id', 'task_id', 'spec', 'status', 'parent', 'depth', 'attempt', 'failures', 'started', 'result', 'error', 'not_before', 'created_at', 'started_at', 'finished_at', 'tokens_in', 'tokens_out', 'cost_usd', 'ord', 'superseded'),
-    {'job_id': None, 'task_id': None, 'spec': None, 'status': None, 'parent': None, 'depth': None, 'attempt': None, 'failures': None, 'started': None, 'result': None, 'error': None, 'not_before': None, 'created_at': None, 'started_at': None, 'finished_at': None, 'tokens_in': None, 'tokens_out': None, 'cost_usd': None, 'ord': None, 'superseded': None},
-)
-"""Write a task row."""
+"""Write job rows, task rows and events in one statement (one round trip), each part as one array per column (``j_*``, ``t_*``, ``e_*`` in table order). An update leaves a job's goal, options, creation time and keys alone; an event is a plain insert, so one whose (job_id, seq) is stored already (a second writer) violates the primary key (``LogConflict``), never silence."""
 
 UPSERT_ARTIFACT: Final = Sql(
     'INSERT INTO pw_artifacts (job_id, name, path, size, content_type, created_at, task_id) VALUES ($1::VARCHAR, $2::VARCHAR, $3::VARCHAR, $4::INTEGER, $5::VARCHAR, $6::FLOAT, $7::VARCHAR) ON CONFLICT (job_id, name) DO UPDATE SET path = excluded.path, size = excluded.size, content_type = excluded.content_type, created_at = excluded.created_at, task_id = excluded.task_id',
@@ -64,13 +64,6 @@ UPSERT_ARTIFACT: Final = Sql(
     {'job_id': None, 'name': None, 'path': None, 'size': None, 'content_type': None, 'created_at': None, 'task_id': None},
 )
 """Write an artifact row."""
-
-INSERT_EVENT: Final = Sql(
-    'INSERT INTO pw_events (job_id, seq, id, type, task_id, at, body) VALUES ($1::VARCHAR, $2::INTEGER, $3::VARCHAR, $4::VARCHAR, $5::VARCHAR, $6::FLOAT, $7::JSONB)',
-    ('job_id', 'seq', 'id', 'type', 'task_id', 'at', 'body'),
-    {'job_id': None, 'seq': None, 'id': None, 'type': None, 'task_id': None, 'at': None, 'body': None},
-)
-"""Append an event: a plain insert, so an event whose (job_id, seq) is stored already (a second writer) violates the primary key (``LogConflict``), never silence."""
 
 EVENT_EXISTS: Final = Sql(
     (

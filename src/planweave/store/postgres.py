@@ -3,7 +3,9 @@
 Why one writer task: a durable step costs a transaction, and a transaction costs round trips
 (begin, the owner fence, the writes, commit) far more than rows. So ``commit_soon`` only queues
 a batch; one task drains the queue and writes everything queued in one transaction (group
-commit), one ``executemany`` per table, and wakes each waiter. The queue is FIFO, so when an
+commit) and wakes each waiter. The job rows, task rows and events of the whole group go in one
+statement, each column an array that ``unnest`` turns back into rows: a transaction is four
+round trips (begin, lock the claims, write, commit) however many batches it holds. The queue is FIFO, so when an
 awaited ``commit`` returns, every batch queued before it is durable too.
 
 Each batch must still succeed or fail alone. The writer first writes the whole group at once;
@@ -356,8 +358,8 @@ class PostgresStore:
     async def _apply(self, conn: _Conn, group: list[_Work], *, careful: bool) -> list[_Outcome]:
         """Write the items of ``group`` in the open transaction.
 
-        Not ``careful``: rows written several times are written once, as they were last, one
-        ``executemany`` per table, and any error fails the whole transaction. ``careful``: each
+        Not ``careful``: rows written several times are written once, as they were last, in
+        one statement, and any error fails the whole transaction. ``careful``: each
         item in a savepoint of its own, its error its outcome.
         """
         outcomes: list[_Outcome] = []
@@ -666,7 +668,7 @@ class PostgresStore:
 
 
 class _Writes:
-    """Rows to write, merged: one ``executemany`` per table when flushed."""
+    """Rows to write, merged by key: one statement for jobs, tasks and events when flushed."""
 
     __slots__ = ("artifacts", "claims", "commands_done", "events", "jobs", "tasks")
 
@@ -690,14 +692,15 @@ class _Writes:
         self.commands_done.extend(batch.commands_done)
 
     async def flush(self, conn: _Conn) -> None:
-        if self.jobs:
-            await conn.executemany(q.UPSERT_JOB.text, map(rows.encode_job, self.jobs.values()))
+        if self.jobs or self.tasks or self.events:
+            await conn.execute(
+                q.WRITE_ROWS.text,
+                *_by_column(map(rows.encode_job, self.jobs.values()), len(rows.JOB_COLS)),
+                *_by_column(map(rows.encode_task, self.tasks.values()), len(rows.TASK_COLS)),
+                *_by_column(map(rows.encode_event, self.events), len(rows.EVENT_COLS)),
+            )
             self.jobs.clear()
-        if self.tasks:
-            await conn.executemany(q.UPSERT_TASK.text, map(rows.encode_task, self.tasks.values()))
             self.tasks.clear()
-        if self.events:
-            await conn.executemany(q.INSERT_EVENT.text, map(rows.encode_event, self.events))
             self.events.clear()
         if self.artifacts:
             await conn.executemany(
@@ -713,6 +716,15 @@ class _Writes:
         if self.commands_done:
             await conn.execute(q.DELETE_COMMANDS.text, self.commands_done)
             self.commands_done = []
+
+
+def _by_column(encoded: Iterable[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows as one list per column: the arrays ``unnest`` turns back into rows."""
+    columns: list[list[Any]] = [[] for _ in range(width)]
+    for row in encoded:
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    return columns
 
 
 def _jobs_of(batch: Batch) -> list[str]:
