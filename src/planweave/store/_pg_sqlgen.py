@@ -66,9 +66,7 @@ def _unnest(table: sa.Table, prefix: str) -> sa.Select[Any]:
     return sa.select(*(rows.c[n] for n in names))
 
 
-def _upsert_from(
-    table: sa.Table, prefix: str, *, keep: tuple[str, ...] = ()
-) -> postgresql.Insert:
+def _upsert_from(table: sa.Table, prefix: str, *, keep: tuple[str, ...] = ()) -> postgresql.Insert:
     names = list(columns_of(table))
     stmt = postgresql.insert(table).from_select(names, _unnest(table, prefix))
     keys = [c.name for c in table.primary_key]
