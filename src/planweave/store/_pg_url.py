@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -100,11 +100,6 @@ def _mask_raw(url: str) -> str:
     return f"{head}://{userinfo.partition(':')[0]}:{_MASK}@{hostpart}"
 
 
-def quote_database(name: str) -> str:
-    """A database name as it goes in a URL path."""
-    return quote(name, safe="")
-
-
 def connect_error(url: PgUrl, exc: BaseException, timeout_s: float) -> Exception:
     """The planweave error for a failed first connection, saying what to fix.
 
@@ -140,7 +135,10 @@ def connect_error(url: PgUrl, exc: BaseException, timeout_s: float) -> Exception
             f"and port in the store URL {shown} and that the server is reachable"
         )
     if isinstance(exc, OSError):
-        reason = exc.strerror or str(exc) or type(exc).__name__
+        if isinstance(exc, ConnectionRefusedError):
+            reason = "connection refused"
+        else:
+            reason = exc.strerror or str(exc) or type(exc).__name__
         return ConfigError(
             f"cannot reach PostgreSQL at {url.where} ({reason}): check the host and port in "
             f"the store URL {shown} and that the server is running"
