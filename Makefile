@@ -1,12 +1,13 @@
 # planweave: two commands for a fresh machine.
 #   make demo   installs planweave and the offline local model (nothing else), then runs a real
 #               goal end to end on it
-#   make test   installs what the tests use (dev tools, server, anthropic, bench peers, the local
-#               model with llama.cpp's OpenAI-compatible server, Debian's chromium and
-#               redis-server: root or sudo),
-#               then runs ruff, mypy and every test
+#   make test   installs what the tests use (dev tools, server, anthropic, postgres, redis, bench
+#               peers, the local model with llama.cpp's OpenAI-compatible server, Debian's
+#               chromium, redis-server and postgresql: root or sudo), then runs ruff, mypy and
+#               every test
 # Prerequisites: Python >= 3.11 with its venv module, a C/C++ compiler (gcc/g++ or clang) to
-# build llama.cpp, and for `make test` root or sudo (apt-get install chromium redis-server).
+# build llama.cpp, and for `make test` root or sudo (apt-get install chromium redis-server
+# postgresql).
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 PYTHON ?= python3
@@ -14,8 +15,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 LLAMA_CPP_VERSION := 0.3.36
 JOBS ?= 2
-# Extras the tests import (postgres is not used by any test yet; redis drives the Redis bus tests).
-TEST_EXTRAS := dev,server,anthropic,bench,redis
+# Extras the tests import.
+TEST_EXTRAS := dev,server,anthropic,postgres,redis,bench
 
 .PHONY: base setup system local local-server demo test lint typecheck unit bench clean
 
@@ -43,8 +44,10 @@ $(VENV)/.stamp-deps: pyproject.toml | $(VENV)/.stamp-base
 setup: $(VENV)/.stamp-deps
 
 # Debian packages the tests drive: headless Chromium for the web UI tests, redis-server for the
-# Redis bus tests (started by the tests themselves on a free port; the system service is not used).
-APT_PACKAGES := $(if $(shell command -v chromium),,chromium) $(if $(shell command -v redis-server),,redis-server)
+# Redis bus tests and PostgreSQL (initdb and pg_ctl, which Debian keeps under
+# /usr/lib/postgresql/VERSION/bin) for the store tests; the tests start their own servers on free
+# ports, the system services are not used.
+APT_PACKAGES := $(if $(shell command -v chromium),,chromium) $(if $(shell command -v redis-server),,redis-server) $(if $(wildcard /usr/lib/postgresql/*/bin/initdb),,postgresql)
 $(VENV)/.stamp-apt: Makefile | $(BIN)/python
 	@if [ -n "$(strip $(APT_PACKAGES))" ]; then \
 	  echo "==> installing Debian's $(strip $(APT_PACKAGES)) for the tests"; \

@@ -19,6 +19,7 @@ from planweave.events import (
 from planweave.plan import TaskSpec
 from planweave.state import JobState, apply, replay
 from planweave.store import Batch, MemoryStore, Store, open_store
+from planweave.store.postgres import PostgresStore
 from planweave.store.sqlite import SqliteStore
 
 
@@ -33,7 +34,7 @@ class Clock:
 
 
 def clock_of(store: Store) -> Clock:
-    assert isinstance(store, MemoryStore | SqliteStore)
+    assert isinstance(store, MemoryStore | SqliteStore | PostgresStore)
     assert isinstance(store.clock, Clock)
     return store.clock
 

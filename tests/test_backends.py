@@ -11,7 +11,7 @@ import pytest
 
 from planweave._backends import BACKENDS, Concern, backend_class, missing_dependency
 from planweave.bus import open_bus
-from planweave.errors import ConfigError, MissingDependency, UnknownBackend
+from planweave.errors import MissingDependency, UnknownBackend
 from planweave.llm import load_model
 from planweave.store import open_store
 
@@ -25,8 +25,8 @@ OPENERS: dict[str, Callable[[str], Any]] = {
 @pytest.mark.parametrize(
     ("concern", "url", "valid"),
     [
-        ("store", "mysql://localhost/db", ("memory://", "sqlite://")),
-        ("store", "jobs.db", ("memory://", "sqlite://")),
+        ("store", "mysql://localhost/db", ("memory://", "postgresql://", "sqlite://")),
+        ("store", "jobs.db", ("memory://", "postgresql://", "sqlite://")),
         ("bus", "kafka://localhost", ("memory://", "redis://", "rediss://")),
         ("model", "gemini:pro", ("anthropic", "local", "openai", "scripted")),
     ],
@@ -41,27 +41,8 @@ def test_an_unknown_scheme_names_the_valid_ones(
     message = str(info.value)
     assert repr(url) in message
     assert message.endswith(", ".join(valid))
-    # Backends that come later are never offered as alternatives.
-    assert "postgres" not in message
-
-
-@pytest.mark.parametrize(
-    ("concern", "url", "named", "instead"),
-    [
-        ("store", "postgresql://localhost/jobs", "postgresql://", "memory:// or sqlite://"),
-        ("store", "postgresql+asyncpg://localhost/jobs", "postgresql://", "memory://"),
-        ("store", "POSTGRES://localhost/jobs", "postgres://", "sqlite://"),
-    ],
-)
-def test_a_backend_of_a_later_version_is_refused_clearly(
-    concern: str, url: str, named: str, instead: str
-) -> None:
-    with pytest.raises(ConfigError) as info:
-        OPENERS[concern](url)
-    message = str(info.value)
-    assert f"the {named} {concern} is not available in this version of planweave" in message
-    assert instead in message
-    assert not isinstance(info.value, UnknownBackend)
+    # A second spelling of a scheme is never offered.
+    assert "postgres://" not in message
 
 
 @pytest.mark.parametrize("url", ["redis://localhost:6379/0", "REDISS://cache.example:6380/2"])
@@ -72,6 +53,23 @@ def test_redis_urls_open_the_redis_bus(url: str) -> None:
     assert isinstance(bus, RedisBus)
     assert bus.url == url
     assert bus.max_deliveries == 4
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:p@localhost/jobs",
+        "postgres://localhost/jobs",
+        "postgresql+asyncpg://localhost:5433/jobs",
+        "POSTGRES://localhost/jobs",
+    ],
+)
+def test_every_spelling_of_a_postgres_url_opens_the_postgres_store(url: str) -> None:
+    from planweave.store.postgres import PostgresStore
+
+    store = open_store(url)
+    assert isinstance(store, PostgresStore)
+    assert backend_class("store", url) is PostgresStore
 
 
 def test_a_missing_optional_package_names_the_extra(

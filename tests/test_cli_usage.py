@@ -205,8 +205,8 @@ def test_a_yaml_error_names_the_plan_file_and_line(tmp_path: Path) -> None:
 def test_an_unknown_store_url_suggests_only_stores_that_exist(tmp_path: Path) -> None:
     proc = cli(tmp_path, "jobs", "--store", "nosuch://x")
     assert proc.returncode == 2
-    assert "use one of the schemes memory://, sqlite://" in proc.stderr
-    assert "postgresql" not in proc.stderr
+    assert "use one of the schemes memory://, postgresql://, sqlite://" in proc.stderr
+    assert "redis" not in proc.stderr
 
 
 def test_the_live_view_of_a_cancelled_job_says_it_was_cancelled(work: Path) -> None:

@@ -25,7 +25,7 @@ import pytest
 from planweave import Engine, Plan, TaskSpec
 from planweave._plugins import load_tools
 from planweave.events import Event
-from redis_server import RedisServer
+from tests.redis_server import RedisServer
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 

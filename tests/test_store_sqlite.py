@@ -454,7 +454,7 @@ async def test_sqlite_a_claim_taken_by_another_process_fences_the_next_commit(
 # --- the rendered SQL ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["_columns.py", "_sqlite_sql.py"])
+@pytest.mark.parametrize("name", ["_columns.py", "_sqlite_sql.py", "_postgres_sql.py"])
 def test_the_rendered_sql_modules_are_what_the_schema_renders(name: str) -> None:
     from planweave.store import _sqlgen
 
@@ -471,6 +471,13 @@ def test_the_rendered_statements_are_those_the_schema_compiles_to() -> None:
     for name, (sql, _) in _sqlgen.sqlite_statements().items():
         assert getattr(q, name) == sql, name
     assert _sqlgen.sqlite_migrations() == q.MIGRATIONS
+    from planweave.store import _pg_sqlgen
+    from planweave.store import _postgres_sql as pq
+
+    for name, (sql, _) in _pg_sqlgen.postgres_statements().items():
+        assert getattr(pq, name) == sql, name
+    assert _pg_sqlgen.postgres_migrations() == pq.MIGRATIONS
+    assert len(pq.MIGRATIONS) == STORE_SCHEMA_VERSION
     assert len(q.MIGRATIONS) == STORE_SCHEMA_VERSION
     assert tuple(c.name for c in _schema.jobs.columns) == _columns.JOB_COLS
     assert _columns.JSON_COLUMNS == _schema.JSON_COLUMNS

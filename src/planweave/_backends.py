@@ -5,8 +5,6 @@ when its scheme is used, so an optional dependency is needed only by those who c
 way a URL can be wrong is answered here, once, with a message that says what to do:
 
 * an unknown scheme names the valid ones (`UnknownBackend`);
-* a scheme planned for a later version is refused as "not available in this version", and the
-  valid ones are named instead (`ConfigError`);
 * a backend whose optional package is missing names the extra that installs it
   (`MissingDependency`: ``pip install 'planweave[redis]'``).
 
@@ -18,7 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import Final, Literal
 
-from planweave.errors import ConfigError, MissingDependency, UnknownBackend
+from planweave.errors import MissingDependency, UnknownBackend
 
 __all__ = [
     "BACKENDS",
@@ -35,6 +33,7 @@ Concern = Literal["store", "bus", "model"]
 BACKENDS: Final[dict[Concern, dict[str, str]]] = {
     "store": {
         "sqlite": "planweave.store.sqlite:SqliteStore",
+        "postgresql": "planweave.store.postgres:PostgresStore",
         "memory": "planweave.store.memory:MemoryStore",
     },
     "bus": {
@@ -51,12 +50,12 @@ BACKENDS: Final[dict[Concern, dict[str, str]]] = {
 }
 """Per concern: URL scheme -> ``module:Class`` of the backend."""
 
-_LATER: Final[dict[Concern, frozenset[str]]] = {
-    "store": frozenset({"postgresql", "postgres"}),
-    "bus": frozenset(),
-    "model": frozenset(),
+_ALIASES: Final[dict[Concern, dict[str, str]]] = {
+    "store": {"postgres": "postgresql"},
+    "bus": {},
+    "model": {},
 }
-"""Schemes of backends planned for a later version: refused with a clear message until then."""
+"""Per concern: another spelling of a scheme -> the scheme of ``BACKENDS`` it means."""
 
 EXTRAS: Final[dict[str, tuple[str, str]]] = {
     "llama_cpp": ("llama-cpp-python", "local"),
@@ -111,17 +110,11 @@ def backend_class(concern: Concern, url: str) -> type:
 
     Raises:
         UnknownBackend: the scheme is not one planweave knows.
-        ConfigError: the scheme names a backend that is not available in this version.
         MissingDependency: the backend needs an optional package that is not installed.
     """
     scheme = scheme_of(concern, url)
-    target = BACKENDS[concern].get(scheme)
+    target = BACKENDS[concern].get(_ALIASES[concern].get(scheme, scheme))
     if target is None:
-        if scheme in _LATER[concern]:
-            raise ConfigError(
-                f"the {scheme}:// {concern} is not available in this version of planweave; "
-                f"use {' or '.join(_valid(concern))}"
-            )
         raise UnknownBackend(concern, url, _valid(concern))
     module_name, _, class_name = target.partition(":")
     try:

@@ -21,6 +21,10 @@ TABLE_ARTIFACTS: Final = "pw_artifacts"
 TABLE_COMMANDS: Final = "pw_commands"
 TABLE_CLAIMS: Final = "pw_claims"
 TABLE_META: Final = "pw_meta"
+PG_COMMANDS_CHANNEL: Final = "pw_commands"
+"""The Postgres ``NOTIFY`` channel a command left for a job is announced on (payload: job id)."""
+PG_MIGRATION_LOCK: Final = 0x70770001
+"""The Postgres advisory lock key held while a store brings the schema up to date."""
 
 # Bus names.
 QUEUE_PREFIX: Final = "pw:work:"

@@ -61,7 +61,6 @@ def open_bus(url: str, **options: Any) -> Bus:
 
     Raises:
         UnknownBackend: The scheme is not one planweave knows.
-        ConfigError: The backend is not available in this version.
         MissingDependency: The backend needs a package that is not installed.
     """
     return cast(Bus, backend_class("bus", url)(url, **options))

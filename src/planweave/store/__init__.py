@@ -1,6 +1,7 @@
 """Stores: the durable truth about jobs, chosen by URL.
 
-``open_store("sqlite:///.planweave/planweave.db")`` or ``open_store("memory://")``; the backend
+``open_store("sqlite:///.planweave/planweave.db")``, ``open_store("postgresql://u:p@db/planweave")``
+or ``open_store("memory://")``; the backend
 module is imported only when its scheme is used (see ``planweave._backends``).
 """
 
@@ -28,14 +29,16 @@ def open_store(url: str, **options: Any) -> Store:
     """Create the store for ``url``; the caller then awaits ``store.open()``.
 
     Args:
-        url: ``memory://``, ``sqlite:///relative/file.db`` or ``sqlite:////absolute/file.db``.
+        url: ``memory://``, ``sqlite:///relative/file.db``, ``sqlite:////absolute/file.db`` or
+            ``postgresql://USER:PASSWORD@HOST:PORT/DATABASE``.
         **options: Keyword options of the backend (for SQLite: ``synchronous``,
-            ``busy_timeout_ms``).
+            ``busy_timeout_ms``; for Postgres: ``min_size``, ``max_size``,
+            ``connect_timeout_s``, ``command_timeout_s``).
 
     Raises:
         UnknownBackend: the URL's scheme is not one of the known ones.
         MissingDependency: the backend needs an optional package that is not installed.
-        ConfigError: the backend is not available in this version, or an option is wrong.
+        ConfigError: an option is wrong.
     """
     cls = backend_class("store", url)
     try:

@@ -6,9 +6,11 @@ built here with SQLAlchemy Core, compiled to SQLite text with ``?`` parameters, 
 as two plain modules that the stores import instead:
 
 * ``_columns.py``: the columns of each table, in order, and which of them hold JSON;
-* ``_sqlite_sql.py``: every statement of the SQLite store and its schema migrations.
+* ``_sqlite_sql.py``: every statement of the SQLite store and its schema migrations;
+* ``_postgres_sql.py``: the same for the Postgres store, with asyncpg's ``$1`` parameters
+  (its statements are built in ``_pg_sqlgen``).
 
-The tables stay the one definition of the schema; a test renders both modules again and fails
+The tables stay the one definition of the schema; a test renders every module again and fails
 when a checked-in one differs. After changing ``_schema`` or a statement here, run::
 
     python -m planweave.store._sqlgen
@@ -23,6 +25,7 @@ from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
@@ -31,16 +34,27 @@ from planweave.store import _schema as schema
 from planweave.store._rows import SUMMARY_COLS
 from planweave.store._sql import Sql
 
-__all__ = ["GENERATED", "compile_sql", "param", "render_columns", "render_sqlite", "write"]
+__all__ = [
+    "GENERATED",
+    "columns_of",
+    "compile_sql",
+    "param",
+    "render_columns",
+    "render_postgres",
+    "render_sqlite",
+    "statements_of",
+    "write",
+]
 
 DIALECT = sqlite_dialect.dialect()
 
 _HERE: Final = Path(__file__).parent
 
 
-def compile_sql(stmt: ClauseElement) -> Sql:
-    """``stmt`` as SQLite text, its parameter names in order and its compiled-in constants."""
-    compiled = stmt.compile(dialect=DIALECT, compile_kwargs={"render_postcompile": True})
+def compile_sql(stmt: ClauseElement, dialect: Dialect = DIALECT) -> Sql:
+    """``stmt`` as text of ``dialect`` (SQLite unless told), its parameter names in order and
+    its compiled-in constants."""
+    compiled = stmt.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
     if not isinstance(compiled, SQLCompiler):  # DDL has no parameters
         return Sql(str(compiled), (), {})
     return Sql(str(compiled), tuple(compiled.positiontup or ()), dict(compiled.params))
@@ -51,7 +65,7 @@ def param(name: str) -> sa.BindParameter[Any]:
     return sa.bindparam(name, None)
 
 
-def _columns(table: sa.Table) -> tuple[str, ...]:
+def columns_of(table: sa.Table) -> tuple[str, ...]:
     return tuple(c.name for c in table.columns)
 
 
@@ -103,17 +117,17 @@ def _list_jobs() -> Sql:
 
 def _claim() -> Sql:
     claims = schema.claims
-    stmt = sqlite_dialect.insert(claims).values({n: param(n) for n in _columns(claims)})
+    stmt = sqlite_dialect.insert(claims).values({n: param(n) for n in columns_of(claims)})
     stmt = stmt.on_conflict_do_update(
         index_elements=["job_id"],
-        set_={n: stmt.excluded[n] for n in _columns(claims) if n != "job_id"},
+        set_={n: stmt.excluded[n] for n in columns_of(claims) if n != "job_id"},
         where=sa.or_(claims.c.owner == stmt.excluded.owner, claims.c.expires_at < param("now")),
     )
     return compile_sql(stmt)
 
 
 def _select(table: sa.Table) -> sa.Select[Any]:
-    return sa.select(*(table.c[n] for n in _columns(table)))
+    return sa.select(*(table.c[n] for n in columns_of(table)))
 
 
 def sqlite_statements() -> dict[str, tuple[Sql | tuple[Sql, ...], str]]:
@@ -128,15 +142,15 @@ def sqlite_statements() -> dict[str, tuple[Sql | tuple[Sql, ...], str]]:
         "UPSERT_JOB": (
             _upsert(
                 jobs,
-                _columns(jobs),
+                columns_of(jobs),
                 keep=("goal", "options", "created_at", "tenant", "idempotency_key"),
             ),
             "Write a job row; an update leaves its goal, options, creation time and keys alone.",
         ),
-        "UPSERT_TASK": (_upsert(tasks, _columns(tasks)), "Write a task row."),
-        "UPSERT_ARTIFACT": (_upsert(artifacts, _columns(artifacts)), "Write an artifact row."),
+        "UPSERT_TASK": (_upsert(tasks, columns_of(tasks)), "Write a task row."),
+        "UPSERT_ARTIFACT": (_upsert(artifacts, columns_of(artifacts)), "Write an artifact row."),
         "INSERT_EVENT": (
-            compile_sql(sa.insert(events).values({n: param(n) for n in _columns(events)})),
+            compile_sql(sa.insert(events).values({n: param(n) for n in columns_of(events)})),
             "Append an event: a plain insert, so an event whose (job_id, seq) is stored already "
             "(a second writer) is an error (``LogConflict``), never silence.",
         ),
@@ -207,7 +221,7 @@ def sqlite_statements() -> dict[str, tuple[Sql | tuple[Sql, ...], str]]:
             "A job's claim row.",
         ),
         "FORCE_CLAIM": (
-            _upsert(claims, _columns(claims)),
+            _upsert(claims, columns_of(claims)),
             "Take the claim whoever holds it (``force``, and the claims of new jobs).",
         ),
         "CLAIM": (
@@ -225,7 +239,7 @@ def sqlite_statements() -> dict[str, tuple[Sql | tuple[Sql, ...], str]]:
         ),
         "INSERT_COMMAND": (
             compile_sql(
-                sa.insert(commands).values({n: param(n) for n in _columns(commands) if n != "id"})
+                sa.insert(commands).values({n: param(n) for n in columns_of(commands) if n != "id"})
             ),
             "Leave a command for a job's owner (its id comes from the table).",
         ),
@@ -264,12 +278,15 @@ def sqlite_statements() -> dict[str, tuple[Sql | tuple[Sql, ...], str]]:
 
 def sqlite_migrations() -> tuple[tuple[Sql, ...], ...]:
     """``_schema.MIGRATIONS`` as SQLite statements: item ``i`` upgrades version ``i``."""
-    return tuple(_statements_of(migrate) for migrate in schema.MIGRATIONS)
+    return tuple(statements_of(migrate) for migrate in schema.MIGRATIONS)
 
 
-def _statements_of(migrate: Callable[[schema.Execute], None]) -> tuple[Sql, ...]:
+def statements_of(
+    migrate: Callable[[schema.Execute], None], dialect: Dialect = DIALECT
+) -> tuple[Sql, ...]:
+    """The statements one migration runs, compiled for ``dialect``."""
     statements: list[Sql] = []
-    migrate(lambda stmt: statements.append(compile_sql(stmt)))
+    migrate(lambda stmt: statements.append(compile_sql(stmt, dialect)))
     return tuple(statements)
 
 
@@ -322,7 +339,7 @@ def render_columns() -> str:
         "\n" + _all([*_TABLES, "JSON_COLUMNS"]) + "\n",
     ]
     for name, table in _TABLES.items():
-        out.append(f"{name}: Final = {_columns(table)!r}\n")
+        out.append(f"{name}: Final = {columns_of(table)!r}\n")
         out.append(_docstring(f"The columns of ``{table.name}``, in table order."))
     json_columns = {name: sorted(columns) for name, columns in sorted(schema.JSON_COLUMNS.items())}
     out.append("\nJSON_COLUMNS: Final[dict[str, frozenset[str]]] = {\n")
@@ -333,25 +350,25 @@ def render_columns() -> str:
     return "".join(out)
 
 
-def render_sqlite() -> str:
-    """The source of ``_sqlite_sql.py``."""
-    statements = sqlite_statements()
+def _render_sql(
+    doc: str,
+    statements: dict[str, tuple[Sql | tuple[Sql, ...], str]],
+    migrations: tuple[tuple[Sql, ...], ...],
+) -> str:
     out = [
-        _HEADER.format(
-            doc="The SQL of the SQLite store: its statements and its schema migrations."
-        ),
+        _HEADER.format(doc=doc),
         "\nfrom planweave.store._sql import Sql\n\n",
         _all([*statements, "MIGRATIONS", "Sql"]),
     ]
-    for name, (sql, doc) in statements.items():
+    for name, (sql, what) in statements.items():
         if isinstance(sql, Sql):
             out.append(f"\n{name}: Final = {_sql(sql)}\n")
         else:
             parts = "".join(f"    {_sql(each, '    ')},\n" for each in sql)
             out.append(f"\n{name}: Final = (\n{parts})\n")
-        out.append(_docstring(doc))
+        out.append(_docstring(what))
     out.append("\nMIGRATIONS: Final = (\n")
-    for step in sqlite_migrations():
+    for step in migrations:
         out.append("    (\n" + "".join(f"        {_sql(each, '        ')},\n" for each in step))
         out.append("    ),\n")
     out.append(")\n")
@@ -363,9 +380,31 @@ def render_sqlite() -> str:
     return "".join(out)
 
 
+def render_sqlite() -> str:
+    """The source of ``_sqlite_sql.py``."""
+    return _render_sql(
+        "The SQL of the SQLite store: its statements and its schema migrations.",
+        sqlite_statements(),
+        sqlite_migrations(),
+    )
+
+
+def render_postgres() -> str:
+    """The source of ``_postgres_sql.py``."""
+    from planweave.store import _pg_sqlgen
+
+    return _render_sql(
+        "The SQL of the Postgres store: its statements (asyncpg's ``$n`` parameters) and its "
+        "schema migrations.",
+        _pg_sqlgen.postgres_statements(),
+        _pg_sqlgen.postgres_migrations(),
+    )
+
+
 GENERATED: Final[dict[Path, Callable[[], str]]] = {
     _HERE / "_columns.py": render_columns,
     _HERE / "_sqlite_sql.py": render_sqlite,
+    _HERE / "_postgres_sql.py": render_postgres,
 }
 """Each generated module and the function that renders its source."""
 
