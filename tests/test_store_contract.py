@@ -21,6 +21,7 @@ from planweave.errors import (
 )
 from planweave.events import (
     Event,
+    JobCompleted,
     JobFailed,
     JobOptions,
     TaskAssigned,
@@ -30,7 +31,7 @@ from planweave.events import (
 )
 from planweave.state import JobState, apply, replay
 from planweave.store import ArtifactRow, Batch, MemoryStore, Store, open_store
-from planweave.store.base import Claim
+from planweave.store.base import Claim, TenantUsage
 from planweave.store.sqlite import SqliteStore
 from store_helpers import (
     PLAN,
@@ -456,6 +457,47 @@ async def test_only_finished_jobs_are_deleted_with_everything_they_own(store: St
     assert await store.delete_job("done") is False
 
 
+async def _tenant_job(
+    store: Store, job_id: str, tenant: str, *, at: float, finish: bool = False
+) -> JobState:
+    """A job of ``tenant`` with some progress ($0.25 spent); ``finish`` ends it."""
+    first = submitted(job_id, at=at).model_copy(update={"tenant": tenant})
+    events: list[Event] = [first, *progress(job_id, at=at)]
+    if finish:
+        events.append(JobCompleted(job_id=job_id, seq=8, at=at + 7, result="done"))
+    state = replay(events)
+    await store.commit(batch_for(state, events))
+    return state
+
+
+async def test_tenant_usage_counts_active_jobs_stored_bytes_and_recent_spend(
+    store: Store,
+) -> None:
+    a1 = await _tenant_job(store, "a1", "acme", at=1000.0)
+    a2 = await _tenant_job(store, "a2", "acme", at=2000.0, finish=True)
+    await _tenant_job(store, "b1", "beta", at=1000.0)
+    files = [
+        ArtifactRow("a2", "result.md", "/ws/result.md", 500, "text/markdown", 2007.0),
+        ArtifactRow("a2", "data.csv", "/ws/data.csv", 70, "text/csv", 2007.0),
+    ]
+    await store.commit(Batch(artifacts=files))
+    assert a1.data_bytes > 0 and a2.data_bytes > a1.data_bytes  # its JobCompleted counts too
+
+    # a1 was last updated at 1006, a2 at 2007: only a2 spent inside a window from 1500.
+    assert await store.tenant_usage("acme", since=1500.0) == TenantUsage(
+        active_jobs=1, stored_bytes=a1.data_bytes + a2.data_bytes + 570, spent_usd=0.25
+    )
+    assert (await store.tenant_usage("acme", since=0.0)).spent_usd == pytest.approx(0.5)
+    beta = await store.tenant_usage("beta", since=0.0)
+    assert (beta.active_jobs, beta.stored_bytes) == (1, a1.data_bytes)
+    assert await store.tenant_usage("nobody", since=0.0) == TenantUsage()
+
+    assert await store.delete_job("a2") is True
+    assert await store.tenant_usage("acme", since=0.0) == TenantUsage(
+        active_jobs=1, stored_bytes=a1.data_bytes, spent_usd=0.25
+    )
+
+
 async def test_commit_soon_batches_are_durable_once_a_later_commit_returns(store: Store) -> None:
     events: list[Event] = [submitted("job1"), *progress("job1")]
     state: JobState | None = None
@@ -536,7 +578,8 @@ def test_open_store_chooses_the_backend_by_scheme(tmp_path: Path) -> None:
 
 def test_the_package_exports_what_it_lists() -> None:
     assert sorted(planweave.store.__all__) == [
-        "ArtifactRow", "Batch", "Command", "JobSummary", "MemoryStore", "Store", "open_store",
+        "ArtifactRow", "Batch", "Command", "JobSummary", "MemoryStore", "Store", "TenantUsage",
+        "open_store",
     ]  # fmt: skip
     for name in planweave.store.__all__:
         assert getattr(planweave.store, name) is not None

@@ -101,6 +101,24 @@ def _list_jobs() -> Sql:
     return compile_sql(stmt.limit(param("limit")).offset(param("offset")))
 
 
+def _tenant_usage() -> Sql:
+    jobs, artifacts = schema.jobs, schema.artifacts
+    tenant_jobs = sa.select(jobs.c.job_id).where(jobs.c.tenant == param("tenant"))
+    artifact_bytes = (
+        sa.select(sa.func.coalesce(sa.func.sum(artifacts.c.size), 0))
+        .where(artifacts.c.job_id.in_(tenant_jobs))
+        .scalar_subquery()
+    )
+    active = sa.case((jobs.c.status.not_in(sorted(TERMINAL_JOB)), 1), else_=0)
+    spent = sa.case((jobs.c.updated_at >= param("since"), jobs.c.cost_usd), else_=0.0)
+    stmt = sa.select(
+        sa.func.coalesce(sa.func.sum(active), 0),
+        sa.func.coalesce(sa.func.sum(jobs.c.data_bytes), 0) + artifact_bytes,
+        sa.func.coalesce(sa.func.sum(spent), 0.0),
+    ).where(jobs.c.tenant == param("tenant"))
+    return compile_sql(stmt)
+
+
 def _claim() -> Sql:
     claims = schema.claims
     stmt = sqlite_dialect.insert(claims).values({n: param(n) for n in _columns(claims)})
@@ -177,6 +195,11 @@ def sqlite_statements() -> dict[str, tuple[Sql | tuple[Sql, ...], str]]:
                 )
             ),
             "The job a tenant submitted with an idempotency key.",
+        ),
+        "TENANT_USAGE": (
+            _tenant_usage(),
+            "A tenant's jobs not ended, its stored bytes (jobs' data_bytes and artifact sizes) "
+            "and what its jobs updated since a time spent.",
         ),
         "ACTIVE_JOBS": (
             compile_sql(
