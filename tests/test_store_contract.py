@@ -24,6 +24,7 @@ from planweave.events import (
     JobCompleted,
     JobFailed,
     JobOptions,
+    LlmCalled,
     TaskAssigned,
     TaskCompleted,
     TaskReady,
@@ -473,28 +474,37 @@ async def _tenant_job(
 async def test_tenant_usage_counts_active_jobs_stored_bytes_and_recent_spend(
     store: Store,
 ) -> None:
+    old = await _tenant_job(store, "a0", "acme", at=0.0, finish=True)
     a1 = await _tenant_job(store, "a1", "acme", at=1000.0)
+    # a1 runs on: a model call at 1800 costs another dollar.
+    late = LlmCalled(job_id="a1", task_id="add", seq=8, at=1800.0, model="m", role="executor",
+                     cost_usd=1.0, reply="more")  # fmt: skip
+    apply(a1, late)
+    await store.commit(batch_for(a1, [late]))
     a2 = await _tenant_job(store, "a2", "acme", at=2000.0, finish=True)
-    await _tenant_job(store, "b1", "beta", at=1000.0)
+    b1 = await _tenant_job(store, "b1", "beta", at=1000.0)
     files = [
         ArtifactRow("a2", "result.md", "/ws/result.md", 500, "text/markdown", 2007.0),
         ArtifactRow("a2", "data.csv", "/ws/data.csv", 70, "text/csv", 2007.0),
     ]
     await store.commit(Batch(artifacts=files))
-    assert a1.data_bytes > 0 and a2.data_bytes > a1.data_bytes  # its JobCompleted counts too
+    assert a2.data_bytes > b1.data_bytes > 0  # a2's JobCompleted counts too
 
-    # a1 was last updated at 1006, a2 at 2007: only a2 spent inside a window from 1500.
+    # a0 ended at 7, before a window from 1500; a1 (created before it) ran on inside it.
     assert await store.tenant_usage("acme", since=1500.0) == TenantUsage(
-        active_jobs=1, stored_bytes=a1.data_bytes + a2.data_bytes + 570, spent_usd=0.25
+        active_jobs=1,
+        stored_bytes=old.data_bytes + a1.data_bytes + a2.data_bytes + 570,
+        spent_usd=pytest.approx(1.5),
     )
-    assert (await store.tenant_usage("acme", since=0.0)).spent_usd == pytest.approx(0.5)
+    assert (await store.tenant_usage("acme", since=0.0)).spent_usd == pytest.approx(1.75)
     beta = await store.tenant_usage("beta", since=0.0)
-    assert (beta.active_jobs, beta.stored_bytes) == (1, a1.data_bytes)
+    assert (beta.active_jobs, beta.stored_bytes) == (1, b1.data_bytes)
     assert await store.tenant_usage("nobody", since=0.0) == TenantUsage()
 
     assert await store.delete_job("a2") is True
+    assert await store.delete_job("a0") is True
     assert await store.tenant_usage("acme", since=0.0) == TenantUsage(
-        active_jobs=1, stored_bytes=a1.data_bytes, spent_usd=0.25
+        active_jobs=1, stored_bytes=a1.data_bytes, spent_usd=1.25
     )
 
 
