@@ -31,6 +31,8 @@ class PlaneSettings:
         workspace_root: Folder under which each job gets its own workspace.
         default_model: Model URL put on work items whose job names none.
         known_tools: Names of registered tools (told to planners).
+        max_running_jobs_per_tenant: Most jobs of one tenant that run at once here (``None``:
+            no limit); the tenant's further jobs wait until one of them ends.
     """
 
     max_inflight: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_CONCURRENCY))
@@ -39,6 +41,7 @@ class PlaneSettings:
     workspace_root: Path = Path(".planweave/workspaces")
     default_model: str | None = None
     known_tools: tuple[str, ...] = ()
+    max_running_jobs_per_tenant: int | None = None
 
 
 class Pending:

@@ -59,7 +59,8 @@ metadata = sa.MetaData()
 # ``sqlite_with_rowid=False``: SQLite keeps rows of a WITHOUT ROWID table in primary-key order,
 # one b-tree less per insert, and a job's tasks and events lie together. Other dialects ignore it.
 
-def _v2_job_columns() -> list[sa.SchemaItem]:
+
+def _v2_job_columns() -> list[sa.schema.SchemaItem]:
     """The columns and indexes of ``pw_jobs`` as schema version 2 had them (new objects on
     every call, so the tables of older versions can be built from them too)."""
     return [
@@ -246,11 +247,7 @@ def _v2_claims_table(execute: Execute) -> None:
 def _v3_data_bytes(execute: Execute) -> None:
     """Jobs count the bytes their events recorded (``data_bytes``). A job stored before has
     its events' count times ``EVENT_BASE_BYTES`` as an estimate (its text is not measured)."""
-    execute(
-        sa.text(
-            f"ALTER TABLE {TABLE_JOBS} ADD COLUMN data_bytes INTEGER NOT NULL DEFAULT 0"
-        )
-    )
+    execute(sa.text(f"ALTER TABLE {TABLE_JOBS} ADD COLUMN data_bytes INTEGER NOT NULL DEFAULT 0"))
     execute(sa.update(jobs).values(data_bytes=jobs.c.seq * EVENT_BASE_BYTES))
 
 

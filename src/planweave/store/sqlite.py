@@ -598,7 +598,9 @@ class SqliteStore:
         args = sql.args(tenant=tenant, since=since)
         row = await self._read(lambda conn: conn.execute(sql.text, args).fetchone())
         active, stored, spent = row
-        return TenantUsage(active_jobs=int(active), stored_bytes=int(stored), spent_usd=float(spent))
+        return TenantUsage(
+            active_jobs=int(active), stored_bytes=int(stored), spent_usd=float(spent)
+        )
 
     async def list_jobs(
         self,
