@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from planweave import Engine, QuotaExceeded, TenantQuotas, tool
+from planweave import Engine, QuotaExceeded, TaskSpec, TenantQuotas, tool
 from planweave.config import Settings
 from planweave.events import JobFailed, JobSubmitted, LlmCalled, TaskCompleted
 from planweave.llm import ScriptedModel
@@ -147,7 +147,9 @@ async def test_storage_quota_refuses_until_finished_jobs_are_deleted(tmp_path: P
             message = refused(await alice.post("/v1/jobs", json=QUICK), "tenant_storage_limit")
             assert "delete finished jobs" in message
             with pytest.raises(QuotaExceeded) as caught:
-                await engine.submit(plan=engine_plan(), tenant="alice")
+                await engine.submit(
+                    plan=[TaskSpec(id="now", kind="tool", tool="current_time")], tenant="alice"
+                )
             assert caught.value.code == "tenant_storage_limit"
 
             await finished(bob, await submit(bob, QUICK))  # bob's storage is his own
@@ -155,12 +157,6 @@ async def test_storage_quota_refuses_until_finished_jobs_are_deleted(tmp_path: P
             assert (await alice.delete(f"/v1/jobs/{first}")).status_code == 204
             assert (await engine.store.tenant_usage("alice", since=0.0)).stored_bytes == 0
             await finished(alice, await submit(alice, QUICK))
-
-
-def engine_plan() -> Any:
-    from planweave import TaskSpec
-
-    return [TaskSpec(id="now", kind="tool", tool="current_time")]
 
 
 async def spent(server: RunningServer, tenant: str, job_id: str, cost_usd: float) -> None:
