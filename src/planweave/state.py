@@ -334,13 +334,22 @@ def data_size(value: Any) -> int:
             total += 2 + len(item)
             stack.extend(item)
         elif isinstance(item, TaskSpec):
-            total += 48 + len(item.id) + len(item.goal)
-            stack.append(item.depends_on)
-            if item.args:
-                stack.append(item.args)
+            total += _spec_size(item)
         else:
             total += 8
     return total
+
+
+def _spec_size(spec: TaskSpec) -> int:
+    size = 48 + len(spec.id) + len(spec.goal)
+    for dep in spec.depends_on:
+        size += len(dep) + 3
+    return size + data_size(spec.args) if spec.args else size
+
+
+def _plan_size(specs: tuple[TaskSpec, ...] | None) -> int:
+    """``data_size`` of a plan, without the general walk: plans can hold thousands of tasks."""
+    return 0 if specs is None else 2 + sum(_spec_size(spec) + 1 for spec in specs)
 
 
 _Handler = Callable[[JobState, Any], None]
@@ -372,7 +381,7 @@ def _submitted(event: JobSubmitted) -> JobState:
         planned=event.plan is None,
         tenant=event.tenant,
         idempotency_key=event.idempotency_key,
-        data_bytes=EVENT_BASE_BYTES + data_size(event.goal) + data_size(event.plan),
+        data_bytes=EVENT_BASE_BYTES + data_size(event.goal) + _plan_size(event.plan),
     )
     if event.plan is None:
         root = TaskSpec(id="root", goal=event.goal, kind="plan")
@@ -427,7 +436,7 @@ def _completed(state: JobState, event: TaskCompleted) -> None:
 @_on(SubtasksPlanned)
 def _planned(state: JobState, event: SubtasksPlanned) -> None:
     task = _task(state, event)
-    state.data_bytes += data_size(event.tasks)
+    state.data_bytes += _plan_size(event.tasks)
     for spec in event.tasks:
         _add_task(state, spec, parent=task.id, depth=event.depth, at=event.at)
 
