@@ -97,7 +97,7 @@ jobs = sa.Table(
     metadata,
     *_v2_job_columns(),
     # ``JobState.data_bytes``: what the job's events recorded, summed into its tenant's storage.
-    sa.Column("data_bytes", sa.Integer, nullable=False),
+    sa.Column("data_bytes", sa.BigInteger, nullable=False),
     sqlite_with_rowid=False,
 )
 
@@ -247,7 +247,7 @@ def _v2_claims_table(execute: Execute) -> None:
 def _v3_data_bytes(execute: Execute) -> None:
     """Jobs count the bytes their events recorded (``data_bytes``). A job stored before has
     its events' count times ``EVENT_BASE_BYTES`` as an estimate (its text is not measured)."""
-    execute(sa.text(f"ALTER TABLE {TABLE_JOBS} ADD COLUMN data_bytes INTEGER NOT NULL DEFAULT 0"))
+    execute(sa.text(f"ALTER TABLE {TABLE_JOBS} ADD COLUMN data_bytes BIGINT NOT NULL DEFAULT 0"))
     execute(sa.update(jobs).values(data_bytes=jobs.c.seq * EVENT_BASE_BYTES))
 
 

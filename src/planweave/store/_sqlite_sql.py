@@ -509,7 +509,7 @@ MIGRATIONS: Final = (
     ),
     (
         Sql(
-            'ALTER TABLE pw_jobs ADD COLUMN data_bytes INTEGER NOT NULL DEFAULT 0',
+            'ALTER TABLE pw_jobs ADD COLUMN data_bytes BIGINT NOT NULL DEFAULT 0',
             (),
             {},
         ),
