@@ -31,9 +31,10 @@ class TenantQuotas:
     """What each tenant may hold at once; ``None`` turns one limit off.
 
     Attributes:
-        max_running_jobs: A tenant's jobs that run at once (default 64). Its further jobs are
-            accepted but queued: none of their tasks goes to a worker until one of the tenant's
-            running jobs ends, then the oldest waiting job starts by itself.
+        max_running_jobs: A tenant's jobs that run at once in this engine's control plane
+            (default 64). Its further jobs are accepted but queued: none of their tasks goes to
+            a worker until one of the tenant's running jobs ends, then the waiting job with the
+            highest priority, then the oldest, starts by itself.
         max_queued_jobs: A tenant's jobs that may wait beyond the running ones (default
             1,000); a submission past ``max_running_jobs + max_queued_jobs`` unfinished jobs
             is refused (``tenant_job_limit``).
