@@ -37,7 +37,7 @@ class TenantQuotas:
             highest priority, then the oldest, starts by itself.
         max_queued_jobs: A tenant's jobs that may wait beyond the running ones (default
             1,000); a submission past ``max_running_jobs + max_queued_jobs`` unfinished jobs
-            is refused (``tenant_job_limit``).
+            is refused (``tenant_job_limit``). Counted only while ``max_running_jobs`` is set.
         max_storage_bytes: Bytes a tenant's stored jobs may hold (default 10 GiB): their
             recorded data (``JobState.data_bytes``) and their artifact files. A submission
             while the tenant holds this much is refused (``tenant_storage_limit``); deleting
