@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from planweave import TenantQuotas
 from planweave.config import Settings, load_settings
 from planweave.errors import ConfigError
 from planweave.events import JobOptions
@@ -134,6 +135,7 @@ def test_engine_kwargs(tmp_path: Path) -> None:
         "allow_private_network": True,
         "max_user_plan_tasks": 10_000,
         "job_defaults": JobOptions(max_cost_usd=5.0, max_job_tokens=2_000_000),
+        "tenant_quotas": TenantQuotas(),
     }
 
 
@@ -145,6 +147,39 @@ def test_workers_run_in_process_only_with_the_in_process_bus() -> None:
     assert both.engine_kwargs()["run_workers"] is True
     kinds = load_settings({}, env={"PLANWEAVE_WORKER_KINDS": "tool, executor"})
     assert kinds.worker_kinds == ("tool", "executor")
+
+
+def test_tenant_quotas_are_on_by_default_and_settable_from_every_layer() -> None:
+    assert load_settings({}, env={}).tenant_quotas() == TenantQuotas(
+        max_running_jobs=64,
+        max_queued_jobs=1_000,
+        max_storage_bytes=10 * 1024**3,
+        max_spend_usd=100.0,
+        spend_window_s=86_400.0,
+    )
+    env = {
+        "PLANWEAVE_MAX_RUNNING_JOBS_PER_TENANT": "2",
+        "PLANWEAVE_MAX_QUEUED_JOBS_PER_TENANT": "3",
+        "PLANWEAVE_MAX_TENANT_STORAGE_BYTES": "0",
+        "PLANWEAVE_MAX_TENANT_SPEND_USD": "7.5",
+        "PLANWEAVE_TENANT_SPEND_WINDOW_S": "3600",
+    }
+    assert load_settings({}, env=env).engine_kwargs()["tenant_quotas"] == TenantQuotas(
+        max_running_jobs=2,
+        max_queued_jobs=3,
+        max_storage_bytes=None,
+        max_spend_usd=7.5,
+        spend_window_s=3600.0,
+    )
+    off = load_settings({"max_running_jobs_per_tenant": 0, "max_tenant_spend_usd": 0}, env={})
+    quotas = off.tenant_quotas()
+    assert (quotas.max_running_jobs, quotas.max_queued_jobs, quotas.max_spend_usd) == (
+        None,
+        None,
+        None,
+    )
+    with pytest.raises(ConfigError, match="PLANWEAVE_MAX_QUEUED_JOBS_PER_TENANT: expected"):
+        load_settings({}, env={"PLANWEAVE_MAX_QUEUED_JOBS_PER_TENANT": "-1"})
 
 
 def test_job_budgets_have_defaults_that_every_layer_can_raise(tmp_path: Path) -> None:

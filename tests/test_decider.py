@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from planweave.control import decider
 from planweave.events import (
     Event,
+    JobFailed,
     JobOptions,
     TaskAssigned,
     TaskCompleted,
@@ -363,6 +364,38 @@ def test_budget_is_enforced_on_llm_calls() -> None:
     assert state.status == "failed"
     assert events[-1].code == "budget_exceeded"  # type: ignore[union-attr]
     assert "max_cost_usd" in events[-1].reason  # type: ignore[union-attr]
+
+
+def test_tool_calls_and_answers_count_toward_max_job_bytes() -> None:
+    from planweave.events import LlmCalled, ToolCalled
+    from planweave.messages import CallReport
+
+    state, log = submit(spec("a"), max_job_bytes=64 * 1024)
+    assign_all(state, log)
+    before = state.data_bytes
+    # Each call is within the event limits (4,000 characters a tool argument, 8,000 a reply).
+    tool_call = ToolCalled(
+        job_id="job1",
+        name="write_file",
+        outcome="ok",
+        args={"path": "a.txt", "text": "t" * 4_000},
+        result="r" * 8_000,
+    )
+    reply = LlmCalled(job_id="job1", model="m", role="executor", reply="w" * 8_000)
+    report = CallReport(job_id="job1", task_id="a", attempt=1, event=tool_call)
+    log += decider.on_call(state, report, now=101.0).events
+    assert 12_000 < state.data_bytes - before < 13_000  # the arguments and the result
+    calls = 1
+    while not state.terminal:
+        call = tool_call if calls % 2 == 0 else reply
+        report = CallReport(job_id="job1", task_id="a", attempt=1, event=call)
+        log += decider.on_call(state, report, now=101.0 + calls).events
+        calls += 1
+    assert 6 <= calls <= 8  # about 64 KiB of calls, not one more
+    failed = log[-1]
+    assert isinstance(failed, JobFailed) and failed.code == "job_too_large"
+    assert "max_job_bytes" in failed.reason
+    assert replay(log).data_bytes == state.data_bytes
 
 
 def test_text_from_models_and_tools_is_scrubbed_and_cut_to_the_event_limits() -> None:

@@ -61,3 +61,43 @@ def test_tasks_of_ended_jobs_give_their_turn_to_the_next_task() -> None:
             dispatcher.push(state, task_id)
     out = [(state.id, task) for state, task, _ in dispatcher.take({"live": live})]
     assert out == [("live", "t0")]
+
+
+def test_a_tenant_at_its_running_job_limit_waits_while_others_run() -> None:
+    first, second, third = (job(f"a{n}", "alice", 2) for n in range(3))
+    bobs = job("b0", "bob", 2)
+    jobs = {state.id: state for state in (first, second, third, bobs)}
+    dispatcher = Dispatcher({"tool": 100}, max_running_jobs_per_tenant=1)
+    for state in (first, second, third, bobs):
+        for task_id in state.tasks:
+            dispatcher.push(state, task_id)
+
+    out = [(state.id, task) for state, task, _ in dispatcher.take(jobs)]
+    # alice runs one job (both its tasks); her others are held back, bob's job is not.
+    assert sorted(out) == [("a0", "t0"), ("a0", "t1"), ("b0", "t0"), ("b0", "t1")]
+    assert [dispatcher.queued(s) for s in (first, second, third, bobs)] == [
+        False,
+        True,
+        True,
+        False,
+    ]
+    assert list(dispatcher.take(jobs)) == []  # still held while a0 runs
+
+    for task_id in first.tasks:
+        first.tasks[task_id].status = "succeeded"
+    first.status = "succeeded"
+    assert dispatcher.forget(first) is True  # a0 ended: its slot goes to the oldest waiting job
+    out = [(state.id, task) for state, task, _ in dispatcher.take(jobs)]
+    assert out == [("a1", "t0"), ("a1", "t1")]
+    assert (dispatcher.queued(second), dispatcher.queued(third)) == (False, True)
+    assert dispatcher.forget(bobs) is False  # bob held nothing back
+
+
+def test_without_a_running_job_limit_nothing_is_held_back() -> None:
+    states = [job(f"a{n}", "alice", 1) for n in range(5)]
+    jobs = {state.id: state for state in states}
+    dispatcher = Dispatcher({"tool": 100})
+    for state in states:
+        dispatcher.push(state, "t0")
+    assert len(list(dispatcher.take(jobs))) == 5
+    assert not any(dispatcher.queued(state) for state in states)

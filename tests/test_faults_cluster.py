@@ -21,11 +21,11 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from tests.redis_server import RedisServer
 
 from planweave import Engine, Plan, TaskSpec
 from planweave._plugins import load_tools
 from planweave.events import Event
-from tests.redis_server import RedisServer
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 

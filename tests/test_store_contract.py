@@ -21,8 +21,10 @@ from planweave.errors import (
 )
 from planweave.events import (
     Event,
+    JobCompleted,
     JobFailed,
     JobOptions,
+    LlmCalled,
     TaskAssigned,
     TaskCompleted,
     TaskReady,
@@ -30,7 +32,7 @@ from planweave.events import (
 )
 from planweave.state import JobState, apply, replay
 from planweave.store import ArtifactRow, Batch, MemoryStore, Store, open_store
-from planweave.store.base import Claim
+from planweave.store.base import Claim, TenantUsage
 from planweave.store.sqlite import SqliteStore
 from store_helpers import (
     PLAN,
@@ -461,6 +463,56 @@ async def test_only_finished_jobs_are_deleted_with_everything_they_own(store: St
     assert await store.delete_job("done") is False
 
 
+async def _tenant_job(
+    store: Store, job_id: str, tenant: str, *, at: float, finish: bool = False
+) -> JobState:
+    """A job of ``tenant`` with some progress ($0.25 spent); ``finish`` ends it."""
+    first = submitted(job_id, at=at).model_copy(update={"tenant": tenant})
+    events: list[Event] = [first, *progress(job_id, at=at)]
+    if finish:
+        events.append(JobCompleted(job_id=job_id, seq=8, at=at + 7, result="done"))
+    state = replay(events)
+    await store.commit(batch_for(state, events))
+    return state
+
+
+async def test_tenant_usage_counts_active_jobs_stored_bytes_and_recent_spend(
+    store: Store,
+) -> None:
+    old = await _tenant_job(store, "a0", "acme", at=0.0, finish=True)
+    a1 = await _tenant_job(store, "a1", "acme", at=1000.0)
+    # a1 runs on: a model call at 1800 costs another dollar.
+    late = LlmCalled(job_id="a1", task_id="add", seq=8, at=1800.0, model="m", role="executor",
+                     cost_usd=1.0, reply="more")  # fmt: skip
+    apply(a1, late)
+    await store.commit(batch_for(a1, [late]))
+    a2 = await _tenant_job(store, "a2", "acme", at=2000.0, finish=True)
+    b1 = await _tenant_job(store, "b1", "beta", at=1000.0)
+    files = [
+        ArtifactRow("a2", "result.md", "/ws/result.md", 500, "text/markdown", 2007.0),
+        ArtifactRow("a2", "data.csv", "/ws/data.csv", 70, "text/csv", 2007.0),
+    ]
+    await store.commit(Batch(artifacts=files))
+    assert a2.data_bytes > b1.data_bytes > 0  # a2's JobCompleted counts too
+
+    # a0 ended at 7, before a window from 1500; a1 (created before it) ran on inside it.
+    assert await store.tenant_usage("acme", since=1500.0) == TenantUsage(
+        active_jobs=1,
+        stored_bytes=old.data_bytes + a1.data_bytes + a2.data_bytes + 570,
+        spent_usd=pytest.approx(1.5),
+    )
+    assert (await store.tenant_usage("acme", since=0.0)).spent_usd == pytest.approx(1.75)
+    beta = await store.tenant_usage("beta", since=0.0)
+    assert (beta.active_jobs, beta.stored_bytes) == (1, b1.data_bytes)
+    assert await store.tenant_usage("nobody", since=0.0) == TenantUsage()
+
+    assert await store.delete_job("a2") is True
+    assert await store.delete_job("a0") is True
+    assert await store.tenant_usage("acme", since=0.0) == TenantUsage(
+        active_jobs=1, stored_bytes=a1.data_bytes, spent_usd=1.25
+    )
+
+
 async def test_commit_soon_batches_are_durable_once_a_later_commit_returns(store: Store) -> None:
     events: list[Event] = [submitted("job1"), *progress("job1")]
     state: JobState | None = None
@@ -540,7 +592,8 @@ def test_open_store_chooses_the_backend_by_scheme(tmp_path: Path) -> None:
 
 def test_the_package_exports_what_it_lists() -> None:
     assert sorted(planweave.store.__all__) == [
-        "ArtifactRow", "Batch", "Command", "JobSummary", "MemoryStore", "Store", "open_store",
+        "ArtifactRow", "Batch", "Command", "JobSummary", "MemoryStore", "Store", "TenantUsage",
+        "open_store",
     ]  # fmt: skip
     for name in planweave.store.__all__:
         assert getattr(planweave.store, name) is not None

@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 import pytest
 import yaml
+from tests.postgres_server import SECRET_PASSWORD, SECRET_USER, PgServer
 
 from planweave import Engine, Plan, TaskSpec, tool
 from planweave.errors import (
@@ -35,7 +36,6 @@ from planweave.llm import ScriptedModel
 from planweave.state import replay
 from planweave.store import Batch, Store, open_store
 from planweave.store.postgres import PostgresStore
-from tests.postgres_server import SECRET_PASSWORD, SECRET_USER, PgServer
 from store_helpers import add_job, created, ready, step, submitted
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from planweave.constants import STORE_SCHEMA_VERSION, TABLE_META
+from planweave.constants import EVENT_BASE_BYTES, STORE_SCHEMA_VERSION, TABLE_META
 from planweave.errors import ClaimLost, ConfigError, LogConflict, StoreUnavailable
 from planweave.events import Event, LlmCalled
 from planweave.state import JobState, apply, replay
@@ -375,7 +375,8 @@ async def test_sqlite_a_version_1_file_keeps_its_claims(tmp_path: Path) -> None:
     from planweave.store._sqlgen import compile_sql
 
     path = tmp_path / "v1.db"
-    row = (*_rows.encode_job(replay([submitted("job1")]).to_row()), "cp1", 150.0)
+    # A version-1 row: no data_bytes (the last column today), and the claim in the job row.
+    row = (*_rows.encode_job(replay([submitted("job1")]).to_row())[:-1], "cp1", 150.0)
     with sqlite3.connect(path) as conn:
         _schema.MIGRATIONS[0](lambda stmt: conn.execute(compile_sql(stmt).text))
         conn.execute(f"INSERT INTO {TABLE_META} VALUES ('schema_version', '1')")
@@ -389,6 +390,7 @@ async def test_sqlite_a_version_1_file_keeps_its_claims(tmp_path: Path) -> None:
         assert await store.claim_job("job1", "cp2", lease_s=10) is False
         loaded = await store.load_job("job1")
         assert loaded is not None and loaded.goal == "a goal"
+        assert loaded.data_bytes == EVENT_BASE_BYTES  # one event, estimated by the migration
     finally:
         await store.close()
     with sqlite3.connect(path) as conn:

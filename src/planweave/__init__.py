@@ -30,6 +30,7 @@ from planweave.errors import (
     PlanInvalid,
     PlanweaveError,
     PolicyViolation,
+    QuotaExceeded,
     RetryTask,
     RunError,
     Signal,
@@ -39,6 +40,7 @@ from planweave.errors import (
 )
 
 if TYPE_CHECKING:
+    from planweave._quotas import TenantQuotas
     from planweave.engine import Engine, JobResult
     from planweave.events import Event, JobOptions, Usage, parse_event
     from planweave.plan import Plan, TaskSpec, load_plan_file, validate_plan
@@ -60,6 +62,7 @@ _LAZY: dict[str, str] = {
     "Tool": "planweave.tools",
     "ToolContext": "planweave.tools",
     "tool": "planweave.tools",
+    "TenantQuotas": "planweave._quotas",
 }
 
 
@@ -85,10 +88,12 @@ __all__ = [
     "PlanInvalid",
     "PlanweaveError",
     "PolicyViolation",
+    "QuotaExceeded",
     "RetryTask",
     "RunError",
     "Signal",
     "TaskSpec",
+    "TenantQuotas",
     "Tool",
     "ToolContext",
     "ToolError",

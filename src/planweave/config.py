@@ -16,7 +16,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -32,13 +32,21 @@ from planweave.constants import (
     DEFAULT_MAX_EVENT_STREAMS_PER_TENANT,
     DEFAULT_MAX_HEADER_BYTES,
     DEFAULT_MAX_JOB_TOKENS,
+    DEFAULT_MAX_QUEUED_JOBS_PER_TENANT,
+    DEFAULT_MAX_RUNNING_JOBS_PER_TENANT,
+    DEFAULT_MAX_TENANT_SPEND_USD,
+    DEFAULT_MAX_TENANT_STORAGE_BYTES,
     DEFAULT_MAX_USER_PLAN_TASKS,
     DEFAULT_REQUEST_BODY_TIMEOUT_S,
     DEFAULT_REQUEST_HEADER_TIMEOUT_S,
     DEFAULT_STORE_FILE,
+    DEFAULT_TENANT_SPEND_WINDOW_S,
     DEFAULT_WORKER_GRACE_S,
 )
 from planweave.errors import ConfigError
+
+if TYPE_CHECKING:
+    from planweave._quotas import TenantQuotas
 
 __all__ = ["CONFIG_FILE", "ENV_PREFIX", "Settings", "hash_token", "load_settings"]
 
@@ -82,6 +90,11 @@ _EXPECTED: dict[str, str] = {
     "max_header_bytes": "a whole number of bytes, at least 1024",
     "max_event_streams_per_tenant": "a whole number of streams, at least 1",
     "max_user_plan_tasks": "a whole number of tasks, at least 1",
+    "max_running_jobs_per_tenant": "a whole number of jobs, at least 0 (0 turns the limit off)",
+    "max_queued_jobs_per_tenant": "a whole number of jobs, at least 0",
+    "max_tenant_storage_bytes": "a whole number of bytes, at least 0 (0 turns the limit off)",
+    "max_tenant_spend_usd": "a number of dollars, at least 0 (0 turns the limit off)",
+    "tenant_spend_window_s": "a number of seconds greater than 0",
     "claim_lease_s": "a number of seconds greater than 0",
     "work_lease_s": "a number of seconds greater than 0",
 }
@@ -160,6 +173,18 @@ class Settings(BaseModel):
         max_user_plan_tasks: Largest plan a user may submit (``run --plan``, the API, the
             Python ``Engine``); a planner's own plans are limited by the job option
             ``max_plan_tasks``.
+        max_running_jobs_per_tenant: A tenant's jobs that run at once (0: no limit); its
+            further jobs are accepted but wait, and start by themselves as earlier ones end.
+        max_queued_jobs_per_tenant: A tenant's jobs that may wait beyond the running ones; a
+            submission past running plus waiting is refused (API: 429 ``tenant_job_limit``).
+            Only counted while ``max_running_jobs_per_tenant`` is on.
+        max_tenant_storage_bytes: Bytes a tenant's stored jobs may hold, their recorded data
+            and artifact files (0: no limit); a submission at it is refused (API: 429
+            ``tenant_storage_limit``) until finished jobs are deleted.
+        max_tenant_spend_usd: Dollars a tenant's jobs may spend in ``tenant_spend_window_s``
+            (0: no limit); a submission at it is refused (API: 429 ``tenant_spend_limit``),
+            and a job's dollar budget is at most what its tenant has left.
+        tenant_spend_window_s: The rolling window a tenant's spend counts over (a day).
         claim_lease_s: How long a process's claim on a job lasts without renewal: after that
             another process may take the job over (the engine's default when ``None``).
         work_lease_s: How long a worker holds a work item without extending it: after that the
@@ -215,6 +240,15 @@ class Settings(BaseModel):
     max_event_streams_per_tenant: int = Field(default=DEFAULT_MAX_EVENT_STREAMS_PER_TENANT, ge=1)
     api_models: tuple[str, ...] = ()
     max_user_plan_tasks: int = Field(default=DEFAULT_MAX_USER_PLAN_TASKS, ge=1)
+    max_running_jobs_per_tenant: int = Field(default=DEFAULT_MAX_RUNNING_JOBS_PER_TENANT, ge=0)
+    max_queued_jobs_per_tenant: int = Field(default=DEFAULT_MAX_QUEUED_JOBS_PER_TENANT, ge=0)
+    max_tenant_storage_bytes: int = Field(default=DEFAULT_MAX_TENANT_STORAGE_BYTES, ge=0)
+    max_tenant_spend_usd: float = Field(
+        default=DEFAULT_MAX_TENANT_SPEND_USD, ge=0, allow_inf_nan=False
+    )
+    tenant_spend_window_s: float = Field(
+        default=DEFAULT_TENANT_SPEND_WINDOW_S, gt=0, allow_inf_nan=False
+    )
     claim_lease_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     work_lease_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     workers: bool | None = None
@@ -300,6 +334,19 @@ class Settings(BaseModel):
             return self.store
         return f"sqlite:///{self.data_dir / DEFAULT_STORE_FILE}"
 
+    def tenant_quotas(self) -> TenantQuotas:
+        """The per-tenant quotas these settings give (a setting of 0 turns its limit off)."""
+        from planweave._quotas import TenantQuotas
+
+        running = self.max_running_jobs_per_tenant or None
+        return TenantQuotas(
+            max_running_jobs=running,
+            max_queued_jobs=self.max_queued_jobs_per_tenant if running else None,
+            max_storage_bytes=self.max_tenant_storage_bytes or None,
+            max_spend_usd=self.max_tenant_spend_usd or None,
+            spend_window_s=self.tenant_spend_window_s,
+        )
+
     def engine_kwargs(self, *, with_tools: bool = True) -> dict[str, Any]:
         """Keyword arguments for ``Engine(...)`` built from these settings (``with_tools``:
         import the ``tools`` too; an engine that only reads jobs needs none)."""
@@ -335,6 +382,7 @@ class Settings(BaseModel):
             "job_defaults": JobOptions(
                 max_cost_usd=self.max_cost_usd, max_job_tokens=self.max_job_tokens
             ),
+            "tenant_quotas": self.tenant_quotas(),
             **leases,
         }
 

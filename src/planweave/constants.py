@@ -7,7 +7,7 @@ from typing import Final
 SCHEMA_VERSION: Final = 1
 """Version of the wire format of events, work items and outcomes."""
 
-STORE_SCHEMA_VERSION: Final = 2
+STORE_SCHEMA_VERSION: Final = 3
 """Version of the SQL schema; migrations bring an older file up to it."""
 STORE_SCHEMA_VERSION_KEY: Final = "schema_version"
 """Key of the schema version's row in the ``pw_meta`` table."""
@@ -164,6 +164,25 @@ RESULT_PREVIEW_CHARS: Final = 1_000
 """How much of a result moved to a file its reference shows."""
 DEFAULT_MAX_JOB_EVENTS: Final = 100_000
 """Most events one job may record; past it the job fails with code ``job_too_large``."""
+DEFAULT_MAX_JOB_BYTES: Final = 64 * 1024 * 1024
+"""Most bytes of data one job may record (the job option ``max_job_bytes``, 64 MiB): the text of
+its goals, plans, results, answers, errors and tool calls, and a fixed share per event; past it
+the job fails with code ``job_too_large``."""
+EVENT_BASE_BYTES: Final = 160
+"""What one event counts toward ``max_job_bytes`` besides its text: about the size of the ids,
+numbers and names every stored event carries."""
+
+# Per-tenant quotas (``TenantQuotas``; settings of the same names for ``planweave serve``).
+DEFAULT_MAX_RUNNING_JOBS_PER_TENANT: Final = 64
+"""A tenant's jobs that run at once; the tenant's further jobs wait (queued) for one to end."""
+DEFAULT_MAX_QUEUED_JOBS_PER_TENANT: Final = 1_000
+"""A tenant's jobs that may wait beyond the running ones; a submission past it is refused."""
+DEFAULT_MAX_TENANT_STORAGE_BYTES: Final = 10 * 1024 * 1024 * 1024
+"""Bytes a tenant's stored jobs may hold (their recorded data and artifact files), 10 GiB."""
+DEFAULT_MAX_TENANT_SPEND_USD: Final = 100.0
+"""Dollars a tenant's jobs may spend in one spend window."""
+DEFAULT_TENANT_SPEND_WINDOW_S: Final = 86_400.0
+"""The rolling window a tenant's spend is counted over (a day)."""
 
 # Limits on input files and parsed data (see docs/security.md).
 MAX_INPUT_FILE_BYTES: Final = 10_000_000

@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from planweave._follow import REMOTE_POLL_S, follow_runs
+from planweave._quotas import TenantQuotas, check_quotas
 from planweave.bus import Bus, open_bus
 from planweave.bus.base import DeadLetter, Subscription
 from planweave.constants import (
@@ -137,6 +139,10 @@ class Engine:
         job_defaults: The options a job gets where its submitter sets none (default:
             ``JobOptions()``, whose budgets are ``max_cost_usd`` $5 and ``max_job_tokens``
             2,000,000).
+        tenant_quotas: Limits on each tenant's running and queued jobs, storage and spend,
+            enforced by ``submit`` and the control plane (``TenantQuotas``). ``None`` (the
+            default for a Python program, which is one user) sets none; ``planweave serve``
+            and ``planweave run`` set the ``TenantQuotas`` defaults unless configured.
     """
 
     def __init__(
@@ -161,6 +167,7 @@ class Engine:
         tool_processes: int = DEFAULT_TOOL_PROCESSES,
         tool_memory_bytes: int | None = DEFAULT_TOOL_MEMORY_BYTES,
         job_defaults: JobOptions | None = None,
+        tenant_quotas: TenantQuotas | None = None,
     ) -> None:
         # Absolute, so workspace and artifact paths mean the same from any directory.
         self.data_dir = Path(data_dir if data_dir is not None else DEFAULT_DATA_DIR).resolve()
@@ -205,6 +212,8 @@ class Engine:
         self.tool_memory_bytes = tool_memory_bytes
         self._tool_processes: ToolProcesses | None = None
         self.job_defaults = job_defaults or JobOptions()
+        self.tenant_quotas = tenant_quotas
+        self._submitting: dict[str, int] = {}  # tenant -> submissions between check and store
         self.plane = ControlPlane(
             store=self.store,
             bus=self.bus,
@@ -215,6 +224,9 @@ class Engine:
                 default_model=self._default_model,
                 known_tools=(),  # set with the tool registry (``tools``)
                 reconcile_s=work_lease_s / 3,
+                max_running_jobs_per_tenant=(
+                    None if tenant_quotas is None else tenant_quotas.max_running_jobs
+                ),
             ),
         )
         if self._extra_tools or self._extra_agents:
@@ -399,9 +411,15 @@ class Engine:
         repeated ``idempotency_key`` (per ``tenant``) returns the first job's id, starting nothing.
         ``job_id`` names the new job (default: a fresh id).
 
+        With ``tenant_quotas`` the tenant's quotas are checked first, and the job's dollar
+        budget is at most what the tenant has left of its spend quota. A job beyond the
+        tenant's ``max_running_jobs`` is accepted but waits (``queued``) until one of the
+        tenant's running jobs ends.
+
         Raises:
             UsageError: neither a goal nor a plan, or bad options.
             PlanInvalid: the plan does not validate.
+            QuotaExceeded: the tenant is at a quota (``code`` names which); nothing started.
         """
         self._need_plane("submit jobs")
         await self.start()
@@ -436,14 +454,60 @@ class Engine:
             goal = goal or "(user plan)"
         elif not goal or not goal.strip():
             raise UsageError("give a goal, or a plan to run")
-        return await self.plane.submit(
-            goal=goal,
-            plan=specs,
-            options=opts,
-            job_id=job_id,
-            tenant=tenant,
-            idempotency_key=idempotency_key,
-        )
+        quotas = self.tenant_quotas
+        if quotas is None:
+            return await self.plane.submit(
+                goal=goal,
+                plan=specs,
+                options=opts,
+                job_id=job_id,
+                tenant=tenant,
+                idempotency_key=idempotency_key,
+            )
+        submitting = self._submitting
+        others = submitting.get(tenant, 0)
+        submitting[tenant] = others + 1
+        try:
+            opts = await self._within_quotas(quotas, tenant, idempotency_key, opts, others)
+            return await self.plane.submit(
+                goal=goal,
+                plan=specs,
+                options=opts,
+                job_id=job_id,
+                tenant=tenant,
+                idempotency_key=idempotency_key,
+            )
+        finally:
+            left = submitting[tenant] - 1
+            if left:
+                submitting[tenant] = left
+            else:
+                del submitting[tenant]
+
+    async def _within_quotas(
+        self,
+        quotas: TenantQuotas,
+        tenant: str,
+        idempotency_key: str | None,
+        opts: JobOptions,
+        submitting: int,
+    ) -> JobOptions:
+        """Refuse a submission over the tenant's quotas; cap the job's dollar budget at what
+        the tenant has left to spend."""
+        if idempotency_key is not None and await self.store.find_job(tenant, idempotency_key):
+            return opts  # a repeat: the plane answers with the first job, starting nothing
+        usage = await self.store.tenant_usage(tenant, since=time.time() - quotas.spend_window_s)
+        left_usd = check_quotas(quotas, tenant, usage, submitting=submitting)
+        if left_usd is not None and (opts.max_cost_usd is None or opts.max_cost_usd > left_usd):
+            opts = opts.model_copy(update={"max_cost_usd": left_usd})
+        return opts
+
+    def queued(self, job_id: str) -> bool:
+        """Whether a job this engine drives waits for one of its tenant's running jobs to end
+        (``TenantQuotas.max_running_jobs``) before its tasks go to workers; it starts by itself.
+
+        ``False`` for a job driven by another process, or not at all."""
+        return self.plane.queued(job_id)
 
     async def wait(self, job_id: str) -> JobResult:
         """Wait for a job running in this engine to finish."""

@@ -17,6 +17,7 @@ Foreign exceptions (sqlite3, redis, openai, httpx) are translated at the adapter
     │   ├── PlanInvalid
     │   ├── JobNotFound
     │   ├── JobBusy
+    │   ├── QuotaExceeded
     │   └── ScriptedModelMismatch
     ├── RunError
     │   ├── ModelError
@@ -65,6 +66,8 @@ __all__ = [
     "PlanInvalid",
     "PlanweaveError",
     "PolicyViolation",
+    "QuotaCode",
+    "QuotaExceeded",
     "RetryTask",
     "RunError",
     "ScriptedModelMismatch",
@@ -133,6 +136,24 @@ class JobNotFound(UsageError):
 
 class JobBusy(UsageError):
     """Another process is running the job (its claim on the job has not expired)."""
+
+
+QuotaCode = Literal["tenant_job_limit", "tenant_storage_limit", "tenant_spend_limit"]
+"""Which of a tenant's quotas refused a submission: its running and queued jobs, the bytes its
+stored jobs hold, or what its jobs spent in the spend window."""
+
+
+class QuotaExceeded(UsageError):
+    """A submission was refused because its tenant is at one of its quotas (``TenantQuotas``).
+
+    Nothing was started. ``code`` names the quota; the message says what frees it (a job
+    ending, deleting finished jobs, the spend window moving on). The API answers 429 with
+    ``code`` as the error's code.
+    """
+
+    def __init__(self, code: QuotaCode, message: str) -> None:
+        self.code: QuotaCode = code
+        super().__init__(message)
 
 
 class ScriptedModelMismatch(UsageError):

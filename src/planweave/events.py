@@ -22,6 +22,7 @@ from planweave.constants import (
     DEFAULT_MAX_AGENT_STEPS,
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_MAX_COST_USD,
+    DEFAULT_MAX_JOB_BYTES,
     DEFAULT_MAX_JOB_EVENTS,
     DEFAULT_MAX_JOB_TASKS,
     DEFAULT_MAX_JOB_TOKENS,
@@ -186,6 +187,11 @@ class JobOptions(BaseModel):
             (dependent tasks still get the whole value).
         max_job_events: Most events the job may record; past it the job fails with code
             ``job_too_large``.
+        max_job_bytes: Most bytes of data the job may record (default 64 MiB): the text of its
+            goal, plans, task results, answers, errors and tool calls (arguments and results),
+            counted by length as it is recorded, plus a fixed share per event; past it the job
+            fails with code ``job_too_large``. Artifact files are not counted here (the
+            tenant's storage quota counts them).
         priority: Higher runs first when workers are busy, among the same tenant's jobs (the
             tenants take turns, whatever their jobs' priorities).
         workspace: Folder the file tools may read and write.
@@ -211,6 +217,7 @@ class JobOptions(BaseModel):
     max_agent_steps: int = Field(default=DEFAULT_MAX_AGENT_STEPS, ge=1, le=100)
     max_result_bytes: int = Field(default=DEFAULT_MAX_RESULT_BYTES, ge=1024, le=64 * 1024 * 1024)
     max_job_events: int = Field(default=DEFAULT_MAX_JOB_EVENTS, ge=100, le=100_000_000)
+    max_job_bytes: int = Field(default=DEFAULT_MAX_JOB_BYTES, ge=64 * 1024, le=1 << 40)
     max_tool_calls: int = Field(default=DEFAULT_MAX_TOOL_CALLS, ge=1, le=10_000)
     max_tool_calls_per_step: int = Field(default=DEFAULT_MAX_TOOL_CALLS_PER_STEP, ge=1, le=1_000)
     priority: int = 0

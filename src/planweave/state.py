@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from planweave.constants import TERMINAL_STATUSES
+from planweave.constants import EVENT_BASE_BYTES, TERMINAL_STATUSES
 from planweave.events import (
     ArtifactCreated,
     Event,
@@ -43,6 +43,7 @@ __all__ = [
     "TaskState",
     "TaskStatus",
     "apply",
+    "data_size",
     "replay",
 ]
 
@@ -146,6 +147,9 @@ class JobState:
     """True when the job's root is a planner task (a goal), False for a user-written plan."""
     tenant: str = "default"
     idempotency_key: str | None = None
+    data_bytes: int = 0
+    """What the job's events recorded, about: their text by length and ``EVENT_BASE_BYTES``
+    each (held to the job option ``max_job_bytes``; counted in its tenant's storage)."""
     open_tasks: int = 0
     """Tasks not yet terminal (derived, never stored)."""
 
@@ -176,6 +180,7 @@ class JobState:
             "planned": self.planned,
             "tenant": self.tenant,
             "idempotency_key": self.idempotency_key,
+            "data_bytes": self.data_bytes,
         }
 
     @classmethod
@@ -202,6 +207,7 @@ class JobState:
             planned=job["planned"],
             tenant=job["tenant"],
             idempotency_key=job["idempotency_key"],
+            data_bytes=job["data_bytes"],
         )
         for row in sorted(tasks, key=lambda r: r["ord"]):
             state.tasks[row["task_id"]] = TaskState(
@@ -293,7 +299,8 @@ def apply(state: JobState | None, event: Event) -> JobState:
     """Apply one event to a job's state (creating it on ``JobSubmitted``) and return it.
 
     Deterministic: the same events in the same order always give the same state. Each event
-    type has one handler (``_APPLY``); an event type without one only advances ``seq``.
+    type has one handler (``_APPLY``); an event type without one only advances ``seq`` and
+    counts its ``EVENT_BASE_BYTES`` in ``data_bytes`` (a handler adds the size of its text).
     """
     if state is None:
         if not isinstance(event, JobSubmitted):
@@ -301,10 +308,52 @@ def apply(state: JobState | None, event: Event) -> JobState:
         return _submitted(event)
     state.seq = event.seq
     state.updated_at = event.at
+    state.data_bytes += EVENT_BASE_BYTES
     handler = _APPLY.get(type(event))
     if handler is not None:
         handler(state, event)
     return state
+
+
+def data_size(value: Any) -> int:
+    """About the length of ``value`` as JSON, from the lengths of its text, without encoding it.
+
+    Text counts its characters (a character outside ASCII is more bytes in UTF-8: this is an
+    estimate, a fraction of the cost of encoding), numbers and other scalars 8 each, models
+    (task specs) their fields. Walked without recursion, so any nesting is safe.
+    """
+    if isinstance(value, str):  # the common case: a result, an answer, a goal
+        return len(value) + 2
+    total = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item) + 2
+        elif isinstance(item, dict):
+            total += 2 + 2 * len(item)
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            total += 2 + len(item)
+            stack.extend(item)
+        elif isinstance(item, TaskSpec):
+            total += _spec_size(item)
+        else:
+            total += 8
+    return total
+
+
+def _spec_size(spec: TaskSpec) -> int:
+    size = 48 + len(spec.id) + len(spec.goal)
+    for dep in spec.depends_on:
+        size += len(dep) + 3
+    return size + data_size(spec.args) if spec.args else size
+
+
+def _plan_size(specs: tuple[TaskSpec, ...] | None) -> int:
+    """``data_size`` of a plan, without the general walk: plans can hold thousands of tasks."""
+    return 0 if specs is None else 2 + sum(_spec_size(spec) + 1 for spec in specs)
 
 
 _Handler = Callable[[JobState, Any], None]
@@ -336,6 +385,7 @@ def _submitted(event: JobSubmitted) -> JobState:
         planned=event.plan is None,
         tenant=event.tenant,
         idempotency_key=event.idempotency_key,
+        data_bytes=EVENT_BASE_BYTES + data_size(event.goal) + _plan_size(event.plan),
     )
     if event.plan is None:
         root = TaskSpec(id="root", goal=event.goal, kind="plan")
@@ -381,6 +431,7 @@ def _completed(state: JobState, event: TaskCompleted) -> None:
     task = _task(state, event)
     task.status = "succeeded"
     task.result = event.result
+    state.data_bytes += data_size(event.result)
     task.error = None
     task.finished_at = event.at
     _settle(state, task)
@@ -392,6 +443,7 @@ def _completed(state: JobState, event: TaskCompleted) -> None:
 @_on(SubtasksPlanned)
 def _planned(state: JobState, event: SubtasksPlanned) -> None:
     task = _task(state, event)
+    state.data_bytes += _plan_size(event.tasks)
     for spec in event.tasks:
         _add_task(state, spec, parent=task.id, depth=event.depth, at=event.at)
 
@@ -402,6 +454,7 @@ def _retrying(state: JobState, event: TaskRetrying) -> None:
     task.status = "pending"
     task.failures += 1
     task.error = event.error
+    state.data_bytes += len(event.error)
     task.not_before = event.not_before
 
 
@@ -411,6 +464,7 @@ def _failed(state: JobState, event: TaskFailed) -> None:
     task.status = "failed"
     task.failures += 1
     task.error = event.error
+    state.data_bytes += len(event.error)
     task.finished_at = event.at
     _settle(state, task)
 
@@ -420,6 +474,7 @@ def _cancelled(state: JobState, event: TaskCancelled) -> None:
     task = _task(state, event)
     task.status = "cancelled"
     task.error = task.error or event.reason
+    state.data_bytes += len(event.reason)
     task.finished_at = event.at
     _settle(state, task)
 
@@ -445,6 +500,7 @@ def _reopened(state: JobState, event: JobReopened) -> None:
 @_on(LlmCalled)
 def _llm_called(state: JobState, event: LlmCalled) -> None:
     state.llm_calls += 1
+    state.data_bytes += len(event.prompt) + len(event.reply) + len(event.error or "")
     state.tokens_in += event.tokens_in
     state.tokens_out += event.tokens_out
     state.cost_usd += event.cost_usd
@@ -458,10 +514,14 @@ def _llm_called(state: JobState, event: LlmCalled) -> None:
 @_on(ToolCalled)
 def _tool_called(state: JobState, event: ToolCalled) -> None:
     state.tool_calls += 1
+    state.data_bytes += (
+        len(event.name) + data_size(event.args) + len(event.result) + len(event.error or "")
+    )
 
 
 @_on(ArtifactCreated)
 def _artifact(state: JobState, event: ArtifactCreated) -> None:
+    state.data_bytes += len(event.name)
     if event.name not in state.artifacts:
         state.artifacts.append(event.name)
 
@@ -470,6 +530,7 @@ def _artifact(state: JobState, event: ArtifactCreated) -> None:
 def _job_completed(state: JobState, event: JobCompleted) -> None:
     state.status = "succeeded"
     state.result = event.result
+    state.data_bytes += data_size(event.result)
     state.finished_at = event.at
 
 
@@ -477,6 +538,7 @@ def _job_completed(state: JobState, event: JobCompleted) -> None:
 def _job_failed(state: JobState, event: JobFailed) -> None:
     state.status = "failed"
     state.error = event.reason
+    state.data_bytes += len(event.reason)
     state.finished_at = event.at
 
 
@@ -484,6 +546,7 @@ def _job_failed(state: JobState, event: JobFailed) -> None:
 def _job_cancelled(state: JobState, event: JobCancelled) -> None:
     state.status = "cancelled"
     state.error = event.reason
+    state.data_bytes += len(event.reason)
     state.finished_at = event.at
 
 
@@ -491,6 +554,7 @@ def _job_cancelled(state: JobState, event: JobCancelled) -> None:
 def _replan_requested(state: JobState, event: ReplanRequested) -> None:
     """Add the replanning task and re-point the survivors that depended on superseded work."""
     tasks = state.tasks
+    state.data_bytes += len(event.goal) + len(event.reason)
     superseded = set(event.superseded)
     for task_id in (*event.superseded, event.failed_task):
         tasks[task_id].superseded = True

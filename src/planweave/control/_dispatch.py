@@ -6,6 +6,13 @@ turn), so a tenant that floods the plane with jobs, or gives them a huge ``prior
 hold back the others; within one tenant, higher job priority goes first, then the order the
 tasks became ready. A slot is taken when a task is handed out and given back when the decider
 says the task's attempt ended (or its job is forgotten).
+
+With a limit on the jobs a tenant runs at once (``max_running_jobs_per_tenant``), a job counts
+as running from its first task handed out until it is forgotten (it ended, or is no longer
+driven here). A ready task of a job that is not running while its tenant is at the limit is
+held back (the job is *queued*); when one of the tenant's running jobs ends, its held-back
+tasks go back into the queues in their old order, so the waiting job with the highest priority,
+then the oldest, starts next. Other tenants are not held back by it.
 """
 
 from __future__ import annotations
@@ -57,16 +64,30 @@ class _Queue:
 
 
 class Dispatcher:
-    """Ready tasks per worker kind, and the tasks out with each kind."""
+    """Ready tasks per worker kind, the tasks out with each kind, and the jobs each tenant runs."""
 
-    __slots__ = ("_arrivals", "_inflight", "_limits", "_ready", "_running")
+    __slots__ = (
+        "_arrivals",
+        "_held",
+        "_inflight",
+        "_limits",
+        "_max_jobs",
+        "_ready",
+        "_running",
+        "_tenant_jobs",
+    )
 
-    def __init__(self, max_inflight: dict[str, int]) -> None:
+    def __init__(
+        self, max_inflight: dict[str, int], *, max_running_jobs_per_tenant: int | None = None
+    ) -> None:
         self._limits = max_inflight
         self._ready: dict[str, _Queue] = {}
         self._arrivals = itertools.count()
         self._inflight: dict[str, int] = {}
         self._running: dict[tuple[str, str], str] = {}
+        self._max_jobs = max_running_jobs_per_tenant
+        self._tenant_jobs: dict[str, set[str]] = {}  # tenant -> its running jobs
+        self._held: dict[str, list[tuple[str, _Entry]]] = {}  # tenant -> (worker, task) held back
 
     def push(self, state: JobState, task_id: str) -> None:
         """Queue a ready task for its kind of worker."""
@@ -83,7 +104,8 @@ class Dispatcher:
         limits = self._limits
         inflight = self._inflight
         running = self._running
-        for worker, queue in self._ready.items():
+        max_jobs = self._max_jobs
+        for worker, queue in list(self._ready.items()):
             limit = limits.get(worker, _DEFAULT_LIMIT)
             while inflight.get(worker, 0) < limit:
                 entry = queue.pop()
@@ -92,6 +114,9 @@ class Dispatcher:
                 _, _, job_id, task_id = entry
                 state = jobs.get(job_id)
                 if state is None or state.terminal or state.tasks[task_id].status != "ready":
+                    continue
+                if max_jobs is not None and not self._admit(state, max_jobs):
+                    self._held.setdefault(state.tenant, []).append((worker, entry))
                     continue
                 inflight[worker] = inflight.get(worker, 0) + 1
                 running[(job_id, task_id)] = worker
@@ -105,6 +130,41 @@ class Dispatcher:
             if worker is not None:
                 self._inflight[worker] -= 1
 
-    def forget(self, state: JobState) -> None:
-        """The job is no longer driven here: free the slots of its tasks that were out."""
+    def forget(self, state: JobState) -> bool:
+        """The job is no longer driven here: free the slots of its tasks that were out, and its
+        tenant's running-job slot. Returns whether tasks held back for that slot are ready to
+        go out again (the caller dispatches them)."""
         self.ended(state.id, list(state.tasks))
+        jobs = self._tenant_jobs.get(state.tenant)
+        if jobs is None or state.id not in jobs:
+            return False
+        jobs.discard(state.id)
+        if not jobs:
+            del self._tenant_jobs[state.tenant]
+        held = self._held.pop(state.tenant, None)
+        if not held:
+            return False
+        for worker, entry in held:
+            self._ready[worker].push(state.tenant, entry)
+        return True
+
+    def queued(self, state: JobState) -> bool:
+        """Whether the job waits for one of its tenant's running jobs to end before any of its
+        tasks may go out."""
+        max_jobs = self._max_jobs
+        if max_jobs is None or state.terminal:
+            return False
+        jobs = self._tenant_jobs.get(state.tenant)
+        return jobs is not None and state.id not in jobs and len(jobs) >= max_jobs
+
+    def _admit(self, state: JobState, max_jobs: int) -> bool:
+        """Count the job as running for its tenant, if it is already or a slot is free."""
+        jobs = self._tenant_jobs.get(state.tenant)
+        if jobs is None:
+            jobs = self._tenant_jobs[state.tenant] = set()
+        elif state.id in jobs:
+            return True
+        if len(jobs) >= max_jobs:
+            return False
+        jobs.add(state.id)
+        return True

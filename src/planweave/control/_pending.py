@@ -33,6 +33,8 @@ class PlaneSettings:
         known_tools: Names of registered tools (told to planners).
         reconcile_s: On a bus that can lose messages (``Bus.loses_messages``), how often to
             check that the work items out are still on it (see ``_reconcile``).
+        max_running_jobs_per_tenant: Most jobs of one tenant that run at once here (``None``:
+            no limit); the tenant's further jobs wait until one of them ends.
     """
 
     max_inflight: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_CONCURRENCY))
@@ -42,6 +44,7 @@ class PlaneSettings:
     default_model: str | None = None
     known_tools: tuple[str, ...] = ()
     reconcile_s: float = 10.0
+    max_running_jobs_per_tenant: int | None = None
 
 
 class Pending:

@@ -313,16 +313,25 @@ def on_call(state: JobState, report: CallReport, *, now: float) -> Decision:
 
 
 def _check_size(out: _Out, task_id: str) -> None:
-    """Fail a job that recorded more events than its ``max_job_events`` allows."""
+    """Fail a job that recorded more events than its ``max_job_events`` allows, or more data
+    than its ``max_job_bytes`` (``JobState.data_bytes``, counted as its events are applied)."""
     state = out.state
-    limit = state.options.max_job_events
-    if state.seq > limit and not state.terminal:
-        _fail_job(
-            out,
-            f"the job recorded {state.seq} events, over its limit of {limit} (max_job_events)",
-            failed_task=task_id,
-            code="job_too_large",
+    options = state.options
+    if state.terminal:
+        return
+    if state.seq > options.max_job_events:
+        reason = (
+            f"the job recorded {state.seq} events, over its limit of {options.max_job_events} "
+            "(max_job_events)"
         )
+    elif state.data_bytes > options.max_job_bytes:
+        reason = (
+            f"the job recorded about {state.data_bytes} bytes of data, over its limit of "
+            f"{options.max_job_bytes} (raise the job option max_job_bytes to let it keep more)"
+        )
+    else:
+        return
+    _fail_job(out, reason, failed_task=task_id, code="job_too_large")
 
 
 def _check_budgets(out: _Out, task: TaskState) -> bool:

@@ -80,7 +80,13 @@ class ControlPlane:
         self._keys: dict[tuple[str, str], asyncio.Future[str]] = {}
         self._workspace_strs: dict[str, str] = {}
         self._pending = Pending()
-        self._dispatcher = Dispatcher(self.settings.max_inflight)
+        self._dispatcher = Dispatcher(
+            self.settings.max_inflight,
+            max_running_jobs_per_tenant=self.settings.max_running_jobs_per_tenant,
+        )
+        # Tasks held back for their tenant's running-job limit went back into the queues: the
+        # timer loop flushes, so they go out without waiting for another input.
+        self._redispatch = False
         # Work items out, checked against a bus that may lose them (``None``: it cannot).
         self._reconciler = Reconciler() if bus.loses_messages else None
         self._claims = Claims(store, self.owner, lease_s=self.settings.claim_lease_s, clock=clock)
@@ -202,6 +208,12 @@ class ControlPlane:
                     self._push_ready(state, task_id)
             await self._flush()
         return job_id
+
+    def queued(self, job_id: str) -> bool:
+        """Whether a job driven here waits for one of its tenant's running jobs to end (the
+        plane's ``max_running_jobs_per_tenant``) before any of its tasks goes out."""
+        state = self._jobs.get(job_id)
+        return state is not None and self._dispatcher.queued(state)
 
     async def adopt(self, job_id: str, *, force: bool = False) -> JobState:
         """Take over a job from the store (after a crash or in another process) and carry on.
@@ -703,7 +715,9 @@ class ControlPlane:
         self._workspace_strs.pop(state.id, None)
         if self._durable_first:
             self._durable_first.difference_update((state.id, t) for t in state.tasks)
-        self._dispatcher.forget(state)
+        if self._dispatcher.forget(state):
+            self._redispatch = True
+            self._timer_wake.set()
         if self._reconciler is not None:
             self._reconciler.forget_job(state.id)
 
@@ -797,9 +811,12 @@ class ControlPlane:
                     self._take(state, decider.on_tick(state, now=now))
                 else:
                     due = when if due is None else min(due, when)
-            if self._pending.events:
+            if self._pending.events or self._redispatch:
+                self._redispatch = False
                 await self._flush()
             self._timer_wake.clear()
+            if self._redispatch:  # a job ended while this loop flushed
+                continue
             timeout = None if due is None else max(0.0, due - self._clock())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._timer_wake.wait(), timeout)

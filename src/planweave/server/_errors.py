@@ -43,6 +43,9 @@ ErrorCode = Literal[
     "forbidden",
     "payload_too_large",
     "rate_limited",
+    "tenant_job_limit",
+    "tenant_storage_limit",
+    "tenant_spend_limit",
     "method_not_allowed",
     "unavailable",
     "internal",
@@ -106,7 +109,7 @@ _ERROR_DESCRIPTIONS: dict[int, str] = {
     409: "The job's state does not allow it",
     413: "The body is over max_body_bytes",
     422: "The request does not validate",
-    429: "Over a rate limit or the tenant's event stream limit",
+    429: "Over a rate limit, the tenant's event stream limit or one of its quotas",
     503: "The store is unavailable",
 }
 

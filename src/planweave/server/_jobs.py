@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 
-from planweave.errors import JobBusy, JobNotFound, UsageError
+from planweave.errors import JobBusy, JobNotFound, QuotaCode, QuotaExceeded, UsageError
 from planweave.events import LlmCalled, ToolCalled
 from planweave.server._context import Ctx, JobId, Tenant
 from planweave.server._errors import ApiError, SafeJSONResponse, error_responses
@@ -50,6 +50,15 @@ _HISTORY_TYPES = frozenset(
 )
 
 
+_QUOTA_RETRY_AFTER_S: dict[QuotaCode, int] = {
+    "tenant_job_limit": 5,
+    "tenant_storage_limit": 60,
+    "tenant_spend_limit": 300,
+}
+"""A hint for ``Retry-After`` by quota: a job may end any moment, storage frees only when the
+client deletes jobs, spend only as the window moves on."""
+
+
 @router.post(
     "/jobs",
     status_code=201,
@@ -68,7 +77,12 @@ async def create_job(
     ] = None,
 ) -> Any:
     """Submit a goal to plan or a plan to run; returns the new job (201), or the earlier job
-    submitted with the same idempotency key (200)."""
+    submitted with the same idempotency key (200).
+
+    A tenant at one of its quotas is answered 429 with the code ``tenant_job_limit`` (too
+    many unfinished jobs), ``tenant_storage_limit`` (its stored jobs hold too much: delete
+    some) or ``tenant_spend_limit`` (its jobs spent its dollars for the window). A job past
+    the tenant's running-job limit is accepted and waits until an earlier one ends."""
     key = body.idempotency_key or idempotency_key
     engine = ctx.engine
     fields = body.options.fields() if body.options is not None else {}
@@ -88,6 +102,11 @@ async def create_job(
         )
     except JobBusy as exc:
         raise ApiError(409, str(exc)) from None
+    except QuotaExceeded as exc:
+        retry_after_s = _QUOTA_RETRY_AFTER_S[exc.code]
+        raise ApiError(
+            429, str(exc), code=exc.code, headers={"Retry-After": str(retry_after_s)}
+        ) from None
     ctx.remember(job_id, tenant)
     state = await ctx.job(job_id, tenant)
     if not created:

@@ -64,7 +64,12 @@ def _check_json(value: Any) -> None:
 
 class JobOptionsIn(BaseModel):
     """Job options a client may set (see ``planweave.JobOptions``); unset fields keep the
-    engine's defaults."""
+    engine's defaults.
+
+    ``null`` means the same as leaving a field out: the server's default. So an API client
+    cannot lift a budget: every API job has the dollar and token budgets of the server's
+    settings unless it sets lower or higher ones within the bounds here, and its dollars are
+    held to its tenant's spend quota too."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -76,8 +81,34 @@ class JobOptionsIn(BaseModel):
     max_plan_tasks: int | None = Field(default=None, ge=1, le=10_000)
     max_job_tasks: int | None = Field(default=None, ge=1, le=100_000)
     max_replans: int | None = Field(default=None, ge=0, le=20)
-    max_cost_usd: float | None = Field(default=None, ge=0, le=1_000_000)
-    max_job_tokens: int | None = Field(default=None, ge=1, le=10_000_000_000)
+    max_cost_usd: float | None = Field(
+        default=None,
+        ge=0,
+        le=1_000_000,
+        description=(
+            "The job's dollar budget. Omitted or null: the server's max_cost_usd setting. Every "
+            "API job has one, and it is never more than what the tenant has left of its spend "
+            "quota (max_tenant_spend_usd)."
+        ),
+    )
+    max_job_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000_000_000,
+        description=(
+            "The job's token budget (in + out). Omitted or null: the server's max_job_tokens "
+            "setting; every API job has one."
+        ),
+    )
+    max_job_bytes: int | None = Field(
+        default=None,
+        ge=64 * 1024,
+        le=1024 * 1024 * 1024,
+        description=(
+            "Most bytes of data the job may record (its text, results and tool calls); past it "
+            "the job fails with code job_too_large. Omitted or null: 64 MiB."
+        ),
+    )
     max_agent_steps: int | None = Field(default=None, ge=1, le=100)
     max_tool_calls: int | None = Field(default=None, ge=1, le=10_000)
     max_tool_calls_per_step: int | None = Field(default=None, ge=1, le=1_000)

@@ -11,7 +11,7 @@ from typing import Any, cast
 
 from planweave._backends import backend_class, scheme_of
 from planweave.errors import ConfigError
-from planweave.store.base import ArtifactRow, Batch, Command, JobSummary, Store
+from planweave.store.base import ArtifactRow, Batch, Command, JobSummary, Store, TenantUsage
 from planweave.store.memory import MemoryStore
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "JobSummary",
     "MemoryStore",
     "Store",
+    "TenantUsage",
     "open_store",
 ]
 

@@ -19,7 +19,7 @@ __all__ = [
     "TASK_COLS",
 ]
 
-JOB_COLS: Final = ('job_id', 'goal', 'options', 'status', 'seq', 'created_at', 'updated_at', 'finished_at', 'result', 'error', 'artifacts', 'tokens_in', 'tokens_out', 'cost_usd', 'llm_calls', 'tool_calls', 'replans', 'planned', 'tenant', 'idempotency_key')
+JOB_COLS: Final = ('job_id', 'goal', 'options', 'status', 'seq', 'created_at', 'updated_at', 'finished_at', 'result', 'error', 'artifacts', 'tokens_in', 'tokens_out', 'cost_usd', 'llm_calls', 'tool_calls', 'replans', 'planned', 'tenant', 'idempotency_key', 'data_bytes')
 """The columns of ``pw_jobs``, in table order."""
 TASK_COLS: Final = ('job_id', 'task_id', 'spec', 'status', 'parent', 'depth', 'attempt', 'failures', 'started', 'result', 'error', 'not_before', 'created_at', 'started_at', 'finished_at', 'tokens_in', 'tokens_out', 'cost_usd', 'ord', 'superseded')
 """The columns of ``pw_tasks``, in table order."""

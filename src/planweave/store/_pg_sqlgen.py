@@ -24,7 +24,13 @@ from planweave.state import TERMINAL_JOB, TERMINAL_TASK
 from planweave.store import _schema as schema
 from planweave.store._rows import SUMMARY_COLS
 from planweave.store._sql import Sql
-from planweave.store._sqlgen import columns_of, compile_sql, param, statements_of
+from planweave.store._sqlgen import (
+    columns_of,
+    compile_sql,
+    param,
+    statements_of,
+    tenant_usage_sql,
+)
 
 __all__ = ["DIALECT", "postgres_migrations", "postgres_statements"]
 
@@ -201,6 +207,11 @@ def postgres_statements() -> dict[str, tuple[Sql | tuple[Sql, ...], str]]:
             _list_jobs(),
             "Job summaries, newest first, with task counts and the claim: ``SUMMARY_COLS``, "
             "tasks total, tasks done, owner, claim expiry.",
+        ),
+        "TENANT_USAGE": (
+            tenant_usage_sql(DIALECT),
+            "A tenant's active jobs, stored bytes (job data and artifacts) and spend since "
+            "``since``.",
         ),
         "FIND_JOB": (
             _compile(

@@ -37,6 +37,7 @@ __all__ = [
     "SELECT_TASKS",
     "SELECT_VERSION",
     "SET_VERSION",
+    "TENANT_USAGE",
     "UPSERT_ARTIFACT",
     "WRITE_ROWS",
     "Sql",
@@ -45,16 +46,16 @@ __all__ = [
 WRITE_ROWS: Final = Sql(
     (
         'WITH j AS \n'
-        '(INSERT INTO pw_jobs (job_id, goal, options, status, seq, created_at, updated_at, finished_at, result, error, artifacts, tokens_in, tokens_out, cost_usd, llm_calls, tool_calls, replans, planned, tenant, idempotency_key) SELECT anon_1.job_id AS job_id, anon_1.goal AS goal, anon_1.options AS options, anon_1.status AS status, anon_1.seq AS seq, anon_1.created_at AS created_at, anon_1.updated_at AS updated_at, anon_1.finished_at AS finished_at, anon_1.result AS result, anon_1.error AS error, anon_1.artifacts AS artifacts, anon_1.tokens_in AS tokens_in, anon_1.tokens_out AS tokens_out, anon_1.cost_usd AS cost_usd, anon_1.llm_calls AS llm_calls, anon_1.tool_calls AS tool_calls, anon_1.replans AS replans, anon_1.planned AS planned, anon_1.tenant AS tenant, anon_1.idempotency_key AS idempotency_key \n'
-        'FROM unnest($1::VARCHAR[], $2::TEXT[], $3::JSONB[], $4::VARCHAR[], $5::INTEGER[], $6::FLOAT[], $7::FLOAT[], $8::FLOAT[], $9::JSONB[], $10::TEXT[], $11::JSONB[], $12::INTEGER[], $13::INTEGER[], $14::FLOAT[], $15::INTEGER[], $16::INTEGER[], $17::INTEGER[], $18::BOOLEAN[], $19::VARCHAR[], $20::VARCHAR[]) AS anon_1(job_id, goal, options, status, seq, created_at, updated_at, finished_at, result, error, artifacts, tokens_in, tokens_out, cost_usd, llm_calls, tool_calls, replans, planned, tenant, idempotency_key) ON CONFLICT (job_id) DO UPDATE SET status = excluded.status, seq = excluded.seq, updated_at = excluded.updated_at, finished_at = excluded.finished_at, result = excluded.result, error = excluded.error, artifacts = excluded.artifacts, tokens_in = excluded.tokens_in, tokens_out = excluded.tokens_out, cost_usd = excluded.cost_usd, llm_calls = excluded.llm_calls, tool_calls = excluded.tool_calls, replans = excluded.replans, planned = excluded.planned), \n'
+        '(INSERT INTO pw_jobs (job_id, goal, options, status, seq, created_at, updated_at, finished_at, result, error, artifacts, tokens_in, tokens_out, cost_usd, llm_calls, tool_calls, replans, planned, tenant, idempotency_key, data_bytes) SELECT anon_1.job_id AS job_id, anon_1.goal AS goal, anon_1.options AS options, anon_1.status AS status, anon_1.seq AS seq, anon_1.created_at AS created_at, anon_1.updated_at AS updated_at, anon_1.finished_at AS finished_at, anon_1.result AS result, anon_1.error AS error, anon_1.artifacts AS artifacts, anon_1.tokens_in AS tokens_in, anon_1.tokens_out AS tokens_out, anon_1.cost_usd AS cost_usd, anon_1.llm_calls AS llm_calls, anon_1.tool_calls AS tool_calls, anon_1.replans AS replans, anon_1.planned AS planned, anon_1.tenant AS tenant, anon_1.idempotency_key AS idempotency_key, anon_1.data_bytes AS data_bytes \n'
+        'FROM unnest($1::VARCHAR[], $2::TEXT[], $3::JSONB[], $4::VARCHAR[], $5::INTEGER[], $6::FLOAT[], $7::FLOAT[], $8::FLOAT[], $9::JSONB[], $10::TEXT[], $11::JSONB[], $12::INTEGER[], $13::INTEGER[], $14::FLOAT[], $15::INTEGER[], $16::INTEGER[], $17::INTEGER[], $18::BOOLEAN[], $19::VARCHAR[], $20::VARCHAR[], $21::BIGINT[]) AS anon_1(job_id, goal, options, status, seq, created_at, updated_at, finished_at, result, error, artifacts, tokens_in, tokens_out, cost_usd, llm_calls, tool_calls, replans, planned, tenant, idempotency_key, data_bytes) ON CONFLICT (job_id) DO UPDATE SET status = excluded.status, seq = excluded.seq, updated_at = excluded.updated_at, finished_at = excluded.finished_at, result = excluded.result, error = excluded.error, artifacts = excluded.artifacts, tokens_in = excluded.tokens_in, tokens_out = excluded.tokens_out, cost_usd = excluded.cost_usd, llm_calls = excluded.llm_calls, tool_calls = excluded.tool_calls, replans = excluded.replans, planned = excluded.planned, data_bytes = excluded.data_bytes), \n'
         't AS \n'
         '(INSERT INTO pw_tasks (job_id, task_id, spec, status, parent, depth, attempt, failures, started, result, error, not_before, created_at, started_at, finished_at, tokens_in, tokens_out, cost_usd, ord, superseded) SELECT anon_2.job_id AS job_id, anon_2.task_id AS task_id, anon_2.spec AS spec, anon_2.status AS status, anon_2.parent AS parent, anon_2.depth AS depth, anon_2.attempt AS attempt, anon_2.failures AS failures, anon_2.started AS started, anon_2.result AS result, anon_2.error AS error, anon_2.not_before AS not_before, anon_2.created_at AS created_at, anon_2.started_at AS started_at, anon_2.finished_at AS finished_at, anon_2.tokens_in AS tokens_in, anon_2.tokens_out AS tokens_out, anon_2.cost_usd AS cost_usd, anon_2.ord AS ord, anon_2.superseded AS superseded \n'
-        'FROM unnest($21::VARCHAR[], $22::VARCHAR[], $23::JSONB[], $24::VARCHAR[], $25::VARCHAR[], $26::INTEGER[], $27::INTEGER[], $28::INTEGER[], $29::BOOLEAN[], $30::JSONB[], $31::TEXT[], $32::FLOAT[], $33::FLOAT[], $34::FLOAT[], $35::FLOAT[], $36::INTEGER[], $37::INTEGER[], $38::FLOAT[], $39::INTEGER[], $40::BOOLEAN[]) AS anon_2(job_id, task_id, spec, status, parent, depth, attempt, failures, started, result, error, not_before, created_at, started_at, finished_at, tokens_in, tokens_out, cost_usd, ord, superseded) ON CONFLICT (job_id, task_id) DO UPDATE SET spec = excluded.spec, status = excluded.status, parent = excluded.parent, depth = excluded.depth, attempt = excluded.attempt, failures = excluded.failures, started = excluded.started, result = excluded.result, error = excluded.error, not_before = excluded.not_before, created_at = excluded.created_at, started_at = excluded.started_at, finished_at = excluded.finished_at, tokens_in = excluded.tokens_in, tokens_out = excluded.tokens_out, cost_usd = excluded.cost_usd, ord = excluded.ord, superseded = excluded.superseded)\n'
+        'FROM unnest($22::VARCHAR[], $23::VARCHAR[], $24::JSONB[], $25::VARCHAR[], $26::VARCHAR[], $27::INTEGER[], $28::INTEGER[], $29::INTEGER[], $30::BOOLEAN[], $31::JSONB[], $32::TEXT[], $33::FLOAT[], $34::FLOAT[], $35::FLOAT[], $36::FLOAT[], $37::INTEGER[], $38::INTEGER[], $39::FLOAT[], $40::INTEGER[], $41::BOOLEAN[]) AS anon_2(job_id, task_id, spec, status, parent, depth, attempt, failures, started, result, error, not_before, created_at, started_at, finished_at, tokens_in, tokens_out, cost_usd, ord, superseded) ON CONFLICT (job_id, task_id) DO UPDATE SET spec = excluded.spec, status = excluded.status, parent = excluded.parent, depth = excluded.depth, attempt = excluded.attempt, failures = excluded.failures, started = excluded.started, result = excluded.result, error = excluded.error, not_before = excluded.not_before, created_at = excluded.created_at, started_at = excluded.started_at, finished_at = excluded.finished_at, tokens_in = excluded.tokens_in, tokens_out = excluded.tokens_out, cost_usd = excluded.cost_usd, ord = excluded.ord, superseded = excluded.superseded)\n'
         ' INSERT INTO pw_events (job_id, seq, id, type, task_id, at, body) SELECT anon_3.job_id, anon_3.seq, anon_3.id, anon_3.type, anon_3.task_id, anon_3.at, anon_3.body \n'
-        'FROM unnest($41::VARCHAR[], $42::INTEGER[], $43::VARCHAR[], $44::VARCHAR[], $45::VARCHAR[], $46::FLOAT[], $47::JSONB[]) AS anon_3(job_id, seq, id, type, task_id, at, body)'
+        'FROM unnest($42::VARCHAR[], $43::INTEGER[], $44::VARCHAR[], $45::VARCHAR[], $46::VARCHAR[], $47::FLOAT[], $48::JSONB[]) AS anon_3(job_id, seq, id, type, task_id, at, body)'
     ),
-    ('j_job_id', 'j_goal', 'j_options', 'j_status', 'j_seq', 'j_created_at', 'j_updated_at', 'j_finished_at', 'j_result', 'j_error', 'j_artifacts', 'j_tokens_in', 'j_tokens_out', 'j_cost_usd', 'j_llm_calls', 'j_tool_calls', 'j_replans', 'j_planned', 'j_tenant', 'j_idempotency_key', 't_job_id', 't_task_id', 't_spec', 't_status', 't_parent', 't_depth', 't_attempt', 't_failures', 't_started', 't_result', 't_error', 't_not_before', 't_created_at', 't_started_at', 't_finished_at', 't_tokens_in', 't_tokens_out', 't_cost_usd', 't_ord', 't_superseded', 'e_job_id', 'e_seq', 'e_id', 'e_type', 'e_task_id', 'e_at', 'e_body'),
-    {'j_job_id': None, 'j_goal': None, 'j_options': None, 'j_status': None, 'j_seq': None, 'j_created_at': None, 'j_updated_at': None, 'j_finished_at': None, 'j_result': None, 'j_error': None, 'j_artifacts': None, 'j_tokens_in': None, 'j_tokens_out': None, 'j_cost_usd': None, 'j_llm_calls': None, 'j_tool_calls': None, 'j_replans': None, 'j_planned': None, 'j_tenant': None, 'j_idempotency_key': None, 't_job_id': None, 't_task_id': None, 't_spec': None, 't_status': None, 't_parent': None, 't_depth': None, 't_attempt': None, 't_failures': None, 't_started': None, 't_result': None, 't_error': None, 't_not_before': None, 't_created_at': None, 't_started_at': None, 't_finished_at': None, 't_tokens_in': None, 't_tokens_out': None, 't_cost_usd': None, 't_ord': None, 't_superseded': None, 'e_job_id': None, 'e_seq': None, 'e_id': None, 'e_type': None, 'e_task_id': None, 'e_at': None, 'e_body': None},
+    ('j_job_id', 'j_goal', 'j_options', 'j_status', 'j_seq', 'j_created_at', 'j_updated_at', 'j_finished_at', 'j_result', 'j_error', 'j_artifacts', 'j_tokens_in', 'j_tokens_out', 'j_cost_usd', 'j_llm_calls', 'j_tool_calls', 'j_replans', 'j_planned', 'j_tenant', 'j_idempotency_key', 'j_data_bytes', 't_job_id', 't_task_id', 't_spec', 't_status', 't_parent', 't_depth', 't_attempt', 't_failures', 't_started', 't_result', 't_error', 't_not_before', 't_created_at', 't_started_at', 't_finished_at', 't_tokens_in', 't_tokens_out', 't_cost_usd', 't_ord', 't_superseded', 'e_job_id', 'e_seq', 'e_id', 'e_type', 'e_task_id', 'e_at', 'e_body'),
+    {'j_job_id': None, 'j_goal': None, 'j_options': None, 'j_status': None, 'j_seq': None, 'j_created_at': None, 'j_updated_at': None, 'j_finished_at': None, 'j_result': None, 'j_error': None, 'j_artifacts': None, 'j_tokens_in': None, 'j_tokens_out': None, 'j_cost_usd': None, 'j_llm_calls': None, 'j_tool_calls': None, 'j_replans': None, 'j_planned': None, 'j_tenant': None, 'j_idempotency_key': None, 'j_data_bytes': None, 't_job_id': None, 't_task_id': None, 't_spec': None, 't_status': None, 't_parent': None, 't_depth': None, 't_attempt': None, 't_failures': None, 't_started': None, 't_result': None, 't_error': None, 't_not_before': None, 't_created_at': None, 't_started_at': None, 't_finished_at': None, 't_tokens_in': None, 't_tokens_out': None, 't_cost_usd': None, 't_ord': None, 't_superseded': None, 'e_job_id': None, 'e_seq': None, 'e_id': None, 'e_type': None, 'e_task_id': None, 'e_at': None, 'e_body': None},
 )
 """Write job rows, task rows and events in one statement (one round trip), each part as one array per column (``j_*``, ``t_*``, ``e_*`` in table order). An update leaves a job's goal, options, creation time and keys alone; an event is a plain insert, so one whose (job_id, seq) is stored already (a second writer) violates the primary key (``LogConflict``), never silence."""
 
@@ -78,7 +79,7 @@ EVENT_EXISTS: Final = Sql(
 
 SELECT_JOB: Final = Sql(
     (
-        'SELECT pw_jobs.job_id, pw_jobs.goal, pw_jobs.options, pw_jobs.status, pw_jobs.seq, pw_jobs.created_at, pw_jobs.updated_at, pw_jobs.finished_at, pw_jobs.result, pw_jobs.error, pw_jobs.artifacts, pw_jobs.tokens_in, pw_jobs.tokens_out, pw_jobs.cost_usd, pw_jobs.llm_calls, pw_jobs.tool_calls, pw_jobs.replans, pw_jobs.planned, pw_jobs.tenant, pw_jobs.idempotency_key \n'
+        'SELECT pw_jobs.job_id, pw_jobs.goal, pw_jobs.options, pw_jobs.status, pw_jobs.seq, pw_jobs.created_at, pw_jobs.updated_at, pw_jobs.finished_at, pw_jobs.result, pw_jobs.error, pw_jobs.artifacts, pw_jobs.tokens_in, pw_jobs.tokens_out, pw_jobs.cost_usd, pw_jobs.llm_calls, pw_jobs.tool_calls, pw_jobs.replans, pw_jobs.planned, pw_jobs.tenant, pw_jobs.idempotency_key, pw_jobs.data_bytes \n'
         'FROM pw_jobs \n'
         'WHERE pw_jobs.job_id = $1::VARCHAR'
     ),
@@ -125,6 +126,21 @@ LIST_JOBS: Final = Sql(
     {'status': None, 'tenant': None, 'limit': None, 'offset': None, 'status_1_1': 'cancelled', 'status_1_2': 'failed', 'status_1_3': 'succeeded'},
 )
 """Job summaries, newest first, with task counts and the claim: ``SUMMARY_COLS``, tasks total, tasks done, owner, claim expiry."""
+
+TENANT_USAGE: Final = Sql(
+    (
+        'SELECT coalesce(sum(CASE WHEN ((pw_jobs.status NOT IN ($10::VARCHAR, $11::VARCHAR, $12::VARCHAR))) THEN $1::INTEGER ELSE $2::INTEGER END), $3::INTEGER) AS coalesce_1, coalesce(sum(pw_jobs.data_bytes), $4::INTEGER) + (SELECT coalesce(sum(pw_artifacts.size), $5::INTEGER) AS coalesce_4 \n'
+        'FROM pw_artifacts \n'
+        'WHERE pw_artifacts.job_id IN (SELECT pw_jobs.job_id \n'
+        'FROM pw_jobs \n'
+        'WHERE pw_jobs.tenant = $6::VARCHAR)) AS anon_1, coalesce(sum(CASE WHEN (pw_jobs.updated_at >= $7::FLOAT) THEN pw_jobs.cost_usd ELSE $8::FLOAT END), $9::FLOAT) AS coalesce_6 \n'
+        'FROM pw_jobs \n'
+        'WHERE pw_jobs.tenant = $6::VARCHAR'
+    ),
+    ('param_1', 'param_2', 'coalesce_2', 'coalesce_3', 'coalesce_5', 'tenant', 'since', 'param_3', 'coalesce_7', 'status_1_1', 'status_1_2', 'status_1_3'),
+    {'param_1': 1, 'param_2': 0, 'coalesce_2': 0, 'coalesce_3': 0, 'coalesce_5': 0, 'tenant': None, 'since': None, 'param_3': 0.0, 'coalesce_7': 0.0, 'status_1_1': 'cancelled', 'status_1_2': 'failed', 'status_1_3': 'succeeded'},
+)
+"""A tenant's active jobs, stored bytes (job data and artifacts) and spend since ``since``."""
 
 FIND_JOB: Final = Sql(
     (
@@ -506,6 +522,18 @@ MIGRATIONS: Final = (
             'ALTER TABLE pw_jobs DROP COLUMN lease_until',
             (),
             {},
+        ),
+    ),
+    (
+        Sql(
+            'ALTER TABLE pw_jobs ADD COLUMN data_bytes BIGINT NOT NULL DEFAULT 0',
+            (),
+            {},
+        ),
+        Sql(
+            'UPDATE pw_jobs SET data_bytes=(pw_jobs.seq * $1::INTEGER)',
+            ('seq_1',),
+            {'seq_1': 160},
         ),
     ),
 )

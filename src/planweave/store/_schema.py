@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.expression import ClauseElement
 
 from planweave.constants import (
+    EVENT_BASE_BYTES,
     STORE_SCHEMA_VERSION,
     STORE_SCHEMA_VERSION_KEY,
     TABLE_ARTIFACTS,
@@ -58,34 +59,45 @@ metadata = sa.MetaData()
 # ``sqlite_with_rowid=False``: SQLite keeps rows of a WITHOUT ROWID table in primary-key order,
 # one b-tree less per insert, and a job's tasks and events lie together. Other dialects ignore it.
 
+
+def _v2_job_columns() -> list[sa.schema.SchemaItem]:
+    """The columns and indexes of ``pw_jobs`` as schema version 2 had them (new objects on
+    every call, so the tables of older versions can be built from them too)."""
+    return [
+        sa.Column("job_id", sa.String, primary_key=True),
+        sa.Column("goal", sa.Text, nullable=False),
+        sa.Column("options", Json, nullable=False),
+        sa.Column("status", sa.String, nullable=False),
+        sa.Column("seq", sa.Integer, nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Column("updated_at", sa.Float, nullable=False),
+        sa.Column("finished_at", sa.Float),
+        sa.Column("result", Json),
+        sa.Column("error", sa.Text),
+        sa.Column("artifacts", Json, nullable=False),
+        sa.Column("tokens_in", sa.Integer, nullable=False),
+        sa.Column("tokens_out", sa.Integer, nullable=False),
+        sa.Column("cost_usd", sa.Float, nullable=False),
+        sa.Column("llm_calls", sa.Integer, nullable=False),
+        sa.Column("tool_calls", sa.Integer, nullable=False),
+        sa.Column("replans", sa.Integer, nullable=False),
+        sa.Column("planned", sa.Boolean, nullable=False),
+        sa.Column("tenant", sa.String, nullable=False),
+        sa.Column("idempotency_key", sa.String),
+        # The only index of pw_jobs is on a column no update touches, so the job row a step
+        # rewrites costs no index page (active jobs are found by a scan: there are few jobs).
+        sa.Index("ix_pw_jobs_created", "created_at"),
+        sa.Index("ix_pw_jobs_tenant", "tenant", "created_at"),
+        sa.Index("ux_pw_jobs_idempotency", "tenant", "idempotency_key", unique=True),
+    ]
+
+
 jobs = sa.Table(
     TABLE_JOBS,
     metadata,
-    sa.Column("job_id", sa.String, primary_key=True),
-    sa.Column("goal", sa.Text, nullable=False),
-    sa.Column("options", Json, nullable=False),
-    sa.Column("status", sa.String, nullable=False),
-    sa.Column("seq", sa.Integer, nullable=False),
-    sa.Column("created_at", sa.Float, nullable=False),
-    sa.Column("updated_at", sa.Float, nullable=False),
-    sa.Column("finished_at", sa.Float),
-    sa.Column("result", Json),
-    sa.Column("error", sa.Text),
-    sa.Column("artifacts", Json, nullable=False),
-    sa.Column("tokens_in", sa.Integer, nullable=False),
-    sa.Column("tokens_out", sa.Integer, nullable=False),
-    sa.Column("cost_usd", sa.Float, nullable=False),
-    sa.Column("llm_calls", sa.Integer, nullable=False),
-    sa.Column("tool_calls", sa.Integer, nullable=False),
-    sa.Column("replans", sa.Integer, nullable=False),
-    sa.Column("planned", sa.Boolean, nullable=False),
-    sa.Column("tenant", sa.String, nullable=False),
-    sa.Column("idempotency_key", sa.String),
-    # The only index of pw_jobs is on a column no update touches, so the job row a step
-    # rewrites costs no index page (active jobs are found by a scan: there are few jobs).
-    sa.Index("ix_pw_jobs_created", "created_at"),
-    sa.Index("ix_pw_jobs_tenant", "tenant", "created_at"),
-    sa.Index("ux_pw_jobs_idempotency", "tenant", "idempotency_key", unique=True),
+    *_v2_job_columns(),
+    # ``JobState.data_bytes``: what the job's events recorded, summed into its tenant's storage.
+    sa.Column("data_bytes", sa.BigInteger, nullable=False),
     sqlite_with_rowid=False,
 )
 
@@ -196,10 +208,15 @@ def _create(execute: Execute, tables: list[sa.Table]) -> None:
 def _v1_tables() -> list[sa.Table]:
     """The tables as version 1 had them: claims were two columns of ``pw_jobs``."""
     v1 = sa.MetaData()
-    tables = [t.to_metadata(v1) for t in (jobs, tasks, events, artifacts, commands, meta)]
-    tables[0].append_column(sa.Column("owner", sa.String))
-    tables[0].append_column(sa.Column("lease_until", sa.Float))
-    return tables
+    v1_jobs = sa.Table(
+        TABLE_JOBS,
+        v1,
+        *_v2_job_columns(),
+        sa.Column("owner", sa.String),
+        sa.Column("lease_until", sa.Float),
+        sqlite_with_rowid=False,
+    )
+    return [v1_jobs, *(t.to_metadata(v1) for t in (tasks, events, artifacts, commands, meta))]
 
 
 def _v1_create_all(execute: Execute) -> None:
@@ -227,7 +244,18 @@ def _v2_claims_table(execute: Execute) -> None:
         execute(sa.text(f"ALTER TABLE {TABLE_JOBS} DROP COLUMN {column}"))
 
 
-MIGRATIONS: Final[list[Callable[[Execute], None]]] = [_v1_create_all, _v2_claims_table]
+def _v3_data_bytes(execute: Execute) -> None:
+    """Jobs count the bytes their events recorded (``data_bytes``). A job stored before has
+    its events' count times ``EVENT_BASE_BYTES`` as an estimate (its text is not measured)."""
+    execute(sa.text(f"ALTER TABLE {TABLE_JOBS} ADD COLUMN data_bytes BIGINT NOT NULL DEFAULT 0"))
+    execute(sa.update(jobs).values(data_bytes=jobs.c.seq * EVENT_BASE_BYTES))
+
+
+MIGRATIONS: Final[list[Callable[[Execute], None]]] = [
+    _v1_create_all,
+    _v2_claims_table,
+    _v3_data_bytes,
+]
 """``MIGRATIONS[i]`` upgrades schema version ``i`` to ``i + 1``."""
 
 assert len(MIGRATIONS) == STORE_SCHEMA_VERSION, "add a migration with each schema version"

@@ -115,6 +115,26 @@ def _list_jobs() -> Sql:
     return compile_sql(stmt.limit(param("limit")).offset(param("offset")))
 
 
+def tenant_usage_sql(dialect: Dialect = DIALECT) -> Sql:
+    """One tenant's active jobs, stored bytes (its jobs' data and artifacts) and spend since a
+    time, in one statement (shared by the SQL stores)."""
+    jobs, artifacts = schema.jobs, schema.artifacts
+    tenant_jobs = sa.select(jobs.c.job_id).where(jobs.c.tenant == param("tenant"))
+    artifact_bytes = (
+        sa.select(sa.func.coalesce(sa.func.sum(artifacts.c.size), 0))
+        .where(artifacts.c.job_id.in_(tenant_jobs))
+        .scalar_subquery()
+    )
+    active = sa.case((jobs.c.status.not_in(sorted(TERMINAL_JOB)), 1), else_=0)
+    spent = sa.case((jobs.c.updated_at >= param("since"), jobs.c.cost_usd), else_=0.0)
+    stmt = sa.select(
+        sa.func.coalesce(sa.func.sum(active), 0),
+        sa.func.coalesce(sa.func.sum(jobs.c.data_bytes), 0) + artifact_bytes,
+        sa.func.coalesce(sa.func.sum(spent), 0.0),
+    ).where(jobs.c.tenant == param("tenant"))
+    return compile_sql(stmt, dialect)
+
+
 def _claim() -> Sql:
     claims = schema.claims
     stmt = sqlite_dialect.insert(claims).values({n: param(n) for n in columns_of(claims)})
@@ -191,6 +211,11 @@ def sqlite_statements() -> dict[str, tuple[Sql | tuple[Sql, ...], str]]:
                 )
             ),
             "The job a tenant submitted with an idempotency key.",
+        ),
+        "TENANT_USAGE": (
+            tenant_usage_sql(),
+            "A tenant's jobs not ended, its stored bytes (jobs' data_bytes and artifact sizes) "
+            "and what its jobs updated since a time spent.",
         ),
         "ACTIVE_JOBS": (
             compile_sql(

@@ -35,6 +35,7 @@ __all__ = [
     "SELECT_TASKS",
     "SELECT_VERSION",
     "SET_VERSION",
+    "TENANT_USAGE",
     "UPSERT_ARTIFACT",
     "UPSERT_JOB",
     "UPSERT_TASK",
@@ -42,9 +43,9 @@ __all__ = [
 ]
 
 UPSERT_JOB: Final = Sql(
-    'INSERT INTO pw_jobs (job_id, goal, options, status, seq, created_at, updated_at, finished_at, result, error, artifacts, tokens_in, tokens_out, cost_usd, llm_calls, tool_calls, replans, planned, tenant, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id) DO UPDATE SET status = excluded.status, seq = excluded.seq, updated_at = excluded.updated_at, finished_at = excluded.finished_at, result = excluded.result, error = excluded.error, artifacts = excluded.artifacts, tokens_in = excluded.tokens_in, tokens_out = excluded.tokens_out, cost_usd = excluded.cost_usd, llm_calls = excluded.llm_calls, tool_calls = excluded.tool_calls, replans = excluded.replans, planned = excluded.planned',
-    ('job_id', 'goal', 'options', 'status', 'seq', 'created_at', 'updated_at', 'finished_at', 'result', 'error', 'artifacts', 'tokens_in', 'tokens_out', 'cost_usd', 'llm_calls', 'tool_calls', 'replans', 'planned', 'tenant', 'idempotency_key'),
-    {'job_id': None, 'goal': None, 'options': None, 'status': None, 'seq': None, 'created_at': None, 'updated_at': None, 'finished_at': None, 'result': None, 'error': None, 'artifacts': None, 'tokens_in': None, 'tokens_out': None, 'cost_usd': None, 'llm_calls': None, 'tool_calls': None, 'replans': None, 'planned': None, 'tenant': None, 'idempotency_key': None},
+    'INSERT INTO pw_jobs (job_id, goal, options, status, seq, created_at, updated_at, finished_at, result, error, artifacts, tokens_in, tokens_out, cost_usd, llm_calls, tool_calls, replans, planned, tenant, idempotency_key, data_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id) DO UPDATE SET status = excluded.status, seq = excluded.seq, updated_at = excluded.updated_at, finished_at = excluded.finished_at, result = excluded.result, error = excluded.error, artifacts = excluded.artifacts, tokens_in = excluded.tokens_in, tokens_out = excluded.tokens_out, cost_usd = excluded.cost_usd, llm_calls = excluded.llm_calls, tool_calls = excluded.tool_calls, replans = excluded.replans, planned = excluded.planned, data_bytes = excluded.data_bytes',
+    ('job_id', 'goal', 'options', 'status', 'seq', 'created_at', 'updated_at', 'finished_at', 'result', 'error', 'artifacts', 'tokens_in', 'tokens_out', 'cost_usd', 'llm_calls', 'tool_calls', 'replans', 'planned', 'tenant', 'idempotency_key', 'data_bytes'),
+    {'job_id': None, 'goal': None, 'options': None, 'status': None, 'seq': None, 'created_at': None, 'updated_at': None, 'finished_at': None, 'result': None, 'error': None, 'artifacts': None, 'tokens_in': None, 'tokens_out': None, 'cost_usd': None, 'llm_calls': None, 'tool_calls': None, 'replans': None, 'planned': None, 'tenant': None, 'idempotency_key': None, 'data_bytes': None},
 )
 """Write a job row; an update leaves its goal, options, creation time and keys alone."""
 
@@ -82,7 +83,7 @@ EVENT_EXISTS: Final = Sql(
 
 SELECT_JOB: Final = Sql(
     (
-        'SELECT pw_jobs.job_id, pw_jobs.goal, pw_jobs.options, pw_jobs.status, pw_jobs.seq, pw_jobs.created_at, pw_jobs.updated_at, pw_jobs.finished_at, pw_jobs.result, pw_jobs.error, pw_jobs.artifacts, pw_jobs.tokens_in, pw_jobs.tokens_out, pw_jobs.cost_usd, pw_jobs.llm_calls, pw_jobs.tool_calls, pw_jobs.replans, pw_jobs.planned, pw_jobs.tenant, pw_jobs.idempotency_key \n'
+        'SELECT pw_jobs.job_id, pw_jobs.goal, pw_jobs.options, pw_jobs.status, pw_jobs.seq, pw_jobs.created_at, pw_jobs.updated_at, pw_jobs.finished_at, pw_jobs.result, pw_jobs.error, pw_jobs.artifacts, pw_jobs.tokens_in, pw_jobs.tokens_out, pw_jobs.cost_usd, pw_jobs.llm_calls, pw_jobs.tool_calls, pw_jobs.replans, pw_jobs.planned, pw_jobs.tenant, pw_jobs.idempotency_key, pw_jobs.data_bytes \n'
         'FROM pw_jobs \n'
         'WHERE pw_jobs.job_id = ?'
     ),
@@ -140,6 +141,21 @@ FIND_JOB: Final = Sql(
     {'tenant': None, 'key': None},
 )
 """The job a tenant submitted with an idempotency key."""
+
+TENANT_USAGE: Final = Sql(
+    (
+        'SELECT coalesce(sum(CASE WHEN ((pw_jobs.status NOT IN (?, ?, ?))) THEN ? ELSE ? END), ?) AS coalesce_1, coalesce(sum(pw_jobs.data_bytes), ?) + (SELECT coalesce(sum(pw_artifacts.size), ?) AS coalesce_4 \n'
+        'FROM pw_artifacts \n'
+        'WHERE pw_artifacts.job_id IN (SELECT pw_jobs.job_id \n'
+        'FROM pw_jobs \n'
+        'WHERE pw_jobs.tenant = ?)) AS anon_1, coalesce(sum(CASE WHEN (pw_jobs.updated_at >= ?) THEN pw_jobs.cost_usd ELSE ? END), ?) AS coalesce_6 \n'
+        'FROM pw_jobs \n'
+        'WHERE pw_jobs.tenant = ?'
+    ),
+    ('status_1_1', 'status_1_2', 'status_1_3', 'param_1', 'param_2', 'coalesce_2', 'coalesce_3', 'coalesce_5', 'tenant', 'since', 'param_3', 'coalesce_7', 'tenant'),
+    {'param_1': 1, 'param_2': 0, 'coalesce_2': 0, 'coalesce_3': 0, 'coalesce_5': 0, 'tenant': None, 'since': None, 'param_3': 0.0, 'coalesce_7': 0.0, 'status_1_1': 'cancelled', 'status_1_2': 'failed', 'status_1_3': 'succeeded'},
+)
+"""A tenant's jobs not ended, its stored bytes (jobs' data_bytes and artifact sizes) and what its jobs updated since a time spent."""
 
 ACTIVE_JOBS: Final = Sql(
     (
@@ -489,6 +505,18 @@ MIGRATIONS: Final = (
             'ALTER TABLE pw_jobs DROP COLUMN lease_until',
             (),
             {},
+        ),
+    ),
+    (
+        Sql(
+            'ALTER TABLE pw_jobs ADD COLUMN data_bytes BIGINT NOT NULL DEFAULT 0',
+            (),
+            {},
+        ),
+        Sql(
+            'UPDATE pw_jobs SET data_bytes=(pw_jobs.seq * ?)',
+            ('seq_1',),
+            {'seq_1': 160},
         ),
     ),
 )

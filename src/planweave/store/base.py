@@ -20,7 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 from planweave.events import Event
 from planweave.state import JobState
 
-__all__ = ["ArtifactRow", "Batch", "Claim", "Command", "JobSummary", "Store"]
+__all__ = ["ArtifactRow", "Batch", "Claim", "Command", "JobSummary", "Store", "TenantUsage"]
 
 
 @dataclass(slots=True)
@@ -142,6 +142,23 @@ class Command:
     created_at: float
 
 
+@dataclass(slots=True, frozen=True)
+class TenantUsage:
+    """What one tenant's stored jobs hold and spent (``Store.tenant_usage``).
+
+    Attributes:
+        active_jobs: The tenant's jobs that have not ended (running or waiting to run).
+        stored_bytes: The ``data_bytes`` of all the tenant's jobs plus the sizes of their
+            artifact rows.
+        spent_usd: The ``cost_usd`` of the tenant's jobs last updated at or after ``since``
+            (a job that ran at any time in the window counts with all it spent).
+    """
+
+    active_jobs: int = 0
+    stored_bytes: int = 0
+    spent_usd: float = 0.0
+
+
 @runtime_checkable
 class Store(Protocol):
     """Durable state of jobs. Every method may raise ``StoreUnavailable``.
@@ -196,6 +213,13 @@ class Store(Protocol):
 
     async def find_job(self, tenant: str, idempotency_key: str) -> str | None:
         """The id of the tenant's job submitted with this idempotency key, if any."""
+
+    async def tenant_usage(self, tenant: str, *, since: float) -> TenantUsage:
+        """The tenant's usage, from its job and artifact rows in one read (``TenantUsage``).
+
+        ``since`` is a time on the engine's clock (seconds since the epoch, compared with the
+        jobs' ``updated_at``). An unknown tenant has all zeros. Deleted jobs count for nothing.
+        """
 
     async def read_events(
         self, job_id: str, *, after_seq: int = 0, limit: int | None = None

@@ -26,7 +26,7 @@ from planweave.events import Event, Usage
 from planweave.state import TERMINAL_JOB, TERMINAL_TASK, JobState
 from planweave.store import _rows
 from planweave.store._fence import Refusals, unheld_jobs
-from planweave.store.base import ArtifactRow, Batch, Claim, Command, JobSummary
+from planweave.store.base import ArtifactRow, Batch, Claim, Command, JobSummary, TenantUsage
 
 __all__ = ["MemoryStore"]
 
@@ -245,6 +245,20 @@ class MemoryStore:
             if row["tenant"] == tenant and row["idempotency_key"] == idempotency_key:
                 return str(row["job_id"])
         return None
+
+    async def tenant_usage(self, tenant: str, *, since: float) -> TenantUsage:
+        active = stored = 0
+        spent = 0.0
+        for row in self._jobs.values():
+            if row["tenant"] != tenant:
+                continue
+            if row["status"] not in TERMINAL_JOB:
+                active += 1
+            if row["updated_at"] >= since:
+                spent += row["cost_usd"]
+            stored += row["data_bytes"]
+            stored += sum(a.size for a in self._artifacts.get(row["job_id"], {}).values())
+        return TenantUsage(active_jobs=active, stored_bytes=stored, spent_usd=spent)
 
     async def list_jobs(
         self,

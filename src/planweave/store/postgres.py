@@ -60,7 +60,7 @@ from planweave.store import _postgres_sql as q
 from planweave.store import _rows as rows
 from planweave.store._fence import Refusals, unheld_jobs
 from planweave.store._pg_url import connect_error, parse_url
-from planweave.store.base import ArtifactRow, Batch, Claim, Command, JobSummary
+from planweave.store.base import ArtifactRow, Batch, Claim, Command, JobSummary, TenantUsage
 
 __all__ = ["PostgresStore"]
 
@@ -504,6 +504,15 @@ class PostgresStore:
             return None
         return JobState.from_rows(
             rows.decode_job(tuple(found[0])), [rows.decode_task(tuple(t)) for t in found[1]]
+        )
+
+    async def tenant_usage(self, tenant: str, *, since: float) -> TenantUsage:
+        sql = q.TENANT_USAGE
+        args = sql.args(tenant=tenant, since=since)
+        row = await self._read(lambda conn: conn.fetchrow(sql.text, *args))
+        active, stored, spent = row
+        return TenantUsage(
+            active_jobs=int(active), stored_bytes=int(stored), spent_usd=float(spent)
         )
 
     async def find_job(self, tenant: str, idempotency_key: str) -> str | None:

@@ -49,7 +49,7 @@ from planweave.state import JobState
 from planweave.store import _rows as rows
 from planweave.store import _sqlite_sql as q
 from planweave.store._fence import Refusals, unheld_jobs
-from planweave.store.base import ArtifactRow, Batch, Claim, Command, JobSummary
+from planweave.store.base import ArtifactRow, Batch, Claim, Command, JobSummary, TenantUsage
 
 __all__ = ["SqliteStore", "Synchronous"]
 
@@ -592,6 +592,15 @@ class SqliteStore:
         args = q.FIND_JOB.args(tenant=tenant, key=idempotency_key)
         found = await self._read(lambda conn: conn.execute(q.FIND_JOB.text, args).fetchall())
         return str(found[0][0]) if found else None
+
+    async def tenant_usage(self, tenant: str, *, since: float) -> TenantUsage:
+        sql = q.TENANT_USAGE
+        args = sql.args(tenant=tenant, since=since)
+        row = await self._read(lambda conn: conn.execute(sql.text, args).fetchone())
+        active, stored, spent = row
+        return TenantUsage(
+            active_jobs=int(active), stored_bytes=int(stored), spent_usd=float(spent)
+        )
 
     async def list_jobs(
         self,
