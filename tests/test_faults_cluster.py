@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from tests.postgres_server import PgServer
 from tests.redis_server import RedisServer
 
 from planweave import Engine, Plan, TaskSpec
@@ -304,3 +305,99 @@ async def test_status_lists_the_queues_the_workers_and_the_control_planes(
     assert any(q["queue"].startswith("pw:outcomes:") for q in report["queues"])
     assert report["control_planes"] == [{"owner": plane.plane.owner, "jobs": 1}]
     await plane.cancel(job_id)
+
+
+def _serve(tmp_path: Path, store_url: str, bus_url: str) -> tuple[subprocess.Popen[str], str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLANWEAVE_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
+    log = (tmp_path / "serve.log").open("w")
+    with log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "planweave.cli",
+                "serve",
+                "--port",
+                "0",
+                "--store",
+                store_url,
+                "--bus",
+                bus_url,
+                "--tools",
+                str(tmp_path / "faulttools.py"),
+                "--data-dir",
+                str(tmp_path / "data"),
+                "--claim-lease-s",
+                "2",
+                "--work-lease-s",
+                str(LEASE_S),
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "listening on " in line:
+            return proc, line.strip().rsplit(" ", 1)[-1]
+    proc.kill()
+    raise AssertionError((tmp_path / "serve.log").read_text())
+
+
+def test_a_postgres_restart_mid_run_and_serve_finishes_the_job(
+    tmp_path: Path, workers: Workers, redis_url: str, pg_server: PgServer, pg_url: str
+) -> None:
+    import httpx
+
+    server, url = _serve(tmp_path, pg_url, redis_url)
+    try:
+        workers.start()
+        plan = {
+            "tasks": [
+                {
+                    "id": f"t{n}",
+                    "kind": "tool",
+                    "tool": "slow",
+                    "args": {"name": f"t{n}", "seconds": 0.2},
+                    **({"depends_on": [f"t{n - 1}"]} if n % 4 else {}),
+                }
+                for n in range(40)
+            ]
+        }
+        with httpx.Client(timeout=10) as client:
+            created = client.post(f"{url}/v1/jobs", json={"plan": plan})
+            assert created.status_code == 201, created.text
+            job_id = created.json()["job_id"]
+            time.sleep(1.0)
+            pg_server.stop("immediate")  # as a crash
+            down = client.get(f"{url}/v1/jobs")  # a read of the store
+            assert down.status_code == 503 and down.json()["error"]["code"] == "unavailable"
+            time.sleep(1.0)
+            pg_server.start()
+            deadline = time.monotonic() + 60
+            while True:
+                read = client.get(f"{url}/v1/jobs/{job_id}")
+                if read.status_code == 200 and read.json()["status"] != "running":
+                    break
+                    break
+                assert time.monotonic() < deadline, read.text
+                time.sleep(0.2)
+            assert read.json()["status"] == "succeeded", read.json()
+            page = client.get(
+                f"{url}/v1/jobs/{job_id}/events", params={"format": "json", "limit": 1000}
+            ).json()
+        assert server.poll() is None, "serve crashed"
+        events = page["events"]
+        seqs = [e["seq"] for e in events]
+        assert seqs == list(range(1, len(seqs) + 1))
+        ended = Counter(e["task_id"] for e in events if e["type"] == "TaskCompleted")
+        assert sorted(ended) == sorted(f"t{n}" for n in range(40))
+        assert set(ended.values()) == {1}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        if server.stdout is not None:
+            server.stdout.close()
