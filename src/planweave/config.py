@@ -50,6 +50,7 @@ _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _EXPECTED: dict[str, str] = {
     "store": "a store URL such as sqlite:///jobs.db or memory://",
     "bus": "a bus URL such as memory://",
+    "artifact_store": "an artifact store URL such as file:///srv/artifacts or s3://bucket/prefix",
     "model": "a model URL such as local:, openai:gpt-4o-mini or scripted:replies.yaml",
     "data_dir": "a directory path",
     "workspace": "a directory path",
@@ -112,6 +113,8 @@ class Settings(BaseModel):
     Attributes:
         store: Store URL; ``None`` means a SQLite file ``planweave.db`` in ``data_dir``.
         bus: Bus URL.
+        artifact_store: Where the files jobs produce are kept for download: ``file://DIR`` or
+            ``s3://bucket/prefix?endpoint_url=...`` (``None``: each job's workspace).
         model: Default model URL for LLM calls.
         data_dir: Directory of the default store and of per-job workspaces.
         workspace: Folder the file tools of a job may read and write (a per-job folder in
@@ -168,6 +171,7 @@ class Settings(BaseModel):
 
     store: str | None = None
     bus: str = "memory://"
+    artifact_store: str | None = None
     model: str = "local:"
     data_dir: Path = Path(DEFAULT_DATA_DIR)
     workspace: Path | None = None
@@ -257,7 +261,7 @@ class Settings(BaseModel):
             raise ValueError("must not be empty")
         return value.strip()
 
-    @field_validator("store", "bus", "model", "openai_base_url")
+    @field_validator("store", "bus", "artifact_store", "model", "openai_base_url")
     @classmethod
     def _not_blank(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():
@@ -293,6 +297,7 @@ class Settings(BaseModel):
             )
             if value is not None
         }
+        artifacts = {} if self.artifact_store is None else {"artifact_store": self.artifact_store}
         return {
             "store": self.store_url,
             "bus": self.bus,
@@ -307,6 +312,7 @@ class Settings(BaseModel):
                 max_cost_usd=self.max_cost_usd, max_job_tokens=self.max_job_tokens
             ),
             **leases,
+            **artifacts,
         }
 
 

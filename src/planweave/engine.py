@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     # Imported when a job needs them (see ``Engine.tools``), so that an engine that only reads
     # jobs (``planweave jobs``) loads no agent, tool, model provider or HTTP client.
     from planweave.agents import Agent, AgentRegistry
+    from planweave.artifacts import ArtifactStore
     from planweave.llm import Model, ModelOptions
     from planweave.store.base import Claim
     from planweave.tools import Tool, ToolProcesses, ToolRegistry
@@ -127,6 +128,10 @@ class Engine:
         job_defaults: The options a job gets where its submitter sets none (default:
             ``JobOptions()``, whose budgets are ``max_cost_usd`` $5 and ``max_job_tokens``
             2,000,000).
+        artifact_store: Where the files tasks produce are kept for download: an artifact store
+            URL (``file:///shared/folder``, ``s3://bucket/prefix?endpoint_url=...``) or an
+            ``ArtifactStore``. Default: each job's workspace. Workers store each file a task
+            produced before reporting the task done; ``delete`` deletes a job's files.
     """
 
     def __init__(
@@ -148,6 +153,7 @@ class Engine:
         max_user_plan_tasks: int = DEFAULT_MAX_USER_PLAN_TASKS,
         tool_processes: int = DEFAULT_TOOL_PROCESSES,
         job_defaults: JobOptions | None = None,
+        artifact_store: str | ArtifactStore | None = None,
     ) -> None:
         # Absolute, so workspace and artifact paths mean the same from any directory.
         self.data_dir = Path(data_dir if data_dir is not None else DEFAULT_DATA_DIR).resolve()
@@ -177,6 +183,9 @@ class Engine:
         self.tool_processes = tool_processes
         self._tool_processes: ToolProcesses | None = None
         self.job_defaults = job_defaults or JobOptions()
+        self.artifact_store: ArtifactStore = _artifact_store(
+            artifact_store, self.data_dir / "workspaces", self.workspace
+        )
         self.plane = ControlPlane(
             store=self.store,
             bus=self.bus,
@@ -263,6 +272,8 @@ class Engine:
                 await self._start()
 
     async def _start(self) -> None:
+        # First: an artifact store that cannot be reached stops the start with nothing open.
+        await self.artifact_store.open()
         await self.store.open()
         await self.bus.open()
         await self.plane.start()
@@ -278,6 +289,7 @@ class Engine:
                 models=self.models,
                 allow_private_network=self.allow_private_network,
                 tool_processes=self._tool_processes,
+                artifact_store=self.artifact_store,
             )
             for kind, size in self.concurrency.items():
                 pool = WorkerPool(
@@ -309,6 +321,7 @@ class Engine:
                 await self._models.aclose()
             await self.bus.close()
             await self.store.close()
+            await self.artifact_store.close()
         finally:
             self._started = False
             self._closing = False
@@ -658,13 +671,18 @@ class Engine:
 
         Goes through the control plane, which takes the job's claim first: a job that this or
         another live process runs is refused. A workspace the job was given
-        (``JobOptions.workspace``) belongs to the user and is kept.
+        (``JobOptions.workspace``) belongs to the user and is kept. The job's files in the
+        artifact store go first, so a job whose files cannot be deleted stays listed.
 
         Raises:
             JobNotFound: no such job.
             JobBusy: the job has not ended (cancel it first), or a process runs it.
+            ArtifactStoreUnavailable: the artifact store could not delete the job's files.
         """
         await self.start()
+        state = await self.get(job_id)
+        if state.terminal and not self.runs_here(job_id):
+            await self.artifact_store.delete_job(job_id)
         await self.plane.delete(job_id)
 
     async def artifacts(self, job_id: str) -> list[ArtifactRow]:
@@ -774,6 +792,16 @@ class Engine:
             ),
             tasks=len(state.tasks),
         )
+
+
+def _artifact_store(
+    given: str | ArtifactStore | None, root: Path, workspace_of: Callable[[str], Awaitable[Path]]
+) -> ArtifactStore:
+    from planweave.artifacts import open_artifact_store, workspace_artifact_store
+
+    if given is None:
+        return workspace_artifact_store(root, workspace_of)
+    return open_artifact_store(given) if isinstance(given, str) else given
 
 
 def _options(options: JobOptions | None, fields: dict[str, Any]) -> JobOptions:

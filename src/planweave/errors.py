@@ -17,6 +17,7 @@ Foreign exceptions (sqlite3, redis, openai, httpx) are translated at the adapter
     │   ├── PlanInvalid
     │   ├── JobNotFound
     │   ├── JobBusy
+    │   ├── ArtifactNotFound
     │   └── ScriptedModelMismatch
     ├── RunError
     │   ├── ModelError
@@ -28,6 +29,7 @@ Foreign exceptions (sqlite3, redis, openai, httpx) are translated at the adapter
     │   │   ├── ToolTimeout
     │   │   └── PolicyViolation
     │   ├── StoreUnavailable
+    │   │   └── ArtifactStoreUnavailable
     │   ├── JobDataInvalid
     │   ├── ClaimLost
     │   │   └── LogConflict
@@ -47,6 +49,8 @@ __all__ = [
     "AnswerProblem",
     "AnswerRejected",
     "ApprovalRequired",
+    "ArtifactNotFound",
+    "ArtifactStoreUnavailable",
     "BudgetExceeded",
     "ClaimLost",
     "ConfigError",
@@ -133,6 +137,16 @@ class JobBusy(UsageError):
     """Another process is running the job (its claim on the job has not expired)."""
 
 
+class ArtifactNotFound(UsageError):
+    """The artifact store holds no file of this name for the job (or the name would leave the
+    job's folder, which is answered the same way)."""
+
+    def __init__(self, job_id: str, name: str) -> None:
+        self.job_id = job_id
+        self.name = name
+        super().__init__(f"job {job_id!r} has no artifact {name!r}")
+
+
 class ScriptedModelMismatch(UsageError):
     """The scripted model has no reply left that matches a request."""
 
@@ -197,6 +211,11 @@ class PolicyViolation(ToolError):
 
 class StoreUnavailable(RunError):
     """The store cannot be reached or refused a write."""
+
+
+class ArtifactStoreUnavailable(StoreUnavailable):
+    """The artifact store (an S3 endpoint, a folder) cannot be reached or refused a request;
+    trying again later may work."""
 
 
 class JobDataInvalid(RunError):

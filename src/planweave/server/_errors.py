@@ -45,6 +45,7 @@ ErrorCode = Literal[
     "rate_limited",
     "method_not_allowed",
     "unavailable",
+    "artifact_store_unavailable",
     "internal",
 ]
 
