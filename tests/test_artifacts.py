@@ -99,11 +99,12 @@ async def test_put_get_replace_and_delete(store: ArtifactStore, tmp_path: Path) 
 async def test_names_outside_the_workspace_and_symlinks_are_refused(
     store: ArtifactStore, tmp_path: Path
 ) -> None:
-    secret = tmp_path / "secret.txt"
+    secret, other_secret = tmp_path / "secret.txt", tmp_path / "other-secret.txt"
     secret.write_bytes(b"canary")
+    other_secret.write_bytes(b"canary")
     workspace = workspace_with(tmp_path, {"ok.txt": b"fine"})
     os.symlink(secret, workspace / "link.txt")
-    os.link(secret, workspace / "hard.txt")
+    os.link(other_secret, workspace / "hard.txt")
     for name in ("../secret.txt", "/etc/passwd", "a/../../secret.txt", "", "link.txt", "hard.txt"):
         with pytest.raises(ArtifactNotFound):
             await store.put(JOB, name, workspace)
@@ -122,14 +123,16 @@ async def test_names_outside_the_workspace_and_symlinks_are_refused(
 
 
 async def test_the_default_store_serves_the_workspace_in_place(tmp_path: Path) -> None:
-    async def workspace_of(job_id: str) -> Path:
+    async def workspace_of(job_id: str) -> Path:  # a job given its own workspace
         return tmp_path / "ws" / job_id
 
-    store = workspace_artifact_store(tmp_path / "ws", workspace_of)
+    default_root = tmp_path / "data" / "workspaces"
+    store = workspace_artifact_store(default_root, workspace_of)
     await store.open()
     workspace = workspace_with(tmp_path, {"a.txt": b"live"})
     await store.put(JOB, "a.txt", workspace)
-    assert sorted(p.name for p in workspace.iterdir()) == ["a.txt"]  # nothing copied
+    assert not default_root.exists()  # nothing copied
+    assert sorted(p.name for p in workspace.iterdir()) == ["a.txt"]
     (workspace / "a.txt").write_bytes(b"changed")
     assert await (await store.get(JOB, "a.txt")).read() == b"changed"
     (workspace / "a.txt").unlink()
