@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter
+from starlette.background import BackgroundTask
 from starlette.responses import StreamingResponse
 
 from planweave.artifacts import ArtifactDownload
@@ -111,6 +112,10 @@ async def download_artifact(job_id: JobId, name: str, ctx: Ctx, tenant: Tenant) 
         "Cache-Control": "no-store",
     }
     content_type = row.content_type or "application/octet-stream"
+    # The background close also runs when the body was never read (closing twice is harmless).
     return StreamingResponse(
-        _stream(download, job_id, name), media_type=content_type, headers=headers
+        _stream(download, job_id, name),
+        media_type=content_type,
+        headers=headers,
+        background=BackgroundTask(download.close),
     )
