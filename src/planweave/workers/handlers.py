@@ -96,7 +96,8 @@ class ModelCache:
 
 @dataclass(slots=True, kw_only=True)
 class WorkerServices:
-    """What handlers need: tools, agents, models and the network policy.
+    """What handlers need: tools, agents, models, the network policy and the artifact store
+    (which gets each file a task produced before its outcome is reported).
 
     ``allow_private_network`` is what this process permits: a job's ``http_fetch`` reaches
     private addresses only when its own option asks for it too (``WorkItem``), so a process
