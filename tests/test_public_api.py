@@ -27,6 +27,7 @@ import planweave
 PACKAGES = [
     "planweave",
     "planweave.agents",
+    "planweave.artifacts",
     "planweave.bus",
     "planweave.llm",
     "planweave.store",

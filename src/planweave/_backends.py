@@ -1,4 +1,4 @@
-"""From a URL to the backend class that serves it: stores, buses and models, in one place.
+"""From a URL to the backend class that serves it: stores, buses, models and artifact stores.
 
 Each concern has one table, URL scheme -> ``"module:Class"``; a backend's module is imported only
 when its scheme is used, so an optional dependency is needed only by those who choose it. Every
@@ -28,7 +28,7 @@ __all__ = [
     "scheme_of",
 ]
 
-Concern = Literal["store", "bus", "model"]
+Concern = Literal["store", "bus", "model", "artifacts"]
 
 BACKENDS: Final[dict[Concern, dict[str, str]]] = {
     "store": {
@@ -47,6 +47,10 @@ BACKENDS: Final[dict[Concern, dict[str, str]]] = {
         "scripted": "planweave.llm.scripted:ScriptedModel",
         "anthropic": "planweave.llm.anthropic:AnthropicModel",
     },
+    "artifacts": {
+        "file": "planweave.artifacts.files:FileArtifactStore",
+        "s3": "planweave.artifacts.s3:S3ArtifactStore",
+    },
 }
 """Per concern: URL scheme -> ``module:Class`` of the backend."""
 
@@ -54,6 +58,7 @@ _ALIASES: Final[dict[Concern, dict[str, str]]] = {
     "store": {"postgres": "postgresql"},
     "bus": {},
     "model": {},
+    "artifacts": {},
 }
 """Per concern: another spelling of a scheme -> the scheme of ``BACKENDS`` it means."""
 
@@ -64,6 +69,8 @@ EXTRAS: Final[dict[str, tuple[str, str]]] = {
     "redis": ("redis", "redis"),
     "fastapi": ("fastapi", "server"),
     "uvicorn": ("uvicorn", "server"),
+    "boto3": ("boto3", "s3"),
+    "botocore": ("boto3", "s3"),
 }
 """Importable top-level module -> (pip package, planweave extra that installs it)."""
 

@@ -60,6 +60,7 @@ _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _EXPECTED: dict[str, str] = {
     "store": "a store URL such as sqlite:///jobs.db or memory://",
     "bus": "a bus URL such as memory://",
+    "artifact_store": "an artifact store URL such as file:///srv/artifacts or s3://bucket/prefix",
     "model": "a model URL such as local:, openai:gpt-4o-mini or scripted:replies.yaml",
     "data_dir": "a directory path",
     "workspace": "a directory path",
@@ -127,6 +128,8 @@ class Settings(BaseModel):
     Attributes:
         store: Store URL; ``None`` means a SQLite file ``planweave.db`` in ``data_dir``.
         bus: Bus URL.
+        artifact_store: Where the files jobs produce are kept for download: ``file://DIR`` or
+            ``s3://bucket/prefix?endpoint_url=...`` (``None``: each job's workspace).
         model: Default model URL for LLM calls.
         data_dir: Directory of the default store and of per-job workspaces.
         workspace: Folder the file tools of a job may read and write (a per-job folder in
@@ -207,6 +210,7 @@ class Settings(BaseModel):
 
     store: str | None = None
     bus: str = "memory://"
+    artifact_store: str | None = None
     model: str = "local:"
     data_dir: Path = Path(DEFAULT_DATA_DIR)
     workspace: Path | None = None
@@ -312,7 +316,7 @@ class Settings(BaseModel):
             raise ValueError("must not be empty")
         return value.strip()
 
-    @field_validator("store", "bus", "model", "openai_base_url")
+    @field_validator("store", "bus", "artifact_store", "model", "openai_base_url")
     @classmethod
     def _not_blank(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():
@@ -350,6 +354,7 @@ class Settings(BaseModel):
     def engine_kwargs(self, *, with_tools: bool = True) -> dict[str, Any]:
         """Keyword arguments for ``Engine(...)`` built from these settings (``with_tools``:
         import the ``tools`` too; an engine that only reads jobs needs none)."""
+        from planweave._plugins import load_tools
         from planweave.events import JobOptions
         from planweave.llm import ModelOptions
 
@@ -362,11 +367,10 @@ class Settings(BaseModel):
             )
             if value is not None
         }
-        from planweave._plugins import load_tools
-
         workers = self.workers
         if workers is None:
             workers = scheme_of("bus", self.bus) == "memory"
+        artifacts = {} if self.artifact_store is None else {"artifact_store": self.artifact_store}
         return {
             "store": self.store_url,
             "bus": self.bus,
@@ -384,6 +388,7 @@ class Settings(BaseModel):
             ),
             "tenant_quotas": self.tenant_quotas(),
             **leases,
+            **artifacts,
         }
 
 

@@ -204,3 +204,5 @@ MAX_TOOL_REPLY_BYTES: Final = 16_000_000
 """Largest result (as JSON) an isolated tool may send back from its worker process."""
 DEFAULT_MAX_WORKSPACE_DEPTH: Final = 32
 """Deepest folder ``write_file`` creates in a job's workspace (``ToolContext.max_dir_depth``)."""
+ARTIFACT_CHUNK_BYTES: Final = 64 * 1024
+"""Size of the pieces an artifact is read and streamed in, from a file or an object store."""

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     # Imported when a job needs them (see ``Engine.tools``), so that an engine that only reads
     # jobs (``planweave jobs``) loads no agent, tool, model provider or HTTP client.
     from planweave.agents import Agent, AgentRegistry
+    from planweave.artifacts import ArtifactStore
     from planweave.llm import Model, ModelOptions
     from planweave.store.base import Claim
     from planweave.tools import Tool, ToolProcesses, ToolRegistry
@@ -143,6 +144,10 @@ class Engine:
             enforced by ``submit`` and the control plane (``TenantQuotas``). ``None`` (the
             default for a Python program, which is one user) sets none; ``planweave serve``
             and ``planweave run`` set the ``TenantQuotas`` defaults unless configured.
+        artifact_store: Where the files tasks produce are kept for download: an artifact store
+            URL (``file:///shared/folder``, ``s3://bucket/prefix?endpoint_url=...``) or an
+            ``ArtifactStore``. Default: each job's workspace. Workers store each file a task
+            produced before reporting the task done; ``delete`` deletes a job's files.
     """
 
     def __init__(
@@ -168,6 +173,7 @@ class Engine:
         tool_memory_bytes: int | None = DEFAULT_TOOL_MEMORY_BYTES,
         job_defaults: JobOptions | None = None,
         tenant_quotas: TenantQuotas | None = None,
+        artifact_store: str | ArtifactStore | None = None,
     ) -> None:
         # Absolute, so workspace and artifact paths mean the same from any directory.
         self.data_dir = Path(data_dir if data_dir is not None else DEFAULT_DATA_DIR).resolve()
@@ -214,6 +220,9 @@ class Engine:
         self.job_defaults = job_defaults or JobOptions()
         self.tenant_quotas = tenant_quotas
         self._submitting: dict[str, int] = {}  # tenant -> submissions between check and store
+        self.artifact_store: ArtifactStore = _artifact_store(
+            artifact_store, self.data_dir / "workspaces", self.workspace
+        )
         self.plane = ControlPlane(
             store=self.store,
             bus=self.bus,
@@ -305,6 +314,8 @@ class Engine:
                 await self._start()
 
     async def _start(self) -> None:
+        # First: an artifact store that cannot be reached stops the start with nothing open.
+        await self.artifact_store.open()
         if self.run_plane:
             await self.store.open()
         await self.bus.open()
@@ -324,6 +335,7 @@ class Engine:
                 models=self.models,
                 allow_private_network=self.allow_private_network,
                 tool_processes=self._tool_processes,
+                artifact_store=self.artifact_store,
             )
             for kind in self.worker_kinds:
                 size = self.concurrency[kind]
@@ -358,6 +370,7 @@ class Engine:
             await self.bus.close()
             if self.run_plane:
                 await self.store.close()
+            await self.artifact_store.close()
         finally:
             self._started = False
             self._closing = False
@@ -792,13 +805,18 @@ class Engine:
 
         Goes through the control plane, which takes the job's claim first: a job that this or
         another live process runs is refused. A workspace the job was given
-        (``JobOptions.workspace``) belongs to the user and is kept.
+        (``JobOptions.workspace``) belongs to the user and is kept. The job's files in the
+        artifact store go first, so a job whose files cannot be deleted stays listed.
 
         Raises:
             JobNotFound: no such job.
             JobBusy: the job has not ended (cancel it first), or a process runs it.
+            ArtifactStoreUnavailable: the artifact store could not delete the job's files.
         """
         await self.start()
+        state = await self.get(job_id)
+        if state.terminal and not self.runs_here(job_id):
+            await self.artifact_store.delete_job(job_id)
         await self.plane.delete(job_id)
 
     async def artifacts(self, job_id: str) -> list[ArtifactRow]:
@@ -915,6 +933,16 @@ class Engine:
             ),
             tasks=len(state.tasks),
         )
+
+
+def _artifact_store(
+    given: str | ArtifactStore | None, root: Path, workspace_of: Callable[[str], Awaitable[Path]]
+) -> ArtifactStore:
+    from planweave.artifacts import open_artifact_store, workspace_artifact_store
+
+    if given is None:
+        return workspace_artifact_store(root, workspace_of)
+    return open_artifact_store(given) if isinstance(given, str) else given
 
 
 def _options(options: JobOptions | None, fields: dict[str, Any]) -> JobOptions:

@@ -18,6 +18,7 @@ Foreign exceptions (sqlite3, redis, openai, httpx) are translated at the adapter
     │   ├── JobNotFound
     │   ├── JobBusy
     │   ├── QuotaExceeded
+    │   ├── ArtifactNotFound
     │   └── ScriptedModelMismatch
     ├── RunError
     │   ├── ModelError
@@ -30,6 +31,7 @@ Foreign exceptions (sqlite3, redis, openai, httpx) are translated at the adapter
     │   │   └── PolicyViolation
     │   ├── StoreUnavailable
     │   ├── BusUnavailable
+    │   │   └── ArtifactStoreUnavailable
     │   ├── JobDataInvalid
     │   ├── ClaimLost
     │   │   └── LogConflict
@@ -49,6 +51,8 @@ __all__ = [
     "AnswerProblem",
     "AnswerRejected",
     "ApprovalRequired",
+    "ArtifactNotFound",
+    "ArtifactStoreUnavailable",
     "BudgetExceeded",
     "BusUnavailable",
     "ClaimLost",
@@ -156,6 +160,16 @@ class QuotaExceeded(UsageError):
         super().__init__(message)
 
 
+class ArtifactNotFound(UsageError):
+    """The artifact store holds no file of this name for the job (or the name would leave the
+    job's folder, which is answered the same way)."""
+
+    def __init__(self, job_id: str, name: str) -> None:
+        self.job_id = job_id
+        self.name = name
+        super().__init__(f"job {job_id!r} has no artifact {name!r}")
+
+
 class ScriptedModelMismatch(UsageError):
     """The scripted model has no reply left that matches a request."""
 
@@ -224,6 +238,11 @@ class StoreUnavailable(RunError):
 
 class BusUnavailable(RunError):
     """The bus cannot be reached (after retrying with backoff) or refused a command."""
+
+
+class ArtifactStoreUnavailable(StoreUnavailable):
+    """The artifact store (an S3 endpoint, a folder) cannot be reached or refused a request;
+    trying again later may work."""
 
 
 class JobDataInvalid(RunError):

@@ -1,36 +1,37 @@
 """A job's artifacts: list them, download one.
 
-Only a name the store lists as the job's artifact is served, and the file is opened inside the
-job's workspace without following symlinks (``open_in_workspace``), so neither ``..`` in a URL
-nor a symlink a tool left behind reaches any other file. Downloads are attachments with
+Only a name the store lists as the job's artifact is served, read from the engine's artifact
+store: by default the job's workspace, where the file is opened without following symlinks, so
+neither ``..`` in a URL nor a symlink a tool left behind reaches any other file; or an object
+store every replica shares. A store that cannot be reached is answered 503 with the code
+``artifact_store_unavailable``. Downloads are attachments with
 ``nosniff`` and a sandboxing CSP: an artifact that holds HTML never runs as a page of the API's
 origin.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-import stat
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter
+from starlette.background import BackgroundTask
 from starlette.responses import StreamingResponse
 
-from planweave.errors import PlanweaveError
+from planweave.artifacts import ArtifactDownload
+from planweave.errors import ArtifactNotFound, ArtifactStoreUnavailable
 from planweave.server._context import Ctx, JobId, Tenant
 from planweave.server._errors import ApiError, error_responses
 from planweave.server._models import ArtifactInfo, ArtifactList
-from planweave.tools._paths import open_in_workspace
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", tags=["artifacts"], responses=error_responses(401, 404, 422, 429))
+log = logging.getLogger("planweave.server")
 
-CHUNK_BYTES = 64 * 1024
+router = APIRouter(prefix="/v1", tags=["artifacts"], responses=error_responses(401, 404, 422, 429))
 
 
 @router.get("/jobs/{job_id}/artifacts", response_model=ArtifactList)
@@ -52,27 +53,16 @@ async def list_artifacts(job_id: JobId, ctx: Ctx, tenant: Tenant) -> ArtifactLis
     )
 
 
-def _open(workspace: Path, name: str) -> tuple[int, int]:
-    fd = open_in_workspace(workspace, name, os.O_RDONLY | os.O_NONBLOCK)
+async def _stream(download: ArtifactDownload, job_id: str, name: str) -> AsyncIterator[bytes]:
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
-            raise ApiError(404, "no such artifact")
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd, st.st_size
-
-
-async def _read(fd: int, size: int) -> AsyncIterator[bytes]:
-    with os.fdopen(fd, "rb") as fh:
-        left = size
-        while left > 0:
-            chunk = await asyncio.to_thread(fh.read, min(CHUNK_BYTES, left))
-            if not chunk:
-                return
-            left -= len(chunk)
+        async for chunk in download.chunks:
             yield chunk
+    except ArtifactStoreUnavailable as exc:
+        # The status line has gone out: all that is left is to cut the body short.
+        log.error("artifact %r of job %s: %s", name, job_id, exc)
+        raise
+    finally:
+        await download.close()
 
 
 @router.get(
@@ -90,7 +80,8 @@ async def _read(fd: int, size: int) -> AsyncIterator[bytes]:
                     "schema": {"type": "string"},
                 }
             },
-        }
+        },
+        **error_responses(503),
     },
 )
 async def download_artifact(job_id: JobId, name: str, ctx: Ctx, tenant: Tenant) -> Any:
@@ -101,9 +92,17 @@ async def download_artifact(job_id: JobId, name: str, ctx: Ctx, tenant: Tenant) 
     if row is None:
         raise ApiError(404, "no such artifact")
     try:
-        fd, size = await asyncio.to_thread(_open, await ctx.engine.workspace(job_id), name)
-    except (PlanweaveError, OSError):
+        download = await ctx.engine.artifact_store.get(job_id, name)
+    except ArtifactNotFound:
         raise ApiError(404, "no such artifact") from None
+    except ArtifactStoreUnavailable as exc:
+        log.error("artifact %r of job %s: %s", name, job_id, exc)
+        raise ApiError(
+            503,
+            "the artifact store is unavailable; try again later",
+            code="artifact_store_unavailable",
+        ) from None
+    size = download.size_bytes
     filename = quote(Path(name).name)
     headers = {
         "Content-Length": str(size),
@@ -113,4 +112,10 @@ async def download_artifact(job_id: JobId, name: str, ctx: Ctx, tenant: Tenant) 
         "Cache-Control": "no-store",
     }
     content_type = row.content_type or "application/octet-stream"
-    return StreamingResponse(_read(fd, size), media_type=content_type, headers=headers)
+    # The background close also runs when the body was never read (closing twice is harmless).
+    return StreamingResponse(
+        _stream(download, job_id, name),
+        media_type=content_type,
+        headers=headers,
+        background=BackgroundTask(download.close),
+    )

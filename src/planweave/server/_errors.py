@@ -48,6 +48,7 @@ ErrorCode = Literal[
     "tenant_spend_limit",
     "method_not_allowed",
     "unavailable",
+    "artifact_store_unavailable",
     "internal",
 ]
 

@@ -20,6 +20,7 @@ from typing import Any
 from planweave._deadline import deadline
 from planweave.agents import AgentContext, AgentRegistry, AgentTask, compose, plan
 from planweave.agents._answers import check_answer
+from planweave.artifacts import ArtifactStore, store_artifacts
 from planweave.constants import (
     RESULT_ARTIFACT,
     RESULTS_FOLDER,
@@ -95,7 +96,8 @@ class ModelCache:
 
 @dataclass(slots=True, kw_only=True)
 class WorkerServices:
-    """What handlers need: tools, agents, models and the network policy.
+    """What handlers need: tools, agents, models, the network policy and the artifact store
+    (which gets each file a task produced before its outcome is reported).
 
     ``allow_private_network`` is what this process permits: a job's ``http_fetch`` reaches
     private addresses only when its own option asks for it too (``WorkItem``), so a process
@@ -108,6 +110,7 @@ class WorkerServices:
     allow_private_network: bool = False
     tool_processes: ToolProcesses | None = None
     tool_context_options: dict[str, Any] = field(default_factory=dict)
+    artifact_store: ArtifactStore | None = None
     _paths: dict[str, Path] = field(default_factory=dict)
 
     def tool_context(self, item: WorkItem) -> ToolContext:
@@ -443,6 +446,10 @@ def handler_for(kind: str, services: WorkerServices) -> Handler:
         if may_spill(item, outcome):
             workspace = services.tool_context(item).workspace
             outcome = await asyncio.to_thread(spill_result, item, outcome, workspace)
+        if outcome.artifacts and services.artifact_store is not None:
+            # Before the outcome is reported: a recorded artifact can always be downloaded.
+            workspace = services.tool_context(item).workspace
+            outcome = await store_artifacts(services.artifact_store, item, outcome, workspace)
         return outcome
 
     return handle
