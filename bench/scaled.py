@@ -30,6 +30,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench._procs import stop_all
+
 __all__ = ["JOBS", "TASKS_PER_JOB", "WORKER_COUNTS", "run_scaled"]
 
 JOBS = 100
@@ -181,13 +183,7 @@ async def cluster(
             figures = await _drive(engine)
             after = await _pg_counters(postgres_admin_url, database)
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(procs, timeout_s=40)
     commits, statements = after[0] - before[0], after[1] - before[1]
     figures["pg_transactions_per_task"] = round(commits / figures["tasks"], 3)
     if statements:

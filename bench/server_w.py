@@ -65,7 +65,7 @@ async def _served(data_dir: Path, tools: list[Any]) -> AsyncIterator[Any]:
     settings = Settings.model_validate(
         {"data_dir": data_dir, "tokens": f"bench:{_TOKEN}", "rate_limit_per_s": 0}
     )
-    engine = Engine(**{**settings.engine_kwargs(), "model": ScriptedModel()}, tools=tools)
+    engine = Engine(**{**settings.engine_kwargs(), "model": ScriptedModel(), "tools": tools})
     try:
         async with running_server(engine, settings) as api:
             yield engine, api

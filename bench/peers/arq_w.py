@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 from arq import create_pool
 from arq.connections import RedisSettings
 
+from bench._procs import stop_all
+
 __all__ = ["WorkerSettings", "run"]
 
 _COUNTER = "bench:arq:done"
@@ -80,10 +82,4 @@ def run(url: str, *, tasks: int, workers: int) -> dict[str, Any]:
         time.sleep(2.0)  # the workers connect (untimed)
         return asyncio.run(_drive(url, tasks, workers))
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(procs, timeout_s=20)

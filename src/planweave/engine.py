@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterable, Sequence
@@ -468,28 +469,22 @@ class Engine:
         elif not goal or not goal.strip():
             raise UsageError("give a goal, or a plan to run")
         quotas = self.tenant_quotas
+        submit = functools.partial(
+            self.plane.submit,
+            goal=goal,
+            plan=specs,
+            job_id=job_id,
+            tenant=tenant,
+            idempotency_key=idempotency_key,
+        )
         if quotas is None:
-            return await self.plane.submit(
-                goal=goal,
-                plan=specs,
-                options=opts,
-                job_id=job_id,
-                tenant=tenant,
-                idempotency_key=idempotency_key,
-            )
+            return await submit(options=opts)
         submitting = self._submitting
         others = submitting.get(tenant, 0)
         submitting[tenant] = others + 1
         try:
             opts = await self._within_quotas(quotas, tenant, idempotency_key, opts, others)
-            return await self.plane.submit(
-                goal=goal,
-                plan=specs,
-                options=opts,
-                job_id=job_id,
-                tenant=tenant,
-                idempotency_key=idempotency_key,
-            )
+            return await submit(options=opts)
         finally:
             left = submitting[tenant] - 1
             if left:

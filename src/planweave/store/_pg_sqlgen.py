@@ -178,6 +178,12 @@ def postgres_statements() -> dict[str, tuple[Sql | tuple[Sql, ...], str]]:
             "the primary key (``LogConflict``), never silence.",
         ),
         "UPSERT_ARTIFACT": (_upsert(artifacts, columns_of(artifacts)), "Write an artifact row."),
+        "LAST_SEQ": (
+            _compile(
+                sa.select(sa.func.max(events.c.seq)).where(events.c.job_id == param("job_id"))
+            ),
+            "The seq of a job's last stored event (NULL: none).",
+        ),
         "EVENT_EXISTS": (
             _compile(
                 sa.select(events.c.seq).where(

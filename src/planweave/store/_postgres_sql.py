@@ -22,6 +22,7 @@ __all__ = [
     "FORCE_CLAIM",
     "FORCE_CLAIM_JOB",
     "INSERT_COMMAND",
+    "LAST_SEQ",
     "LIST_JOBS",
     "LOCK_OWNERS",
     "META_EXISTS",
@@ -65,6 +66,17 @@ UPSERT_ARTIFACT: Final = Sql(
     {'job_id': None, 'name': None, 'path': None, 'size': None, 'content_type': None, 'created_at': None, 'task_id': None},
 )
 """Write an artifact row."""
+
+LAST_SEQ: Final = Sql(
+    (
+        'SELECT max(pw_events.seq) AS max_1 \n'
+        'FROM pw_events \n'
+        'WHERE pw_events.job_id = $1::VARCHAR'
+    ),
+    ('job_id',),
+    {'job_id': None},
+)
+"""The seq of a job's last stored event (NULL: none)."""
 
 EVENT_EXISTS: Final = Sql(
     (

@@ -165,6 +165,9 @@ class PostgresStore:
         self._queued = 0
         self._written = 0
         self._refusals = Refusals()
+        # Jobs whose last write failed with the store unreachable: batches of theirs queued
+        # behind it must start where the stored log ends, or they would leave a gap in it.
+        self._broken: set[str] = set()
         self._listener: _Conn | None = None
         self._notified: asyncio.Event | None = None
         self._closed = True
@@ -300,6 +303,9 @@ class PostgresStore:
                 if isinstance(error, StoreUnavailable):
                     error.args = (f"{error}; the batch may not have been written",)
                 outcomes = [(None, error)] * len(group)
+                for work in group:
+                    if work.batch is not None:
+                        self._broken.update(e.job_id for e in work.batch.events)
             self._written = group[-1].number
             for work, (result, failed) in zip(group, outcomes, strict=True):
                 if work.future.done():
@@ -395,6 +401,11 @@ class PostgresStore:
                 else:
                     outcomes.append((await work.op(conn), None))
                 continue
+            if self._broken:
+                gap = await self._gap(conn, batch)
+                if gap is not None:
+                    outcomes.append((None, gap))
+                    continue
             owner = batch.owner
             if owner is not None:
                 await lock(_jobs_of(batch))
@@ -434,6 +445,22 @@ class PostgresStore:
         await writes.flush(conn)
         return outcomes
 
+    async def _gap(self, conn: _Conn, batch: Batch) -> LogConflict | None:
+        """``LogConflict`` for a batch whose events of a job that failed to write would not
+        follow on from the stored log (they were decided on top of the lost write); a job whose
+        batch does follow on is whole again."""
+        firsts: dict[str, int] = {}
+        for event in batch.events:
+            firsts.setdefault(event.job_id, event.seq)
+        for job_id, first in firsts.items():
+            if job_id not in self._broken:
+                continue
+            stored = await conn.fetchval(q.LAST_SEQ.text, job_id) or 0
+            if first != stored + 1:
+                return LogConflict(job_id, first)
+            self._broken.discard(job_id)
+        return None
+
     async def _failure(self, conn: _Conn, batch: Batch, exc: BaseException) -> BaseException:
         """The error of a batch that failed alone: ``LogConflict`` when one of its events is a
         second writer's, ``ClaimLost`` when another process claimed a job it creates,
@@ -462,6 +489,7 @@ class PostgresStore:
         error = self._translate(exc, "write")
         if isinstance(error, StoreUnavailable):
             error.args = (f"{error}; nothing of this batch was written",)
+            self._broken.update(e.job_id for e in batch.events)
         return error
 
     def _translate(self, exc: BaseException, doing: str) -> BaseException:

@@ -25,6 +25,9 @@ __all__ = ["Handler", "Reporter", "WorkerPool"]
 
 log = logging.getLogger("planweave.worker")
 
+_SPARE_STOP_S = 1.0
+"""How long a stopping pool waits for its runners that hold no item to end."""
+
 
 class Reporter:
     """Sends a running task's LLM and tool calls to the control plane as they happen."""
@@ -97,11 +100,13 @@ class WorkerPool:
         await self._exits.aclose()
         # Runners holding no item (the receiver, the idle ones) just end.
         spare = [task for task in self._runners if task not in self._active]
-        for task in (self._heartbeat_task, self._control_task, *spare):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        ending = [t for t in (self._heartbeat_task, self._control_task, *spare) if t is not None]
+        for task in ending:
+            task.cancel()
+        if ending:
+            # They hold no work item: one stuck in a bus call that ignores its cancellation (a
+            # network read) must not hold up the stop.
+            await asyncio.wait(ending, timeout=_SPARE_STOP_S)
         if self._active:
             # A runner ends once its item is done (it sees ``_stopping``).
             _, still = await asyncio.wait(list(self._active), timeout=grace_s)
