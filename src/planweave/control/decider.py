@@ -146,12 +146,13 @@ def worker_for(spec: TaskSpec) -> str:
 _Clean = Callable[[Any], Any]
 
 
-def _cleaner(**limits: int) -> _Clean:
+def _cleaner(
+    *, max_chars: int | None = None, max_items: int | None = None, max_depth: int | None = None
+) -> _Clean:
     """``bound`` with these limits, and a shortcut for what it would leave as it is: ASCII text
     within ``max_chars`` and an empty dict (a tool call's name, its result, no arguments)."""
-    max_chars = limits.get("max_chars")
     most = sys.maxsize if max_chars is None else max_chars
-    cut = partial(bound, **limits)
+    cut = partial(bound, max_chars=max_chars, max_items=max_items, max_depth=max_depth)
 
     def clean(value: Any) -> Any:
         kind = type(value)
