@@ -430,6 +430,28 @@ def test_text_from_models_and_tools_is_scrubbed_and_cut_to_the_event_limits() ->
     assert len(event.model_dump_json()) < 50_000
 
 
+def test_text_at_its_limit_is_kept_and_one_character_more_is_cut() -> None:
+    from planweave.constants import MAX_EVENT_NAME_CHARS
+    from planweave.events import ToolCalled
+    from planweave.messages import CallReport
+
+    state, log = submit(spec("a"))
+    assign_all(state, log)
+    names = ["n" * MAX_EVENT_NAME_CHARS, "n" * (MAX_EVENT_NAME_CHARS + 1), "caf\u00e9", "x\udc00"]
+    recorded = []
+    for name in names:
+        call = ToolCalled(job_id="job1", name=name, outcome="ok", args={}, result="r\ud83d")
+        report = CallReport(job_id="job1", task_id="a", attempt=1, event=call)
+        (event,) = decider.on_call(state, report, now=101.0).events
+        assert isinstance(event, ToolCalled)
+        assert event.args == {} and event.result == "r\ufffd"
+        recorded.append(event.name)
+    assert recorded[0] == names[0]
+    assert len(recorded[1]) == MAX_EVENT_NAME_CHARS and recorded[1].endswith("…")
+    assert recorded[2] == "caf\u00e9"
+    assert recorded[3] == "x\ufffd"
+
+
 def test_a_planned_goal_and_a_result_with_half_an_emoji_are_stored_replaced() -> None:
     state, log = submit(spec("p", kind="plan"))
     assign_all(state, log)

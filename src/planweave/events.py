@@ -83,7 +83,7 @@ class _Fill:
     """What ``trusted`` fills in: every field in declaration order (so the JSON form is the same
     as a validated model's), with its default; factories for fields whose default is made."""
 
-    __slots__ = ("factories", "template")
+    __slots__ = ("factories", "made", "template")
 
     def __init__(self, cls: type[BaseModel]) -> None:
         self.template: dict[str, Any] = {}
@@ -95,10 +95,14 @@ class _Fill:
                 self.template[name] = _UNSET
             else:
                 self.template[name] = _UNSET if info.is_required() else info.default
+        # Fields with a made default: when ``data`` names them all, no factory runs.
+        self.made = frozenset(name for name, _ in self.factories)
 
 
 _UNSET: Any = object()
 _FILLS: dict[type[BaseModel], _Fill] = {}
+_new = object.__new__  # ``BaseModel`` has no ``__new__`` of its own
+_set = object.__setattr__  # models are frozen: their own ``__setattr__`` refuses
 
 
 def trusted(cls: type[M], data: dict[str, Any]) -> M:
@@ -113,17 +117,16 @@ def trusted(cls: type[M], data: dict[str, Any]) -> M:
     fill = _FILLS.get(cls)
     if fill is None:
         fill = _FILLS[cls] = _Fill(cls)
-    values = dict(fill.template)
-    values.update(data)
-    for name, factory in fill.factories:
-        if values[name] is _UNSET:
-            values[name] = factory()
-    model = cls.__new__(cls)
-    setattr_ = object.__setattr__
-    setattr_(model, "__dict__", values)
-    setattr_(model, "__pydantic_fields_set__", set(data))
-    setattr_(model, "__pydantic_extra__", None)
-    setattr_(model, "__pydantic_private__", None)
+    values = {**fill.template, **data}
+    if not fill.made <= data.keys():
+        for name, factory in fill.factories:
+            if values[name] is _UNSET:
+                values[name] = factory()
+    model = _new(cls)
+    _set(model, "__dict__", values)
+    _set(model, "__pydantic_fields_set__", set(data))
+    _set(model, "__pydantic_extra__", None)
+    _set(model, "__pydantic_private__", None)
     return model
 
 

@@ -13,6 +13,7 @@ the same order gives the same events, which is what the property tests check.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -143,12 +144,33 @@ def worker_for(spec: TaskSpec) -> str:
 
 
 _Clean = Callable[[Any], Any]
-_scrub: _Clean = bound
-_name: _Clean = partial(bound, max_chars=MAX_EVENT_NAME_CHARS)
-_error: _Clean = partial(bound, max_chars=MAX_EVENT_ERROR_CHARS)
-_text: _Clean = partial(bound, max_chars=MAX_EVENT_TEXT_CHARS)
-_args: _Clean = partial(
-    bound,
+
+
+def _cleaner(
+    *, max_chars: int | None = None, max_items: int | None = None, max_depth: int | None = None
+) -> _Clean:
+    """``bound`` with these limits, and a shortcut for what it would leave as it is: ASCII text
+    within ``max_chars`` and an empty dict (a tool call's name, its result, no arguments)."""
+    most = sys.maxsize if max_chars is None else max_chars
+    cut = partial(bound, max_chars=max_chars, max_items=max_items, max_depth=max_depth)
+
+    def clean(value: Any) -> Any:
+        kind = type(value)
+        if kind is str:
+            if len(value) <= most and value.isascii():
+                return value
+        elif kind is dict and not value:
+            return value
+        return cut(value)
+
+    return clean
+
+
+_scrub = _cleaner()
+_name = _cleaner(max_chars=MAX_EVENT_NAME_CHARS)
+_error = _cleaner(max_chars=MAX_EVENT_ERROR_CHARS)
+_text = _cleaner(max_chars=MAX_EVENT_TEXT_CHARS)
+_args = _cleaner(
     max_chars=MAX_EVENT_ARG_CHARS,
     max_items=MAX_EVENT_ARG_ITEMS,
     max_depth=MAX_EVENT_ARG_DEPTH,
@@ -192,6 +214,9 @@ class _Out:
         self.events = self.decision.events
 
     def emit(self, cls: type[Any], task_id: str | None = None, **fields: Any) -> Any:
+        return self._emit(cls, task_id, fields)
+
+    def _emit(self, cls: type[Any], task_id: str | None, fields: dict[str, Any]) -> Any:
         state = self.state
         seq = state.seq + 1
         fields["job_id"] = state.id
@@ -215,9 +240,7 @@ class _Out:
 
     def add(self, event: LlmCalled | ToolCalled, task_id: str) -> None:
         """Number and apply a call event a worker built itself (a ``tool`` task's call)."""
-        fields = dict(event.__dict__)
-        del fields["task_id"]  # emit sets the ids, number and time
-        self.emit(type(event), task_id, **fields)
+        self._emit(type(event), task_id, dict(event.__dict__))  # the ids, number, time are set
 
     def ready(self, task_id: str) -> None:
         """The task may run now: record it, and dispatch it."""
