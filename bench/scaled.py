@@ -14,7 +14,8 @@ them; the workers are ``planweave worker --kinds tool`` processes. Measured:
 
 The peer, arq, runs ``TASKS`` no-op jobs with the same number of worker processes on the same
 Redis server. ``python -m bench.scaled --postgres URL --redis URL`` runs it against servers you
-started; ``python -m bench`` starts throwaway ones.
+started (the admin URL of a PostgreSQL server on which it may create databases, and a Redis
+server it may flush).
 """
 
 from __future__ import annotations

@@ -401,3 +401,15 @@ def test_a_postgres_restart_mid_run_and_serve_finishes_the_job(
         server.wait(timeout=30)
         if server.stdout is not None:
             server.stdout.close()
+
+
+async def test_a_worker_waiting_for_work_is_listed_before_any_arrives(
+    plane: Engine, workers: Workers
+) -> None:
+    workers.start()
+    deadline = time.monotonic() + 30
+    while not (await plane.bus.stats("pw:work:tool")).consumers:
+        assert time.monotonic() < deadline, "the idle worker is not listed"
+        await asyncio.sleep(0.1)
+    (consumer,) = (await plane.bus.stats("pw:work:tool")).consumers
+    assert consumer.name.startswith("tool-") and consumer.pending == 0

@@ -133,6 +133,9 @@ if got < want then
     redis.call('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM')
     r = redis.call(unpack(args))
   end
+  -- A read that finds nothing does not make the consumer known: make it so, so that a worker
+  -- waiting for work is listed (XINFO CONSUMERS, planweave status) before any arrives.
+  redis.call('XGROUP', 'CREATECONSUMER', stream, group, consumer)
   if r then
     for _, entry in ipairs(r[1][2]) do
       redis.call('ZADD', leases, now + lease, entry[1])
