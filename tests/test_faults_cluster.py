@@ -413,3 +413,32 @@ async def test_a_worker_waiting_for_work_is_listed_before_any_arrives(
         await asyncio.sleep(0.1)
     (consumer,) = (await plane.bus.stats("pw:work:tool")).consumers
     assert consumer.name.startswith("tool-") and consumer.pending == 0
+
+
+def test_an_unreachable_bus_stops_run_with_one_line_and_no_store_file(tmp_path: Path) -> None:
+    (tmp_path / "plan.yaml").write_text(
+        "tasks:\n  - {id: a, kind: tool, tool: current_time, args: {}}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLANWEAVE_")}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "planweave.cli",
+            "run",
+            "--plan",
+            "plan.yaml",
+            "--bus",
+            "redis://127.0.0.1:1/0",
+            "--data-dir",
+            "data",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "redis" in done.stderr.lower()
+    assert not (tmp_path / "data" / "planweave.db").exists()

@@ -317,9 +317,14 @@ class Engine:
     async def _start(self) -> None:
         # First: an artifact store that cannot be reached stops the start with nothing open.
         await self.artifact_store.open()
-        if self.run_plane:
-            await self.store.open()
+        # The bus before the store: a bus that cannot be reached leaves no store file behind.
         await self.bus.open()
+        if self.run_plane:
+            try:
+                await self.store.open()
+            except BaseException:
+                await self.bus.close()
+                raise
         if self.run_plane:
             await self.plane.start()
         if self.run_workers:
