@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -106,3 +107,43 @@ def test_worker_and_status_need_a_shared_bus(command: str, tmp_path: Path) -> No
     result = CliRunner().invoke(app, [command, "--data-dir", str(tmp_path)])
     assert result.exit_code == 2
     assert f"'planweave {command}' needs a shared bus (--bus redis://" in result.output
+
+
+async def test_a_store_outage_during_adoption_is_tried_again_on_the_next_round(
+    tmp_path: Path,
+) -> None:
+    from planweave.errors import StoreUnavailable
+    from planweave.store.sqlite import SqliteStore
+
+    gate = asyncio.Event()
+
+    @tool
+    async def wait_for_gate() -> str:
+        """Wait until the test opens the gate."""
+        await gate.wait()
+        return "through"
+
+    class FlakyStore(SqliteStore):
+        outages = 1
+
+        async def load_job(self, job_id: str) -> Any:
+            if self.outages:
+                self.outages -= 1
+                raise StoreUnavailable("the store is restarting")
+            return await super().load_job(job_id)
+
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    plan = Plan(tasks=(TaskSpec(id="w", kind="tool", tool="wait_for_gate", args={}),))
+    first = Engine(store=url, data_dir=tmp_path / "data", tools=[wait_for_gate], builtins=False)
+    async with first:
+        job_id = await first.submit(plan=plan)
+        await asyncio.sleep(0.2)
+        await first.close(grace_s=0.05)  # gives the job back, unfinished
+    second = Engine(
+        store=FlakyStore(url), data_dir=tmp_path / "data", tools=[wait_for_gate], builtins=False
+    )
+    async with second:
+        assert await second.adopt_orphans() == []  # the outage: not given up on
+        assert await second.adopt_orphans() == [job_id]
+        gate.set()
+        assert (await asyncio.wait_for(second.wait(job_id), 30)).ok

@@ -36,7 +36,15 @@ from planweave.constants import (
 )
 from planweave.control.claims import holder_gone
 from planweave.control.plane import ControlPlane, PlaneSettings
-from planweave.errors import JobBusy, JobNotFound, PlanInvalid, PlanweaveError, UsageError
+from planweave.errors import (
+    BusUnavailable,
+    JobBusy,
+    JobNotFound,
+    PlanInvalid,
+    PlanweaveError,
+    StoreUnavailable,
+    UsageError,
+)
 from planweave.events import Event, JobOptions, Usage, new_id
 from planweave.plan import Plan, TaskSpec, validate_plan
 from planweave.state import JobState
@@ -789,8 +797,8 @@ class Engine:
             self._parts()
             try:
                 state = await self.plane.adopt(job_id)
-            except JobBusy:
-                continue
+            except (JobBusy, StoreUnavailable, BusUnavailable):
+                continue  # another owner, or an outage: looked at again on the next round
             except PlanweaveError as exc:
                 self._unadoptable.add(job_id)
                 log.warning("cannot resume job %s: %s", job_id, exc)
