@@ -5,8 +5,8 @@ order, no immediate redelivery after ``nack`` (a stream backend may give a messa
 its lease would have ended), no lease-scan speed, no fairness between consumers. Tests of what
 only the in-process bus promises are at the end, named ``test_memory_*``.
 
-A new backend joins by adding a `Backend` to ``BACKENDS``. ``make_fake_time`` is optional: the
-property test that drives lease expiry with a fake clock needs it and is skipped without it.
+A new backend joins by adding a `Backend` to ``BACKENDS``, with ``make_fake_time``: the property
+test drives lease expiry with a fake clock.
 """
 
 from __future__ import annotations
@@ -55,8 +55,8 @@ class Backend:
     name: str
     make: Callable[[int], Bus]
     """A bus with ``max_deliveries`` on the real clock."""
-    make_fake_time: Callable[[int, FakeClock], Bus] | None = None
-    """A bus whose lease deadlines follow a `FakeClock` (``None``: not supported)."""
+    make_fake_time: Callable[[int, FakeClock], Bus]
+    """A bus whose lease deadlines follow a `FakeClock`."""
 
 
 MEMORY = Backend(
@@ -529,8 +529,6 @@ class Tracked:
 )
 @given(ops=OPS)
 async def test_every_message_is_in_exactly_one_state(backend: Backend, ops: list[Op]) -> None:
-    if backend.make_fake_time is None:
-        pytest.skip(f"{backend.name} bus cannot follow a fake clock")
     clock = FakeClock()
     bus = backend.make_fake_time(MAX_DELIVERIES, clock)
     queue = "prop"
