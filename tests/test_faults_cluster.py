@@ -382,8 +382,9 @@ def test_a_postgres_restart_mid_run_and_serve_finishes_the_job(
                 read = client.get(f"{url}/v1/jobs/{job_id}")
                 if read.status_code == 200 and read.json()["status"] != "running":
                     break
-                    break
-                assert time.monotonic() < deadline, read.text
+                assert time.monotonic() < deadline, (
+                    read.text + "\n" + (tmp_path / "serve.log").read_text()[-6000:]
+                )
                 time.sleep(0.2)
             assert read.json()["status"] == "succeeded", read.json()
             page = client.get(

@@ -199,3 +199,98 @@ async def test_a_job_taken_over_is_dropped_and_the_others_of_its_batch_carry_on(
     assert {k: t.to_row(kept) for k, t in rebuilt.tasks.items()} == {
         k: t.to_row(kept) for k, t in stored.tasks.items()
     }
+
+
+class HeldFailures(SqliteStore):
+    """A SQLite store whose writes, once ``holding``, wait and then fail as a lost connection
+    would: ``fail_first`` fails the oldest held write, ``fail_all`` the rest. Reading a job's
+    commands fails every held write first (and gives the plane time to hear of it), which is
+    where a write that failed late used to meet a job being resumed."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.holding = False
+        self.held: list[asyncio.Future[None]] = []
+
+    def commit_soon(self, batch: Batch) -> asyncio.Future[None]:
+        if not self.holding:
+            return super().commit_soon(batch)
+        held: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.held.append(held)
+        return held
+
+    def fail_first(self) -> None:
+        self.held.pop(0).set_exception(StoreUnavailable("connection lost"))
+
+    def fail_all(self) -> None:
+        while self.held:
+            self.fail_first()
+
+    async def read_commands(self, job_ids: list[str]) -> list[Any]:
+        if self.held:
+            self.fail_all()
+            await asyncio.sleep(0.1)
+        return await super().read_commands(job_ids)
+
+
+async def test_a_job_resumed_while_an_earlier_write_of_it_still_fails_is_written_whole(
+    tmp_path: Path,
+) -> None:
+    from planweave.state import replay
+
+    finish = {n: asyncio.Event() for n in ("a1", "a2")}
+    running: set[str] = set()
+
+    @tool
+    async def step(name: str) -> str:
+        """Run until told to finish."""
+        running.add(name)
+        await finish[name].wait()
+        return name
+
+    plan = Plan(
+        tasks=(
+            TaskSpec(id="a1", kind="tool", tool="step", args={"name": "a1"}),
+            TaskSpec(id="a2", kind="tool", tool="step", args={"name": "a2"}),
+            TaskSpec(id="b", kind="tool", tool="step", args={"name": "a1"}, depends_on=("a1",)),
+        )
+    )
+    store = HeldFailures(f"sqlite:///{tmp_path / 'jobs.db'}")
+    async with engine_on(store, tmp_path, tools=[step]) as engine:
+        job_id = await engine.submit(plan=plan)
+        for _ in range(500):
+            if running == {"a1", "a2"}:
+                break
+            await asyncio.sleep(0.01)
+        assert running == {"a1", "a2"}
+        store.holding = True  # the database goes away: the next writes hang, then fail
+        for name in ("a1", "a2"):  # two batches of the job in flight
+            count = len(store.held)
+            finish[name].set()
+            for _ in range(500):
+                if len(store.held) > count:
+                    break
+                await asyncio.sleep(0.01)
+            assert len(store.held) > count
+        store.fail_first()  # the first failure stops the job; the second is still to come
+        for _ in range(500):
+            if engine.plane.job(job_id) is None:
+                break
+            await asyncio.sleep(0.01)
+        assert engine.plane.job(job_id) is None
+        store.holding = False  # the database is back
+        resuming = asyncio.create_task(engine.resume(job_id))
+        await asyncio.sleep(0.3)
+        store.fail_all()  # the late failure of the earlier run's write
+        result = await asyncio.wait_for(resuming, 10)
+        assert result.status == "succeeded", result.error
+    async with engine_on(f"sqlite:///{tmp_path / 'jobs.db'}", tmp_path) as reader:
+        events = await reader.events(job_id)
+        stored = await reader.store.load_job(job_id)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert stored is not None and stored.seq == events[-1].seq
+    rebuilt = replay(events)
+    assert rebuilt.to_row() == stored.to_row()
+    assert {k: t.to_row(job_id) for k, t in rebuilt.tasks.items()} == {
+        k: t.to_row(job_id) for k, t in stored.tasks.items()
+    }

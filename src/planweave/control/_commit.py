@@ -57,6 +57,9 @@ class GroupCommit:
         self._after: deque[tuple[asyncio.Future[None], Pending]] = deque()
         self._after_wake = asyncio.Event()
         self._drained = asyncio.Event()
+        self._queued = 0  # batches put in ``_after`` so far
+        self._settled = 0  # of those, the ones whose post-commit work is done
+        self._progress = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -95,6 +98,7 @@ class GroupCommit:
             await self._settle(written, pending)
         else:
             self._after.append((written, pending))
+            self._queued += 1
             self._after_wake.set()
         return written
 
@@ -103,6 +107,16 @@ class GroupCommit:
         while self._after:
             self._drained.clear()
             await self._drained.wait()
+
+    async def settle_earlier(self) -> None:
+        """Wait until every batch flushed before this call (and one being flushed now) is
+        settled: written or failed, its post-commit work done. Unlike ``drain`` it does not
+        wait for batches flushed meanwhile, so it returns under a steady load too."""
+        async with self._lock:
+            target = self._queued
+        while self._settled < target:
+            self._progress.clear()
+            await self._progress.wait()
 
     async def _after_loop(self) -> None:
         after = self._after
@@ -120,5 +134,7 @@ class GroupCommit:
                 log.exception("control plane: post-commit work failed")
             finally:
                 after.popleft()
+                self._settled += 1
+                self._progress.set()
                 if not after:
                     self._drained.set()

@@ -224,6 +224,9 @@ class ControlPlane:
         """
         if job_id in self._jobs:
             return self._jobs[job_id]
+        # Batches written for an earlier run of the job here (one that a failed write dropped)
+        # are settled first: none of their failures may drop the run that starts now.
+        await self._commit.settle_earlier()
         state = await self.store.load_job(job_id)
         if state is None:
             raise JobNotFound(job_id)
@@ -242,10 +245,15 @@ class ControlPlane:
         if state.terminal:
             await self._claims.release(job_id)
             return state
+        commands = await self.store.read_commands([job_id])
+        if job_id in self._jobs:  # adopted meanwhile by another call
+            return self._jobs[job_id]
+        # Nothing awaits from here until the decisions below are buffered: were the job dropped
+        # in between, they would be written without its rows.
         self._jobs[job_id] = state
         self._dropped.discard(job_id)
         # Commands left for the job (a cancel) take effect before any of its work goes out.
-        await self._apply_commands(await self.store.read_commands([job_id]))
+        self._apply_commands(commands)
         if not state.terminal:
             self._take(state, decider.resume(state, now=self._clock()))
         # Any of these tasks may have been running unrecorded when the last owner died (ready
@@ -678,6 +686,7 @@ class ControlPlane:
             self._unborn_errors[job_id] = error
         self._dropped.add(job_id)
         state = self._jobs.pop(job_id, None)
+        waiters = self._waiters.pop(job_id, [])  # now: not those of a run adopted meanwhile
         if state is not None:
             self._forget(state)
             self._durable_first.difference_update((job_id, t) for t in state.tasks)
@@ -689,10 +698,10 @@ class ControlPlane:
             with contextlib.suppress(Exception):
                 await self.bus.publish(CONTROL_TOPIC, announce)
                 await asyncio.sleep(0)  # let the workers act on it first
-        for future in self._waiters.pop(job_id, []):
+        for future in waiters:
             if not future.done():
                 future.set_exception(error)
-        if state is not None and release:
+        if state is not None and release and job_id not in self._jobs:  # not adopted again
             await self._claims.release(job_id)
 
     def _side_task(self, work: Coroutine[Any, Any, None]) -> None:
@@ -838,7 +847,7 @@ class ControlPlane:
                     claims.renewed_at = now
                 job_ids = list(self._jobs)
                 if job_ids:
-                    await self._apply_commands(await self.store.read_commands(job_ids))
+                    self._apply_commands(await self.store.read_commands(job_ids))
                     await self._flush()
             except asyncio.CancelledError:
                 raise
@@ -853,7 +862,7 @@ class ControlPlane:
                 log.error("control plane: %s", error)
                 await self._drop(job_id, error, release=False)
 
-    async def _apply_commands(self, commands: list[Command]) -> None:
+    def _apply_commands(self, commands: list[Command]) -> None:
         """Carry out commands left for jobs driven here; each is deleted by the batch that
         records its effect (``Batch.commands_done``), so none is forgotten without effect."""
         for command in commands:
