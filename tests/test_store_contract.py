@@ -226,6 +226,18 @@ async def test_a_claim_survives_later_commits_and_unknown_jobs_cannot_be_claimed
     assert await store.read_claim("ghost") is None
 
 
+async def test_waiting_for_commands_says_to_read_one_left(store: Store) -> None:
+    await add_job(store, "j1")
+    first = await store.wait_commands(0.05)  # where the store listens, listening starts
+    assert first is True  # nothing heard before: read
+    if store.announces_commands:
+        assert await store.wait_commands(0.05) is False  # nothing left since
+    waiting = asyncio.create_task(store.wait_commands(30 if store.announces_commands else 0.05))
+    await store.add_command("j1", "cancel", {})
+    assert await asyncio.wait_for(waiting, 10) is True
+    assert [c.name for c in await store.read_commands(["j1"])] == ["cancel"]
+
+
 async def test_commands_stay_pending_until_a_batch_marks_them_done(store: Store) -> None:
     clock = clock_of(store)
     clock.now = 1.0

@@ -147,7 +147,8 @@ async def test_postgres_a_command_left_by_another_store_wakes_its_waiter(
 ) -> None:
     owner, other = two_stores
     await add_job(owner, "job1")
-    assert await owner.wait_commands(0.2) is False  # nothing left yet
+    assert await owner.wait_commands(0.2) is True  # listening starts: nothing heard before it
+    assert await owner.wait_commands(0.2) is False  # nothing left since
 
     waiting = asyncio.create_task(owner.wait_commands(30))
     await asyncio.sleep(0.3)  # the waiter is listening
@@ -157,6 +158,35 @@ async def test_postgres_a_command_left_by_another_store_wakes_its_waiter(
     assert await asyncio.wait_for(waiting, 10) is True
     [command] = await owner.read_commands(["job1"])
     assert (command.name, command.args) == ("cancel", {"reason": "user"})
+
+
+async def test_postgres_a_cancel_left_by_another_process_is_heard_without_polling(
+    pg_url: str, tmp_path: Path
+) -> None:
+    never = asyncio.Event()
+
+    @tool
+    async def wait_forever() -> str:
+        """Run until cancelled."""
+        await never.wait()
+        return "done"
+
+    plan = Plan(tasks=(TaskSpec(id="a", kind="tool", tool="wait_forever", args={}),))
+    owner = Engine(
+        store=pg_url,
+        model="scripted",
+        data_dir=tmp_path / "a",
+        tools=[wait_forever],
+        claim_lease_s=600,
+    )
+    # Polled, a command would wait an hour; at renewal, 200 s: only LISTEN hears it sooner.
+    owner.plane.settings.poll_s = 3600
+    async with owner, Engine(store=pg_url, model="scripted", data_dir=tmp_path / "b") as other:
+        job_id = await owner.submit(plan=plan)
+        await asyncio.sleep(0.5)  # the job runs, its claim is live
+        assert await other.cancel(job_id, reason="stop it")
+        result = await asyncio.wait_for(owner.wait(job_id), 30)
+    assert result.status == "cancelled"
 
 
 async def test_postgres_the_server_clock_times_claims_and_commands(pg_url: str) -> None:

@@ -831,23 +831,40 @@ class ControlPlane:
                 await asyncio.wait_for(self._timer_wake.wait(), timeout)
 
     async def _command_loop(self) -> None:
-        """Commands left in the store by other processes, and renewal of job claims."""
+        """Commands left in the store by other processes, and renewal of job claims.
+
+        On a store that announces commands (PostgreSQL's ``LISTEN``) they are read when one is
+        announced, and at each renewal in case one was missed; on others, every ``poll_s``.
+        """
         claims = self._claims
+        store = self.store
         last_renew = 0.0
         while not self._closed:
-            await asyncio.sleep(self.settings.poll_s)
+            renew_s = claims.lease_s / 3
+            if store.announces_commands:
+                wait_s = max(0.0, min(renew_s, last_renew + renew_s - self._clock()))
+            else:
+                wait_s = self.settings.poll_s
+            try:
+                heard = await store.wait_commands(wait_s)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the store is down: poll once it is back
+                await asyncio.sleep(self.settings.poll_s)
+                heard = True
             now = self._clock()
             if not self._jobs:
                 claims.renewed_at = last_renew = now  # nothing held, nothing to lose
                 continue
             try:
-                if now - last_renew > claims.lease_s / 3:
+                renewing = now - last_renew >= renew_s
+                if renewing:
                     last_renew = now
                     await self._renew()
                     claims.renewed_at = now
                 job_ids = list(self._jobs)
-                if job_ids:
-                    self._apply_commands(await self.store.read_commands(job_ids))
+                if job_ids and (heard or renewing):
+                    self._apply_commands(await store.read_commands(job_ids))
                     await self._flush()
             except asyncio.CancelledError:
                 raise

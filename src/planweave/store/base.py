@@ -171,6 +171,9 @@ class Store(Protocol):
     """
 
     url: str
+    announces_commands: bool
+    """Whether ``wait_commands`` hears at once of a command any process leaves (PostgreSQL's
+    ``LISTEN``): a control plane on such a store reads commands when told, else it polls."""
 
     async def open(self) -> None:
         """Connect and bring the schema up to date (idempotent)."""
@@ -262,6 +265,14 @@ class Store(Protocol):
 
         A command stays pending until a batch lists its id in ``Batch.commands_done``, so a
         command whose effect was never written is read again (by this owner or the next).
+        """
+
+    async def wait_commands(self, timeout_s: float) -> bool:
+        """Wait until commands may be waiting for some job, at most ``timeout_s``.
+
+        Returns whether to read them: a store that ``announces_commands`` returns ``True`` as
+        soon as one is left (or when it may have missed one, as after a lost connection) and
+        ``False`` at the timeout; one that does not returns ``True`` after the timeout.
         """
 
     async def delete_job(self, job_id: str) -> bool:

@@ -70,6 +70,8 @@ class MemoryStore:
             for tests.
     """
 
+    announces_commands = False
+
     def __init__(self, url: str = "memory://", *, clock: Callable[[], float] = time.time) -> None:
         self.url = url
         self.clock = clock
@@ -346,6 +348,11 @@ class MemoryStore:
             created_at=self.clock(),
         )
         self._commands.setdefault(job_id, []).append(command)
+
+    async def wait_commands(self, timeout_s: float) -> bool:
+        """Sleep ``timeout_s``: this store does not announce commands; they are polled."""
+        await asyncio.sleep(timeout_s)
+        return True
 
     async def read_commands(self, job_ids: list[str]) -> list[Command]:
         if not self._commands:

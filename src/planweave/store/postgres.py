@@ -124,6 +124,8 @@ class PostgresStore:
             injectable for tests.
     """
 
+    announces_commands = True
+
     def __init__(
         self,
         url: str,
@@ -664,7 +666,9 @@ class PostgresStore:
         instead of sleeping between polls of ``read_commands`` hears a cancel at once.
 
         Returns:
-            Whether a command was announced (read them with ``read_commands``).
+            Whether a command was announced (read them with ``read_commands``), or may have
+            been: ``True`` at once when listening starts (again, after a lost connection),
+            since nothing announced before was heard.
         """
         if self._closed or self._pool is None:
             raise StoreUnavailable(f"store {self.url} is closed")
@@ -681,6 +685,7 @@ class PostgresStore:
                     await self._pool.release(listener)
                 raise self._translate(exc, "listen for commands") from exc
             self._listener = listener
+            return True
         notified = self._notified
         assert notified is not None
         try:

@@ -173,6 +173,8 @@ class SqliteStore:
             (4096 pages of 4 KiB: 16 MiB) however long a run lasts.
     """
 
+    announces_commands = False
+
     def __init__(
         self,
         url: str,
@@ -684,6 +686,11 @@ class SqliteStore:
             conn.execute(q.INSERT_COMMAND.text, params)
 
         await self._submit(None, add)
+
+    async def wait_commands(self, timeout_s: float) -> bool:
+        """Sleep ``timeout_s``: this store does not announce commands; they are polled."""
+        await asyncio.sleep(timeout_s)
+        return True
 
     async def read_commands(self, job_ids: list[str]) -> list[Command]:
         if not job_ids:
