@@ -305,6 +305,30 @@ def test_resume_counts_lost_attempts_and_retries_with_a_new_attempt_number() -> 
     assert state.tasks["a"].attempt == 1
 
 
+def test_each_delivery_lost_to_a_dead_worker_counts_as_a_failed_try() -> None:
+    from planweave.constants import WORKER_LOST
+
+    state, log = submit(spec("a"), max_attempts=3)
+    assign_all(state, log)
+
+    def start(delivery: int) -> list[Event]:
+        report = StartedReport(job_id="job1", task_id="a", attempt=1, delivery=delivery)
+        return decider.on_started(state, report, now=101.0 + delivery).events
+
+    log += start(1)
+    assert state.tasks["a"].failures == 0
+    log += start(3)  # deliveries 1 and 2 ended with their workers dead (2 was never seen)
+    assert [getattr(e, "lost", None) for e in log[-1:]] == [2]
+    assert state.tasks["a"].failures == 2 and state.tasks["a"].attempt == 1
+    assert start(3) == []  # the same delivery again: nothing more counted
+    log += start(4)  # the third try was lost too: no try left
+    assert types(log[-2:]) == ["TaskFailed", "JobFailed"]
+    assert state.tasks["a"].error == WORKER_LOST
+    rebuilt = replay(log)
+    assert rebuilt.tasks["a"].failures == state.tasks["a"].failures
+    assert rebuilt.to_row() == state.to_row()
+
+
 def test_a_task_whose_every_attempt_killed_its_process_fails_the_job() -> None:
     state, log = submit(spec("a"), spec("b", "a"), max_attempts=3)
     assign_all(state, log)

@@ -215,7 +215,10 @@ async def test_a_task_that_kills_every_worker_is_dead_lettered_and_the_rest_succ
 ) -> None:
     replies = tmp_path / "replies.yaml"
     replies.write_text('replies:\n  - {content: "done", delay_s: 0.2, repeat: true}\n')
-    poison = Plan(tasks=(TaskSpec(id="p", kind="tool", tool="die", args={"name": "p"}),))
+    # More tries than the bus has deliveries: the bus's bound is met first.
+    poison = Plan(
+        tasks=(TaskSpec(id="p", kind="tool", tool="die", args={"name": "p"}, max_attempts=10),)
+    )
     good = Plan(tasks=tuple(TaskSpec(id=f"e{n}", goal=f"step {n}") for n in range(5)))
     poison_id = await plane.submit(plan=poison)
     good_id = await plane.submit(plan=good, model=f"scripted:{replies}")
@@ -236,6 +239,35 @@ async def test_a_task_that_kills_every_worker_is_dead_lettered_and_the_rest_succ
     assert [letter.message.task_id for letter in letters] == ["p"]  # type: ignore[union-attr]
     assert_exactly_once(await plane.events(poison_id), ["p"])
     assert_exactly_once(await plane.events(good_id), [f"e{n}" for n in range(5)])
+
+
+async def test_a_task_that_kills_its_worker_fails_once_its_tries_are_used_up(
+    plane: Engine, workers: Workers
+) -> None:
+    # Each delivery that ended with its worker dead counts as a failed try, as a crash of the
+    # whole process does: with 2 tries, 2 workers die, and the third delivery is not run.
+    poison = Plan(
+        tasks=(TaskSpec(id="p", kind="tool", tool="die", args={"name": "p"}, max_attempts=2),)
+    )
+    poison_id = await plane.submit(plan=poison)
+    tool_workers = [workers.start()]
+    deadline = time.monotonic() + 90
+    while not (await plane.get(poison_id)).terminal:
+        if tool_workers[-1].poll() is not None:  # a supervisor starts a new worker
+            tool_workers.append(workers.start())
+        assert time.monotonic() < deadline, "the poison task never ended"
+        await asyncio.sleep(0.1)
+    failed = await plane.wait(poison_id)
+    assert not failed.ok and "worker was lost" in (failed.error or ""), failed.error
+    assert len(tool_workers) - 1 == 2, "a worker died past the task's tries"
+    assert tool_workers[-1].poll() is None
+    job = await plane.get(poison_id)
+    task = job.tasks["p"]
+    assert (task.status, task.attempt, task.failures) == ("failed", 1, 2)
+    assert await plane.dead_letters("pw:work:tool") == []
+    stats = await plane.bus.stats("pw:work:tool")
+    assert (stats.depth, stats.pending) == (0, 0)  # acknowledged: never delivered again
+    assert_exactly_once(await plane.events(poison_id), ["p"])
 
 
 async def test_a_redis_restart_mid_run_loses_nothing(tmp_path: Path, workers: Workers) -> None:

@@ -206,3 +206,6 @@ DEFAULT_MAX_WORKSPACE_DEPTH: Final = 32
 """Deepest folder ``write_file`` creates in a job's workspace (``ToolContext.max_dir_depth``)."""
 ARTIFACT_CHUNK_BYTES: Final = 64 * 1024
 """Size of the pieces an artifact is read and streamed in, from a file or an object store."""
+
+WORKER_LOST: Final = "its worker was lost (died, or stalled past its lease) on every allowed try"
+"""The error of a task whose every try ended without an outcome: its worker died each time."""

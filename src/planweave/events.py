@@ -263,12 +263,14 @@ class TaskAssigned(EventBase):
 
 class TaskStarted(EventBase):
     """A worker began an attempt; a later ``TaskStarted`` of the same attempt with a higher
-    ``delivery`` means the work item was delivered again (its earlier holder died or stalled)."""
+    ``delivery`` means the work item was delivered again (its earlier holder died or stalled).
+    ``lost`` counts the deliveries of the attempt that ended so, each a failure of the task."""
 
     type: Literal["TaskStarted"] = "TaskStarted"
     attempt: int
     worker_id: str = ""
     delivery: int = 1
+    lost: int = 0
 
 
 class SubtasksPlanned(EventBase):

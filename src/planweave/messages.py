@@ -59,6 +59,9 @@ class WorkItem(BaseModel):
         max_plan_depth: The job's limit on plan nesting, which a planner is told.
         max_result_bytes: Largest result reported as a value; a larger one is written to the
             workspace and reported as a reference to that file.
+        tries: The task's tries left when the item was sent (0: no bound). A delivery past
+            them means every try ended with its worker lost: the worker reports the attempt
+            failed instead of running it again.
     """
 
     model_config = ConfigDict(frozen=True, defer_build=True)
@@ -85,6 +88,7 @@ class WorkItem(BaseModel):
     max_plan_tasks: int = DEFAULT_MAX_PLAN_TASKS
     max_plan_depth: int = DEFAULT_MAX_PLAN_DEPTH
     max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
+    tries: int = 0
     allow_subplans: bool = True
     known_tools: tuple[str, ...] = ()
 

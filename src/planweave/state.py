@@ -420,6 +420,7 @@ def _assigned(state: JobState, event: TaskAssigned) -> None:
 def _started(state: JobState, event: TaskStarted) -> None:
     task = _task(state, event)
     task.started = True
+    task.failures += event.lost
     if event.delivery > task.delivery:
         task.delivery = event.delivery
     if task.started_at is None:

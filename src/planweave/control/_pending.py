@@ -142,6 +142,7 @@ def work_item(
             "max_tool_calls_per_step": options.max_tool_calls_per_step,
             "allow_private_network": bool(options.allow_private_network),
             "max_plan_tasks": options.max_plan_tasks,
+            "tries": (task.spec.max_attempts or options.max_attempts) - task.failures,
             "max_plan_depth": options.max_plan_depth,
             "max_result_bytes": options.max_result_bytes,
             "allow_subplans": task.depth + 1 < options.max_plan_depth,

@@ -32,6 +32,7 @@ from planweave.constants import (
     ROOT_TASK_ID,
     WORKER_COMPOSER,
     WORKER_EXECUTOR,
+    WORKER_LOST,
     WORKER_PLANNER,
     WORKER_TOOL,
 )
@@ -313,14 +314,30 @@ def on_started(state: JobState, report: StartedReport, *, now: float) -> Decisio
     ):
         return _NOTHING
     out = _Out(state, now, report.id)
+    lost = _lost_deliveries(task, report.delivery)
+    if lost:
+        max_attempts = task.spec.max_attempts or state.options.max_attempts
+        if task.failures + lost >= max_attempts:
+            _fail_task(out, task, WORKER_LOST, "crash")
+            if state.open_tasks == 0 and not state.terminal:
+                _finish_job(out)
+            return out.done()
     out.emit(
         TaskStarted,
         task.id,
         attempt=report.attempt,
         worker_id=report.worker_id,
         delivery=report.delivery,
+        lost=lost,
     )
     return out.done()
+
+
+def _lost_deliveries(task: TaskState, delivery: int) -> int:
+    """How many deliveries of the task's attempt before ``delivery`` ended without an
+    outcome: their worker died, stalled past its lease, or gave the item back as it stopped.
+    Each counts as a failed try, as a crash of the whole process does (``resume``)."""
+    return max(0, delivery - max(task.delivery, 1))
 
 
 def on_call(state: JobState, report: CallReport, *, now: float) -> Decision:
@@ -396,7 +413,10 @@ def on_outcome(state: JobState, outcome: Outcome, *, now: float) -> Decision:
         return _NOTHING
     out = _Out(state, now, outcome.id)
     if not task.started or outcome.delivery > task.delivery:
-        out.emit(TaskStarted, task.id, attempt=outcome.attempt, delivery=outcome.delivery)
+        lost = _lost_deliveries(task, outcome.delivery)
+        out.emit(
+            TaskStarted, task.id, attempt=outcome.attempt, delivery=outcome.delivery, lost=lost
+        )
     for call in outcome.calls:
         out.add(call, task.id)
     if outcome.calls and _check_budgets(out, task):

@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from planweave.bus.base import Bus, Delivery, Subscription
-from planweave.constants import ABANDON_EVENT_TYPES, CONTROL_TOPIC, QUEUE_PREFIX
+from planweave.constants import ABANDON_EVENT_TYPES, CONTROL_TOPIC, QUEUE_PREFIX, WORKER_LOST
 from planweave.events import LlmCalled, ToolCalled, new_id, validated
 from planweave.messages import CallReport, Outcome, StartedReport, WorkItem
 
@@ -255,6 +255,23 @@ class WorkerPool:
             await bus.ack(delivery)
             return
         redelivered = delivery.deliveries > 1
+        if item.tries and delivery.deliveries > item.tries:
+            # Every try the task had ended with its worker lost (a task that kills its worker
+            # would go on doing so): the attempt fails without running again, reported for the
+            # last of those tries (so the failures counted are the tries, no more).
+            lost = Outcome(
+                job_id=item.job_id,
+                task_id=item.task_id,
+                attempt=item.attempt,
+                status="failed",
+                error=WORKER_LOST,
+                error_type="crash",
+                retryable=False,
+                delivery=delivery.deliveries - 1,
+            )
+            await bus.enqueue(item.reply_to, lost)
+            await bus.ack(delivery)
+            return
         if self.report_started_after_s <= 0 or redelivered:
             # A redelivered item reports at once: the plane then ignores whatever the earlier
             # holder (dead, or stalled past its lease) may still report.
