@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 import signal
 import sqlite3
@@ -16,7 +17,7 @@ import pytest
 
 from planweave.constants import EVENT_BASE_BYTES, STORE_SCHEMA_VERSION, TABLE_META
 from planweave.errors import ClaimLost, ConfigError, LogConflict, StoreUnavailable
-from planweave.events import Event, LlmCalled
+from planweave.events import Event, LlmCalled, ToolCalled
 from planweave.state import JobState, apply, replay
 from planweave.store import Batch, open_store
 from planweave.store.base import Claim
@@ -506,3 +507,35 @@ def test_sqlite_a_new_file_gets_the_schema_of_the_core_tables(tmp_path: Path) ->
         stored = found.tables[table.name]
         assert [c.name for c in stored.columns] == [c.name for c in table.columns]
         assert {i.name for i in stored.indexes} == {i.name for i in table.indexes}
+
+
+async def test_after_a_write_lost_to_a_full_disk_a_batch_that_would_leave_a_gap_is_refused(
+    sqlite_url: str,
+) -> None:
+    store = SqliteStore(sqlite_url)
+    await store.open()
+    try:
+        state, batch = created("job1", "cp1")
+        await store.commit(batch)
+
+        def cap(conn: sqlite3.Connection) -> None:  # the disk is full: no page more
+            (pages,) = conn.execute("PRAGMA page_count").fetchone()
+            conn.execute(f"PRAGMA max_page_count = {pages}")
+
+        await store._submit(None, cap)
+        lost = copy.deepcopy(state)
+        big = ToolCalled(
+            job_id="job1", task_id="fetch", seq=2, name="t", outcome="ok", result="x" * 200_000
+        )
+        with pytest.raises(StoreUnavailable, match="full"):
+            await store.commit(step(lost, "cp1", big))
+        await store._submit(None, lambda conn: conn.execute("PRAGMA max_page_count = 1073741823"))
+
+        # Decided on top of the lost write, the next batch would leave seq 2 out of the log.
+        with pytest.raises(LogConflict):
+            await store.commit(step(copy.deepcopy(lost), "cp1", ready("job1", 3)))
+        # Carried on from the stored log, the job writes again.
+        await store.commit(step(state, "cp1", ready("job1", 2)))
+        assert [e.seq for e in await store.read_events("job1")] == [1, 2]
+    finally:
+        await store.close()

@@ -174,6 +174,12 @@ def sqlite_statements() -> dict[str, tuple[Sql | tuple[Sql, ...], str]]:
             "Append an event: a plain insert, so an event whose (job_id, seq) is stored already "
             "(a second writer) is an error (``LogConflict``), never silence.",
         ),
+        "LAST_SEQ": (
+            compile_sql(
+                sa.select(sa.func.max(events.c.seq)).where(events.c.job_id == param("job_id"))
+            ),
+            "The seq of a job's last stored event (NULL: none).",
+        ),
         "EVENT_EXISTS": (
             compile_sql(
                 sa.select(events.c.seq).where(

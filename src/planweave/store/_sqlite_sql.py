@@ -23,6 +23,7 @@ __all__ = [
     "INSERT_COMMAND",
     "INSERT_EVENT",
     "JOB_EXISTS",
+    "LAST_SEQ",
     "LIST_JOBS",
     "MIGRATIONS",
     "RELEASE",
@@ -69,6 +70,17 @@ INSERT_EVENT: Final = Sql(
     {'job_id': None, 'seq': None, 'id': None, 'type': None, 'task_id': None, 'at': None, 'body': None},
 )
 """Append an event: a plain insert, so an event whose (job_id, seq) is stored already (a second writer) is an error (``LogConflict``), never silence."""
+
+LAST_SEQ: Final = Sql(
+    (
+        'SELECT max(pw_events.seq) AS max_1 \n'
+        'FROM pw_events \n'
+        'WHERE pw_events.job_id = ?'
+    ),
+    ('job_id',),
+    {'job_id': None},
+)
+"""The seq of a job's last stored event (NULL: none)."""
 
 EVENT_EXISTS: Final = Sql(
     (

@@ -205,6 +205,10 @@ class SqliteStore:
         self._checkpointer: _Checkpointer | None = None
         self._transactions = 0
         self._refusals = Refusals()  # writer side
+        # Jobs one of whose batches failed to write (touched by the writer thread only): until
+        # one of their batches follows on from the stored log, a batch decided on top of the
+        # lost one is refused (``_gap``), so the log never has a gap.
+        self._broken: set[str] = set()
         self._closed = True
 
     async def __aenter__(self) -> SqliteStore:
@@ -413,7 +417,24 @@ class SqliteStore:
         error = self._translate(exc, "write")
         if isinstance(error, StoreUnavailable):
             error.args = (f"{error}; nothing of this batch was written",)
+            if work.batch is not None:
+                self._broken.update(e.job_id for e in work.batch.events)
         return error
+
+    def _gap(self, conn: sqlite3.Connection, batch: Batch) -> LogConflict | None:
+        """``LogConflict`` for a batch whose events of a job that failed to write would not
+        follow on from the stored log; a job whose batch does follow on is whole again."""
+        firsts: dict[str, int] = {}
+        for event in batch.events:
+            firsts.setdefault(event.job_id, event.seq)
+        for job_id, first in firsts.items():
+            if job_id not in self._broken:
+                continue
+            (stored,) = conn.execute(q.LAST_SEQ.text, (job_id,)).fetchone()
+            if first != (stored or 0) + 1:
+                return LogConflict(job_id, first)
+            self._broken.discard(job_id)
+        return None
 
     def _apply(self, conn: sqlite3.Connection, group: list[_Work]) -> list[_Outcome]:
         outcomes: list[_Outcome] = []
@@ -462,6 +483,11 @@ class SqliteStore:
         for work in group:
             batch = work.batch
             if batch is not None:
+                if self._broken:
+                    gap = self._gap(conn, batch)
+                    if gap is not None:
+                        outcomes.append((None, gap))
+                        continue
                 owner = batch.owner
                 if owner is not None:
                     lost = unheld_jobs(batch, owner, owner_of)
