@@ -174,7 +174,10 @@ def _wait_job(
             job: dict[str, Any] = read.json()
             if done(job):
                 return job
-        assert time.monotonic() < deadline, read.text + "\n" + replica.log_text()[-6000:]
+            seen = f"{job['status']}, {job['tasks_done']}/{job['tasks_total']} tasks done"
+        else:
+            seen = read.text
+        assert time.monotonic() < deadline, f"job {job_id}: {seen}\n{replica.log_text()[-6000:]}"
         time.sleep(0.1)
 
 
@@ -286,3 +289,20 @@ def test_work_items_redis_lost_under_a_live_plane_are_sent_again(
     assigned = Counter((e["task_id"], e["attempt"]) for e in events if e["type"] == "TaskAssigned")
     assert assigned == Counter((t, 1) for t in task_ids)
     assert plane.proc.poll() is None
+
+
+def test_an_unknown_failpoint_is_refused_in_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLANWEAVE_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
+    env["PLANWEAVE_FAILPOINT"] = "before_lunch"
+    done = subprocess.run(
+        [sys.executable, "-m", "planweave.cli", "jobs", "--data-dir", str(tmp_path)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1
+    assert "PLANWEAVE_FAILPOINT" in done.stderr and "after_commit" in done.stderr
