@@ -5,6 +5,8 @@ twice (a worker that lost its lease, a redelivery after a crash, a network retry
 puts every message it is given on its queue twice, work items, started reports, call reports
 and outcomes alike, and the job must end as if each had come once: every task completed exactly
 once in the log, no gap or duplicate in ``seq``, and the stored state equal to the replayed log.
+It runs on the in-process bus and on the Redis bus (a real ``redis-server``), whose streams,
+leases and reconciler see every copy.
 """
 
 from __future__ import annotations
@@ -18,23 +20,35 @@ import pytest
 
 from planweave import Engine, Plan, TaskSpec, tool
 from planweave.bus import MemoryBus
+from planweave.bus.redis import RedisBus
 from planweave.llm import ScriptedModel
 from planweave.state import replay
 
 TASKS = 40
 
 
-class DuplicatingBus(MemoryBus):
-    """A memory bus that enqueues every message twice."""
+class _Twice:
+    """Put in front of a bus class: every message it is given is enqueued twice."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.enqueued = Counter[str]()
+    enqueued: Counter[str]
 
     async def enqueue(self, queue: str, message: Any) -> str:
         self.enqueued[type(message).__name__] += 1
-        await super().enqueue(queue, message)
-        return await super().enqueue(queue, message)
+        await super().enqueue(queue, message)  # type: ignore[misc]
+        second: str = await super().enqueue(queue, message)  # type: ignore[misc]
+        return second
+
+
+class DuplicatingMemoryBus(_Twice, MemoryBus):
+    def __init__(self) -> None:
+        super().__init__()
+        self.enqueued = Counter()
+
+
+class DuplicatingRedisBus(_Twice, RedisBus):
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.enqueued = Counter()
 
 
 runs = Counter[str]()
@@ -63,16 +77,24 @@ def _plan() -> Plan:
     return Plan(tasks=(*tools, agent))
 
 
-@pytest.mark.parametrize("store", ["memory", "sqlite"])
+@pytest.mark.parametrize(
+    ("store", "bus_kind"),
+    [("memory", "memory"), ("sqlite", "memory"), ("sqlite", "redis"), ("postgres", "redis")],
+)
 async def test_every_message_twice_still_records_each_outcome_once(
-    store: str, tmp_path: Path
+    store: str, bus_kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     runs.clear()
-    bus = DuplicatingBus()
+    bus: DuplicatingMemoryBus | DuplicatingRedisBus
+    if bus_kind == "redis":
+        bus = DuplicatingRedisBus(request.getfixturevalue("redis_url"))
+    else:
+        bus = DuplicatingMemoryBus()
     model = ScriptedModel(
         replies=[{"match": {"role": "executor"}, "content": "summed", "repeat": True}]
     )
-    url = "memory://" if store == "memory" else f"sqlite:///{tmp_path / 'jobs.db'}"
+    urls = {"memory": "memory://", "sqlite": f"sqlite:///{tmp_path / 'jobs.db'}"}
+    url = urls[store] if store in urls else request.getfixturevalue("pg_url")
     async with Engine(
         store=url, bus=bus, model=model, data_dir=tmp_path / "data", tools=[step]
     ) as engine:

@@ -20,6 +20,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from planweave.cli import _commands, _run, _serve, _worker
+from planweave.control import _failpoint
 from planweave.errors import PlanweaveError, UnknownBackend, UsageError
 
 __all__ = ["app", "main"]
@@ -47,6 +48,7 @@ class _Group(TyperGroup):
         _debug = os.environ.get("PLANWEAVE_DEBUG", "") not in ("", "0", "false")
         handler = _install_log_handler()
         try:
+            _failpoint.arm(os.environ.get("PLANWEAVE_FAILPOINT", ""))
             code = super().main(
                 args,
                 prog_name,

@@ -16,6 +16,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 
+from planweave.control import _failpoint
 from planweave.control._pending import Pending
 from planweave.store.base import Batch, Store
 
@@ -90,6 +91,8 @@ class GroupCommit:
             return None
         batch = self._batch(pending)
         written = self._store.commit_soon(batch) if batch else None
+        if _failpoint.armed is not None:  # fault tests only: may kill the process here
+            await _failpoint.reached(written, pending)
         # Work goes out before its batch is durable: a crash before the write lands loses
         # nothing that matters (the store still shows the task as not done, so resume runs it
         # again, and the attempt number fences any late outcome).
