@@ -11,7 +11,9 @@ ends (``control._dispatch``).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from planweave.constants import (
     DEFAULT_MAX_QUEUED_JOBS_PER_TENANT,
@@ -23,7 +25,11 @@ from planweave.constants import (
 from planweave.errors import QuotaExceeded, UsageError
 from planweave.store.base import TenantUsage
 
-__all__ = ["TenantQuotas", "check_quotas"]
+if TYPE_CHECKING:
+    from planweave.events import JobOptions
+    from planweave.store.base import Store
+
+__all__ = ["TenantQuotas", "check_quotas", "within_quotas"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -109,3 +115,22 @@ def check_quotas(
             f"limit is ${limit_usd:.2f}: wait for older jobs to leave the window",
         )
     return left
+
+
+async def within_quotas(
+    store: Store,
+    quotas: TenantQuotas,
+    tenant: str,
+    idempotency_key: str | None,
+    opts: JobOptions,
+    submitting: int,
+) -> JobOptions:
+    """Refuse a submission over the tenant's quotas (``check_quotas``); cap the job's dollar
+    budget at what the tenant has left to spend."""
+    if idempotency_key is not None and await store.find_job(tenant, idempotency_key):
+        return opts  # a repeat: the plane answers with the first job, starting nothing
+    usage = await store.tenant_usage(tenant, since=time.time() - quotas.spend_window_s)
+    left_usd = check_quotas(quotas, tenant, usage, submitting=submitting)
+    if left_usd is not None and (opts.max_cost_usd is None or opts.max_cost_usd > left_usd):
+        opts = opts.model_copy(update={"max_cost_usd": left_usd})
+    return opts

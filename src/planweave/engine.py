@@ -11,16 +11,16 @@ import asyncio
 import contextlib
 import functools
 import logging
-import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from planweave._cluster import ClusterOps
 from planweave._follow import REMOTE_POLL_S, follow_runs
-from planweave._quotas import TenantQuotas, check_quotas
+from planweave._quotas import TenantQuotas, within_quotas
+from planweave._results import JobResult, QueueInfo
 from planweave.bus import Bus, open_bus
-from planweave.bus.base import DeadLetter, Subscription
+from planweave.bus.base import Subscription
 from planweave.constants import (
     DEFAULT_CONCURRENCY,
     DEFAULT_DATA_DIR,
@@ -31,18 +31,12 @@ from planweave.constants import (
     DEFAULT_TOOL_PROCESSES,
     EVENT_TOPIC_ALL,
     MIN_TOOL_MEMORY_BYTES,
-    QUEUE_PREFIX,
     WORKER_TOOL,
 )
-from planweave.control.claims import holder_gone
 from planweave.control.plane import ControlPlane, PlaneSettings
 from planweave.errors import (
-    BusUnavailable,
-    JobBusy,
     JobNotFound,
     PlanInvalid,
-    PlanweaveError,
-    StoreUnavailable,
     UsageError,
 )
 from planweave.events import Event, JobOptions, Usage, new_id
@@ -57,7 +51,6 @@ if TYPE_CHECKING:
     from planweave.agents import Agent, AgentRegistry
     from planweave.artifacts import ArtifactStore
     from planweave.llm import Model, ModelOptions
-    from planweave.store.base import Claim
     from planweave.tools import Tool, ToolProcesses, ToolRegistry
     from planweave.workers.handlers import ModelCache
     from planweave.workers.pool import WorkerPool
@@ -70,49 +63,7 @@ log = logging.getLogger("planweave.engine")
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class JobResult:
-    """How a job ended.
-
-    Attributes:
-        job_id: The job's id.
-        status: ``succeeded``, ``failed`` or ``cancelled``.
-        result: The final answer (the composer's Markdown for a goal; the final tasks' results
-            for a user plan).
-        error: Why it failed or was cancelled.
-        artifacts: Paths of the files it produced.
-        usage: Tokens and dollars spent.
-    """
-
-    job_id: str
-    status: str
-    result: Any = None
-    error: str | None = None
-    artifacts: tuple[Path, ...] = ()
-    usage: Usage = field(default_factory=Usage)
-    tasks: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "succeeded"
-
-
-@dataclass(frozen=True, slots=True)
-class QueueInfo:
-    """A work or outcome queue as ``/metrics`` and the dead-letter page show it.
-
-    Attributes:
-        name: The queue's name on the bus.
-        depth: Messages waiting on it.
-        dead_letters: Messages it gave up on.
-    """
-
-    name: str
-    depth: int
-    dead_letters: int
-
-
-class Engine:
+class Engine(ClusterOps):
     """Plans and runs jobs.
 
     Args:
@@ -496,7 +447,7 @@ class Engine:
         others = submitting.get(tenant, 0)
         submitting[tenant] = others + 1
         try:
-            opts = await self._within_quotas(quotas, tenant, idempotency_key, opts, others)
+            opts = await within_quotas(self.store, quotas, tenant, idempotency_key, opts, others)
             return await submit(options=opts)
         finally:
             left = submitting[tenant] - 1
@@ -504,24 +455,6 @@ class Engine:
                 submitting[tenant] = left
             else:
                 del submitting[tenant]
-
-    async def _within_quotas(
-        self,
-        quotas: TenantQuotas,
-        tenant: str,
-        idempotency_key: str | None,
-        opts: JobOptions,
-        submitting: int,
-    ) -> JobOptions:
-        """Refuse a submission over the tenant's quotas; cap the job's dollar budget at what
-        the tenant has left to spend."""
-        if idempotency_key is not None and await self.store.find_job(tenant, idempotency_key):
-            return opts  # a repeat: the plane answers with the first job, starting nothing
-        usage = await self.store.tenant_usage(tenant, since=time.time() - quotas.spend_window_s)
-        left_usd = check_quotas(quotas, tenant, usage, submitting=submitting)
-        if left_usd is not None and (opts.max_cost_usd is None or opts.max_cost_usd > left_usd):
-            opts = opts.model_copy(update={"max_cost_usd": left_usd})
-        return opts
 
     def queued(self, job_id: str) -> bool:
         """Whether a job this engine drives waits for one of its tenant's running jobs to end
@@ -619,23 +552,6 @@ class Engine:
             return cancelled.status == "cancelled"
         await self.store.add_command(job_id, "cancel", {"reason": reason})
         return True
-
-    async def claim(self, job_id: str) -> Claim | None:
-        """Who drives a job: its claim (owner, host, pid, expiry by the store's clock), or
-        ``None`` when nobody holds it.
-
-        A job that is not finished and whose claim is ``None``, expired, or held by a dead
-        process on this host is stalled: nothing runs it until someone resumes it.
-        """
-        await self.start()
-        return await self.store.read_claim(job_id)
-
-    async def stalled(self, job_id: str) -> bool:
-        """Whether a job is unfinished and nobody drives it (resume it to carry on)."""
-        state = await self.get(job_id)
-        if state.terminal or self.plane.job(job_id) is not None:
-            return False
-        return holder_gone(await self.store.read_claim(job_id))
 
     async def get(self, job_id: str) -> JobState:
         """The stored state of a job."""
@@ -751,63 +667,6 @@ class Engine:
         """Ids of the newest ``limit`` jobs that start with ``prefix`` (for short ids)."""
         return [s.job_id for s in await self.list_jobs(limit=limit) if s.job_id.startswith(prefix)]
 
-    async def active_jobs(self) -> list[str]:
-        """Ids of the stored jobs that have not ended, whichever process runs them."""
-        await self.start()
-        return await self.store.active_job_ids()
-
-    async def adopt_active(self) -> list[str]:
-        """Carry on every stored job that has not ended and that no live process runs.
-
-        A job another process still runs (its claim is live) is left alone; one that cannot be
-        resumed is logged and skipped, so one bad job never stops the others. Returns the ids of
-        the jobs this process now runs.
-        """
-        self._parts()
-        adopted: list[str] = []
-        for job_id in await self.active_jobs():
-            try:
-                state = await self.plane.adopt(job_id)
-            except JobBusy:
-                continue
-            except PlanweaveError as exc:
-                log.warning("cannot resume job %s: %s", job_id, exc)
-                continue
-            if not state.terminal:
-                adopted.append(job_id)
-        return adopted
-
-    async def adopt_orphans(self) -> list[str]:
-        """Carry on the active jobs whose owner is gone: its claim expired, or its process on
-        this host died. Jobs this process runs, and jobs whose owner's claim is live, cost one
-        claim read each and are left alone.
-
-        A control plane that serves beside others (``planweave serve``) calls this on a timer,
-        so a replica that was killed has its jobs finished by the others. Returns the ids of
-        the jobs this process took over.
-        """
-        self._need_plane("adopt jobs")
-        await self.start()
-        adopted: list[str] = []
-        for job_id in await self.active_jobs():
-            if self.runs_here(job_id) or job_id in self._unadoptable:
-                continue
-            if not holder_gone(await self.store.read_claim(job_id)):
-                continue
-            self._parts()
-            try:
-                state = await self.plane.adopt(job_id)
-            except (JobBusy, StoreUnavailable, BusUnavailable):
-                continue  # another owner, or an outage: looked at again on the next round
-            except PlanweaveError as exc:
-                self._unadoptable.add(job_id)
-                log.warning("cannot resume job %s: %s", job_id, exc)
-                continue
-            if not state.terminal:
-                log.info("took over job %s, whose owner stopped", job_id)
-                adopted.append(job_id)
-        return adopted
-
     async def delete(self, job_id: str) -> None:
         """Delete a finished job with its tasks, events, artifacts and workspace.
 
@@ -849,43 +708,6 @@ class Engine:
         (a server's ``api_models``), without repeats."""
         return list(dict.fromkeys((self._default_model, *configured)))
 
-    def queue_names(self) -> list[str]:
-        """Every queue this engine uses: one per worker kind, and its plane's outcome queue."""
-        kinds = dict.fromkeys((*DEFAULT_CONCURRENCY, *self.concurrency))
-        return [QUEUE_PREFIX + kind for kind in kinds] + [self.plane.reply_queue]
-
-    async def queues(self) -> list[QueueInfo]:
-        """Each queue with the messages waiting on it and its dead letters (for /metrics)."""
-        await self.start()
-        return [
-            QueueInfo(
-                name=queue,
-                depth=await self.bus.depth(queue),
-                dead_letters=len(await self.bus.dead_letters(queue)),
-            )
-            for queue in self.queue_names()
-        ]
-
-    async def dead_letters(self, queue: str | None = None) -> list[DeadLetter]:
-        """Work that kept failing to be handled: one queue's, or every queue's, oldest first
-        per queue.
-
-        Raises:
-            UsageError: ``queue`` is not one of ``queue_names()``.
-        """
-        await self.start()
-        names = self.queue_names() if queue is None else [self._known_queue(queue)]
-        return [letter for name in names for letter in await self.bus.dead_letters(name)]
-
-    async def redrive(self, queue: str, letter_id: str) -> bool:
-        """Put a dead letter back on its queue; ``False`` when there is no such letter.
-
-        Raises:
-            UsageError: ``queue`` is not one of ``queue_names()``.
-        """
-        await self.start()
-        return await self.bus.redrive(self._known_queue(queue), letter_id)
-
     async def submit_once(
         self,
         goal: str | None = None,
@@ -905,15 +727,6 @@ class Engine:
             goal, tenant=tenant, idempotency_key=idempotency_key, job_id=fresh, **kwargs
         )
         return job_id, job_id == fresh
-
-    def _known_queue(self, queue: str) -> str:
-        names = self.queue_names()
-        if queue not in names:
-            raise UsageError(f"no queue {queue!r}: the queues are {', '.join(names)}")
-        return queue
-
-    async def _unclaimed(self, job_id: str) -> bool:
-        return holder_gone(await self.store.read_claim(job_id))
 
     def _need_plane(self, what: str) -> None:
         if not self.run_plane:

@@ -37,7 +37,7 @@ from typing import Any
 
 from planweave.bus.base import Bus
 from planweave.constants import CONTROL_TOPIC, EVENT_TOPIC_ALL, OUTCOME_QUEUE_PREFIX, QUEUE_PREFIX
-from planweave.control import decider
+from planweave.control import _loops, decider
 from planweave.control._commit import Durable, GroupCommit
 from planweave.control._dispatch import Dispatcher
 from planweave.control._pending import Pending, PlaneSettings, work_item
@@ -119,13 +119,13 @@ class ControlPlane:
             return
         self._commit.start()
         self._tasks = [
-            asyncio.create_task(self._report_loop(), name="planweave-reports"),
-            asyncio.create_task(self._timer_loop(), name="planweave-timers"),
-            asyncio.create_task(self._command_loop(), name="planweave-commands"),
+            asyncio.create_task(_loops.report_loop(self), name="planweave-reports"),
+            asyncio.create_task(_loops.timer_loop(self), name="planweave-timers"),
+            asyncio.create_task(_loops.command_loop(self), name="planweave-commands"),
         ]
         if self._reconciler is not None:
             self._tasks.append(
-                asyncio.create_task(self._reconcile_loop(), name="planweave-reconcile")
+                asyncio.create_task(_loops.reconcile_loop(self), name="planweave-reconcile")
             )
 
     async def stop(self) -> None:
@@ -729,155 +729,6 @@ class ControlPlane:
             self._timer_wake.set()
         if self._reconciler is not None:
             self._reconciler.forget_job(state.id)
-
-    # --- loops ----------------------------------------------------------------------------
-
-    def _dead_lettered(self, item: WorkItem) -> None:
-        """The bus gave up on a work item (``max_deliveries`` holders died or stalled on it):
-        its task fails for good, as if its last holder had reported so."""
-        state = self._jobs.get(item.job_id)
-        task = state.tasks.get(item.task_id) if state is not None else None
-        if task is None:
-            return
-        log.warning(
-            "task %s of job %s: its work item was dead-lettered (no worker finished it)",
-            item.task_id,
-            item.job_id,
-        )
-        self._handle(
-            Outcome(
-                job_id=item.job_id,
-                task_id=item.task_id,
-                attempt=item.attempt,
-                status="failed",
-                error="its work item was dead-lettered: every worker that took it died or "
-                "stalled past its lease (see the dead letters)",
-                error_type="crash",
-                retryable=False,
-                delivery=max(1, task.delivery),
-            )
-        )
-
-    async def _reconcile_loop(self) -> None:
-        """Send again the work items the bus lost (see ``_reconcile``)."""
-        reconciler = self._reconciler
-        assert reconciler is not None
-        while not self._closed:
-            await asyncio.sleep(self.settings.reconcile_s)
-            try:
-                lost, dead = await reconciler.check(self.bus)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("control plane: checking the work items out failed: %s", exc)
-                continue
-            for item in dead:
-                self._dead_lettered(item)
-            if dead:
-                await self._flush()
-            for item in lost:
-                state = self._jobs.get(item.job_id)
-                task = state.tasks.get(item.task_id) if state is not None else None
-                if task is None or task.status != "running" or task.attempt != item.attempt:
-                    reconciler.ended(item.job_id, [item.task_id])
-                    continue
-                log.warning(
-                    "task %s of job %s (attempt %d) is no longer on the bus: sending it again",
-                    item.task_id,
-                    item.job_id,
-                    item.attempt,
-                )
-                await self._send_checked(item)
-
-    async def _report_loop(self) -> None:
-        bus = self.bus
-        while not self._closed:
-            try:
-                deliveries = await bus.receive(
-                    self.reply_queue, self.owner, max_items=1024, lease_s=60.0
-                )
-                if not deliveries:
-                    continue
-                for delivery in deliveries:
-                    self._handle(delivery.message)
-                self._pending.acks.extend(deliveries)
-                await self._flush()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("control plane: handling reports failed; retrying")
-                await asyncio.sleep(0.5)
-
-    async def _timer_loop(self) -> None:
-        while not self._closed:
-            now = self._clock()
-            due: float | None = None
-            for state in list(self._jobs.values()):
-                when = decider.next_timer(state)
-                if when is None:
-                    continue
-                if when <= now:
-                    self._take(state, decider.on_tick(state, now=now))
-                else:
-                    due = when if due is None else min(due, when)
-            if self._pending.events or self._redispatch:
-                self._redispatch = False
-                await self._flush()
-            self._timer_wake.clear()
-            if self._redispatch:  # a job ended while this loop flushed
-                continue
-            timeout = None if due is None else max(0.0, due - self._clock())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._timer_wake.wait(), timeout)
-
-    async def _command_loop(self) -> None:
-        """Commands left in the store by other processes, and renewal of job claims.
-
-        On a store that announces commands (PostgreSQL's ``LISTEN``) they are read when one is
-        announced, and at each renewal in case one was missed; on others, every ``poll_s``.
-        """
-        claims = self._claims
-        store = self.store
-        last_renew = 0.0
-        while not self._closed:
-            renew_s = claims.lease_s / 3
-            if store.announces_commands:
-                wait_s = max(0.0, min(renew_s, last_renew + renew_s - self._clock()))
-            else:
-                wait_s = self.settings.poll_s
-            try:
-                heard = await store.wait_commands(wait_s)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the store is down: poll once it is back
-                await asyncio.sleep(self.settings.poll_s)
-                heard = True
-            now = self._clock()
-            if not self._jobs:
-                claims.renewed_at = last_renew = now  # nothing held, nothing to lose
-                continue
-            try:
-                renewing = now - last_renew >= renew_s
-                if renewing:
-                    last_renew = now
-                    await self._renew()
-                    claims.renewed_at = now
-                job_ids = list(self._jobs)
-                if job_ids and (heard or renewing):
-                    self._apply_commands(await store.read_commands(job_ids))
-                    await self._flush()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("control plane: polling commands failed")
-
-    async def _renew(self) -> None:
-        """Renew the claims of the jobs driven here; drop at once each one that was lost."""
-        driven = [j for j in self._jobs if j not in self._unborn]  # those claims come with it
-        for job_id, error in await self._claims.renew(driven):
-            if job_id in self._jobs:
-                log.error("control plane: %s", error)
-                await self._drop(job_id, error, release=False)
 
     def _apply_commands(self, commands: list[Command]) -> None:
         """Carry out commands left for jobs driven here; each is deleted by the batch that
