@@ -270,6 +270,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=JOBS)
     parser.add_argument("--tasks-per-job", type=int, default=TASKS_PER_JOB)
     parser.add_argument("--steady-s", type=float, default=STEADY_S)
+    parser.add_argument("--steady-tasks-per-job", type=int, default=STEADY_TASKS_PER_JOB)
     parser.add_argument("--data-dir", type=Path, help="default: a temporary folder")
     parser.add_argument("--json", action="store_true", help="print one JSON line, no table")
     args = parser.parse_args(argv)
@@ -281,6 +282,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         tasks_per_job=args.tasks_per_job,
         worker_counts=tuple(int(n) for n in args.workers.split(",")),
         steady_s=args.steady_s,
+        steady_tasks_per_job=args.steady_tasks_per_job,
     )
     with tempfile.TemporaryDirectory(prefix="pw-bench-scaled-") as scratch:
         data_dir = (args.data_dir or Path(scratch)).resolve()
