@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
@@ -119,16 +120,31 @@ def _run_server(name: str, *, timeout_s: float, args: Sequence[str] = ()) -> dic
     return result
 
 
+def _group_gone(pgid: int, timeout_s: float) -> bool:
+    """Wait until no process is left in group ``pgid``; whether none is."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+
+
 def _stop_group(proc: subprocess.Popen[str]) -> None:
     """End the child and every process it started (workers, arq workers): they share its
-    process group. SIGTERM first, so that each stops its own children; then SIGKILL."""
+    process group. SIGTERM first, which lets a worker finish in its grace; then SIGKILL."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=_STOP_GRACE_S)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+        proc.wait(timeout=_STOP_GRACE_S)  # reaped, so the group's leader no longer counts
+    if not _group_gone(proc.pid, _STOP_GRACE_S):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        _group_gone(proc.pid, _STOP_GRACE_S)
     if proc.stdout is not None:
         proc.stdout.close()
 
