@@ -264,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         load = _load_1m()
         scaled = _run_scaled(timeout_s=args.scaled_timeout_s)
         scaled["load_avg_1m_before"], scaled["load_avg_1m_after"] = load, _load_1m()
+        scaled["date"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         if scaled["status"] == "ok":
             render_scaled(scaled, plain=args.plain)
             print(
