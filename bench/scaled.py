@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -284,20 +286,25 @@ def main(argv: Sequence[str] | None = None) -> None:
         steady_s=args.steady_s,
         steady_tasks_per_job=args.steady_tasks_per_job,
     )
-    with tempfile.TemporaryDirectory(prefix="pw-bench-scaled-") as scratch:
-        data_dir = (args.data_dir or Path(scratch)).resolve()
+    # SIGTERM (how python -m bench stops this process) unwinds as Ctrl-C does: the workers are
+    # stopped, the servers and folders this process made are removed.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    with contextlib.ExitStack() as stack:
+        data_dir = args.data_dir or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="pw-bench-scaled-"))
+        )
+        data_dir = data_dir.resolve()
         data_dir.mkdir(parents=True, exist_ok=True)
         if args.postgres is None:
             missing = _servers.missing_servers()
             if missing:
                 raise SystemExit("; ".join(missing))
-            with (
-                _servers.redis_server() as redis,
-                _servers.postgres_server(durability="default") as pg,
-            ):
-                results = asyncio.run(run_scaled(pg.admin_dsn, redis.url(), data_dir, size))
+            redis = stack.enter_context(_servers.redis_server())
+            pg = stack.enter_context(_servers.postgres_server(durability="default"))
+            urls = pg.admin_dsn, redis.url()
         else:
-            results = asyncio.run(run_scaled(args.postgres, args.redis, data_dir, size))
+            urls = args.postgres, args.redis
+        results = asyncio.run(run_scaled(*urls, data_dir, size))
     if args.json:
         print(json.dumps(results))
         return
