@@ -15,5 +15,9 @@ Every (engine, workload) pair runs in its own process (``python -m bench.run_one
 caches and peak RSS do not leak between them: one warm-up run, then ``--runs`` timed runs, median
 reported. Graphs and plans are built untimed; only the run itself is inside the timer.
 
+After them come the API server benchmarks (S1, S2) and the scaled section (``bench/scaled.py``:
+PostgreSQL + Redis with 1, 2 and 4 worker processes beside the embedded default and arq, on
+throwaway servers from ``bench/_servers.py``).
+
 Run ``python -m bench`` (``--help`` for the options); results go to ``bench/results.json``.
 """

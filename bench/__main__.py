@@ -1,27 +1,37 @@
 """``python -m bench``: run every (engine, workload) pair in its own process, the floors (the
 same workloads with no engine) among them, then the server benchmarks (S1, S2) each in its own
-process; print the tables with planweave's ratios to the floors and the peers, save JSON."""
+process, then the scaled section (PostgreSQL + Redis with worker processes, on throwaway servers
+this process starts and always stops); print the tables with planweave's ratios to the floors
+and the peers, save JSON."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from bench import _servers
 from bench.report import compare, ratios, render
+from bench.scaled_report import render_scaled, scaled_summary
 from bench.server_report import render_server
 from bench.server_w import SERVER_BENCHES
 from bench.workloads import ENGINES, FLOOR, PEER_TARGETS, SPECS
 
 _ROOT = Path(__file__).resolve().parent.parent
+SCALED = "scaled"
+_STOP_GRACE_S = 10.0
 _PACKAGES = (
     "planweave",
     "pydantic",
@@ -110,6 +120,66 @@ def _run_server(name: str, *, timeout_s: float, args: Sequence[str] = ()) -> dic
     return result
 
 
+def _group_gone(pgid: int, timeout_s: float) -> bool:
+    """Wait until no process is left in group ``pgid``; whether none is."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+
+
+def _stop_group(proc: subprocess.Popen[str]) -> None:
+    """End the child and every process it started (workers, arq workers): they share its
+    process group. SIGTERM first, which lets a worker finish in its grace; then SIGKILL."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=_STOP_GRACE_S)  # reaped, so the group's leader no longer counts
+    if not _group_gone(proc.pid, _STOP_GRACE_S):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        _group_gone(proc.pid, _STOP_GRACE_S)
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+def _run_scaled(*, timeout_s: float, args: Sequence[str] = ()) -> dict[str, Any]:
+    """The scaled section in a child process, on a ``redis-server`` and a PostgreSQL cluster
+    started here for it and stopped whatever happens (timeout, failure, Ctrl-C)."""
+    missing = _servers.missing_servers()
+    if missing:
+        reason = "; ".join(missing)
+        print(f"skipping the scaled section: {reason}", file=sys.stderr, flush=True)
+        return {"status": "skipped", "reason": reason}
+    with contextlib.ExitStack() as stack:
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pw-bench-")))
+        redis = stack.enter_context(_servers.redis_server())
+        pg = stack.enter_context(_servers.postgres_server(durability="default"))
+        command = [sys.executable, "-m", "bench.scaled", "--postgres", pg.admin_dsn]
+        command += ["--redis", redis.url(), "--data-dir", str(scratch), "--json", *args]
+        # Its own session: Ctrl-C reaches this process only, which then stops the whole group.
+        proc = subprocess.Popen(
+            command, cwd=_ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True
+        )
+        stack.callback(_stop_group, proc)
+        try:
+            stdout, _ = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return {"status": "error", "reason": f"took longer than {timeout_s:g} s"}
+        lines = [line for line in stdout.splitlines() if line.startswith("{")]
+        try:
+            results: dict[str, Any] = json.loads(lines[-1])
+        except (IndexError, json.JSONDecodeError):
+            return {"status": "error", "reason": f"exit {proc.returncode}: no results"}
+    return {"status": "ok", **results, "summary": scaled_summary(results)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
@@ -119,7 +189,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="timed runs per pair (default 5)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs first (default 1)")
     parser.add_argument(
-        "--only", default=",".join([*SPECS, *SERVER_BENCHES]), help="e.g. W1,W2 or S1,S2"
+        "--only",
+        default=",".join([*SPECS, *SERVER_BENCHES, SCALED]),
+        help=f"e.g. W1,W2 or S1,S2 or {SCALED} (that section alone); default: everything",
+    )
+    parser.add_argument(
+        "--no-scaled",
+        action="store_true",
+        help="leave out the scaled section (PostgreSQL + Redis with worker processes)",
     )
     parser.add_argument(
         "--engines",
@@ -128,11 +205,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=_ROOT / "bench" / "results.json")
     parser.add_argument("--timeout-s", type=float, default=900.0, help="per pair (default 900)")
+    parser.add_argument(
+        "--scaled-timeout-s",
+        type=float,
+        default=1800.0,
+        help="for the whole scaled section (default 1800)",
+    )
     parser.add_argument("--plain", action="store_true", help="plain-text table, no rich")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.warmup < 0:
         parser.error("--runs must be at least 1 and --warmup at least 0")
-    chosen = _names(args.only, [*SPECS, *SERVER_BENCHES], "workload")
+    chosen = _names(args.only, [*SPECS, *SERVER_BENCHES, SCALED], "workload")
     workloads = [name for name in chosen if name in SPECS]
     servers = [name for name in chosen if name in SERVER_BENCHES]
     engines = _names(args.engines, list(ENGINES), "engine")
@@ -175,6 +258,23 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"load average (1 min) on {cpus} CPUs: {load_text}", file=sys.stderr)
 
+    scaled: dict[str, Any] = {}
+    if SCALED in chosen and not args.no_scaled:
+        print("running the scaled section (PostgreSQL + Redis, 1-4 workers) …", file=sys.stderr)
+        load = _load_1m()
+        scaled = _run_scaled(timeout_s=args.scaled_timeout_s)
+        scaled["load_avg_1m_before"], scaled["load_avg_1m_after"] = load, _load_1m()
+        scaled["date"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        if scaled["status"] == "ok":
+            render_scaled(scaled, plain=args.plain)
+            print(
+                f"load average (1 min) on {cpus} CPUs: {load} before the scaled section, "
+                f"{scaled['load_avg_1m_after']} after",
+                file=sys.stderr,
+            )
+        elif scaled["status"] == "error":
+            print(f"the scaled section failed: {scaled['reason']}", file=sys.stderr)
+
     report = {
         "machine": machine,
         "settings": {"runs": args.runs, "warmup": args.warmup, "statistic": "median"},
@@ -191,11 +291,12 @@ def main(argv: list[str] | None = None) -> int:
         "results": compare(results),
         "ratios": ratios(results),
         "server": server,
+        "scaled": scaled,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"wrote {args.out}", file=sys.stderr)
-    failed = any(r["status"] == "error" for r in results)
+    failed = any(r["status"] == "error" for r in results) or scaled.get("status") == "error"
     return 1 if failed or any(r["status"] != "ok" for r in server.values()) else 0
 
 

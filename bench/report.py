@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from bench._tables import Grid, print_tables
 from bench.workloads import ENGINES, FLOOR, PEER_TARGETS, SPECS, WorkloadSpec
 
 __all__ = ["HEADERS", "RATIO_HEADERS", "compare", "notes", "ratio_rows", "ratios", "render", "rows"]
@@ -190,15 +191,6 @@ def ratio_rows(results: Sequence[Mapping[str, Any]]) -> list[tuple[str, ...]]:
     return table
 
 
-def _plain(headers: Sequence[str], table: Sequence[tuple[str, ...]]) -> str:
-    widths = [max(len(r[i]) for r in [tuple(headers), *table]) for i in range(len(headers))]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    for r in table:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-    return "\n".join(lines)
-
-
 def _spec_line(spec: WorkloadSpec) -> str:
     return (
         f"{spec.name}: {spec.title}; unit = {spec.unit}; floor = {spec.floor}; "
@@ -232,36 +224,14 @@ def notes(results: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def render(results: Sequence[Mapping[str, Any]], *, plain: bool = False) -> None:
     """Print both tables, with rich where it is installed and ``plain`` is false."""
-    table = rows(results)
-    ratio_table = ratio_rows(results)
-    legend = "\n".join(notes(results))
-    if not plain:
-        try:
-            from rich.console import Console
-            from rich.table import Table
-        except ImportError:
-            plain = True
-    if plain:
-        print(_plain(HEADERS, table))
-        print()
-        print(_plain(RATIO_HEADERS, ratio_table))
-        print(legend)
-        return
-    grid = Table(title="Engine overhead (median of timed runs; one process per row)")
-    for i, header in enumerate(HEADERS):
-        grid.add_column(header, justify="right" if 2 <= i <= 5 else "left")
-    previous = None
-    for r in table:
-        grid.add_row(*(r if r[0] != previous else ("", *r[1:])), end_section=False)
-        previous = r[0]
-    targets = Table(title="Ratios and targets (same run, so machine-independent)")
-    for header in RATIO_HEADERS:
-        targets.add_column(header)
-    for r in ratio_table:
-        targets.add_row(*r)
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=max(console.width, 160))
-    console.print(grid)
-    console.print(targets)
-    console.print(legend, highlight=False)
+    figures = Grid(
+        "Engine overhead (median of timed runs; one process per row)",
+        HEADERS,
+        rows(results),
+        right=frozenset(range(2, 6)),
+        grouped=True,
+    )
+    targets = Grid(
+        "Ratios and targets (same run, so machine-independent)", RATIO_HEADERS, ratio_rows(results)
+    )
+    print_tables([figures, targets], "\n".join(notes(results)), plain=plain)

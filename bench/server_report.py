@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from bench._tables import Grid, print_tables
 from bench.server_w import S1_CONCURRENCY, S1_JOBS, S1_TASKS, S2_SUBSCRIBERS, S2_TASKS
 
 __all__ = ["SERVER_HEADERS", "SERVER_TITLES", "render_server", "server_rows"]
@@ -95,27 +96,7 @@ def render_server(results: Sequence[Mapping[str, Any]], *, plain: bool = False) 
         "S2 lag = receive time - event 'at', for events emitted after the stream opened; "
         "the subscribers connect while a gate task holds the job"
     ]
-    if not plain:
-        try:
-            from rich.console import Console
-            from rich.table import Table
-        except ImportError:
-            plain = True
-    if plain:
-        widths = [max(len(r[i]) for r in [SERVER_HEADERS, *table]) for i in range(4)]
-        print("  ".join(h.ljust(w) for h, w in zip(SERVER_HEADERS, widths, strict=True)))
-        print("  ".join("-" * w for w in widths))
-        for row in table:
-            print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-        print("\n".join(legend))
-        return
-    grid = Table(title="API server (one bench process serving, one process of clients)")
-    for header in SERVER_HEADERS:
-        grid.add_column(header)
-    for row in table:
-        grid.add_row(*row, end_section=False)
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=max(console.width, 160))
-    console.print(grid)
-    console.print("\n".join(legend), highlight=False)
+    grid = Grid(
+        "API server (one bench process serving, one process of clients)", SERVER_HEADERS, table
+    )
+    print_tables([grid], "\n".join(legend), plain=plain)
