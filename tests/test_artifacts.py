@@ -9,6 +9,7 @@ import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -298,3 +299,68 @@ async def test_file_store_shared_folder_end_to_end(tmp_path: Path) -> None:
             assert not (shared / result.job_id).exists()
     finally:
         await engine.close()
+
+
+async def test_a_large_result_made_on_one_worker_machine_is_read_whole_on_another(
+    tmp_path: Path, s3_server: S3Server, s3_bucket: str, redis_url: str
+) -> None:
+    import asyncio
+
+    from planweave import tool
+    from planweave.errors import RetryTask
+
+    size = 300_000
+    machine = {"name": "a"}
+    seen: list[int] = []
+
+    @tool
+    def big() -> str:
+        """A result well over the job's cap."""
+        return "x" * size
+
+    @tool
+    def measure(inputs: dict[str, Any]) -> int:
+        """The length of the result it depends on (run on machine b only)."""
+        if machine["name"] != "b":
+            raise RetryTask("wait for machine b", delay_s=0.2)
+        seen.append(len(next(iter(inputs.values()))))
+        return seen[-1]
+
+    artifacts = s3_server.url(s3_bucket, "runs")
+    store = f"sqlite:///{tmp_path / 'jobs.db'}"
+
+    def worker(name: str) -> Engine:  # a worker machine
+        return Engine(
+            store=store, bus=redis_url, data_dir=tmp_path / name, tools=[big, measure],
+            artifact_store=artifacts, run_plane=False,
+        )  # fmt: skip
+
+    plan = Plan(
+        tasks=(
+            TaskSpec(id="make", kind="tool", tool="big"),
+            TaskSpec(id="count", kind="tool", tool="measure", depends_on=("make",)),
+        )
+    )
+    plane = Engine(
+        store=store, bus=redis_url, data_dir=tmp_path / "plane", artifact_store=artifacts,
+        tools=[big, measure], run_workers=False,
+    )  # fmt: skip
+    async with plane:
+        job_id = await plane.submit(plan=plan, max_attempts=20)
+        async with worker("a"):
+            for _ in range(600):
+                if (await plane.get(job_id)).tasks["make"].status == "succeeded":
+                    break
+                await asyncio.sleep(0.05)
+        assert (await plane.get(job_id)).tasks["make"].status == "succeeded"
+        # Machine b's copy of the job's workspace has none of a's files.
+        workspace = await plane.workspace(job_id)
+        made = workspace / "results" / "make.txt"
+        assert made.stat().st_size == size
+        shutil.rmtree(workspace)
+        machine["name"] = "b"
+        async with worker("b"):
+            result = await asyncio.wait_for(plane.wait(job_id), 60)
+    assert result.ok, result.error
+    assert result.result == size and seen == [size]  # the whole value, not the preview
+    assert made.read_text() == "x" * size  # fetched into b's copy of the workspace

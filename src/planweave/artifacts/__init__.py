@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import cast
 
 from planweave._backends import backend_class
-from planweave.artifacts._upload import store_artifacts
+from planweave.artifacts._upload import fetch_files, store_artifacts
 from planweave.artifacts.base import ArtifactDownload, ArtifactStore
 
 __all__ = [
     "ArtifactDownload",
     "ArtifactStore",
+    "fetch_files",
     "open_artifact_store",
     "store_artifacts",
     "workspace_artifact_store",

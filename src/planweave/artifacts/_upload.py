@@ -5,18 +5,23 @@ true on every machine: the control plane records only what the outcome lists, an
 lists only files the store has. A file that vanished (or turned into a symlink) since the task
 wrote it is left out; a store that cannot be reached fails the attempt, retryably, keeping the
 attempt's usage and tool calls, so another attempt stores the files once the store is back.
+
+The other way: a task whose inputs refer to large results (``workers._results``) made on
+another worker machine has those files fetched from the store into its own copy of the
+workspace before it runs (``fetch_files``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from planweave.artifacts.base import ArtifactStore
 from planweave.errors import ArtifactNotFound, ArtifactStoreUnavailable
 from planweave.messages import Outcome, WorkItem
 
-__all__ = ["store_artifacts"]
+__all__ = ["fetch_files", "store_artifacts"]
 
 log = logging.getLogger("planweave.worker")
 
@@ -54,3 +59,30 @@ async def store_artifacts(
     if len(kept) == len(outcome.artifacts):
         return outcome
     return outcome.model_copy(update={"artifacts": tuple(kept)})
+
+
+async def fetch_files(store: ArtifactStore, job_id: str, names: list[str], workspace: Path) -> None:
+    """Copy the job's artifacts ``names`` from ``store`` into ``workspace``, each written whole
+    (a temporary file renamed) so a reader never sees part of one. An artifact the store does
+    not hold is skipped (what refers to it keeps its preview).
+
+    Raises:
+        ArtifactStoreUnavailable: The store cannot be reached.
+    """
+    for name in names:
+        try:
+            download = await store.get(job_id, name)
+        except ArtifactNotFound:
+            log.warning("job %s: artifact %r is in no artifact store; left out", job_id, name)
+            continue
+        path = workspace / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+        try:
+            with tmp.open("wb") as out:
+                async for chunk in download.chunks:
+                    out.write(chunk)
+            tmp.replace(path)
+        finally:
+            await download.close()
+            tmp.unlink(missing_ok=True)

@@ -19,7 +19,14 @@ from typing import Any, Final
 from planweave.constants import RESULT_PREVIEW_CHARS, RESULTS_FOLDER
 from planweave.messages import Outcome, WorkItem
 
-__all__ = ["REFERENCE_KEY", "has_references", "load_inputs", "may_spill", "spill_result"]
+__all__ = [
+    "REFERENCE_KEY",
+    "has_references",
+    "load_inputs",
+    "may_spill",
+    "missing_references",
+    "spill_result",
+]
 
 REFERENCE_KEY: Final = "result_artifact"
 """The key that marks a result as a reference to its artifact file."""
@@ -80,6 +87,21 @@ def _is_reference(value: Any) -> bool:
         and isinstance(value.get(REFERENCE_KEY), str)
         and set(value) <= {REFERENCE_KEY, "bytes", "preview"}
     )
+
+
+def missing_references(inputs: dict[str, Any], workspace: Path) -> list[str]:
+    """The names of the result files ``inputs`` refer to that this machine's copy of the
+    workspace lacks (the task that made them ran on another worker machine)."""
+    folder = (workspace / RESULTS_FOLDER).resolve()
+    missing: list[str] = []
+    for value in inputs.values():
+        if not _is_reference(value):
+            continue
+        name = value[REFERENCE_KEY]
+        path = (workspace / name).resolve()
+        if path.is_relative_to(folder) and not path.is_file():
+            missing.append(name)
+    return missing
 
 
 def load_inputs(inputs: dict[str, Any], workspace: Path) -> dict[str, Any]:

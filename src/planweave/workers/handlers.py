@@ -20,7 +20,7 @@ from typing import Any
 from planweave._deadline import deadline
 from planweave.agents import AgentContext, AgentRegistry, AgentTask, compose, plan
 from planweave.agents._answers import check_answer
-from planweave.artifacts import ArtifactStore, store_artifacts
+from planweave.artifacts import ArtifactStore, fetch_files, store_artifacts
 from planweave.constants import (
     RESULT_ARTIFACT,
     RESULTS_FOLDER,
@@ -31,6 +31,7 @@ from planweave.constants import (
 )
 from planweave.errors import (
     AnswerRejected,
+    ArtifactStoreUnavailable,
     BudgetExceeded,
     FailureType,
     ModelError,
@@ -43,7 +44,13 @@ from planweave.events import NO_USAGE, ToolCalled, trusted
 from planweave.llm import Model, ModelOptions, load_model
 from planweave.messages import Outcome, WorkItem
 from planweave.tools import FunctionTool, ToolContext, ToolProcesses, ToolRegistry, run_tool_call
-from planweave.workers._results import has_references, load_inputs, may_spill, spill_result
+from planweave.workers._results import (
+    has_references,
+    load_inputs,
+    may_spill,
+    missing_references,
+    spill_result,
+)
 from planweave.workers.pool import Handler, Reporter
 
 __all__ = ["ModelCache", "WorkerServices", "handler_for"]
@@ -440,6 +447,20 @@ def handler_for(kind: str, services: WorkerServices) -> Handler:
     async def handle(item: WorkItem, reporter: Reporter) -> Outcome:
         if item.inputs and has_references(item.inputs):
             workspace = services.tool_context(item).workspace
+            store = services.artifact_store
+            missing = missing_references(item.inputs, workspace) if store is not None else []
+            if store is not None and missing:  # made on another worker machine
+                try:
+                    await fetch_files(store, item.job_id, missing, workspace)
+                except ArtifactStoreUnavailable as exc:
+                    return Outcome(
+                        job_id=item.job_id,
+                        task_id=item.task_id,
+                        attempt=item.attempt,
+                        status="failed",
+                        error=f"cannot fetch the results it needs: {exc}",
+                        retryable=True,
+                    )
             inputs = await asyncio.to_thread(load_inputs, item.inputs, workspace)
             item = item.model_copy(update={"inputs": inputs})
         outcome = await inner(item, reporter)
