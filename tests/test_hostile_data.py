@@ -15,7 +15,7 @@ import pytest
 
 from planweave import Engine, Plan, TaskSpec, tool
 from planweave.bus.memory import MemoryBus
-from planweave.control import decider
+from planweave.control import _decision
 from planweave.events import JobFailed, TaskCompleted, ToolCalled
 from planweave.messages import Outcome
 from planweave.state import replay
@@ -101,7 +101,7 @@ async def test_a_job_whose_data_cannot_be_stored_fails_alone(
 ) -> None:
     # Without the scrubbing the event cannot be encoded: the store must name the job at fault,
     # which fails with the reason, and the other job of the same batch must carry on.
-    monkeypatch.setattr(decider, "_UNTRUSTED", {})
+    monkeypatch.setattr(_decision, "_UNTRUSTED", {})
     _, (bad, good), (bad_log, good_log) = await run_pair(tmp_path, kind)
     assert good.status == "succeeded" and good.result == "fine"
     assert any(isinstance(e, TaskCompleted) for e in good_log)
