@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.elements import ColumnElement
 
-from planweave.state import TERMINAL_JOB, TERMINAL_TASK
+from planweave.state import TERMINAL_TASK
 from planweave.store import _schema as schema
 from planweave.store._rows import SUMMARY_COLS
 from planweave.store._sql import Sql
@@ -28,6 +28,7 @@ from planweave.store._sqlgen import (
     columns_of,
     compile_sql,
     param,
+    shared_statements,
     statements_of,
     tenant_usage_sql,
 )
@@ -165,9 +166,8 @@ def _list_jobs() -> Sql:
 
 def postgres_statements() -> dict[str, tuple[Sql | tuple[Sql, ...], str]]:
     """Each statement of the Postgres store by name, with what it does."""
-    jobs, tasks, events, commands = schema.jobs, schema.tasks, schema.events, schema.commands
+    events, commands = schema.events, schema.commands
     artifacts, claims, meta = schema.artifacts, schema.claims, schema.meta
-    terminal_jobs = sorted(TERMINAL_JOB)
     return {
         "WRITE_ROWS": (
             _write_rows(),
@@ -178,28 +178,7 @@ def postgres_statements() -> dict[str, tuple[Sql | tuple[Sql, ...], str]]:
             "the primary key (``LogConflict``), never silence.",
         ),
         "UPSERT_ARTIFACT": (_upsert(artifacts, columns_of(artifacts)), "Write an artifact row."),
-        "LAST_SEQ": (
-            _compile(
-                sa.select(sa.func.max(events.c.seq)).where(events.c.job_id == param("job_id"))
-            ),
-            "The seq of a job's last stored event (NULL: none).",
-        ),
-        "EVENT_EXISTS": (
-            _compile(
-                sa.select(events.c.seq).where(
-                    events.c.job_id == param("job_id"), events.c.seq == param("seq")
-                )
-            ),
-            "Whether the log holds the event (job_id, seq).",
-        ),
-        "SELECT_JOB": (
-            _compile(_select(jobs).where(jobs.c.job_id == param("job_id"))),
-            "A job's row.",
-        ),
-        "SELECT_TASKS": (
-            _compile(_select(tasks).where(tasks.c.job_id == param("job_id"))),
-            "A job's task rows.",
-        ),
+        **shared_statements(_compile),
         "SELECT_EVENTS": (
             _compile(
                 sa.select(events.c.body)
@@ -218,30 +197,6 @@ def postgres_statements() -> dict[str, tuple[Sql | tuple[Sql, ...], str]]:
             tenant_usage_sql(DIALECT),
             "A tenant's active jobs, stored bytes (job data and artifacts) and spend since "
             "``since``.",
-        ),
-        "FIND_JOB": (
-            _compile(
-                sa.select(jobs.c.job_id).where(
-                    jobs.c.tenant == param("tenant"), jobs.c.idempotency_key == param("key")
-                )
-            ),
-            "The job a tenant submitted with an idempotency key.",
-        ),
-        "ACTIVE_JOBS": (
-            _compile(
-                sa.select(jobs.c.job_id)
-                .where(jobs.c.status.not_in(terminal_jobs))
-                .order_by(jobs.c.created_at, jobs.c.job_id)
-            ),
-            "Ids of the jobs that have not ended, oldest first.",
-        ),
-        "SELECT_ARTIFACTS": (
-            _compile(
-                _select(artifacts)
-                .where(artifacts.c.job_id == param("job_id"))
-                .order_by(artifacts.c.created_at, artifacts.c.name)
-            ),
-            "A job's artifacts, oldest first.",
         ),
         "LOCK_OWNERS": (
             _compile(
@@ -284,14 +239,6 @@ def postgres_statements() -> dict[str, tuple[Sql | tuple[Sql, ...], str]]:
             "Take the free claim of an existing job, renew one's own, or take over an expired "
             "one: one changed row if so.",
         ),
-        "RELEASE": (
-            _compile(
-                sa.delete(claims).where(
-                    claims.c.job_id == param("job_id"), claims.c.owner == param("owner")
-                )
-            ),
-            "Drop a claim its owner holds.",
-        ),
         "INSERT_COMMAND": (
             _compile(
                 sa.insert(commands)
@@ -321,21 +268,6 @@ def postgres_statements() -> dict[str, tuple[Sql | tuple[Sql, ...], str]]:
                 )
             ),
             "Drop the commands that were carried out.",
-        ),
-        "DELETE_FINISHED_JOB": (
-            _compile(
-                sa.delete(jobs).where(
-                    jobs.c.job_id == param("job_id"), jobs.c.status.in_(terminal_jobs)
-                )
-            ),
-            "Delete a job's row if it has ended.",
-        ),
-        "DELETE_JOB_ROWS": (
-            tuple(
-                _compile(sa.delete(table).where(table.c.job_id == param("job_id")))
-                for table in (tasks, events, artifacts, commands, claims)
-            ),
-            "Delete the rest of a deleted job: tasks, events, artifacts, commands, claim.",
         ),
         "META_EXISTS": (
             _compile(sa.select(sa.func.to_regclass(schema.meta.name).is_not(None))),

@@ -111,6 +111,82 @@ SELECT_TASKS: Final = Sql(
 )
 """A job's task rows."""
 
+FIND_JOB: Final = Sql(
+    (
+        'SELECT pw_jobs.job_id \n'
+        'FROM pw_jobs \n'
+        'WHERE pw_jobs.tenant = $1::VARCHAR AND pw_jobs.idempotency_key = $2::VARCHAR'
+    ),
+    ('tenant', 'key'),
+    {'tenant': None, 'key': None},
+)
+"""The job a tenant submitted with an idempotency key."""
+
+ACTIVE_JOBS: Final = Sql(
+    (
+        'SELECT pw_jobs.job_id \n'
+        'FROM pw_jobs \n'
+        'WHERE (pw_jobs.status NOT IN ($1::VARCHAR, $2::VARCHAR, $3::VARCHAR)) ORDER BY pw_jobs.created_at, pw_jobs.job_id'
+    ),
+    ('status_1_1', 'status_1_2', 'status_1_3'),
+    {'status_1_1': 'cancelled', 'status_1_2': 'failed', 'status_1_3': 'succeeded'},
+)
+"""Ids of the jobs that have not ended, oldest first."""
+
+SELECT_ARTIFACTS: Final = Sql(
+    (
+        'SELECT pw_artifacts.job_id, pw_artifacts.name, pw_artifacts.path, pw_artifacts.size, pw_artifacts.content_type, pw_artifacts.created_at, pw_artifacts.task_id \n'
+        'FROM pw_artifacts \n'
+        'WHERE pw_artifacts.job_id = $1::VARCHAR ORDER BY pw_artifacts.created_at, pw_artifacts.name'
+    ),
+    ('job_id',),
+    {'job_id': None},
+)
+"""A job's artifacts, oldest first."""
+
+RELEASE: Final = Sql(
+    'DELETE FROM pw_claims WHERE pw_claims.job_id = $1::VARCHAR AND pw_claims.owner = $2::VARCHAR',
+    ('job_id', 'owner'),
+    {'job_id': None, 'owner': None},
+)
+"""Drop a claim its owner holds."""
+
+DELETE_FINISHED_JOB: Final = Sql(
+    'DELETE FROM pw_jobs WHERE pw_jobs.job_id = $1::VARCHAR AND pw_jobs.status IN ($2::VARCHAR, $3::VARCHAR, $4::VARCHAR)',
+    ('job_id', 'status_1_1', 'status_1_2', 'status_1_3'),
+    {'job_id': None, 'status_1_1': 'cancelled', 'status_1_2': 'failed', 'status_1_3': 'succeeded'},
+)
+"""Delete a job's row if it has ended."""
+
+DELETE_JOB_ROWS: Final = (
+    Sql(
+        'DELETE FROM pw_tasks WHERE pw_tasks.job_id = $1::VARCHAR',
+        ('job_id',),
+        {'job_id': None},
+    ),
+    Sql(
+        'DELETE FROM pw_events WHERE pw_events.job_id = $1::VARCHAR',
+        ('job_id',),
+        {'job_id': None},
+    ),
+    Sql(
+        'DELETE FROM pw_artifacts WHERE pw_artifacts.job_id = $1::VARCHAR',
+        ('job_id',),
+        {'job_id': None},
+    ),
+    Sql(
+        'DELETE FROM pw_commands WHERE pw_commands.job_id = $1::VARCHAR',
+        ('job_id',),
+        {'job_id': None},
+    ),
+    Sql(
+        'DELETE FROM pw_claims WHERE pw_claims.job_id = $1::VARCHAR',
+        ('job_id',),
+        {'job_id': None},
+    ),
+)
+"""Delete the rest of a deleted job: tasks, events, artifacts, commands, claim."""
+
 SELECT_EVENTS: Final = Sql(
     (
         'SELECT pw_events.body \n'
@@ -153,39 +229,6 @@ TENANT_USAGE: Final = Sql(
     {'param_1': 1, 'param_2': 0, 'coalesce_2': 0, 'coalesce_3': 0, 'coalesce_5': 0, 'tenant': None, 'since': None, 'param_3': 0.0, 'coalesce_7': 0.0, 'status_1_1': 'cancelled', 'status_1_2': 'failed', 'status_1_3': 'succeeded'},
 )
 """A tenant's active jobs, stored bytes (job data and artifacts) and spend since ``since``."""
-
-FIND_JOB: Final = Sql(
-    (
-        'SELECT pw_jobs.job_id \n'
-        'FROM pw_jobs \n'
-        'WHERE pw_jobs.tenant = $1::VARCHAR AND pw_jobs.idempotency_key = $2::VARCHAR'
-    ),
-    ('tenant', 'key'),
-    {'tenant': None, 'key': None},
-)
-"""The job a tenant submitted with an idempotency key."""
-
-ACTIVE_JOBS: Final = Sql(
-    (
-        'SELECT pw_jobs.job_id \n'
-        'FROM pw_jobs \n'
-        'WHERE (pw_jobs.status NOT IN ($1::VARCHAR, $2::VARCHAR, $3::VARCHAR)) ORDER BY pw_jobs.created_at, pw_jobs.job_id'
-    ),
-    ('status_1_1', 'status_1_2', 'status_1_3'),
-    {'status_1_1': 'cancelled', 'status_1_2': 'failed', 'status_1_3': 'succeeded'},
-)
-"""Ids of the jobs that have not ended, oldest first."""
-
-SELECT_ARTIFACTS: Final = Sql(
-    (
-        'SELECT pw_artifacts.job_id, pw_artifacts.name, pw_artifacts.path, pw_artifacts.size, pw_artifacts.content_type, pw_artifacts.created_at, pw_artifacts.task_id \n'
-        'FROM pw_artifacts \n'
-        'WHERE pw_artifacts.job_id = $1::VARCHAR ORDER BY pw_artifacts.created_at, pw_artifacts.name'
-    ),
-    ('job_id',),
-    {'job_id': None},
-)
-"""A job's artifacts, oldest first."""
 
 LOCK_OWNERS: Final = Sql(
     (
@@ -247,13 +290,6 @@ CLAIM_JOB: Final = Sql(
 )
 """Take the free claim of an existing job, renew one's own, or take over an expired one: one changed row if so."""
 
-RELEASE: Final = Sql(
-    'DELETE FROM pw_claims WHERE pw_claims.job_id = $1::VARCHAR AND pw_claims.owner = $2::VARCHAR',
-    ('job_id', 'owner'),
-    {'job_id': None, 'owner': None},
-)
-"""Drop a claim its owner holds."""
-
 INSERT_COMMAND: Final = Sql(
     'INSERT INTO pw_commands (job_id, name, args, created_at) VALUES ($1::VARCHAR, $2::VARCHAR, CAST($3 AS JSONB), coalesce(CAST($4 AS FLOAT), CAST(EXTRACT(epoch FROM clock_timestamp()) AS FLOAT))) RETURNING pg_notify(CAST($5 AS TEXT), pw_commands.job_id) AS pg_notify_1',
     ('job_id', 'name', 'args', 'now', 'channel'),
@@ -278,42 +314,6 @@ DELETE_COMMANDS: Final = Sql(
     {'ids': None},
 )
 """Drop the commands that were carried out."""
-
-DELETE_FINISHED_JOB: Final = Sql(
-    'DELETE FROM pw_jobs WHERE pw_jobs.job_id = $1::VARCHAR AND pw_jobs.status IN ($2::VARCHAR, $3::VARCHAR, $4::VARCHAR)',
-    ('job_id', 'status_1_1', 'status_1_2', 'status_1_3'),
-    {'job_id': None, 'status_1_1': 'cancelled', 'status_1_2': 'failed', 'status_1_3': 'succeeded'},
-)
-"""Delete a job's row if it has ended."""
-
-DELETE_JOB_ROWS: Final = (
-    Sql(
-        'DELETE FROM pw_tasks WHERE pw_tasks.job_id = $1::VARCHAR',
-        ('job_id',),
-        {'job_id': None},
-    ),
-    Sql(
-        'DELETE FROM pw_events WHERE pw_events.job_id = $1::VARCHAR',
-        ('job_id',),
-        {'job_id': None},
-    ),
-    Sql(
-        'DELETE FROM pw_artifacts WHERE pw_artifacts.job_id = $1::VARCHAR',
-        ('job_id',),
-        {'job_id': None},
-    ),
-    Sql(
-        'DELETE FROM pw_commands WHERE pw_commands.job_id = $1::VARCHAR',
-        ('job_id',),
-        {'job_id': None},
-    ),
-    Sql(
-        'DELETE FROM pw_claims WHERE pw_claims.job_id = $1::VARCHAR',
-        ('job_id',),
-        {'job_id': None},
-    ),
-)
-"""Delete the rest of a deleted job: tasks, events, artifacts, commands, claim."""
 
 META_EXISTS: Final = Sql(
     'SELECT to_regclass($1) IS NOT NULL AS anon_1',

@@ -150,11 +150,91 @@ def _select(table: sa.Table) -> sa.Select[Any]:
     return sa.select(*(table.c[n] for n in columns_of(table)))
 
 
+def shared_statements(
+    compile_stmt: Callable[[Any], Sql],
+) -> dict[str, tuple[Sql | tuple[Sql, ...], str]]:
+    """The statements both SQL stores use as they are, each compiled with ``compile_stmt`` (for
+    its dialect)."""
+    jobs, tasks, events, commands = schema.jobs, schema.tasks, schema.events, schema.commands
+    artifacts, claims = schema.artifacts, schema.claims
+    terminal_jobs = sorted(TERMINAL_JOB)
+    return {
+        "LAST_SEQ": (
+            compile_stmt(
+                sa.select(sa.func.max(events.c.seq)).where(events.c.job_id == param("job_id"))
+            ),
+            "The seq of a job's last stored event (NULL: none).",
+        ),
+        "EVENT_EXISTS": (
+            compile_stmt(
+                sa.select(events.c.seq).where(
+                    events.c.job_id == param("job_id"), events.c.seq == param("seq")
+                )
+            ),
+            "Whether the log holds the event (job_id, seq).",
+        ),
+        "SELECT_JOB": (
+            compile_stmt(_select(jobs).where(jobs.c.job_id == param("job_id"))),
+            "A job's row.",
+        ),
+        "SELECT_TASKS": (
+            compile_stmt(_select(tasks).where(tasks.c.job_id == param("job_id"))),
+            "A job's task rows.",
+        ),
+        "FIND_JOB": (
+            compile_stmt(
+                sa.select(jobs.c.job_id).where(
+                    jobs.c.tenant == param("tenant"), jobs.c.idempotency_key == param("key")
+                )
+            ),
+            "The job a tenant submitted with an idempotency key.",
+        ),
+        "ACTIVE_JOBS": (
+            compile_stmt(
+                sa.select(jobs.c.job_id)
+                .where(jobs.c.status.not_in(terminal_jobs))
+                .order_by(jobs.c.created_at, jobs.c.job_id)
+            ),
+            "Ids of the jobs that have not ended, oldest first.",
+        ),
+        "SELECT_ARTIFACTS": (
+            compile_stmt(
+                _select(artifacts)
+                .where(artifacts.c.job_id == param("job_id"))
+                .order_by(artifacts.c.created_at, artifacts.c.name)
+            ),
+            "A job's artifacts, oldest first.",
+        ),
+        "RELEASE": (
+            compile_stmt(
+                sa.delete(claims).where(
+                    claims.c.job_id == param("job_id"), claims.c.owner == param("owner")
+                )
+            ),
+            "Drop a claim its owner holds.",
+        ),
+        "DELETE_FINISHED_JOB": (
+            compile_stmt(
+                sa.delete(jobs).where(
+                    jobs.c.job_id == param("job_id"), jobs.c.status.in_(terminal_jobs)
+                )
+            ),
+            "Delete a job's row if it has ended.",
+        ),
+        "DELETE_JOB_ROWS": (
+            tuple(
+                compile_stmt(sa.delete(table).where(table.c.job_id == param("job_id")))
+                for table in (tasks, events, artifacts, commands, claims)
+            ),
+            "Delete the rest of a deleted job: tasks, events, artifacts, commands, claim.",
+        ),
+    }
+
+
 def sqlite_statements() -> dict[str, tuple[Sql | tuple[Sql, ...], str]]:
     """Each statement of the SQLite store by name, with what it does."""
     jobs, tasks, events, commands = schema.jobs, schema.tasks, schema.events, schema.commands
     artifacts, claims, meta = schema.artifacts, schema.claims, schema.meta
-    terminal_jobs = sorted(TERMINAL_JOB)
     job_ids_json = sa.select(sa.func.json_each(param("job_ids")).table_valued("value").c.value)
     return {
         # A job's goal, options and creation time never change; leaving them out of the
@@ -174,28 +254,7 @@ def sqlite_statements() -> dict[str, tuple[Sql | tuple[Sql, ...], str]]:
             "Append an event: a plain insert, so an event whose (job_id, seq) is stored already "
             "(a second writer) is an error (``LogConflict``), never silence.",
         ),
-        "LAST_SEQ": (
-            compile_sql(
-                sa.select(sa.func.max(events.c.seq)).where(events.c.job_id == param("job_id"))
-            ),
-            "The seq of a job's last stored event (NULL: none).",
-        ),
-        "EVENT_EXISTS": (
-            compile_sql(
-                sa.select(events.c.seq).where(
-                    events.c.job_id == param("job_id"), events.c.seq == param("seq")
-                )
-            ),
-            "Whether the log holds the event (job_id, seq).",
-        ),
-        "SELECT_JOB": (
-            compile_sql(_select(jobs).where(jobs.c.job_id == param("job_id"))),
-            "A job's row.",
-        ),
-        "SELECT_TASKS": (
-            compile_sql(_select(tasks).where(tasks.c.job_id == param("job_id"))),
-            "A job's task rows.",
-        ),
+        **shared_statements(compile_sql),
         "SELECT_EVENTS": (
             compile_sql(
                 sa.select(events.c.body)
@@ -210,34 +269,10 @@ def sqlite_statements() -> dict[str, tuple[Sql | tuple[Sql, ...], str]]:
             "Job summaries, newest first, with task counts and the claim: ``SUMMARY_COLS``, "
             "tasks total, tasks done, owner, claim expiry.",
         ),
-        "FIND_JOB": (
-            compile_sql(
-                sa.select(jobs.c.job_id).where(
-                    jobs.c.tenant == param("tenant"), jobs.c.idempotency_key == param("key")
-                )
-            ),
-            "The job a tenant submitted with an idempotency key.",
-        ),
         "TENANT_USAGE": (
             tenant_usage_sql(),
             "A tenant's jobs not ended, its stored bytes (jobs' data_bytes and artifact sizes) "
             "and what its jobs updated since a time spent.",
-        ),
-        "ACTIVE_JOBS": (
-            compile_sql(
-                sa.select(jobs.c.job_id)
-                .where(jobs.c.status.not_in(terminal_jobs))
-                .order_by(jobs.c.created_at, jobs.c.job_id)
-            ),
-            "Ids of the jobs that have not ended, oldest first.",
-        ),
-        "SELECT_ARTIFACTS": (
-            compile_sql(
-                _select(artifacts)
-                .where(artifacts.c.job_id == param("job_id"))
-                .order_by(artifacts.c.created_at, artifacts.c.name)
-            ),
-            "A job's artifacts, oldest first.",
         ),
         "JOB_EXISTS": (
             compile_sql(sa.select(jobs.c.job_id).where(jobs.c.job_id == param("job_id"))),
@@ -260,14 +295,6 @@ def sqlite_statements() -> dict[str, tuple[Sql | tuple[Sql, ...], str]]:
             "Take a free claim, renew one's own, or take over an expired one: one changed row "
             "if so.",
         ),
-        "RELEASE": (
-            compile_sql(
-                sa.delete(claims).where(
-                    claims.c.job_id == param("job_id"), claims.c.owner == param("owner")
-                )
-            ),
-            "Drop a claim its owner holds.",
-        ),
         "INSERT_COMMAND": (
             compile_sql(
                 sa.insert(commands).values({n: param(n) for n in columns_of(commands) if n != "id"})
@@ -283,21 +310,6 @@ def sqlite_statements() -> dict[str, tuple[Sql | tuple[Sql, ...], str]]:
         "DELETE_COMMAND": (
             compile_sql(sa.delete(commands).where(commands.c.id == param("id"))),
             "Drop a command that was carried out.",
-        ),
-        "DELETE_FINISHED_JOB": (
-            compile_sql(
-                sa.delete(jobs).where(
-                    jobs.c.job_id == param("job_id"), jobs.c.status.in_(terminal_jobs)
-                )
-            ),
-            "Delete a job's row if it has ended.",
-        ),
-        "DELETE_JOB_ROWS": (
-            tuple(
-                compile_sql(sa.delete(table).where(table.c.job_id == param("job_id")))
-                for table in (tasks, events, artifacts, commands, claims)
-            ),
-            "Delete the rest of a deleted job: tasks, events, artifacts, commands, claim.",
         ),
         "SELECT_VERSION": (
             compile_sql(sa.select(meta.c.value).where(meta.c.key == schema.SCHEMA_VERSION_KEY)),

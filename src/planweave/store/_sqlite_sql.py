@@ -115,6 +115,82 @@ SELECT_TASKS: Final = Sql(
 )
 """A job's task rows."""
 
+FIND_JOB: Final = Sql(
+    (
+        'SELECT pw_jobs.job_id \n'
+        'FROM pw_jobs \n'
+        'WHERE pw_jobs.tenant = ? AND pw_jobs.idempotency_key = ?'
+    ),
+    ('tenant', 'key'),
+    {'tenant': None, 'key': None},
+)
+"""The job a tenant submitted with an idempotency key."""
+
+ACTIVE_JOBS: Final = Sql(
+    (
+        'SELECT pw_jobs.job_id \n'
+        'FROM pw_jobs \n'
+        'WHERE (pw_jobs.status NOT IN (?, ?, ?)) ORDER BY pw_jobs.created_at, pw_jobs.job_id'
+    ),
+    ('status_1_1', 'status_1_2', 'status_1_3'),
+    {'status_1_1': 'cancelled', 'status_1_2': 'failed', 'status_1_3': 'succeeded'},
+)
+"""Ids of the jobs that have not ended, oldest first."""
+
+SELECT_ARTIFACTS: Final = Sql(
+    (
+        'SELECT pw_artifacts.job_id, pw_artifacts.name, pw_artifacts.path, pw_artifacts.size, pw_artifacts.content_type, pw_artifacts.created_at, pw_artifacts.task_id \n'
+        'FROM pw_artifacts \n'
+        'WHERE pw_artifacts.job_id = ? ORDER BY pw_artifacts.created_at, pw_artifacts.name'
+    ),
+    ('job_id',),
+    {'job_id': None},
+)
+"""A job's artifacts, oldest first."""
+
+RELEASE: Final = Sql(
+    'DELETE FROM pw_claims WHERE pw_claims.job_id = ? AND pw_claims.owner = ?',
+    ('job_id', 'owner'),
+    {'job_id': None, 'owner': None},
+)
+"""Drop a claim its owner holds."""
+
+DELETE_FINISHED_JOB: Final = Sql(
+    'DELETE FROM pw_jobs WHERE pw_jobs.job_id = ? AND pw_jobs.status IN (?, ?, ?)',
+    ('job_id', 'status_1_1', 'status_1_2', 'status_1_3'),
+    {'job_id': None, 'status_1_1': 'cancelled', 'status_1_2': 'failed', 'status_1_3': 'succeeded'},
+)
+"""Delete a job's row if it has ended."""
+
+DELETE_JOB_ROWS: Final = (
+    Sql(
+        'DELETE FROM pw_tasks WHERE pw_tasks.job_id = ?',
+        ('job_id',),
+        {'job_id': None},
+    ),
+    Sql(
+        'DELETE FROM pw_events WHERE pw_events.job_id = ?',
+        ('job_id',),
+        {'job_id': None},
+    ),
+    Sql(
+        'DELETE FROM pw_artifacts WHERE pw_artifacts.job_id = ?',
+        ('job_id',),
+        {'job_id': None},
+    ),
+    Sql(
+        'DELETE FROM pw_commands WHERE pw_commands.job_id = ?',
+        ('job_id',),
+        {'job_id': None},
+    ),
+    Sql(
+        'DELETE FROM pw_claims WHERE pw_claims.job_id = ?',
+        ('job_id',),
+        {'job_id': None},
+    ),
+)
+"""Delete the rest of a deleted job: tasks, events, artifacts, commands, claim."""
+
 SELECT_EVENTS: Final = Sql(
     (
         'SELECT pw_events.body \n'
@@ -143,17 +219,6 @@ LIST_JOBS: Final = Sql(
 )
 """Job summaries, newest first, with task counts and the claim: ``SUMMARY_COLS``, tasks total, tasks done, owner, claim expiry."""
 
-FIND_JOB: Final = Sql(
-    (
-        'SELECT pw_jobs.job_id \n'
-        'FROM pw_jobs \n'
-        'WHERE pw_jobs.tenant = ? AND pw_jobs.idempotency_key = ?'
-    ),
-    ('tenant', 'key'),
-    {'tenant': None, 'key': None},
-)
-"""The job a tenant submitted with an idempotency key."""
-
 TENANT_USAGE: Final = Sql(
     (
         'SELECT coalesce(sum(CASE WHEN ((pw_jobs.status NOT IN (?, ?, ?))) THEN ? ELSE ? END), ?) AS coalesce_1, coalesce(sum(pw_jobs.data_bytes), ?) + (SELECT coalesce(sum(pw_artifacts.size), ?) AS coalesce_4 \n'
@@ -168,28 +233,6 @@ TENANT_USAGE: Final = Sql(
     {'param_1': 1, 'param_2': 0, 'coalesce_2': 0, 'coalesce_3': 0, 'coalesce_5': 0, 'tenant': None, 'since': None, 'param_3': 0.0, 'coalesce_7': 0.0, 'status_1_1': 'cancelled', 'status_1_2': 'failed', 'status_1_3': 'succeeded'},
 )
 """A tenant's jobs not ended, its stored bytes (jobs' data_bytes and artifact sizes) and what its jobs updated since a time spent."""
-
-ACTIVE_JOBS: Final = Sql(
-    (
-        'SELECT pw_jobs.job_id \n'
-        'FROM pw_jobs \n'
-        'WHERE (pw_jobs.status NOT IN (?, ?, ?)) ORDER BY pw_jobs.created_at, pw_jobs.job_id'
-    ),
-    ('status_1_1', 'status_1_2', 'status_1_3'),
-    {'status_1_1': 'cancelled', 'status_1_2': 'failed', 'status_1_3': 'succeeded'},
-)
-"""Ids of the jobs that have not ended, oldest first."""
-
-SELECT_ARTIFACTS: Final = Sql(
-    (
-        'SELECT pw_artifacts.job_id, pw_artifacts.name, pw_artifacts.path, pw_artifacts.size, pw_artifacts.content_type, pw_artifacts.created_at, pw_artifacts.task_id \n'
-        'FROM pw_artifacts \n'
-        'WHERE pw_artifacts.job_id = ? ORDER BY pw_artifacts.created_at, pw_artifacts.name'
-    ),
-    ('job_id',),
-    {'job_id': None},
-)
-"""A job's artifacts, oldest first."""
 
 JOB_EXISTS: Final = Sql(
     (
@@ -238,13 +281,6 @@ CLAIM: Final = Sql(
 )
 """Take a free claim, renew one's own, or take over an expired one: one changed row if so."""
 
-RELEASE: Final = Sql(
-    'DELETE FROM pw_claims WHERE pw_claims.job_id = ? AND pw_claims.owner = ?',
-    ('job_id', 'owner'),
-    {'job_id': None, 'owner': None},
-)
-"""Drop a claim its owner holds."""
-
 INSERT_COMMAND: Final = Sql(
     'INSERT INTO pw_commands (job_id, name, args, created_at) VALUES (?, ?, ?, ?)',
     ('job_id', 'name', 'args', 'created_at'),
@@ -270,42 +306,6 @@ DELETE_COMMAND: Final = Sql(
     {'id': None},
 )
 """Drop a command that was carried out."""
-
-DELETE_FINISHED_JOB: Final = Sql(
-    'DELETE FROM pw_jobs WHERE pw_jobs.job_id = ? AND pw_jobs.status IN (?, ?, ?)',
-    ('job_id', 'status_1_1', 'status_1_2', 'status_1_3'),
-    {'job_id': None, 'status_1_1': 'cancelled', 'status_1_2': 'failed', 'status_1_3': 'succeeded'},
-)
-"""Delete a job's row if it has ended."""
-
-DELETE_JOB_ROWS: Final = (
-    Sql(
-        'DELETE FROM pw_tasks WHERE pw_tasks.job_id = ?',
-        ('job_id',),
-        {'job_id': None},
-    ),
-    Sql(
-        'DELETE FROM pw_events WHERE pw_events.job_id = ?',
-        ('job_id',),
-        {'job_id': None},
-    ),
-    Sql(
-        'DELETE FROM pw_artifacts WHERE pw_artifacts.job_id = ?',
-        ('job_id',),
-        {'job_id': None},
-    ),
-    Sql(
-        'DELETE FROM pw_commands WHERE pw_commands.job_id = ?',
-        ('job_id',),
-        {'job_id': None},
-    ),
-    Sql(
-        'DELETE FROM pw_claims WHERE pw_claims.job_id = ?',
-        ('job_id',),
-        {'job_id': None},
-    ),
-)
-"""Delete the rest of a deleted job: tasks, events, artifacts, commands, claim."""
 
 SELECT_VERSION: Final = Sql(
     (
