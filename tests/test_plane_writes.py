@@ -294,3 +294,41 @@ async def test_a_job_resumed_while_an_earlier_write_of_it_still_fails_is_written
     assert {k: t.to_row(job_id) for k, t in rebuilt.tasks.items()} == {
         k: t.to_row(job_id) for k, t in stored.tasks.items()
     }
+
+
+async def test_a_job_shown_failed_can_be_retried_at_once_while_its_end_is_being_written(
+    tmp_path: Path,
+) -> None:
+    attempts: list[int] = []
+    go = asyncio.Event()
+
+    @tool
+    async def flaky() -> str:
+        """Fail the first time, once told to go."""
+        await go.wait()
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ValueError("first time")
+        return "fixed"
+
+    store = GatedStore(f"sqlite:///{tmp_path / 'jobs.db'}")
+    plan = Plan(tasks=(TaskSpec(id="a", kind="tool", tool="flaky", max_attempts=1),))
+    async with engine_on(store, tmp_path, tools=[flaky]) as engine:
+        job_id = await engine.submit(plan=plan)
+        store.gate.clear()  # the job's end waits to be written
+        go.set()
+        for _ in range(500):
+            if (await engine.get(job_id)).status == "failed":
+                break
+            await asyncio.sleep(0.01)
+        assert (await engine.get(job_id)).status == "failed"
+        retrying = asyncio.create_task(engine.retry(job_id))
+        await asyncio.sleep(0.2)
+        store.gate.set()
+        result = await asyncio.wait_for(engine.wait(await asyncio.wait_for(retrying, 10)), 10)
+    assert result.status == "succeeded" and result.result == "fixed"
+    async with engine_on(f"sqlite:///{tmp_path / 'jobs.db'}", tmp_path) as reader:
+        claim = await reader.claim(job_id)
+        events = await reader.events(job_id)
+    assert claim is None  # released once the retried run ended
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))

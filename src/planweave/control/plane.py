@@ -278,6 +278,10 @@ class ControlPlane:
             UsageError: the job is not failed or cancelled, or the tasks named are not failed.
             JobBusy: another process holds the job.
         """
+        running = self._jobs.get(job_id)
+        if running is not None and running.terminal:
+            # It ended here and its end is being written: reopen it once that is done.
+            await self._commit.settle_earlier()
         if job_id in self._jobs:
             raise UsageError(f"job {job_id} is still running; cancel it first")
         state = await self.store.load_job(job_id)
@@ -715,7 +719,11 @@ class ControlPlane:
             if not future.done():
                 future.set_result(state)
         self._forget(state)
-        self._side_task(self._claims.release(state.id))
+        self._side_task(self._release_ended(state.id))
+
+    async def _release_ended(self, job_id: str) -> None:
+        if job_id not in self._jobs:  # not reopened meanwhile: that run holds the claim
+            await self._claims.release(job_id)
 
     def _forget(self, state: JobState) -> None:
         if state.idempotency_key is not None:
