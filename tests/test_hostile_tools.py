@@ -556,6 +556,7 @@ async def test_write_file_refuses_deep_folders_and_delete_removes_any_depth(
                 "id": "deep",
                 "tool": "write_file",
                 "args": {"path": "a/" * 2047 + "x", "content": "1"},
+                "depends_on": ["ok"],  # after it: its failure must not cancel "ok"
             },
         )
         job_id = (await http.post("/v1/jobs", json=plan)).json()["job_id"]
