@@ -10,7 +10,7 @@ __all__ = ["stop_all"]
 
 def stop_all(procs: Sequence[subprocess.Popen[bytes]], *, timeout_s: float) -> None:
     """SIGTERM every process, then wait for each; one still running after ``timeout_s`` is
-    killed."""
+    killed and reaped, so none is left running or unreaped."""
     for proc in procs:
         proc.terminate()
     for proc in procs:
@@ -18,3 +18,4 @@ def stop_all(procs: Sequence[subprocess.Popen[bytes]], *, timeout_s: float) -> N
             proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()

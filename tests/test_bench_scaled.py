@@ -230,3 +230,18 @@ def test_an_empty_latency_list_has_no_percentile() -> None:
     assert math.isnan(percentile([], 0.5))
     assert percentile([3.0, 1.0, 2.0, 4.0], 0.5) == 3.0
     assert percentile([3.0, 1.0, 2.0, 4.0], 0.99) == 4.0
+
+
+def test_stopping_workers_kills_and_reaps_one_that_ignores_sigterm() -> None:
+    from bench._procs import stop_all
+
+    ignoring = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN)"
+    ignoring += "; print(1, flush=True); time.sleep(60)"
+    procs = [
+        subprocess.Popen(["python3", "-c", ignoring], stdout=subprocess.PIPE),
+        subprocess.Popen(["python3", "-c", "import time; time.sleep(60)"]),
+    ]
+    assert procs[0].stdout is not None and procs[0].stdout.readline().strip() == b"1"
+    procs[0].stdout.close()
+    stop_all(procs, timeout_s=0.2)
+    assert [proc.returncode for proc in procs] == [-9, -15]
