@@ -360,6 +360,29 @@ async def test_stats_count_what_a_queue_holds_and_who_holds_it(bus: Bus, queue: 
     assert (await bus.stats(queue)).pending == 0
 
 
+async def test_a_removed_queue_is_gone_with_everything_it_held(bus: Bus, queue: str) -> None:
+    dead = await bus.enqueue(queue, work(0))
+    for _ in range(MAX_DELIVERIES):  # nacked on its last delivery: dead
+        (delivery,) = await bus.receive(queue, "c1", timeout_s=WAIT_S, lease_s=NACK_LEASE_S)
+        await bus.nack(delivery, reason="boom")
+    assert len(await bus.dead_letters(queue)) == 1
+    await bus.enqueue(queue, work(1))
+    await bus.enqueue(queue, work(2))
+    assert len(await bus.receive(queue, "c1", timeout_s=1.0)) == 1  # one leased, one waiting
+    await bus.enqueue(queue + ":kept", work(3))
+
+    await bus.remove_queue(queue)
+    await bus.remove_queue(queue + ":never-made")  # nothing to remove: no error
+    assert queue not in await bus.queues()
+    assert queue + ":kept" in await bus.queues()
+    assert await bus.depth(queue) == 0
+    assert await bus.dead_letters(queue) == []
+    assert await bus.locate(queue, [dead]) == {}
+    await bus.enqueue(queue, work(4))  # starts again, empty
+    assert task_ids(await bus.receive(queue, "c2", max_items=5, timeout_s=1.0)) == ["t4"]
+    assert task_ids(await bus.receive(queue + ":kept", "c1", timeout_s=1.0)) == ["t3"]
+
+
 async def test_queues_are_separate(bus: Bus, queue: str) -> None:
     await bus.enqueue(queue + ":a", work(1))
     await bus.enqueue(queue + ":b", work(2))

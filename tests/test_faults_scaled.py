@@ -28,7 +28,13 @@ import redis
 from tests.redis_server import RedisServer
 from tests.test_faults_cluster import TOOLS, Workers
 
-from planweave.constants import QUEUE_PREFIX, REDIS_QUEUE_PREFIX
+from planweave.constants import (
+    DLQ_SUFFIX,
+    OUTCOME_QUEUE_PREFIX,
+    QUEUE_PREFIX,
+    REDIS_LEASES_SUFFIX,
+    REDIS_QUEUE_PREFIX,
+)
 from planweave.control.decider import WORKER_DIED
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
@@ -230,6 +236,32 @@ def test_kill_9_the_replica_that_took_the_jobs_and_the_other_finishes_them(
         assert retried and all(e["error"] == WORKER_DIED for e in retried)
     assert b.proc.poll() is None, "the surviving replica crashed"
     assert all(w.poll() is None for w in workers.procs), "a worker crashed"
+    # A's outcome queue, which nobody reads any more, is removed by B; B's own goes when B
+    # stops cleanly.
+    assert _wait_for(lambda: len(_outcome_queues(cluster.bus_url)) == 1, 30)
+    b.proc.send_signal(signal.SIGTERM)
+    assert b.proc.wait(timeout=30) == 0
+    assert _outcome_queues(cluster.bus_url) == []
+
+
+def _outcome_queues(bus_url: str) -> list[str]:
+    client = redis.Redis.from_url(bus_url)
+    try:
+        keys = client.keys(REDIS_QUEUE_PREFIX + OUTCOME_QUEUE_PREFIX + "*")
+    finally:
+        client.close()
+    return sorted(
+        key.decode() for key in keys if not key.decode().endswith((DLQ_SUFFIX, REDIS_LEASES_SUFFIX))
+    )
+
+
+def _wait_for(check: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 def test_a_crash_between_commit_and_send_and_another_plane_runs_the_tasks(

@@ -10,7 +10,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from planweave._results import QueueInfo
-from planweave.constants import DEFAULT_CONCURRENCY, QUEUE_PREFIX
+from planweave.constants import DEFAULT_CONCURRENCY, OUTCOME_QUEUE_PREFIX, QUEUE_PREFIX
 from planweave.control.claims import holder_gone
 from planweave.errors import BusUnavailable, JobBusy, PlanweaveError, StoreUnavailable, UsageError
 
@@ -36,6 +36,7 @@ class ClusterOps:
     bus: Bus
     plane: ControlPlane
     concurrency: dict[str, int]
+    claim_lease_s: float
     _unadoptable: set[str]
 
     if TYPE_CHECKING:  # provided by ``Engine``
@@ -108,10 +109,14 @@ class ClusterOps:
         self._need_plane("adopt jobs")
         await self.start()
         adopted: list[str] = []
+        driving = {self.plane.owner}
         for job_id in await self.active_jobs():
             if self.runs_here(job_id) or job_id in self._unadoptable:
                 continue
-            if not holder_gone(await self.store.read_claim(job_id)):
+            claim = await self.store.read_claim(job_id)
+            if not holder_gone(claim):
+                assert claim is not None
+                driving.add(claim.owner)
                 continue
             self._parts()
             try:
@@ -125,7 +130,25 @@ class ClusterOps:
             if not state.terminal:
                 log.info("took over job %s, whose owner stopped", job_id)
                 adopted.append(job_id)
+        await self._remove_gone_reply_queues(driving)
         return adopted
+
+    async def _remove_gone_reply_queues(self, driving: set[str]) -> None:
+        """Delete the outcome queues of control planes that are gone: no live claim of theirs,
+        and no consumer that read the queue within two claim leases. A plane that stops
+        cleanly deletes its own; this removes those of planes that were killed."""
+        quiet_s = 2 * self.claim_lease_s
+        for queue in await self.bus.queues():
+            owner = queue.removeprefix(OUTCOME_QUEUE_PREFIX)
+            if owner == queue or owner in driving:
+                continue
+            stats = await self.bus.stats(queue)
+            if any(c.idle_s is None or c.idle_s < quiet_s for c in stats.consumers):
+                continue
+            if not stats.consumers and (stats.oldest_age_s or 0.0) < quiet_s:
+                continue  # no reader yet: a plane starting up, or outcomes just sent
+            await self.bus.remove_queue(queue)
+            log.info("removed the outcome queue of control plane %s, which is gone", owner)
 
     def queue_names(self) -> list[str]:
         """Every queue this engine uses: one per worker kind, and its plane's outcome queue."""

@@ -249,6 +249,12 @@ class Bus(Protocol):
     async def queues(self) -> list[str]:
         """Names of the work queues that exist on the bus, sorted (any process's)."""
 
+    async def remove_queue(self, queue: str) -> None:
+        """Delete the queue with everything it holds (waiting and leased messages, dead
+        letters, consumers); it no longer shows in ``queues``. A later ``enqueue`` or
+        ``receive`` starts it again, empty. Removing a queue that does not exist does nothing.
+        """
+
     async def publish(self, topic: str, event: Event) -> None:
         """Send an event to the topic's current subscribers (best effort; nothing is kept)."""
 

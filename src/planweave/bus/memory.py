@@ -433,6 +433,12 @@ class MemoryBus:
     async def queues(self) -> list[str]:
         return sorted(self._queues)
 
+    async def remove_queue(self, queue: str) -> None:
+        q = self._queues.pop(queue, None)
+        if q is not None:
+            while q.waiters:
+                _time_out(q.waiters.popleft())
+
     async def locate(self, queue: str, message_ids: Iterable[str]) -> dict[str, MessagePlace]:
         self._reap(self._clock())
         q = self._queues.get(queue)

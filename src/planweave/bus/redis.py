@@ -555,6 +555,10 @@ class RedisBus:
 
         return sorted(await self._call("SCAN", scan))
 
+    async def remove_queue(self, queue: str) -> None:
+        keys = self._keys(queue)
+        await self._call("DEL", lambda client: client.delete(*keys))
+
     async def redrive(self, queue: str, message_id: str) -> bool:
         if not _STREAM_ID.fullmatch(message_id):
             return False

@@ -144,6 +144,10 @@ class ControlPlane:
             await asyncio.gather(*self._side_tasks, return_exceptions=True)
         for job_id in list(self._jobs):
             await self._claims.release(job_id)
+        with contextlib.suppress(Exception):
+            # Nobody reads it any more; a report sent to it now is for a job that another
+            # plane resumes, whose work it dispatches again.
+            await self.bus.remove_queue(self.reply_queue)
         for futures in self._waiters.values():
             for future in futures:
                 if not future.done():
