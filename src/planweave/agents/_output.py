@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 from planweave._json import loads_bounded
 from planweave.agents._context import AgentContext, call_model
 from planweave.agents._text import truncate
-from planweave.errors import AnswerRejected, ConfigError
+from planweave.errors import AnswerRejected, ConfigError, ModelResponseError
 from planweave.llm.base import ChatMessage, LlmRequest
 
 if TYPE_CHECKING:
@@ -117,8 +117,9 @@ async def checked_answer(
     round (one call) if the first answer does not validate.
 
     Raises:
-        AnswerRejected: the repaired answer still does not validate (retryable).
-        ModelError: the repair call failed.
+        AnswerRejected: the repaired answer still does not validate, or is not JSON
+            (retryable).
+        ModelError: the repair call failed (other than with a malformed reply).
     """
     value, error = output.check(answer)
     if error is None:
@@ -134,11 +135,15 @@ async def checked_answer(
         response_schema=output.json_schema,
         schema_name="output",
     )
-    response = await call_model(ctx, request)
-    if response.data is not None:
-        value, error = output.check_value(response.data)
+    try:
+        response = await call_model(ctx, request)
+    except ModelResponseError as exc:  # a reply that is not JSON at all: still invalid
+        value, error = None, str(exc)
     else:
-        value, error = output.check(response.content)
+        if response.data is not None:
+            value, error = output.check_value(response.data)
+        else:
+            value, error = output.check(response.content)
     if error is None:
         return _encoded(value), value, 1
     raise AnswerRejected(
