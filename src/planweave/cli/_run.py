@@ -158,6 +158,8 @@ def run(
             if plan is not None
             else None
         )
+        if agent is not None:
+            engine.agents.get(agent)  # an unknown agent: exit 2 before the model is checked
         needs_model = _plan_needs_model(plan_obj, fields.get("on_failure"))
         await check_model(settings, settings.model, needs_model=needs_model)
         if agent is not None and goal is not None:
