@@ -6,10 +6,10 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+from tests.test_cli import cli, only_json, store_args, work, write_yaml
 from typer.testing import CliRunner
 
 from planweave.cli import app
-from tests.test_cli import cli, only_json, store_args, work, write_yaml
 
 __all__ = ["work"]  # the fixture, re-used from the CLI tests
 
