@@ -131,3 +131,18 @@ def test_run_agent_refuses_an_unknown_agent_and_a_missing_input(tmp_path: Path) 
     no_input = cli(tmp_path, "run", "--agent", "researcher", *store_args(tmp_path))
     assert no_input.returncode == 2
     assert "give a GOAL" in no_input.stderr
+
+
+def test_the_agents_dir_setting_is_resolved_against_its_config_file(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    folder = project / "team-agents"
+    folder.mkdir()
+    (folder / "researcher.yaml").write_text(RESEARCHER, encoding="utf-8")
+    config = project / "planweave.toml"
+    config.write_text('agents_dir = "team-agents"\n', encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = cli(elsewhere, "agents", "list", "--config", str(config), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert [row["name"] for row in only_json(proc.stdout)] == ["executor", "researcher"]

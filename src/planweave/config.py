@@ -384,12 +384,13 @@ class Settings(BaseModel):
         if workers is None:
             workers = scheme_of("bus", self.bus) == "memory"
         artifacts = {} if self.artifact_store is None else {"artifact_store": self.artifact_store}
+        folder = self.agents_folder() if with_tools else None
+        agents = {} if folder is None else {"agents_dir": folder}
         return {
             "store": self.store_url,
             "bus": self.bus,
             "run_workers": workers,
             "tools": load_tools(self.tools) if with_tools else [],
-            "agents_dir": self.agents_folder() if with_tools else None,
             "model": self.model,
             "data_dir": self.data_dir,
             "model_options": ModelOptions(
@@ -403,6 +404,7 @@ class Settings(BaseModel):
             "tenant_quotas": self.tenant_quotas(),
             **leases,
             **artifacts,
+            **agents,
         }
 
 
