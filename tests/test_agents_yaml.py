@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 import planweave.agents
-from planweave import Engine, Plan, TaskSpec
+from planweave import Engine, Plan, TaskSpec, tool
 from planweave.agents._declared import build_agents, check_definitions, load_definitions
 from planweave.errors import ConfigError
 from planweave.events import LlmCalled, TaskCompleted, TaskFailed
@@ -212,6 +212,14 @@ BAD_FILES = [
         id="self-cycle",
     ),
     pytest.param(
+        {
+            "boss.yaml": "name: boss\nagents: [helper]\n",
+            "helper.yaml": "name: helper\ntools: []\nagents: [boss]\n",
+        },
+        ["helper.yaml", "line 3", "field 'agents'", "cycle: boss -> helper -> boss"],
+        id="react-sub-agent-cycle",
+    ),
+    pytest.param(
         {"again.yaml": "name: again\nkind: loop\nbody: executor\n"},
         ["again.yaml", "field 'max_iterations'", "a bound"],
         id="loop-without-bound",
@@ -350,3 +358,38 @@ def test_workflow_agents_are_built_by_their_keyword_names_sub_agents_first(
     assert editor.kwargs == {"body": agents["writer"], "max_iterations": 3}
     assert isinstance(team, Recorded)
     assert team.args == ([research, route, editor],)
+
+
+def test_a_react_agent_offers_its_sub_agents_as_tools(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wrapped: list[tuple[str, str]] = []
+
+    def as_tool(agent: Any, *, description: str) -> Any:
+        wrapped.append((agent.name, description))
+
+        @tool(name=f"ask_{agent.name}")
+        def ask(question: str) -> str:
+            """Ask the agent.
+
+            Args:
+                question: The question.
+            """
+            return question
+
+        return ask
+
+    monkeypatch.setattr(planweave.agents, "as_tool", as_tool, raising=False)
+    folder = tmp_path / "agents"
+    write(folder, "writer.yaml", "name: writer\ndescription: Writes prose.\n")
+    write(folder, "boss.yaml", "name: boss\ntools: [calculator]\nagents: [writer]\n")
+    built = dict(
+        (definition.name, agent)
+        for definition, agent in build_agents(
+            load_definitions(folder), known_agents={}, known_tools={"calculator"}
+        )
+    )
+    boss = built["boss"]
+    assert isinstance(boss, planweave.agents.ReactAgent)
+    assert boss.tools == ("calculator", "ask_writer")
+    assert wrapped == [("writer", "Writes prose.")]

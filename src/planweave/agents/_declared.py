@@ -35,7 +35,7 @@ KINDS: tuple[AgentKind, ...] = ("react", "sequential", "parallel", "conditional"
 MERGES = ("concat", "dict")
 _COMMON = ("name", "kind", "description")
 FIELDS: dict[str, tuple[str, ...]] = {
-    "react": (*_COMMON, "instructions", "model", "tools", "max_steps", "output_schema"),
+    "react": (*_COMMON, "instructions", "model", "tools", "agents", "max_steps", "output_schema"),
     "sequential": (*_COMMON, "agents"),
     "parallel": (*_COMMON, "agents", "merge"),
     "conditional": (*_COMMON, "branches", "default"),
@@ -168,7 +168,7 @@ def build_agents(
         for _, name in definition.sub_agents:
             if name not in built:
                 build(by_name[name])
-        agent = _construct(definition, built)
+        agent = _construct(definition, built, by_name, known_tools)
         built[definition.name] = agent
         out.append((definition, agent))
 
@@ -260,6 +260,7 @@ def _check_fields(each: AgentDefinition) -> None:
         for key in ("instructions", "model"):
             _text(fields, key, each.file, each.lines)
         _names(each, "tools", required=False)
+        _names(each, "agents", required=False)
         _positive(each, "max_steps", required=False)
         schema = fields.get("output_schema")
         if schema is not None:
@@ -367,12 +368,26 @@ def _check_cycles(by_name: Mapping[str, AgentDefinition]) -> None:
 # --- building -----------------------------------------------------------------------------------
 
 
-def _construct(each: AgentDefinition, built: Mapping[str, Agent]) -> Agent:
+def _construct(
+    each: AgentDefinition,
+    built: Mapping[str, Agent],
+    by_name: Mapping[str, AgentDefinition],
+    known_tools: Collection[str],
+) -> Agent:
     fields = each.fields
     if each.kind == "react":
         from planweave.agents.react import ReactAgent
 
-        tools = fields.get("tools")
+        tools: list[Any] | None = fields.get("tools")
+        if fields.get("agents"):
+            # Sub-agents are offered as tools, next to the named tools (or all of them).
+            as_tool = _workflow_part(each, "as_tool")
+            tools = list(tools if tools is not None else sorted(known_tools))
+            for name in fields["agents"]:
+                known = by_name.get(name)
+                text = known.description if known is not None else ""
+                text = text or getattr(built[name], "description", None) or f"Run agent {name}"
+                tools.append(as_tool(built[name], description=text))
         return ReactAgent(
             each.name,
             instructions=fields.get("instructions"),
@@ -403,14 +418,19 @@ def _construct(each: AgentDefinition, built: Mapping[str, Agent]) -> Agent:
 
 def _workflow_class(each: AgentDefinition) -> Callable[..., Agent]:
     """The workflow class of ``each``'s kind (``Sequential``, ...), from ``planweave.agents``."""
+    cls: Callable[..., Agent] = _workflow_part(each, each.kind.capitalize())
+    return cls
+
+
+def _workflow_part(each: AgentDefinition, name: str) -> Any:
+    """``planweave.agents.<name>`` (a workflow class, ``as_tool``), imported when used."""
     import importlib
 
-    module = importlib.import_module("planweave.agents")
-    class_name = each.kind.capitalize()
-    cls: Callable[..., Agent] | None = getattr(module, class_name, None)
-    if cls is None:
-        raise each.problem("kind", f"this planweave has no {class_name} workflow agent")
-    return cls
+    part = getattr(importlib.import_module("planweave.agents"), name, None)
+    if part is None:
+        key = "agents" if name == "as_tool" else "kind"
+        raise each.problem(key, f"this planweave has no {name} for agents")
+    return part
 
 
 def register_folder(registry: AgentRegistry, folder: Path, *, known_tools: Collection[str]) -> None:
