@@ -146,3 +146,15 @@ def test_the_agents_dir_setting_is_resolved_against_its_config_file(tmp_path: Pa
     proc = cli(elsewhere, "agents", "list", "--config", str(config), "--json")
     assert proc.returncode == 0, proc.stderr
     assert [row["name"] for row in only_json(proc.stdout)] == ["executor", "researcher"]
+
+
+def test_agents_commands_load_no_engine_store_or_sql_toolkit(tmp_path: Path) -> None:
+    from tests.test_cli_usage import loaded_modules
+
+    agents_folder(tmp_path, researcher=RESEARCHER)
+    ours = ("planweave.engine", "planweave.store", "planweave.workers")
+    help_too = (*ours, "planweave.config", "planweave.events", "planweave.agents")
+    assert loaded_modules(tmp_path, ["agents", "--help"], help_too) == []
+    listed = loaded_modules(tmp_path, ["agents", "list"], ours)
+    assert not [m for m in listed if m.split(".")[0] in ("sqlalchemy", "openai", "llama_cpp")]
+    assert not [m for m in listed if m.startswith(ours)]
