@@ -16,6 +16,7 @@ from planweave import Engine, Plan, TaskSpec, tool
 from planweave.agents._declared import build_agents, check_definitions, load_definitions
 from planweave.errors import ConfigError
 from planweave.events import LlmCalled, TaskCompleted, TaskFailed
+from planweave.llm import ModelProfile
 from planweave.llm.scripted import ScriptedModel
 
 RESEARCHER = """\
@@ -150,6 +151,35 @@ async def test_the_planner_is_told_the_agents_and_its_task_runs_with_the_one_it_
     assert planner.response_schema is not None
     executed = [r for r in model.requests if r.role == "executor"]
     assert [r.agent for r in executed] == ["researcher"]
+
+
+async def test_a_small_model_may_name_a_registered_agent_in_its_dag_schema(tmp_path: Path) -> None:
+    folder = tmp_path / "agents"
+    write(folder, "researcher.yaml", RESEARCHER)
+    tasks = [
+        {"id": "t1", "goal": "Find facts about Go", "depends_on": [], "kind": "execute"},
+        {"id": "t2", "goal": "Sum up the facts", "depends_on": ["t1"], "kind": "execute"},
+    ]
+    tasks[0]["agent"] = "researcher"
+    model = ScriptedModel(
+        [
+            {"match": {"role": "planner"}, "json": {"tasks": tasks}},
+            {"match": {"role": "researcher"}, "content": "Go has goroutines."},
+            {"match": {"role": "executor"}, "content": "Goroutines, in short."},
+            {"match": {"role": "composer"}, "content": "# Go", "repeat": True},
+        ],
+        profile=ModelProfile(small=True),
+    )
+    async with engine_for(tmp_path, model, folder) as engine:
+        result = await engine.run("Tell me about Go")
+        assert result.ok, result.error
+    schema = model.requests[0].response_schema
+    assert schema is not None
+    first = schema["properties"]["tasks"]["anyOf"][0]["prefixItems"][0]
+    assert first["properties"]["agent"]["enum"] == ["executor", "researcher"]
+    assert "agent" not in first["required"]
+    executed = [(r.agent, r.messages[-1].content) for r in model.requests if r.role == "executor"]
+    assert [agent for agent, _ in executed] == ["researcher", "executor"]
 
 
 async def test_an_unknown_agent_in_a_planned_task_is_reported_before_any_task_runs(

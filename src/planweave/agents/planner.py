@@ -108,13 +108,19 @@ def plan_schema(
     }
 
 
-def dag_plan_schema(*, max_tasks: int, allow_subplans: bool) -> dict[str, Any]:
+def dag_plan_schema(
+    *, max_tasks: int, allow_subplans: bool, known_agents: Sequence[str] = ()
+) -> dict[str, Any]:
     """The DAG-encoding schema for small models: every output it admits is a valid DAG.
 
     ``tasks`` is an ``anyOf`` of fixed-length tuples (``prefixItems``) of 2 to 5 tasks (fewer
     when ``max_tasks`` is smaller); task *i* has the id ``t<i>`` and ``depends_on`` drawn from
-    the earlier ids only.
+    the earlier ids only. With more than one known agent, a task may also name one of them
+    (an optional ``agent``, last).
     """
+    agent: dict[str, Any] = (
+        {"agent": {"type": "string", "enum": list(known_agents)}} if len(known_agents) > 1 else {}
+    )
     high = max(1, min(SMALL_MAX_TASKS, max_tasks))
     low = min(SMALL_MIN_TASKS, high)
     kinds = _kinds(allow_subplans)
@@ -146,6 +152,7 @@ def dag_plan_schema(*, max_tasks: int, allow_subplans: bool) -> dict[str, Any]:
                         "id": {"type": "string", "enum": [f"t{index}"]},
                         "depends_on": depends_on,
                         "kind": {"type": "string", "enum": kinds},
+                        **agent,
                     },
                     "required": ["goal", "id", "depends_on", "kind"],
                     "additionalProperties": False,
@@ -207,7 +214,9 @@ async def plan(
     """
     small = is_small_model(ctx.model)
     schema = (
-        dag_plan_schema(max_tasks=max_tasks, allow_subplans=allow_subplans)
+        dag_plan_schema(
+            max_tasks=max_tasks, allow_subplans=allow_subplans, known_agents=list(known_agents)
+        )
         if small
         else plan_schema(
             max_tasks=max_tasks, allow_subplans=allow_subplans, known_agents=list(known_agents)
