@@ -105,6 +105,27 @@ async def test_still_invalid_after_the_repair_is_a_retryable_failure_naming_the_
     assert "words" in model.requests[1].messages[-1].content
 
 
+class TextOnlyModel(ScriptedModel):
+    """A scripted model without native tool calling, like the local model."""
+
+    supports_tools = False
+
+
+async def test_without_native_tools_the_final_answer_is_constrained_to_the_schema(
+    tmp_path: Path,
+) -> None:
+    model = TextOnlyModel([{"json": {"final_answer": {"title": "Channels", "approved": False}}}])
+    agent = ReactAgent("writer", tools=["calculator"], output_schema=DRAFT_JSON)
+    result = await agent.run(TASK, make_ctx(model, tmp_path, []))
+
+    assert result.data == {"title": "Channels", "approved": False}
+    assert result.steps == 1
+    schema = model.requests[0].response_schema
+    assert schema is not None
+    final = schema["anyOf"][-1]["properties"]["final_answer"]
+    assert final == DRAFT_JSON
+
+
 def test_an_invalid_json_schema_is_refused_when_the_agent_is_made() -> None:
     with pytest.raises(ConfigError, match="not a valid JSON schema"):
         ReactAgent("writer", output_schema={"type": "nonsense"})

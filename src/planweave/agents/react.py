@@ -150,10 +150,14 @@ class _Run:
     repeats: int = 0
 
 
-def _final_answer_schema(max_chars: int = FINAL_ANSWER_MAX_CHARS) -> dict[str, Any]:
+def _final_answer_schema(
+    max_chars: int = FINAL_ANSWER_MAX_CHARS, answer: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    if answer is None:
+        answer = {"type": "string", "minLength": 1, "maxLength": max_chars}
     return {
         "type": "object",
-        "properties": {"final_answer": {"type": "string", "minLength": 1, "maxLength": max_chars}},
+        "properties": {"final_answer": answer},
         "required": ["final_answer"],
         "additionalProperties": False,
     }
@@ -186,6 +190,7 @@ def action_schema(
     *,
     max_answer_chars: int = FINAL_ANSWER_MAX_CHARS,
     max_arg_chars: int | None = None,
+    answer_schema: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The JSON schema a reply follows under the JSON action protocol.
 
@@ -199,8 +204,10 @@ def action_schema(
         max_answer_chars: maxLength of ``final_answer``.
         max_arg_chars: maxLength given to string arguments that have none (``None``: leave
             them unbounded).
+        answer_schema: The schema of ``final_answer`` (an agent's output schema) instead of
+            a string.
     """
-    final = _final_answer_schema(max_answer_chars)
+    final = _final_answer_schema(max_answer_chars, answer_schema)
     if not specs:
         return final
     branches: list[dict[str, Any]] = []
@@ -447,9 +454,10 @@ class ReactAgent:
                 specs,
                 max_answer_chars=SMALL_MODEL_ANSWER_MAX_CHARS,
                 max_arg_chars=SMALL_MODEL_ARG_MAX_CHARS,
+                answer_schema=self._answer_schema(),
             )
             if small
-            else action_schema(specs)
+            else action_schema(specs, answer_schema=self._answer_schema())
         )
         try:
             response = await call_model(ctx, self._request(run, schema=schema))
@@ -499,7 +507,8 @@ class ReactAgent:
         max_chars = SMALL_MODEL_ANSWER_MAX_CHARS if small else FINAL_ANSWER_MAX_CHARS
         try:
             response = await call_model(
-                ctx, self._request(run, schema=_final_answer_schema(max_chars))
+                ctx,
+                self._request(run, schema=_final_answer_schema(max_chars, self._answer_schema())),
             )
         except ModelResponseError as exc:
             if not exc.retryable:
@@ -509,7 +518,15 @@ class ReactAgent:
         if isinstance(reply, str):
             return reply.strip()
         answer = reply.get("final_answer")
+        if answer is not None and not isinstance(answer, str):  # a structured answer
+            return json.dumps(answer, ensure_ascii=False)
         return answer.strip() if isinstance(answer, str) else ""
+
+    def _answer_schema(self) -> dict[str, Any] | None:
+        """The output schema, as the JSON protocol's ``final_answer`` (where it nests)."""
+        if self._output is None or _contains_ref(self._output.json_schema):
+            return None
+        return self._output.json_schema
 
     def _request(
         self,
