@@ -51,6 +51,8 @@ if TYPE_CHECKING:
 __all__ = ["CONFIG_FILE", "ENV_PREFIX", "Settings", "hash_token", "load_settings"]
 
 CONFIG_FILE = "planweave.toml"
+DEFAULT_AGENTS_DIR = "agents"
+"""The folder of declarative agents a command loads when it exists (``agents_dir``)."""
 """The file read from the current directory when no ``--config`` is given."""
 
 ENV_PREFIX = "PLANWEAVE_"
@@ -63,6 +65,7 @@ _EXPECTED: dict[str, str] = {
     "artifact_store": "an artifact store URL such as file:///srv/artifacts or s3://bucket/prefix",
     "model": "a model URL such as local:, openai:gpt-4o-mini or scripted:replies.yaml",
     "data_dir": "a directory path",
+    "agents_dir": "a directory path",
     "workspace": "a directory path",
     "local_threads": "a whole number of at least 1",
     "openai_base_url": "a URL such as http://localhost:8080/v1",
@@ -204,6 +207,8 @@ class Settings(BaseModel):
         tools: Your tools, loaded by every command that runs or plans jobs: ``package.module``
             (every ``@tool`` in it), ``package.module:name`` (a tool or a list of tools) or a
             ``file.py``. Give every process of a cluster the same list.
+        agents_dir: A folder of declarative agents (``*.yaml``) that every command running
+            jobs loads; ``None``: ``./agents`` when that folder exists.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -260,6 +265,7 @@ class Settings(BaseModel):
     worker_concurrency: int | None = Field(default=None, ge=1, le=10_000)
     worker_grace_s: float = Field(default=DEFAULT_WORKER_GRACE_S, ge=0, allow_inf_nan=False)
     tools: tuple[str, ...] = ()
+    agents_dir: Path | None = None
 
     @field_validator("tokens", mode="before")
     @classmethod
@@ -351,6 +357,13 @@ class Settings(BaseModel):
             spend_window_s=self.tenant_spend_window_s,
         )
 
+    def agents_folder(self) -> Path | None:
+        """The folder of declarative agents: ``agents_dir``, else ``./agents`` if it exists."""
+        if self.agents_dir is not None:
+            return self.agents_dir.expanduser()
+        default = Path(DEFAULT_AGENTS_DIR)
+        return default if default.is_dir() else None
+
     def engine_kwargs(self, *, with_tools: bool = True) -> dict[str, Any]:
         """Keyword arguments for ``Engine(...)`` built from these settings (``with_tools``:
         import the ``tools`` too; an engine that only reads jobs needs none)."""
@@ -371,6 +384,8 @@ class Settings(BaseModel):
         if workers is None:
             workers = scheme_of("bus", self.bus) == "memory"
         artifacts = {} if self.artifact_store is None else {"artifact_store": self.artifact_store}
+        folder = self.agents_folder() if with_tools else None
+        agents = {} if folder is None else {"agents_dir": folder}
         return {
             "store": self.store_url,
             "bus": self.bus,
@@ -389,6 +404,7 @@ class Settings(BaseModel):
             "tenant_quotas": self.tenant_quotas(),
             **leases,
             **artifacts,
+            **agents,
         }
 
 
@@ -479,7 +495,7 @@ def _read_file(config_file: Path | None, fields: tuple[str, ...]) -> dict[str, t
         )
     out: dict[str, tuple[Any, str]] = {}
     for key, value in data.items():
-        if key in ("data_dir", "workspace") and isinstance(value, str):
+        if key in ("data_dir", "workspace", "agents_dir") and isinstance(value, str):
             relative = Path(value).expanduser()
             value = relative if relative.is_absolute() else path.parent / relative
         out[key] = (value, str(path))

@@ -108,6 +108,8 @@ class Engine(ClusterOps):
             URL (``file:///shared/folder``, ``s3://bucket/prefix?endpoint_url=...``) or an
             ``ArtifactStore``. Default: each job's workspace. Workers store each file a task
             produced before reporting the task done; ``delete`` deletes a job's files.
+        agents_dir: A folder of declarative agents (``*.yaml``, one agent a file; see
+            ``docs/agents-yaml.md``), checked and added to ``agents`` when the engine is made.
     """
 
     def __init__(
@@ -134,6 +136,7 @@ class Engine(ClusterOps):
         job_defaults: JobOptions | None = None,
         tenant_quotas: TenantQuotas | None = None,
         artifact_store: str | ArtifactStore | None = None,
+        agents_dir: str | Path | None = None,
     ) -> None:
         # Absolute, so workspace and artifact paths mean the same from any directory.
         self.data_dir = Path(data_dir if data_dir is not None else DEFAULT_DATA_DIR).resolve()
@@ -144,6 +147,7 @@ class Engine(ClusterOps):
         self._builtins = builtins
         self._extra_tools = tuple(tools)
         self._extra_agents = tuple(agents)
+        self._agents_dir = Path(agents_dir) if agents_dir is not None else None
         self._tools: ToolRegistry | None = None
         self._agents: AgentRegistry | None = None
         self._models: ModelCache | None = None
@@ -198,7 +202,7 @@ class Engine(ClusterOps):
                 ),
             ),
         )
-        if self._extra_tools or self._extra_agents:
+        if self._extra_tools or self._extra_agents or self._agents_dir is not None:
             # A caller's tools and agents are checked now, so a bad one fails here.
             self._parts()
         self._pools: list[WorkerPool] = []
@@ -228,11 +232,16 @@ class Engine(ClusterOps):
         """The agents ``execute`` tasks may name: the ReAct executor and the caller's."""
         if self._agents is None:
             from planweave.agents import AgentRegistry, ReactAgent
+            from planweave.agents.react import DEFAULT_AGENT_DESCRIPTION
 
             registry = AgentRegistry()
-            registry.register(ReactAgent())
+            registry.register(ReactAgent(description=DEFAULT_AGENT_DESCRIPTION))
             for agent in self._extra_agents:
                 registry.register(agent)
+            if self._agents_dir is not None:
+                from planweave.agents._declared import register_folder
+
+                register_folder(registry, self._agents_dir, known_tools=self.tools.names())
             self._agents = registry
         return self._agents
 

@@ -316,6 +316,7 @@ FailureType = Literal[
     "budget_exceeded",
     "empty_answer",
     "echoed_instructions",
+    "output_invalid",
 ]
 """What ended an attempt in failure (``Outcome.error_type``, ``TaskFailed.error_type``): a crash
 of the worker or of the task's code, a retry asked for, a bad plan, a model, tool or usage
@@ -326,12 +327,14 @@ JobFailureCode = Literal["task_failed", "budget_exceeded", "data_invalid", "job_
 budget, its own data could not be stored (``JobDataInvalid``), or it went over its limits on
 events or bytes (``max_job_events``, ``max_job_bytes``)."""
 
-AnswerProblem = Literal["empty_answer", "echoed_instructions"]
-"""Why an agent's answer is not a result: it is empty, or it repeats the engine's own prompt."""
+AnswerProblem = Literal["empty_answer", "echoed_instructions", "output_invalid"]
+"""Why an agent's answer is not a result: it is empty, it repeats the engine's own prompt, or
+it does not match the agent's output schema."""
 
 
 class AnswerRejected(RunError):
-    """An agent's answer is junk, not a result: empty, or an echo of the engine's instructions.
+    """An agent's answer is junk, not a result: empty, an echo of the engine's instructions, or
+    (after one repair round) not valid against the agent's output schema.
 
     The attempt failed and another may do better (sampling differs), so it is retryable;
     ``reason`` names the problem and becomes the failed outcome's ``error_type``.

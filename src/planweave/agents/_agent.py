@@ -67,11 +67,15 @@ class AgentRegistry:
 
     def __init__(self, agents: Iterable[Agent] = ()) -> None:
         self._agents: dict[str, Agent] = {}
+        self._descriptions: dict[str, str] = {}
         for agent in agents:
             self.register(agent)
 
-    def register(self, agent: Agent, *, replace: bool = False) -> None:
-        """Add ``agent`` under its name.
+    def register(
+        self, agent: Agent, *, replace: bool = False, description: str | None = None
+    ) -> None:
+        """Add ``agent`` under its name (``description``: its one-line description, where the
+        agent itself has none).
 
         Raises:
             ConfigError: an agent of that name is registered and ``replace`` is false.
@@ -81,6 +85,8 @@ class AgentRegistry:
                 f"an agent named {agent.name!r} is already registered (pass replace=True)"
             )
         self._agents[agent.name] = agent
+        if description:
+            self._descriptions[agent.name] = " ".join(description.split())
 
     def get(self, name: str) -> Agent:
         """The agent called ``name``.
@@ -97,6 +103,17 @@ class AgentRegistry:
     def names(self) -> list[str]:
         """Registered agent names, sorted."""
         return sorted(self._agents)
+
+    def descriptions(self) -> dict[str, str]:
+        """Each registered agent's one-line description (``""`` for one without), by name,
+        sorted: what the planner is told when it assigns agents to tasks."""
+        out: dict[str, str] = {}
+        for name in self.names():
+            description = getattr(self._agents[name], "description", None)
+            if not isinstance(description, str) or not description.strip():
+                description = self._descriptions.get(name, "")
+            out[name] = description.strip()
+        return out
 
     def __contains__(self, name: object) -> bool:
         return name in self._agents

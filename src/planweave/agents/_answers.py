@@ -65,10 +65,16 @@ def _fragments(template: str) -> list[str]:
 @functools.cache
 def _prompts() -> _Prompts:
     # Imported here: these modules import this one.
-    from planweave.agents import composer, planner, react
+    from planweave.agents import _output, composer, planner, react
 
     items: list[_Prompt] = []
-    for template in (*react.PROMPT_TEXTS, *planner.PROMPT_TEXTS, *composer.PROMPT_TEXTS):
+    templates = (
+        *react.PROMPT_TEXTS,
+        *planner.PROMPT_TEXTS,
+        *composer.PROMPT_TEXTS,
+        *_output.PROMPT_TEXTS,
+    )
+    for template in templates:
         for fragment in _fragments(template):
             words = _words(fragment)
             if len(words) >= _MIN_SHORT_ECHO_WORDS:

@@ -9,6 +9,7 @@ forwards them to the control plane, which numbers them (``seq``) in the job's lo
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from planweave.constants import (
@@ -38,6 +39,9 @@ class AgentContext:
         max_tokens: Default reply limit for calls that set none.
         max_tool_calls: Tool calls a ReAct agent may make in all for this task.
         max_tool_calls_per_step: Tool calls of one model reply that run (the rest are refused).
+        load_model: Loads a model by URL for an agent that names its own (``ReactAgent(model=
+            "openai:gpt-4o")``), so it is loaded once per process with the engine's options;
+            ``None``: the agent loads it itself, with default options.
     """
 
     model: Model
@@ -50,6 +54,7 @@ class AgentContext:
     max_tokens: int | None = None
     max_tool_calls: int = DEFAULT_MAX_TOOL_CALLS
     max_tool_calls_per_step: int = DEFAULT_MAX_TOOL_CALLS_PER_STEP
+    load_model: Callable[[str], Awaitable[Model]] | None = None
 
 
 async def call_model(ctx: AgentContext, request: LlmRequest) -> LlmResponse:

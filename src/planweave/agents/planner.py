@@ -108,13 +108,19 @@ def plan_schema(
     }
 
 
-def dag_plan_schema(*, max_tasks: int, allow_subplans: bool) -> dict[str, Any]:
+def dag_plan_schema(
+    *, max_tasks: int, allow_subplans: bool, known_agents: Sequence[str] = ()
+) -> dict[str, Any]:
     """The DAG-encoding schema for small models: every output it admits is a valid DAG.
 
     ``tasks`` is an ``anyOf`` of fixed-length tuples (``prefixItems``) of 2 to 5 tasks (fewer
     when ``max_tasks`` is smaller); task *i* has the id ``t<i>`` and ``depends_on`` drawn from
-    the earlier ids only.
+    the earlier ids only. With more than one known agent, a task may also name one of them
+    (an optional ``agent``, last).
     """
+    agent: dict[str, Any] = (
+        {"agent": {"type": "string", "enum": list(known_agents)}} if len(known_agents) > 1 else {}
+    )
     high = max(1, min(SMALL_MAX_TASKS, max_tasks))
     low = min(SMALL_MIN_TASKS, high)
     kinds = _kinds(allow_subplans)
@@ -146,6 +152,7 @@ def dag_plan_schema(*, max_tasks: int, allow_subplans: bool) -> dict[str, Any]:
                         "id": {"type": "string", "enum": [f"t{index}"]},
                         "depends_on": depends_on,
                         "kind": {"type": "string", "enum": kinds},
+                        **agent,
                     },
                     "required": ["goal", "id", "depends_on", "kind"],
                     "additionalProperties": False,
@@ -179,7 +186,7 @@ async def plan(
     max_depth: int = 2,
     max_tasks: int = 50,
     known_tools: Sequence[str] = (),
-    known_agents: Sequence[str] = (),
+    known_agents: Sequence[str] | Mapping[str, str] = (),
     allow_subplans: bool = True,
 ) -> tuple[TaskSpec, ...]:
     """Break ``goal`` into a valid plan of ``execute`` (and, if allowed, ``plan``) tasks.
@@ -194,7 +201,8 @@ async def plan(
         max_depth: The deepest a plan may go; shown to the model.
         max_tasks: Most tasks the plan may have.
         known_tools: Tools the executing agents can use (shown to the model).
-        known_agents: Agents a task may name; with more than one the schema offers ``agent``.
+        known_agents: Agents a task may name, or their one-line descriptions by name (shown to
+            the model); with more than one the schema offers ``agent``.
         allow_subplans: Whether tasks may have kind ``plan``.
 
     Returns:
@@ -206,10 +214,12 @@ async def plan(
     """
     small = is_small_model(ctx.model)
     schema = (
-        dag_plan_schema(max_tasks=max_tasks, allow_subplans=allow_subplans)
+        dag_plan_schema(
+            max_tasks=max_tasks, allow_subplans=allow_subplans, known_agents=list(known_agents)
+        )
         if small
         else plan_schema(
-            max_tasks=max_tasks, allow_subplans=allow_subplans, known_agents=known_agents
+            max_tasks=max_tasks, allow_subplans=allow_subplans, known_agents=list(known_agents)
         )
     )
     messages = [
@@ -275,23 +285,36 @@ def _system_prompt(
     max_tasks: int,
     allow_subplans: bool,
     known_tools: Sequence[str],
-    known_agents: Sequence[str],
+    known_agents: Sequence[str] | Mapping[str, str],
 ) -> str:
     extras = []
     if known_tools:
         extras.append(f"The agents can use these tools: {', '.join(known_tools)}.")
     agent_field = ""
     if len(known_agents) > 1:
-        extras.append(
-            f"agent names who carries out a subtask, one of: {', '.join(known_agents)} "
-            "(null for the default)."
-        )
+        extras.append(_agents_line(known_agents))
         agent_field = ', "agent": ...'
     return _SYSTEM.format(
         max_tasks=max_tasks,
         kinds=_KINDS_PLAN if allow_subplans else _KINDS_EXECUTE,
         extras="".join(f"- {line}\n" for line in extras),
         agent_field=agent_field,
+    )
+
+
+def _agents_line(known_agents: Sequence[str] | Mapping[str, str]) -> str:
+    if not isinstance(known_agents, Mapping) or not any(known_agents.values()):
+        return (
+            f"agent names who carries out a subtask, one of: {', '.join(known_agents)} "
+            "(null for the default)."
+        )
+    described = "".join(
+        f"\n  - {name}: {truncate(' '.join(text.split()), 200)}" if text else f"\n  - {name}"
+        for name, text in known_agents.items()
+    )
+    return (
+        "agent names who carries out a subtask (null for the default); choose the agent whose "
+        f"description fits the subtask best:{described}"
     )
 
 
@@ -330,7 +353,11 @@ class _Checker:
     """Turns a reply into tasks plus every problem with them."""
 
     def __init__(
-        self, *, max_tasks: int, allow_subplans: bool, known_agents: Sequence[str]
+        self,
+        *,
+        max_tasks: int,
+        allow_subplans: bool,
+        known_agents: Sequence[str] | Mapping[str, str],
     ) -> None:
         self.max_tasks = max_tasks
         self.kinds = _kinds(allow_subplans)

@@ -40,11 +40,20 @@ from planweave._json import TOO_DEEP_TEXT, loads_bounded, too_deep
 from planweave.agents._agent import AgentResult, AgentTask
 from planweave.agents._answers import answer_problem, rejection
 from planweave.agents._context import AgentContext, call_model
+from planweave.agents._output import OutputSchema, SchemaLike, checked_answer
 from planweave.agents._text import input_budget_chars, render_inputs
 from planweave.constants import DEFAULT_MAX_TOOL_CALLS, DEFAULT_MAX_TOOL_CALLS_PER_STEP
 from planweave.errors import ConfigError, ModelResponseError
-from planweave.llm.base import ChatMessage, LlmRequest, LlmResponse, ToolCall, ToolSpec, profile_of
-from planweave.tools import ToolContext, run_tool_call
+from planweave.llm.base import (
+    ChatMessage,
+    LlmRequest,
+    LlmResponse,
+    Model,
+    ToolCall,
+    ToolSpec,
+    profile_of,
+)
+from planweave.tools import Tool, ToolContext, ToolRegistry, run_tool_call
 
 __all__ = ["ReactAgent", "action_schema"]
 
@@ -117,6 +126,9 @@ PROMPT_TEXTS = (
 """Every instruction this agent writes (templates): an answer that echoes one is rejected."""
 
 
+DEFAULT_AGENT_DESCRIPTION = "The general agent: carries out any task with every tool."
+"""What the planner is told of the default agent (``executor``)."""
+
 _MAX_REPEATS = 2
 """Identical tool calls tolerated before the agent stops calling tools and asks for the answer."""
 
@@ -138,10 +150,14 @@ class _Run:
     repeats: int = 0
 
 
-def _final_answer_schema(max_chars: int = FINAL_ANSWER_MAX_CHARS) -> dict[str, Any]:
+def _final_answer_schema(
+    max_chars: int = FINAL_ANSWER_MAX_CHARS, answer: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    if answer is None:
+        answer = {"type": "string", "minLength": 1, "maxLength": max_chars}
     return {
         "type": "object",
-        "properties": {"final_answer": {"type": "string", "minLength": 1, "maxLength": max_chars}},
+        "properties": {"final_answer": answer},
         "required": ["final_answer"],
         "additionalProperties": False,
     }
@@ -174,6 +190,7 @@ def action_schema(
     *,
     max_answer_chars: int = FINAL_ANSWER_MAX_CHARS,
     max_arg_chars: int | None = None,
+    answer_schema: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The JSON schema a reply follows under the JSON action protocol.
 
@@ -187,8 +204,10 @@ def action_schema(
         max_answer_chars: maxLength of ``final_answer``.
         max_arg_chars: maxLength given to string arguments that have none (``None``: leave
             them unbounded).
+        answer_schema: The schema of ``final_answer`` (an agent's output schema) instead of
+            a string.
     """
-    final = _final_answer_schema(max_answer_chars)
+    final = _final_answer_schema(max_answer_chars, answer_schema)
     if not specs:
         return final
     branches: list[dict[str, Any]] = []
@@ -226,8 +245,18 @@ class ReactAgent:
     Args:
         name: The agent's name in plans and events.
         instructions: Extra guidance appended to the system prompt.
-        tools: Names of the tools it may use (``None``: every registered tool).
+        tools: The tools it may use: names of registered tools, or ``Tool`` objects of its own
+            (``None``: every registered tool).
         max_steps: Model calls before it must answer (``None``: ``ctx.max_steps``).
+        model: The model this agent calls: a model URL or a ``Model`` (``None``: the task's).
+        description: One line saying what the agent is for (shown to the planner, which
+            assigns agents to tasks, and by ``planweave agents list``).
+        output_schema: A pydantic model class or a JSON schema the final answer must match:
+            the answer is then that JSON value (``AgentResult.data``), after one repair round
+            if the first one does not validate.
+
+    Raises:
+        ConfigError: ``max_steps`` is below 1, or ``output_schema`` is not a valid schema.
     """
 
     def __init__(
@@ -235,28 +264,66 @@ class ReactAgent:
         name: str = "executor",
         *,
         instructions: str | None = None,
-        tools: Sequence[str] | None = None,
+        tools: Sequence[str | Tool] | None = None,
         max_steps: int | None = None,
+        model: str | Model | None = None,
+        description: str | None = None,
+        output_schema: SchemaLike | None = None,
     ) -> None:
         if max_steps is not None and max_steps < 1:
             raise ConfigError(f"agent {name!r}: max_steps must be at least 1, not {max_steps}")
         self.name = name
         self.instructions = instructions
-        self.tools = tuple(tools) if tools is not None else None
+        own = [item for item in tools or () if not isinstance(item, str)]
+        self.tools = tuple(_tool_name(item) for item in tools) if tools is not None else None
+        self._own_tools = ToolRegistry(own) if own else None
         self.max_steps = max_steps
+        self.model = model
+        self.description = " ".join(description.split()) if description else None
+        self.output_schema = output_schema
+        self._output = None if output_schema is None else OutputSchema(output_schema, owner=name)
+        self._loaded: Model | None = None
 
     def __repr__(self) -> str:
         return f"ReactAgent(name={self.name!r}, tools={self.tools!r})"
 
     async def run(self, task: AgentTask, ctx: AgentContext) -> AgentResult:
-        """Carry out ``task`` with the model and tools in ``ctx``.
+        """Carry out ``task`` with the model and tools in ``ctx`` (or the agent's own).
 
         Raises:
             ConfigError: the agent names tools that are not registered.
             AnswerRejected: no real answer came (empty, or the engine's instructions echoed),
-                even from the last call made without tools.
+                even from the last call made without tools; or the answer does not match the
+                output schema after one repair round.
             ModelError: a model call failed.
         """
+        ctx = await self._own_context(ctx)
+        answer, run = await self._loop(task, ctx)
+        if self._output is None:
+            return self._result(answer, run)
+        text, value, calls = await checked_answer(
+            self._output, answer, messages=run.messages, ctx=ctx, agent=self.name
+        )
+        return AgentResult(output=text, data=value, steps=run.steps + calls)
+
+    async def _own_context(self, ctx: AgentContext) -> AgentContext:
+        """``ctx`` with this agent's own model and tools in it, where it has them."""
+        changes: dict[str, Any] = {}
+        if self.model is not None:
+            model = self._loaded
+            if model is None:
+                if isinstance(self.model, str):
+                    load = ctx.load_model or _load_model
+                    model = await load(self.model)
+                else:
+                    model = self.model
+                self._loaded = model
+            changes.update(model=model, tool_context=replace(ctx.tool_context, model=model))
+        if self._own_tools is not None:
+            changes["tools"] = ToolRegistry([*ctx.tools, *self._own_tools])
+        return replace(ctx, **changes) if changes else ctx
+
+    async def _loop(self, task: AgentTask, ctx: AgentContext) -> tuple[str, _Run]:
         names = self._tool_names(ctx)
         specs = ctx.tools.specs(names) if names else []
         profile = profile_of(ctx.model)
@@ -284,9 +351,9 @@ class ReactAgent:
                 continue
             problem = answer_problem(answer)
             if problem is None:
-                return self._result(answer, run)
+                return answer, run
             if run.last_observation:
-                return self._result(run.last_observation, run)
+                return run.last_observation, run
             if run.nudged:
                 break
             run.nudged = True
@@ -294,9 +361,9 @@ class ReactAgent:
             run.messages.append(ChatMessage(role="user", content=nudge))
         answer = await self._final_call(run, ctx, native, small)
         if answer_problem(answer) is None:
-            return self._result(answer, run)
+            return answer, run
         if run.last_observation:
-            return self._result(run.last_observation, run)
+            return run.last_observation, run
         raise rejection(
             answer,
             agent=self.name,
@@ -326,6 +393,8 @@ class ReactAgent:
             text = _JSON_GUIDE_NO_TOOLS.format(name=self.name)
         if self.instructions:
             text += "\n\n" + self.instructions.strip()
+        if self._output is not None:
+            text += "\n\n" + self._output.instructions()
         return ChatMessage(role="system", content=text)
 
     def _first_user(self, task: AgentTask, ctx: AgentContext) -> ChatMessage:
@@ -385,9 +454,10 @@ class ReactAgent:
                 specs,
                 max_answer_chars=SMALL_MODEL_ANSWER_MAX_CHARS,
                 max_arg_chars=SMALL_MODEL_ARG_MAX_CHARS,
+                answer_schema=self._answer_schema(),
             )
             if small
-            else action_schema(specs)
+            else action_schema(specs, answer_schema=self._answer_schema())
         )
         try:
             response = await call_model(ctx, self._request(run, schema=schema))
@@ -437,7 +507,8 @@ class ReactAgent:
         max_chars = SMALL_MODEL_ANSWER_MAX_CHARS if small else FINAL_ANSWER_MAX_CHARS
         try:
             response = await call_model(
-                ctx, self._request(run, schema=_final_answer_schema(max_chars))
+                ctx,
+                self._request(run, schema=_final_answer_schema(max_chars, self._answer_schema())),
             )
         except ModelResponseError as exc:
             if not exc.retryable:
@@ -447,7 +518,15 @@ class ReactAgent:
         if isinstance(reply, str):
             return reply.strip()
         answer = reply.get("final_answer")
+        if answer is not None and not isinstance(answer, str):  # a structured answer
+            return json.dumps(answer, ensure_ascii=False)
         return answer.strip() if isinstance(answer, str) else ""
+
+    def _answer_schema(self) -> dict[str, Any] | None:
+        """The output schema, as the JSON protocol's ``final_answer`` (where it nests)."""
+        if self._output is None or _contains_ref(self._output.json_schema):
+            return None
+        return self._output.json_schema
 
     def _request(
         self,
@@ -496,6 +575,20 @@ class ReactAgent:
 
     def _result(self, answer: str, run: _Run) -> AgentResult:
         return AgentResult(output=answer, data={"tool_calls": run.trace}, steps=run.steps)
+
+
+def _tool_name(item: str | Tool) -> str:
+    if isinstance(item, str):
+        return item
+    if isinstance(item, Tool):
+        return item.name
+    raise ConfigError(f"a tool must be a tool name or a Tool, not {type(item).__name__}")
+
+
+async def _load_model(url: str) -> Model:
+    from planweave.llm import load_model
+
+    return load_model(url)
 
 
 def _bounded(call: ToolCall, default_id: str) -> ToolCall:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from planweave.cli._agents import AgentOpt, AgentsDirOpt
 from planweave.cli._common import (
     BusOpt,
     ClaimLeaseOpt,
@@ -107,8 +108,11 @@ def run(
     bus: BusOpt = None,
     workers: WorkersOpt = None,
     tools: ToolsOpt = None,
+    agent: AgentOpt = None,
+    agents_dir: AgentsDirOpt = None,
 ) -> None:
-    """Plan and carry out GOAL (or run --plan FILE), showing a live tree of its tasks."""
+    """Plan and carry out GOAL (or run --plan FILE, or --agent NAME with GOAL as its input),
+    showing a live tree of its tasks."""
     from planweave.cli._checks import check_model, check_writable
     from planweave.cli._drive import drive
     from planweave.plan import load_plan_file
@@ -125,7 +129,10 @@ def run(
         bus=bus,
         workers=workers,
         tools=tools,
+        agents_dir=agents_dir,
     )
+    if agent is not None and (goal is None or plan is not None):
+        raise UsageError("--agent NAME runs a GOAL as the agent's input: give a GOAL, not --plan")
     if goal is None and plan is None:
         raise UsageError("give a GOAL to plan, or --plan FILE to run (see planweave run --help)")
     fields: dict[str, Any] = {}
@@ -151,9 +158,16 @@ def run(
             if plan is not None
             else None
         )
+        if agent is not None:
+            engine.agents.get(agent)  # an unknown agent: exit 2 before the model is checked
         needs_model = _plan_needs_model(plan_obj, fields.get("on_failure"))
         await check_model(settings, settings.model, needs_model=needs_model)
-        job_id = await engine.submit(goal, plan=plan_obj, **fields)
+        if agent is not None and goal is not None:
+            from planweave.cli._agents import submit_agent
+
+            job_id = await submit_agent(engine, agent, goal, fields)
+        else:
+            job_id = await engine.submit(goal, plan=plan_obj, **fields)
         return job_id, engine.wait(job_id)
 
     raise typer.Exit(run_async(drive(settings, start, json_out=json_out)))

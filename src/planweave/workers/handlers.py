@@ -151,6 +151,7 @@ class WorkerServices:
             max_steps=item.max_agent_steps,
             max_tool_calls=item.max_tool_calls,
             max_tool_calls_per_step=item.max_tool_calls_per_step,
+            load_model=self.models.get,
         )
 
     async def task_tool_context(self, item: WorkItem, reporter: Reporter) -> ToolContext:
@@ -391,7 +392,7 @@ def _planner_handler(services: WorkerServices) -> Handler:
                 max_depth=item.max_plan_depth,
                 max_tasks=item.max_plan_tasks,
                 known_tools=list(services.tools.names()),
-                known_agents=services.agents.names(),
+                known_agents=services.agents.descriptions(),
                 allow_subplans=item.allow_subplans,
             )
             return _ok(item, subtasks=tuple(tasks))
