@@ -380,12 +380,16 @@ class Engine(ClusterOps):
         tenant: str = "default",
         idempotency_key: str | None = None,
         job_id: str | None = None,
+        agent: str | None = None,
+        input: str | None = None,
         **option_fields: Any,
     ) -> str:
         """Start a job and return its id without waiting for it.
 
         Give a ``goal`` (a planner decomposes it) or a ``plan`` (run as written), or both (the
-        goal then describes the plan). Extra keyword arguments set ``JobOptions`` fields. A
+        goal then describes the plan). Or give a registered ``agent`` and its ``input``: the
+        job runs that agent with no planner (a sequential or parallel workflow's steps become
+        the job's tasks). Extra keyword arguments set ``JobOptions`` fields. A
         repeated ``idempotency_key`` (per ``tenant``) returns the first job's id, starting nothing.
         ``job_id`` names the new job (default: a fresh id).
 
@@ -408,6 +412,11 @@ class Engine(ClusterOps):
         if opts.allow_private_network is None:  # recorded like the model
             opts = opts.model_copy(update={"allow_private_network": self.allow_private_network})
         specs: tuple[TaskSpec, ...] | None = None
+        if agent is not None:
+            from planweave.agents._workflows import agent_job_plan
+
+            plan = agent_job_plan(self.agents, agent, input, goal, plan)
+            goal = goal or input
         if plan is not None:
             specs = tuple(plan.tasks) if isinstance(plan, Plan) else tuple(plan)
             validate_plan(
@@ -474,10 +483,14 @@ class Engine(ClusterOps):
         *,
         plan: Plan | Sequence[TaskSpec] | None = None,
         options: JobOptions | None = None,
+        agent: str | None = None,
+        input: str | None = None,
         **option_fields: Any,
     ) -> JobResult:
         """Run a job to its end and return how it ended (see ``submit`` for the arguments)."""
-        job_id = await self.submit(goal, plan=plan, options=options, **option_fields)
+        job_id = await self.submit(
+            goal, plan=plan, options=options, agent=agent, input=input, **option_fields
+        )
         return await self.wait(job_id)
 
     def run_sync(self, goal: str | None = None, **kwargs: Any) -> JobResult:

@@ -15,6 +15,7 @@ from planweave.errors import ConfigError
 
 if TYPE_CHECKING:
     from planweave.agents._context import AgentContext
+    from planweave.agents._handoff import Handoff
 
 __all__ = ["Agent", "AgentRegistry", "AgentResult", "AgentTask"]
 
@@ -44,11 +45,13 @@ class AgentResult:
         output: The answer, as text (never empty).
         data: Structured extras, when the agent has any.
         steps: Model calls the agent made.
+        handoff: Set when the agent passes the task on to another agent (see ``Handoff``).
     """
 
     output: str
     data: Any = None
     steps: int = 0
+    handoff: Handoff | None = None
 
 
 @runtime_checkable
@@ -71,16 +74,24 @@ class AgentRegistry:
             self.register(agent)
 
     def register(self, agent: Agent, *, replace: bool = False) -> None:
-        """Add ``agent`` under its name.
+        """Add ``agent`` under its name; a workflow's member agents are added with it (so its
+        steps can run as tasks that name them).
 
         Raises:
-            ConfigError: an agent of that name is registered and ``replace`` is false.
+            ConfigError: another agent of that name is registered and ``replace`` is false.
         """
-        if agent.name in self._agents and not replace:
-            raise ConfigError(
-                f"an agent named {agent.name!r} is already registered (pass replace=True)"
-            )
-        self._agents[agent.name] = agent
+        from planweave.agents._workflows import members_of
+
+        for each in (agent, *members_of(agent)):
+            existing = self._agents.get(each.name)
+            if existing is each:
+                continue
+            if existing is not None and not (replace and each is agent):
+                raise ConfigError(
+                    f"an agent named {each.name!r} is already registered (pass replace=True, "
+                    "or give one of them another name)"
+                )
+            self._agents[each.name] = each
 
     def get(self, name: str) -> Agent:
         """The agent called ``name``.

@@ -10,15 +10,20 @@ forwards them to the control plane, which numbers them (``seq``) in the job's lo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from planweave.constants import (
     DEFAULT_MAX_AGENT_STEPS,
+    DEFAULT_MAX_HANDOFFS,
     DEFAULT_MAX_TOOL_CALLS,
     DEFAULT_MAX_TOOL_CALLS_PER_STEP,
 )
 from planweave.llm._record import Emit, recorded_call, render_messages, render_reply
 from planweave.llm.base import LlmRequest, LlmResponse, Model
 from planweave.tools import ToolContext, ToolRegistry
+
+if TYPE_CHECKING:
+    from planweave.agents._agent import AgentRegistry
 
 __all__ = ["AgentContext", "Emit", "call_model", "render_messages", "render_reply"]
 
@@ -38,6 +43,8 @@ class AgentContext:
         max_tokens: Default reply limit for calls that set none.
         max_tool_calls: Tool calls a ReAct agent may make in all for this task.
         max_tool_calls_per_step: Tool calls of one model reply that run (the rest are refused).
+        agents: The registered agents, which handoffs name (``None``: no handoffs).
+        max_handoffs: Times a task may be handed from agent to agent.
     """
 
     model: Model
@@ -50,6 +57,8 @@ class AgentContext:
     max_tokens: int | None = None
     max_tool_calls: int = DEFAULT_MAX_TOOL_CALLS
     max_tool_calls_per_step: int = DEFAULT_MAX_TOOL_CALLS_PER_STEP
+    agents: AgentRegistry | None = None
+    max_handoffs: int = DEFAULT_MAX_HANDOFFS
 
 
 async def call_model(ctx: AgentContext, request: LlmRequest) -> LlmResponse:

@@ -40,11 +40,12 @@ from planweave._json import TOO_DEEP_TEXT, loads_bounded, too_deep
 from planweave.agents._agent import AgentResult, AgentTask
 from planweave.agents._answers import answer_problem, rejection
 from planweave.agents._context import AgentContext, call_model
+from planweave.agents._handoff import Handoff, HandoffTool, with_tools
 from planweave.agents._text import input_budget_chars, render_inputs
 from planweave.constants import DEFAULT_MAX_TOOL_CALLS, DEFAULT_MAX_TOOL_CALLS_PER_STEP
 from planweave.errors import ConfigError, ModelResponseError
 from planweave.llm.base import ChatMessage, LlmRequest, LlmResponse, ToolCall, ToolSpec, profile_of
-from planweave.tools import ToolContext, run_tool_call
+from planweave.tools import Tool, ToolContext, run_tool_call
 
 __all__ = ["ReactAgent", "action_schema"]
 
@@ -226,8 +227,12 @@ class ReactAgent:
     Args:
         name: The agent's name in plans and events.
         instructions: Extra guidance appended to the system prompt.
-        tools: Names of the tools it may use (``None``: every registered tool).
+        tools: The tools it may use, by name or as tools of its own (``as_tool(agent)``, say);
+            ``None``: every registered tool.
         max_steps: Model calls before it must answer (``None``: ``ctx.max_steps``).
+        handoffs: Names of agents it may pass the task to: each is offered as a
+            ``handoff_to_<name>`` tool, and calling one ends this agent's run with a
+            ``Handoff``.
     """
 
     def __init__(
@@ -235,15 +240,20 @@ class ReactAgent:
         name: str = "executor",
         *,
         instructions: str | None = None,
-        tools: Sequence[str] | None = None,
+        tools: Sequence[str | Tool] | None = None,
         max_steps: int | None = None,
+        handoffs: Sequence[str] = (),
     ) -> None:
         if max_steps is not None and max_steps < 1:
             raise ConfigError(f"agent {name!r}: max_steps must be at least 1, not {max_steps}")
         self.name = name
         self.instructions = instructions
-        self.tools = tuple(tools) if tools is not None else None
+        self.own_tools = tuple(t for t in tools or () if not isinstance(t, str))
+        self.tools = (
+            None if tools is None else tuple(t if isinstance(t, str) else t.name for t in tools)
+        )
         self.max_steps = max_steps
+        self.handoffs = tuple(handoffs)
 
     def __repr__(self) -> str:
         return f"ReactAgent(name={self.name!r}, tools={self.tools!r})"
@@ -257,7 +267,12 @@ class ReactAgent:
                 even from the last call made without tools.
             ModelError: a model call failed.
         """
+        handoff_tools = [HandoffTool(target) for target in self.handoffs]
+        if self.own_tools or handoff_tools:
+            ctx = replace(ctx, tools=with_tools(ctx.tools, [*self.own_tools, *handoff_tools]))
         names = self._tool_names(ctx)
+        if self.tools is not None:
+            names += [each.name for each in handoff_tools]
         specs = ctx.tools.specs(names) if names else []
         profile = profile_of(ctx.model)
         native = profile.native_tools
@@ -277,6 +292,9 @@ class ReactAgent:
             else:
                 answer = await self._json_step(run, ctx, specs, small)
             if answer is None:
+                handoff = next((h for t in handoff_tools for h in t.requested), None)
+                if handoff is not None:
+                    return self._handoff(handoff, run)
                 if run.repeats >= _MAX_REPEATS:
                     break  # the model is going round in circles: ask for its answer now
                 if run.tool_calls >= run.max_tool_calls:
@@ -496,6 +514,12 @@ class ReactAgent:
 
     def _result(self, answer: str, run: _Run) -> AgentResult:
         return AgentResult(output=answer, data={"tool_calls": run.trace}, steps=run.steps)
+
+    def _handoff(self, handoff: Handoff, run: _Run) -> AgentResult:
+        note = handoff.note or f"{self.name} handed the task over to {handoff.to}."
+        return AgentResult(
+            output=note, data={"tool_calls": run.trace}, steps=run.steps, handoff=handoff
+        )
 
 
 def _bounded(call: ToolCall, default_id: str) -> ToolCall:
