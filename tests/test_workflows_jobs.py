@@ -1,0 +1,240 @@
+"""Workflows run as jobs through the Engine on a SQLite file: each step a task of the DAG."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from planweave import Engine
+from planweave.agents import (
+    Agent,
+    AgentContext,
+    AgentResult,
+    AgentTask,
+    Loop,
+    Parallel,
+    ReactAgent,
+    Sequential,
+)
+from planweave.errors import ConfigError, UsageError
+from planweave.events import LlmCalled
+from planweave.llm import ScriptedModel
+from planweave.store import open_store
+
+
+def engine_for(
+    tmp_path: Path, agents: list[Agent], replies: list[dict[str, Any]] | None = None
+) -> Engine:
+    return Engine(
+        store=f"sqlite:///{tmp_path / 'jobs.db'}",
+        model=ScriptedModel(replies=replies or []),
+        data_dir=tmp_path / "data",
+        agents=agents,
+    )
+
+
+def answers(*pairs: tuple[str, str]) -> list[dict[str, Any]]:
+    return [{"match": {"role": name}, "content": text, "repeat": True} for name, text in pairs]
+
+
+def team() -> Sequential:
+    research = Parallel("research", [ReactAgent("alpha"), ReactAgent("beta")], merge="dict")
+    editor = Loop(
+        "editor", ReactAgent("writer"), until=lambda r: "FINAL" in r.output, max_iterations=3
+    )
+    return Sequential("team", [research, editor], description="Research, then write")
+
+
+async def test_a_workflow_runs_as_a_job_with_its_steps_as_tasks(tmp_path: Path) -> None:
+    replies = [
+        *answers(("alpha", "alpha facts"), ("beta", "beta facts")),
+        {"match": {"role": "writer"}, "content": "first draft"},
+        {"match": {"role": "writer"}, "content": "FINAL report"},
+    ]
+    async with engine_for(tmp_path, [team()], replies) as engine:
+        result = await engine.run(agent="team", input="Go concurrency patterns")
+        job_id = result.job_id
+        events = await engine.events(job_id)
+
+    assert result.status == "succeeded", result.error
+    assert result.result == "FINAL report"
+
+    # The stored DAG, read back by a store of its own: one task per step, nested by parent.
+    store = open_store(f"sqlite:///{tmp_path / 'jobs.db'}")
+    await store.open()
+    try:
+        state = await store.load_job(job_id)
+    finally:
+        await store.close()
+    assert state is not None and state.status == "succeeded"
+    assert state.goal == "Go concurrency patterns"
+    tasks = state.tasks
+    assert set(tasks) == {
+        "team",
+        "team.research",
+        "team.research.alpha",
+        "team.research.beta",
+        "team.research.merge",
+        "team.editor",
+    }
+    parents = {tid: t.parent for tid, t in tasks.items()}
+    assert parents == {
+        "team": None,
+        "team.research": "team",
+        "team.research.alpha": "team.research",
+        "team.research.beta": "team.research",
+        "team.research.merge": "team.research",
+        "team.editor": "team",
+    }
+    assert {tid: t.spec.agent for tid, t in tasks.items()} == {
+        "team": "team",
+        "team.research": "research",
+        "team.research.alpha": "alpha",
+        "team.research.beta": "beta",
+        "team.research.merge": "research.merge",
+        "team.editor": "editor",
+    }
+    assert all(t.status == "succeeded" for t in tasks.values())
+    assert tasks["team.research.merge"].spec.depends_on == (
+        "team.research.alpha",
+        "team.research.beta",
+    )
+    assert tasks["team.editor"].spec.depends_on == ("team.research",)
+    assert json.loads(tasks["team.research"].result) == {
+        "alpha": "alpha facts",
+        "beta": "beta facts",
+    }
+    assert tasks["team.editor"].result == "FINAL report"
+    # No planner ran: every model call is one of the workflow's agents, in its own task.
+    calls = [e for e in events if isinstance(e, LlmCalled)]
+    assert {(e.agent, e.task_id) for e in calls} == {
+        ("alpha", "team.research.alpha"),
+        ("beta", "team.research.beta"),
+        ("writer", "team.editor"),
+    }
+    assert [e.reply for e in calls if e.agent == "writer"] == ["first draft", "FINAL report"]
+    assert all(e.role != "planner" for e in calls)
+    # The loop's task saw the merged research.
+    started = [e.type for e in events if e.task_id == "team.editor"]
+    assert started.count("TaskCompleted") == 1
+
+
+async def test_a_single_agent_runs_as_a_one_task_job(tmp_path: Path) -> None:
+    async with engine_for(tmp_path, [ReactAgent("solo")], answers(("solo", "done"))) as engine:
+        job_id = await engine.submit(agent="solo", input="say done")
+        result = await engine.wait(job_id)
+        state = await engine.get(job_id)
+    assert result.status == "succeeded" and result.result == "done"
+    assert [(t.id, t.spec.kind, t.spec.agent) for t in state.tasks.values()] == [
+        ("solo", "execute", "solo")
+    ]
+
+
+async def test_running_an_agent_checks_its_arguments(tmp_path: Path) -> None:
+    async with engine_for(tmp_path, [team()]) as engine:
+        with pytest.raises(ConfigError, match="unknown agent 'nobody'"):
+            await engine.submit(agent="nobody", input="x")
+        with pytest.raises(UsageError, match="an input"):
+            await engine.submit(agent="team", input="  ")
+        with pytest.raises(UsageError, match="not both"):
+            await engine.submit(agent="team", input="x", plan=[])
+
+
+async def test_a_step_that_fails_is_retried_like_any_task(tmp_path: Path) -> None:
+    replies = [
+        {"match": {"role": "alpha"}, "error": {"type": "unavailable", "message": "outage"}},
+        *answers(("alpha", "alpha facts"), ("beta", "beta facts"), ("writer", "FINAL")),
+    ]
+    async with engine_for(tmp_path, [team()], replies) as engine:
+        result = await engine.run(agent="team", input="topic", retry_base_s=0)
+        state = await engine.get(result.job_id)
+    assert result.status == "succeeded", result.error
+    assert state.tasks["team.research.alpha"].attempt == 2
+    assert state.tasks["team.research.beta"].attempt == 1
+
+
+async def test_endless_handoffs_fail_the_step_for_good(tmp_path: Path) -> None:
+    replies = [
+        {"match": {"role": n}, "tool_calls": [{"name": f"handoff_to_{o}"}], "repeat": True}
+        for n, o in (("ping", "pong"), ("pong", "ping"))
+    ]
+    flow = Sequential(
+        "desk", [ReactAgent("ping", handoffs=["pong"]), ReactAgent("pong", handoffs=["ping"])]
+    )
+    async with engine_for(tmp_path, [flow], replies) as engine:
+        result = await engine.run(agent="desk", input="help")
+        state = await engine.get(result.job_id)
+    assert result.status == "failed"
+    step = state.tasks["desk.ping"]
+    assert step.status == "failed" and step.attempt == 1  # not retried
+    assert "handed off more than 3 times" in (step.error or "")
+
+
+class Gate:
+    """An agent that waits until it is let through, counting its runs."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.runs = 0
+        self.entered = asyncio.Event()
+        self.open = asyncio.Event()
+
+    async def run(self, task: AgentTask, ctx: AgentContext) -> AgentResult:
+        self.runs += 1
+        self.entered.set()
+        await self.open.wait()
+        return AgentResult(output=f"{self.name} passed with {sorted(task.inputs)}")
+
+
+class Counter:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.runs = 0
+
+    async def run(self, task: AgentTask, ctx: AgentContext) -> AgentResult:
+        self.runs += 1
+        return AgentResult(output=f"{self.name} done")
+
+
+async def test_a_workflow_job_can_be_cancelled(tmp_path: Path) -> None:
+    first, gate, last = Counter("first"), Gate("gate"), Counter("last")
+    flow = Sequential("chain", [first, gate, last])
+    async with engine_for(tmp_path, [flow]) as engine:
+        job_id = await engine.submit(agent="chain", input="go")
+        await asyncio.wait_for(gate.entered.wait(), 10)
+        assert await engine.cancel(job_id, reason="stop the chain")
+        result = await asyncio.wait_for(engine.wait(job_id), 10)
+        state = await engine.get(job_id)
+    assert result.status == "cancelled" and result.error == "stop the chain"
+    assert state.tasks["chain.first"].status == "succeeded"
+    assert state.tasks["chain.gate"].status == "cancelled"
+    assert state.tasks["chain.last"].status == "cancelled"
+    assert last.runs == 0
+
+
+async def test_a_stopped_workflow_job_resumes_without_rerunning_finished_steps(
+    tmp_path: Path,
+) -> None:
+    first, gate, last = Counter("first"), Gate("gate"), Counter("last")
+    flow = Sequential("chain", [first, gate, last])
+    engine = engine_for(tmp_path, [flow])
+    await engine.start()
+    job_id = await engine.submit(agent="chain", input="go")
+    await asyncio.wait_for(gate.entered.wait(), 10)
+    await engine.close(grace_s=0.1)  # the process stops mid-step
+
+    gate.open.set()
+    async with engine_for(tmp_path, [flow]) as again:
+        result = await asyncio.wait_for(again.resume(job_id), 20)
+        state = await again.get(job_id)
+
+    assert result.status == "succeeded", result.error
+    assert result.result == "last done"
+    assert first.runs == 1  # finished before the stop: kept, not run again
+    assert gate.runs == 2  # the interrupted step ran again
+    assert last.runs == 1
+    assert state.tasks["chain.gate"].result == "gate passed with ['chain.first']"
