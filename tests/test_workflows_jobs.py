@@ -21,7 +21,7 @@ from planweave.agents import (
     Sequential,
 )
 from planweave.errors import ConfigError, UsageError
-from planweave.events import LlmCalled
+from planweave.events import LlmCalled, TaskFailed
 from planweave.llm import ScriptedModel
 from planweave.store import open_store
 
@@ -168,7 +168,10 @@ async def test_endless_handoffs_fail_the_step_for_good(tmp_path: Path) -> None:
     async with engine_for(tmp_path, [flow], replies) as engine:
         result = await engine.run(agent="desk", input="help")
         state = await engine.get(result.job_id)
+        events = await engine.events(result.job_id)
     assert result.status == "failed"
+    (failed,) = [e for e in events if isinstance(e, TaskFailed)]
+    assert failed.task_id == "desk.ping" and failed.error_type == "budget_exceeded"
     step = state.tasks["desk.ping"]
     assert step.status == "failed" and step.attempt == 1  # not retried
     assert "handed off more than 3 times" in (step.error or "")

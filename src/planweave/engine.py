@@ -73,7 +73,8 @@ class Engine(ClusterOps):
         model: Default model URL (``openai:gpt-4o-mini``, ``local:``, ``scripted:file.yaml``) or a
             ``Model``. Default: the offline local model.
         tools: Extra tools (``@tool`` functions) the agents and ``tool`` tasks may use.
-        agents: Extra agents, by name, for ``execute`` tasks that name them.
+        agents: Extra agents, by name, for ``execute`` tasks that name them and for
+            ``run(agent=...)`` (a workflow registers the agents it is made of too).
         builtins: Include the built-in tools (calculator, files, http_fetch, current_time).
         data_dir: Where the default store and per-job workspaces live.
         model_options: Provider options (base URL, threads, timeouts).
