@@ -241,3 +241,59 @@ async def test_a_stopped_workflow_job_resumes_without_rerunning_finished_steps(
     assert gate.runs == 2  # the interrupted step ran again
     assert last.runs == 1
     assert state.tasks["chain.gate"].result == "gate passed with ['chain.first']"
+
+
+TOKEN = "pw_workflow_token_for_tests_000000000"
+
+
+async def test_the_live_tree_and_the_api_nest_a_workflows_steps(tmp_path: Path) -> None:
+    import io
+
+    import httpx
+    from rich.console import Console
+
+    from planweave.cli._live import render
+    from planweave.config import Settings
+    from planweave.server.testing import running_server
+
+    replies = answers(("alpha", "A"), ("beta", "B"), ("writer", "FINAL"))
+    engine = engine_for(tmp_path, [team()], replies)
+    settings = Settings.model_validate(
+        {"data_dir": tmp_path / "data", "tokens": f"alice:{TOKEN}", "rate_limit_per_s": 1000}
+    )
+    try:
+        async with running_server(engine, settings) as api:
+            job_id = await engine.submit(agent="team", input="topic", tenant="alice")
+            await engine.wait(job_id)
+            state = await engine.get(job_id)
+            headers = {"Authorization": f"Bearer {TOKEN}"}
+            async with httpx.AsyncClient(base_url=api.url, headers=headers) as http:
+                response = await http.get(f"/v1/jobs/{job_id}/tasks")
+    finally:
+        await engine.close()
+
+    assert response.status_code == 200
+    listed = {t["id"]: (t["parent"], t["agent"], t["kind"]) for t in response.json()["tasks"]}
+    assert listed == {
+        "team": (None, "team", "plan"),
+        "team.research": ("team", "research", "plan"),
+        "team.research.alpha": ("team.research", "alpha", "execute"),
+        "team.research.beta": ("team.research", "beta", "execute"),
+        "team.research.merge": ("team.research", "research.merge", "execute"),
+        "team.editor": ("team", "editor", "execute"),
+    }
+
+    console = Console(record=True, width=160, file=io.StringIO())
+    console.print(render(state, now=state.finished_at or 0.0, spinners=False))
+    lines = console.export_text().splitlines()
+
+    def line(task_id: str) -> str:
+        return next(x for x in lines if f" {task_id} " in x)
+
+    assert "[plan team]" in line("team") and "[execute alpha]" in line("team.research.alpha")
+    # each step is indented under the workflow it belongs to
+    assert line("team.research").index("team.research") > line("team").index("team")
+    assert line("team.research.alpha").index("team.research.alpha") > line("team.research").index(
+        "team.research"
+    )
+    assert line("team.editor").index("team.editor") == line("team.research").index("team.research")
