@@ -297,3 +297,42 @@ async def test_the_live_tree_and_the_api_nest_a_workflows_steps(tmp_path: Path) 
         "team.research"
     )
     assert line("team.editor").index("team.editor") == line("team.research").index("team.research")
+
+
+async def test_an_agent_tool_in_a_job_records_the_inner_calls_in_the_calling_task(
+    tmp_path: Path,
+) -> None:
+    from planweave.agents import Conditional, as_tool
+    from planweave.events import ToolCalled
+
+    desk = Conditional(
+        "desk",
+        {"billing": ReactAgent("billing"), "tech": ReactAgent("tech", tools=["calculator"])},
+        decide="llm",
+    )
+    boss = ReactAgent("boss", tools=[as_tool(desk, description="Answers customers")])
+    replies = [
+        {"match": {"role": "boss"}, "tool_calls": [{"name": "desk", "arguments": {"task": "6*7?"}}]},
+        {"match": {"role": "desk"}, "json": {"branch": "tech"}},
+        {"match": {"role": "tech"}, "tool_calls": [{"name": "calculator", "arguments": {"expression": "6*7"}}]},
+        {"match": {"role": "tech"}, "content": "42"},
+        {"match": {"role": "boss"}, "content": "The desk says 42."},
+    ]  # fmt: skip
+    async with engine_for(tmp_path, [boss], replies) as engine:
+        result = await engine.run(agent="boss", input="Ask the desk what 6*7 is")
+        events = await engine.events(result.job_id)
+
+    assert result.status == "succeeded", result.error
+    assert result.result == "The desk says 42."
+    calls = [(e.agent, e.task_id) for e in events if isinstance(e, LlmCalled)]
+    assert calls == [
+        ("boss", "boss"),
+        ("desk", "boss"),
+        ("tech", "boss"),
+        ("tech", "boss"),
+        ("boss", "boss"),
+    ]
+    decision = next(e for e in events if isinstance(e, LlmCalled) and e.agent == "desk")
+    assert "tech" in decision.reply  # the branch chosen is in the job's log
+    tools = [(e.name, e.agent, e.result) for e in events if isinstance(e, ToolCalled)]
+    assert tools == [("calculator", "tech", "42"), ("desk", "boss", "42")]
