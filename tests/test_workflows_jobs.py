@@ -336,3 +336,28 @@ async def test_an_agent_tool_in_a_job_records_the_inner_calls_in_the_calling_tas
     assert "tech" in decision.reply  # the branch chosen is in the job's log
     tools = [(e.name, e.agent, e.result) for e in events if isinstance(e, ToolCalled)]
     assert tools == [("calculator", "tech", "42"), ("desk", "boss", "42")]
+
+
+def test_the_workflow_example_runs_offline(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{root / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+    }
+    done = subprocess.run(
+        [sys.executable, str(root / "examples" / "workflow.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "succeeded - 6 tasks, 4 LLM calls"
+    assert lines[1].endswith("APPROVED")
+    assert "    team.research.merge [research.merge] succeeded" in lines
