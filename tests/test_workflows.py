@@ -368,7 +368,9 @@ def test_registering_a_workflow_registers_its_members() -> None:
     alpha, beta, writer = ReactAgent("alpha"), ReactAgent("beta"), ReactAgent("writer")
     team = Sequential("team", [Parallel("research", [alpha, beta]), writer])
     registry = AgentRegistry([team, writer])  # a member listed again is the same agent
-    assert registry.names() == ["alpha", "beta", "research", "research.merge", "team", "writer"]
+    # the merge agent runs the merge task, but is not offered to a planner
+    assert registry.names() == ["alpha", "beta", "research", "team", "writer"]
+    assert "research.merge" in registry
     assert registry.get("writer") is writer
     with pytest.raises(ConfigError, match="'writer' is already registered"):
         registry.register(Sequential("other", [ReactAgent("writer")]))

@@ -70,6 +70,7 @@ class AgentRegistry:
 
     def __init__(self, agents: Iterable[Agent] = ()) -> None:
         self._agents: dict[str, Agent] = {}
+        self._steps: set[str] = set()  # agents that only run a workflow's own step tasks
         for agent in agents:
             self.register(agent)
 
@@ -80,7 +81,7 @@ class AgentRegistry:
         Raises:
             ConfigError: another agent of that name is registered and ``replace`` is false.
         """
-        from planweave.agents._workflows import members_of
+        from planweave.agents._workflows import is_step_agent, members_of
 
         for each in (agent, *members_of(agent)):
             existing = self._agents.get(each.name)
@@ -92,6 +93,8 @@ class AgentRegistry:
                     "or give one of them another name)"
                 )
             self._agents[each.name] = each
+            if is_step_agent(each):
+                self._steps.add(each.name)
 
     def get(self, name: str) -> Agent:
         """The agent called ``name``.
@@ -106,8 +109,9 @@ class AgentRegistry:
             raise ConfigError(f"unknown agent {name!r}; registered agents: {known}") from None
 
     def names(self) -> list[str]:
-        """Registered agent names, sorted."""
-        return sorted(self._agents)
+        """Registered agent names, sorted (without the merge agents of parallel workflows,
+        which only their own merge tasks name)."""
+        return sorted(name for name in self._agents if name not in self._steps)
 
     def __contains__(self, name: object) -> bool:
         return name in self._agents

@@ -206,6 +206,11 @@ class _Merge:
         return self.parallel.merged(outputs)
 
 
+def is_step_agent(agent: Agent) -> bool:
+    """Whether ``agent`` only runs a workflow's own step tasks (a parallel merge)."""
+    return isinstance(agent, _Merge)
+
+
 def merge_agent_name(parallel: str) -> str:
     """The registered name of a parallel workflow's merge agent."""
     return f"{parallel}.{MERGE_STEP}"
