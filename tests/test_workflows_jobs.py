@@ -157,7 +157,10 @@ async def test_a_step_that_fails_is_retried_like_any_task(tmp_path: Path) -> Non
     assert state.tasks["team.research.beta"].attempt == 1
 
 
-async def test_endless_handoffs_fail_the_step_for_good(tmp_path: Path) -> None:
+@pytest.mark.parametrize("max_handoffs", [None, 1])
+async def test_endless_handoffs_fail_the_step_for_good(
+    tmp_path: Path, max_handoffs: int | None
+) -> None:
     replies = [
         {"match": {"role": n}, "tool_calls": [{"name": f"handoff_to_{o}"}], "repeat": True}
         for n, o in (("ping", "pong"), ("pong", "ping"))
@@ -166,7 +169,8 @@ async def test_endless_handoffs_fail_the_step_for_good(tmp_path: Path) -> None:
         "desk", [ReactAgent("ping", handoffs=["pong"]), ReactAgent("pong", handoffs=["ping"])]
     )
     async with engine_for(tmp_path, [flow], replies) as engine:
-        result = await engine.run(agent="desk", input="help")
+        options = {} if max_handoffs is None else {"max_handoffs": max_handoffs}
+        result = await engine.run(agent="desk", input="help", **options)
         state = await engine.get(result.job_id)
         events = await engine.events(result.job_id)
     assert result.status == "failed"
@@ -174,7 +178,10 @@ async def test_endless_handoffs_fail_the_step_for_good(tmp_path: Path) -> None:
     assert failed.task_id == "desk.ping" and failed.error_type == "budget_exceeded"
     step = state.tasks["desk.ping"]
     assert step.status == "failed" and step.attempt == 1  # not retried
-    assert "handed off more than 3 times" in (step.error or "")
+    limit = 3 if max_handoffs is None else max_handoffs  # the job option, 3 by default
+    assert f"handed off more than {limit} times" in (step.error or "")
+    llm_calls = [e.agent for e in events if isinstance(e, LlmCalled)]
+    assert llm_calls == [("ping", "pong")[n % 2] for n in range(limit + 1)]
 
 
 class Gate:

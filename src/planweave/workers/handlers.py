@@ -156,6 +156,7 @@ class WorkerServices:
             max_tool_calls=item.max_tool_calls,
             max_tool_calls_per_step=item.max_tool_calls_per_step,
             agents=self.agents,
+            max_handoffs=item.max_handoffs,
         )
 
     async def task_tool_context(self, item: WorkItem, reporter: Reporter) -> ToolContext:
