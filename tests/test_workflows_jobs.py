@@ -368,3 +368,33 @@ def test_the_workflow_example_runs_offline(tmp_path: Path) -> None:
     assert lines[0] == "succeeded - 6 tasks, 4 LLM calls"
     assert lines[1].endswith("APPROVED")
     assert "    team.research.merge [research.merge] succeeded" in lines
+
+
+@pytest.mark.parametrize("max_plan_depth", [2, 3])
+async def test_nesting_past_max_plan_depth_runs_as_one_task(
+    tmp_path: Path, max_plan_depth: int
+) -> None:
+    inner = Parallel("inner", [ReactAgent("a"), ReactAgent("b")], merge="dict")
+    outer = Sequential("outer", [Sequential("mid", [inner, ReactAgent("c")])])
+    replies = answers(("a", "from a"), ("b", "from b"), ("c", "from c"))
+    async with engine_for(tmp_path, [outer], replies) as engine:
+        result = await engine.run(agent="outer", input="x", max_plan_depth=max_plan_depth)
+        state = await engine.get(result.job_id)
+        events = await engine.events(result.job_id)
+
+    assert result.status == "succeeded", result.error
+    assert result.result == "from c"
+    inner_task = state.tasks["outer.mid.inner"]
+    assert json.loads(inner_task.result) == {"a": "from a", "b": "from b"}
+    calls = {(e.agent, e.task_id) for e in events if isinstance(e, LlmCalled)}
+    if max_plan_depth == 2:  # the parallel part is one task, its branches run inside it
+        assert inner_task.spec.kind == "execute" and not inner_task.children
+        assert ("a", "outer.mid.inner") in calls and ("b", "outer.mid.inner") in calls
+    else:
+        assert inner_task.spec.kind == "plan"
+        assert inner_task.children == [
+            "outer.mid.inner.a",
+            "outer.mid.inner.b",
+            "outer.mid.inner.merge",
+        ]
+        assert ("a", "outer.mid.inner.a") in calls
