@@ -398,3 +398,34 @@ async def test_nesting_past_max_plan_depth_runs_as_one_task(
             "outer.mid.inner.merge",
         ]
         assert ("a", "outer.mid.inner.a") in calls
+
+
+async def test_a_conditional_job_records_its_choice_and_runs_the_branch_as_a_child(
+    tmp_path: Path,
+) -> None:
+    from planweave.agents import Conditional
+    from planweave.events import SubtasksPlanned
+
+    desk = Conditional(
+        "desk", {"billing": ReactAgent("billing"), "tech": ReactAgent("tech")}, decide="llm"
+    )
+    replies = [
+        {"match": {"role": "desk"}, "json": {"branch": "tech"}},
+        *answers(("billing", "refund"), ("tech", "rebooted")),
+    ]
+    async with engine_for(tmp_path, [desk], replies) as engine:
+        result = await engine.run(agent="desk", input="my app crashes")
+        state = await engine.get(result.job_id)
+        events = await engine.events(result.job_id)
+
+    assert result.status == "succeeded", result.error
+    assert result.result == "rebooted"
+    assert {t.id: (t.parent, t.spec.agent) for t in state.tasks.values()} == {
+        "desk": (None, "desk"),
+        "desk.tech": ("desk", "tech"),
+    }
+    decision = next(e for e in events if isinstance(e, LlmCalled) and e.agent == "desk")
+    assert decision.task_id == "desk" and "tech" in decision.reply
+    (planned,) = [e for e in events if isinstance(e, SubtasksPlanned)]
+    assert [t.id for t in planned.tasks] == ["desk.tech"]
+    assert not any(isinstance(e, LlmCalled) and e.agent == "billing" for e in events)

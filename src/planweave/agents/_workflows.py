@@ -3,12 +3,12 @@
 ``Sequential``, ``Parallel``, ``Conditional`` and ``Loop`` share the :class:`Agent` interface, so a
 workflow can be a step of another, be wrapped as a tool (``as_tool``) or run a task of a plan.
 Each runs its steps in-process when it is called as one agent. Run as a job
-(``engine.run(agent=...)``), a ``Sequential`` or ``Parallel`` instead becomes a ``plan`` task
-that :func:`expand_workflow` turns into child tasks of the job's DAG (a parallel merge is a child
-task depending on the branches), so each step gets the engine's events, retries, cancel and
-resume. ``Conditional`` and ``Loop`` decide their path at run time, so they stay one task; the
-branch taken and each iteration show in that task's model and tool calls, which carry the inner
-agents' names.
+(``engine.run(agent=...)``), a ``Sequential``, ``Parallel`` or ``Conditional`` instead becomes a
+``plan`` task that :func:`expand_step` turns into child tasks of the job's DAG (a parallel merge
+is a child task depending on the branches; a conditional's child is the branch it chose), so
+each step gets the engine's events, retries, cancel and resume. A ``Loop`` decides after each
+iteration whether to go on, so it stays one task; its iterations show in that task's model and
+tool calls, which carry the inner agents' names.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from planweave.agents._agent import Agent, AgentRegistry, AgentResult, AgentTask
@@ -32,6 +32,7 @@ __all__ = [
     "MergeFunction",
     "Parallel",
     "Sequential",
+    "expand_step",
     "expand_workflow",
     "members_of",
 ]
@@ -69,9 +70,7 @@ def step_ids(agents: Sequence[Agent], *, taken: Iterable[str] = ()) -> list[str]
     used = set(taken)
     ids: list[str] = []
     for agent in agents:
-        base = _BAD_ID_CHARS.sub("_", agent.name).strip(".")[:48] or "step"
-        if base[0] in ".-":
-            base = "_" + base
+        base = _as_id(agent.name)
         candidate, n = base, 1
         while candidate in used:
             n += 1
@@ -79,6 +78,12 @@ def step_ids(agents: Sequence[Agent], *, taken: Iterable[str] = ()) -> list[str]
         used.add(candidate)
         ids.append(candidate)
     return ids
+
+
+def _as_id(name: str) -> str:
+    """``name`` made a valid task id."""
+    base = _BAD_ID_CHARS.sub("_", name).strip(".")[:48] or "step"
+    return "_" + base if base[0] in ".-" else base
 
 
 def _step_task(task: AgentTask, extra: Mapping[str, str]) -> AgentTask:
@@ -429,12 +434,32 @@ def members_of(agent: Agent) -> list[Agent]:
     return found
 
 
-def expand_workflow(agent: Agent, goal: str) -> tuple[TaskSpec, ...] | None:
+async def expand_step(
+    agent: Agent, task: AgentTask, context: Callable[[], Awaitable[AgentContext]]
+) -> tuple[TaskSpec, ...] | None:
     """The child tasks of a ``plan`` task whose agent is ``agent``, or ``None`` when it is not
-    a workflow that runs as tasks (``Sequential``, ``Parallel``).
+    a workflow that runs as tasks (``Sequential``, ``Parallel``, ``Conditional``).
 
-    A step that is itself a sequential or parallel workflow becomes a ``plan`` task in turn;
-    the job option ``max_plan_depth`` bounds the nesting (deeper steps run as one task).
+    A ``Conditional`` chooses its branch here (its model call, if it asks the model, is
+    recorded in the plan task's log), and the branch becomes its one child task. ``context``
+    gives the agent context for that choice.
+
+    Raises:
+        ModelResponseError: the conditional chose no branch and has no default.
+    """
+    if isinstance(agent, Conditional):
+        branch = await agent.choose(task, await context())
+        return (_spec(_as_id(branch), agent.branches[branch], task.goal, ()),)
+    return expand_workflow(agent, task.goal)
+
+
+def expand_workflow(agent: Agent, goal: str) -> tuple[TaskSpec, ...] | None:
+    """The child tasks of a sequential or parallel workflow's ``plan`` task (``None`` for
+    another agent).
+
+    A step that is itself a sequential, parallel or conditional workflow becomes a ``plan``
+    task in turn; the job option ``max_plan_depth`` bounds the nesting (deeper steps run as
+    one task).
     """
     if isinstance(agent, Sequential):
         ids = step_ids(agent.agents)
@@ -459,7 +484,7 @@ def expand_workflow(agent: Agent, goal: str) -> tuple[TaskSpec, ...] | None:
 
 
 def _spec(step_id: str, member: Agent, goal: str, depends_on: tuple[str, ...]) -> TaskSpec:
-    expandable = isinstance(member, Sequential | Parallel)
+    expandable = isinstance(member, Sequential | Parallel | Conditional)
     return TaskSpec(
         id=step_id,
         goal=goal,

@@ -21,7 +21,7 @@ from planweave._deadline import deadline
 from planweave.agents import AgentContext, AgentRegistry, AgentTask, compose, plan
 from planweave.agents._answers import check_answer
 from planweave.agents._handoff import run_agent
-from planweave.agents._workflows import expand_workflow
+from planweave.agents._workflows import expand_step
 from planweave.artifacts import ArtifactStore, fetch_files, store_artifacts
 from planweave.constants import (
     RESULT_ARTIFACT,
@@ -388,7 +388,16 @@ def _planner_handler(services: WorkerServices) -> Handler:
     async def handle(item: WorkItem, reporter: Reporter) -> Outcome:
         async def run() -> Outcome:
             if item.spec.agent is not None:  # a workflow's steps are its sub-plan
-                steps = expand_workflow(services.agents.get(item.spec.agent), item.spec.goal)
+                steps = await expand_step(
+                    services.agents.get(item.spec.agent),
+                    AgentTask(
+                        goal=item.spec.goal,
+                        job_goal=item.job_goal,
+                        inputs=item.inputs,
+                        input_goals=item.input_goals,
+                    ),
+                    lambda: services.agent_context(item, reporter),
+                )
                 if steps is not None:
                     return _ok(item, subtasks=steps)
             ctx = await services.agent_context(item, reporter)
