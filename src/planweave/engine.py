@@ -389,8 +389,8 @@ class Engine(ClusterOps):
 
         Give a ``goal`` (a planner decomposes it) or a ``plan`` (run as written), or both (the
         goal then describes the plan). Or give a registered ``agent`` and its ``input``: the
-        job runs that agent with no planner (a sequential or parallel workflow's steps become
-        the job's tasks). Extra keyword arguments set ``JobOptions`` fields. A
+        job runs that agent with no planner (the steps of a sequential, parallel or conditional
+        workflow become the job's tasks). Extra keyword arguments set ``JobOptions`` fields. A
         repeated ``idempotency_key`` (per ``tenant``) returns the first job's id, starting nothing.
         ``job_id`` names the new job (default: a fresh id).
 

@@ -387,7 +387,8 @@ def _executor_handler(services: WorkerServices) -> Handler:
 def _planner_handler(services: WorkerServices) -> Handler:
     async def handle(item: WorkItem, reporter: Reporter) -> Outcome:
         async def run() -> Outcome:
-            if item.spec.agent is not None:  # a workflow's steps are its sub-plan
+            if item.spec.agent is not None and item.spec.agent in services.agents:
+                # A workflow's steps are its sub-plan: no planner runs.
                 steps = await expand_step(
                     services.agents.get(item.spec.agent),
                     AgentTask(
