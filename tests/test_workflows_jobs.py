@@ -429,3 +429,27 @@ async def test_a_conditional_job_records_its_choice_and_runs_the_branch_as_a_chi
     (planned,) = [e for e in events if isinstance(e, SubtasksPlanned)]
     assert [t.id for t in planned.tasks] == ["desk.tech"]
     assert not any(isinstance(e, LlmCalled) and e.agent == "billing" for e in events)
+
+
+async def test_a_plan_task_of_a_user_plan_may_name_a_workflow(tmp_path: Path) -> None:
+    from planweave import TaskSpec
+
+    pair = Sequential("pair", [ReactAgent("one"), ReactAgent("two")])
+    plan = [
+        TaskSpec(id="w", goal="work in two steps", kind="plan", agent="pair"),
+        TaskSpec(id="p", goal="plan this yourself", kind="plan", agent="nobody"),
+    ]
+    replies = [
+        *answers(("one", "step one"), ("two", "step two")),
+        {"match": {"role": "planner"}, "json": {"tasks": [{"id": "x", "goal": "do x"}]}},
+        {"match": {"role": "executor"}, "content": "did x", "repeat": True},
+    ]
+    async with engine_for(tmp_path, [pair], replies) as engine:
+        result = await engine.run(plan=plan)
+        state = await engine.get(result.job_id)
+
+    assert result.status == "succeeded", result.error
+    assert state.tasks["w"].children == ["w.one", "w.two"]
+    assert state.tasks["w"].result == "step two"
+    assert state.tasks["p"].children == ["p.x"]  # an agent that is not registered: planned
+    assert state.tasks["p"].result == "did x"
