@@ -546,6 +546,14 @@ def test_public_names_are_exported() -> None:
         "plan",
         "compose",
         "call_model",
+        "AgentTool",
+        "Conditional",
+        "Handoff",
+        "Loop",
+        "Parallel",
+        "Sequential",
+        "as_tool",
+        "run_agent",
     }
     assert set(planweave.agents.__all__) == expected
     for name in expected:

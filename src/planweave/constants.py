@@ -209,3 +209,6 @@ ARTIFACT_CHUNK_BYTES: Final = 64 * 1024
 
 WORKER_LOST: Final = "its worker was lost (died, or stalled past its lease) on every allowed try"
 """The error of a task whose every try ended without an outcome: its worker died each time."""
+
+DEFAULT_MAX_HANDOFFS: Final = 3
+"""Times one task may be handed from agent to agent before it fails (``max_handoffs``)."""

@@ -73,7 +73,8 @@ class Engine(ClusterOps):
         model: Default model URL (``openai:gpt-4o-mini``, ``local:``, ``scripted:file.yaml``) or a
             ``Model``. Default: the offline local model.
         tools: Extra tools (``@tool`` functions) the agents and ``tool`` tasks may use.
-        agents: Extra agents, by name, for ``execute`` tasks that name them.
+        agents: Extra agents, by name, for ``execute`` tasks that name them and for
+            ``run(agent=...)`` (a workflow registers the agents it is made of too).
         builtins: Include the built-in tools (calculator, files, http_fetch, current_time).
         data_dir: Where the default store and per-job workspaces live.
         model_options: Provider options (base URL, threads, timeouts).
@@ -389,12 +390,16 @@ class Engine(ClusterOps):
         tenant: str = "default",
         idempotency_key: str | None = None,
         job_id: str | None = None,
+        agent: str | None = None,
+        input: str | None = None,
         **option_fields: Any,
     ) -> str:
         """Start a job and return its id without waiting for it.
 
         Give a ``goal`` (a planner decomposes it) or a ``plan`` (run as written), or both (the
-        goal then describes the plan). Extra keyword arguments set ``JobOptions`` fields. A
+        goal then describes the plan). Or give a registered ``agent`` and its ``input``: the
+        job runs that agent with no planner (the steps of a sequential, parallel or conditional
+        workflow become the job's tasks). Extra keyword arguments set ``JobOptions`` fields. A
         repeated ``idempotency_key`` (per ``tenant``) returns the first job's id, starting nothing.
         ``job_id`` names the new job (default: a fresh id).
 
@@ -417,6 +422,11 @@ class Engine(ClusterOps):
         if opts.allow_private_network is None:  # recorded like the model
             opts = opts.model_copy(update={"allow_private_network": self.allow_private_network})
         specs: tuple[TaskSpec, ...] | None = None
+        if agent is not None:
+            from planweave.agents._workflows import agent_job_plan
+
+            plan = agent_job_plan(self.agents, agent, input, goal, plan)
+            goal = goal or input
         if plan is not None:
             specs = tuple(plan.tasks) if isinstance(plan, Plan) else tuple(plan)
             validate_plan(
@@ -483,10 +493,14 @@ class Engine(ClusterOps):
         *,
         plan: Plan | Sequence[TaskSpec] | None = None,
         options: JobOptions | None = None,
+        agent: str | None = None,
+        input: str | None = None,
         **option_fields: Any,
     ) -> JobResult:
         """Run a job to its end and return how it ended (see ``submit`` for the arguments)."""
-        job_id = await self.submit(goal, plan=plan, options=options, **option_fields)
+        job_id = await self.submit(
+            goal, plan=plan, options=options, agent=agent, input=input, **option_fields
+        )
         return await self.wait(job_id)
 
     def run_sync(self, goal: str | None = None, **kwargs: Any) -> JobResult:

@@ -36,6 +36,7 @@ Foreign exceptions (sqlite3, redis, openai, httpx) are translated at the adapter
     │   ├── ClaimLost
     │   │   └── LogConflict
     │   ├── BudgetExceeded
+    │   │   └── HandoffLimitExceeded
     │   └── AnswerRejected
     └── Signal
         ├── RetryTask
@@ -58,6 +59,7 @@ __all__ = [
     "ClaimLost",
     "ConfigError",
     "FailureType",
+    "HandoffLimitExceeded",
     "JobBusy",
     "JobDataInvalid",
     "JobFailureCode",
@@ -302,6 +304,11 @@ class LogConflict(ClaimLost):
 
 class BudgetExceeded(RunError):
     """A job or task went over one of its budgets (cost, tokens, steps, time)."""
+
+
+class HandoffLimitExceeded(BudgetExceeded):
+    """Agents handed a task to each other more often than ``max_handoffs`` allows; the task
+    fails for good (the same agents would hand it off again)."""
 
 
 FailureType = Literal[

@@ -22,6 +22,7 @@ from planweave.constants import (
     DEFAULT_MAX_AGENT_STEPS,
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_MAX_COST_USD,
+    DEFAULT_MAX_HANDOFFS,
     DEFAULT_MAX_JOB_BYTES,
     DEFAULT_MAX_JOB_EVENTS,
     DEFAULT_MAX_JOB_TASKS,
@@ -203,6 +204,8 @@ class JobOptions(BaseModel):
             the engine or worker); ``None`` takes the engine's setting when the job is
             submitted. API jobs get it only for the tenants the server lists in
             ``private_network_tenants``.
+        max_handoffs: Times one task may be passed from agent to agent (default 3); one
+            more fails the task for good (``HandoffLimitExceeded``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
@@ -226,6 +229,7 @@ class JobOptions(BaseModel):
     priority: int = 0
     workspace: str | None = None
     allow_private_network: bool | None = None
+    max_handoffs: int = Field(default=DEFAULT_MAX_HANDOFFS, ge=0, le=100)
 
 
 class EventBase(BaseModel):

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from planweave.constants import (
     DEFAULT_MAX_AGENT_STEPS,
+    DEFAULT_MAX_HANDOFFS,
     DEFAULT_MAX_PLAN_DEPTH,
     DEFAULT_MAX_PLAN_TASKS,
     DEFAULT_MAX_RESULT_BYTES,
@@ -91,6 +92,7 @@ class WorkItem(BaseModel):
     tries: int = 0
     allow_subplans: bool = True
     known_tools: tuple[str, ...] = ()
+    max_handoffs: int = DEFAULT_MAX_HANDOFFS
 
 
 class StartedReport(BaseModel):

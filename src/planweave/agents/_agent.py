@@ -15,6 +15,7 @@ from planweave.errors import ConfigError
 
 if TYPE_CHECKING:
     from planweave.agents._context import AgentContext
+    from planweave.agents._handoff import Handoff
 
 __all__ = ["Agent", "AgentRegistry", "AgentResult", "AgentTask"]
 
@@ -44,11 +45,13 @@ class AgentResult:
         output: The answer, as text (never empty).
         data: Structured extras, when the agent has any.
         steps: Model calls the agent made.
+        handoff: Set when the agent passes the task on to another agent (see ``Handoff``).
     """
 
     output: str
     data: Any = None
     steps: int = 0
+    handoff: Handoff | None = None
 
 
 @runtime_checkable
@@ -68,6 +71,7 @@ class AgentRegistry:
     def __init__(self, agents: Iterable[Agent] = ()) -> None:
         self._agents: dict[str, Agent] = {}
         self._descriptions: dict[str, str] = {}
+        self._steps: set[str] = set()  # agents that only run a workflow's own step tasks
         for agent in agents:
             self.register(agent)
 
@@ -75,16 +79,26 @@ class AgentRegistry:
         self, agent: Agent, *, replace: bool = False, description: str | None = None
     ) -> None:
         """Add ``agent`` under its name (``description``: its one-line description, where the
-        agent itself has none).
+        agent itself has none); a workflow's member agents are added with it (so its steps can
+        run as tasks that name them).
 
         Raises:
-            ConfigError: an agent of that name is registered and ``replace`` is false.
+            ConfigError: another agent of that name is registered and ``replace`` is false.
         """
-        if agent.name in self._agents and not replace:
-            raise ConfigError(
-                f"an agent named {agent.name!r} is already registered (pass replace=True)"
-            )
-        self._agents[agent.name] = agent
+        from planweave.agents._workflows import is_step_agent, members_of
+
+        for each in (agent, *members_of(agent)):
+            existing = self._agents.get(each.name)
+            if existing is each:
+                continue
+            if existing is not None and not (replace and each is agent):
+                raise ConfigError(
+                    f"an agent named {each.name!r} is already registered (pass replace=True, "
+                    "or give one of them another name)"
+                )
+            self._agents[each.name] = each
+            if is_step_agent(each):
+                self._steps.add(each.name)
         if description:
             self._descriptions[agent.name] = " ".join(description.split())
 
@@ -101,8 +115,9 @@ class AgentRegistry:
             raise ConfigError(f"unknown agent {name!r}; registered agents: {known}") from None
 
     def names(self) -> list[str]:
-        """Registered agent names, sorted."""
-        return sorted(self._agents)
+        """Registered agent names, sorted (without the merge agents of parallel workflows,
+        which only their own merge tasks name)."""
+        return sorted(name for name in self._agents if name not in self._steps)
 
     def descriptions(self) -> dict[str, str]:
         """Each registered agent's one-line description (``""`` for one without), by name,

@@ -11,15 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from planweave.constants import (
     DEFAULT_MAX_AGENT_STEPS,
+    DEFAULT_MAX_HANDOFFS,
     DEFAULT_MAX_TOOL_CALLS,
     DEFAULT_MAX_TOOL_CALLS_PER_STEP,
 )
 from planweave.llm._record import Emit, recorded_call, render_messages, render_reply
 from planweave.llm.base import LlmRequest, LlmResponse, Model
 from planweave.tools import ToolContext, ToolRegistry
+
+if TYPE_CHECKING:
+    from planweave.agents._agent import AgentRegistry
 
 __all__ = ["AgentContext", "Emit", "call_model", "render_messages", "render_reply"]
 
@@ -42,6 +47,8 @@ class AgentContext:
         load_model: Loads a model by URL for an agent that names its own (``ReactAgent(model=
             "openai:gpt-4o")``), so it is loaded once per process with the engine's options;
             ``None``: the agent loads it itself, with default options.
+        agents: The registered agents, which handoffs name (``None``: no handoffs).
+        max_handoffs: Times a task may be handed from agent to agent.
     """
 
     model: Model
@@ -55,6 +62,8 @@ class AgentContext:
     max_tool_calls: int = DEFAULT_MAX_TOOL_CALLS
     max_tool_calls_per_step: int = DEFAULT_MAX_TOOL_CALLS_PER_STEP
     load_model: Callable[[str], Awaitable[Model]] | None = None
+    agents: AgentRegistry | None = None
+    max_handoffs: int = DEFAULT_MAX_HANDOFFS
 
 
 async def call_model(ctx: AgentContext, request: LlmRequest) -> LlmResponse:

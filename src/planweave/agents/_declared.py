@@ -398,22 +398,37 @@ def _construct(
             output_schema=fields.get("output_schema"),
         )
     cls = _workflow_class(each)
+    description = each.description or ""
     if each.kind == "sequential":
-        return cls(each.name, [built[name] for name in fields["agents"]])
+        return cls(each.name, [built[name] for name in fields["agents"]], description=description)
     if each.kind == "parallel":
         return cls(
             each.name,
             [built[name] for name in fields["agents"]],
             merge=fields.get("merge", "concat"),
+            description=description,
         )
     if each.kind == "conditional":
+        branches: dict[str, str] = dict(fields["branches"])
         default = fields.get("default")
+        if default is not None and default not in branches:
+            # ``default`` names an agent: its branch, or a branch of its own
+            default = next((b for b, name in branches.items() if name == default), None) or (
+                branches.setdefault(default, default)
+            )
         return cls(
             each.name,
-            branches={branch: built[name] for branch, name in fields["branches"].items()},
-            default=built[default] if default is not None else None,
+            branches={branch: built[name] for branch, name in branches.items()},
+            decide="llm",  # a file cannot hold a predicate: the model chooses the branch
+            default=default,
+            description=description,
         )
-    return cls(each.name, body=built[fields["body"]], max_iterations=fields["max_iterations"])
+    return cls(
+        each.name,
+        body=built[fields["body"]],
+        max_iterations=fields["max_iterations"],
+        description=description,
+    )
 
 
 def _workflow_class(each: AgentDefinition) -> Callable[..., Agent]:

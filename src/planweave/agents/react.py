@@ -40,6 +40,7 @@ from planweave._json import TOO_DEEP_TEXT, loads_bounded, too_deep
 from planweave.agents._agent import AgentResult, AgentTask
 from planweave.agents._answers import answer_problem, rejection
 from planweave.agents._context import AgentContext, call_model
+from planweave.agents._handoff import Handoff, HandoffTool, with_tools
 from planweave.agents._output import OutputSchema, SchemaLike, checked_answer
 from planweave.agents._text import input_budget_chars, render_inputs
 from planweave.constants import DEFAULT_MAX_TOOL_CALLS, DEFAULT_MAX_TOOL_CALLS_PER_STEP
@@ -53,7 +54,7 @@ from planweave.llm.base import (
     ToolSpec,
     profile_of,
 )
-from planweave.tools import Tool, ToolContext, ToolRegistry, run_tool_call
+from planweave.tools import Tool, ToolContext, run_tool_call
 
 __all__ = ["ReactAgent", "action_schema"]
 
@@ -246,7 +247,7 @@ class ReactAgent:
         name: The agent's name in plans and events.
         instructions: Extra guidance appended to the system prompt.
         tools: The tools it may use: names of registered tools, or ``Tool`` objects of its own
-            (``None``: every registered tool).
+            (``as_tool(agent)``, say); ``None``: every registered tool.
         max_steps: Model calls before it must answer (``None``: ``ctx.max_steps``).
         model: The model this agent calls: a model URL or a ``Model`` (``None``: the task's).
         description: One line saying what the agent is for (shown to the planner, which
@@ -254,6 +255,9 @@ class ReactAgent:
         output_schema: A pydantic model class or a JSON schema the final answer must match:
             the answer is then that JSON value (``AgentResult.data``), after one repair round
             if the first one does not validate.
+        handoffs: Names of agents it may pass the task to: each is offered as a
+            ``handoff_to_<name>`` tool, and calling one ends this agent's run with a
+            ``Handoff``.
 
     Raises:
         ConfigError: ``max_steps`` is below 1, or ``output_schema`` is not a valid schema.
@@ -269,15 +273,16 @@ class ReactAgent:
         model: str | Model | None = None,
         description: str | None = None,
         output_schema: SchemaLike | None = None,
+        handoffs: Sequence[str] = (),
     ) -> None:
         if max_steps is not None and max_steps < 1:
             raise ConfigError(f"agent {name!r}: max_steps must be at least 1, not {max_steps}")
         self.name = name
         self.instructions = instructions
-        own = [item for item in tools or () if not isinstance(item, str)]
+        self.own_tools = tuple(item for item in tools or () if not isinstance(item, str))
         self.tools = tuple(_tool_name(item) for item in tools) if tools is not None else None
-        self._own_tools = ToolRegistry(own) if own else None
         self.max_steps = max_steps
+        self.handoffs = tuple(handoffs)
         self.model = model
         self.description = " ".join(description.split()) if description else None
         self.output_schema = output_schema
@@ -298,7 +303,10 @@ class ReactAgent:
             ModelError: a model call failed.
         """
         ctx = await self._own_context(ctx)
-        answer, run = await self._loop(task, ctx)
+        out = await self._loop(task, ctx)
+        if isinstance(out, AgentResult):
+            return out  # handed over to another agent
+        answer, run = out
         if self._output is None:
             return self._result(answer, run)
         text, value, calls = await checked_answer(
@@ -307,24 +315,26 @@ class ReactAgent:
         return AgentResult(output=text, data=value, steps=run.steps + calls)
 
     async def _own_context(self, ctx: AgentContext) -> AgentContext:
-        """``ctx`` with this agent's own model and tools in it, where it has them."""
-        changes: dict[str, Any] = {}
-        if self.model is not None:
-            model = self._loaded
-            if model is None:
-                if isinstance(self.model, str):
-                    load = ctx.load_model or _load_model
-                    model = await load(self.model)
-                else:
-                    model = self.model
-                self._loaded = model
-            changes.update(model=model, tool_context=replace(ctx.tool_context, model=model))
-        if self._own_tools is not None:
-            changes["tools"] = ToolRegistry([*ctx.tools, *self._own_tools])
-        return replace(ctx, **changes) if changes else ctx
+        """``ctx`` with this agent's own model in it, where it has one."""
+        if self.model is None:
+            return ctx
+        model = self._loaded
+        if model is None:
+            if isinstance(self.model, str):
+                load = ctx.load_model or _load_model
+                model = await load(self.model)
+            else:
+                model = self.model
+            self._loaded = model
+        return replace(ctx, model=model, tool_context=replace(ctx.tool_context, model=model))
 
-    async def _loop(self, task: AgentTask, ctx: AgentContext) -> tuple[str, _Run]:
+    async def _loop(self, task: AgentTask, ctx: AgentContext) -> tuple[str, _Run] | AgentResult:
+        handoff_tools = [HandoffTool(target) for target in self.handoffs]
+        if self.own_tools or handoff_tools:
+            ctx = replace(ctx, tools=with_tools(ctx.tools, [*self.own_tools, *handoff_tools]))
         names = self._tool_names(ctx)
+        if self.tools is not None:
+            names += [each.name for each in handoff_tools]
         specs = ctx.tools.specs(names) if names else []
         profile = profile_of(ctx.model)
         native = profile.native_tools
@@ -344,6 +354,9 @@ class ReactAgent:
             else:
                 answer = await self._json_step(run, ctx, specs, small)
             if answer is None:
+                handoff = next((h for t in handoff_tools for h in t.requested), None)
+                if handoff is not None:
+                    return self._handoff(handoff, run)
                 if run.repeats >= _MAX_REPEATS:
                     break  # the model is going round in circles: ask for its answer now
                 if run.tool_calls >= run.max_tool_calls:
@@ -575,6 +588,12 @@ class ReactAgent:
 
     def _result(self, answer: str, run: _Run) -> AgentResult:
         return AgentResult(output=answer, data={"tool_calls": run.trace}, steps=run.steps)
+
+    def _handoff(self, handoff: Handoff, run: _Run) -> AgentResult:
+        note = handoff.note or f"{self.name} handed the task over to {handoff.to}."
+        return AgentResult(
+            output=note, data={"tool_calls": run.trace}, steps=run.steps, handoff=handoff
+        )
 
 
 def _tool_name(item: str | Tool) -> str:

@@ -178,6 +178,7 @@ def task_json(task: TaskState) -> dict[str, Any]:
         "cost_usd": task.cost_usd,
         "started_at": task.started_at,
         "finished_at": task.finished_at,
+        "agent": task.spec.agent,
     }
 
 

@@ -69,11 +69,13 @@ def render(
 
 
 def task_label(task: TaskState, *, now: float, spinner: bool = True) -> RenderableType:
-    """One task's line: status icon, id, kind, goal, status word, elapsed, tokens and cost."""
+    """One task's line: status icon, id, kind (and agent), goal, status word, elapsed, tokens
+    and cost."""
     style = STATUS_STYLE.get(task.status, "")
     line = Text()
     line.append(f"{task.id} ", style="bold")
-    line.append(f"[{task.spec.kind}] ", style="dim")
+    agent = f" {task.spec.agent}" if task.spec.agent else ""  # a workflow step's agent
+    line.append(f"[{task.spec.kind}{agent}] ", style="dim")
     goal = task.spec.goal or (f"{task.spec.tool}" if task.spec.tool else "")
     if goal:
         line.append(truncate(goal, GOAL_WIDTH) + "  ")

@@ -320,6 +320,9 @@ def _expand(out: _Out, task: TaskState, subtasks: tuple[TaskSpec, ...]) -> None:
         )
         return
     out.end(SubtasksPlanned, task.id, tasks=tuple(specs), depth=depth)
+    # Every new task is written now, not only the ready ones: a job resumed before a waiting
+    # child became ready must still find it.
+    out.decision.changed.update(spec.id for spec in specs)
     for spec in specs:
         child = state.tasks[spec.id]
         if child.waiting == 0 and child.status == "pending":

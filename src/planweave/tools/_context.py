@@ -20,7 +20,9 @@ from planweave.llm._record import Emit, recorded_call
 from planweave.llm.base import LlmRequest, LlmResponse, Model
 
 if TYPE_CHECKING:
+    from planweave.agents import AgentRegistry
     from planweave.tools._isolation import ToolProcesses
+    from planweave.tools._registry import ToolRegistry
 
 __all__ = ["ToolContext"]
 
@@ -47,6 +49,9 @@ class ToolContext:
             (``None``: no timeout).
         processes: The worker processes isolated tools run in (the engine's pool; ``None``:
             the process-wide shared pool).
+        tools: The registered tools (``None`` outside a task): an agent wrapped as a tool
+            runs with them.
+        agents: The registered agents (``None`` outside a task): handoffs name them.
     """
 
     workspace: Path
@@ -62,6 +67,8 @@ class ToolContext:
     agent: str | None = None
     deadline_at: float | None = None
     processes: ToolProcesses | None = None
+    tools: ToolRegistry | None = None
+    agents: AgentRegistry | None = None
 
     def remaining_s(self) -> float | None:
         """Seconds left before the task's deadline (never negative), or ``None`` without one."""

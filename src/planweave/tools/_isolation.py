@@ -86,8 +86,9 @@ _ERRORS: dict[str, type[ToolError]] = {
     "ToolTimeout": ToolTimeout,
     "ToolNotFound": ToolNotFound,
 }
-_NOT_SENT = frozenset({"model", "emit", "processes"})
-"""Context fields that cannot cross to a worker (a model, an event sink, the pool itself)."""
+_NOT_SENT = frozenset({"model", "emit", "processes", "tools", "agents"})
+"""Context fields that cannot cross to a worker (a model, an event sink, the pool itself, the
+registries)."""
 _READ_CHUNK = 1 << 16
 
 

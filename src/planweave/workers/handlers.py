@@ -20,6 +20,8 @@ from typing import Any
 from planweave._deadline import deadline
 from planweave.agents import AgentContext, AgentRegistry, AgentTask, compose, plan
 from planweave.agents._answers import check_answer
+from planweave.agents._handoff import run_agent
+from planweave.agents._workflows import expand_step
 from planweave.artifacts import ArtifactStore, fetch_files, store_artifacts
 from planweave.constants import (
     RESULT_ARTIFACT,
@@ -144,6 +146,8 @@ class WorkerServices:
                 model=model,
                 emit=reporter,
                 deadline_at=_deadline_at(item),
+                tools=self.tools,
+                agents=self.agents,
             ),
             emit=reporter,
             job_id=item.job_id,
@@ -152,6 +156,8 @@ class WorkerServices:
             max_tool_calls=item.max_tool_calls,
             max_tool_calls_per_step=item.max_tool_calls_per_step,
             load_model=self.models.get,
+            agents=self.agents,
+            max_handoffs=item.max_handoffs,
         )
 
     async def task_tool_context(self, item: WorkItem, reporter: Reporter) -> ToolContext:
@@ -361,7 +367,8 @@ def _executor_handler(services: WorkerServices) -> Handler:
         async def run() -> Outcome:
             agent = services.agents.get(item.spec.agent or "executor")
             ctx = await services.agent_context(item, reporter)
-            result = await agent.run(
+            result = await run_agent(
+                agent,
                 AgentTask(
                     goal=item.spec.goal,
                     job_goal=item.job_goal,
@@ -381,6 +388,20 @@ def _executor_handler(services: WorkerServices) -> Handler:
 def _planner_handler(services: WorkerServices) -> Handler:
     async def handle(item: WorkItem, reporter: Reporter) -> Outcome:
         async def run() -> Outcome:
+            if item.spec.agent is not None and item.spec.agent in services.agents:
+                # A workflow's steps are its sub-plan: no planner runs.
+                steps = await expand_step(
+                    services.agents.get(item.spec.agent),
+                    AgentTask(
+                        goal=item.spec.goal,
+                        job_goal=item.job_goal,
+                        inputs=item.inputs,
+                        input_goals=item.input_goals,
+                    ),
+                    lambda: services.agent_context(item, reporter),
+                )
+                if steps is not None:
+                    return _ok(item, subtasks=steps)
             ctx = await services.agent_context(item, reporter)
             tasks = await plan(
                 ctx,
