@@ -123,6 +123,40 @@ def test_run_agent_runs_the_input_with_that_agent(tmp_path: Path) -> None:
     assert data["usage"]["llm_calls"] == 1
 
 
+def test_run_agent_runs_a_yaml_workflow_as_a_job_of_its_steps(tmp_path: Path) -> None:
+    folder = agents_folder(tmp_path, researcher=RESEARCHER, team=TEAM)
+    write_yaml(
+        tmp_path / "replies.yaml",
+        {
+            "replies": [
+                {"match": {"role": "researcher"}, "content": "Paris (https://paris.fr)."},
+                {"match": {"role": "executor", "contains": "Paris"}, "content": "Paris it is."},
+            ]
+        },
+    )
+    proc = cli(
+        tmp_path,
+        "run",
+        "--agent",
+        "team",
+        "What is the capital of France?",
+        "--agents-dir",
+        str(folder),
+        "--model",
+        "scripted:replies.yaml",
+        *store_args(tmp_path),
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = only_json(proc.stdout)
+    assert data["status"] == "succeeded", data
+    steps = {t["agent"]: t for t in data["tasks"] if t.get("agent") in ("researcher", "executor")}
+    assert set(steps) == {"researcher", "executor"}  # each step a task of the job, by its agent
+    assert all(step["status"] == "succeeded" for step in steps.values())
+    assert "Paris it is." in (data["result"] or "")
+    assert data["usage"]["llm_calls"] == 2
+
+
 def test_run_agent_refuses_an_unknown_agent_and_a_missing_input(tmp_path: Path) -> None:
     agents_folder(tmp_path, researcher=RESEARCHER)
     unknown = cli(tmp_path, "run", "--agent", "ghost", "hi", *store_args(tmp_path))

@@ -349,20 +349,11 @@ def test_workflow_files_are_checked_and_list_what_they_run(tmp_path: Path) -> No
     assert definitions["editor"].sub_agents == [("body", "writer")]
 
 
-class Recorded:
-    """Stands in for a workflow class: records how the loader called it."""
-
-    def __init__(self, name: str, *args: Any, **kwargs: Any) -> None:
-        self.name = name
-        self.args = args
-        self.kwargs = kwargs
-
-
-def test_workflow_agents_are_built_by_their_keyword_names_sub_agents_first(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_workflow_agents_are_built_as_the_workflow_classes_sub_agents_first(
+    tmp_path: Path,
 ) -> None:
-    for name in ("Sequential", "Parallel", "Conditional", "Loop"):
-        monkeypatch.setattr(planweave.agents, name, Recorded, raising=False)
+    from planweave.agents import Conditional, Loop, Parallel, Sequential
+
     folder = tmp_path / "agents"
     for name, text in WORKFLOWS.items():
         write(folder, name, text)
@@ -376,18 +367,16 @@ def test_workflow_agents_are_built_by_their_keyword_names_sub_agents_first(
     order = [definition.name for definition, _ in built]
     assert order.index("writer") < order.index("editor") < order.index("team")
     research, route, editor, team = (agents[n] for n in ("research", "route", "editor", "team"))
-    assert isinstance(research, Recorded)
-    assert research.args == ([agents["researcher"], executor],)
-    assert research.kwargs == {"merge": "dict"}
-    assert isinstance(route, Recorded)
-    assert route.kwargs == {
-        "branches": {"researcher": agents["researcher"], "writer": agents["writer"]},
-        "default": agents["writer"],
-    }
-    assert isinstance(editor, Recorded)
-    assert editor.kwargs == {"body": agents["writer"], "max_iterations": 3}
-    assert isinstance(team, Recorded)
-    assert team.args == ([research, route, editor],)
+    assert isinstance(research, Parallel)
+    assert list(research.agents) == [agents["researcher"], executor]
+    assert research.merge == "dict"
+    assert isinstance(route, Conditional)
+    assert route.branches == {"researcher": agents["researcher"], "writer": agents["writer"]}
+    assert route.decide == "llm" and route.default == "writer"
+    assert isinstance(editor, Loop)
+    assert (editor.body, editor.max_iterations) == (agents["writer"], 3)
+    assert isinstance(team, Sequential)
+    assert list(team.agents) == [research, route, editor]
 
 
 def test_a_react_agent_offers_its_sub_agents_as_tools(
