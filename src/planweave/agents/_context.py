@@ -10,6 +10,7 @@ forwards them to the control plane, which numbers them (``seq``) in the job's lo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from planweave.constants import (
     DEFAULT_MAX_AGENT_STEPS,
@@ -19,6 +20,9 @@ from planweave.constants import (
 from planweave.llm._record import Emit, recorded_call, render_messages, render_reply
 from planweave.llm.base import LlmRequest, LlmResponse, Model
 from planweave.tools import ToolContext, ToolRegistry
+
+if TYPE_CHECKING:
+    from planweave.llm._stream import LiveReplies
 
 __all__ = ["AgentContext", "Emit", "call_model", "render_messages", "render_reply"]
 
@@ -38,6 +42,7 @@ class AgentContext:
         max_tokens: Default reply limit for calls that set none.
         max_tool_calls: Tool calls a ReAct agent may make in all for this task.
         max_tool_calls_per_step: Tool calls of one model reply that run (the rest are refused).
+        live: Where model replies stream while they are written (``None``: not streamed).
     """
 
     model: Model
@@ -50,6 +55,7 @@ class AgentContext:
     max_tokens: int | None = None
     max_tool_calls: int = DEFAULT_MAX_TOOL_CALLS
     max_tool_calls_per_step: int = DEFAULT_MAX_TOOL_CALLS_PER_STEP
+    live: LiveReplies | None = None
 
 
 async def call_model(ctx: AgentContext, request: LlmRequest) -> LlmResponse:
@@ -68,4 +74,5 @@ async def call_model(ctx: AgentContext, request: LlmRequest) -> LlmResponse:
         job_id=ctx.job_id,
         task_id=ctx.task_id,
         max_tokens=ctx.max_tokens,
+        live=ctx.live,
     )

@@ -20,6 +20,7 @@ from planweave.llm._record import Emit, recorded_call
 from planweave.llm.base import LlmRequest, LlmResponse, Model
 
 if TYPE_CHECKING:
+    from planweave.llm._stream import LiveReplies
     from planweave.tools._isolation import ToolProcesses
 
 __all__ = ["ToolContext"]
@@ -47,6 +48,8 @@ class ToolContext:
             (``None``: no timeout).
         processes: The worker processes isolated tools run in (the engine's pool; ``None``:
             the process-wide shared pool).
+        live: Where the replies of :meth:`complete` stream while they are written, to whoever
+            watches the task live (``None``: not streamed).
     """
 
     workspace: Path
@@ -62,6 +65,7 @@ class ToolContext:
     agent: str | None = None
     deadline_at: float | None = None
     processes: ToolProcesses | None = None
+    live: LiveReplies | None = None
 
     def remaining_s(self) -> float | None:
         """Seconds left before the task's deadline (never negative), or ``None`` without one."""
@@ -88,5 +92,10 @@ class ToolContext:
         if self.emit is None:
             return await self.model.complete(request)
         return await recorded_call(
-            self.model, request, emit=self.emit, job_id=self.job_id, task_id=self.task_id
+            self.model,
+            request,
+            emit=self.emit,
+            job_id=self.job_id,
+            task_id=self.task_id,
+            live=self.live,
         )

@@ -86,7 +86,7 @@ _ERRORS: dict[str, type[ToolError]] = {
     "ToolTimeout": ToolTimeout,
     "ToolNotFound": ToolNotFound,
 }
-_NOT_SENT = frozenset({"model", "emit", "processes"})
+_NOT_SENT = frozenset({"model", "emit", "processes", "live"})
 """Context fields that cannot cross to a worker (a model, an event sink, the pool itself)."""
 _READ_CHUNK = 1 << 16
 

@@ -144,8 +144,10 @@ class WorkerServices:
                 model=model,
                 emit=reporter,
                 deadline_at=_deadline_at(item),
+                live=reporter.live,
             ),
             emit=reporter,
+            live=reporter.live,
             job_id=item.job_id,
             task_id=item.task_id,
             max_steps=item.max_agent_steps,
@@ -161,7 +163,11 @@ class WorkerServices:
         except (ModelError, UsageError):
             model = None
         return replace(
-            self.tool_context(item), model=model, emit=reporter, deadline_at=_deadline_at(item)
+            self.tool_context(item),
+            model=model,
+            emit=reporter,
+            deadline_at=_deadline_at(item),
+            live=reporter.live,
         )
 
 
