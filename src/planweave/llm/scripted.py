@@ -155,7 +155,6 @@ def _parse_replies(
 
 
 _WORD = re.compile(r"\s*\S+\s*|\s+")
-_GATE_POLL_S = 0.01
 
 
 def split_words(text: str) -> list[str]:
@@ -187,7 +186,7 @@ class ScriptedModel:
         *,
         name: str = "scripted",
         profile: ModelProfile | None = None,
-        stream_gate: threading.Event | None = None,
+        stream_gate: asyncio.Event | None = None,
     ) -> None:
         self._name = name
         self.stream_gate = stream_gate
@@ -293,8 +292,7 @@ class ScriptedModel:
             on_delta(piece)
             gate = self.stream_gate
             if index == 0 and gate is not None:
-                while not gate.is_set():
-                    await asyncio.sleep(_GATE_POLL_S)
+                await gate.wait()
         return response.model_copy(update={"latency_ms": (time.perf_counter() - started) * 1000})
 
     async def _answer(self, request: LlmRequest) -> tuple[ScriptedReply, LlmResponse]:
