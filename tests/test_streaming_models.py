@@ -22,10 +22,16 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from planweave.errors import ModelUnavailable
-from planweave.llm import ChatMessage, LlmRequest, LlmResponse, ModelOptions, ScriptedModel
+from planweave.llm import (
+    ChatMessage,
+    LlmRequest,
+    LlmResponse,
+    ModelOptions,
+    ScriptedModel,
+    StreamingModel,
+)
 from planweave.llm._stream import stream_reply
 from planweave.llm.anthropic import AnthropicModel
-from planweave.llm.base import StreamingModel
 from planweave.llm.openai import OpenAIModel
 
 

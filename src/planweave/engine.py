@@ -638,7 +638,9 @@ class Engine(ClusterOps):
         """Live events this process publishes: one job's, or every job's (no history).
 
         Use it as ``async with engine.subscribe() as sub: async for event in sub: ...``. Events
-        of jobs that other processes run do not arrive here; ``follow`` covers those.
+        of jobs that other processes run do not arrive here; ``follow`` covers those. One job's
+        subscription also gets the ``LlmDelta`` pieces of its model replies (live only, never
+        stored, ``seq`` 0).
         """
         return self.bus.subscribe(
             EVENT_TOPIC_ALL if job_id is None else f"{EVENT_TOPIC_ALL}:{job_id}"
