@@ -42,6 +42,9 @@ def ask(text: str = "Hi", **update: Any) -> LlmRequest:
 # --- a real HTTP server answering with queued event streams ------------------------------------
 
 
+BREAK = "<break the connection>"
+
+
 @dataclass
 class StreamServer:
     """Answers each POST with the next queued stream (a list of SSE frames) or error."""
@@ -60,6 +63,8 @@ class StreamServer:
 
         async def body() -> AsyncIterator[bytes]:
             for frame in frames:
+                if frame == BREAK:
+                    raise ConnectionAbortedError("the server went away mid-stream")
                 yield frame.encode()
 
         return StreamingResponse(body(), media_type="text/event-stream")
@@ -182,6 +187,20 @@ async def test_openai_stream_errors_are_model_errors(fake: StreamServer) -> None
             await model.stream(ask(), lambda text: None)
     finally:
         await model.aclose()
+
+
+async def test_openai_stream_broken_after_text_fails_without_a_retry(fake: StreamServer) -> None:
+    fake.queue.extend([(200, [*OPENAI_STREAM[:2], BREAK]), (200, OPENAI_STREAM)])
+    model = OpenAIModel("fake-model", ModelOptions(base_url=f"{fake.url}/v1", max_retries=3))
+    deltas: list[str] = []
+    try:
+        with pytest.raises(ModelUnavailable):
+            await model.stream(ask(), deltas.append)
+    finally:
+        await model.aclose()
+    # Retrying would have streamed "Let me " a second time.
+    assert deltas == ["Let ", "me "]
+    assert len(fake.requests) == 1
 
 
 def anthropic_frame(kind: str, **data: Any) -> str:

@@ -147,6 +147,7 @@ async def follow_runs(
             event: Event = item
             run = []
             ended = False
+            run_from = seq
             # The event just read, then those already waiting: the contiguous ones go out
             # together; a gap stops the run and the store fills it in.
             while True:
@@ -174,7 +175,8 @@ async def follow_runs(
             if time.monotonic() - last_read >= interval:
                 need_read = True  # deltas keep coming: the store is still read when it is due
             if run:
-                past_end = False
+                if seq != run_from:  # logged events, not deltas alone
+                    past_end = False
                 yield run
                 if last_type in TERMINAL_EVENT_TYPES:
                     return
