@@ -22,7 +22,7 @@ from planweave.events import LlmDelta, validated
 from planweave.llm.base import LlmRequest
 from planweave.messages import WorkItem
 
-__all__ = ["COALESCE_S", "MAX_DELTA_CHARS", "DeltaPublisher"]
+__all__ = ["CLOSE_WAIT_S", "COALESCE_S", "MAX_DELTA_CHARS", "DeltaPublisher"]
 
 log = logging.getLogger("planweave.worker")
 
@@ -30,6 +30,9 @@ COALESCE_S: Final = 0.05
 """Longest a piece of reply waits to be sent with the pieces after it."""
 MAX_DELTA_CHARS: Final = 2_000
 """Held-back text that is sent at once, without waiting for ``COALESCE_S``."""
+CLOSE_WAIT_S: Final = 5.0
+"""Longest the end of a call waits for its last delta to be published (a bus that is down
+must not hold up the task)."""
 
 
 class DeltaPublisher:
@@ -78,13 +81,24 @@ class DeltaPublisher:
 class _CallSink:
     """One call's deltas: pieces gather in a buffer that a sender task empties."""
 
-    __slots__ = ("_base", "_buffer", "_closed", "_index", "_owner", "_sender", "_topic", "_wake")
+    __slots__ = (
+        "_base",
+        "_buffer",
+        "_closed",
+        "_index",
+        "_owner",
+        "_sender",
+        "_size",
+        "_topic",
+        "_wake",
+    )
 
     def __init__(self, owner: DeltaPublisher, topic: str, base: dict[str, object]) -> None:
         self._owner = owner
         self._topic = topic
         self._base = base
         self._buffer: list[str] = []
+        self._size = 0
         self._index = 0
         self._closed = False
         self._wake = asyncio.Event()
@@ -94,6 +108,7 @@ class _CallSink:
         if not text or self._closed:
             return
         self._buffer.append(text)
+        self._size += len(text)
         if self._sender is None:
             self._sender = asyncio.get_running_loop().create_task(self._send())
         self._wake.set()
@@ -103,7 +118,7 @@ class _CallSink:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            if not self._closed and sum(map(len, self._buffer)) < owner.max_chars:
+            if not self._closed and self._size < owner.max_chars:
                 # Let the pieces written meanwhile join this one; a full buffer or the end of
                 # the call sends at once.
                 with contextlib.suppress(TimeoutError):
@@ -111,11 +126,12 @@ class _CallSink:
                         while not self._closed:
                             await self._wake.wait()
                             self._wake.clear()
-                            if sum(map(len, self._buffer)) >= owner.max_chars:
+                            if self._size >= owner.max_chars:
                                 break
             if self._buffer:
                 text = "".join(self._buffer)
                 self._buffer.clear()
+                self._size = 0
                 delta = validated(LlmDelta, {**self._base, "index": self._index, "text": text})
                 self._index += 1
                 await owner._publish(self._topic, delta)
@@ -130,7 +146,9 @@ class _CallSink:
         sender = self._sender
         if sender is not None:
             try:
-                await asyncio.shield(sender)
+                await asyncio.wait_for(asyncio.shield(sender), CLOSE_WAIT_S)
+            except TimeoutError:
+                sender.cancel()  # the bus is stuck: the rest of this reply is not streamed
             except asyncio.CancelledError:
                 sender.cancel()
                 raise
