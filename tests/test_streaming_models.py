@@ -252,6 +252,23 @@ async def test_anthropic_streams_text_blocks(fake: StreamServer) -> None:
     assert fake.requests[0]["stream"] is True
 
 
+async def test_anthropic_stream_broken_after_text_fails_without_a_retry(
+    fake: StreamServer,
+) -> None:
+    fake.queue.extend([(200, [*ANTHROPIC_STREAM[:3], BREAK]), (200, ANTHROPIC_STREAM)])
+    model = AnthropicModel(
+        "claude-test", ModelOptions(api_key="k", base_url=fake.url, max_retries=3)
+    )
+    deltas: list[str] = []
+    try:
+        with pytest.raises(ModelUnavailable):
+            await model.stream(ask(), deltas.append)
+    finally:
+        await model.aclose()
+    assert deltas == ["Hello"]
+    assert len(fake.requests) == 1
+
+
 # --- the scripted model, and models that cannot stream -----------------------------------------
 
 

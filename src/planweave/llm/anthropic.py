@@ -107,6 +107,11 @@ def message_from_anthropic(
     return content, data, tuple(calls)
 
 
+def _is_transport_error(exc: Exception) -> bool:
+    """Whether ``exc`` comes from the HTTP client under the SDK (httpx, or the fork it ships)."""
+    return type(exc).__module__.split(".")[0].startswith(("httpx", "httpcore"))
+
+
 class AnthropicModel:
     """A Claude model.
 
@@ -263,6 +268,14 @@ class AnthropicModel:
                 if translated is None:
                     raise
                 raise translated[0] from exc
+            except Exception as exc:
+                if not _is_transport_error(exc):
+                    raise
+                # The SDK leaves a connection lost mid-stream to its HTTP client's own error.
+                raise ModelUnavailable(
+                    f"{self.name}: the stream broke off: {type(exc).__name__}: {exc}",
+                    retryable=not streamed,
+                ) from exc
 
         message = await with_retries(
             call,
