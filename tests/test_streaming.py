@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedOK
 
-from planweave import Engine, Plan, TaskSpec
+from planweave import Engine, Plan, tool
 from planweave.bus import MemoryBus
 from planweave.config import Settings
 from planweave.constants import EVENT_TOPIC_ALL
@@ -31,7 +31,23 @@ from planweave.workers._deltas import DeltaPublisher
 TOKEN = "pw_streaming_test_token_00000000000"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 REPLY = "Streaming works: the answer is forty two, written one word at a time."
-ONE_TASK = {"plan": {"tasks": [{"id": "say", "goal": "Say the answer"}]}}
+# The model's task waits for a tool task the test lets go once its streams are connected, so
+# no delta is published before anyone listens.
+PLAN = {
+    "tasks": [
+        {"id": "wait", "kind": "tool", "tool": "hold"},
+        {"id": "say", "goal": "Say the answer", "depends_on": ["wait"]},
+    ]
+}
+ONE_TASK = {"plan": PLAN}
+starts: dict[str, asyncio.Event] = {}
+
+
+@tool
+async def hold() -> str:
+    """Wait until the test lets the job go on."""
+    await starts["job"].wait()
+    return "go"
 
 
 def scripted(gate: asyncio.Event | None = None) -> ScriptedModel:
@@ -46,9 +62,21 @@ def gate() -> asyncio.Event:
 
 
 @pytest.fixture
-async def api(tmp_path: Path, gate: asyncio.Event) -> AsyncIterator[RunningServer]:
+def start() -> Iterator[asyncio.Event]:
+    starts["job"] = event = asyncio.Event()
+    yield event
+    event.set()
+
+
+@pytest.fixture
+async def api(
+    tmp_path: Path, gate: asyncio.Event, start: asyncio.Event
+) -> AsyncIterator[RunningServer]:
     engine = Engine(
-        store=f"sqlite:///{tmp_path / 'jobs.db'}", model=scripted(gate), data_dir=tmp_path / "d"
+        store=f"sqlite:///{tmp_path / 'jobs.db'}",
+        model=scripted(gate),
+        data_dir=tmp_path / "d",
+        tools=[hold],
     )
     settings = Settings.model_validate(
         {"data_dir": tmp_path / "d", "tokens": f"t:{TOKEN}", "rate_limit_per_s": 10_000}
@@ -57,6 +85,7 @@ async def api(tmp_path: Path, gate: asyncio.Event) -> AsyncIterator[RunningServe
         async with running_server(engine, settings, keepalive_s=0.3) as server:
             yield server
     finally:
+        start.set()
         gate.set()
         await engine.close()
 
@@ -83,16 +112,13 @@ async def sse_frames(
                 frame[name] = value
                 continue
             if frame:
-                yield {
-                    "event": frame["event"],
-                    "id": frame.get("id"),
-                    "data": json.loads(frame["data"]),
-                }
+                data = json.loads(frame["data"])
+                yield {"event": frame["event"], "id": frame.get("id"), "data": data}
                 frame = {}
 
 
 async def test_deltas_reach_an_sse_client_before_the_call_ends_and_only_the_reply_is_stored(
-    api: RunningServer, gate: asyncio.Event
+    api: RunningServer, gate: asyncio.Event, start: asyncio.Event
 ) -> None:
     frames: list[dict[str, Any]] = []
     async with asyncio.timeout(30), httpx.AsyncClient(base_url=api.url, headers=AUTH) as http:
@@ -100,6 +126,7 @@ async def test_deltas_reach_an_sse_client_before_the_call_ends_and_only_the_repl
         url = f"/v1/jobs/{job_id}/events"
         async for frame in sse_frames(http, url, {"deltas": "true"}):
             frames.append(frame)
+            start.set()  # the stream is connected (its history came): let the job go on
             if frame["event"] == "delta" and not gate.is_set():
                 # The model is still writing: its call is not in the log, the job runs on.
                 stored = (await http.get(url, params={"format": "json"})).json()["events"]
@@ -127,7 +154,7 @@ async def test_deltas_reach_an_sse_client_before_the_call_ends_and_only_the_repl
 
 
 async def test_a_stream_without_deltas_carries_the_log_alone(
-    api: RunningServer, gate: asyncio.Event
+    api: RunningServer, gate: asyncio.Event, start: asyncio.Event
 ) -> None:
     async with asyncio.timeout(30), httpx.AsyncClient(base_url=api.url, headers=AUTH) as http:
         job_id = await submit(http, ONE_TASK)
@@ -143,9 +170,10 @@ async def test_a_stream_without_deltas_carries_the_log_alone(
         reader = asyncio.create_task(read_plain())
         deltas = 0
         async for frame in sse_frames(http, url, {"deltas": "true"}):
+            await subscribed.wait()
+            start.set()  # both streams are connected
             if frame["event"] == "delta":
                 deltas += 1
-                await subscribed.wait()
                 gate.set()
         await reader
     assert deltas >= 2
@@ -155,7 +183,7 @@ async def test_a_stream_without_deltas_carries_the_log_alone(
 
 
 async def test_websocket_with_deltas_sends_the_reply_as_it_is_written(
-    api: RunningServer, gate: asyncio.Event
+    api: RunningServer, gate: asyncio.Event, start: asyncio.Event
 ) -> None:
     async with httpx.AsyncClient(base_url=api.url, headers=AUTH, timeout=10) as http:
         job_id = await submit(http, ONE_TASK)
@@ -166,6 +194,7 @@ async def test_websocket_with_deltas_sends_the_reply_as_it_is_written(
             while True:
                 message = json.loads(await ws.recv())
                 messages.append(message)
+                start.set()
                 if message["type"] == "LlmDelta":
                     assert "LlmCalled" not in [m["type"] for m in messages]
                     gate.set()
@@ -176,12 +205,16 @@ async def test_websocket_with_deltas_sends_the_reply_as_it_is_written(
     assert text == REPLY
 
 
-async def test_engine_follow_with_deltas_and_without(tmp_path: Path) -> None:
-    engine = Engine(store=f"sqlite:///{tmp_path / 'j.db'}", model=scripted(), data_dir=tmp_path)
-    plan = Plan(tasks=(TaskSpec(id="say", goal="Say the answer"),))
+async def test_engine_follow_with_deltas_and_without(tmp_path: Path, start: asyncio.Event) -> None:
+    engine = Engine(
+        store=f"sqlite:///{tmp_path / 'j.db'}", model=scripted(), data_dir=tmp_path, tools=[hold]
+    )
     async with engine:
-        job_id = await engine.submit(plan=plan)
-        with_deltas = [event async for event in engine.follow(job_id, deltas=True)]
+        job_id = await engine.submit(plan=Plan.model_validate(PLAN))
+        with_deltas = []
+        async for event in engine.follow(job_id, deltas=True):
+            with_deltas.append(event)
+            start.set()
         again = [event async for event in engine.follow(job_id)]
         stored = await engine.events(job_id)
     deltas = [event for event in with_deltas if isinstance(event, LlmDelta)]

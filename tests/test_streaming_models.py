@@ -50,7 +50,7 @@ class StreamServer:
     """Answers each POST with the next queued stream (a list of SSE frames) or error."""
 
     url: str = ""
-    queue: list[tuple[int, list[str]]] = field(default_factory=list)
+    queue: list[tuple[int, list[str] | dict[str, Any]]] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
 
     async def handle(self, request: Request) -> Response:
@@ -60,6 +60,8 @@ class StreamServer:
         status, frames = self.queue.pop(0)
         if status != 200:
             return JSONResponse({"error": {"message": "down", "type": "x"}}, status_code=status)
+        if isinstance(frames, dict):  # a server that does not stream
+            return JSONResponse(frames)
 
         async def body() -> AsyncIterator[bytes]:
             for frame in frames:
@@ -201,6 +203,32 @@ async def test_openai_stream_broken_after_text_fails_without_a_retry(fake: Strea
     # Retrying would have streamed "Let me " a second time.
     assert deltas == ["Let ", "me "]
     assert len(fake.requests) == 1
+
+
+async def test_openai_server_that_does_not_stream_gives_one_delta(fake: StreamServer) -> None:
+    whole = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": "fake-model",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "All at once."},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 4, "completion_tokens": 3, "total_tokens": 7},
+    }
+    fake.queue.append((200, whole))
+    model = OpenAIModel("fake-model", ModelOptions(base_url=f"{fake.url}/v1", max_retries=0))
+    deltas: list[str] = []
+    try:
+        response = await model.stream(ask(), deltas.append)
+    finally:
+        await model.aclose()
+    assert deltas == ["All at once."]
+    assert (response.content, response.tokens_in, response.tokens_out) == ("All at once.", 4, 3)
 
 
 def anthropic_frame(kind: str, **data: Any) -> str:

@@ -8,7 +8,8 @@ exponential backoff and jitter, honour Retry-After, and translate every SDK erro
 
 Streamed (``stream``), the request asks for ``stream=True`` with usage in the final chunk
 (``stream_options.include_usage``); text content goes to the delta sink as it arrives, tool-call
-arguments are gathered silently. A failure before the first delta is retried like any other;
+arguments are gathered silently. A server that answers with the whole completion as JSON instead
+(it does not stream) is read as such, its reply one delta. A failure before the first delta is retried like any other;
 once text has gone out, the call fails instead (a retry would send it twice).
 """
 
@@ -22,7 +23,7 @@ from urllib.parse import urlparse
 
 import httpx
 import openai
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, AsyncStream
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from planweave._json import loads_bounded
@@ -329,10 +330,13 @@ class OpenAIModel:
         started = time.perf_counter()
         streamed = False
 
-        async def call() -> _Gathered:
+        async def call() -> _Gathered | ChatCompletion:
             nonlocal streamed
             gathered = _Gathered()
-            chunks = await client.chat.completions.create(**body)
+            raw = await client.chat.completions.with_raw_response.create(**body)
+            if "text/event-stream" not in raw.headers.get("content-type", ""):
+                return await self._whole(raw.http_response)
+            chunks: AsyncStream[ChatCompletionChunk] = raw.parse()
             try:
                 async for chunk in chunks:
                     text = gathered.add(chunk)
@@ -359,6 +363,11 @@ class OpenAIModel:
             max_retries=self._options.max_retries,
         )
         latency_ms = (time.perf_counter() - started) * 1000
+        if isinstance(gathered, ChatCompletion):
+            response = self._response(request, gathered, latency_ms, body)
+            if response.content:
+                on_delta(response.content)
+            return response
         if not gathered.chunks:
             raise ModelResponseError(f"{self.name} returned no choices", retryable=True)
         content = "".join(gathered.content)
@@ -380,6 +389,23 @@ class OpenAIModel:
             latency_ms=latency_ms,
             body=body,
         )
+
+    async def _whole(self, http_response: httpx.Response) -> ChatCompletion:
+        """The completion a server sent whole, as JSON, to a streamed request (one that does not
+        stream, or a proxy that buffers it)."""
+        try:
+            data = loads_bounded((await http_response.aread()).decode("utf-8", "replace"))
+        except httpx.HTTPError as exc:
+            raise ModelUnavailable(f"{self.name} at {self._base_url}: {exc}") from exc
+        except json.JSONDecodeError as exc:
+            raise ModelResponseError(
+                f"{self.name} at {self._base_url} answered a streamed request with neither "
+                "an event stream nor JSON",
+                retryable=True,
+            ) from exc
+        if not isinstance(data, dict):
+            raise ModelResponseError(f"{self.name} returned no choices", retryable=True)
+        return ChatCompletion.construct(**data)
 
     def _response(
         self,
