@@ -5,7 +5,7 @@ import importlib.util
 import pytest
 
 # Fixtures of the real servers some tests drive (each skips without its binary).
-pytest_plugins = ("tests.redis_server", "tests.postgres_server")
+pytest_plugins = ("tests.redis_server", "tests.postgres_server", "tests.llama_server")
 
 
 def _local_model_available() -> bool:

@@ -86,12 +86,14 @@ def test_public_names_are_exported() -> None:
     assert sorted(planweave.llm.__all__) == planweave.llm.__all__
     assert set(planweave.llm.__all__) == {
         "ChatMessage",
+        "DeltaSink",
         "LlmRequest",
         "LlmResponse",
         "Model",
         "ModelOptions",
         "ModelProfile",
         "ScriptedModel",
+        "StreamingModel",
         "ToolCall",
         "ToolSpec",
         "load_model",

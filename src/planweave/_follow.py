@@ -16,6 +16,11 @@ stop.
 A client that names a ``seq`` past the job's last event gets only the events after it (none, if
 the job ends first), and the stream still ends when the job does. A job that nobody drives (its
 process died and its claim expired or was released) ends the follow after its stored events.
+
+With ``deltas`` on, the pieces of model replies that workers publish while a call is written
+(``LlmDelta``, never stored) come out too, among the live events as they arrive; they have no
+``seq`` and change nothing of the above. Without it they are dropped here, so event listings
+stay what the log holds.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from typing import Any, Final
 
 from planweave.bus.base import Bus, Subscription
 from planweave.constants import EVENT_TOPIC_ALL, TERMINAL_EVENT_TYPES
-from planweave.events import Event
+from planweave.events import Event, LlmDelta
 from planweave.state import JobState
 from planweave.store.base import Store
 
@@ -70,6 +75,7 @@ async def follow_runs(
     is_open: Callable[[], bool],
     poll_s: float = REMOTE_POLL_S,
     tick_s: float = TICK_S,
+    deltas: bool = False,
 ) -> AsyncGenerator[list[Event] | None]:
     """Yield runs of a job's events after ``after_seq`` until the job ends, ``None`` when idle.
 
@@ -85,6 +91,7 @@ async def follow_runs(
         is_open: ``False`` once the engine is closing: the generator then stops.
         poll_s: How often the store is read for a job another process runs.
         tick_s: Longest time between two yields while nothing happens.
+        deltas: Also yield the ``LlmDelta`` pieces of replies being written (live only).
     """
     seq = after_seq
     last_type: str | None = None
@@ -140,10 +147,14 @@ async def follow_runs(
             event: Event = item
             run = []
             ended = False
+            run_from = seq
             # The event just read, then those already waiting: the contiguous ones go out
             # together; a gap stops the run and the store fills it in.
             while True:
-                if event.seq == seq + 1:
+                if isinstance(event, LlmDelta):
+                    if deltas:
+                        run.append(event)
+                elif event.seq == seq + 1:
                     seq = event.seq
                     last_type = event.type
                     run.append(event)
@@ -161,8 +172,11 @@ async def follow_runs(
                     event = await live.__anext__()
                 except StopAsyncIteration:
                     break
+            if time.monotonic() - last_read >= interval:
+                need_read = True  # deltas keep coming: the store is still read when it is due
             if run:
-                past_end = False
+                if seq != run_from:  # logged events, not deltas alone
+                    past_end = False
                 yield run
                 if last_type in TERMINAL_EVENT_TYPES:
                     return

@@ -592,7 +592,12 @@ class Engine(ClusterOps):
         return await self.store.read_events(job_id, after_seq=after_seq, limit=limit)
 
     async def follow(
-        self, job_id: str, *, after_seq: int = 0, poll_s: float = REMOTE_POLL_S
+        self,
+        job_id: str,
+        *,
+        after_seq: int = 0,
+        poll_s: float = REMOTE_POLL_S,
+        deltas: bool = False,
     ) -> AsyncGenerator[Event]:
         """A job's events from ``after_seq`` on, history then live, until the job ends.
 
@@ -603,11 +608,14 @@ class Engine(ClusterOps):
         its process died and its claim expired or was released) ends the stream after its
         stored events, instead of waiting for events that never come.
 
+        With ``deltas=True`` it also yields ``LlmDelta`` events, live only (never stored, no
+        ``seq``): the pieces of model replies while they are being written.
+
         Raises:
             JobNotFound: no such job.
         """
         async with contextlib.aclosing(
-            self.follow_runs(job_id, after_seq=after_seq, poll_s=poll_s)
+            self.follow_runs(job_id, after_seq=after_seq, poll_s=poll_s, deltas=deltas)
         ) as runs:
             async for run in runs:
                 if run:
@@ -621,6 +629,7 @@ class Engine(ClusterOps):
         after_seq: int = 0,
         poll_s: float = REMOTE_POLL_S,
         tick_s: float = 1.0,
+        deltas: bool = False,
     ) -> AsyncGenerator[list[Event] | None]:
         """``follow`` in runs, for streams: each run is a page of history or the live events
         already waiting, so a stream writes them at once; ``None`` every ``tick_s`` while
@@ -642,6 +651,7 @@ class Engine(ClusterOps):
             is_open=self._is_open,
             poll_s=poll_s,
             tick_s=tick_s,
+            deltas=deltas,
         )
         async with contextlib.aclosing(runs):
             async for run in runs:
@@ -651,7 +661,9 @@ class Engine(ClusterOps):
         """Live events this process publishes: one job's, or every job's (no history).
 
         Use it as ``async with engine.subscribe() as sub: async for event in sub: ...``. Events
-        of jobs that other processes run do not arrive here; ``follow`` covers those.
+        of jobs that other processes run do not arrive here; ``follow`` covers those. One job's
+        subscription also gets the ``LlmDelta`` pieces of its model replies (live only, never
+        stored, ``seq`` 0).
         """
         return self.bus.subscribe(
             EVENT_TOPIC_ALL if job_id is None else f"{EVENT_TOPIC_ALL}:{job_id}"

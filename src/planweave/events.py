@@ -50,6 +50,7 @@ __all__ = [
     "JobReopened",
     "JobSubmitted",
     "LlmCalled",
+    "LlmDelta",
     "ReplanRequested",
     "SubtasksPlanned",
     "TaskAssigned",
@@ -399,6 +400,38 @@ class ArtifactCreated(EventBase):
     content_type: str = "text/markdown"
 
 
+class LlmDelta(EventBase):
+    """A piece of a model's reply as it is written: live only, never stored.
+
+    Workers publish deltas on the job's live topic while a model call runs; followers that ask
+    for them (``deltas=True``) receive them between the job's events. The event log keeps only
+    the call's ``LlmCalled`` (with the complete reply), so a delta has no ``seq`` (always 0) and
+    is never numbered, stored or replayed.
+
+    A delta is text the model wrote, in order: the ``text`` of a call's deltas, joined by
+    ``index``, is the call's reply content (``LlmResponse.content``) as far as it has come.
+    Tool-call arguments are never streamed; a structured-output reply streams its JSON text
+    (``format`` says which).
+
+    Attributes:
+        call: Number of the model call within the task's attempt (1 for the first), so the
+            deltas of one call can be told from the next call's.
+        index: Order of the delta within its call, from 0.
+        text: The new text.
+        attempt: The attempt of the task that made the call.
+    """
+
+    type: Literal["LlmDelta"] = "LlmDelta"
+    model: str
+    role: str
+    agent: str | None = None
+    call: int = 1
+    index: int = 0
+    text: str = ""
+    format: Literal["text", "json"] = "text"
+    attempt: int = 1
+
+
 Event = Annotated[
     JobSubmitted
     | TaskReady
@@ -416,7 +449,8 @@ Event = Annotated[
     | JobCancelled
     | LlmCalled
     | ToolCalled
-    | ArtifactCreated,
+    | ArtifactCreated
+    | LlmDelta,
     Field(discriminator="type"),
 ]
 

@@ -25,6 +25,7 @@ from planweave.tools import ToolContext, ToolRegistry
 
 if TYPE_CHECKING:
     from planweave.agents._agent import AgentRegistry
+    from planweave.llm._stream import LiveReplies
 
 __all__ = ["AgentContext", "Emit", "call_model", "render_messages", "render_reply"]
 
@@ -49,6 +50,7 @@ class AgentContext:
             ``None``: the agent loads it itself, with default options.
         agents: The registered agents, which handoffs name (``None``: no handoffs).
         max_handoffs: Times a task may be handed from agent to agent.
+        live: Where model replies stream while they are written (``None``: not streamed).
     """
 
     model: Model
@@ -64,6 +66,7 @@ class AgentContext:
     load_model: Callable[[str], Awaitable[Model]] | None = None
     agents: AgentRegistry | None = None
     max_handoffs: int = DEFAULT_MAX_HANDOFFS
+    live: LiveReplies | None = None
 
 
 async def call_model(ctx: AgentContext, request: LlmRequest) -> LlmResponse:
@@ -82,4 +85,5 @@ async def call_model(ctx: AgentContext, request: LlmRequest) -> LlmResponse:
         job_id=ctx.job_id,
         task_id=ctx.task_id,
         max_tokens=ctx.max_tokens,
+        live=ctx.live,
     )

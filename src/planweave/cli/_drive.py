@@ -26,10 +26,12 @@ from planweave.cli._common import (
 )
 from planweave.cli._format import cost, job_json
 from planweave.cli._live import render
+from planweave.cli._replies import ReplyView
 from planweave.cli._stop import BusyExecutor, stop_job
 from planweave.config import Settings
 from planweave.engine import Engine, JobResult
 from planweave.errors import UsageError
+from planweave.events import LlmDelta
 from planweave.state import JobState, apply
 
 __all__ = ["drive", "job_needs_model", "resume_job"]
@@ -119,10 +121,14 @@ async def _watch(
     Returns ``None`` when the user interrupted.
     """
     view: list[JobState | None] = [None]
+    replies = ReplyView()
 
     async def follow() -> None:
-        async for event in engine.follow(job_id):
-            view[0] = apply(view[0], event)
+        async for event in engine.follow(job_id, deltas=live_console is not None):
+            if isinstance(event, LlmDelta):
+                replies.add(event)
+            else:
+                view[0] = apply(view[0], event)
 
     result_task: asyncio.Task[JobResult] = asyncio.ensure_future(waiter)
     follow_task = asyncio.create_task(follow())
@@ -136,7 +142,8 @@ async def _watch(
         with live if live is not None else contextlib.nullcontext():
             while not result_task.done() and not stopped.is_set():
                 if live is not None:
-                    live.update(render(view[0], now=time.time()), refresh=True)
+                    shown = render(view[0], now=time.time(), replies=replies.as_dict())
+                    live.update(shown, refresh=True)
                 await asyncio.wait({result_task, stop_task}, timeout=REFRESH_S)
             if stopped.is_set():
                 return None

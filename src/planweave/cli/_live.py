@@ -8,6 +8,8 @@ eight times a second.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from rich.console import Group, RenderableType
 from rich.progress_bar import ProgressBar
 from rich.spinner import Spinner
@@ -16,6 +18,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from planweave.cli._format import STATUS_STYLE, cost, duration, tokens, truncate
+from planweave.cli._replies import reply_tail
 from planweave.state import JobState, TaskState
 
 __all__ = ["STATUS_ICON", "render", "task_label"]
@@ -34,7 +37,12 @@ GOAL_WIDTH = 56
 
 
 def render(
-    state: JobState | None, *, now: float, max_tasks: int = 40, spinners: bool = True
+    state: JobState | None,
+    *,
+    now: float,
+    max_tasks: int = 40,
+    spinners: bool = True,
+    replies: Mapping[str, str] | None = None,
 ) -> RenderableType:
     """The job's header and its task tree.
 
@@ -44,6 +52,8 @@ def render(
         max_tasks: Most task lines shown; past it, running, ready and failed tasks are kept
             and the rest summed up in one line.
         spinners: Animate running tasks (off for a final, static picture).
+        replies: The reply each task's model is writing, by task id: a running task shows
+            its last lines under it.
     """
     if state is None:
         return Text("waiting for the job to start…", style="dim")
@@ -56,6 +66,9 @@ def render(
         parent = nodes.get(task.parent) if task.parent is not None else None
         label = task_label(task, now=now, spinner=spinners)
         nodes[task.id] = (parent or tree).add(label)
+        reply = replies.get(task.id) if replies and task.status == "running" else None
+        if reply and reply.strip():
+            nodes[task.id].add(reply_tail(reply))
     hidden = len(state.tasks) - len(visible)
     if hidden > 0:
         counts: dict[str, int] = {}

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from planweave._json import dumps_bounded
 from planweave._text import tail, truncate
 from planweave.events import LlmCalled, ToolCalled
+from planweave.llm._stream import LiveReplies, streamed_call
 from planweave.llm.base import ChatMessage, LlmRequest, LlmResponse, Model
 
 __all__ = ["Emit", "recorded_call", "render_messages", "render_reply"]
@@ -56,6 +57,7 @@ async def recorded_call(
     job_id: str,
     task_id: str | None,
     max_tokens: int | None = None,
+    live: LiveReplies | None = None,
 ) -> LlmResponse:
     """Run one model call and report it through ``emit`` as an ``LlmCalled`` event.
 
@@ -66,6 +68,8 @@ async def recorded_call(
         job_id: The job the call belongs to.
         task_id: The task the call belongs to.
         max_tokens: Fills in a request that sets no reply limit.
+        live: Where the reply streams while it is written (``None``: not streamed); only
+            the event, with the complete reply, is recorded.
 
     Raises:
         ModelError: whatever the model raised (reported first, with ``error`` set).
@@ -75,7 +79,10 @@ async def recorded_call(
     prompt = tail(render_messages(request.messages), PROMPT_EVENT_CHARS)
     started = time.perf_counter()
     try:
-        response = await model.complete(request)
+        if live is None:
+            response = await model.complete(request)
+        else:
+            response = await streamed_call(model, request, live)
     except Exception as exc:
         await emit(
             LlmCalled(

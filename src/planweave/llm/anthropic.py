@@ -4,6 +4,10 @@ System messages travel apart from the conversation, tool results go back as ``to
 blocks in a user turn, and structured output is a forced tool whose ``input_schema`` is the
 requested schema (the tool's input is the data). Retries and error translation match the OpenAI
 backend.
+
+Streamed (``stream``), the call runs through ``messages.stream``: text blocks go to the delta sink
+as they arrive; tool input (a structured reply included) is gathered silently. As with OpenAI, a
+failure before the first delta is retried, one after it fails the call.
 """
 
 from __future__ import annotations
@@ -21,7 +25,14 @@ from planweave._json import TOO_DEEP_TEXT, too_deep
 from planweave.errors import ConfigError, ModelError, ModelResponseError, ModelUnavailable
 from planweave.llm._common import parse_retry_after, with_retries
 from planweave.llm._registry import ModelOptions
-from planweave.llm.base import ChatMessage, LlmRequest, LlmResponse, ModelProfile, ToolCall
+from planweave.llm.base import (
+    ChatMessage,
+    DeltaSink,
+    LlmRequest,
+    LlmResponse,
+    ModelProfile,
+    ToolCall,
+)
 from planweave.llm.pricing import price_usd
 
 __all__ = ["AnthropicModel", "messages_to_anthropic"]
@@ -94,6 +105,11 @@ def message_from_anthropic(
     if data is not None and not content:
         content = json.dumps(data, ensure_ascii=False)
     return content, data, tuple(calls)
+
+
+def _is_transport_error(exc: Exception) -> bool:
+    """Whether ``exc`` comes from the HTTP client under the SDK (httpx, or the fork it ships)."""
+    return type(exc).__module__.split(".")[0].startswith(("httpx", "httpcore"))
 
 
 class AnthropicModel:
@@ -224,6 +240,52 @@ class AnthropicModel:
             catch=(anthropic.AnthropicError,),
             max_retries=self._options.max_retries,
         )
+        return self._response(request, message, started)
+
+    async def stream(self, request: LlmRequest, on_delta: DeltaSink) -> LlmResponse:
+        """Run one Messages API call streamed: text goes to ``on_delta`` as it arrives.
+
+        Raises:
+            ModelUnavailable: As ``complete``.
+            ModelResponseError: As ``complete``.
+        """
+        client = self._get_client()
+        body = self.body(request)
+        started = time.perf_counter()
+        streamed = False
+
+        async def call() -> Message:
+            nonlocal streamed
+            try:
+                async with client.messages.stream(**body) as events:
+                    async for text in events.text_stream:
+                        if text:
+                            streamed = True
+                            on_delta(text)
+                    return await events.get_final_message()
+            except anthropic.AnthropicError as exc:
+                translated = self._translate(exc) if streamed else None
+                if translated is None:
+                    raise
+                raise translated[0] from exc
+            except Exception as exc:
+                if not _is_transport_error(exc):
+                    raise
+                # The SDK leaves a connection lost mid-stream to its HTTP client's own error.
+                raise ModelUnavailable(
+                    f"{self.name}: the stream broke off: {type(exc).__name__}: {exc}",
+                    retryable=not streamed,
+                ) from exc
+
+        message = await with_retries(
+            call,
+            translate=self._translate,
+            catch=(anthropic.AnthropicError,),
+            max_retries=self._options.max_retries,
+        )
+        return self._response(request, message, started)
+
+    def _response(self, request: LlmRequest, message: Message, started: float) -> LlmResponse:
         structured = request.schema_name if request.response_schema is not None else None
         content, data, tool_calls = message_from_anthropic(message.content, structured)
         if structured is not None and data is None:

@@ -10,6 +10,7 @@ composer, critic), and ``agent`` names the agent, so test doubles can answer by 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,10 +18,12 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "SMALL_MODEL_MARKERS",
     "ChatMessage",
+    "DeltaSink",
     "LlmRequest",
     "LlmResponse",
     "Model",
     "ModelProfile",
+    "StreamingModel",
     "ToolCall",
     "ToolSpec",
     "looks_small",
@@ -153,6 +156,26 @@ class Model(Protocol):
 
     async def aclose(self) -> None:
         """Release clients, threads and loaded weights."""
+
+
+DeltaSink = Callable[[str], None]
+"""Receives a model's reply text as it is written, a piece at a time, on the event loop."""
+
+
+@runtime_checkable
+class StreamingModel(Model, Protocol):
+    """A model that can hand out its reply while it writes it.
+
+    A model without ``stream`` still streams through the engine: its whole reply arrives as
+    one delta once the call is done (``planweave.llm.stream_reply``).
+    """
+
+    async def stream(self, request: LlmRequest, on_delta: DeltaSink) -> LlmResponse:
+        """Run one call like ``complete``, calling ``on_delta`` with each new piece of the
+        reply's text content, in order, on the event loop. Tool-call arguments are not
+        streamed; a structured-output reply streams its JSON text. The pieces joined are the
+        returned ``content`` (a provider that rewrites its text at the end may differ).
+        """
 
 
 def profile_of(model: Model) -> ModelProfile:

@@ -8,7 +8,9 @@ weights load on the first call.
 A call can be stopped. Generation streams token by token and the thread checks a stop flag
 between tokens; cancelling the coroutine that awaits the call sets the flag and waits for the
 thread to notice (one token, milliseconds), so Ctrl-C or a task timeout ends the call promptly
-and no thread keeps computing an answer nobody will read. Native tool calling is off on purpose (llama-cpp-python's
+and no thread keeps computing an answer nobody will read. Streamed (``stream``), each token's text
+is handed from the generation thread to the event loop (``call_soon_threadsafe``) and reaches the
+delta sink there, in order, before the call returns. Native tool calling is off on purpose (llama-cpp-python's
 chatml-function-calling drops tool results and returns empty text in auto mode): agents use a JSON
 action protocol through ``response_schema`` instead, which the grammar sampler enforces.
 """
@@ -21,7 +23,7 @@ import importlib.util
 import os
 import threading
 import time
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +35,7 @@ from planweave.llm._common import (
     parse_json_reply,
 )
 from planweave.llm._registry import ModelOptions
-from planweave.llm.base import LlmRequest, LlmResponse, ModelProfile
+from planweave.llm.base import DeltaSink, LlmRequest, LlmResponse, ModelProfile
 
 __all__ = [
     "DEFAULT_MODEL_FILE",
@@ -181,8 +183,14 @@ class LocalModel:
                 ) from exc
         return self._llama
 
-    def _run(self, kwargs: dict[str, Any], gen: Generation) -> dict[str, Any]:
-        """Generate in this thread, token by token, until done or ``gen.stop`` is set."""
+    def _run(
+        self,
+        kwargs: dict[str, Any],
+        gen: Generation,
+        on_text: Callable[[str], None] | None = None,
+    ) -> dict[str, Any]:
+        """Generate in this thread, token by token, until done or ``gen.stop`` is set; each
+        token's text goes to ``on_text`` (from this thread) as it comes."""
         while not self._lock.acquire(timeout=_LOCK_POLL_S):
             if gen.stop.is_set():
                 raise _Stopped
@@ -201,6 +209,8 @@ class LocalModel:
                     if text:
                         parts.append(text)
                         gen.tokens_out += 1
+                        if on_text is not None:
+                            on_text(text)
                     if choice.get("finish_reason"):
                         gen.finish_reason = choice["finish_reason"]
                     if gen.stop.is_set():
@@ -220,9 +230,22 @@ class LocalModel:
         finally:
             self._lock.release()
 
-    async def _generate(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """Run :meth:`_run` in a thread of its own; cancelling this stops the thread too."""
+    async def _generate(
+        self, kwargs: dict[str, Any], on_delta: DeltaSink | None = None
+    ) -> dict[str, Any]:
+        """Run :meth:`_run` in a thread of its own; cancelling this stops the thread too.
+
+        ``on_delta`` gets each token's text on the event loop, before the result."""
         loop = asyncio.get_running_loop()
+        on_text: Callable[[str], None] | None = None
+        if on_delta is not None:
+            sink = on_delta
+
+            def on_text(text: str) -> None:
+                # A closed loop (RuntimeError) means nobody is waiting any more.
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(sink, text)
+
         done: asyncio.Future[dict[str, Any]] = loop.create_future()
         gen = Generation()
 
@@ -240,7 +263,7 @@ class LocalModel:
             result: dict[str, Any] | None = None
             error: BaseException | None = None
             try:
-                result = self._run(kwargs, gen)
+                result = self._run(kwargs, gen, on_text)
             except _Stopped:
                 gen.stopped = True
             except BaseException as exc:  # handed to the awaiting coroutine
@@ -269,6 +292,14 @@ class LocalModel:
             gen.thread.join()  # at once: settling ``done`` was the thread's last act
             raise
 
+    async def stream(self, request: LlmRequest, on_delta: DeltaSink) -> LlmResponse:
+        """``complete``, with each token's text sent to ``on_delta`` as it is generated.
+
+        Raises:
+            The errors of :meth:`complete`.
+        """
+        return await self._complete(request, on_delta)
+
     async def complete(self, request: LlmRequest) -> LlmResponse:
         """Run one chat completion in a thread of its own (one call at a time).
 
@@ -280,6 +311,9 @@ class LocalModel:
             ModelResponseError: The prompt does not fit, or the structured reply is cut off or
                 not JSON.
         """
+        return await self._complete(request, None)
+
+    async def _complete(self, request: LlmRequest, on_delta: DeltaSink | None) -> LlmResponse:
         max_tokens = request.max_tokens or self._options.max_tokens
         kwargs: dict[str, Any] = {
             "messages": [
@@ -302,7 +336,7 @@ class LocalModel:
             kwargs["repeat_penalty"] = SMALL_MODEL_REPEAT_PENALTY
 
         started = time.perf_counter()
-        result = await self._generate(kwargs)
+        result = await self._generate(kwargs, on_delta)
         latency_ms = (time.perf_counter() - started) * 1000
 
         content: str = result["content"]

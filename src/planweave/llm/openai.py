@@ -5,6 +5,12 @@ exponential backoff and jitter, honour Retry-After, and translate every SDK erro
 ``ModelError``. Structured output uses OpenAI's ``json_schema`` format on api.openai.com and
 ``json_object`` with the schema beside it elsewhere, because llama-cpp-python's server rejects
 ``json_schema`` (with a 500, so it would otherwise be retried).
+
+Streamed (``stream``), the request asks for ``stream=True`` with usage in the final chunk
+(``stream_options.include_usage``); text content goes to the delta sink as it arrives, tool-call
+arguments are gathered silently. A server that answers with the whole completion as JSON instead
+(it does not stream) is read as such, its reply one delta. A failure before the first delta is retried like any other;
+once text has gone out, the call fails instead (a retry would send it twice).
 """
 
 from __future__ import annotations
@@ -15,14 +21,16 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlparse
 
+import httpx
 import openai
-from openai import AsyncOpenAI
-from openai.types.chat import ChatCompletion
+from openai import AsyncOpenAI, AsyncStream
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from planweave._json import loads_bounded
 from planweave.errors import ConfigError, ModelError, ModelResponseError, ModelUnavailable
 from planweave.llm._common import (
     SMALL_MODEL_REPEAT_PENALTY,
+    estimate_tokens,
     flatten_tool_messages,
     parse_json_reply,
     parse_retry_after,
@@ -31,6 +39,7 @@ from planweave.llm._common import (
 from planweave.llm._registry import ModelOptions
 from planweave.llm.base import (
     ChatMessage,
+    DeltaSink,
     LlmRequest,
     LlmResponse,
     ModelProfile,
@@ -103,6 +112,45 @@ def parse_tool_call(index: int, call_id: str | None, name: str, arguments: str) 
     if isinstance(parsed, dict):
         return ToolCall(id=call_id or f"call_{index + 1}", name=name, arguments=parsed)
     return ToolCall(id=call_id or f"call_{index + 1}", name=name, raw_arguments=arguments)
+
+
+class _Gathered:
+    """A streamed completion put back together from its chunks."""
+
+    def __init__(self) -> None:
+        self.chunks = 0
+        self.content: list[str] = []
+        # Tool calls by index: (id, name, argument pieces).
+        self.calls: dict[int, tuple[str | None, str, list[str]]] = {}
+        self.finish_reason: str | None = None
+        self.tokens: tuple[int, int] | None = None
+        self.model = ""
+
+    def add(self, chunk: ChatCompletionChunk) -> str:
+        """Take one chunk; returns its new text content."""
+        if chunk.model:
+            self.model = chunk.model
+        if chunk.usage is not None:
+            self.tokens = (chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+        if not chunk.choices:
+            return ""
+        self.chunks += 1
+        choice = chunk.choices[0]
+        if choice.finish_reason:
+            self.finish_reason = choice.finish_reason
+        delta = choice.delta
+        for call in delta.tool_calls or ():
+            call_id, name, arguments = self.calls.get(call.index, (None, "", []))
+            function = call.function
+            if function is not None:
+                name = name or (function.name or "")
+                if function.arguments:
+                    arguments.append(function.arguments)
+            self.calls[call.index] = (call_id or call.id, name, arguments)
+        text = delta.content or ""
+        if text:
+            self.content.append(text)
+        return text
 
 
 class OpenAIModel:
@@ -267,6 +315,98 @@ class OpenAIModel:
         latency_ms = (time.perf_counter() - started) * 1000
         return self._response(request, completion, latency_ms, body)
 
+    async def stream(self, request: LlmRequest, on_delta: DeltaSink) -> LlmResponse:
+        """Run one chat completion streamed: text content goes to ``on_delta`` as it arrives.
+
+        Usage comes from the stream's final chunk; a server that sends none gets an estimate
+        (four characters a token).
+
+        Raises:
+            ModelUnavailable: As ``complete``; also a connection lost once text was sent.
+            ModelResponseError: As ``complete``.
+        """
+        client = self._get_client()
+        body = {**self.body(request), "stream": True, "stream_options": {"include_usage": True}}
+        started = time.perf_counter()
+        streamed = False
+
+        async def call() -> _Gathered | ChatCompletion:
+            nonlocal streamed
+            gathered = _Gathered()
+            raw = await client.chat.completions.with_raw_response.create(**body)
+            if "text/event-stream" not in raw.headers.get("content-type", ""):
+                return await self._whole(raw.http_response)
+            chunks: AsyncStream[ChatCompletionChunk] = raw.parse()
+            try:
+                async for chunk in chunks:
+                    text = gathered.add(chunk)
+                    if text:
+                        streamed = True
+                        on_delta(text)
+            except openai.OpenAIError as exc:
+                translated = self._translate(exc) if streamed else None
+                if translated is None:
+                    raise
+                raise translated[0] from exc
+            except httpx.HTTPError as exc:
+                raise ModelUnavailable(
+                    f"{self.name} at {self._base_url}: the stream broke off: {exc}"
+                ) from exc
+            finally:
+                await chunks.close()
+            return gathered
+
+        gathered = await with_retries(
+            call,
+            translate=self._translate,
+            catch=(openai.OpenAIError,),
+            max_retries=self._options.max_retries,
+        )
+        latency_ms = (time.perf_counter() - started) * 1000
+        if isinstance(gathered, ChatCompletion):
+            response = self._response(request, gathered, latency_ms, body)
+            if response.content:
+                on_delta(response.content)
+            return response
+        if not gathered.chunks:
+            raise ModelResponseError(f"{self.name} returned no choices", retryable=True)
+        content = "".join(gathered.content)
+        tokens = gathered.tokens
+        if tokens is None:
+            prompt = sum(estimate_tokens(message.content) for message in request.messages)
+            tokens = (prompt, estimate_tokens(content))
+        calls = [gathered.calls[index] for index in sorted(gathered.calls)]
+        return self._assemble(
+            request,
+            content=content,
+            tool_calls=tuple(
+                parse_tool_call(index, call_id, name, "".join(arguments))
+                for index, (call_id, name, arguments) in enumerate(calls)
+            ),
+            finish_reason=gathered.finish_reason,
+            tokens=tokens,
+            model=gathered.model,
+            latency_ms=latency_ms,
+            body=body,
+        )
+
+    async def _whole(self, http_response: httpx.Response) -> ChatCompletion:
+        """The completion a server sent whole, as JSON, to a streamed request (one that does not
+        stream, or a proxy that buffers it)."""
+        try:
+            data = loads_bounded((await http_response.aread()).decode("utf-8", "replace"))
+        except httpx.HTTPError as exc:
+            raise ModelUnavailable(f"{self.name} at {self._base_url}: {exc}") from exc
+        except json.JSONDecodeError as exc:
+            raise ModelResponseError(
+                f"{self.name} at {self._base_url} answered a streamed request with neither "
+                "an event stream nor JSON",
+                retryable=True,
+            ) from exc
+        if not isinstance(data, dict):
+            raise ModelResponseError(f"{self.name} returned no choices", retryable=True)
+        return ChatCompletion.construct(**data)
+
     def _response(
         self,
         request: LlmRequest,
@@ -278,33 +418,53 @@ class OpenAIModel:
             raise ModelResponseError(f"{self.name} returned no choices", retryable=True)
         choice = completion.choices[0]
         message = choice.message
-        content = message.content or ""
-        tool_calls = tuple(
-            parse_tool_call(index, call.id, call.function.name, call.function.arguments)
-            for index, call in enumerate(message.tool_calls or ())
-            if call.type == "function"
+        usage = completion.usage
+        return self._assemble(
+            request,
+            content=message.content or "",
+            tool_calls=tuple(
+                parse_tool_call(index, call.id, call.function.name, call.function.arguments)
+                for index, call in enumerate(message.tool_calls or ())
+                if call.type == "function"
+            ),
+            finish_reason=choice.finish_reason,
+            tokens=(usage.prompt_tokens, usage.completion_tokens) if usage else (0, 0),
+            model=completion.model,
+            latency_ms=latency_ms,
+            body=body,
         )
+
+    def _assemble(
+        self,
+        request: LlmRequest,
+        *,
+        content: str,
+        tool_calls: tuple[ToolCall, ...],
+        finish_reason: str | None,
+        tokens: tuple[int, int],
+        model: str,
+        latency_ms: float,
+        body: dict[str, Any],
+    ) -> LlmResponse:
         data: Any = None
         if request.response_schema is not None and not tool_calls:
             data = parse_json_reply(
                 content,
                 model=self.name,
-                finish_reason=choice.finish_reason,
+                finish_reason=finish_reason,
                 max_tokens=body.get("max_tokens") or body.get("max_completion_tokens") or 0,
             )
-        usage = completion.usage
-        tokens_in = usage.prompt_tokens if usage else 0
-        tokens_out = usage.completion_tokens if usage else 0
+        tokens_in, tokens_out = tokens
         return LlmResponse(
             content=content,
             data=data,
             tool_calls=tool_calls,
-            model=completion.model or self._model,
+            model=model or self._model,
             tokens_in=tokens_in,
             tokens_out=tokens_out,
             cost_usd=price_usd(self._model, tokens_in, tokens_out),
             latency_ms=latency_ms,
-            finish_reason=choice.finish_reason,
+            finish_reason=finish_reason,
         )
 
     async def aclose(self) -> None:

@@ -14,6 +14,10 @@ and is then consumed unless it says ``repeat: true``::
         content: "The answer is 25."
         repeat: true
       - error: {type: unavailable, message: "simulated outage"}
+
+Streamed (``stream``), a reply's content arrives word by word, one delta a word, with
+``delta_delay_s`` seconds between deltas; a ``stream_gate`` holds every streamed reply after its
+first delta until the gate is set, so a test can look at a call that is still being written.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -40,7 +45,7 @@ from planweave.errors import (
 )
 from planweave.llm._common import estimate_tokens, last_user_message
 from planweave.llm._registry import ModelOptions
-from planweave.llm.base import LlmRequest, LlmResponse, ModelProfile, ToolCall
+from planweave.llm.base import DeltaSink, LlmRequest, LlmResponse, ModelProfile, ToolCall
 
 __all__ = [
     "ScriptedError",
@@ -107,6 +112,8 @@ class ScriptedReply(BaseModel):
     tool_calls: tuple[ScriptedToolCall, ...] = ()
     error: ScriptedError | None = None
     delay_s: float = Field(default=0.0, ge=0)
+    delta_delay_s: float = Field(default=0.0, ge=0)
+    """Pause between two deltas when the reply is streamed."""
     repeat: bool = False
 
     @model_validator(mode="after")
@@ -147,12 +154,22 @@ def _parse_replies(
     return parsed
 
 
+_WORD = re.compile(r"\s*\S+\s*|\s+")
+
+
+def split_words(text: str) -> list[str]:
+    """``text`` in pieces of one word each (with the spaces around it): the scripted deltas."""
+    return _WORD.findall(text)
+
+
 class ScriptedModel:
     """A model that answers from a list of scripted replies.
 
     Args:
         replies: The script, as ``ScriptedReply`` objects or mappings in the YAML format.
         name: Shown as the model name in events.
+        stream_gate: When given, every streamed reply stops after its first delta until the
+            gate is set (a test holds a call open while it looks at what was streamed).
 
     Attributes:
         requests: Every request received, in order, for assertions in tests.
@@ -169,8 +186,10 @@ class ScriptedModel:
         *,
         name: str = "scripted",
         profile: ModelProfile | None = None,
+        stream_gate: asyncio.Event | None = None,
     ) -> None:
         self._name = name
+        self.stream_gate = stream_gate
         self._profile = profile
         self._pending = _parse_replies(replies, name)
         self._lock = threading.Lock()
@@ -257,6 +276,26 @@ class ScriptedModel:
             ModelResponseError: The reply is ``error: {type: response}``, or the request asks
                 for structured output and the reply's content is not JSON.
         """
+        return (await self._answer(request))[1]
+
+    async def stream(self, request: LlmRequest, on_delta: DeltaSink) -> LlmResponse:
+        """``complete``, with the reply's content sent to ``on_delta`` a word at a time.
+
+        Raises:
+            The errors of :meth:`complete`.
+        """
+        started = time.perf_counter()
+        reply, response = await self._answer(request)
+        for index, piece in enumerate(split_words(response.content)):
+            if index and reply.delta_delay_s:
+                await asyncio.sleep(reply.delta_delay_s)
+            on_delta(piece)
+            gate = self.stream_gate
+            if index == 0 and gate is not None:
+                await gate.wait()
+        return response.model_copy(update={"latency_ms": (time.perf_counter() - started) * 1000})
+
+    async def _answer(self, request: LlmRequest) -> tuple[ScriptedReply, LlmResponse]:
         started = time.perf_counter()
         reply = self._take(request)
         if reply.delay_s:
@@ -287,7 +326,7 @@ class ScriptedModel:
             for index, call in enumerate(reply.tool_calls)
         )
         out_text = content + "".join(json.dumps(call.arguments) for call in tool_calls)
-        return LlmResponse(
+        return reply, LlmResponse(
             content=content,
             data=data,
             tool_calls=tool_calls,

@@ -5,6 +5,10 @@ Every event carries its per-job ``seq``: a client that reconnects with ``Last-Ev
 ``?after=``) gets every event after it exactly once. The streams read the job through
 ``Engine.follow_runs`` (the same follow as the Python API and ``planweave events --follow``),
 whose runs of events become one write each and whose idle ticks become keep-alives.
+
+With ``deltas=true`` a job stream also carries the pieces of model replies while they are
+written (``LlmDelta``: SSE event ``delta`` without an ``id``, WebSocket frames of type
+``LlmDelta``); they are live only, never stored, so a resumed stream does not send them again.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from planweave.bus.base import Subscription
-from planweave.events import Event, JobSubmitted
+from planweave.events import Event, JobSubmitted, LlmDelta
 from planweave.server._context import AppContext, Ctx, JobId, Tenant, context
 from planweave.server._errors import (
     ApiError,
@@ -69,9 +73,12 @@ async def _next(sub: Subscription, iterator: AsyncIterator[Event], timeout_s: fl
         return _ENDED
 
 
-async def _job_runs(ctx: AppContext, job_id: str, after: int) -> AsyncGenerator[list[Event] | None]:
+async def _job_runs(
+    ctx: AppContext, job_id: str, after: int, *, deltas: bool = False
+) -> AsyncGenerator[list[Event] | None]:
     """The engine's follow of a job, ended early when the server stops."""
-    async with contextlib.aclosing(ctx.engine.follow_runs(job_id, after_seq=after)) as runs:
+    follow = ctx.engine.follow_runs(job_id, after_seq=after, deltas=deltas)
+    async with contextlib.aclosing(follow) as runs:
         async for run in runs:
             yield run
             if ctx.closing.is_set():
@@ -84,6 +91,8 @@ _FRAMES_KEPT = 4096
 
 def _frame(event: Event, *, with_id: bool = True) -> bytes:
     """The SSE frame of an event, built once however many subscribers stream it."""
+    if isinstance(event, LlmDelta):  # no seq: never resumed from, never cached
+        return b"event: delta\ndata: " + dumps(event.model_dump(mode="json")) + b"\n\n"
     key = (event.job_id, event.seq, with_id)
     frame = _FRAMES.get(key)
     if frame is None:
@@ -159,19 +168,22 @@ def _sse_event(*, with_id: bool) -> dict[str, Any]:
         "data": {
             "type": "string",
             "contentMediaType": "application/json",
-            "description": "The event, as JSON (an Event of the JSON page)",
+            "description": "The event, as JSON (an Event of the JSON page); for the event "
+            "'delta' (with deltas=true), an LlmDelta: a piece of a model reply being written, "
+            "live only, without an id",
         },
     }
     if with_id:
         properties["id"] = {
             "type": "string",
             "pattern": "^[0-9]+$",
-            "description": "The event's seq: send it back as Last-Event-ID to resume",
+            "description": "The event's seq: send it back as Last-Event-ID to resume "
+            "(absent on 'delta' events)",
         }
     return {
         "type": "object",
         "properties": properties,
-        "required": ["event", "data", *(["id"] if with_id else [])],
+        "required": ["event", "data"],
     }
 
 
@@ -202,6 +214,13 @@ async def job_events(
     after: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     format: Literal["sse", "json"] | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = PAGE,
+    deltas: Annotated[
+        bool,
+        Query(
+            description="Also stream the pieces of model replies while they are written "
+            "(SSE event 'delta', live only, never stored)"
+        ),
+    ] = False,
     last_event_id: Annotated[
         str,
         Header(
@@ -211,7 +230,10 @@ async def job_events(
         ),
     ] = "",
 ) -> Any:
-    """The job's events: SSE, history then live until the job ends; or a JSON page."""
+    """The job's events: SSE, history then live until the job ends; or a JSON page.
+
+    With ``deltas=true`` the stream also sends ``delta`` events: the pieces of model replies
+    while they are written (live only: a JSON page never holds them)."""
     await ctx.job(job_id, tenant)
     if last_event_id.strip():
         after = int(last_event_id)  # digits only, below MAX_SEQ: the pattern saw to it
@@ -224,7 +246,9 @@ async def job_events(
         page = EventPage(events=events, next_after=events[-1].seq if events else after)
         return SafeJSONResponse(page.model_dump(mode="json"))
     return _stream_response(
-        ctx, tenant, lambda: _with_keepalives(ctx, _job_runs(ctx, job_id, after))
+        ctx,
+        tenant,
+        lambda: _with_keepalives(ctx, _job_runs(ctx, job_id, after, deltas=deltas)),
     )
 
 
@@ -262,10 +286,13 @@ async def all_events(ctx: Ctx, tenant: Tenant) -> Response:
 
 @router.websocket("/jobs/{job_id}/events/ws")
 async def job_events_ws(websocket: WebSocket, job_id: str) -> None:
-    """The job's events as JSON text frames; closes (1000) once the job has ended."""
+    """The job's events as JSON text frames; closes (1000) once the job has ended.
+
+    ``?deltas=1`` adds frames of type ``LlmDelta``: pieces of model replies being written."""
     ctx = context(websocket)
     tenant = websocket.scope.get("state", {}).get("tenant")
     raw_after = websocket.query_params.get("after", "0")
+    deltas = websocket.query_params.get("deltas", "").lower() in ("1", "true", "yes", "on")
     try:
         after = int(raw_after)
         if not 0 <= after <= MAX_SEQ:
@@ -285,16 +312,18 @@ async def job_events_ws(websocket: WebSocket, job_id: str) -> None:
         await _deny(websocket, exc.status, exc.code, exc.message, exc.headers)
         return
     try:
-        await _pump_websocket(websocket, ctx, job_id, after)
+        await _pump_websocket(websocket, ctx, job_id, after, deltas=deltas)
     finally:
         ctx.close_stream(tenant)
 
 
-async def _pump_websocket(websocket: WebSocket, ctx: AppContext, job_id: str, after: int) -> None:
+async def _pump_websocket(
+    websocket: WebSocket, ctx: AppContext, job_id: str, after: int, *, deltas: bool = False
+) -> None:
     await websocket.accept()
 
     async def pump() -> None:
-        async with contextlib.aclosing(_job_runs(ctx, job_id, after)) as events:
+        async with contextlib.aclosing(_job_runs(ctx, job_id, after, deltas=deltas)) as events:
             async for run in events:
                 for event in run or ():
                     await websocket.send_text(dumps(event.model_dump(mode="json")).decode())

@@ -21,6 +21,7 @@ from planweave.llm.base import LlmRequest, LlmResponse, Model
 
 if TYPE_CHECKING:
     from planweave.agents import AgentRegistry
+    from planweave.llm._stream import LiveReplies
     from planweave.tools._isolation import ToolProcesses
     from planweave.tools._registry import ToolRegistry
 
@@ -52,6 +53,8 @@ class ToolContext:
         tools: The registered tools (``None`` outside a task): an agent wrapped as a tool
             runs with them.
         agents: The registered agents (``None`` outside a task): handoffs name them.
+        live: Where the replies of :meth:`complete` stream while they are written, to whoever
+            watches the task live (``None``: not streamed).
     """
 
     workspace: Path
@@ -69,6 +72,7 @@ class ToolContext:
     processes: ToolProcesses | None = None
     tools: ToolRegistry | None = None
     agents: AgentRegistry | None = None
+    live: LiveReplies | None = None
 
     def remaining_s(self) -> float | None:
         """Seconds left before the task's deadline (never negative), or ``None`` without one."""
@@ -95,5 +99,10 @@ class ToolContext:
         if self.emit is None:
             return await self.model.complete(request)
         return await recorded_call(
-            self.model, request, emit=self.emit, job_id=self.job_id, task_id=self.task_id
+            self.model,
+            request,
+            emit=self.emit,
+            job_id=self.job_id,
+            task_id=self.task_id,
+            live=self.live,
         )

@@ -86,9 +86,9 @@ _ERRORS: dict[str, type[ToolError]] = {
     "ToolTimeout": ToolTimeout,
     "ToolNotFound": ToolNotFound,
 }
-_NOT_SENT = frozenset({"model", "emit", "processes", "tools", "agents"})
+_NOT_SENT = frozenset({"model", "emit", "processes", "tools", "agents", "live"})
 """Context fields that cannot cross to a worker (a model, an event sink, the pool itself, the
-registries)."""
+registries, the live reply stream)."""
 _READ_CHUNK = 1 << 16
 
 

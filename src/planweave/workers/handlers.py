@@ -148,8 +148,10 @@ class WorkerServices:
                 deadline_at=_deadline_at(item),
                 tools=self.tools,
                 agents=self.agents,
+                live=reporter.live,
             ),
             emit=reporter,
+            live=reporter.live,
             job_id=item.job_id,
             task_id=item.task_id,
             max_steps=item.max_agent_steps,
@@ -168,7 +170,11 @@ class WorkerServices:
         except (ModelError, UsageError):
             model = None
         return replace(
-            self.tool_context(item), model=model, emit=reporter, deadline_at=_deadline_at(item)
+            self.tool_context(item),
+            model=model,
+            emit=reporter,
+            deadline_at=_deadline_at(item),
+            live=reporter.live,
         )
 
 

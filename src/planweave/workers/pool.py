@@ -20,6 +20,7 @@ from planweave.bus.base import Bus, Delivery, Subscription
 from planweave.constants import ABANDON_EVENT_TYPES, CONTROL_TOPIC, QUEUE_PREFIX, WORKER_LOST
 from planweave.events import LlmCalled, ToolCalled, new_id, validated
 from planweave.messages import CallReport, Outcome, StartedReport, WorkItem
+from planweave.workers._deltas import DeltaPublisher
 
 __all__ = ["Handler", "Reporter", "WorkerPool"]
 
@@ -30,13 +31,22 @@ _SPARE_STOP_S = 1.0
 
 
 class Reporter:
-    """Sends a running task's LLM and tool calls to the control plane as they happen."""
+    """Sends a running task's LLM and tool calls to the control plane as they happen, and
+    (``live``) its model replies to live followers while they are written."""
 
-    __slots__ = ("_bus", "_item")
+    __slots__ = ("_bus", "_item", "_live")
 
     def __init__(self, bus: Bus, item: WorkItem) -> None:
         self._bus = bus
         self._item = item
+        self._live: DeltaPublisher | None = None
+
+    @property
+    def live(self) -> DeltaPublisher:
+        """Where the task's model calls stream their replies (the job's live topic)."""
+        if self._live is None:
+            self._live = DeltaPublisher(self._bus, self._item)
+        return self._live
 
     async def __call__(self, event: LlmCalled | ToolCalled) -> None:
         item = self._item

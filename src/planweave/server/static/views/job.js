@@ -11,6 +11,7 @@ import { asText, clear, fmtBytes, fmtCost, fmtDuration, fmtTime, fmtTokens, h, r
 import { renderMarkdown } from "../markdown.js";
 import { notify, reportError } from "../notice.js";
 import { followEvents } from "../sse.js";
+import { LiveReplies, showLiveReply } from "../replies.js";
 import { renderTaskDetail, renderValue } from "./task.js";
 
 const STATUSES = ["pending", "ready", "running", "succeeded", "failed", "cancelled"];
@@ -54,6 +55,9 @@ export function eventDetail(ev) {
   }
 }
 
+// Events after which a task's reply being written is no longer shown.
+const REPLY_ENDS = new Set(["TaskCompleted", "TaskFailed", "TaskCancelled", "TaskRetrying"]);
+
 export function mountJob(container, { jobId }) {
   const st = {
     job: null,
@@ -66,6 +70,7 @@ export function mountJob(container, { jobId }) {
     streamed: 0,
     streamState: "connecting",
   };
+  const replies = new LiveReplies();
   const controller = new AbortController();
   const opts = { signal: controller.signal };
   const timers = new Set();
@@ -351,6 +356,10 @@ export function mountJob(container, { jobId }) {
     addEventRow(ev);
     const id = ev.task_id;
     const task = id ? st.tasks.get(id) : null;
+    if (id && REPLY_ENDS.has(ev.type)) {
+      replies.drop(id);
+      if (id === st.selected) showLiveReply(panel, id, "");
+    }
     switch (ev.type) {
       case "TaskReady":
         patchTask(id, { status: "ready" });
@@ -440,9 +449,14 @@ export function mountJob(container, { jobId }) {
       return;
     }
     st.stream = followEvents({
-      path: api.eventsPath(jobId),
+      path: `${api.eventsPath(jobId)}?deltas=true`,
       lastEventId: () => st.lastSeq || null,
       onEvent: (ev) => {
+        if (ev && ev.type === "LlmDelta") {
+          const id = replies.add(ev);
+          if (id && id === st.selected) showLiveReply(panel, id, replies.text(id));
+          return;
+        }
         st.streamed += 1;
         live.setAttribute("data-streamed", String(st.streamed));
         applyEvent(ev);
@@ -511,6 +525,7 @@ export function mountJob(container, { jobId }) {
           onSelect: selectTask,
         }),
       );
+      showLiveReply(panel, id, replies.text(id));
       // Keep what the user opened or closed, and where they were, across live refreshes.
       if (openBefore.length) panel.querySelectorAll("details").forEach((d, i) => {
         if (i < openBefore.length) d.open = openBefore[i];
