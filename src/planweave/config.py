@@ -204,6 +204,11 @@ class Settings(BaseModel):
         tools: Your tools, loaded by every command that runs or plans jobs: ``package.module``
             (every ``@tool`` in it), ``package.module:name`` (a tool or a list of tools) or a
             ``file.py``. Give every process of a cluster the same list.
+        hooks: Hooks every job runs with (``planweave.hooks``): a built-in (``logging``,
+            ``metrics``, ``tracing``, ``redaction``), ``package.module:name`` or
+            ``file.py:name``. Give every process of a cluster the same list.
+        job_hooks: Hooks that run only for jobs whose ``hooks`` option names them, loaded
+            like ``hooks``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -260,6 +265,8 @@ class Settings(BaseModel):
     worker_concurrency: int | None = Field(default=None, ge=1, le=10_000)
     worker_grace_s: float = Field(default=DEFAULT_WORKER_GRACE_S, ge=0, allow_inf_nan=False)
     tools: tuple[str, ...] = ()
+    hooks: tuple[str, ...] = ()
+    job_hooks: tuple[str, ...] = ()
 
     @field_validator("tokens", mode="before")
     @classmethod
@@ -301,7 +308,13 @@ class Settings(BaseModel):
         return hash_token(value.strip())
 
     @field_validator(
-        "api_models", "private_network_tenants", "worker_kinds", "tools", mode="before"
+        "api_models",
+        "private_network_tenants",
+        "worker_kinds",
+        "tools",
+        "hooks",
+        "job_hooks",
+        mode="before",
     )
     @classmethod
     def _model_list(cls, value: Any) -> Any:
@@ -387,9 +400,19 @@ class Settings(BaseModel):
                 max_cost_usd=self.max_cost_usd, max_job_tokens=self.max_job_tokens
             ),
             "tenant_quotas": self.tenant_quotas(),
+            **(_hook_kwargs(self.hooks, self.job_hooks) if with_tools else {}),
             **leases,
             **artifacts,
         }
+
+
+def _hook_kwargs(hooks: tuple[str, ...], job_hooks: tuple[str, ...]) -> dict[str, Any]:
+    """``Engine`` keyword arguments for the hooks settings name (none: nothing imported)."""
+    if not hooks and not job_hooks:
+        return {}
+    from planweave.hooks import load_hooks
+
+    return {"hooks": load_hooks(hooks), "job_hooks": load_hooks(job_hooks)}
 
 
 def load_settings(

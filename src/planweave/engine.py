@@ -40,6 +40,7 @@ from planweave.errors import (
     UsageError,
 )
 from planweave.events import Event, JobOptions, Usage, new_id
+from planweave.hooks import Hook, HookRegistry
 from planweave.plan import Plan, TaskSpec, validate_plan
 from planweave.state import JobState
 from planweave.store import Store, open_store
@@ -108,6 +109,10 @@ class Engine(ClusterOps):
             URL (``file:///shared/folder``, ``s3://bucket/prefix?endpoint_url=...``) or an
             ``ArtifactStore``. Default: each job's workspace. Workers store each file a task
             produced before reporting the task done; ``delete`` deletes a job's files.
+        hooks: Hooks that run for every job (``planweave.hooks``): at model and tool calls,
+            tasks and workflow steps in the workers here, at job start and end in the control
+            plane here.
+        job_hooks: Hooks that run only for the jobs whose ``JobOptions.hooks`` names them.
     """
 
     def __init__(
@@ -134,6 +139,8 @@ class Engine(ClusterOps):
         job_defaults: JobOptions | None = None,
         tenant_quotas: TenantQuotas | None = None,
         artifact_store: str | ArtifactStore | None = None,
+        hooks: Iterable[Hook] = (),
+        job_hooks: Iterable[Hook] = (),
     ) -> None:
         # Absolute, so workspace and artifact paths mean the same from any directory.
         self.data_dir = Path(data_dir if data_dir is not None else DEFAULT_DATA_DIR).resolve()
@@ -198,6 +205,8 @@ class Engine(ClusterOps):
                 ),
             ),
         )
+        self.hooks = HookRegistry(hooks, job_hooks)
+        self.plane.hooks = self.hooks or None
         if self._extra_tools or self._extra_agents:
             # A caller's tools and agents are checked now, so a bad one fails here.
             self._parts()
@@ -301,6 +310,7 @@ class Engine(ClusterOps):
                 allow_private_network=self.allow_private_network,
                 tool_processes=self._tool_processes,
                 artifact_store=self.artifact_store,
+                hooks=self.hooks or None,
             )
             for kind in self.worker_kinds:
                 size = self.concurrency[kind]
@@ -403,6 +413,7 @@ class Engine(ClusterOps):
         await self.start()
         self._parts()
         opts = _options(options or self.job_defaults, option_fields)
+        self.hooks.check(opts.hooks)
         if opts.model is None:  # recorded, so a resume in another process uses the same model
             opts = opts.model_copy(update={"model": self._default_model})
         if opts.allow_private_network is None:  # recorded like the model

@@ -203,6 +203,8 @@ class JobOptions(BaseModel):
             the engine or worker); ``None`` takes the engine's setting when the job is
             submitted. API jobs get it only for the tenants the server lists in
             ``private_network_tenants``.
+        hooks: Names of job hooks (registered with ``Engine(job_hooks=...)`` or the
+            ``job_hooks`` setting) that run for this job besides the engine's own hooks.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
@@ -226,6 +228,7 @@ class JobOptions(BaseModel):
     priority: int = 0
     workspace: str | None = None
     allow_private_network: bool | None = None
+    hooks: tuple[str, ...] = ()
 
 
 class EventBase(BaseModel):

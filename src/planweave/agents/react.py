@@ -43,6 +43,7 @@ from planweave.agents._context import AgentContext, call_model
 from planweave.agents._text import input_budget_chars, render_inputs
 from planweave.constants import DEFAULT_MAX_TOOL_CALLS, DEFAULT_MAX_TOOL_CALLS_PER_STEP
 from planweave.errors import ConfigError, ModelResponseError
+from planweave.hooks import Hook, with_agent_hooks
 from planweave.llm.base import ChatMessage, LlmRequest, LlmResponse, ToolCall, ToolSpec, profile_of
 from planweave.tools import ToolContext, run_tool_call
 
@@ -228,6 +229,8 @@ class ReactAgent:
         instructions: Extra guidance appended to the system prompt.
         tools: Names of the tools it may use (``None``: every registered tool).
         max_steps: Model calls before it must answer (``None``: ``ctx.max_steps``).
+        hooks: Hooks in force only while this agent runs (its model and tool calls), after
+            the engine's and the job's (``planweave.hooks``).
     """
 
     def __init__(
@@ -237,6 +240,7 @@ class ReactAgent:
         instructions: str | None = None,
         tools: Sequence[str] | None = None,
         max_steps: int | None = None,
+        hooks: Sequence[Hook] = (),
     ) -> None:
         if max_steps is not None and max_steps < 1:
             raise ConfigError(f"agent {name!r}: max_steps must be at least 1, not {max_steps}")
@@ -244,10 +248,12 @@ class ReactAgent:
         self.instructions = instructions
         self.tools = tuple(tools) if tools is not None else None
         self.max_steps = max_steps
+        self.hooks = tuple(hooks)
 
     def __repr__(self) -> str:
         return f"ReactAgent(name={self.name!r}, tools={self.tools!r})"
 
+    @with_agent_hooks
     async def run(self, task: AgentTask, ctx: AgentContext) -> AgentResult:
         """Carry out ``task`` with the model and tools in ``ctx``.
 

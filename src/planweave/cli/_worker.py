@@ -69,6 +69,16 @@ GraceOpt = Annotated[
     ),
 ]
 
+HookOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--hook",
+        help="A hook every job runs with here (repeatable): logging, metrics, tracing, "
+        "redaction, or package.module:name",
+        show_default=False,
+    ),
+]
+
 
 def _shared_bus(settings: Settings, command: str) -> None:
     from planweave._backends import scheme_of
@@ -92,6 +102,7 @@ def worker(
     work_lease_s: WorkLeaseOpt = None,
     grace_s: GraceOpt = None,
     tools: ToolsOpt = None,
+    hook: HookOpt = None,
 ) -> None:
     """Run worker pools that take work from a shared bus (no control plane, no API).
 
@@ -109,6 +120,7 @@ def worker(
         worker_concurrency=concurrency,
         worker_grace_s=grace_s,
         tools=tools,
+        hooks=tuple(hook) if hook else None,
     )
     _shared_bus(settings, "worker")
     run_async(_work(settings))

@@ -147,5 +147,6 @@ def work_item(
             "max_result_bytes": options.max_result_bytes,
             "allow_subplans": task.depth + 1 < options.max_plan_depth,
             "known_tools": settings.known_tools,
+            "hooks": options.hooks,
         },
     )
