@@ -17,7 +17,9 @@ from planweave.hooks._hook import Hook
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-__all__ = ["LATENCY_BUCKETS_S", "MetricsHook"]
+    from planweave.hooks._registry import HookRegistry
+
+__all__ = ["LATENCY_BUCKETS_S", "MetricsHook", "hook_metrics"]
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -110,3 +112,10 @@ class MetricsHook(Hook):
 
     async def after_task(self, ctx: AfterTask) -> None:
         self._child(self.task_attempts, ctx.item.worker, ctx.outcome.status).inc()
+
+
+def hook_metrics(registry: HookRegistry) -> bytes:
+    """The text exposition of every metrics hook an engine holds (``b""``: none), for
+    ``/metrics``."""
+    hooks = (*registry.always.hooks, *registry.by_name.values())
+    return b"".join(h.exposition() for h in hooks if isinstance(h, MetricsHook))

@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -46,7 +46,6 @@ DEFAULT_PATTERNS: tuple[str, ...] = (
 
 _SECRET_NAME = re.compile(r"(?i)(API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|PRIVATE_KEY)")
 MIN_SECRET_CHARS = 8  # shorter values ("1", "true") would mask ordinary words
-_LOGGING: list[Redactor] = []  # redactors already masking this process's log records
 
 
 class Redactor:
@@ -71,6 +70,7 @@ class Redactor:
         parts = [re.escape(s) for s in known]
         parts += list(DEFAULT_PATTERNS if patterns is None else patterns)
         self._re = re.compile("|".join(f"(?:{p})" for p in parts)) if parts else None
+        self._log_factory: Callable[..., logging.LogRecord] | None = None
 
     def text(self, text: str) -> str:
         """``text`` with every secret masked."""
@@ -93,10 +93,9 @@ class Redactor:
     def install_log_filter(self) -> None:
         """Mask secrets in every log record of this process (message and traceback), whatever
         logger or handler it goes to."""
-        if self in _LOGGING:
-            return
-        _LOGGING.append(self)
         previous = logging.getLogRecordFactory()
+        if previous is self._log_factory:
+            return
         redactor = self
         formatter = logging.Formatter()
 
@@ -111,6 +110,7 @@ class Redactor:
                 record.exc_text = redactor.text(formatter.formatException(record.exc_info))
             return record
 
+        self._log_factory = factory
         logging.setLogRecordFactory(factory)
 
 
