@@ -95,9 +95,11 @@ async def test_the_servers_metrics_include_the_hooks_metrics(tmp_path: Path) -> 
 
 async def test_json_log_lines_for_each_call_task_and_job(tmp_path: Path) -> None:
     path = tmp_path / "hooks.jsonl"
-    async with engine_for(tmp_path, REPLIES, hooks=[JsonLogHook(path)]) as engine:
+    log_hook = JsonLogHook(path)
+    async with engine_for(tmp_path, REPLIES, hooks=[log_hook]) as engine:
         result = await engine.run(plan=PLAN)
         assert result.ok, result.error
+    log_hook.close()
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     kinds = [line["event"] for line in lines]
     assert kinds == ["job_start", "model_call", "tool_call", "model_call", "task", "job_end"]
@@ -202,7 +204,8 @@ async def test_a_canary_secret_never_reaches_events_logs_traces_or_the_api(
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     log_path = tmp_path / "hooks.jsonl"
-    hooks = [TracingHook(provider), JsonLogHook(log_path), RedactionHook()]
+    log_hook = JsonLogHook(log_path)
+    hooks = [TracingHook(provider), log_hook, RedactionHook()]
     caplog.set_level(logging.INFO)
     engine = engine_for(tmp_path, replies, tools=[read_config], hooks=hooks)
     settings = Settings.model_validate(
@@ -226,6 +229,7 @@ async def test_a_canary_secret_never_reaches_events_logs_traces_or_the_api(
                 ]
     finally:
         await engine.close()
+        log_hook.close()
     stored = json.dumps([e.model_dump(mode="json") for e in await _events(tmp_path, job_id)])
     assert "[REDACTED]" in stored and "The token is [REDACTED]." in stored
     assert CANARY not in stored

@@ -190,6 +190,8 @@ async def before_tool_call(
     Raises:
         PolicyViolation: a hook vetoed the call (the caller reads it as a ``policy`` error).
     """
+    if not hooks.serves("before_tool_call"):
+        return args if isinstance(args, dict) else dict(args)
     before = BeforeToolCall(
         job_id=ctx.job_id, task_id=ctx.task_id or None, agent=ctx.agent, name=name, args=dict(args)
     )
@@ -205,6 +207,8 @@ async def after_tool_call(
 ) -> ToolResult:
     """Run the ``after_tool_call`` hooks: the result the caller and the event log see (a veto
     turns it into a ``policy`` error)."""
+    if not hooks.serves("after_tool_call"):
+        return result
     after = AfterToolCall(
         job_id=ctx.job_id,
         task_id=ctx.task_id or None,

@@ -2,7 +2,8 @@
 workflow step, job start and job end.
 
 Lines go to a logger (``planweave.hooks.log`` by default, at INFO: the process's log setup
-decides where they land) or, with ``path``, are appended to a file. Prompts, replies and tool
+decides where they land) or, with ``path``, are appended to a file (flushed when a job starts or
+ends, and at most a second after any line; :meth:`JsonLogHook.close` flushes the rest). Prompts, replies and tool
 results are left out (the event log keeps them); what is logged is who, what, how long, how
 many tokens, what it cost and how it ended.
 """
@@ -14,7 +15,7 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from planweave.hooks._contexts import (
     AfterModelCall,
@@ -29,6 +30,8 @@ from planweave.hooks._hook import Hook
 __all__ = ["JsonLogHook"]
 
 ERROR_CHARS = 500
+FLUSH_EVERY_S = 1.0
+_encode = json.JSONEncoder(ensure_ascii=False, default=str).encode  # built once, not per line
 
 
 class JsonLogHook(Hook):
@@ -54,17 +57,35 @@ class JsonLogHook(Hook):
         self.logger = logging.getLogger(logger)
         self.level = level
         self._lock = threading.Lock()
+        self._out: TextIO | None = None
+        self._flushed_at = 0.0
 
-    def _write(self, record: dict[str, Any]) -> None:
+    def _write(self, record: dict[str, Any], *, flush: bool = False) -> None:
         if self.path is None and not self.logger.isEnabledFor(self.level):
             return
         record["at"] = round(time.time(), 6)
-        line = json.dumps(record, ensure_ascii=False, default=str)
+        line = _encode(record)
         if self.path is None:
             self.logger.log(self.level, line)
             return
-        with self._lock, self.path.open("a", encoding="utf-8") as out:
+        with self._lock:
+            out = self._out
+            if out is None:
+                out = self._out = self.path.open("a", encoding="utf-8")
             out.write(line + "\n")
+            now = time.monotonic()
+            # At a job's start and end, and at most once a second in between: one write call
+            # per line would cost more than the line.
+            if flush or now - self._flushed_at >= FLUSH_EVERY_S:
+                out.flush()
+                self._flushed_at = now
+
+    def close(self) -> None:
+        """Flush and close the file (a later line opens it again)."""
+        with self._lock:
+            if self._out is not None:
+                self._out.close()
+                self._out = None
 
     async def after_model_call(self, ctx: AfterModelCall) -> None:
         response = ctx.response
@@ -127,10 +148,12 @@ class JsonLogHook(Hook):
         )
 
     async def job_start(self, ctx: JobStart) -> None:
-        self._write({"event": "job_start", "job_id": ctx.job_id, "resumed": ctx.resumed})
+        self._write(
+            {"event": "job_start", "job_id": ctx.job_id, "resumed": ctx.resumed}, flush=True
+        )
 
     async def job_end(self, ctx: JobEnd) -> None:
         record: dict[str, Any] = {"event": "job_end", "job_id": ctx.job_id, "status": ctx.status}
         if ctx.error:
             record["error"] = ctx.error[:ERROR_CHARS]
-        self._write(record)
+        self._write(record, flush=True)

@@ -44,6 +44,7 @@ _TOOL_SPAN: ContextVar[Span | None] = ContextVar("planweave_tool_span", default=
 _STEP_SPAN: ContextVar[Span | None] = ContextVar("planweave_step_span", default=None)
 
 GOAL_ATTRIBUTE_CHARS = 300
+MAX_KEPT_PARENTS = 1024
 
 
 def _provider_of(model: str) -> str:
@@ -77,6 +78,7 @@ class TracingHook(Hook):
         self._propagator = TraceContextTextMapPropagator()
         self._jobs: dict[str, tuple[Span, str]] = {}  # job id -> its span and traceparent
         self._tasks: dict[tuple[str, str], Span] = {}  # (job id, task id) -> the task's span
+        self._parents: dict[str, Context] = {}  # traceparent -> its context, parsed once
 
     @classmethod
     def from_env(cls) -> TracingHook:
@@ -138,7 +140,13 @@ class TracingHook(Hook):
         item = ctx.item
         parent: Context | None = None
         if item.trace:
-            parent = self._propagator.extract({"traceparent": item.trace})
+            parent = self._parents.get(item.trace)
+            if parent is None:
+                if len(self._parents) >= MAX_KEPT_PARENTS:
+                    self._parents.clear()
+                parent = self._parents[item.trace] = self._propagator.extract(
+                    {"traceparent": item.trace}
+                )
         elif item.job_id in self._jobs:
             parent = self._trace.set_span_in_context(self._jobs[item.job_id][0])
         attributes: dict[str, Any] = {
