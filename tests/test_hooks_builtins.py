@@ -99,7 +99,6 @@ async def test_json_log_lines_for_each_call_task_and_job(tmp_path: Path) -> None
     async with engine_for(tmp_path, REPLIES, hooks=[log_hook]) as engine:
         result = await engine.run(plan=PLAN)
         assert result.ok, result.error
-    log_hook.close()
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     kinds = [line["event"] for line in lines]
     assert kinds == ["job_start", "model_call", "tool_call", "model_call", "task", "job_end"]
@@ -228,8 +227,7 @@ async def test_a_canary_secret_never_reaches_events_logs_traces_or_the_api(
                     (await client.get(f"/v1/jobs/{job_id}/events")).text,
                 ]
     finally:
-        await engine.close()
-        log_hook.close()
+        await engine.close()  # closes the log hook's file
     stored = json.dumps([e.model_dump(mode="json") for e in await _events(tmp_path, job_id)])
     assert "[REDACTED]" in stored and "The token is [REDACTED]." in stored
     assert CANARY not in stored

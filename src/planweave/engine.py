@@ -340,6 +340,7 @@ class Engine(ClusterOps):
                 self._tool_processes = None
             if self.run_plane:
                 await self.plane.stop()
+            self.hooks.close()  # after the last job end: its lines and spans are out
             if self._models is not None:
                 await self._models.aclose()
             await self.bus.close()

@@ -63,6 +63,10 @@ class Hook:
                 found[point] = getattr(self, point)
         return found
 
+    def close(self) -> None:
+        """Release what the hook holds (an open file, an exporter); ``Engine.close`` calls it.
+        A hook used again afterwards must still work."""
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, priority={self.priority})"
 

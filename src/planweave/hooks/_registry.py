@@ -58,6 +58,14 @@ class HookRegistry:
     def __bool__(self) -> bool:
         return bool(self.always) or bool(self.by_name)
 
+    def close(self) -> None:
+        """Close every hook (each once); a failing one is logged."""
+        for one in dict.fromkeys((*self.always.hooks, *self.by_name.values())):
+            try:
+                one.close()
+            except Exception:
+                log.exception("closing hook %r failed", one.name)
+
     def check(self, names: Iterable[str]) -> None:
         """Refuse job hook names this registry does not hold.
 

@@ -15,6 +15,7 @@ Spans go to the tracer provider given, or to the global one. :meth:`TracingHook.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -79,6 +80,7 @@ class TracingHook(Hook):
         self._jobs: dict[str, tuple[Span, str]] = {}  # job id -> its span and traceparent
         self._tasks: dict[tuple[str, str], Span] = {}  # (job id, task id) -> the task's span
         self._parents: dict[str, Context] = {}  # traceparent -> its context, parsed once
+        self._flush: Callable[[], object] | None = None
 
     @classmethod
     def from_env(cls) -> TracingHook:
@@ -96,7 +98,14 @@ class TracingHook(Hook):
         service = os.environ.get("OTEL_SERVICE_NAME", "planweave")
         provider = TracerProvider(resource=Resource.create({"service.name": service}))
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-        return cls(provider)
+        hook = cls(provider)
+        hook._flush = provider.force_flush
+        return hook
+
+    def close(self) -> None:
+        """Send the spans still buffered (for the exporter :meth:`from_env` set up)."""
+        if self._flush is not None:
+            self._flush()
 
     # --- the job's trace -------------------------------------------------------------------
 
