@@ -106,9 +106,16 @@ async def test_a_vetoed_model_call_fails_the_task_for_good_with_the_reason(tmp_p
     async def refuse(ctx: BeforeModelCall) -> None:
         raise HookVeto("no model calls after hours")
 
-    async with engine_for(tmp_path, echo_then_answer(), hooks=[refuse]) as engine:
+    seen: list[str | None] = []
+
+    @hook("after_model_call")
+    async def observe(ctx: AfterModelCall) -> None:
+        seen.append(ctx.error)
+
+    async with engine_for(tmp_path, echo_then_answer(), hooks=[refuse, observe]) as engine:
         result = await engine.run(plan=one_task(), max_attempts=3)
         assert not result.ok
+        assert len(seen) == 1 and seen[0] is not None and "after hours" in seen[0]
         (failed,) = await of_type(engine, result.job_id, TaskFailed)
         assert failed.error_type == "vetoed"
         assert failed.attempt == 1  # not retried
@@ -212,10 +219,17 @@ async def test_a_vetoed_task_fails_for_good_before_it_runs(tmp_path: Path) -> No
             TaskSpec(id="b", kind="tool", tool="mark", args={"name": "b"}),
         )
     )
-    async with engine_for(tmp_path, [], tools=[mark], hooks=[gate]) as engine:
+    ended: dict[str, str] = {}
+
+    @hook("after_task")
+    async def observe(ctx: AfterTask) -> None:
+        ended[ctx.task_id] = ctx.outcome.status
+
+    async with engine_for(tmp_path, [], tools=[mark], hooks=[gate, observe]) as engine:
         result = await engine.run(plan=plan, max_attempts=3)
         assert not result.ok
         assert ran == ["a"]
+        assert ended == {"a": "succeeded", "b": "failed"}  # the after hooks see the veto
         (failed,) = await of_type(engine, result.job_id, TaskFailed)
         assert failed.task_id == "b" and failed.error_type == "vetoed" and failed.attempt == 1
         assert "task b is off limits" in failed.error
