@@ -4,6 +4,7 @@ never reaches events, logs or the API."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 from pathlib import Path
@@ -15,7 +16,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from planweave import Engine, Plan, TaskSpec, tool
+from planweave import Engine, MissingDependency, Plan, TaskSpec, tool
 from planweave.config import Settings
 from planweave.hooks import JsonLogHook, MetricsHook, RedactionHook, Redactor, TracingHook
 from planweave.llm import ScriptedModel
@@ -258,3 +259,17 @@ def test_the_redactor_masks_known_secrets_and_key_shapes() -> None:
     assert custom.text("user ID-123456 sk-abcdefghijklmnopqrstuvwx") == (
         "user [REDACTED] sk-abcdefghijklmnopqrstuvwx"
     )
+
+
+def test_tracing_by_name_exports_over_otlp_when_an_endpoint_is_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    assert isinstance(TracingHook.from_env(), TracingHook)  # the global provider
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1")
+    if importlib.util.find_spec("opentelemetry.exporter") is None:  # planweave[otlp] absent
+        with pytest.raises(MissingDependency, match=r"planweave\[otlp\]"):
+            TracingHook.from_env()
+    else:
+        hook = TracingHook.from_env()
+        assert isinstance(hook.tracer_provider, TracerProvider)

@@ -73,6 +73,7 @@ HookOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--hook",
+        metavar="HOOK",
         help="A hook every job runs with here (repeatable): logging, metrics, tracing, "
         "redaction, or package.module:name",
         show_default=False,

@@ -75,6 +75,7 @@ class TracingHook(Hook):
             raise MissingDependency("opentelemetry-api", "otel") from exc
         self._trace = trace
         provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
+        self.tracer_provider = provider
         self.tracer: Tracer = provider.get_tracer("planweave")
         self._propagator = TraceContextTextMapPropagator()
         self._jobs: dict[str, tuple[Span, str]] = {}  # job id -> its span and traceparent
