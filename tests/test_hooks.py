@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -499,3 +499,20 @@ def test_settings_load_hooks_from_the_environment(tmp_path: Path) -> None:
     kwargs = settings.engine_kwargs()
     assert [h.name for h in kwargs["hooks"]] == ["logging", "metrics"]
     assert [h.name for h in kwargs["job_hooks"]] == ["redaction"]
+
+
+async def test_a_hook_returning_the_wrong_context_is_ignored_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from planweave.hooks import HookSet
+
+    @hook("before_step", name="confused")
+    async def confused(ctx: BeforeStep) -> Any:
+        return "not a context"
+
+    caplog.set_level(logging.ERROR, logger="planweave.hooks")
+    ctx = BeforeStep(job_id="j", task_id="t", workflow="w", step="s", input=1)
+    assert await HookSet([confused]).run("before_step", ctx) is ctx
+    assert any("'confused' returned a str" in r.getMessage() for r in caplog.records)
+    with pytest.raises(ValueError, match="unknown hook point 'before_everything'"):
+        hook(cast(Any, "before_everything"))(confused.fn)
