@@ -9,6 +9,7 @@ work).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from collections.abc import Callable, Coroutine, Iterable, Iterator
@@ -165,6 +166,19 @@ async def before_model_call(
     except HookVeto as veto:
         from planweave.events import LlmCalled
 
+        # The after hooks see the refused call as a failed one (metrics count it, spans end).
+        refused = AfterModelCall(
+            job_id=job_id,
+            task_id=task_id,
+            agent=request.agent,
+            model=model.name,
+            request=request,
+            response=None,
+            error=f"HookVeto: {veto}",
+            latency_ms=0.0,
+        )
+        with contextlib.suppress(HookVeto):
+            await hooks.run("after_model_call", refused)
         await emit(
             LlmCalled(
                 job_id=job_id,

@@ -100,26 +100,27 @@ class HookRegistry:
         self, item: WorkItem, run: Callable[[WorkItem], Awaitable[Outcome]]
     ) -> Outcome:
         """Run one attempt with its job's hooks in force (for its model and tool calls too):
-        ``before_task``, the attempt, ``after_task``. A veto fails the attempt for good."""
+        ``before_task``, the attempt, ``after_task`` (which also sees an attempt vetoed before
+        it ran). A veto fails the attempt for good."""
         try:
             hooks = self.for_job(item.hooks)
         except UsageError as exc:
             return _vetoed(item, str(exc), error_type="usage")
         token = _ACTIVE.set(hooks)
         try:
-            if hooks.tasks:
-                try:
-                    item = (await hooks.run("before_task", BeforeTask(item=item))).item
-                except HookVeto as veto:
-                    return _vetoed(item, str(veto))
-            outcome = await run(item)
-            if hooks.tasks:
-                try:
-                    after = await hooks.run("after_task", AfterTask(item=item, outcome=outcome))
-                except HookVeto as veto:
-                    return _vetoed(item, str(veto), calls=outcome.calls)
-                outcome = after.outcome
-            return outcome
+            if not hooks.tasks:
+                return await run(item)
+            try:
+                item = (await hooks.run("before_task", BeforeTask(item=item))).item
+            except HookVeto as veto:
+                outcome = _vetoed(item, str(veto))  # the after hooks see it (end spans, count)
+            else:
+                outcome = await run(item)
+            try:
+                after = await hooks.run("after_task", AfterTask(item=item, outcome=outcome))
+            except HookVeto as veto:
+                return _vetoed(item, str(veto), calls=outcome.calls)
+            return after.outcome
         finally:
             _ACTIVE.reset(token)
 
