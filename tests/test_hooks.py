@@ -4,6 +4,9 @@ hook that raises, ordering, and engine, per-agent and per-job registration."""
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
@@ -32,6 +35,7 @@ from planweave.hooks import (
 )
 from planweave.llm import ChatMessage, ScriptedModel
 
+ROOT = Path(__file__).resolve().parent.parent
 CALL_ECHO = {
     "match": {"role": "executor", "contains": "Echo"},
     "tool_calls": [{"name": "echo", "arguments": {"text": "hello"}}],
@@ -516,3 +520,46 @@ async def test_a_hook_returning_the_wrong_context_is_ignored_and_logged(
     assert any("'confused' returned a str" in r.getMessage() for r in caplog.records)
     with pytest.raises(ValueError, match="unknown hook point 'before_everything'"):
         hook(cast(Any, "before_everything"))(confused.fn)
+
+
+def test_planweave_run_loads_hooks_by_name_from_flags_and_the_environment(tmp_path: Path) -> None:
+    (tmp_path / "audit_hooks.py").write_text(
+        "from pathlib import Path\n"
+        "from planweave.hooks import Hook\n"
+        "class Audit(Hook):\n"
+        "    name = 'audit'\n"
+        "    async def after_tool_call(self, ctx):\n"
+        "        with Path('audit.txt').open('a') as out:\n"
+        "            out.write(f'{ctx.name} {ctx.result.ok}\\n')\n"
+    )
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        "tasks:\n  - {id: t, kind: tool, tool: calculator, args: {expression: '1+1'}}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLANWEAVE_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT), str(tmp_path)])
+    store = ["--store", f"sqlite:///{tmp_path / 'jobs.db'}", "--data-dir", str(tmp_path / "data")]
+    command = [sys.executable, "-m", "planweave.cli", "run", "--plan", str(plan), *store, "--json"]
+    by_flag = subprocess.run(
+        [*command, "--hook", "audit_hooks:Audit"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert by_flag.returncode == 0, by_flag.stderr
+    by_env = subprocess.run(
+        command,
+        cwd=tmp_path,
+        env={**env, "PLANWEAVE_HOOKS": "audit_hooks:Audit"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert by_env.returncode == 0, by_env.stderr
+    assert (tmp_path / "audit.txt").read_text() == "calculator True\ncalculator True\n"
+    bad = subprocess.run(
+        [*command, "--hook", "nosuch"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert bad.returncode != 0 and "not a built-in hook" in bad.stderr

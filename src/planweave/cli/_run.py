@@ -21,6 +21,7 @@ from planweave.cli._common import (
     ClaimLeaseOpt,
     ConfigOpt,
     DataDirOpt,
+    HookOpt,
     JobArg,
     JsonOpt,
     ModelOpt,
@@ -107,6 +108,7 @@ def run(
     bus: BusOpt = None,
     workers: WorkersOpt = None,
     tools: ToolsOpt = None,
+    hook: HookOpt = None,
 ) -> None:
     """Plan and carry out GOAL (or run --plan FILE), showing a live tree of its tasks."""
     from planweave.cli._checks import check_model, check_writable
@@ -125,6 +127,7 @@ def run(
         bus=bus,
         workers=workers,
         tools=tools,
+        hooks=tuple(hook) if hook else None,
     )
     if goal is None and plan is None:
         raise UsageError("give a GOAL to plan, or --plan FILE to run (see planweave run --help)")
@@ -181,6 +184,7 @@ def resume(
     bus: BusOpt = None,
     workers: WorkersOpt = None,
     tools: ToolsOpt = None,
+    hook: HookOpt = None,
 ) -> None:
     """Carry on a job whose process stopped; finished tasks are kept."""
     from planweave.cli._checks import check_model, check_model_url, check_writable
@@ -196,6 +200,7 @@ def resume(
         bus=bus,
         workers=workers,
         tools=tools,
+        hooks=tuple(hook) if hook else None,
     )
     if model is not None:
         check_model_url(model)

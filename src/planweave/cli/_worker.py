@@ -18,6 +18,7 @@ from planweave.cli._common import (
     BusOpt,
     ConfigOpt,
     DataDirOpt,
+    HookOpt,
     JsonOpt,
     ModelOpt,
     StoreOpt,
@@ -66,17 +67,6 @@ GraceOpt = Annotated[
         min=0,
         help="Seconds running items may take to finish after SIGTERM (then they are given back)",
         show_default="30",
-    ),
-]
-
-HookOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--hook",
-        metavar="HOOK",
-        help="A hook every job runs with here (repeatable): logging, metrics, tracing, "
-        "redaction, or package.module:name",
-        show_default=False,
     ),
 ]
 
