@@ -18,7 +18,15 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from planweave import Engine, MissingDependency, Plan, TaskSpec, tool
 from planweave.config import Settings
-from planweave.hooks import JsonLogHook, MetricsHook, RedactionHook, Redactor, TracingHook
+from planweave.hooks import (
+    AfterToolCall,
+    JsonLogHook,
+    MetricsHook,
+    RedactionHook,
+    Redactor,
+    TracingHook,
+    hook,
+)
 from planweave.llm import ScriptedModel
 from planweave.server.testing import running_server
 
@@ -273,3 +281,35 @@ def test_tracing_by_name_exports_over_otlp_when_an_endpoint_is_set(
     else:
         hook = TracingHook.from_env()
         assert isinstance(hook.tracer_provider, TracerProvider)
+
+
+async def test_an_api_job_names_the_job_hooks_it_runs_with(tmp_path: Path) -> None:
+    audited: list[str] = []
+
+    @hook("after_tool_call", name="audit")
+    async def audit(ctx: AfterToolCall) -> None:
+        audited.append(ctx.job_id)
+
+    engine = engine_for(tmp_path, REPLIES, job_hooks=[audit])
+    settings = Settings.model_validate({"data_dir": tmp_path / "data", "tokens": "alice:t0ken-a"})
+    plan = {"tasks": [{"id": "t", "kind": "tool", "tool": "echo", "args": {"text": "x"}}]}
+    try:
+        async with running_server(engine, settings) as api:
+            headers = {"Authorization": "Bearer t0ken-a"}
+            async with httpx.AsyncClient(base_url=api.url, headers=headers) as client:
+                named = await client.post(
+                    "/v1/jobs", json={"plan": plan, "options": {"hooks": ["audit"]}}
+                )
+                plain = await client.post("/v1/jobs", json={"plan": plan})
+                unknown = await client.post(
+                    "/v1/jobs", json={"plan": plan, "options": {"hooks": ["nope"]}}
+                )
+            assert named.status_code == 201, named.text
+            assert plain.status_code == 201, plain.text
+            for created in (named, plain):
+                assert (await engine.wait(created.json()["job_id"])).ok
+    finally:
+        await engine.close()
+    assert audited == [named.json()["job_id"]]
+    assert unknown.status_code == 422
+    assert "unknown job hook 'nope'" in unknown.text
