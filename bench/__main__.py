@@ -31,6 +31,7 @@ from bench.workloads import ENGINES, FLOOR, PEER_TARGETS, SPECS
 
 _ROOT = Path(__file__).resolve().parent.parent
 SCALED = "scaled"
+HOOKS = "hooks"  # W2 with no hooks, logging + metrics, tracing (bench/hooks_w.py)
 _STOP_GRACE_S = 10.0
 _PACKAGES = (
     "planweave",
@@ -180,6 +181,26 @@ def _run_scaled(*, timeout_s: float, args: Sequence[str] = ()) -> dict[str, Any]
     return {"status": "ok", **results, "summary": scaled_summary(results)}
 
 
+def _run_hooks(*, runs: int, warmup: int, timeout_s: float) -> dict[str, Any]:
+    """The hooks section in a child process (a fresh interpreter, as each workload gets)."""
+    command = [sys.executable, "-m", "bench.hooks_w", "--json"]
+    command += ["--runs", str(runs), "--warmup", str(warmup)]
+    try:
+        done = subprocess.run(
+            command, cwd=_ROOT, capture_output=True, text=True, timeout=timeout_s, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return {"status": "error", "reason": f"took longer than {timeout_s:g} s"}
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        return {"status": "error", "reason": f"exit {done.returncode}: {done.stderr[-500:]}"}
+    from bench.hooks_w import render as render_hooks
+
+    report: dict[str, Any] = json.loads(lines[-1])
+    print(render_hooks(report))
+    return {"status": "ok", **report}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
@@ -190,8 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs first (default 1)")
     parser.add_argument(
         "--only",
-        default=",".join([*SPECS, *SERVER_BENCHES, SCALED]),
-        help=f"e.g. W1,W2 or S1,S2 or {SCALED} (that section alone); default: everything",
+        default=",".join([*SPECS, *SERVER_BENCHES, SCALED, HOOKS]),
+        help=f"e.g. W1,W2 or S1,S2 or {SCALED} or {HOOKS} (that section alone); default: "
+        "everything",
     )
     parser.add_argument(
         "--no-scaled",
@@ -215,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.runs < 1 or args.warmup < 0:
         parser.error("--runs must be at least 1 and --warmup at least 0")
-    chosen = _names(args.only, [*SPECS, *SERVER_BENCHES, SCALED], "workload")
+    chosen = _names(args.only, [*SPECS, *SERVER_BENCHES, SCALED, HOOKS], "workload")
     workloads = [name for name in chosen if name in SPECS]
     servers = [name for name in chosen if name in SERVER_BENCHES]
     engines = _names(args.engines, list(ENGINES), "engine")
@@ -275,6 +297,11 @@ def main(argv: list[str] | None = None) -> int:
         elif scaled["status"] == "error":
             print(f"the scaled section failed: {scaled['reason']}", file=sys.stderr)
 
+    hooks: dict[str, Any] = {}
+    if HOOKS in chosen:
+        print("running W2 with hooks (none, logging + metrics, tracing) …", file=sys.stderr)
+        hooks = _run_hooks(runs=args.runs, warmup=args.warmup, timeout_s=args.timeout_s)
+
     report = {
         "machine": machine,
         "settings": {"runs": args.runs, "warmup": args.warmup, "statistic": "median"},
@@ -292,11 +319,13 @@ def main(argv: list[str] | None = None) -> int:
         "ratios": ratios(results),
         "server": server,
         "scaled": scaled,
+        "hooks": hooks,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"wrote {args.out}", file=sys.stderr)
     failed = any(r["status"] == "error" for r in results) or scaled.get("status") == "error"
+    failed = failed or hooks.get("status") == "error"
     return 1 if failed or any(r["status"] != "ok" for r in server.values()) else 0
 
 

@@ -29,6 +29,7 @@ PACKAGES = [
     "planweave.agents",
     "planweave.artifacts",
     "planweave.bus",
+    "planweave.hooks",
     "planweave.llm",
     "planweave.store",
     "planweave.tools",

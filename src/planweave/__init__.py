@@ -22,6 +22,7 @@ from planweave.errors import (
     ApprovalRequired,
     BudgetExceeded,
     ConfigError,
+    HookVeto,
     JobBusy,
     JobNotFound,
     MissingDependency,
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from planweave._quotas import TenantQuotas
     from planweave.engine import Engine, JobResult
     from planweave.events import Event, JobOptions, Usage, parse_event
+    from planweave.hooks import Hook, hook
     from planweave.plan import Plan, TaskSpec, load_plan_file, validate_plan
     from planweave.tools import Tool, ToolContext, tool
 
@@ -63,6 +65,8 @@ _LAZY: dict[str, str] = {
     "ToolContext": "planweave.tools",
     "tool": "planweave.tools",
     "TenantQuotas": "planweave._quotas",
+    "Hook": "planweave.hooks",
+    "hook": "planweave.hooks",
 }
 
 
@@ -77,6 +81,8 @@ __all__ = [
     "ConfigError",
     "Engine",
     "Event",
+    "Hook",
+    "HookVeto",
     "JobBusy",
     "JobNotFound",
     "JobOptions",
@@ -101,6 +107,7 @@ __all__ = [
     "Usage",
     "UsageError",
     "__version__",
+    "hook",
     "load_plan_file",
     "parse_event",
     "tool",

@@ -209,6 +209,11 @@ class Settings(BaseModel):
             ``file.py``. Give every process of a cluster the same list.
         agents_dir: A folder of declarative agents (``*.yaml``) that every command running
             jobs loads; ``None``: ``./agents`` when that folder exists.
+        hooks: Hooks every job runs with (``planweave.hooks``): a built-in (``logging``,
+            ``metrics``, ``tracing``, ``redaction``), ``package.module:name`` or
+            ``file.py:name``. Give every process of a cluster the same list.
+        job_hooks: Hooks that run only for jobs whose ``hooks`` option names them, loaded
+            like ``hooks``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -266,6 +271,8 @@ class Settings(BaseModel):
     worker_grace_s: float = Field(default=DEFAULT_WORKER_GRACE_S, ge=0, allow_inf_nan=False)
     tools: tuple[str, ...] = ()
     agents_dir: Path | None = None
+    hooks: tuple[str, ...] = ()
+    job_hooks: tuple[str, ...] = ()
 
     @field_validator("tokens", mode="before")
     @classmethod
@@ -307,7 +314,13 @@ class Settings(BaseModel):
         return hash_token(value.strip())
 
     @field_validator(
-        "api_models", "private_network_tenants", "worker_kinds", "tools", mode="before"
+        "api_models",
+        "private_network_tenants",
+        "worker_kinds",
+        "tools",
+        "hooks",
+        "job_hooks",
+        mode="before",
     )
     @classmethod
     def _model_list(cls, value: Any) -> Any:
@@ -402,10 +415,20 @@ class Settings(BaseModel):
                 max_cost_usd=self.max_cost_usd, max_job_tokens=self.max_job_tokens
             ),
             "tenant_quotas": self.tenant_quotas(),
+            **(_hook_kwargs(self.hooks, self.job_hooks) if with_tools else {}),
             **leases,
             **artifacts,
             **agents,
         }
+
+
+def _hook_kwargs(hooks: tuple[str, ...], job_hooks: tuple[str, ...]) -> dict[str, Any]:
+    """``Engine`` keyword arguments for the hooks settings name (none: nothing imported)."""
+    if not hooks and not job_hooks:
+        return {}
+    from planweave.hooks import load_hooks
+
+    return {"hooks": load_hooks(hooks), "job_hooks": load_hooks(job_hooks)}
 
 
 def load_settings(

@@ -40,6 +40,7 @@ from planweave.errors import (
     UsageError,
 )
 from planweave.events import Event, JobOptions, Usage, new_id
+from planweave.hooks import Hook, HookRegistry
 from planweave.plan import Plan, TaskSpec, validate_plan
 from planweave.state import JobState
 from planweave.store import Store, open_store
@@ -111,6 +112,10 @@ class Engine(ClusterOps):
             produced before reporting the task done; ``delete`` deletes a job's files.
         agents_dir: A folder of declarative agents (``*.yaml``, one agent a file; see
             ``docs/agents-yaml.md``), checked and added to ``agents`` when the engine is made.
+        hooks: Hooks that run for every job (``planweave.hooks``): at model and tool calls,
+            tasks and workflow steps in the workers here, at job start and end in the control
+            plane here.
+        job_hooks: Hooks that run only for the jobs whose ``JobOptions.hooks`` names them.
     """
 
     def __init__(
@@ -138,6 +143,8 @@ class Engine(ClusterOps):
         tenant_quotas: TenantQuotas | None = None,
         artifact_store: str | ArtifactStore | None = None,
         agents_dir: str | Path | None = None,
+        hooks: Iterable[Hook] = (),
+        job_hooks: Iterable[Hook] = (),
     ) -> None:
         # Absolute, so workspace and artifact paths mean the same from any directory.
         self.data_dir = Path(data_dir if data_dir is not None else DEFAULT_DATA_DIR).resolve()
@@ -203,6 +210,8 @@ class Engine(ClusterOps):
                 ),
             ),
         )
+        self.hooks = HookRegistry(hooks, job_hooks)
+        self.plane.hooks = self.hooks or None
         if self._extra_tools or self._extra_agents or self._agents_dir is not None:
             # A caller's tools and agents are checked now, so a bad one fails here.
             self._parts()
@@ -311,6 +320,7 @@ class Engine(ClusterOps):
                 allow_private_network=self.allow_private_network,
                 tool_processes=self._tool_processes,
                 artifact_store=self.artifact_store,
+                hooks=self.hooks or None,
             )
             for kind in self.worker_kinds:
                 size = self.concurrency[kind]
@@ -340,6 +350,7 @@ class Engine(ClusterOps):
                 self._tool_processes = None
             if self.run_plane:
                 await self.plane.stop()
+            self.hooks.close()  # after the last job end: its lines and spans are out
             if self._models is not None:
                 await self._models.aclose()
             await self.bus.close()
@@ -417,6 +428,7 @@ class Engine(ClusterOps):
         await self.start()
         self._parts()
         opts = _options(options or self.job_defaults, option_fields)
+        self.hooks.check(opts.hooks)
         if opts.model is None:  # recorded, so a resume in another process uses the same model
             opts = opts.model_copy(update={"model": self._default_model})
         if opts.allow_private_network is None:  # recorded like the model

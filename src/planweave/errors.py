@@ -37,7 +37,8 @@ Foreign exceptions (sqlite3, redis, openai, httpx) are translated at the adapter
     │   │   └── LogConflict
     │   ├── BudgetExceeded
     │   │   └── HandoffLimitExceeded
-    │   └── AnswerRejected
+    │   ├── AnswerRejected
+    │   └── HookVeto
     └── Signal
         ├── RetryTask
         └── ApprovalRequired
@@ -60,6 +61,7 @@ __all__ = [
     "ConfigError",
     "FailureType",
     "HandoffLimitExceeded",
+    "HookVeto",
     "JobBusy",
     "JobDataInvalid",
     "JobFailureCode",
@@ -324,10 +326,11 @@ FailureType = Literal[
     "empty_answer",
     "echoed_instructions",
     "output_invalid",
+    "vetoed",
 ]
 """What ended an attempt in failure (``Outcome.error_type``, ``TaskFailed.error_type``): a crash
 of the worker or of the task's code, a retry asked for, a bad plan, a model, tool or usage
-error, a timeout, the budget, or a junk answer."""
+error, a timeout, the budget, a junk answer, or a hook's veto."""
 
 JobFailureCode = Literal["task_failed", "budget_exceeded", "data_invalid", "job_too_large"]
 """Why a job failed (``JobFailed.code``): a task failed for good, the job went over its cost
@@ -352,6 +355,27 @@ class AnswerRejected(RunError):
     def __init__(self, message: str, *, reason: AnswerProblem) -> None:
         super().__init__(message)
         self.reason: AnswerProblem = reason
+
+
+class HookVeto(RunError):
+    """Raised by a hook to refuse what it was shown: a vetoed tool call becomes an error the
+    agent reads; a vetoed model call, task or workflow step fails its task for good, with
+    ``reason`` (error type ``vetoed``).
+
+    Args:
+        reason: Why, in words a user reads in the task's error.
+        hook: The hook that refused (filled in by the engine when not given).
+    """
+
+    retryable = False
+
+    def __init__(self, reason: str, *, hook: str | None = None) -> None:
+        self.reason = reason
+        self.hook = hook
+        super().__init__(reason)
+
+    def __str__(self) -> str:
+        return f"vetoed by hook {self.hook!r}: {self.reason}" if self.hook else self.reason
 
 
 # --- control-flow signals ---------------------------------------------------------------------

@@ -207,6 +207,8 @@ class JobOptions(BaseModel):
             ``private_network_tenants``.
         max_handoffs: Times one task may be passed from agent to agent (default 3); one
             more fails the task for good (``HandoffLimitExceeded``).
+        hooks: Names of job hooks (registered with ``Engine(job_hooks=...)`` or the
+            ``job_hooks`` setting) that run for this job besides the engine's own hooks.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
@@ -231,6 +233,7 @@ class JobOptions(BaseModel):
     workspace: str | None = None
     allow_private_network: bool | None = None
     max_handoffs: int = Field(default=DEFAULT_MAX_HANDOFFS, ge=0, le=100)
+    hooks: tuple[str, ...] = ()
 
 
 class EventBase(BaseModel):

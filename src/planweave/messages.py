@@ -63,6 +63,9 @@ class WorkItem(BaseModel):
         tries: The task's tries left when the item was sent (0: no bound). A delivery past
             them means every try ended with its worker lost: the worker reports the attempt
             failed instead of running it again.
+        hooks: The job hooks its job names (``JobOptions.hooks``).
+        trace: The W3C ``traceparent`` of the job's trace, so a worker in any process
+            continues it (``None``: no tracing hook).
     """
 
     model_config = ConfigDict(frozen=True, defer_build=True)
@@ -93,6 +96,8 @@ class WorkItem(BaseModel):
     allow_subplans: bool = True
     known_tools: tuple[str, ...] = ()
     max_handoffs: int = DEFAULT_MAX_HANDOFFS
+    hooks: tuple[str, ...] = ()
+    trace: str | None = None
 
 
 class StartedReport(BaseModel):

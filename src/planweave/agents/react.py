@@ -45,6 +45,7 @@ from planweave.agents._output import OutputSchema, SchemaLike, checked_answer
 from planweave.agents._text import input_budget_chars, render_inputs
 from planweave.constants import DEFAULT_MAX_TOOL_CALLS, DEFAULT_MAX_TOOL_CALLS_PER_STEP
 from planweave.errors import ConfigError, ModelResponseError
+from planweave.hooks import Hook, with_agent_hooks
 from planweave.llm.base import (
     ChatMessage,
     LlmRequest,
@@ -258,6 +259,8 @@ class ReactAgent:
         handoffs: Names of agents it may pass the task to: each is offered as a
             ``handoff_to_<name>`` tool, and calling one ends this agent's run with a
             ``Handoff``.
+        hooks: Hooks in force only while this agent runs (its model and tool calls), after
+            the engine's and the job's (``planweave.hooks``).
 
     Raises:
         ConfigError: ``max_steps`` is below 1, or ``output_schema`` is not a valid schema.
@@ -274,6 +277,7 @@ class ReactAgent:
         description: str | None = None,
         output_schema: SchemaLike | None = None,
         handoffs: Sequence[str] = (),
+        hooks: Sequence[Hook] = (),
     ) -> None:
         if max_steps is not None and max_steps < 1:
             raise ConfigError(f"agent {name!r}: max_steps must be at least 1, not {max_steps}")
@@ -288,10 +292,12 @@ class ReactAgent:
         self.output_schema = output_schema
         self._output = None if output_schema is None else OutputSchema(output_schema, owner=name)
         self._loaded: Model | None = None
+        self.hooks = tuple(hooks)
 
     def __repr__(self) -> str:
         return f"ReactAgent(name={self.name!r}, tools={self.tools!r})"
 
+    @with_agent_hooks
     async def run(self, task: AgentTask, ctx: AgentContext) -> AgentResult:
         """Carry out ``task`` with the model and tools in ``ctx`` (or the agent's own).
 

@@ -29,6 +29,7 @@ __all__ = [
     "ClaimLeaseOpt",
     "ConfigOpt",
     "DataDirOpt",
+    "HookOpt",
     "JobArg",
     "JsonOpt",
     "ModelOpt",
@@ -125,6 +126,16 @@ ToolsOpt = Annotated[
         "--tools",
         help="Your tools, comma-separated: package.module (its @tool functions), "
         "package.module:name, or file.py",
+        show_default=False,
+    ),
+]
+HookOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--hook",
+        metavar="HOOK",
+        help="A hook every job runs with (repeatable): logging, metrics, tracing, "
+        "redaction, or package.module:name",
         show_default=False,
     ),
 ]

@@ -22,6 +22,7 @@ from planweave.cli._common import (
     ClaimLeaseOpt,
     ConfigOpt,
     DataDirOpt,
+    HookOpt,
     JobArg,
     JsonOpt,
     ModelOpt,
@@ -110,6 +111,7 @@ def run(
     tools: ToolsOpt = None,
     agent: AgentOpt = None,
     agents_dir: AgentsDirOpt = None,
+    hook: HookOpt = None,
 ) -> None:
     """Plan and carry out GOAL (or run --plan FILE, or --agent NAME with GOAL as its input),
     showing a live tree of its tasks."""
@@ -130,6 +132,7 @@ def run(
         workers=workers,
         tools=tools,
         agents_dir=agents_dir,
+        hooks=tuple(hook) if hook else None,
     )
     if agent is not None and (goal is None or plan is not None):
         raise UsageError("--agent NAME runs a GOAL as the agent's input: give a GOAL, not --plan")
@@ -195,6 +198,7 @@ def resume(
     bus: BusOpt = None,
     workers: WorkersOpt = None,
     tools: ToolsOpt = None,
+    hook: HookOpt = None,
 ) -> None:
     """Carry on a job whose process stopped; finished tasks are kept."""
     from planweave.cli._checks import check_model, check_model_url, check_writable
@@ -210,6 +214,7 @@ def resume(
         bus=bus,
         workers=workers,
         tools=tools,
+        hooks=tuple(hook) if hook else None,
     )
     if model is not None:
         check_model_url(model)

@@ -16,6 +16,7 @@ from planweave.cli._common import (
     ClaimLeaseOpt,
     ConfigOpt,
     DataDirOpt,
+    HookOpt,
     JsonOpt,
     ModelOpt,
     StoreOpt,
@@ -124,6 +125,7 @@ def serve(
     max_event_streams_per_tenant: StreamsOpt = None,
     workers: WorkersOpt = None,
     tools: ToolsOpt = None,
+    hook: HookOpt = None,
 ) -> None:
     """Serve the HTTP API and web UI, running jobs in this process."""
     settings = settings_from(
@@ -143,6 +145,7 @@ def serve(
         max_event_streams_per_tenant=max_event_streams_per_tenant,
         workers=workers,
         tools=tools,
+        hooks=tuple(hook) if hook else None,
     )
     _need_server()
     check_writable(settings, workspaces=True)

@@ -18,6 +18,7 @@ from planweave.cli._common import (
     BusOpt,
     ConfigOpt,
     DataDirOpt,
+    HookOpt,
     JsonOpt,
     ModelOpt,
     StoreOpt,
@@ -92,6 +93,7 @@ def worker(
     work_lease_s: WorkLeaseOpt = None,
     grace_s: GraceOpt = None,
     tools: ToolsOpt = None,
+    hook: HookOpt = None,
 ) -> None:
     """Run worker pools that take work from a shared bus (no control plane, no API).
 
@@ -109,6 +111,7 @@ def worker(
         worker_concurrency=concurrency,
         worker_grace_s=grace_s,
         tools=tools,
+        hooks=tuple(hook) if hook else None,
     )
     _shared_bus(settings, "worker")
     run_async(_work(settings))

@@ -148,5 +148,6 @@ def work_item(
             "allow_subplans": task.depth + 1 < options.max_plan_depth,
             "known_tools": settings.known_tools,
             "max_handoffs": options.max_handoffs,
+            "hooks": options.hooks,
         },
     )

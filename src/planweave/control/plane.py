@@ -46,6 +46,7 @@ from planweave.control.claims import Claims
 from planweave.control.decider import Decision
 from planweave.errors import ClaimLost, JobBusy, JobDataInvalid, JobNotFound, UsageError
 from planweave.events import Event, JobCancelled, JobOptions, new_id
+from planweave.hooks import HookRegistry
 from planweave.messages import CallReport, Outcome, StartedReport, WorkItem
 from planweave.plan import TaskSpec
 from planweave.state import JobState
@@ -110,6 +111,8 @@ class ControlPlane:
         self._side_tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self.rejected_reports = 0
+        # Hooks of job start and end, and the trace context work items carry (the engine's).
+        self.hooks: HookRegistry | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -206,6 +209,8 @@ class ControlPlane:
             error = self._unborn_errors.pop(job_id, None)
         if error is not None:
             raise error
+        if self.hooks is not None:
+            await self.hooks.job_start(state)
         if self._jobs.get(job_id) is state and held:
             for task_id in held:
                 if state.tasks[task_id].status == "ready":
@@ -249,6 +254,8 @@ class ControlPlane:
         if state.terminal:
             await self._claims.release(job_id)
             return state
+        if self.hooks is not None:
+            await self.hooks.job_start(state, resumed=True)
         commands = await self.store.read_commands([job_id])
         if job_id in self._jobs:  # adopted meanwhile by another call
             return self._jobs[job_id]
@@ -497,6 +504,8 @@ class ControlPlane:
                 workspace=self._workspace_str(state),
                 settings=self.settings,
             )
+            if self.hooks is not None:  # the job's trace context, for the worker to continue
+                item = self.hooks.stamp(item)
             key = (state.id, task_id)
             if unsure or (durable_first and key in durable_first):
                 durable_first.discard(key)
@@ -724,6 +733,8 @@ class ControlPlane:
                 future.set_result(state)
         self._forget(state)
         self._side_task(self._release_ended(state.id))
+        if self.hooks is not None:
+            self._side_task(self.hooks.job_end(state))
 
     async def _release_ended(self, job_id: str) -> None:
         if job_id not in self._jobs:  # not reopened meanwhile: that run holds the claim

@@ -15,6 +15,7 @@ from planweave._json import dumps_bounded
 from planweave._text import tail, truncate
 from planweave.events import LlmCalled, ToolCalled
 from planweave.llm._stream import LiveReplies, streamed_call
+from planweave.hooks._active import active_hooks, before_model_call
 from planweave.llm.base import ChatMessage, LlmRequest, LlmResponse, Model
 
 __all__ = ["Emit", "recorded_call", "render_messages", "render_reply"]
@@ -73,9 +74,15 @@ async def recorded_call(
 
     Raises:
         ModelError: whatever the model raised (reported first, with ``error`` set).
+        HookVeto: a hook refused the call (reported first, with the veto as ``error``).
     """
     if request.max_tokens is None and max_tokens is not None:
         request = request.model_copy(update={"max_tokens": max_tokens})
+    hooks = active_hooks()
+    if hooks is not None and hooks.model_calls:  # hooks may rewrite, veto or redact the call
+        model, request = await before_model_call(
+            hooks, model, request, emit=emit, job_id=job_id, task_id=task_id
+        )
     prompt = tail(render_messages(request.messages), PROMPT_EVENT_CHARS)
     started = time.perf_counter()
     try:

@@ -17,6 +17,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from planweave.constants import JOB_STATUSES, TASK_STATUSES, TERMINAL_EVENT_TYPES
 from planweave.events import Event, LlmCalled, ToolCalled
+from planweave.hooks.metrics import hook_metrics
 from planweave.server._context import AppContext, Ctx
 from planweave.server._errors import error_responses
 
@@ -131,7 +132,7 @@ class Metrics:
         for queue in await engine.queues():
             self.queue_depth.labels(queue.name).set(queue.depth)
             self.dead_letters.labels(queue.name).set(queue.dead_letters)
-        return generate_latest(self.registry)
+        return generate_latest(self.registry) + hook_metrics(engine.hooks)
 
 
 async def _count_jobs(ctx: AppContext, status: str) -> int:

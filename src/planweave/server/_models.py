@@ -8,7 +8,7 @@ surrogates) because their input comes from the network.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -113,6 +113,14 @@ class JobOptionsIn(BaseModel):
     max_tool_calls: int | None = Field(default=None, ge=1, le=10_000)
     max_tool_calls_per_step: int | None = Field(default=None, ge=1, le=1_000)
     priority: int | None = Field(default=None, ge=-1_000_000, le=1_000_000)
+    hooks: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        default=None,
+        max_length=16,
+        description=(
+            "Names of the job hooks the server registers (its job_hooks setting) to run for "
+            "this job; a name it does not register is refused (422)."
+        ),
+    )
 
     def fields(self) -> dict[str, Any]:
         return {k: v for k, v in self.model_dump(exclude_unset=True).items() if v is not None}

@@ -31,6 +31,7 @@ from planweave.errors import (
     ToolTimeout,
 )
 from planweave.events import ToolCalled, trusted
+from planweave.hooks._active import active_hooks, after_tool_call, before_tool_call
 from planweave.tools._context import ToolContext
 from planweave.tools._decorator import FunctionTool, tool_failure
 from planweave.tools._isolation import call_isolated_tool
@@ -271,8 +272,11 @@ async def run_tool_call(
         Signal: A signal the tool raised on purpose (``RetryTask``, ``ApprovalRequired``); the
             call is recorded as an error first.
     """
+    hooks = active_hooks()
     start = time.perf_counter()
     try:
+        if hooks is not None and hooks.tool_calls:  # may change the args, or veto (policy)
+            args = await before_tool_call(hooks, name, args, ctx)
         if allowed is not None and name not in allowed:
             known = ", ".join(sorted(allowed)) or "none"
             raise ToolNotFound(f"unknown tool {name!r}; available tools: {known}")
@@ -317,6 +321,8 @@ async def run_tool_call(
             if pending is not None:
                 await pending
         raise
+    if hooks is not None and hooks.tool_calls:  # may change (redact) the result first
+        result = await after_tool_call(hooks, name, args, ctx, result)
     if record is not None:
         pending = record(_event(name, args, ctx, result))
         if pending is not None:

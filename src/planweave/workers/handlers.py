@@ -36,6 +36,7 @@ from planweave.errors import (
     ArtifactStoreUnavailable,
     BudgetExceeded,
     FailureType,
+    HookVeto,
     ModelError,
     PlanInvalid,
     RetryTask,
@@ -43,6 +44,7 @@ from planweave.errors import (
     UsageError,
 )
 from planweave.events import NO_USAGE, ToolCalled, trusted
+from planweave.hooks import HookRegistry
 from planweave.llm import Model, ModelOptions, load_model
 from planweave.messages import Outcome, WorkItem
 from planweave.tools import FunctionTool, ToolContext, ToolProcesses, ToolRegistry, run_tool_call
@@ -120,6 +122,7 @@ class WorkerServices:
     tool_processes: ToolProcesses | None = None
     tool_context_options: dict[str, Any] = field(default_factory=dict)
     artifact_store: ArtifactStore | None = None
+    hooks: HookRegistry | None = None
     _paths: dict[str, Path] = field(default_factory=dict)
 
     def tool_context(self, item: WorkItem) -> ToolContext:
@@ -229,6 +232,8 @@ def _failure(item: WorkItem, exc: Exception) -> Outcome | None:
         )
     if isinstance(exc, PlanInvalid):
         return _failed(item, str(exc), error_type="plan_invalid", retryable=False)
+    if isinstance(exc, HookVeto):
+        return _failed(item, str(exc), error_type="vetoed", retryable=False)
     if isinstance(exc, ModelError):
         return _failed(item, str(exc), error_type="model", retryable=exc.retryable)
     if isinstance(exc, ToolError):
@@ -471,6 +476,7 @@ def handler_for(kind: str, services: WorkerServices) -> Handler:
     (``_results``), so large results never travel in events, rows or work items.
     """
     inner = _FACTORIES[kind](services)
+    hooks = services.hooks or None  # every attempt runs with its job's hooks in force
 
     async def handle(item: WorkItem, reporter: Reporter) -> Outcome:
         if item.inputs and has_references(item.inputs):
@@ -491,7 +497,10 @@ def handler_for(kind: str, services: WorkerServices) -> Handler:
                     )
             inputs = await asyncio.to_thread(load_inputs, item.inputs, workspace)
             item = item.model_copy(update={"inputs": inputs})
-        outcome = await inner(item, reporter)
+        if hooks is None:
+            outcome = await inner(item, reporter)
+        else:
+            outcome = await hooks.run_task(item, lambda hooked: inner(hooked, reporter))
         if may_spill(item, outcome):
             workspace = services.tool_context(item).workspace
             outcome = await asyncio.to_thread(spill_result, item, outcome, workspace)
