@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from planweave._json import dumps_bounded
 from planweave._text import tail, truncate
 from planweave.events import LlmCalled, ToolCalled
-from planweave.llm._stream import LiveReplies, streamed_call
 from planweave.hooks._active import active_hooks, before_model_call
+from planweave.llm._stream import LiveReplies, streamed_call
 from planweave.llm.base import ChatMessage, LlmRequest, LlmResponse, Model
 
 __all__ = ["Emit", "recorded_call", "render_messages", "render_reply"]
