@@ -314,6 +314,50 @@ async def test_step_hooks_change_input_and_output_and_veto(tmp_path: Path) -> No
         assert failed.error_type == "vetoed" and "only one step" in failed.error
 
 
+class Echo:
+    """Answers with its goal and the outputs it was given."""
+
+    name = "echo"
+
+    async def run(self, task: AgentTask, ctx: AgentContext) -> AgentResult:
+        return AgentResult(output="|".join([task.goal, *map(str, task.inputs.values())]))
+
+
+async def test_the_steps_of_a_workflow_run_in_one_task_go_through_the_step_hooks(
+    tmp_path: Path,
+) -> None:
+    from planweave.agents import Loop
+
+    seen: list[tuple[str, str]] = []
+
+    @hook("before_step")
+    async def shout(ctx: BeforeStep) -> BeforeStep:
+        seen.append((ctx.workflow, ctx.step))
+        return replace(ctx, input=replace(ctx.input, goal=ctx.input.goal.upper()))
+
+    @hook("after_step")
+    async def star(ctx: AfterStep) -> AfterStep:
+        return replace(ctx, output=replace(ctx.output, output=ctx.output.output + "*"))
+
+    loop = Loop("twice", body=Echo(), max_iterations=2)
+    async with engine_for(tmp_path, [], agents=[loop], hooks=[shout, star]) as engine:
+        result = await engine.run(plan=one_task("go", agent="twice"))
+        assert result.ok, result.error
+        assert seen == [("twice", "echo#1"), ("twice", "echo#2")]
+        assert result.result == "GO|GO**"  # the second iteration is given the first's output
+
+    @hook("before_step")
+    async def no_second(ctx: BeforeStep) -> None:
+        if ctx.step == "echo#2":
+            raise HookVeto("one iteration is enough")
+
+    async with engine_for(tmp_path / "veto", [], agents=[loop], hooks=[no_second]) as engine:
+        result = await engine.run(plan=one_task("go", agent="twice"), max_attempts=2)
+        assert not result.ok
+        (failed,) = await of_type(engine, result.job_id, TaskFailed)
+        assert failed.error_type == "vetoed" and "one iteration is enough" in failed.error
+
+
 async def test_step_hooks_cost_nothing_outside_a_task() -> None:
     ctx = BeforeStep(job_id="j", task_id=None, workflow="w", step="s", input=1)
     assert await run_step_hooks(ctx) is ctx

@@ -14,6 +14,7 @@ tool calls, which carry the inner agents' names.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -23,6 +24,7 @@ from planweave.agents._agent import Agent, AgentRegistry, AgentResult, AgentTask
 from planweave.agents._context import AgentContext, call_model
 from planweave.agents._handoff import run_agent
 from planweave.errors import ConfigError, ModelResponseError, UsageError
+from planweave.hooks import AfterStep, BeforeStep, run_step_hooks
 from planweave.llm.base import ChatMessage, LlmRequest
 from planweave.plan import TaskSpec
 
@@ -123,7 +125,7 @@ class Sequential:
         steps = 0
         result: AgentResult | None = None
         for step_id, agent in zip(step_ids(self.agents), self.agents, strict=True):
-            result = await run_agent(agent, _step_task(task, previous), ctx)
+            result = await run_step(self.name, step_id, agent, _step_task(task, previous), ctx)
             steps += result.steps
             outputs.append({"step": step_id, "agent": agent.name, "output": result.output})
             previous = {step_id: result.output}
@@ -170,7 +172,12 @@ class Parallel:
 
     async def run(self, task: AgentTask, ctx: AgentContext) -> AgentResult:
         """Run every branch on ``task`` concurrently, then merge their outputs."""
-        results = await asyncio.gather(*(run_agent(agent, task, ctx) for agent in self.agents))
+        results = await asyncio.gather(
+            *(
+                run_step(self.name, step, agent, task, ctx)
+                for step, agent in zip(self.branch_ids(), self.agents, strict=True)
+            )
+        )
         outputs = {
             step: result.output for step, result in zip(self.branch_ids(), results, strict=True)
         }
@@ -339,7 +346,7 @@ class Conditional:
     async def run(self, task: AgentTask, ctx: AgentContext) -> AgentResult:
         """Choose a branch and run it on ``task``."""
         branch = await self.choose(task, ctx)
-        result = await run_agent(self.branches[branch], task, ctx)
+        result = await run_step(self.name, branch, self.branches[branch], task, ctx)
         return AgentResult(
             output=result.output,
             data={"branch": branch, "result": result.data},
@@ -401,7 +408,13 @@ class Loop:
         iteration = 0
         while iteration < self.max_iterations:
             iteration += 1
-            result = await run_agent(self.body, _step_task(task, previous), ctx)
+            result = await run_step(
+                self.name,
+                f"{self.body.name}#{iteration}",
+                self.body,
+                _step_task(task, previous),
+                ctx,
+            )
             steps += result.steps
             if self.until is not None and self.until(result):
                 stopped = "until"
@@ -517,3 +530,36 @@ def agent_job_plan(
     if text is None or not text.strip():
         raise UsageError(f"give the agent {name!r} an input (input='...')")
     return job_plan(agents.get(name), text)
+
+
+async def run_step(
+    workflow: str, step: str, agent: Agent, task: AgentTask, ctx: AgentContext
+) -> AgentResult:
+    """Run one step of a workflow in this task, through the ``before_step`` and ``after_step``
+    hooks: a hook may give the step another task or its result another value, or veto it.
+
+    Raises:
+        HookVeto: a hook refused the step (the workflow's task fails with the reason).
+    """
+    before = await run_step_hooks(
+        BeforeStep(job_id=ctx.job_id, task_id=ctx.task_id, workflow=workflow, step=step, input=task)
+    )
+    step_task = before.input
+    if isinstance(step_task, str):
+        step_task = dataclasses.replace(task, goal=step_task)
+    elif not isinstance(step_task, AgentTask):
+        step_task = task
+    result = await run_agent(agent, step_task, ctx)
+    after = await run_step_hooks(
+        AfterStep(
+            job_id=ctx.job_id,
+            task_id=ctx.task_id,
+            workflow=workflow,
+            step=step,
+            input=step_task,
+            output=result,
+        )
+    )
+    if isinstance(after.output, str):
+        return dataclasses.replace(result, output=after.output)
+    return after.output if isinstance(after.output, AgentResult) else result
