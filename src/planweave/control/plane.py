@@ -40,13 +40,14 @@ from planweave.constants import CONTROL_TOPIC, EVENT_TOPIC_ALL, OUTCOME_QUEUE_PR
 from planweave.control import _loops, decider
 from planweave.control._commit import Durable, GroupCommit
 from planweave.control._dispatch import Dispatcher
+from planweave.control._journal import PlaneJournal
 from planweave.control._pending import Pending, PlaneSettings, work_item
 from planweave.control._reconcile import Reconciler
 from planweave.control.claims import Claims
 from planweave.control.decider import Decision
 from planweave.errors import ClaimLost, JobBusy, JobDataInvalid, JobNotFound, UsageError
 from planweave.events import Event, JobCancelled, JobOptions, new_id
-from planweave.messages import CallReport, Outcome, StartedReport, WorkItem
+from planweave.messages import CallReport, Outcome, StartedReport, StepReport, WorkItem
 from planweave.plan import TaskSpec
 from planweave.state import JobState
 from planweave.store.base import ArtifactRow, Batch, Command, Store
@@ -110,6 +111,7 @@ class ControlPlane:
         self._side_tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self.rejected_reports = 0
+        self._journal = PlaneJournal()
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -246,6 +248,7 @@ class ControlPlane:
             await self._claims.release(job_id)
             return state
         commands = await self.store.read_commands([job_id])
+        await self._journal.load(self.store, job_id)
         if job_id in self._jobs:  # adopted meanwhile by another call
             return self._jobs[job_id]
         # Nothing awaits from here until the decisions below are buffered: were the job dropped
@@ -435,6 +438,7 @@ class ControlPlane:
             self._timer_wake.set()
         ending = decision.finished
         if ending is not None:
+            self._journal.on_job_end(job_id, pending)
             pending.finished.append(job_id)
             if decision.abandon:
                 pending.abandoned.append(ending)
@@ -443,6 +447,8 @@ class ControlPlane:
         state = self._jobs.get(message.job_id)
         if state is None:
             self.rejected_reports += 1
+            if isinstance(message, StepReport):  # its worker must not wait for an answer
+                self._journal.refuse(message, self._pending)
             return
         now = self._clock()
         if isinstance(message, Outcome):
@@ -459,6 +465,11 @@ class ControlPlane:
                     task.status if task is not None else "unknown",
                     task.attempt if task is not None else "-",
                 )
+            else:
+                self._journal.on_outcome(message, self._pending)
+        elif isinstance(message, StepReport):
+            self._journal.on_report(state, message, self._pending)
+            return
         elif isinstance(message, StartedReport):
             decision = decider.on_started(state, message, now=now)
         elif isinstance(message, CallReport):
@@ -493,6 +504,9 @@ class ControlPlane:
                 workspace=self._workspace_str(state),
                 settings=self.settings,
             )
+            steps = self._journal.steps_of(state.id, task_id)
+            if steps:  # an earlier run's calls, replayed instead of made again
+                item = item.model_copy(update={"steps": steps})
             key = (state.id, task_id)
             if unsure or (durable_first and key in durable_first):
                 durable_first.discard(key)
@@ -527,7 +541,13 @@ class ControlPlane:
         """Dispatch what may go out, and take what the next batch writes."""
         self._dispatch()
         pending = self._pending
-        if not pending.events and not pending.acks and not pending.commands_done:
+        if (
+            not pending.events
+            and not pending.acks
+            and not pending.commands_done
+            and not pending.steps
+            and not pending.step_acks
+        ):
             return None
         self._pending = Pending()
         return pending
@@ -550,6 +570,8 @@ class ControlPlane:
             new_jobs=pending.new_jobs,
             claim_lease_s=self.settings.claim_lease_s,
             commands_done=[c for _, c in pending.commands_done],
+            steps=pending.steps,
+            steps_cleared=pending.steps_cleared,
         )
 
     async def _send(self, pending: Pending) -> None:
@@ -595,6 +617,8 @@ class ControlPlane:
                     await bus.enqueue(QUEUE_PREFIX + item.worker, item)
         if pending.acks:
             await bus.ack_many(pending.acks)
+        for queue, answer in pending.step_acks:  # the steps are durable: their workers go on
+            await bus.enqueue(queue, answer)
         if pending.commands_done:
             self._claims.settled(c for _, c in pending.commands_done)
         events = pending.events
@@ -730,6 +754,7 @@ class ControlPlane:
             self._keys.pop((state.tenant, state.idempotency_key), None)
         self._workspaces.pop(state.id, None)
         self._workspace_strs.pop(state.id, None)
+        self._journal.forget(state.id)
         if self._durable_first:
             self._durable_first.difference_update((state.id, t) for t in state.tasks)
         if self._dispatcher.forget(state):

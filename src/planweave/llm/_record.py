@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
+from planweave import _journal
 from planweave._json import dumps_bounded
 from planweave._text import tail, truncate
 from planweave.events import LlmCalled, ToolCalled
@@ -67,11 +68,18 @@ async def recorded_call(
         task_id: The task the call belongs to.
         max_tokens: Fills in a request that sets no reply limit.
 
+    Inside a journaled task (``planweave._journal``) a call recorded by an earlier run of the
+    task returns the recorded reply without calling the model or reporting an event again, and
+    a live call's reply is recorded before it is returned.
+
     Raises:
         ModelError: whatever the model raised (reported first, with ``error`` set).
     """
     if request.max_tokens is None and max_tokens is not None:
         request = request.model_copy(update={"max_tokens": max_tokens})
+    step = _journal.begin("model", _journal.fingerprint(model.name, request.model_dump_json()))
+    if step is not None and step.recorded is not None:
+        return LlmResponse.model_validate(step.recorded.result)
     prompt = tail(render_messages(request.messages), PROMPT_EVENT_CHARS)
     started = time.perf_counter()
     try:
@@ -106,4 +114,6 @@ async def recorded_call(
             reply=truncate(render_reply(response), REPLY_EVENT_CHARS),
         )
     )
+    if step is not None:
+        await step.done(response.model_dump(mode="json"))
     return response

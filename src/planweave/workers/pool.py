@@ -16,10 +16,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from planweave import _journal
 from planweave.bus.base import Bus, Delivery, Subscription
 from planweave.constants import ABANDON_EVENT_TYPES, CONTROL_TOPIC, QUEUE_PREFIX, WORKER_LOST
 from planweave.events import LlmCalled, ToolCalled, new_id, validated
 from planweave.messages import CallReport, Outcome, StartedReport, WorkItem
+from planweave.workers._steps import StepChannel
 
 __all__ = ["Handler", "Reporter", "WorkerPool"]
 
@@ -85,9 +87,12 @@ class WorkerPool:
         # Running items not yet reported as started: (loop time, wall time, item) by delivery id.
         self._unreported: dict[str, tuple[float, float, WorkItem]] = {}
         self._loop_time: Callable[[], float] = time.monotonic
+        # Journal steps of running tasks go to their planes; the answers come back here.
+        self._steps = StepChannel(bus, self.worker_id)
 
     async def start(self) -> None:
         self._loop_time = asyncio.get_running_loop().time
+        self._steps.start()
         # Subscribed before any item is taken, so no job's end is missed while its item runs.
         self._control = await self._exits.enter_async_context(self.bus.subscribe(CONTROL_TOPIC))
         self._spawn(None, receiving=True)
@@ -118,6 +123,7 @@ class WorkerPool:
                 if delivery is not None:
                     with contextlib.suppress(Exception):
                         await self.bus.nack(delivery, reason="worker stopped")
+        await self._steps.stop()
 
     # --- runners ------------------------------------------------------------------------------
     # Items run on long-lived runner tasks (at most ``concurrency`` holding an item, spawned as
@@ -283,7 +289,9 @@ class WorkerPool:
             # views show it.
             self._unreported[delivery.id] = (self._loop_time(), time.time(), item)
         try:
-            outcome = await self.handler(item, Reporter(bus, item))
+            journal = await self._steps.journal(item, redelivered=redelivered)
+            with _journal.activated(journal):
+                outcome = await self.handler(item, Reporter(bus, item))
         except Exception as exc:
             # One line where people look; the traceback for whoever turns on debug logging.
             log.warning(
