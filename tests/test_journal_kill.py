@@ -15,14 +15,13 @@ import time
 from pathlib import Path
 
 from planweave import Engine
-from planweave.llm import ScriptedModel
 
 SCRIPT = textwrap.dedent(
     """
     import asyncio, os, sys
     from pathlib import Path
     from planweave import Engine, Plan, TaskSpec, tool
-    from planweave.llm import ScriptedModel
+    from planweave.llm import LlmResponse, ToolCall
 
     LEDGER = Path(os.environ["PW_LEDGER"])
 
@@ -37,17 +36,31 @@ SCRIPT = textwrap.dedent(
             f.write(name + "\\n")
         return "recorded " + name
 
-    def call(name):
-        return {"tool_calls": [{"name": "record", "arguments": {"name": name}}]}
+    class Counter:
+        "A deterministic model: asks for the next name until five are recorded, then answers."
+
+        name = "counter"
+        supports_tools = True
+
+        def __init__(self):
+            self.calls = 0
+
+        async def complete(self, request):
+            self.calls += 1
+            done = sum(1 for m in request.messages if m.role == "tool")
+            if done < 5:
+                n = str(done + 1)
+                return LlmResponse(tool_calls=(ToolCall(id="c" + n, name="record",
+                                                        arguments={"name": n}),))
+            return LlmResponse(content="Recorded all five names.")
+
+        async def aclose(self):
+            pass
 
     PLAN = Plan(tasks=(TaskSpec(id="work", kind="execute", goal="Record five names"),))
 
-    def replies(names):
-        return [call(n) for n in names] + [{"content": "Recorded all five names."}]
-
     async def main():
-        model = ScriptedModel(replies=replies(["1", "2", "3", "4", "5"]))
-        engine = Engine(store=sys.argv[1], model=model, tools=[record],
+        engine = Engine(store=sys.argv[1], model=Counter(), tools=[record],
                         data_dir=LEDGER.parent / "data")
         async with engine as e:
             job_id = await e.submit(plan=PLAN)
@@ -110,8 +123,7 @@ def test_kill_9_after_three_of_five_tool_calls_then_resume_runs_each_of_them_onc
         import job  # the same tool as the killed process
 
         Path(str(ledger) + ".fast").touch()
-        # Only what is left to say: the first four replies were recorded and are replayed.
-        model = ScriptedModel(replies=job.replies(["5"]))
+        model = job.Counter()
 
         async def resume() -> tuple[str, object, list[str]]:
             engine = Engine(store=store, model=model, tools=[job.record], data_dir=tmp_path / "data")
@@ -137,7 +149,7 @@ def test_kill_9_after_three_of_five_tool_calls_then_resume_runs_each_of_them_onc
     # The call in flight when the process died is the only one made again.
     assert names.count("4-start") == 2 and names.count("4") == 1 and names.count("5") == 1
     # Live model calls after the resume: the one that asked for "5", and the answer.
-    assert len(model.requests) == 2
+    assert model.calls == 2
     # Replayed calls are not reported again: each call has one event.
     assert kinds.count("ToolCalled") == 5
     assert kinds.count("LlmCalled") == 6
