@@ -126,7 +126,9 @@ def test_kill_9_after_three_of_five_tool_calls_then_resume_runs_each_of_them_onc
         model = job.Counter()
 
         async def resume() -> tuple[str, object, list[str]]:
-            engine = Engine(store=store, model=model, tools=[job.record], data_dir=tmp_path / "data")
+            engine = Engine(
+                store=store, model=model, tools=[job.record], data_dir=tmp_path / "data"
+            )
             async with engine:
                 result = await engine.resume(job_id, force=True)
                 events = await engine.events(job_id)
