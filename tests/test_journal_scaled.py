@@ -73,10 +73,14 @@ WORKER = textwrap.dedent(
 )
 
 
+def _holds(path: Path, text: str) -> bool:
+    return path.exists() and text in path.read_text().split()
+
+
 async def _wait_for(path: Path, text: str, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if path.exists() and text in path.read_text().split():
+        if await asyncio.to_thread(_holds, path, text):
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"{text!r} never appeared in {path}")
@@ -126,7 +130,7 @@ async def test_a_worker_killed_mid_task_on_redis_leaves_a_journal_the_next_worke
             workers[0].wait(10)
             tool_steps = [s for s in await engine.store.read_steps(job_id) if s.kind == "tool"]
             assert len(tool_steps) == 3
-            Path(str(ledger) + ".fast").touch()
+            await asyncio.to_thread(Path(str(ledger) + ".fast").touch)
             # The next worker takes the item once its lease runs out.
             workers.append(await asyncio.to_thread(start_worker))
             result = await engine.wait(job_id)
