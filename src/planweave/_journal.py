@@ -187,8 +187,9 @@ class Step:
         )
 
 
-def begin(kind: StepKind, print_: str) -> Step | None:
-    """The step of a call about to start (``None`` outside a journaled task).
+def begin(kind: StepKind, print_of: Callable[[], str]) -> Step | None:
+    """The step of a call about to start (``None`` outside a journaled task, without calling
+    ``print_of``, which gives the call's fingerprint).
 
     Its ``recorded`` is the step's recorded result when replay holds: the caller returns that
     instead of calling.
@@ -196,6 +197,7 @@ def begin(kind: StepKind, print_: str) -> Step | None:
     scope = _SCOPE.get()
     if scope is None:
         return None
+    print_ = print_of()
     index = scope.count
     scope.count = index + 1
     key = f"{scope.prefix}{index}"

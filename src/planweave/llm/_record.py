@@ -77,7 +77,9 @@ async def recorded_call(
     """
     if request.max_tokens is None and max_tokens is not None:
         request = request.model_copy(update={"max_tokens": max_tokens})
-    step = _journal.begin("model", _journal.fingerprint(model.name, request.model_dump_json()))
+    step = _journal.begin(
+        "model", lambda: _journal.fingerprint(model.name, request.model_dump_json())
+    )
     if step is not None and step.recorded is not None:
         return LlmResponse.model_validate(step.recorded.result)
     prompt = tail(render_messages(request.messages), PROMPT_EVENT_CHARS)

@@ -276,7 +276,7 @@ async def run_tool_call(
         Signal: A signal the tool raised on purpose (``RetryTask``, ``ApprovalRequired``); the
             call is recorded as an error first.
     """
-    step = _journal.begin("tool", _journal_print(name, args, raw_arguments))
+    step = _journal.begin("tool", lambda: _journal_print(name, args, raw_arguments))
     if step is not None:
         if step.recorded is not None:
             return _replayed(step.recorded.result)
