@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from planweave import Engine, Plan, TaskSpec, tool
+from planweave import Engine, Plan, RetryTask, TaskSpec, tool
 from planweave._journal import Journal, JournalStep, activated
 from planweave.llm import ScriptedModel
 from planweave.llm._record import recorded_call
@@ -194,3 +194,36 @@ async def test_a_step_from_an_attempt_that_is_not_current_is_refused(tmp_path: P
         result = await engine.wait(job_id)
         assert result.status == "succeeded"
         assert await engine.store.read_steps(job_id) == []
+
+
+async def test_an_attempt_that_reports_a_failure_leaves_no_journal_so_its_retry_runs_live(
+    tmp_path: Path,
+) -> None:
+    tries: list[int] = []
+
+    @tool
+    def flaky() -> str:
+        """Fail the attempt the first time."""
+        tries.append(1)
+        if len(tries) == 1:
+            raise RetryTask("not yet", delay_s=0.0)
+        return "fine"
+
+    call = {"tool_calls": [{"name": "flaky", "arguments": {}}]}
+    model = ScriptedModel(replies=[call, call, {"content": "done"}])
+    engine = Engine(
+        store=f"sqlite:///{tmp_path / 'jobs.db'}",
+        model=model,
+        tools=[flaky],
+        data_dir=tmp_path / "data",
+    )
+    plan = Plan(tasks=(TaskSpec(id="work", kind="execute", goal="Try"),))
+    async with engine:
+        result = await engine.run(plan=plan, max_attempts=2)
+        steps = await engine.store.read_steps(result.job_id)
+    assert result.ok, result.error
+    assert result.result == "done"
+    # The second attempt asked the model again from the start: nothing of the first replayed.
+    assert len(model.requests) == 3
+    assert len(tries) == 2
+    assert steps == []
