@@ -38,7 +38,8 @@ class StepChannel:
         self._waiting: dict[_Key, asyncio.Future[StepAck]] = {}
         self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
+    def _start(self) -> None:
+        # On first use: a pool that runs no journaled task (``tool``) never listens.
         self._task = asyncio.create_task(self._receive(), name="planweave-journal")
 
     async def stop(self) -> None:
@@ -80,6 +81,8 @@ class StepChannel:
 
     async def _ask(self, item: WorkItem, step: JournalStep | None) -> StepAck | None:
         key: _Key = (item.job_id, item.task_id, item.attempt, step.step if step else None)
+        if self._task is None:
+            self._start()
         future = asyncio.get_running_loop().create_future()
         self._waiting[key] = future
         try:

@@ -92,7 +92,6 @@ class WorkerPool:
 
     async def start(self) -> None:
         self._loop_time = asyncio.get_running_loop().time
-        self._steps.start()
         # Subscribed before any item is taken, so no job's end is missed while its item runs.
         self._control = await self._exits.enter_async_context(self.bus.subscribe(CONTROL_TOPIC))
         self._spawn(None, receiving=True)
