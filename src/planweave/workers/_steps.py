@@ -16,7 +16,7 @@ import logging
 
 from planweave._journal import Journal, JournalStep
 from planweave.bus.base import Bus
-from planweave.constants import JOURNAL_QUEUE_PREFIX, WORKER_TOOL
+from planweave.constants import JOURNAL_QUEUE_PREFIX
 from planweave.errors import RetryTask
 from planweave.messages import StepAck, StepReport, WorkItem
 
@@ -53,11 +53,9 @@ class StepChannel:
                 future.cancel()
         self._waiting.clear()
 
-    async def journal(self, item: WorkItem, *, redelivered: bool) -> Journal | None:
-        """The journal an item runs with (``None`` for a ``tool`` task: its one call is its
-        outcome)."""
-        if item.worker == WORKER_TOOL:
-            return None
+    async def journal(self, item: WorkItem, *, redelivered: bool) -> Journal:
+        """The journal an item runs with: the steps it carries or, for an item delivered again,
+        those the plane holds now."""
         steps = item.steps
         if redelivered:
             answer = await self._ask(item, None)

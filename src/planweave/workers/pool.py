@@ -18,7 +18,13 @@ from collections.abc import Awaitable, Callable
 
 from planweave import _journal
 from planweave.bus.base import Bus, Delivery, Subscription
-from planweave.constants import ABANDON_EVENT_TYPES, CONTROL_TOPIC, QUEUE_PREFIX, WORKER_LOST
+from planweave.constants import (
+    ABANDON_EVENT_TYPES,
+    CONTROL_TOPIC,
+    QUEUE_PREFIX,
+    WORKER_LOST,
+    WORKER_TOOL,
+)
 from planweave.events import LlmCalled, ToolCalled, new_id, validated
 from planweave.messages import CallReport, Outcome, StartedReport, WorkItem
 from planweave.workers._steps import StepChannel
@@ -288,9 +294,12 @@ class WorkerPool:
             # views show it.
             self._unreported[delivery.id] = (self._loop_time(), time.time(), item)
         try:
-            journal = await self._steps.journal(item, redelivered=redelivered)
-            with _journal.activated(journal):
+            if item.worker == WORKER_TOOL:  # one call, which is its outcome: no journal
                 outcome = await self.handler(item, Reporter(bus, item))
+            else:
+                journal = await self._steps.journal(item, redelivered=redelivered)
+                with _journal.activated(journal):
+                    outcome = await self.handler(item, Reporter(bus, item))
         except Exception as exc:
             # One line where people look; the traceback for whoever turns on debug logging.
             log.warning(
