@@ -11,14 +11,13 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 from planweave import Engine
 
 SCRIPT = textwrap.dedent(
     """
-    import asyncio, os, sys
+    import asyncio, os, signal, sys
     from pathlib import Path
     from planweave import Engine, Plan, TaskSpec, tool
     from planweave.llm import LlmResponse, ToolCall
@@ -27,11 +26,11 @@ SCRIPT = textwrap.dedent(
 
     @tool
     async def record(name: str) -> str:
-        "Append a name to the ledger (a side effect); the fourth waits unless told to hurry."
+        "Append a name to the ledger (a side effect); the fourth kills its process (kill -9)."
         with LEDGER.open("a") as f:
             f.write(name + "-start\\n")
         if name == "4" and not Path(str(LEDGER) + ".fast").exists():
-            await asyncio.sleep(120)
+            os.kill(os.getpid(), signal.SIGKILL)
         with LEDGER.open("a") as f:
             f.write(name + "\\n")
         return "recorded " + name
@@ -73,15 +72,6 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def _wait_for(path: Path, text: str, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if path.exists() and text in path.read_text().split():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{text!r} never appeared in {path}")
-
-
 def _tool_steps(db: Path) -> list[str]:
     with contextlib.closing(sqlite3.connect(db)) as conn:
         rows = conn.execute(
@@ -107,12 +97,14 @@ def test_kill_9_after_three_of_five_tool_calls_then_resume_runs_each_of_them_onc
         job_id = proc.stdout.readline().strip()
         proc.stdout.close()
         assert job_id, "the job script printed no job id"
-        # The fourth call starts only once the third is journaled.
-        _wait_for(ledger, "4-start")
-        assert len(_tool_steps(db)) == 3
+        # The fourth call kills its process the moment it starts: it may start only once the
+        # third call (and the model reply that asked for the fourth) is journaled.
+        assert proc.wait(60) == -signal.SIGKILL
     finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert len(_tool_steps(db)) == 3
     assert ledger.read_text().split() == [
         "1-start", "1", "2-start", "2", "3-start", "3", "4-start",
     ]  # fmt: skip
