@@ -72,7 +72,7 @@ def _without_journal() -> Any:
     async def off(self: _steps.StepChannel, item: Any, *, redelivered: bool) -> Any:
         return None  # the pool runs the task with no journal
 
-    _steps.StepChannel.journal = off  # type: ignore[method-assign,assignment]
+    _steps.StepChannel.journal = off
     return original
 
 
@@ -88,7 +88,7 @@ async def main(calls: int, runs: int) -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 off.append(await _one(Path(tmp), calls))
         finally:
-            _steps.StepChannel.journal = original  # type: ignore[method-assign]
+            _steps.StepChannel.journal = original
     on_s, off_s = statistics.median(on), statistics.median(off)
     print(f"journal step cost, SQLite, {calls} tool calls ({steps} recorded steps), {runs} runs")
     print(f"  journal on : {on_s * 1e6 / steps:8.1f} µs per step ({on_s * 1e3:.1f} ms per job)")
