@@ -7,7 +7,8 @@ before its next call). A report from an attempt that is not the task's current o
 as its outcome would be. The plane keeps the journal of each task it runs in memory (read from
 the store when it adopts a job), hands it out with the task's next work item, and forgets it,
 in the store too, once an attempt reports its end: a task that failed is tried again live, not
-replayed into the same failure. An attempt that ended with its worker lost keeps its journal.
+replayed into the same failure. An attempt that ended without an outcome (its process died, or
+its worker: the item is delivered again) keeps its journal for the run that carries it on.
 """
 
 from __future__ import annotations
@@ -102,10 +103,8 @@ class PlaneJournal:
         pending.step_acks.append((report.ack_to, answer))
 
     def on_outcome(self, outcome: Outcome, pending: Pending) -> None:
-        """An accepted outcome ended the attempt: forget its task's journal (unless its worker
-        was lost, when the next attempt replays it)."""
-        if outcome.error_type == "crash":
-            return
+        """An accepted outcome ended the attempt: forget its task's journal (a task that failed
+        is tried again live, not replayed into the same failure)."""
         tasks = self._steps.get(outcome.job_id)
         if tasks is not None and tasks.pop(outcome.task_id, None) is not None:
             pending.steps_cleared.append((outcome.job_id, outcome.task_id))
