@@ -181,8 +181,10 @@ async def test_a_step_from_an_attempt_that_is_not_current_is_refused(tmp_path: P
             assert isinstance(delivery.message, StepAck)
             return delivery.message
 
+        rejected = engine.plane.rejected_reports
         stale = await report(attempt - 1, "7")
         assert stale.accepted is False
+        assert engine.plane.rejected_reports == rejected + 1
         assert "7" not in {s.step for s in await engine.store.read_steps(job_id)}
 
         current = await report(attempt, "8")

@@ -57,8 +57,9 @@ class PlaneJournal:
             return ()
         return tuple(steps[key] for key in sorted(steps, key=_order))
 
-    def on_report(self, state: JobState, report: StepReport, pending: Pending) -> None:
-        """Journal a reported step (answered once the batch is durable), or refuse it."""
+    def on_report(self, state: JobState, report: StepReport, pending: Pending) -> bool:
+        """Journal a reported step (answered once the batch is durable), or refuse it.
+        Returns whether it was accepted."""
         task = state.tasks.get(report.task_id)
         current = (
             not state.terminal
@@ -90,6 +91,7 @@ class PlaneJournal:
             )
             answer = StepAck(**ack, step=step.step)
         pending.step_acks.append((report.ack_to, answer))
+        return current
 
     def refuse(self, report: StepReport, pending: Pending) -> None:
         """Answer a report of a job this plane does not run: refused."""

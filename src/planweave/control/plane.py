@@ -468,7 +468,8 @@ class ControlPlane:
             else:
                 self._journal.on_outcome(message, self._pending)
         elif isinstance(message, StepReport):
-            self._journal.on_report(state, message, self._pending)
+            if not self._journal.on_report(state, message, self._pending):
+                self.rejected_reports += 1
             return
         elif isinstance(message, StartedReport):
             decision = decider.on_started(state, message, now=now)
