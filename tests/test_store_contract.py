@@ -32,7 +32,7 @@ from planweave.events import (
 )
 from planweave.state import JobState, apply, replay
 from planweave.store import ArtifactRow, Batch, MemoryStore, Store, open_store
-from planweave.store.base import Claim, TenantUsage
+from planweave.store.base import Claim, StepRow, TenantUsage
 from planweave.store.sqlite import SqliteStore
 from store_helpers import (
     PLAN,
@@ -628,3 +628,51 @@ async def test_commit_soon_futures_resolve_in_order_once_durable(store: Store) -
     await asyncio.gather(*futures)
     assert all(f.done() and f.exception() is None for f in futures)
     assert [e.seq for e in await store.read_events("job1")] == [e.seq for e in events]
+
+
+# --- the step journal -------------------------------------------------------------------------
+
+
+def _step(task_id: str, step: str, result: object, *, attempt: int = 1) -> StepRow:
+    return StepRow("job1", task_id, step, attempt, "tool", f"fp-{step}", result, 10.0)
+
+
+async def test_journal_steps_are_upserted_read_by_task_and_cleared_per_task(store: Store) -> None:
+    await add_job(store, "job1")
+    await add_job(store, "job2")
+    first = _step("a", "0", {"text": "héllo", "n": [1, 2]})
+    nested = _step("a", "0.0", None)
+    other = _step("b", "0", "x")
+    elsewhere = StepRow("job2", "a", "0", 1, "model", "fp", {"content": "hi"}, 11.0)
+    await store.commit(Batch(steps=[nested, other, first, elsewhere]))
+
+    assert await store.read_steps("job1") == [first, nested, other]
+    assert await store.read_steps("job2") == [elsewhere]
+    assert await store.read_steps("ghost") == []
+
+    again = _step("a", "0", "replaced", attempt=2)
+    await store.commit(Batch(steps=[again]))
+    assert await store.read_steps("job1") == [again, nested, other]
+
+    # Cleared before the batch's own steps are written.
+    later = _step("a", "1", 7, attempt=3)
+    await store.commit(Batch(steps_cleared=[("job1", "a")], steps=[later]))
+    assert await store.read_steps("job1") == [later, other]
+    assert await store.read_steps("job2") == [elsewhere]
+
+
+async def test_journal_steps_are_fenced_by_the_claim_and_deleted_with_their_job(
+    store: Store,
+) -> None:
+    await add_job(store, "job1", finish="succeeded")
+    assert await store.claim_job("job1", "cp1", lease_s=10)
+    with pytest.raises(ClaimLost):
+        await store.commit(Batch(steps=[_step("a", "0", 1)], owner="cp2"))
+    with pytest.raises(ClaimLost):
+        await store.commit(Batch(steps_cleared=[("job1", "a")], owner="cp2"))
+    assert await store.read_steps("job1") == []
+    await store.commit(Batch(steps=[_step("a", "0", 1)], owner="cp1"))
+    assert await store.read_steps("job1") == [_step("a", "0", 1)]
+
+    assert await store.delete_job("job1") is True
+    assert await store.read_steps("job1") == []

@@ -7,7 +7,7 @@ from typing import Final
 SCHEMA_VERSION: Final = 1
 """Version of the wire format of events, work items and outcomes."""
 
-STORE_SCHEMA_VERSION: Final = 3
+STORE_SCHEMA_VERSION: Final = 4
 """Version of the SQL schema; migrations bring an older file up to it."""
 STORE_SCHEMA_VERSION_KEY: Final = "schema_version"
 """Key of the schema version's row in the ``pw_meta`` table."""
@@ -21,6 +21,7 @@ TABLE_ARTIFACTS: Final = "pw_artifacts"
 TABLE_COMMANDS: Final = "pw_commands"
 TABLE_CLAIMS: Final = "pw_claims"
 TABLE_META: Final = "pw_meta"
+TABLE_STEPS: Final = "pw_steps"
 PG_COMMANDS_CHANNEL: Final = "pw_commands"
 """The Postgres ``NOTIFY`` channel a command left for a job is announced on (payload: job id)."""
 PG_MIGRATION_LOCK: Final = 0x70770001
@@ -29,6 +30,8 @@ PG_MIGRATION_LOCK: Final = 0x70770001
 # Bus names.
 QUEUE_PREFIX: Final = "pw:work:"
 OUTCOME_QUEUE_PREFIX: Final = "pw:outcomes:"
+JOURNAL_QUEUE_PREFIX: Final = "pw:journal:"
+"""A worker pool's queue for the control plane's answers to its journal steps (+ worker id)."""
 """Each control plane receives its jobs' reports on its own queue: this prefix + its owner id
 (work items name it in ``reply_to``), so two planes on one bus never take each other's reports."""
 EVENT_TOPIC_ALL: Final = "pw:events"

@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from planweave._journal import JournalStep
 from planweave.constants import (
     DEFAULT_MAX_AGENT_STEPS,
     DEFAULT_MAX_HANDOFFS,
@@ -41,6 +42,8 @@ __all__ = [
     "Outcome",
     "Report",
     "StartedReport",
+    "StepAck",
+    "StepReport",
     "WorkItem",
     "message_adapter",
     "parse_message",
@@ -66,6 +69,8 @@ class WorkItem(BaseModel):
         hooks: The job hooks its job names (``JobOptions.hooks``).
         trace: The W3C ``traceparent`` of the job's trace, so a worker in any process
             continues it (``None``: no tracing hook).
+        steps: The task's journal (``planweave._journal``) when the item was sent: the model
+            and tool calls an earlier run of it completed, replayed instead of made again.
     """
 
     model_config = ConfigDict(frozen=True, defer_build=True)
@@ -98,6 +103,7 @@ class WorkItem(BaseModel):
     max_handoffs: int = DEFAULT_MAX_HANDOFFS
     hooks: tuple[str, ...] = ()
     trace: str | None = None
+    steps: tuple[JournalStep, ...] = ()
 
 
 class StartedReport(BaseModel):
@@ -169,12 +175,51 @@ class Outcome(BaseModel):
     delivery: int = 1
 
 
-Report = Annotated[StartedReport | CallReport | Outcome, Field(discriminator="type")]
-Message = Annotated[WorkItem | StartedReport | CallReport | Outcome, Field(discriminator="type")]
+class StepReport(BaseModel):
+    """A model or tool call a running task completed, to be journaled (``step``), or, without
+    one, a request for the task's journal (a worker that took over an item another worker
+    started). The control plane answers on ``ack_to`` with a ``StepAck``."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    type: Literal["step"] = "step"
+    v: int = SCHEMA_VERSION
+    id: str = Field(default_factory=new_id)
+    job_id: str
+    task_id: str
+    attempt: int
+    ack_to: str
+    step: JournalStep | None = None
+
+
+class StepAck(BaseModel):
+    """The control plane's answer to a ``StepReport``: the step is durable (``accepted``), or
+    refused (its attempt is not the task's current one); for a request, the journal."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    type: Literal["step_ack"] = "step_ack"
+    v: int = SCHEMA_VERSION
+    id: str = Field(default_factory=new_id)
+    job_id: str
+    task_id: str
+    attempt: int
+    step: str | None = None
+    accepted: bool = True
+    steps: tuple[JournalStep, ...] = ()
+
+
+Report = Annotated[StartedReport | CallReport | Outcome | StepReport, Field(discriminator="type")]
+Message = Annotated[
+    WorkItem | StartedReport | CallReport | Outcome | StepReport | StepAck,
+    Field(discriminator="type"),
+]
 
 message_adapter: TypeAdapter[Message] = TypeAdapter(Message, config=ConfigDict(defer_build=True))
 
 
-def parse_message(data: str | bytes) -> WorkItem | StartedReport | CallReport | Outcome:
+def parse_message(
+    data: str | bytes,
+) -> WorkItem | StartedReport | CallReport | Outcome | StepReport | StepAck:
     """Parse one bus message from its JSON form."""
     return message_adapter.validate_json(data)

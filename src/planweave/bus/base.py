@@ -46,7 +46,7 @@ from types import TracebackType
 from typing import Literal, Protocol, Self, runtime_checkable
 
 from planweave.events import Event
-from planweave.messages import CallReport, Outcome, StartedReport, WorkItem
+from planweave.messages import CallReport, Outcome, StartedReport, StepAck, StepReport, WorkItem
 
 __all__ = [
     "Bus",
@@ -59,7 +59,7 @@ __all__ = [
     "Subscription",
 ]
 
-BusMessage = WorkItem | StartedReport | CallReport | Outcome
+BusMessage = WorkItem | StartedReport | CallReport | Outcome | StepReport | StepAck
 MessagePlace = Literal["waiting", "leased", "dead"]
 """Where a queued message is (``Bus.locate``)."""
 

@@ -12,9 +12,9 @@ from typing import Any
 from planweave.bus.base import Delivery
 from planweave.constants import DEFAULT_CONCURRENCY
 from planweave.events import Event, trusted
-from planweave.messages import WorkItem
+from planweave.messages import StepAck, WorkItem
 from planweave.state import JobState
-from planweave.store.base import ArtifactRow
+from planweave.store.base import ArtifactRow, StepRow
 
 __all__ = ["Pending", "PlaneSettings", "work_item"]
 
@@ -62,6 +62,9 @@ class Pending:
         "items",
         "late_items",
         "new_jobs",
+        "step_acks",
+        "steps",
+        "steps_cleared",
     )
 
     def __init__(self) -> None:
@@ -79,6 +82,10 @@ class Pending:
         # whose running work the workers must drop.
         self.finished: list[str] = []
         self.abandoned: list[Event] = []
+        # The step journal: steps to write, tasks whose steps go, answers sent once durable.
+        self.steps: list[StepRow] = []
+        self.steps_cleared: list[tuple[str, str]] = []
+        self.step_acks: list[tuple[str, StepAck]] = []
 
     def without(self, job_ids: set[str]) -> Pending:
         """The part of this batch that concerns other jobs than ``job_ids``."""
@@ -93,6 +100,9 @@ class Pending:
         rest.commands_done = [c for c in self.commands_done if c[0] not in job_ids]
         rest.finished = [j for j in self.finished if j not in job_ids]
         rest.abandoned = [e for e in self.abandoned if e.job_id not in job_ids]
+        rest.steps = [s for s in self.steps if s.job_id not in job_ids]
+        rest.steps_cleared = [c for c in self.steps_cleared if c[0] not in job_ids]
+        rest.step_acks = [a for a in self.step_acks if a[1].job_id not in job_ids]
         return rest
 
 

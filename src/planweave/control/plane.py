@@ -40,6 +40,7 @@ from planweave.constants import CONTROL_TOPIC, EVENT_TOPIC_ALL, OUTCOME_QUEUE_PR
 from planweave.control import _loops, decider
 from planweave.control._commit import Durable, GroupCommit
 from planweave.control._dispatch import Dispatcher
+from planweave.control._journal import PlaneJournal
 from planweave.control._pending import Pending, PlaneSettings, work_item
 from planweave.control._reconcile import Reconciler
 from planweave.control.claims import Claims
@@ -47,7 +48,7 @@ from planweave.control.decider import Decision
 from planweave.errors import ClaimLost, JobBusy, JobDataInvalid, JobNotFound, UsageError
 from planweave.events import Event, JobCancelled, JobOptions, new_id
 from planweave.hooks import HookRegistry
-from planweave.messages import CallReport, Outcome, StartedReport, WorkItem
+from planweave.messages import CallReport, Outcome, StartedReport, StepReport, WorkItem
 from planweave.plan import TaskSpec
 from planweave.state import JobState
 from planweave.store.base import ArtifactRow, Batch, Command, Store
@@ -113,6 +114,7 @@ class ControlPlane:
         self.rejected_reports = 0
         # Hooks of job start and end, and the trace context work items carry (the engine's).
         self.hooks: HookRegistry | None = None
+        self._journal = PlaneJournal()
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -257,6 +259,7 @@ class ControlPlane:
         if self.hooks is not None:
             await self.hooks.job_start(state, resumed=True)
         commands = await self.store.read_commands([job_id])
+        await self._journal.load(self.store, job_id)
         if job_id in self._jobs:  # adopted meanwhile by another call
             return self._jobs[job_id]
         # Nothing awaits from here until the decisions below are buffered: were the job dropped
@@ -446,6 +449,7 @@ class ControlPlane:
             self._timer_wake.set()
         ending = decision.finished
         if ending is not None:
+            self._journal.on_job_end(job_id, pending)
             pending.finished.append(job_id)
             if decision.abandon:
                 pending.abandoned.append(ending)
@@ -454,6 +458,8 @@ class ControlPlane:
         state = self._jobs.get(message.job_id)
         if state is None:
             self.rejected_reports += 1
+            if isinstance(message, StepReport):  # its worker must not wait for an answer
+                self._journal.refuse(message, self._pending)
             return
         now = self._clock()
         if isinstance(message, Outcome):
@@ -470,6 +476,12 @@ class ControlPlane:
                     task.status if task is not None else "unknown",
                     task.attempt if task is not None else "-",
                 )
+            else:
+                self._journal.on_outcome(message, self._pending)
+        elif isinstance(message, StepReport):
+            if not self._journal.on_report(state, message, self._pending):
+                self.rejected_reports += 1
+            return
         elif isinstance(message, StartedReport):
             decision = decider.on_started(state, message, now=now)
         elif isinstance(message, CallReport):
@@ -506,6 +518,9 @@ class ControlPlane:
             )
             if self.hooks is not None:  # the job's trace context, for the worker to continue
                 item = self.hooks.stamp(item)
+            steps = self._journal.steps_of(state.id, task_id)
+            if steps:  # an earlier run's calls, replayed instead of made again
+                item = item.model_copy(update={"steps": steps})
             key = (state.id, task_id)
             if unsure or (durable_first and key in durable_first):
                 durable_first.discard(key)
@@ -540,7 +555,13 @@ class ControlPlane:
         """Dispatch what may go out, and take what the next batch writes."""
         self._dispatch()
         pending = self._pending
-        if not pending.events and not pending.acks and not pending.commands_done:
+        if (
+            not pending.events
+            and not pending.acks
+            and not pending.commands_done
+            and not pending.steps
+            and not pending.step_acks
+        ):
             return None
         self._pending = Pending()
         return pending
@@ -563,6 +584,8 @@ class ControlPlane:
             new_jobs=pending.new_jobs,
             claim_lease_s=self.settings.claim_lease_s,
             commands_done=[c for _, c in pending.commands_done],
+            steps=pending.steps,
+            steps_cleared=pending.steps_cleared,
         )
 
     async def _send(self, pending: Pending) -> None:
@@ -608,6 +631,8 @@ class ControlPlane:
                     await bus.enqueue(QUEUE_PREFIX + item.worker, item)
         if pending.acks:
             await bus.ack_many(pending.acks)
+        for queue, answer in pending.step_acks:  # the steps are durable: their workers go on
+            await bus.enqueue(queue, answer)
         if pending.commands_done:
             self._claims.settled(c for _, c in pending.commands_done)
         events = pending.events
@@ -745,6 +770,7 @@ class ControlPlane:
             self._keys.pop((state.tenant, state.idempotency_key), None)
         self._workspaces.pop(state.id, None)
         self._workspace_strs.pop(state.id, None)
+        self._journal.forget(state.id)
         if self._durable_first:
             self._durable_first.difference_update((state.id, t) for t in state.tasks)
         if self._dispatcher.forget(state):

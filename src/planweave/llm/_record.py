@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
+from planweave import _journal
 from planweave._json import dumps_bounded
 from planweave._text import tail, truncate
 from planweave.events import LlmCalled, ToolCalled
@@ -72,6 +73,10 @@ async def recorded_call(
         live: Where the reply streams while it is written (``None``: not streamed); only
             the event, with the complete reply, is recorded.
 
+    Inside a journaled task (``planweave._journal``) a call recorded by an earlier run of the
+    task returns the recorded reply without calling the model or reporting an event again, and
+    a live call's reply is recorded before it is returned.
+
     Raises:
         ModelError: whatever the model raised (reported first, with ``error`` set).
         HookVeto: a hook refused the call (reported first, with the veto as ``error``).
@@ -83,6 +88,11 @@ async def recorded_call(
         model, request = await before_model_call(
             hooks, model, request, emit=emit, job_id=job_id, task_id=task_id
         )
+    step = _journal.begin(
+        "model", lambda: _journal.fingerprint(model.name, request.model_dump_json())
+    )
+    if step is not None and step.recorded is not None:
+        return LlmResponse.model_validate(step.recorded.result)
     prompt = tail(render_messages(request.messages), PROMPT_EVENT_CHARS)
     started = time.perf_counter()
     try:
@@ -120,4 +130,6 @@ async def recorded_call(
             reply=truncate(render_reply(response), REPLY_EVENT_CHARS),
         )
     )
+    if step is not None:
+        await step.done(response.model_dump(mode="json"))
     return response

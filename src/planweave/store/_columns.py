@@ -16,6 +16,7 @@ __all__ = [
     "EVENT_COLS",
     "JOB_COLS",
     "JSON_COLUMNS",
+    "STEP_COLS",
     "TASK_COLS",
 ]
 
@@ -31,6 +32,8 @@ COMMAND_COLS: Final = ('id', 'job_id', 'name', 'args', 'created_at')
 """The columns of ``pw_commands``, in table order."""
 CLAIM_COLS: Final = ('job_id', 'owner', 'host', 'pid', 'expires_at')
 """The columns of ``pw_claims``, in table order."""
+STEP_COLS: Final = ('job_id', 'task_id', 'step', 'attempt', 'kind', 'fingerprint', 'result', 'at')
+"""The columns of ``pw_steps``, in table order."""
 
 JSON_COLUMNS: Final[dict[str, frozenset[str]]] = {
     'pw_artifacts': frozenset([]),
@@ -39,6 +42,7 @@ JSON_COLUMNS: Final[dict[str, frozenset[str]]] = {
     'pw_events': frozenset(['body']),
     'pw_jobs': frozenset(['artifacts', 'options', 'result']),
     'pw_meta': frozenset([]),
+    'pw_steps': frozenset(['result']),
     'pw_tasks': frozenset(['result', 'spec']),
 }
 """Names of the JSON columns of each table (JSON text in SQLite)."""

@@ -41,13 +41,18 @@ def unheld_jobs(batch: Batch, owner: str, owner_of: Callable[[str], str | None])
                 checked.add(job_id)
                 if owner_of(job_id) != owner:
                     lost.append(job_id)
-    for items in (batch.events, batch.artifacts):
+    for items in (batch.events, batch.artifacts, batch.steps):
         for item in items:
             job_id = item.job_id
             if job_id not in checked:
                 checked.add(job_id)
                 if owner_of(job_id) != owner:
                     lost.append(job_id)
+    for job_id, _ in batch.steps_cleared:
+        if job_id not in checked:
+            checked.add(job_id)
+            if owner_of(job_id) != owner:
+                lost.append(job_id)
     return lost
 
 

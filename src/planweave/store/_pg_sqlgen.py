@@ -178,6 +178,10 @@ def postgres_statements() -> dict[str, tuple[Sql | tuple[Sql, ...], str]]:
             "the primary key (``LogConflict``), never silence.",
         ),
         "UPSERT_ARTIFACT": (_upsert(artifacts, columns_of(artifacts)), "Write an artifact row."),
+        "UPSERT_STEP": (
+            _upsert(schema.steps, columns_of(schema.steps)),
+            "Write a journal step (a step recorded again replaces the old one).",
+        ),
         **shared_statements(_compile),
         "SELECT_EVENTS": (
             _compile(

@@ -10,7 +10,7 @@ from typing import Any
 from planweave.events import Event
 from planweave.store import _postgres_sql as q
 from planweave.store import _rows as rows
-from planweave.store.base import ArtifactRow, Batch
+from planweave.store.base import ArtifactRow, Batch, StepRow
 
 __all__ = ["Writes", "invalid_jobs", "jobs_of"]
 
@@ -20,7 +20,16 @@ _Conn = Any  # an asyncpg.Connection (asyncpg ships no type hints)
 class Writes:
     """Rows to write, merged by key: one statement for jobs, tasks and events when flushed."""
 
-    __slots__ = ("artifacts", "claims", "commands_done", "events", "jobs", "tasks")
+    __slots__ = (
+        "artifacts",
+        "claims",
+        "commands_done",
+        "events",
+        "jobs",
+        "steps",
+        "steps_cleared",
+        "tasks",
+    )
 
     def __init__(self) -> None:
         self.jobs: dict[str, dict[str, Any]] = {}
@@ -29,6 +38,8 @@ class Writes:
         self.artifacts: dict[tuple[str, str], ArtifactRow] = {}
         self.claims: list[tuple[Any, ...]] = []
         self.commands_done: list[int] = []
+        self.steps: dict[tuple[str, str, str], StepRow] = {}
+        self.steps_cleared: list[tuple[str, str]] = []
 
     def add(self, batch: Batch, claims: list[tuple[Any, ...]]) -> None:
         for row in batch.jobs:
@@ -40,6 +51,13 @@ class Writes:
             self.artifacts[artifact.job_id, artifact.name] = artifact
         self.claims.extend(claims)
         self.commands_done.extend(batch.commands_done)
+        if batch.steps_cleared:
+            cleared = set(batch.steps_cleared)
+            for key in [k for k in self.steps if k[:2] in cleared]:
+                del self.steps[key]  # added earlier in this transaction, cleared now
+            self.steps_cleared.extend(batch.steps_cleared)
+        for step in batch.steps:
+            self.steps[step.job_id, step.task_id, step.step] = step
 
     async def flush(self, conn: _Conn) -> None:
         if self.jobs or self.tasks or self.events:
@@ -66,6 +84,12 @@ class Writes:
         if self.commands_done:
             await conn.execute(q.DELETE_COMMANDS.text, self.commands_done)
             self.commands_done = []
+        if self.steps_cleared:
+            await conn.executemany(q.DELETE_TASK_STEPS.text, self.steps_cleared)
+            self.steps_cleared = []
+        if self.steps:
+            await conn.executemany(q.UPSERT_STEP.text, map(rows.encode_step, self.steps.values()))
+            self.steps.clear()
 
 
 def _by_column(encoded: Iterable[tuple[Any, ...]], width: int) -> list[list[Any]]:
@@ -84,6 +108,8 @@ def jobs_of(batch: Batch) -> list[str]:
     ids.extend(row["job_id"] for row in batch.tasks)
     ids.extend(e.job_id for e in batch.events)
     ids.extend(a.job_id for a in batch.artifacts)
+    ids.extend(s.job_id for s in batch.steps)
+    ids.extend(job_id for job_id, _ in batch.steps_cleared)
     return ids
 
 
@@ -109,4 +135,6 @@ def invalid_jobs(batch: Batch) -> dict[str, str]:
         check(event.job_id, f"{event.type} event", rows.encode_event, event)
     for artifact in batch.artifacts:
         check(artifact.job_id, "artifact", rows.encode_artifact, artifact)
+    for step in batch.steps:
+        check(step.job_id, "journal step", rows.encode_step, step)
     return bad

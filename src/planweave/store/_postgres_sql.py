@@ -17,6 +17,7 @@ __all__ = [
     "DELETE_COMMANDS",
     "DELETE_FINISHED_JOB",
     "DELETE_JOB_ROWS",
+    "DELETE_TASK_STEPS",
     "EVENT_EXISTS",
     "FIND_JOB",
     "FORCE_CLAIM",
@@ -35,11 +36,13 @@ __all__ = [
     "SELECT_COMMANDS",
     "SELECT_EVENTS",
     "SELECT_JOB",
+    "SELECT_STEPS",
     "SELECT_TASKS",
     "SELECT_VERSION",
     "SET_VERSION",
     "TENANT_USAGE",
     "UPSERT_ARTIFACT",
+    "UPSERT_STEP",
     "WRITE_ROWS",
     "Sql",
 ]
@@ -66,6 +69,13 @@ UPSERT_ARTIFACT: Final = Sql(
     {'job_id': None, 'name': None, 'path': None, 'size': None, 'content_type': None, 'created_at': None, 'task_id': None},
 )
 """Write an artifact row."""
+
+UPSERT_STEP: Final = Sql(
+    'INSERT INTO pw_steps (job_id, task_id, step, attempt, kind, fingerprint, result, at) VALUES ($1::VARCHAR, $2::VARCHAR, $3::VARCHAR, $4::INTEGER, $5::VARCHAR, $6::VARCHAR, $7::JSONB, $8::FLOAT) ON CONFLICT (job_id, task_id, step) DO UPDATE SET attempt = excluded.attempt, kind = excluded.kind, fingerprint = excluded.fingerprint, result = excluded.result, at = excluded.at',
+    ('job_id', 'task_id', 'step', 'attempt', 'kind', 'fingerprint', 'result', 'at'),
+    {'job_id': None, 'task_id': None, 'step': None, 'attempt': None, 'kind': None, 'fingerprint': None, 'result': None, 'at': None},
+)
+"""Write a journal step (a step recorded again replaces the old one)."""
 
 LAST_SEQ: Final = Sql(
     (
@@ -184,8 +194,31 @@ DELETE_JOB_ROWS: Final = (
         ('job_id',),
         {'job_id': None},
     ),
+    Sql(
+        'DELETE FROM pw_steps WHERE pw_steps.job_id = $1::VARCHAR',
+        ('job_id',),
+        {'job_id': None},
+    ),
 )
-"""Delete the rest of a deleted job: tasks, events, artifacts, commands, claim."""
+"""Delete the rest of a deleted job: tasks, events, artifacts, commands, claim, journal steps."""
+
+SELECT_STEPS: Final = Sql(
+    (
+        'SELECT pw_steps.job_id, pw_steps.task_id, pw_steps.step, pw_steps.attempt, pw_steps.kind, pw_steps.fingerprint, pw_steps.result, pw_steps.at \n'
+        'FROM pw_steps \n'
+        'WHERE pw_steps.job_id = $1::VARCHAR ORDER BY pw_steps.task_id, pw_steps.step'
+    ),
+    ('job_id',),
+    {'job_id': None},
+)
+"""A job's journal steps, by task and step."""
+
+DELETE_TASK_STEPS: Final = Sql(
+    'DELETE FROM pw_steps WHERE pw_steps.job_id = $1::VARCHAR AND pw_steps.task_id = $2::VARCHAR',
+    ('job_id', 'task_id'),
+    {'job_id': None, 'task_id': None},
+)
+"""Forget a task's journal steps (its attempt ended)."""
 
 SELECT_EVENTS: Final = Sql(
     (
@@ -546,6 +579,27 @@ MIGRATIONS: Final = (
             'UPDATE pw_jobs SET data_bytes=(pw_jobs.seq * $1::INTEGER)',
             ('seq_1',),
             {'seq_1': 160},
+        ),
+    ),
+    (
+        Sql(
+            (
+                '\n'
+                'CREATE TABLE IF NOT EXISTS pw_steps (\n'
+                '\tjob_id VARCHAR NOT NULL, \n'
+                '\ttask_id VARCHAR NOT NULL, \n'
+                '\tstep VARCHAR NOT NULL, \n'
+                '\tattempt INTEGER NOT NULL, \n'
+                '\tkind VARCHAR NOT NULL, \n'
+                '\tfingerprint VARCHAR NOT NULL, \n'
+                '\tresult JSONB, \n'
+                '\tat FLOAT NOT NULL, \n'
+                '\tPRIMARY KEY (job_id, task_id, step)\n'
+                ')\n'
+                '\n'
+            ),
+            (),
+            {},
         ),
     ),
 )

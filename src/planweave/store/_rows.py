@@ -27,9 +27,10 @@ from planweave.store._columns import (
     EVENT_COLS,
     JOB_COLS,
     JSON_COLUMNS,
+    STEP_COLS,
     TASK_COLS,
 )
-from planweave.store.base import ArtifactRow, Batch, Claim, Command, JobSummary
+from planweave.store.base import ArtifactRow, Batch, Claim, Command, JobSummary, StepRow
 
 __all__ = [
     "ARTIFACT_COLS",
@@ -37,18 +38,21 @@ __all__ = [
     "COMMAND_COLS",
     "EVENT_COLS",
     "JOB_COLS",
+    "STEP_COLS",
     "SUMMARY_COLS",
     "TASK_COLS",
     "decode_artifact",
     "decode_claim",
     "decode_command",
     "decode_job",
+    "decode_step",
     "decode_summary",
     "decode_task",
     "dump",
     "encode_artifact",
     "encode_event",
     "encode_job",
+    "encode_step",
     "encode_task",
     "invalid_jobs",
     "load",
@@ -61,6 +65,7 @@ assert ARTIFACT_COLS == (
 )  # fmt: skip
 assert COMMAND_COLS == ("id", "job_id", "name", "args", "created_at")
 assert CLAIM_COLS == ("job_id", "owner", "host", "pid", "expires_at")
+assert STEP_COLS == ("job_id", "task_id", "step", "attempt", "kind", "fingerprint", "result", "at")
 
 SUMMARY_COLS: Final = (
     "job_id", "goal", "status", "created_at", "updated_at", "finished_at",
@@ -144,6 +149,11 @@ def encode_artifact(a: ArtifactRow) -> tuple[Any, ...]:
     return (a.job_id, a.name, a.path, a.size, a.content_type, a.created_at, a.task_id)
 
 
+def encode_step(s: StepRow) -> tuple[Any, ...]:
+    """A journal step as the tuple of ``STEP_COLS`` (its result as JSON text)."""
+    return (s.job_id, s.task_id, s.step, s.attempt, s.kind, s.fingerprint, dump(s.result), s.at)
+
+
 def invalid_jobs(batch: Batch) -> dict[str, str]:
     """The jobs of ``batch`` whose rows, events or artifacts cannot be stored, with why.
 
@@ -171,6 +181,10 @@ def invalid_jobs(batch: Batch) -> dict[str, str]:
         check(event.job_id, f"{event.type} event", encode_event, event)
     for artifact in batch.artifacts:
         check(artifact.job_id, "artifact", encode_artifact, artifact)
+    for step in batch.steps:
+        check(
+            step.job_id, f"journal step {step.step!r} of task {step.task_id!r}", encode_step, step
+        )
     return bad
 
 
@@ -200,6 +214,12 @@ def decode_task(values: tuple[Any, ...]) -> dict[str, Any]:
 def decode_artifact(values: tuple[Any, ...]) -> ArtifactRow:
     """An ``ArtifactRow`` from the tuple of ``ARTIFACT_COLS`` (or a copy of one's fields)."""
     return ArtifactRow(*values)
+
+
+def decode_step(values: tuple[Any, ...]) -> StepRow:
+    """A ``StepRow`` from the tuple of ``STEP_COLS`` (``result`` as JSON text)."""
+    job_id, task_id, step, attempt, kind, fingerprint, result, at = values
+    return StepRow(job_id, task_id, step, attempt, kind, fingerprint, load(result), at)
 
 
 def decode_command(values: tuple[Any, ...]) -> Command:

@@ -30,6 +30,7 @@ from planweave.constants import (
     TABLE_EVENTS,
     TABLE_JOBS,
     TABLE_META,
+    TABLE_STEPS,
     TABLE_TASKS,
 )
 
@@ -44,6 +45,7 @@ __all__ = [
     "jobs",
     "meta",
     "metadata",
+    "steps",
     "tasks",
 ]
 
@@ -189,6 +191,22 @@ meta = sa.Table(
     sqlite_with_rowid=False,
 )
 
+steps = sa.Table(
+    TABLE_STEPS,
+    metadata,
+    # The step journal: each completed model or tool call of a running task, replayed when
+    # the task is run again after a crash. Deleted once the task's attempt reports its end.
+    sa.Column("job_id", sa.String, primary_key=True),
+    sa.Column("task_id", sa.String, primary_key=True),
+    sa.Column("step", sa.String, primary_key=True),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("fingerprint", sa.String, nullable=False),
+    sa.Column("result", Json),
+    sa.Column("at", sa.Float, nullable=False),
+    sqlite_with_rowid=False,
+)
+
 JSON_COLUMNS: Final[dict[str, frozenset[str]]] = {
     table.name: frozenset(c.name for c in table.columns if c.type is Json)
     for table in metadata.sorted_tables
@@ -251,10 +269,16 @@ def _v3_data_bytes(execute: Execute) -> None:
     execute(sa.update(jobs).values(data_bytes=jobs.c.seq * EVENT_BASE_BYTES))
 
 
+def _v4_steps_table(execute: Execute) -> None:
+    """The step journal (``pw_steps``)."""
+    _create(execute, [steps])
+
+
 MIGRATIONS: Final[list[Callable[[Execute], None]]] = [
     _v1_create_all,
     _v2_claims_table,
     _v3_data_bytes,
+    _v4_steps_table,
 ]
 """``MIGRATIONS[i]`` upgrades schema version ``i`` to ``i + 1``."""
 

@@ -76,6 +76,7 @@ _TABLES: Final = {
     "ARTIFACT_COLS": schema.artifacts,
     "COMMAND_COLS": schema.commands,
     "CLAIM_COLS": schema.claims,
+    "STEP_COLS": schema.steps,
 }
 """Name in ``_columns`` -> the table whose columns it lists."""
 
@@ -156,7 +157,7 @@ def shared_statements(
     """The statements both SQL stores use as they are, each compiled with ``compile_stmt`` (for
     its dialect)."""
     jobs, tasks, events, commands = schema.jobs, schema.tasks, schema.events, schema.commands
-    artifacts, claims = schema.artifacts, schema.claims
+    artifacts, claims, steps = schema.artifacts, schema.claims, schema.steps
     terminal_jobs = sorted(TERMINAL_JOB)
     return {
         "LAST_SEQ": (
@@ -224,9 +225,26 @@ def shared_statements(
         "DELETE_JOB_ROWS": (
             tuple(
                 compile_stmt(sa.delete(table).where(table.c.job_id == param("job_id")))
-                for table in (tasks, events, artifacts, commands, claims)
+                for table in (tasks, events, artifacts, commands, claims, steps)
             ),
-            "Delete the rest of a deleted job: tasks, events, artifacts, commands, claim.",
+            "Delete the rest of a deleted job: tasks, events, artifacts, commands, claim, "
+            "journal steps.",
+        ),
+        "SELECT_STEPS": (
+            compile_stmt(
+                _select(steps)
+                .where(steps.c.job_id == param("job_id"))
+                .order_by(steps.c.task_id, steps.c.step)
+            ),
+            "A job's journal steps, by task and step.",
+        ),
+        "DELETE_TASK_STEPS": (
+            compile_stmt(
+                sa.delete(steps).where(
+                    steps.c.job_id == param("job_id"), steps.c.task_id == param("task_id")
+                )
+            ),
+            "Forget a task's journal steps (its attempt ended).",
         ),
     }
 
@@ -249,6 +267,10 @@ def sqlite_statements() -> dict[str, tuple[Sql | tuple[Sql, ...], str]]:
         ),
         "UPSERT_TASK": (_upsert(tasks, columns_of(tasks)), "Write a task row."),
         "UPSERT_ARTIFACT": (_upsert(artifacts, columns_of(artifacts)), "Write an artifact row."),
+        "UPSERT_STEP": (
+            _upsert(schema.steps, columns_of(schema.steps)),
+            "Write a journal step (a step recorded again replaces the old one).",
+        ),
         "INSERT_EVENT": (
             compile_sql(sa.insert(events).values({n: param(n) for n in columns_of(events)})),
             "Append an event: a plain insert, so an event whose (job_id, seq) is stored already "

@@ -20,7 +20,16 @@ from typing import Any, Protocol, runtime_checkable
 from planweave.events import Event
 from planweave.state import JobState
 
-__all__ = ["ArtifactRow", "Batch", "Claim", "Command", "JobSummary", "Store", "TenantUsage"]
+__all__ = [
+    "ArtifactRow",
+    "Batch",
+    "Claim",
+    "Command",
+    "JobSummary",
+    "StepRow",
+    "Store",
+    "TenantUsage",
+]
 
 
 @dataclass(slots=True)
@@ -34,6 +43,30 @@ class ArtifactRow:
     content_type: str
     created_at: float
     task_id: str | None = None
+
+
+@dataclass(slots=True)
+class StepRow:
+    """One completed model or tool call of a running task, kept for replay (the step journal).
+
+    Attributes:
+        step: The call's place in the task's run: ``"3"`` for its fourth call, ``"3.0"`` for
+            the first call made inside call ``"3"`` (a tool that calls the model).
+        attempt: The attempt that recorded it.
+        kind: ``model`` or ``tool``.
+        fingerprint: What was asked (a hash of the request, or of the tool's name and
+            arguments): a replayed run whose call differs from it goes on live.
+        result: What the call returned, as JSON.
+    """
+
+    job_id: str
+    task_id: str
+    step: str
+    attempt: int
+    kind: str
+    fingerprint: str
+    result: Any
+    at: float
 
 
 @dataclass(slots=True)
@@ -61,6 +94,9 @@ class Batch:
         commands_done: Ids of commands (``Store.read_commands``) deleted in this transaction, so
             a command is forgotten only together with the effect it had. Unknown ids are
             ignored.
+        steps: Journal steps (``StepRow``), upserted by ``(job_id, task_id, step)``.
+        steps_cleared: ``(job_id, task_id)`` pairs whose journal steps are deleted, before
+            the batch's ``steps`` are written (a task whose attempt ended).
     """
 
     jobs: list[dict[str, Any]] = field(default_factory=list)
@@ -71,6 +107,8 @@ class Batch:
     new_jobs: list[str] = field(default_factory=list)
     claim_lease_s: float = 30.0
     commands_done: list[int] = field(default_factory=list)
+    steps: list[StepRow] = field(default_factory=list)
+    steps_cleared: list[tuple[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.new_jobs and self.owner is None:
@@ -84,6 +122,8 @@ class Batch:
             or self.artifacts
             or self.new_jobs
             or self.commands_done
+            or self.steps
+            or self.steps_cleared
         )
 
 
@@ -275,8 +315,12 @@ class Store(Protocol):
         ``False`` at the timeout; one that does not returns ``True`` after the timeout.
         """
 
+    async def read_steps(self, job_id: str) -> list[StepRow]:
+        """The job's journal steps, ordered by task and then by step (as text)."""
+
     async def delete_job(self, job_id: str) -> bool:
-        """Delete a finished job with its tasks, events, artifact rows, claim and commands.
+        """Delete a finished job with its tasks, events, artifact rows, claim, commands and
+        journal steps.
 
         Returns ``False`` (deleting nothing) when the job is unknown or not finished.
         """

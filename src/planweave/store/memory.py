@@ -26,7 +26,15 @@ from planweave.events import Event, Usage
 from planweave.state import TERMINAL_JOB, TERMINAL_TASK, JobState
 from planweave.store import _rows
 from planweave.store._fence import Refusals, unheld_jobs
-from planweave.store.base import ArtifactRow, Batch, Claim, Command, JobSummary, TenantUsage
+from planweave.store.base import (
+    ArtifactRow,
+    Batch,
+    Claim,
+    Command,
+    JobSummary,
+    StepRow,
+    TenantUsage,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -79,6 +87,7 @@ class MemoryStore:
         self._tasks: dict[str, dict[str, dict[str, Any]]] = {}
         self._events: dict[str, list[Event]] = {}
         self._artifacts: dict[str, dict[str, ArtifactRow]] = {}
+        self._steps: dict[str, dict[tuple[str, str], StepRow]] = {}
         self._claims: dict[str, Claim] = {}  # ``now`` unused: set when read
         self._commands: dict[str, list[Command]] = {}
         self._command_ids = itertools.count(1)
@@ -169,6 +178,13 @@ class MemoryStore:
                 log.insert(bisect.bisect_left(log, event.seq, key=_seq_of), event)
         for artifact in batch.artifacts:
             self._artifacts.setdefault(artifact.job_id, {})[artifact.name] = replace(artifact)
+        for job_id, task_id in batch.steps_cleared:
+            kept_steps = self._steps.get(job_id)
+            if kept_steps:
+                for key in [k for k in kept_steps if k[0] == task_id]:
+                    del kept_steps[key]
+        for step in batch.steps:
+            self._steps.setdefault(step.job_id, {})[step.task_id, step.step] = replace(step)
         if batch.commands_done and self._commands:
             done = set(batch.commands_done)
             for job_id in list(self._commands):
@@ -367,12 +383,24 @@ class MemoryStore:
         if self._closed:
             raise StoreUnavailable(f"store {self.url} is closed")
 
+    async def read_steps(self, job_id: str) -> list[StepRow]:
+        self._check_open()
+        found = self._steps.get(job_id, {})
+        return [replace(found[key]) for key in sorted(found)]
+
     async def delete_job(self, job_id: str) -> bool:
         """Delete a finished job; ``False`` when it is unknown or still running."""
         job = self._jobs.get(job_id)
         if job is None or job["status"] not in TERMINAL_JOB:
             return False
         del self._jobs[job_id]
-        for table in (self._tasks, self._events, self._artifacts, self._claims, self._commands):
+        for table in (
+            self._tasks,
+            self._events,
+            self._artifacts,
+            self._claims,
+            self._commands,
+            self._steps,
+        ):
             table.pop(job_id, None)
         return True

@@ -63,7 +63,15 @@ from planweave.store._pg_url import connect_error, parse_url
 from planweave.store._pg_writes import Writes as _Writes
 from planweave.store._pg_writes import invalid_jobs as _invalid_jobs
 from planweave.store._pg_writes import jobs_of as _jobs_of
-from planweave.store.base import ArtifactRow, Batch, Claim, Command, JobSummary, TenantUsage
+from planweave.store.base import (
+    ArtifactRow,
+    Batch,
+    Claim,
+    Command,
+    JobSummary,
+    StepRow,
+    TenantUsage,
+)
 
 __all__ = ["PostgresStore"]
 
@@ -590,6 +598,10 @@ class PostgresStore:
         args = q.ACTIVE_JOBS.args()
         found = await self._read(lambda conn: conn.fetch(q.ACTIVE_JOBS.text, *args))
         return [job_id for (job_id,) in found]
+
+    async def read_steps(self, job_id: str) -> list[StepRow]:
+        found = await self._read(lambda conn: conn.fetch(q.SELECT_STEPS.text, job_id))
+        return [rows.decode_step(tuple(row)) for row in found]
 
     async def artifacts(self, job_id: str) -> list[ArtifactRow]:
         found = await self._read(lambda conn: conn.fetch(q.SELECT_ARTIFACTS.text, job_id))

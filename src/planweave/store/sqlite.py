@@ -49,7 +49,15 @@ from planweave.state import JobState
 from planweave.store import _rows as rows
 from planweave.store import _sqlite_sql as q
 from planweave.store._fence import Refusals, unheld_jobs
-from planweave.store.base import ArtifactRow, Batch, Claim, Command, JobSummary, TenantUsage
+from planweave.store.base import (
+    ArtifactRow,
+    Batch,
+    Claim,
+    Command,
+    JobSummary,
+    StepRow,
+    TenantUsage,
+)
 
 __all__ = ["SqliteStore", "Synchronous"]
 
@@ -446,6 +454,8 @@ class SqliteStore:
         artifacts: dict[tuple[str, str], ArtifactRow] = {}
         claims: dict[str, tuple[Any, ...]] = {}
         commands_done: list[tuple[int]] = []
+        steps: dict[tuple[str, str, str], StepRow] = {}
+        steps_cleared: list[tuple[str, str]] = []
         # The owner of each job as this transaction stands: looked up once per job, then kept
         # up to date by the claims it writes (an operation may change any, so it clears it).
         owners: dict[str, str | None] = {}
@@ -479,6 +489,12 @@ class SqliteStore:
             if commands_done:
                 conn.executemany(q.DELETE_COMMAND.text, commands_done)
                 commands_done.clear()
+            if steps_cleared:
+                conn.executemany(q.DELETE_TASK_STEPS.text, steps_cleared)
+                steps_cleared.clear()
+            if steps:
+                conn.executemany(q.UPSERT_STEP.text, map(rows.encode_step, steps.values()))
+                steps.clear()
 
         for work in group:
             batch = work.batch
@@ -513,6 +529,13 @@ class SqliteStore:
                     artifacts[artifact.job_id, artifact.name] = artifact
                 if batch.commands_done:
                     commands_done.extend((id_,) for id_ in batch.commands_done)
+                if batch.steps_cleared:
+                    cleared = set(batch.steps_cleared)
+                    for key in [k for k in steps if k[:2] in cleared]:
+                        del steps[key]  # written earlier in this group, cleared now
+                    steps_cleared.extend(batch.steps_cleared)
+                for step in batch.steps:
+                    steps[step.job_id, step.task_id, step.step] = step
                 outcomes.append(_WRITTEN)
             else:
                 assert work.op is not None
@@ -661,6 +684,12 @@ class SqliteStore:
                                    limit=-1 if limit is None else max(limit, 0))  # fmt: skip
         found = await self._read(lambda conn: conn.execute(q.SELECT_EVENTS.text, args).fetchall())
         return [parse_event(body) for (body,) in found]
+
+    async def read_steps(self, job_id: str) -> list[StepRow]:
+        found = await self._read(
+            lambda conn: conn.execute(q.SELECT_STEPS.text, (job_id,)).fetchall()
+        )
+        return [rows.decode_step(tuple(row)) for row in found]
 
     async def active_job_ids(self) -> list[str]:
         args = q.ACTIVE_JOBS.args()

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from planweave import _journal
 from planweave._deadline import deadline
 from planweave._json import TOO_DEEP_TEXT, JsonTooDeep, loads_bounded, too_deep
 from planweave._text import truncate
@@ -268,10 +269,64 @@ async def run_tool_call(
         ``ok=True`` with the value, or ``ok=False`` with the error, its type and whether a retry
         may help.
 
+    Inside a journaled task (``planweave._journal``) a call recorded by an earlier run of the
+    task returns the recorded result without running the tool or recording an event again, and
+    a live call's result is recorded before it is returned.
+
     Raises:
         Signal: A signal the tool raised on purpose (``RetryTask``, ``ApprovalRequired``); the
             call is recorded as an error first.
     """
+    step = _journal.begin("tool", lambda: _journal_print(name, args, raw_arguments))
+    if step is not None:
+        if step.recorded is not None:
+            return _replayed(step.recorded.result)
+        with step.inside():
+            result = await _run_tool_call(
+                registry, name, args, ctx, record, allowed, raw_arguments, timeout_s
+            )
+        await step.done(_journal_result(result))
+        return result
+    return await _run_tool_call(
+        registry, name, args, ctx, record, allowed, raw_arguments, timeout_s
+    )
+
+
+def _journal_print(name: str, args: Mapping[str, Any], raw_arguments: str | None) -> str:
+    if not args:
+        text = "{}"
+    elif too_deep(args):
+        text = TOO_DEEP_TEXT
+    else:
+        text = json.dumps(args, sort_keys=True, ensure_ascii=False, default=str)
+    return _journal.fingerprint(name, text, raw_arguments or "")
+
+
+def _journal_result(result: ToolResult) -> dict[str, Any]:
+    return {
+        "ok": result.ok,
+        "value": _journal.json_value(result.value),
+        "error": result.error,
+        "error_type": result.error_type,
+        "retryable": result.retryable,
+        "latency_ms": result.latency_ms,
+    }
+
+
+def _replayed(recorded: dict[str, Any]) -> ToolResult:
+    return ToolResult(**recorded)
+
+
+async def _run_tool_call(
+    registry: ToolRegistry,
+    name: str,
+    args: Mapping[str, Any],
+    ctx: ToolContext,
+    record: Record | None,
+    allowed: Collection[str] | None,
+    raw_arguments: str | None,
+    timeout_s: float | None,
+) -> ToolResult:
     hooks = active_hooks()
     start = time.perf_counter()
     try:

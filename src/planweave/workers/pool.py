@@ -16,11 +16,19 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from planweave import _journal
 from planweave.bus.base import Bus, Delivery, Subscription
-from planweave.constants import ABANDON_EVENT_TYPES, CONTROL_TOPIC, QUEUE_PREFIX, WORKER_LOST
+from planweave.constants import (
+    ABANDON_EVENT_TYPES,
+    CONTROL_TOPIC,
+    QUEUE_PREFIX,
+    WORKER_LOST,
+    WORKER_TOOL,
+)
 from planweave.events import LlmCalled, ToolCalled, new_id, validated
 from planweave.messages import CallReport, Outcome, StartedReport, WorkItem
 from planweave.workers._deltas import DeltaPublisher
+from planweave.workers._steps import StepChannel
 
 __all__ = ["Handler", "Reporter", "WorkerPool"]
 
@@ -95,6 +103,8 @@ class WorkerPool:
         # Running items not yet reported as started: (loop time, wall time, item) by delivery id.
         self._unreported: dict[str, tuple[float, float, WorkItem]] = {}
         self._loop_time: Callable[[], float] = time.monotonic
+        # Journal steps of running tasks go to their planes; the answers come back here.
+        self._steps = StepChannel(bus, self.worker_id)
 
     async def start(self) -> None:
         self._loop_time = asyncio.get_running_loop().time
@@ -128,6 +138,7 @@ class WorkerPool:
                 if delivery is not None:
                     with contextlib.suppress(Exception):
                         await self.bus.nack(delivery, reason="worker stopped")
+        await self._steps.stop()
 
     # --- runners ------------------------------------------------------------------------------
     # Items run on long-lived runner tasks (at most ``concurrency`` holding an item, spawned as
@@ -293,7 +304,12 @@ class WorkerPool:
             # views show it.
             self._unreported[delivery.id] = (self._loop_time(), time.time(), item)
         try:
-            outcome = await self.handler(item, Reporter(bus, item))
+            if item.worker == WORKER_TOOL:  # one call, which is its outcome: no journal
+                outcome = await self.handler(item, Reporter(bus, item))
+            else:
+                journal = await self._steps.journal(item, redelivered=redelivered)
+                with _journal.activated(journal):
+                    outcome = await self.handler(item, Reporter(bus, item))
         except Exception as exc:
             # One line where people look; the traceback for whoever turns on debug logging.
             log.warning(
