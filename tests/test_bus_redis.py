@@ -435,3 +435,55 @@ async def test_an_engine_on_the_redis_bus_runs_a_plan_of_tool_tasks(
     assert any(name.endswith(":tool") for name in streams), streams
     assert len(streams) >= 2  # the tool queue and the plane's outcome queue
     assert [await raw.xlen(name) for name in streams] == [0] * len(streams)
+
+
+async def test_adoption_removes_the_reply_queues_of_gone_processes_and_keeps_live_ones(
+    tmp_path: Path, redis_url: str
+) -> None:
+    from planweave.constants import JOURNAL_QUEUE_PREFIX, OUTCOME_QUEUE_PREFIX
+
+    engine = Engine(
+        store=f"sqlite:///{tmp_path / 'jobs.db'}",
+        bus=redis_url,
+        model=ScriptedModel(replies=[]),
+        data_dir=tmp_path / "data",
+        claim_lease_s=0.5,
+    )
+    gone = [OUTCOME_QUEUE_PREFIX + "plane-dead", JOURNAL_QUEUE_PREFIX + "worker-dead"]
+    live = JOURNAL_QUEUE_PREFIX + "worker-live"
+    async with engine:
+        bus = engine.bus
+        for queue in [*gone, live]:  # a reply each, leased to its reader
+            await bus.enqueue(queue, work(1))
+            (reply,) = await bus.receive(queue, queue.rsplit(":", 1)[1], timeout_s=1.0)
+            if queue == live:
+                await bus.ack(reply)  # the live reader handles its reply
+        await bus.enqueue(QUEUE_PREFIX_TOOL, work(2))  # a work queue: never removed
+
+        async def read_live() -> None:
+            while True:  # a live worker keeps reading its queue
+                for delivery in await bus.receive(live, "worker-live", timeout_s=0.2):
+                    await bus.ack(delivery)
+
+        reader = asyncio.create_task(read_live())
+        try:
+            await asyncio.sleep(1.3)  # more than two claim leases without a read of the others
+            await engine.adopt_orphans()
+            left = await bus.queues()
+        finally:
+            reader.cancel()
+    assert not set(gone) & set(left)
+    assert live in left and QUEUE_PREFIX_TOOL in left
+    assert engine.plane.reply_queue not in await _queues_after_close(redis_url)
+
+
+QUEUE_PREFIX_TOOL = "pw:work:tool"
+
+
+async def _queues_after_close(redis_url: str) -> list[str]:
+    bus = open_bus(redis_url)
+    await bus.open()
+    try:
+        return await bus.queues()
+    finally:
+        await bus.close()

@@ -10,7 +10,12 @@ import logging
 from typing import TYPE_CHECKING
 
 from planweave._results import QueueInfo
-from planweave.constants import DEFAULT_CONCURRENCY, OUTCOME_QUEUE_PREFIX, QUEUE_PREFIX
+from planweave.constants import (
+    DEFAULT_CONCURRENCY,
+    JOURNAL_QUEUE_PREFIX,
+    OUTCOME_QUEUE_PREFIX,
+    QUEUE_PREFIX,
+)
 from planweave.control.claims import holder_gone
 from planweave.errors import BusUnavailable, JobBusy, PlanweaveError, StoreUnavailable, UsageError
 
@@ -134,21 +139,26 @@ class ClusterOps:
         return adopted
 
     async def _remove_gone_reply_queues(self, driving: set[str]) -> None:
-        """Delete the outcome queues of control planes that are gone: no live claim of theirs,
-        and no consumer that read the queue within two claim leases. A plane that stops
-        cleanly deletes its own; this removes those of planes that were killed."""
+        """Delete the reply queues of processes that are gone: a control plane's outcome queue
+        (no live claim of that plane's) or a worker's journal answers, holding messages that
+        waited unread for two claim leases while no consumer read anything. A process that
+        stops cleanly deletes its own; this removes those of processes that were killed with
+        replies on their way (an empty queue is left: nothing tells a reader that waits from
+        one that is gone)."""
         quiet_s = 2 * self.claim_lease_s
         for queue in await self.bus.queues():
-            owner = queue.removeprefix(OUTCOME_QUEUE_PREFIX)
-            if owner == queue or owner in driving:
+            if queue.startswith(OUTCOME_QUEUE_PREFIX):
+                if queue.removeprefix(OUTCOME_QUEUE_PREFIX) in driving:
+                    continue
+            elif not queue.startswith(JOURNAL_QUEUE_PREFIX):
                 continue
             stats = await self.bus.stats(queue)
+            if stats.oldest_age_s is None or stats.oldest_age_s < quiet_s:
+                continue  # empty, or its replies are recent
             if any(c.idle_s is None or c.idle_s < quiet_s for c in stats.consumers):
-                continue
-            if not stats.consumers and (stats.oldest_age_s or 0.0) < quiet_s:
-                continue  # no reader yet: a plane starting up, or outcomes just sent
+                continue  # read lately: its process lives
             await self.bus.remove_queue(queue)
-            log.info("removed the outcome queue of control plane %s, which is gone", owner)
+            log.info("removed the reply queue %s: the process that read it is gone", queue)
 
     def queue_names(self) -> list[str]:
         """Every queue this engine uses: one per worker kind, and its plane's outcome queue."""

@@ -48,6 +48,8 @@ class StepChannel:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, timeout=1.0)
+            with contextlib.suppress(Exception):  # nobody waits for answers here any more
+                await self.bus.remove_queue(self.queue)
         for future in self._waiting.values():
             if not future.done():
                 future.cancel()
