@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 from planweave.errors import HookVeto, Signal
 from planweave.hooks._contexts import HookContext, HookPoint
@@ -24,18 +24,8 @@ __all__ = ["POINTS", "FunctionHook", "Hook", "HookFunction", "HookSet", "hook"]
 
 log = logging.getLogger("planweave.hooks")
 
-POINTS: tuple[HookPoint, ...] = (
-    "before_model_call",
-    "after_model_call",
-    "before_tool_call",
-    "after_tool_call",
-    "before_task",
-    "after_task",
-    "before_step",
-    "after_step",
-    "job_start",
-    "job_end",
-)
+POINTS: tuple[HookPoint, ...] = get_args(HookPoint)
+"""Every hook point, in the order a job meets them."""
 
 C = TypeVar("C", bound=HookContext)
 
