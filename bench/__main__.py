@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import importlib
 import json
 import os
 import platform
@@ -32,6 +33,7 @@ from bench.workloads import ENGINES, FLOOR, PEER_TARGETS, SPECS
 _ROOT = Path(__file__).resolve().parent.parent
 SCALED = "scaled"
 HOOKS = "hooks"  # W2 with no hooks, logging + metrics, tracing (bench/hooks_w.py)
+JOURNAL = "journal"  # the step journal's cost per recorded step (bench/journal_step.py)
 _STOP_GRACE_S = 10.0
 _PACKAGES = (
     "planweave",
@@ -181,10 +183,11 @@ def _run_scaled(*, timeout_s: float, args: Sequence[str] = ()) -> dict[str, Any]
     return {"status": "ok", **results, "summary": scaled_summary(results)}
 
 
-def _run_hooks(*, runs: int, warmup: int, timeout_s: float) -> dict[str, Any]:
-    """The hooks section in a child process (a fresh interpreter, as each workload gets)."""
-    command = [sys.executable, "-m", "bench.hooks_w", "--json"]
-    command += ["--runs", str(runs), "--warmup", str(warmup)]
+def _run_child(module: str, args: list[str], *, timeout_s: float) -> dict[str, Any]:
+    """A section run by ``python -m MODULE --json`` in a child process (a fresh interpreter,
+    as each workload gets); its report is the last JSON line it prints, rendered by the
+    module's ``render``."""
+    command = [sys.executable, "-m", module, "--json", *args]
     try:
         done = subprocess.run(
             command, cwd=_ROOT, capture_output=True, text=True, timeout=timeout_s, check=False
@@ -194,10 +197,8 @@ def _run_hooks(*, runs: int, warmup: int, timeout_s: float) -> dict[str, Any]:
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         return {"status": "error", "reason": f"exit {done.returncode}: {done.stderr[-500:]}"}
-    from bench.hooks_w import render as render_hooks
-
     report: dict[str, Any] = json.loads(lines[-1])
-    print(render_hooks(report))
+    print(importlib.import_module(module).render(report))
     return {"status": "ok", **report}
 
 
@@ -211,8 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs first (default 1)")
     parser.add_argument(
         "--only",
-        default=",".join([*SPECS, *SERVER_BENCHES, SCALED, HOOKS]),
-        help=f"e.g. W1,W2 or S1,S2 or {SCALED} or {HOOKS} (that section alone); default: "
+        default=",".join([*SPECS, *SERVER_BENCHES, SCALED, HOOKS, JOURNAL]),
+        help=f"e.g. W1,W2 or S1,S2 or {SCALED}, {HOOKS} or {JOURNAL} (that section alone); default: "
         "everything",
     )
     parser.add_argument(
@@ -237,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.runs < 1 or args.warmup < 0:
         parser.error("--runs must be at least 1 and --warmup at least 0")
-    chosen = _names(args.only, [*SPECS, *SERVER_BENCHES, SCALED, HOOKS], "workload")
+    chosen = _names(args.only, [*SPECS, *SERVER_BENCHES, SCALED, HOOKS, JOURNAL], "workload")
     workloads = [name for name in chosen if name in SPECS]
     servers = [name for name in chosen if name in SERVER_BENCHES]
     engines = _names(args.engines, list(ENGINES), "engine")
@@ -300,7 +301,17 @@ def main(argv: list[str] | None = None) -> int:
     hooks: dict[str, Any] = {}
     if HOOKS in chosen:
         print("running W2 with hooks (none, logging + metrics, tracing) …", file=sys.stderr)
-        hooks = _run_hooks(runs=args.runs, warmup=args.warmup, timeout_s=args.timeout_s)
+        hooks = _run_child(
+            "bench.hooks_w",
+            ["--runs", str(args.runs), "--warmup", str(args.warmup)],
+            timeout_s=args.timeout_s,
+        )
+    journal: dict[str, Any] = {}
+    if JOURNAL in chosen:
+        print("running the step journal on SQLite (on and off) …", file=sys.stderr)
+        journal = _run_child(
+            "bench.journal_step", ["--runs", str(args.runs)], timeout_s=args.timeout_s
+        )
 
     report = {
         "machine": machine,
@@ -320,12 +331,13 @@ def main(argv: list[str] | None = None) -> int:
         "server": server,
         "scaled": scaled,
         "hooks": hooks,
+        "journal": journal,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"wrote {args.out}", file=sys.stderr)
     failed = any(r["status"] == "error" for r in results) or scaled.get("status") == "error"
-    failed = failed or hooks.get("status") == "error"
+    failed = failed or "error" in (hooks.get("status"), journal.get("status"))
     return 1 if failed or any(r["status"] != "ok" for r in server.values()) else 0
 
 

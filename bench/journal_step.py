@@ -7,14 +7,17 @@ The same job runs with the journal on (the default: each step is written in the 
 group commit and the agent waits until it is durable) and with it off, on a fresh SQLite file
 each run; the figure is the difference per recorded step, the median of ``--runs`` runs.
 
-Run: ``.venv/bin/python bench/journal_step.py [--calls 60] [--runs 5]``
+Run: ``python -m bench.journal_step [--calls 60] [--runs 5] [--json]``, or as the ``journal``
+section of ``python -m bench``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -76,7 +79,8 @@ def _without_journal() -> Any:
     return original
 
 
-async def main(calls: int, runs: int) -> None:
+async def measure(calls: int, runs: int) -> dict[str, Any]:
+    """The journal's cost: the job's time with it on and off, per recorded step."""
     steps = 2 * calls + 1
     on: list[float] = []
     off: list[float] = []
@@ -90,15 +94,39 @@ async def main(calls: int, runs: int) -> None:
         finally:
             _steps.StepChannel.journal = original
     on_s, off_s = statistics.median(on), statistics.median(off)
-    print(f"journal step cost, SQLite, {calls} tool calls ({steps} recorded steps), {runs} runs")
-    print(f"  journal on : {on_s * 1e6 / steps:8.1f} µs per step ({on_s * 1e3:.1f} ms per job)")
-    print(f"  journal off: {off_s * 1e6 / steps:8.1f} µs per step ({off_s * 1e3:.1f} ms per job)")
-    print(f"  cost       : {(on_s - off_s) * 1e6 / steps:8.1f} µs per recorded step")
+    return {
+        "calls": calls,
+        "steps": steps,
+        "runs": runs,
+        "on_us_per_step": round(on_s * 1e6 / steps, 1),
+        "off_us_per_step": round(off_s * 1e6 / steps, 1),
+        "cost_us_per_step": round((on_s - off_s) * 1e6 / steps, 1),
+    }
+
+
+def render(report: dict[str, Any]) -> str:
+    """The report as the lines ``python -m bench`` prints."""
+    return "\n".join(
+        [
+            f"journal step cost, SQLite, {report['calls']} tool calls "
+            f"({report['steps']} recorded steps), median of {report['runs']} runs",
+            f"  journal on : {report['on_us_per_step']:8.1f} µs per step",
+            f"  journal off: {report['off_us_per_step']:8.1f} µs per step",
+            f"  cost       : {report['cost_us_per_step']:8.1f} µs per recorded step",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--calls", type=int, default=60)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    args = parser.parse_args(argv)
+    report = asyncio.run(measure(args.calls, args.runs))
+    print(json.dumps(report) if args.json else render(report))
+    return 0
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=60)
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
-    asyncio.run(main(args.calls, args.runs))
+    sys.exit(main())

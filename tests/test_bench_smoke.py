@@ -185,3 +185,24 @@ def test_bench_adds_the_floors_and_writes_their_ratios(tmp_path: Path) -> None:
     assert entry["workload"] == "W2" and entry["planweave_vs_floor"] > 0
     assert isinstance(entry["target_met"], bool)
     assert "planweave ÷ floor" in done.stdout and "floor (asyncio)" in done.stdout
+
+
+def test_bench_runs_the_hooks_and_journal_sections_and_saves_their_figures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench import __main__ as bench_main
+
+    out = tmp_path / "results.json"
+    argv = ["--only", "hooks,journal", "--runs", "1", "--warmup", "0", "--out", str(out)]
+    assert bench_main.main([*argv, "--plain"]) == 0
+    printed = capsys.readouterr().out
+    assert "µs per recorded step" in printed and "logging + metrics" in printed
+    report = json.loads(out.read_text())
+    journal = report["journal"]
+    assert journal["status"] == "ok"
+    assert journal["steps"] == 2 * journal["calls"] + 1
+    assert journal["on_us_per_step"] > 0 and journal["off_us_per_step"] > 0
+    assert journal["cost_us_per_step"] == pytest.approx(
+        journal["on_us_per_step"] - journal["off_us_per_step"], abs=0.2
+    )
+    assert report["hooks"]["status"] == "ok"
