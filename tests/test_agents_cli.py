@@ -192,3 +192,21 @@ def test_agents_commands_load_no_engine_store_or_sql_toolkit(tmp_path: Path) -> 
     listed = loaded_modules(tmp_path, ["agents", "list"], ours)
     assert not [m for m in listed if m.split(".")[0] in ("sqlalchemy", "openai", "llama_cpp")]
     assert not [m for m in listed if m.startswith(ours)]
+
+
+def test_serve_worker_and_resume_take_agents_dir_and_refuse_a_bad_folder(tmp_path: Path) -> None:
+    bad = tmp_path / "elsewhere"
+    bad.mkdir()
+    (bad / "researcher.yaml").write_text(RESEARCHER.replace("calculator", "teleport"))
+    runs = {
+        "serve": cli(tmp_path, "serve", "--port", "0", "--agents-dir", str(bad), "--data-dir", "d"),
+        "worker": cli(
+            tmp_path, "worker", "--bus", "redis://127.0.0.1:9/0", "--agents-dir", str(bad)
+        ),
+        "resume": cli(tmp_path, "resume", "j1", "--agents-dir", str(bad), *store_args(tmp_path)),
+    }
+    for command, ran in runs.items():
+        assert ran.returncode == 2, (command, ran.stderr)
+        assert "researcher.yaml" in ran.stderr, (command, ran.stderr)
+        assert "unknown tool 'teleport'" in ran.stderr, (command, ran.stderr)
+        assert "Traceback" not in ran.stderr, (command, ran.stderr)

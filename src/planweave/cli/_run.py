@@ -198,6 +198,7 @@ def resume(
     bus: BusOpt = None,
     workers: WorkersOpt = None,
     tools: ToolsOpt = None,
+    agents_dir: AgentsDirOpt = None,
     hook: HookOpt = None,
 ) -> None:
     """Carry on a job whose process stopped; finished tasks are kept."""
@@ -214,6 +215,7 @@ def resume(
         bus=bus,
         workers=workers,
         tools=tools,
+        agents_dir=agents_dir,
         hooks=tuple(hook) if hook else None,
     )
     if model is not None:

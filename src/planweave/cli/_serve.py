@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from planweave.cli._agents import AgentsDirOpt
 from planweave.cli._checks import check_writable
 from planweave.cli._common import (
     BusOpt,
@@ -125,6 +126,7 @@ def serve(
     max_event_streams_per_tenant: StreamsOpt = None,
     workers: WorkersOpt = None,
     tools: ToolsOpt = None,
+    agents_dir: AgentsDirOpt = None,
     hook: HookOpt = None,
 ) -> None:
     """Serve the HTTP API and web UI, running jobs in this process."""
@@ -145,6 +147,7 @@ def serve(
         max_event_streams_per_tenant=max_event_streams_per_tenant,
         workers=workers,
         tools=tools,
+        agents_dir=agents_dir,
         hooks=tuple(hook) if hook else None,
     )
     _need_server()

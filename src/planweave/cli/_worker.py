@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from planweave.cli._agents import AgentsDirOpt
 from planweave.cli._common import (
     BusOpt,
     ConfigOpt,
@@ -93,6 +94,7 @@ def worker(
     work_lease_s: WorkLeaseOpt = None,
     grace_s: GraceOpt = None,
     tools: ToolsOpt = None,
+    agents_dir: AgentsDirOpt = None,
     hook: HookOpt = None,
 ) -> None:
     """Run worker pools that take work from a shared bus (no control plane, no API).
@@ -111,6 +113,7 @@ def worker(
         worker_concurrency=concurrency,
         worker_grace_s=grace_s,
         tools=tools,
+        agents_dir=agents_dir,
         hooks=tuple(hook) if hook else None,
     )
     _shared_bus(settings, "worker")
