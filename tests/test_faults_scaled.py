@@ -236,23 +236,25 @@ def test_kill_9_the_replica_that_took_the_jobs_and_the_other_finishes_them(
         assert retried and all(e["error"] == WORKER_DIED for e in retried)
     assert b.proc.poll() is None, "the surviving replica crashed"
     assert all(w.poll() is None for w in workers.procs), "a worker crashed"
-    # A's outcome queue, which nobody reads any more, is removed by B; B's own goes when B
-    # stops cleanly.
-    assert _wait_for(lambda: len(_outcome_queues(cluster.bus_url)) == 1, 30)
+    # Replies sent to A after it died wait in its outcome queue until B removes the queue (an
+    # empty one stays, if nothing was on its way); B's own queue goes when B stops cleanly.
+    assert _wait_for(lambda: not any(_outcome_queues(cluster.bus_url).values()), 30)
+    before = _outcome_queues(cluster.bus_url)
     b.proc.send_signal(signal.SIGTERM)
     assert b.proc.wait(timeout=30) == 0
-    assert _outcome_queues(cluster.bus_url) == []
+    after = _outcome_queues(cluster.bus_url)
+    assert len(after) == len(before) - 1 and not any(after.values()), (before, after)
 
 
-def _outcome_queues(bus_url: str) -> list[str]:
+def _outcome_queues(bus_url: str) -> dict[str, int]:
+    """The outcome queues on the bus, with the replies each holds (waiting or leased)."""
     client = redis.Redis.from_url(bus_url)
     try:
         keys = client.keys(REDIS_QUEUE_PREFIX + OUTCOME_QUEUE_PREFIX + "*")
+        streams = [k for k in keys if not k.decode().endswith((DLQ_SUFFIX, REDIS_LEASES_SUFFIX))]
+        return {key.decode(): int(client.xlen(key)) for key in streams}
     finally:
         client.close()
-    return sorted(
-        key.decode() for key in keys if not key.decode().endswith((DLQ_SUFFIX, REDIS_LEASES_SUFFIX))
-    )
 
 
 def _wait_for(check: Callable[[], bool], timeout_s: float) -> bool:
