@@ -26,9 +26,10 @@ stay what the log holds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from planweave.bus.base import Bus, Subscription
 from planweave.constants import EVENT_TOPIC_ALL, TERMINAL_EVENT_TYPES
@@ -36,7 +37,7 @@ from planweave.events import Event, LlmDelta
 from planweave.state import JobState
 from planweave.store.base import Store
 
-__all__ = ["follow_runs"]
+__all__ = ["FollowOps", "follow_runs"]
 
 PAGE: Final = 500
 """Events read from the store at once."""
@@ -182,3 +183,91 @@ async def follow_runs(
                     return
             if ended:
                 return
+
+
+class FollowOps:
+    """``Engine.follow`` and ``follow_runs``: a job's events, history then live (mixed into
+    ``Engine``)."""
+
+    __slots__ = ()
+
+    store: Store
+    bus: Bus
+
+    if TYPE_CHECKING:  # provided by ``Engine``
+
+        async def start(self) -> None: ...
+
+        async def get(self, job_id: str) -> JobState: ...
+
+        def runs_here(self, job_id: str) -> bool: ...
+
+        async def _unclaimed(self, job_id: str) -> bool: ...
+
+        def _is_open(self) -> bool: ...
+
+    async def follow(
+        self,
+        job_id: str,
+        *,
+        after_seq: int = 0,
+        poll_s: float = REMOTE_POLL_S,
+        deltas: bool = False,
+    ) -> AsyncGenerator[Event]:
+        """A job's events from ``after_seq`` on, history then live, until the job ends.
+
+        Works whichever process runs the job: history comes from the store, live events from
+        this process's bus when it runs the job, else by polling the store every ``poll_s``.
+        Every event after ``after_seq`` is yielded exactly once, in order, so a caller that
+        stopped can carry on from the last ``seq`` it saw. A job that nobody drives (stalled:
+        its process died and its claim expired or was released) ends the stream after its
+        stored events, instead of waiting for events that never come.
+
+        With ``deltas=True`` it also yields ``LlmDelta`` events, live only (never stored, no
+        ``seq``): the pieces of model replies while they are being written.
+
+        Raises:
+            JobNotFound: no such job.
+        """
+        async with contextlib.aclosing(
+            self.follow_runs(job_id, after_seq=after_seq, poll_s=poll_s, deltas=deltas)
+        ) as runs:
+            async for run in runs:
+                if run:
+                    for event in run:
+                        yield event
+
+    async def follow_runs(
+        self,
+        job_id: str,
+        *,
+        after_seq: int = 0,
+        poll_s: float = REMOTE_POLL_S,
+        tick_s: float = 1.0,
+        deltas: bool = False,
+    ) -> AsyncGenerator[list[Event] | None]:
+        """``follow`` in runs, for streams: each run is a page of history or the live events
+        already waiting, so a stream writes them at once; ``None`` every ``tick_s`` while
+        nothing happens (time for a keep-alive, or to stop). Ends when the job ends or the
+        engine closes.
+
+        Raises:
+            JobNotFound: no such job.
+        """
+        await self.start()
+        runs = follow_runs(
+            job_id,
+            after_seq=after_seq,
+            store=self.store,
+            bus=self.bus,
+            load=self.get,
+            runs_here=self.runs_here,
+            unclaimed=self._unclaimed,
+            is_open=self._is_open,
+            poll_s=poll_s,
+            tick_s=tick_s,
+            deltas=deltas,
+        )
+        async with contextlib.aclosing(runs):
+            async for run in runs:
+                yield run

@@ -12,6 +12,7 @@ ends (``control._dispatch``).
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from planweave.events import JobOptions
     from planweave.store.base import Store
 
-__all__ = ["TenantQuotas", "check_quotas", "within_quotas"]
+__all__ = ["TenantQuotas", "check_quotas", "submit_within_quotas", "within_quotas"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -134,3 +135,28 @@ async def within_quotas(
     if left_usd is not None and (opts.max_cost_usd is None or opts.max_cost_usd > left_usd):
         opts = opts.model_copy(update={"max_cost_usd": left_usd})
     return opts
+
+
+async def submit_within_quotas(
+    store: Store,
+    quotas: TenantQuotas,
+    submitting: dict[str, int],
+    tenant: str,
+    idempotency_key: str | None,
+    opts: JobOptions,
+    submit: Callable[..., Awaitable[str]],
+) -> str:
+    """``submit(options=...)`` once the tenant's quotas allow it (``within_quotas``), counting
+    the tenant's submissions still under way in ``submitting`` so that concurrent ones count
+    against the quotas too."""
+    others = submitting.get(tenant, 0)
+    submitting[tenant] = others + 1
+    try:
+        opts = await within_quotas(store, quotas, tenant, idempotency_key, opts, others)
+        return await submit(options=opts)
+    finally:
+        left = submitting[tenant] - 1
+        if left:
+            submitting[tenant] = left
+        else:
+            del submitting[tenant]

@@ -8,17 +8,17 @@ runs in the calling process on the embedded default (SQLite file + in-process bu
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from planweave._cluster import ClusterOps
-from planweave._follow import REMOTE_POLL_S, follow_runs
-from planweave._quotas import TenantQuotas, within_quotas
+from planweave._follow import FollowOps
+from planweave._quotas import TenantQuotas, submit_within_quotas
 from planweave._results import JobResult, QueueInfo
+from planweave._submit import checked_job_plan
 from planweave.bus import Bus, open_bus
 from planweave.bus.base import Subscription
 from planweave.constants import (
@@ -36,12 +36,11 @@ from planweave.constants import (
 from planweave.control.plane import ControlPlane, PlaneSettings
 from planweave.errors import (
     JobNotFound,
-    PlanInvalid,
     UsageError,
 )
 from planweave.events import Event, JobOptions, Usage, new_id
 from planweave.hooks import Hook, HookRegistry
-from planweave.plan import Plan, TaskSpec, validate_plan
+from planweave.plan import Plan, TaskSpec
 from planweave.state import JobState
 from planweave.store import Store, open_store
 from planweave.store.base import ArtifactRow, JobSummary
@@ -64,7 +63,7 @@ log = logging.getLogger("planweave.engine")
 T = TypeVar("T")
 
 
-class Engine(ClusterOps):
+class Engine(ClusterOps, FollowOps):
     """Plans and runs jobs.
 
     Args:
@@ -440,30 +439,17 @@ class Engine(ClusterOps):
             plan = agent_job_plan(self.agents, agent, input, goal, plan)
             goal = goal or input
         if plan is not None:
-            specs = tuple(plan.tasks) if isinstance(plan, Plan) else tuple(plan)
-            validate_plan(
-                specs,
-                max_tasks=self.max_user_plan_tasks,
-                tool_parameters={each.name: each.parameters for each in self.tools},
+            specs, opts, goal = checked_job_plan(
+                plan,
+                opts,
+                goal,
+                keep_on_failure="on_failure" in option_fields,
+                max_user_plan_tasks=self.max_user_plan_tasks,
+                tools=self.tools,
+                agents=self.agents,
             )
-            if len(specs) > opts.max_job_tasks:
-                raise PlanInvalid(
-                    [
-                        f"the plan has {len(specs)} tasks, over the job's limit of "
-                        f"{opts.max_job_tasks} (raise the job option max_job_tasks to run it)"
-                    ]
-                )
-            for spec in specs:
-                if spec.kind == "execute" and spec.agent is not None:
-                    self.agents.get(spec.agent)
-            if isinstance(plan, Plan):
-                if plan.on_failure is not None and "on_failure" not in option_fields:
-                    opts = opts.model_copy(update={"on_failure": plan.on_failure})
-                goal = goal or plan.goal
-            goal = goal or "(user plan)"
         elif not goal or not goal.strip():
             raise UsageError("give a goal, or a plan to run")
-        quotas = self.tenant_quotas
         submit = functools.partial(
             self.plane.submit,
             goal=goal,
@@ -472,20 +458,11 @@ class Engine(ClusterOps):
             tenant=tenant,
             idempotency_key=idempotency_key,
         )
-        if quotas is None:
+        if self.tenant_quotas is None:
             return await submit(options=opts)
-        submitting = self._submitting
-        others = submitting.get(tenant, 0)
-        submitting[tenant] = others + 1
-        try:
-            opts = await within_quotas(self.store, quotas, tenant, idempotency_key, opts, others)
-            return await submit(options=opts)
-        finally:
-            left = submitting[tenant] - 1
-            if left:
-                submitting[tenant] = left
-            else:
-                del submitting[tenant]
+        return await submit_within_quotas(
+            self.store, self.tenant_quotas, self._submitting, tenant, idempotency_key, opts, submit
+        )
 
     def queued(self, job_id: str) -> bool:
         """Whether a job this engine drives waits for one of its tenant's running jobs to end
@@ -602,72 +579,6 @@ class Engine(ClusterOps):
         """A job's recorded events after ``after_seq`` (the first ``limit`` of them)."""
         await self.start()
         return await self.store.read_events(job_id, after_seq=after_seq, limit=limit)
-
-    async def follow(
-        self,
-        job_id: str,
-        *,
-        after_seq: int = 0,
-        poll_s: float = REMOTE_POLL_S,
-        deltas: bool = False,
-    ) -> AsyncGenerator[Event]:
-        """A job's events from ``after_seq`` on, history then live, until the job ends.
-
-        Works whichever process runs the job: history comes from the store, live events from
-        this process's bus when it runs the job, else by polling the store every ``poll_s``.
-        Every event after ``after_seq`` is yielded exactly once, in order, so a caller that
-        stopped can carry on from the last ``seq`` it saw. A job that nobody drives (stalled:
-        its process died and its claim expired or was released) ends the stream after its
-        stored events, instead of waiting for events that never come.
-
-        With ``deltas=True`` it also yields ``LlmDelta`` events, live only (never stored, no
-        ``seq``): the pieces of model replies while they are being written.
-
-        Raises:
-            JobNotFound: no such job.
-        """
-        async with contextlib.aclosing(
-            self.follow_runs(job_id, after_seq=after_seq, poll_s=poll_s, deltas=deltas)
-        ) as runs:
-            async for run in runs:
-                if run:
-                    for event in run:
-                        yield event
-
-    async def follow_runs(
-        self,
-        job_id: str,
-        *,
-        after_seq: int = 0,
-        poll_s: float = REMOTE_POLL_S,
-        tick_s: float = 1.0,
-        deltas: bool = False,
-    ) -> AsyncGenerator[list[Event] | None]:
-        """``follow`` in runs, for streams: each run is a page of history or the live events
-        already waiting, so a stream writes them at once; ``None`` every ``tick_s`` while
-        nothing happens (time for a keep-alive, or to stop). Ends when the job ends or the
-        engine closes.
-
-        Raises:
-            JobNotFound: no such job.
-        """
-        await self.start()
-        runs = follow_runs(
-            job_id,
-            after_seq=after_seq,
-            store=self.store,
-            bus=self.bus,
-            load=self.get,
-            runs_here=self.runs_here,
-            unclaimed=self._unclaimed,
-            is_open=self._is_open,
-            poll_s=poll_s,
-            tick_s=tick_s,
-            deltas=deltas,
-        )
-        async with contextlib.aclosing(runs):
-            async for run in runs:
-                yield run
 
     def subscribe(self, job_id: str | None = None) -> Subscription:
         """Live events this process publishes: one job's, or every job's (no history).
