@@ -7,17 +7,17 @@ job's live topic while it writes them.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
+from tests.test_streaming import sse_frames
 
 from planweave import Engine
 from planweave.config import Settings
@@ -28,23 +28,6 @@ pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
 WORDS = ["one", "two", "three", "four", "five", "six"]
 REPLY = " ".join(WORDS)
-
-
-async def sse_frames(
-    http: httpx.AsyncClient, url: str, params: dict[str, Any]
-) -> AsyncIterator[dict[str, Any]]:
-    frame: dict[str, str] = {}
-    async with http.stream("GET", url, params=params) as response:
-        assert response.status_code == 200, await response.aread()
-        async for line in response.aiter_lines():
-            if line.startswith(":"):
-                continue
-            if line:
-                name, _, value = line.partition(": ")
-                frame[name] = value
-            elif frame:
-                yield {"event": frame["event"], "data": json.loads(frame["data"])}
-                frame = {}
 
 
 @pytest.fixture
