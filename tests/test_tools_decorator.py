@@ -337,3 +337,30 @@ def test_result_as_text() -> None:
     assert "40 more characters cut" in long
     failed = ToolResult(ok=False, error="nope", error_type="error")
     assert failed.as_text() == "error: nope"
+
+
+def test_high_impact_may_be_a_flag_or_a_function_of_the_arguments() -> None:
+    from planweave.tools._tool import is_high_impact, sandbox_of
+
+    @tool(high_impact=True, sandbox="workspace only")
+    def wipe(path: str) -> str:
+        """Delete a file."""
+        return path
+
+    @tool(high_impact=lambda args: args["method"] != "GET")
+    def call_api(method: str) -> str:
+        """Call an API."""
+        return method
+
+    @tool
+    def look(path: str) -> str:
+        """Read a file."""
+        return path
+
+    assert is_high_impact(wipe, {"path": "a"}) is True
+    assert sandbox_of(wipe) == "workspace only"
+    assert is_high_impact(call_api, {"method": "GET"}) is False
+    assert is_high_impact(call_api, {"method": "POST"}) is True
+    assert is_high_impact(call_api, {}) is True  # a check that raises asks for approval
+    assert is_high_impact(look, {"path": "a"}) is False
+    assert sandbox_of(look) == ""

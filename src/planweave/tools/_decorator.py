@@ -96,6 +96,11 @@ class FunctionTool(Generic[P, R]):
         parameters: JSON schema of the arguments (an ``object`` schema).
         timeout_s: Longest a call may take before it fails with ``ToolTimeout``.
         isolated: Whether calls run in a worker process that is killed at the deadline.
+        high_impact: Whether a call needs a person's approval before it runs: ``True``,
+            ``False``, or a function of the call's arguments (``lambda args: args["method"]
+            != "GET"``).
+        sandbox: What the tool may reach and what it refuses, in a sentence, for
+            ``planweave tools list`` and the docs.
         fn: The wrapped function.
     """
 
@@ -109,6 +114,8 @@ class FunctionTool(Generic[P, R]):
         description: str | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         isolated: bool = False,
+        high_impact: bool | Callable[[Mapping[str, Any]], bool] = False,
+        sandbox: str = "",
     ) -> None:
         functools.update_wrapper(self, fn)
         self.fn = fn
@@ -121,6 +128,8 @@ class FunctionTool(Generic[P, R]):
             raise ConfigError(f"tool {self.name!r}: timeout_s must be positive, got {timeout_s}")
         self.timeout_s = float(timeout_s)
         self.isolated = isolated
+        self.high_impact = high_impact
+        self.sandbox = sandbox
         if isolated and "<" in fn.__qualname__:
             raise ConfigError(
                 f"tool {self.name!r}: an isolated tool must be a function defined at the top "
@@ -278,6 +287,8 @@ def tool(
     description: str | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     isolated: bool = False,
+    high_impact: bool | Callable[[Mapping[str, Any]], bool] = False,
+    sandbox: str = "",
 ) -> Callable[[Callable[P, R]], FunctionTool[P, R]]: ...
 
 
@@ -289,6 +300,8 @@ def tool(
     description: str | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     isolated: bool = False,
+    high_impact: bool | Callable[[Mapping[str, Any]], bool] = False,
+    sandbox: str = "",
 ) -> FunctionTool[P, R] | Callable[[Callable[P, R]], FunctionTool[P, R]]:
     """Make a :class:`FunctionTool` of a function, bare (``@tool``) or with options (``@tool(...)``).
 
@@ -301,6 +314,9 @@ def tool(
             passes, so a tool that computes without yielding (and holds the GIL) cannot stall
             the event loop. For CPU-bound and untrusted code; arguments and results travel as
             JSON, the context without its model and event sink.
+        high_impact: Whether a call needs a person's approval before it runs: a bool, or a
+            function of the call's arguments that says so per call.
+        sandbox: One sentence on what the tool may reach and what it refuses.
 
     Returns:
         The tool, or a decorator that makes one.
@@ -308,7 +324,13 @@ def tool(
 
     def wrap(func: Callable[P, R]) -> FunctionTool[P, R]:
         return FunctionTool(
-            func, name=name, description=description, timeout_s=timeout_s, isolated=isolated
+            func,
+            name=name,
+            description=description,
+            timeout_s=timeout_s,
+            isolated=isolated,
+            high_impact=high_impact,
+            sandbox=sandbox,
         )
 
     return wrap if fn is None else wrap(fn)

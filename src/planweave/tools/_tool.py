@@ -9,7 +9,10 @@ implementation.
 A class may also say ``isolated = True`` (an optional attribute, not part of the protocol's
 required members, so older tools keep matching it): its calls then run like those of
 ``@tool(isolated=True)``, in a worker process of the engine's pool that is killed at the call's
-deadline and held to the pool's memory limit.
+deadline and held to the pool's memory limit. Two more optional attributes describe a tool to
+people and to the approval gate: ``high_impact`` (``True``, or a function of the call's
+arguments, when a call needs a person's approval first) and ``sandbox`` (a sentence on what the
+tool may reach).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 from planweave.llm.base import ToolSpec
 from planweave.tools._context import ToolContext
 
-__all__ = ["Tool", "is_isolated", "spec_of"]
+__all__ = ["Tool", "is_high_impact", "is_isolated", "sandbox_of", "spec_of"]
 
 
 @runtime_checkable
@@ -70,3 +73,24 @@ def spec_of(tool: Tool) -> ToolSpec:
 def is_isolated(tool: Tool) -> bool:
     """Whether ``tool``'s calls run in a tool worker process (``isolated = True``)."""
     return getattr(tool, "isolated", False) is True
+
+
+def is_high_impact(tool: Tool, args: Mapping[str, Any]) -> bool:
+    """Whether this call of ``tool`` needs a person's approval before it runs.
+
+    ``high_impact`` may be a bool or a function of the call's arguments; a function that
+    raises counts as high impact (when in doubt, ask).
+    """
+    flag = getattr(tool, "high_impact", False)
+    if callable(flag):
+        try:
+            return bool(flag(args))
+        except Exception:
+            return True
+    return flag is True
+
+
+def sandbox_of(tool: Tool) -> str:
+    """The tool's ``sandbox`` sentence, or ``""`` when it states none."""
+    text = getattr(tool, "sandbox", "")
+    return text if isinstance(text, str) else ""
