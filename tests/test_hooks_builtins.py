@@ -80,6 +80,24 @@ async def test_metrics_count_model_calls_tokens_tool_calls_and_tasks(tmp_path: P
     assert sample("planweave_task_attempts_total", attempts) == 1
 
 
+def test_latency_histograms_count_each_observation_in_its_bucket_and_above() -> None:
+    metrics = MetricsHook()
+    for seconds in (0.003, 0.2, 0.25, 500.0):
+        metrics.tool_latency.observe(("echo",), seconds)
+    sample = metrics.registry.get_sample_value
+
+    def bucket(le: str) -> float | None:
+        return sample("planweave_tool_call_seconds_bucket", {"tool": "echo", "le": le})
+
+    assert bucket("0.005") == 1
+    assert bucket("0.1") == 1
+    assert bucket("0.25") == 3  # a bucket counts what is at most its bound
+    assert bucket("120.0") == 3
+    assert bucket("+Inf") == 4
+    assert sample("planweave_tool_call_seconds_count", {"tool": "echo"}) == 4
+    assert sample("planweave_tool_call_seconds_sum", {"tool": "echo"}) == pytest.approx(500.453)
+
+
 async def test_the_servers_metrics_include_the_hooks_metrics(tmp_path: Path) -> None:
     metrics = MetricsHook()
     engine = engine_for(tmp_path, REPLIES, hooks=[metrics])
@@ -313,3 +331,22 @@ async def test_an_api_job_names_the_job_hooks_it_runs_with(tmp_path: Path) -> No
     assert audited == [named.json()["job_id"]]
     assert unknown.status_code == 422
     assert "unknown job hook 'nope'" in unknown.text
+
+
+async def test_a_tool_task_is_one_span_that_names_the_task_and_the_tool(tmp_path: Path) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    plan = Plan(tasks=(TaskSpec(id="e", kind="tool", tool="echo", args={"text": "hi"}),))
+    async with engine_for(tmp_path, REPLIES, hooks=[TracingHook(provider)]) as engine:
+        result = await engine.run(plan=plan)
+        assert result.ok, result.error
+    spans = exporter.get_finished_spans()
+    (job,) = by_name(spans, "planweave.job")
+    (task,) = [s for s in spans if s is not job]
+    assert task.name == "execute_tool echo"
+    assert task.parent is not None and task.parent.span_id == job.context.span_id
+    attributes = task.attributes or {}
+    assert attributes["planweave.task_id"] == "e"
+    assert attributes["gen_ai.tool.name"] == "echo"
+    assert attributes["planweave.status"] == "succeeded"

@@ -10,12 +10,13 @@ many tokens, what it cost and how it ended.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO
+
+import orjson
 
 from planweave.hooks._contexts import (
     AfterModelCall,
@@ -31,7 +32,12 @@ __all__ = ["JsonLogHook"]
 
 ERROR_CHARS = 500
 FLUSH_EVERY_S = 1.0
-_encode = json.JSONEncoder(ensure_ascii=False, default=str).encode  # built once, not per line
+_NEWLINE = orjson.OPT_APPEND_NEWLINE
+
+
+def _encode(record: dict[str, Any]) -> bytes:
+    """The record as one JSON line (orjson: a line costs well under a microsecond)."""
+    return orjson.dumps(record, default=str, option=_NEWLINE)
 
 
 class JsonLogHook(Hook):
@@ -57,22 +63,22 @@ class JsonLogHook(Hook):
         self.logger = logging.getLogger(logger)
         self.level = level
         self._lock = threading.Lock()
-        self._out: TextIO | None = None
+        self._out: BinaryIO | None = None
         self._flushed_at = 0.0
 
     def _write(self, record: dict[str, Any], *, flush: bool = False) -> None:
         if self.path is None and not self.logger.isEnabledFor(self.level):
             return
-        record["at"] = round(time.time(), 6)
+        record["at"] = time.time()
         line = _encode(record)
         if self.path is None:
-            self.logger.log(self.level, line)
+            self.logger.log(self.level, line[:-1].decode())
             return
         with self._lock:
             out = self._out
             if out is None:
-                out = self._out = self.path.open("a", encoding="utf-8")
-            out.write(line + "\n")
+                out = self._out = self.path.open("ab")
+            out.write(line)
             now = time.monotonic()
             # At a job's start and end, and at most once a second in between: one write call
             # per line would cost more than the line.

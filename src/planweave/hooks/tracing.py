@@ -1,5 +1,5 @@
 """OpenTelemetry tracing: one trace per job, with spans for its tasks, model calls and tool
-calls.
+calls (a ``tool`` task is one tool call, so one span, ``execute_tool NAME``, stands for both).
 
 The job's span opens in the process that drives the job (its control plane); every work item
 carries the job's trace context (``WorkItem.trace``, a W3C ``traceparent``), so a worker in any
@@ -43,6 +43,7 @@ __all__ = ["TracingHook"]
 _MODEL_SPAN: ContextVar[Span | None] = ContextVar("planweave_model_span", default=None)
 _TOOL_SPAN: ContextVar[Span | None] = ContextVar("planweave_tool_span", default=None)
 _STEP_SPAN: ContextVar[Span | None] = ContextVar("planweave_step_span", default=None)
+_OWN_SPAN: ContextVar[bool] = ContextVar("planweave_own_tool_span", default=True)
 
 GOAL_ATTRIBUTE_CHARS = 300
 MAX_KEPT_PARENTS = 1024
@@ -80,6 +81,8 @@ class TracingHook(Hook):
         self._propagator = TraceContextTextMapPropagator()
         self._jobs: dict[str, tuple[Span, str]] = {}  # job id -> its span and traceparent
         self._tasks: dict[tuple[str, str], Span] = {}  # (job id, task id) -> the task's span
+        # The tool of each open ``tool`` task: its task span is the span of that tool's call.
+        self._tool_tasks: dict[tuple[str, str], str] = {}
         self._parents: dict[str, Context] = {}  # traceparent -> its context, parsed once
         self._flush: Callable[[], object] | None = None
 
@@ -165,16 +168,25 @@ class TracingHook(Hook):
             "planweave.attempt": item.attempt,
             "planweave.worker": item.worker,
         }
-        if item.spec.agent:
-            attributes["planweave.agent"] = item.spec.agent
-        if item.spec.tool:
-            attributes["planweave.tool"] = item.spec.tool
-        self._tasks[(item.job_id, item.task_id)] = self.tracer.start_span(
-            f"planweave.task {item.worker}", context=parent, attributes=attributes
-        )
+        spec = item.spec
+        if spec.agent:
+            attributes["planweave.agent"] = spec.agent
+        key = (item.job_id, item.task_id)
+        name = f"planweave.task {item.worker}"
+        if spec.tool:
+            attributes["planweave.tool"] = spec.tool
+            if spec.kind == "tool":
+                # The task is one tool call: one span stands for both.
+                name = f"execute_tool {spec.tool}"
+                attributes["gen_ai.operation.name"] = "execute_tool"
+                attributes["gen_ai.tool.name"] = spec.tool
+                self._tool_tasks[key] = spec.tool
+        self._tasks[key] = self.tracer.start_span(name, context=parent, attributes=attributes)
 
     async def after_task(self, ctx: AfterTask) -> None:
-        span = self._tasks.pop((ctx.job_id, ctx.task_id), None)
+        key = (ctx.job_id, ctx.task_id)
+        self._tool_tasks.pop(key, None)
+        span = self._tasks.pop(key, None)
         if span is None:
             return
         outcome = ctx.outcome
@@ -259,6 +271,13 @@ class TracingHook(Hook):
     # --- tool calls ------------------------------------------------------------------------
 
     async def before_tool_call(self, ctx: BeforeToolCall) -> None:
+        if ctx.task_id is not None:
+            key = (ctx.job_id, ctx.task_id)
+            if self._tool_tasks.get(key) == ctx.name:
+                del self._tool_tasks[key]  # the task's one call; a second one gets its own span
+                _TOOL_SPAN.set(self._tasks[key])
+                _OWN_SPAN.set(False)
+                return
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": "execute_tool",
             "gen_ai.tool.name": ctx.name,
@@ -272,6 +291,7 @@ class TracingHook(Hook):
             attributes=attributes,
         )
         _TOOL_SPAN.set(span)
+        _OWN_SPAN.set(True)
 
     async def after_tool_call(self, ctx: AfterToolCall) -> None:
         span = _TOOL_SPAN.get()
@@ -282,4 +302,5 @@ class TracingHook(Hook):
         if not result.ok:
             span.set_attribute("error.type", result.error_type or "error")
             span.set_status(self._trace.Status(self._trace.StatusCode.ERROR, result.error or ""))
-        span.end()
+        if _OWN_SPAN.get():
+            span.end()  # a tool task's span ends with the task
