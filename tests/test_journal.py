@@ -229,3 +229,35 @@ async def test_an_attempt_that_reports_a_failure_leaves_no_journal_so_its_retry_
     assert len(model.requests) == 3
     assert len(tries) == 2
     assert steps == []
+
+
+async def test_a_step_the_plane_never_answers_retries_the_task_after_two_work_leases() -> None:
+    import pytest
+
+    from planweave.bus.memory import MemoryBus
+    from planweave.messages import WorkItem
+    from planweave.workers.pool import WorkerPool
+
+    bus = MemoryBus()
+
+    async def handler(item: WorkItem, reporter: Any) -> Any:
+        raise AssertionError("not run")
+
+    pool = WorkerPool(bus=bus, kind="executor", handler=handler, lease_s=0.1)
+    item = WorkItem(
+        job_id="j",
+        task_id="t",
+        attempt=1,
+        worker="executor",
+        reply_to="pw:nobody-listens",
+        spec=TaskSpec(id="t", goal="g"),
+    )
+    channel = pool._steps
+    try:
+        journal = await channel.journal(item, redelivered=False)
+        step = JournalStep(step="0", kind="model", fingerprint="f", result="x")
+        with pytest.raises(RetryTask, match=r"did not answer within 0\.2 s"):
+            await asyncio.wait_for(journal.record(step), 10)
+    finally:
+        await channel.stop()
+        await bus.close()

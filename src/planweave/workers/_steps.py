@@ -28,7 +28,11 @@ _Key = tuple[str, str, int, str | None]
 
 
 class StepChannel:
-    """Sends a pool's journal steps and waits for the control plane's answers."""
+    """Sends a pool's journal steps and waits for the control plane's answers.
+
+    A step the plane has not answered within ``ack_timeout_s`` (the pool gives two of its work
+    leases) ends the attempt with a retry: the task runs again from its recorded steps.
+    """
 
     def __init__(self, bus: Bus, worker_id: str, *, ack_timeout_s: float = 60.0) -> None:
         self.bus = bus

@@ -103,8 +103,9 @@ class WorkerPool:
         # Running items not yet reported as started: (loop time, wall time, item) by delivery id.
         self._unreported: dict[str, tuple[float, float, WorkItem]] = {}
         self._loop_time: Callable[[], float] = time.monotonic
-        # Journal steps of running tasks go to their planes; the answers come back here.
-        self._steps = StepChannel(bus, self.worker_id)
+        # Journal steps of running tasks go to their planes; the answers come back here. A
+        # plane that has not answered in two work leases has let the item go, or is gone.
+        self._steps = StepChannel(bus, self.worker_id, ack_timeout_s=2 * lease_s)
 
     async def start(self) -> None:
         self._loop_time = asyncio.get_running_loop().time
