@@ -80,6 +80,12 @@ async def test_a_workflow_runs_as_a_job_with_its_steps_as_tasks(tmp_path: Path) 
         "team.research.beta",
         "team.research.merge",
         "team.editor",
+        # The loop runs an iteration at a time: each is a task, and after each one a task
+        # checks whether the loop goes on (here "FINAL" ends it after the second).
+        "team.editor.writer_1",
+        "team.editor.after_1",
+        "team.editor.after_1.writer_2",
+        "team.editor.after_1.after_2",
     }
     parents = {tid: t.parent for tid, t in tasks.items()}
     assert parents == {
@@ -89,6 +95,10 @@ async def test_a_workflow_runs_as_a_job_with_its_steps_as_tasks(tmp_path: Path) 
         "team.research.beta": "team.research",
         "team.research.merge": "team.research",
         "team.editor": "team",
+        "team.editor.writer_1": "team.editor",
+        "team.editor.after_1": "team.editor",
+        "team.editor.after_1.writer_2": "team.editor.after_1",
+        "team.editor.after_1.after_2": "team.editor.after_1",
     }
     assert {tid: t.spec.agent for tid, t in tasks.items()} == {
         "team": "team",
@@ -97,6 +107,10 @@ async def test_a_workflow_runs_as_a_job_with_its_steps_as_tasks(tmp_path: Path) 
         "team.research.beta": "beta",
         "team.research.merge": "research.merge",
         "team.editor": "editor",
+        "team.editor.writer_1": "writer",
+        "team.editor.after_1": "editor",
+        "team.editor.after_1.writer_2": "writer",
+        "team.editor.after_1.after_2": "editor",
     }
     assert all(t.status == "succeeded" for t in tasks.values())
     assert tasks["team.research.merge"].spec.depends_on == (
@@ -114,7 +128,8 @@ async def test_a_workflow_runs_as_a_job_with_its_steps_as_tasks(tmp_path: Path) 
     assert {(e.agent, e.task_id) for e in calls} == {
         ("alpha", "team.research.alpha"),
         ("beta", "team.research.beta"),
-        ("writer", "team.editor"),
+        ("writer", "team.editor.writer_1"),
+        ("writer", "team.editor.after_1.writer_2"),
     }
     assert [e.reply for e in calls if e.agent == "writer"] == ["first draft", "FINAL report"]
     assert all(e.role != "planner" for e in calls)
@@ -287,7 +302,9 @@ async def test_the_live_tree_and_the_api_nest_a_workflows_steps(tmp_path: Path) 
         "team.research.alpha": ("team.research", "alpha", "execute"),
         "team.research.beta": ("team.research", "beta", "execute"),
         "team.research.merge": ("team.research", "research.merge", "execute"),
-        "team.editor": ("team", "editor", "execute"),
+        "team.editor": ("team", "editor", "plan"),
+        "team.editor.writer_1": ("team.editor", "writer", "execute"),
+        "team.editor.after_1": ("team.editor", "editor", "plan"),
     }
 
     console = Console(record=True, width=160, file=io.StringIO())
@@ -304,6 +321,9 @@ async def test_the_live_tree_and_the_api_nest_a_workflows_steps(tmp_path: Path) 
         "team.research"
     )
     assert line("team.editor").index("team.editor") == line("team.research").index("team.research")
+    assert line("team.editor.writer_1").index("team.editor.writer_1") > line("team.editor").index(
+        "team.editor"
+    )
 
 
 async def test_an_agent_tool_in_a_job_records_the_inner_calls_in_the_calling_task(
@@ -365,7 +385,7 @@ def test_the_workflow_example_runs_offline(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0] == "succeeded - 6 tasks, 4 LLM calls"
+    assert lines[0] == "succeeded - 10 tasks, 4 LLM calls"
     assert lines[1].endswith("APPROVED")
     assert "    team.research.merge [research.merge] succeeded" in lines
 
@@ -453,3 +473,58 @@ async def test_a_plan_task_of_a_user_plan_may_name_a_workflow(tmp_path: Path) ->
     assert state.tasks["w"].result == "step two"
     assert state.tasks["p"].children == ["p.x"]  # an agent that is not registered: planned
     assert state.tasks["p"].result == "did x"
+
+
+async def test_a_loop_job_runs_each_iteration_as_a_task_up_to_its_bound(tmp_path: Path) -> None:
+    drafts = [{"match": {"role": "writer"}, "content": f"draft {n}"} for n in (1, 2, 3)]
+    loop = Loop("edit", ReactAgent("writer"), until=lambda r: False, max_iterations=3)
+    async with engine_for(tmp_path, [loop], drafts) as engine:
+        # The iterations nest a level deeper each time; the loop's bound, not
+        # max_plan_depth, limits them.
+        result = await engine.run(agent="edit", input="x", max_plan_depth=1)
+        state = await engine.get(result.job_id)
+        events = await engine.events(result.job_id)
+
+    assert result.status == "succeeded", result.error
+    assert result.result == "draft 3"
+    assert {tid: t.spec.kind for tid, t in state.tasks.items()} == {
+        "edit": "plan",
+        "edit.writer_1": "execute",
+        "edit.after_1": "plan",
+        "edit.after_1.writer_2": "execute",
+        "edit.after_1.after_2": "plan",
+        "edit.after_1.after_2.writer_3": "execute",  # the last one allowed: nothing after it
+    }
+    writes = [e for e in events if isinstance(e, LlmCalled)]
+    assert [(e.task_id, e.reply) for e in writes] == [
+        ("edit.writer_1", "draft 1"),
+        ("edit.after_1.writer_2", "draft 2"),
+        ("edit.after_1.after_2.writer_3", "draft 3"),
+    ]
+    # Each iteration sees the drafts before it.
+    assert "draft 2" in writes[2].prompt and "draft 1" in writes[2].prompt
+
+
+async def test_a_loop_jobs_predicate_reads_an_iterations_json_result_as_data(
+    tmp_path: Path,
+) -> None:
+    replies = [
+        {"match": {"role": "writer"}, "content": '{"approved": false}'},
+        {"match": {"role": "writer"}, "content": '{"approved": true}'},
+    ]
+    loop = Loop(
+        "review", ReactAgent("writer"), until=lambda r: r.data["approved"], max_iterations=5
+    )
+    async with engine_for(tmp_path, [loop], replies) as engine:
+        result = await engine.run(agent="review", input="x")
+        state = await engine.get(result.job_id)
+
+    assert result.status == "succeeded", result.error
+    assert json.loads(result.result) == {"approved": True}
+    assert sorted(state.tasks) == [
+        "review",
+        "review.after_1",
+        "review.after_1.after_2",
+        "review.after_1.writer_2",
+        "review.writer_1",
+    ]

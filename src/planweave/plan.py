@@ -48,6 +48,12 @@ __all__ = [
 ]
 
 TaskKind = Literal["plan", "execute", "tool", "compose"]
+
+LOOP_ITERATION_ARG = "loop_iteration"
+"""In the ``args`` of a ``plan`` task that runs a loop workflow: the iterations run so far. Such
+a task decides whether the loop goes on (another iteration and another such task as its
+children) or ends with the last iteration's result; the loop's ``max_iterations``, not
+``max_plan_depth``, bounds how deep they nest."""
 OnFailure = Literal["fail", "replan"]
 
 _ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$")

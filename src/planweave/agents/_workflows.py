@@ -26,11 +26,12 @@ from planweave.agents._handoff import run_agent
 from planweave.errors import ConfigError, ModelResponseError, UsageError
 from planweave.hooks import AfterStep, BeforeStep, run_step_hooks
 from planweave.llm.base import ChatMessage, LlmRequest
-from planweave.plan import TaskSpec
+from planweave.plan import LOOP_ITERATION_ARG, TaskSpec
 
 __all__ = [
     "Conditional",
     "Loop",
+    "LoopEnded",
     "MergeFunction",
     "Parallel",
     "Sequential",
@@ -399,6 +400,36 @@ class Loop:
     def agents(self) -> tuple[Agent, ...]:
         return (self.body,)
 
+    def iteration_tasks(self, done: int, goal: str) -> tuple[TaskSpec, ...]:
+        """The child tasks of the loop's ``plan`` task after ``done`` iterations: the next
+        iteration and, unless it is the last one allowed, the task that decides whether the
+        loop goes on after it."""
+        body = _spec(f"{_as_id(self.body.name)}_{done + 1}", self.body, goal, ())
+        if done + 1 >= self.max_iterations:
+            return (body,)
+        after = TaskSpec(
+            id=f"after_{done + 1}",
+            goal=f"Decide whether {self.name} runs again after iteration {done + 1}",
+            kind="plan",
+            agent=self.name,
+            args={LOOP_ITERATION_ARG: done + 1},
+            depends_on=(body.id,),
+        )
+        return (body, after)
+
+    def ended(self, output: Any) -> bool:
+        """Whether an iteration that produced ``output`` (a task's result) ends the loop."""
+        if self.until is None:
+            return False
+        text = output if isinstance(output, str) else json.dumps(output, default=str)
+        data: Any = output if not isinstance(output, str) else None
+        if data is None:
+            try:
+                data = json.loads(text)
+            except ValueError:
+                data = None
+        return bool(self.until(AgentResult(output=text, data=data)))
+
     async def run(self, task: AgentTask, ctx: AgentContext) -> AgentResult:
         """Run the body until ``until`` holds or ``max_iterations`` iterations have run."""
         previous: dict[str, str] = {}
@@ -448,14 +479,21 @@ def members_of(agent: Agent) -> list[Agent]:
 
 
 async def expand_step(
-    agent: Agent, task: AgentTask, context: Callable[[], Awaitable[AgentContext]]
-) -> tuple[TaskSpec, ...] | None:
-    """The child tasks of a ``plan`` task whose agent is ``agent``, or ``None`` when it is not
-    a workflow that runs as tasks (``Sequential``, ``Parallel``, ``Conditional``).
+    agent: Agent,
+    task: AgentTask,
+    context: Callable[[], Awaitable[AgentContext]],
+    spec: TaskSpec | None = None,
+) -> tuple[TaskSpec, ...] | LoopEnded | None:
+    """The child tasks of a ``plan`` task (``spec``) whose agent is ``agent``, or ``None`` when
+    it is not a workflow that runs as tasks (``Sequential``, ``Parallel``, ``Conditional``,
+    ``Loop``).
 
     A ``Conditional`` chooses its branch here (its model call, if it asks the model, is
     recorded in the plan task's log), and the branch becomes its one child task. ``context``
-    gives the agent context for that choice.
+    gives the agent context for that choice. A ``Loop`` runs one iteration at a time: its
+    task's children are the first iteration and a task that, once the iteration is done,
+    checks ``until`` on its result and either ends the loop (:class:`LoopEnded`) or adds the
+    next iteration and another such task below itself.
 
     Raises:
         ModelResponseError: the conditional chose no branch and has no default.
@@ -463,7 +501,23 @@ async def expand_step(
     if isinstance(agent, Conditional):
         branch = await agent.choose(task, await context())
         return (_spec(_as_id(branch), agent.branches[branch], task.goal, ()),)
+    if isinstance(agent, Loop):
+        done = spec.args.get(LOOP_ITERATION_ARG) if spec is not None else None
+        if not isinstance(done, int) or isinstance(done, bool) or done < 1:
+            return agent.iteration_tasks(0, task.goal)
+        assert spec is not None
+        last = task.inputs.get(spec.depends_on[0]) if spec.depends_on else None
+        if agent.ended(last):
+            return LoopEnded(last)
+        return agent.iteration_tasks(done, task.goal)
     return expand_workflow(agent, task.goal)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LoopEnded:
+    """A loop's decision task found the loop done: its result is the last iteration's."""
+
+    result: Any
 
 
 def expand_workflow(agent: Agent, goal: str) -> tuple[TaskSpec, ...] | None:
@@ -497,7 +551,7 @@ def expand_workflow(agent: Agent, goal: str) -> tuple[TaskSpec, ...] | None:
 
 
 def _spec(step_id: str, member: Agent, goal: str, depends_on: tuple[str, ...]) -> TaskSpec:
-    expandable = isinstance(member, Sequential | Parallel | Conditional)
+    expandable = isinstance(member, Sequential | Parallel | Conditional | Loop)
     return TaskSpec(
         id=step_id,
         goal=goal,

@@ -48,7 +48,7 @@ from planweave.events import (
     Usage,
 )
 from planweave.messages import CallReport, Outcome, StartedReport
-from planweave.plan import TaskSpec, plan_problems
+from planweave.plan import LOOP_ITERATION_ARG, TaskSpec, plan_problems
 from planweave.state import JobState, TaskState, apply
 
 __all__ = [
@@ -284,7 +284,11 @@ def _expand(out: _Out, task: TaskState, subtasks: tuple[TaskSpec, ...]) -> None:
     specs: list[TaskSpec] = []
     for spec in subtasks:
         kind = spec.kind
-        if kind == "plan" and depth >= options.max_plan_depth:
+        if (
+            kind == "plan"
+            and depth >= options.max_plan_depth
+            and not (spec.agent and LOOP_ITERATION_ARG in spec.args)  # bounded by the loop
+        ):
             kind = "execute"
         if kind == "compose":
             kind = "execute"

@@ -21,7 +21,7 @@ from planweave._deadline import deadline
 from planweave.agents import AgentContext, AgentRegistry, AgentTask, compose, plan
 from planweave.agents._answers import check_answer
 from planweave.agents._handoff import run_agent
-from planweave.agents._workflows import expand_step
+from planweave.agents._workflows import LoopEnded, expand_step
 from planweave.artifacts import ArtifactStore, fetch_files, store_artifacts
 from planweave.constants import (
     RESULT_ARTIFACT,
@@ -410,7 +410,10 @@ def _planner_handler(services: WorkerServices) -> Handler:
                         input_goals=item.input_goals,
                     ),
                     lambda: services.agent_context(item, reporter),
+                    item.spec,
                 )
+                if isinstance(steps, LoopEnded):
+                    return _ok(item, result=steps.result)
                 if steps is not None:
                     return _ok(item, subtasks=steps)
             ctx = await services.agent_context(item, reporter)
