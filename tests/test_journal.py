@@ -261,3 +261,51 @@ async def test_a_step_the_plane_never_answers_retries_the_task_after_two_work_le
     finally:
         await channel.stop()
         await bus.close()
+
+
+async def test_parallel_branches_in_one_task_replay_however_their_calls_interleave(
+    tmp_path: Path,
+) -> None:
+    from types import SimpleNamespace
+
+    from planweave.agents import AgentResult, AgentTask, Parallel
+
+    registry, ledger = _notes()
+    tool_ctx = ToolContext(workspace=tmp_path, job_id="j", task_id="t")
+    delays: dict[str, tuple[float, float]] = {}
+
+    class Noter:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        async def run(self, task: AgentTask, ctx: Any) -> AgentResult:
+            first, second = delays[self.name]
+            await asyncio.sleep(first)
+            await run_tool_call(registry, "note", {"text": f"{self.name}1"}, tool_ctx)
+            await asyncio.sleep(second)
+            await run_tool_call(registry, "note", {"text": f"{self.name}2"}, tool_ctx)
+            return AgentResult(output=self.name)
+
+    flow = Parallel("both", [Noter("a"), Noter("b")], merge="dict")
+    task = AgentTask(goal="g")
+    ctx: Any = SimpleNamespace(job_id="j", task_id="t", max_handoffs=3)
+
+    async def run(steps: list[JournalStep]) -> tuple[list[JournalStep], Journal]:
+        recorded: list[JournalStep] = []
+
+        async def record(step: JournalStep) -> None:
+            recorded.append(step)
+
+        journal = Journal(steps, record)
+        with activated(journal):
+            await flow.run(task, ctx)
+        return recorded, journal
+
+    delays.update(a=(0.0, 0.05), b=(0.02, 0.0))  # a1, b1, b2, a2
+    steps, _ = await run([])
+    assert ledger == ["a1", "b1", "b2", "a2"]
+    # The other interleaving on the re-run: a1, a2, b1, b2. Every call is replayed.
+    delays.update(a=(0.0, 0.0), b=(0.05, 0.0))
+    again, journal = await run(steps)
+    assert journal.mismatch is None and journal.replayed == 4
+    assert again == [] and ledger == ["a1", "b1", "b2", "a2"]

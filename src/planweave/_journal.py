@@ -11,7 +11,10 @@ call that was in flight when the process died can run twice.
 
 A call's place in the run is its *step*: ``"0"``, ``"1"``, … in the order the calls start, and
 ``"3.0"``, ``"3.1"`` for the calls made inside call ``"3"`` (a tool that calls the model), so a
-replayed tool call skips the calls it made itself. Each step carries a *fingerprint* of what was
+replayed tool call skips the calls it made itself. Branches that run at once (a parallel
+workflow inside one task) are numbered each on its own, below one step of the run
+(``"4.0.0"``, ``"4.0.1"`` for the first branch, ``"4.1.0"`` for the second), so however their
+calls interleave, each call keeps its step. Each step carries a *fingerprint* of what was
 asked (the model and request, or the tool's name and arguments). Replay matches by step and
 fingerprint: the first call whose fingerprint differs from the recorded one stops replay, and
 it and every later call of the attempt run live (the run took another path, so what follows
@@ -44,6 +47,7 @@ __all__ = [
     "StepKind",
     "activated",
     "begin",
+    "branches",
     "fingerprint",
     "json_value",
 ]
@@ -151,6 +155,28 @@ _SCOPE: ContextVar[_Scope | None] = ContextVar("planweave_journal_scope", defaul
 def activated(journal: Journal | None) -> Iterator[None]:
     """Journal the model and tool calls made inside (``None``: none of them)."""
     token = _SCOPE.set(None if journal is None else _Scope(journal, ""))
+    try:
+        yield
+    finally:
+        _SCOPE.reset(token)
+
+
+def branches(count: int) -> list[contextlib.AbstractContextManager[None]]:
+    """One numbering each for ``count`` branches that run at once: enter the ``i``-th inside
+    branch ``i`` (in the branch's own task, so it holds there alone). Outside a journaled task
+    they number nothing."""
+    scope = _SCOPE.get()
+    if scope is None:
+        return [contextlib.nullcontext() for _ in range(count)]
+    index = scope.count
+    scope.count = index + 1
+    journal = scope.journal
+    return [_entered(_Scope(journal, f"{scope.prefix}{index}.{i}.")) for i in range(count)]
+
+
+@contextlib.contextmanager
+def _entered(scope: _Scope) -> Iterator[None]:
+    token = _SCOPE.set(scope)
     try:
         yield
     finally:

@@ -20,6 +20,7 @@ import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
+from planweave import _journal
 from planweave.agents._agent import Agent, AgentRegistry, AgentResult, AgentTask
 from planweave.agents._context import AgentContext, call_model
 from planweave.agents._handoff import run_agent
@@ -172,11 +173,21 @@ class Parallel:
         return step_ids(self.agents, taken=(MERGE_STEP,))
 
     async def run(self, task: AgentTask, ctx: AgentContext) -> AgentResult:
-        """Run every branch on ``task`` concurrently, then merge their outputs."""
+        """Run every branch on ``task`` concurrently, then merge their outputs. Each branch's
+        calls are journaled in a numbering of their own, so a re-run replays them however the
+        branches interleaved."""
+        numbering = _journal.branches(len(self.agents))
+
+        async def branch(index: int, step: str, agent: Agent) -> AgentResult:
+            with numbering[index]:
+                return await run_step(self.name, step, agent, task, ctx)
+
         results = await asyncio.gather(
             *(
-                run_step(self.name, step, agent, task, ctx)
-                for step, agent in zip(self.branch_ids(), self.agents, strict=True)
+                branch(index, step, agent)
+                for index, (step, agent) in enumerate(
+                    zip(self.branch_ids(), self.agents, strict=True)
+                )
             )
         )
         outputs = {
