@@ -1,0 +1,20 @@
+"""Spells: scripts in an embedded language that drive models, tools and agents through the host.
+
+A spell runs sandboxed, with limits on instructions, memory, wall time and host calls; the
+only way out of the sandbox is a host call, which the engine carries out (so a tool's
+workspace confinement and network guard, and the job's policy and budget, still apply).
+"""
+
+from __future__ import annotations
+
+from planweave.spells._errors import SpellError, SpellLimitExceeded, SpellSyntaxError
+from planweave.spells._lua import HostCall, LuaLimits, run_lua
+
+__all__ = [
+    "HostCall",
+    "LuaLimits",
+    "SpellError",
+    "SpellLimitExceeded",
+    "SpellSyntaxError",
+    "run_lua",
+]

@@ -1,0 +1,235 @@
+"""The trusted Lua code that builds a spell's sandbox: run once per runtime, before the spell.
+
+It keeps the runtime's real libraries to itself and hands the spell a fresh environment of safe
+copies: no ``io``, ``os``, ``debug``, ``package``, ``require``, ``load``, ``dofile``,
+``collectgarbage`` or ``python``; ``string`` without ``dump`` and with its pattern functions
+refusing matches too costly to finish (a pattern match cannot be interrupted); ``pcall`` and
+``xpcall`` that cannot swallow the limits' errors; ``coroutine`` whose coroutines are metered
+like the spell and pass the spell's host calls up to the host.
+
+Host calls leave the script as a yielded request (``{op=..., args=...}``): the Python side
+awaits the call on the event loop and resumes the script with ``ok, value``.
+"""
+
+from __future__ import annotations
+
+PRELUDE = r"""
+local real = {
+  yield = coroutine.yield, resume = coroutine.resume, create = coroutine.create,
+  status = coroutine.status, running = coroutine.running, isyieldable = coroutine.isyieldable,
+  close = coroutine.close, sethook = debug.sethook, pcall = pcall, xpcall = xpcall,
+  error = error, load = load, setmetatable = setmetatable, getmetatable = getmetatable,
+  pack = table.pack, unpack = table.unpack, type = type, select = select,
+}
+local REQUEST = {}         -- the metatable that marks a host request
+local LIMIT = {}           -- the error value of an exceeded limit (one value, never a string)
+local MEMORY = "not enough memory"
+local stopped = nil        -- why the spell was stopped: "instructions", "wall_time", ...
+local HOOK_EVERY = 10000   -- instructions between two checks
+
+local budget, check_host, main
+local used = 0
+
+local function hook()
+  used = used + HOOK_EVERY
+  if used > budget then
+    stopped = "instructions"
+    real.error(LIMIT, 0)
+  end
+  local why = check_host()
+  if why then
+    stopped = why
+    real.error(LIMIT, 0)
+  end
+end
+
+local function metered(fn)
+  local co = real.create(fn)
+  real.sethook(co, hook, "", HOOK_EVERY)
+  return co
+end
+
+local function is_request(value)
+  return real.type(value) == "table" and real.getmetatable(value) == REQUEST
+end
+
+local function host(op, ...)
+  local answer = real.pack(real.yield(real.setmetatable({op = op, args = real.pack(...)}, REQUEST)))
+  if answer[1] then
+    return real.unpack(answer, 2, answer.n)
+  end
+  real.error(answer[2], 2)
+end
+
+-- A limit or an out-of-memory error goes through every pcall to the top.
+local function rethrow(results)
+  if not results[1] then
+    local err = results[2]
+    if err == LIMIT or stopped ~= nil or err == MEMORY then
+      real.error(err, 0)
+    end
+  end
+  return real.unpack(results, 1, results.n)
+end
+
+local function safe_pcall(fn, ...)
+  return rethrow(real.pack(real.pcall(fn, ...)))
+end
+
+local function safe_xpcall(fn, handler, ...)
+  local function guarded(err)
+    if err == LIMIT or stopped ~= nil or err == MEMORY then
+      return err
+    end
+    return handler(err)
+  end
+  return rethrow(real.pack(real.xpcall(fn, guarded, ...)))
+end
+
+-- A coroutine of the spell: metered, and its host requests go up to the host.
+local function safe_resume(co, ...)
+  local results = real.pack(real.resume(co, ...))
+  while results[1] and is_request(results[2]) and real.status(co) == "suspended" do
+    local answer = real.pack(real.yield(results[2]))
+    results = real.pack(real.resume(co, real.unpack(answer, 1, answer.n)))
+  end
+  return rethrow(results)
+end
+
+local safe_coroutine = {
+  create = metered,
+  resume = safe_resume,
+  status = real.status,
+  running = real.running,
+  isyieldable = real.isyieldable,
+  close = real.close,
+  yield = real.yield,
+  wrap = function(fn)
+    local co = metered(fn)
+    return function(...)
+      local results = real.pack(safe_resume(co, ...))
+      if not results[1] then
+        real.error(results[2], 2)
+      end
+      return real.unpack(results, 2, results.n)
+    end
+  end,
+}
+
+-- Patterns: a match cannot be interrupted, so refuse one whose worst case is too costly.
+local MAX_SUBJECT = 1000000
+local MAX_STEPS = 5e7
+local function check_pattern(subject, pattern, plain)
+  subject = tostring(subject)
+  if #subject > MAX_SUBJECT then
+    real.error("string too long for a pattern match (" .. #subject .. " bytes; at most "
+      .. MAX_SUBJECT .. ")", 3)
+  end
+  if plain then return end
+  pattern = tostring(pattern)
+  local repeats = 0
+  local i = 1
+  while i <= #pattern do
+    local c = pattern:sub(i, i)
+    if c == "%" then
+      i = i + 1
+    elseif c == "*" or c == "+" or c == "-" or c == "?" then
+      repeats = repeats + 1
+    end
+    i = i + 1
+  end
+  if repeats > 0 and (#subject + 1) ^ repeats > MAX_STEPS then
+    real.error("pattern too costly for a string of " .. #subject .. " bytes (" .. repeats
+      .. " repetitions); match a shorter string or use string.find with plain = true", 3)
+  end
+end
+
+local string_lib = {}
+for name, fn in pairs(string) do
+  if name ~= "dump" then string_lib[name] = fn end
+end
+string_lib.find = function(s, p, init, plain)
+  check_pattern(s, p, plain)
+  return string.find(s, p, init, plain)
+end
+string_lib.match = function(s, p, init)
+  check_pattern(s, p, false)
+  return string.match(s, p, init)
+end
+string_lib.gmatch = function(s, p, init)
+  check_pattern(s, p, false)
+  return string.gmatch(s, p, init)
+end
+string_lib.gsub = function(s, p, repl, n)
+  check_pattern(s, p, false)
+  return string.gsub(s, p, repl, n)
+end
+-- ("x"):find(...) goes through the safe table too, and the string metatable is out of reach.
+local string_meta = real.getmetatable("")
+string_meta.__index = string_lib
+string_meta.__metatable = false
+
+local function copy(lib)
+  local out = {}
+  for name, fn in pairs(lib) do out[name] = fn end
+  return out
+end
+
+local math_lib = copy(math)
+
+-- Builds a spell's environment and loads its source as text (never bytecode).
+function __sandbox(source, chunk, globals, limit, checker, seed)
+  budget = limit
+  check_host = checker
+  math.randomseed(seed)
+  local env = {
+    assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
+    pcall = safe_pcall, xpcall = safe_xpcall, rawequal = rawequal, rawget = rawget,
+    rawlen = rawlen, rawset = rawset, select = select, setmetatable = setmetatable,
+    getmetatable = getmetatable, tonumber = tonumber, tostring = tostring, type = type,
+    _VERSION = _VERSION,
+    string = string_lib, table = copy(table), math = math_lib, utf8 = copy(utf8),
+    coroutine = safe_coroutine,
+  }
+  for name, value in pairs(globals) do env[name] = value end
+  env._G = env
+  local fn, err = real.load(source, "=" .. chunk, "t", env)
+  if not fn then return "error", err end
+  main = metered(fn)
+  return "ok", ""
+end
+
+-- Makes a host function: a call yields a request to the host.
+function __host_function(op)
+  return function(...) return host(op, ...) end
+end
+
+-- Runs the spell's coroutine until it ends or asks the host for something.
+-- Returns: "request", op, args | "done", values | "error", message | "limit", why
+function __step(...)
+  local co = main
+  local results = real.pack(real.resume(co, ...))
+  if not results[1] then
+    local err = results[2]
+    if err == LIMIT or stopped ~= nil then
+      return "limit", stopped or "instructions"
+    end
+    if err == MEMORY then
+      return "limit", "memory"
+    end
+    return "error", err
+  end
+  if real.status(co) == "suspended" then
+    local value = results[2]
+    if is_request(value) then
+      return "request", value.op, value.args
+    end
+    return "error", "the spell yielded outside a coroutine of its own"
+  end
+  return "done", real.pack(real.unpack(results, 2, results.n))
+end
+
+function __used()
+  return used
+end
+"""
