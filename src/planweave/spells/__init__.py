@@ -8,13 +8,16 @@ workspace confinement and network guard, and the job's policy and budget, still 
 from __future__ import annotations
 
 from planweave.spells._errors import SpellError, SpellLimitExceeded, SpellSyntaxError
+from planweave.spells._js import JsLimits, run_js
 from planweave.spells._lua import HostCall, LuaLimits, run_lua
 
 __all__ = [
     "HostCall",
+    "JsLimits",
     "LuaLimits",
     "SpellError",
     "SpellLimitExceeded",
     "SpellSyntaxError",
+    "run_js",
     "run_lua",
 ]
