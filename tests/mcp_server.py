@@ -1,8 +1,8 @@
 """An MCP server for the tests, written with the ``mcp`` package's ``MCPServer``.
 
-``python tests/mcp_server.py [--changed] [--http PORT]``: over stdio by default, or streamable
-HTTP on ``127.0.0.1:PORT/mcp``. ``--changed`` serves ``add`` with a different schema, as a
-server that was updated after it was approved would.
+``python tests/mcp_server.py [--changed-if FILE] [--http PORT]``: over stdio by default, or
+streamable HTTP on ``127.0.0.1:PORT/mcp``. When FILE exists as the server starts, it serves
+``add`` with a different schema, as a server updated after it was approved would.
 """
 
 from __future__ import annotations
@@ -56,10 +56,11 @@ def build(changed: bool) -> MCPServer:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--changed", action="store_true")
+    parser.add_argument("--changed-if", default=None)
     parser.add_argument("--http", type=int, default=None)
     options = parser.parse_args()
-    server = build(options.changed)
+    changed = options.changed_if is not None and os.path.exists(options.changed_if)
+    server = build(changed)
     if options.http is None:
         server.run()
     else:
