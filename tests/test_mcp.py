@@ -210,7 +210,7 @@ def test_a_command_that_does_not_exist_is_one_clear_error() -> None:
     settings = McpSettings.model_validate(
         {"servers": {"ghost": {"command": "no-such-mcp-server-binary"}}}
     )
-    with pytest.raises(ConfigError, match="'ghost'.*'no-such-mcp-server-binary' not found"):
+    with pytest.raises(ConfigError, match=r"'ghost'.*'no-such-mcp-server-binary' not found"):
         mcp_tools(settings, Path("unused"))
 
 

@@ -39,9 +39,7 @@ mcp_app = typer.Typer(
     help="Configure, approve and list MCP servers, or serve the job API over MCP.",
     no_args_is_help=True,
 )
-tools_app = typer.Typer(
-    name="tools", help="List the tools jobs may use.", no_args_is_help=True
-)
+tools_app = typer.Typer(name="tools", help="List the tools jobs may use.", no_args_is_help=True)
 
 
 def _pairs(items: list[str] | None, what: str) -> dict[str, str]:
@@ -143,14 +141,14 @@ def approve(
     settings = settings_from(config, data_dir=data_dir)
     pin, problems = run_async(approve_server(name, settings.mcp, settings.data_dir.expanduser()))
     if json_out:
-        tools = {tool: p.sha256 for tool, p in pin.tools.items()}
-        print_json({"server": name, "tools": tools, "skipped": problems})
+        hashes = {tool: p.sha256 for tool, p in pin.tools.items()}
+        print_json({"server": name, "tools": hashes, "skipped": problems})
         return
     console = out_console()
     for problem in problems:
         console.print(f"[yellow]{problem}[/yellow]")
-    tools = ", ".join(f"{name}.{tool}" for tool in sorted(pin.tools)) or "none"
-    console.print(f"approved MCP server {name!r}: {len(pin.tools)} tools pinned ({tools})")
+    names = ", ".join(f"{name}.{tool}" for tool in sorted(pin.tools)) or "none"
+    console.print(f"approved MCP server {name!r}: {len(pin.tools)} tools pinned ({names})")
 
 
 @mcp_app.command("list")

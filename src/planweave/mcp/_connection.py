@@ -68,6 +68,11 @@ class McpConnection:
         self._task: asyncio.Task[None] | None = None
         self._retry_at = 0.0
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` was called."""
+        return self.status == "closed"
+
     # --- calls ----------------------------------------------------------------------------
 
     async def list_tools(self) -> list[dict[str, Any]]:
@@ -148,8 +153,7 @@ class McpConnection:
                 await self._ready.wait()
         except TimeoutError:
             raise McpServerUnavailable(
-                f"MCP server {self.name!r} did not start within "
-                f"{self.config.connect_timeout_s:g} s"
+                f"MCP server {self.name!r} did not start within {self.config.connect_timeout_s:g} s"
             ) from None
         if self._client is None:  # woken by a failed start
             raise McpServerUnavailable(
@@ -161,7 +165,7 @@ class McpConnection:
 
     async def _supervise(self) -> None:
         delay = self.backoff_s
-        while self.status != "closed":
+        while not self.closed:
             started = time.monotonic()
             try:
                 async with self._open() as client:
@@ -176,7 +180,7 @@ class McpConnection:
             finally:
                 self._client = None
                 self._lost.clear()
-            if self.status == "closed":
+            if self.closed:
                 break
             if time.monotonic() - started > 60:
                 delay = self.backoff_s  # it ran a good while: this is a fresh failure
@@ -186,7 +190,7 @@ class McpConnection:
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.max_backoff_s)
             self._ready.clear()
-            if self.status != "closed":
+            if not self.closed:
                 self.status = "starting"
 
     @contextlib.asynccontextmanager

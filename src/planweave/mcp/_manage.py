@@ -20,7 +20,9 @@ from planweave.mcp._tools import check_definition, wire_name
 __all__ = ["approve_server", "describe_servers", "list_server_tools"]
 
 
-async def list_server_tools(name: str, config: McpServerConfig, data_dir: Path) -> list[dict[str, Any]]:
+async def list_server_tools(
+    name: str, config: McpServerConfig, data_dir: Path
+) -> list[dict[str, Any]]:
     """Start (or reach) the server, list its tool definitions, and stop it again.
 
     Raises:
@@ -61,7 +63,9 @@ async def approve_server(
     return write_pin(data_dir, name, config, usable), problems
 
 
-async def describe_servers(settings: McpSettings, data_dir: Path, *, live: bool) -> list[dict[str, Any]]:
+async def describe_servers(
+    settings: McpSettings, data_dir: Path, *, live: bool
+) -> list[dict[str, Any]]:
     """Each configured server: transport, approval, and its tools with their state.
 
     With ``live`` the server is reached and each tool is ``approved``, ``changed`` (its

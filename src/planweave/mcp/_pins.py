@@ -104,9 +104,7 @@ def write_pin(
     pin = PinnedServer(
         target=server_target(server),
         approved_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        tools={
-            d["name"]: PinnedTool(sha256=definition_hash(d), definition=d) for d in definitions
-        },
+        tools={d["name"]: PinnedTool(sha256=definition_hash(d), definition=d) for d in definitions},
     )
     pins[name] = pin
     data_dir.mkdir(parents=True, exist_ok=True)

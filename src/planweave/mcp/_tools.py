@@ -145,7 +145,9 @@ class McpTool:
                 f"it again ('planweave mcp approve {self.server.name}')"
             )
         remaining = ctx.remaining_s()
-        timeout_s = self.timeout_s if remaining is None else max(0.1, min(remaining, self.timeout_s))
+        timeout_s = (
+            self.timeout_s if remaining is None else max(0.1, min(remaining, self.timeout_s))
+        )
         result = await self.server.connection.call_tool(self.mcp_name, dict(args), timeout_s)
         text = _content_text(result.content)
         if result.is_error:
