@@ -226,3 +226,28 @@ def test_a_server_needs_a_command_or_a_url() -> None:
         McpSettings.model_validate({"servers": {"x": {"args": ["a"]}}})
     with pytest.raises(ValueError, match="bad MCP server name"):
         McpSettings.model_validate({"servers": {"a_b": {"command": "x"}}})
+
+
+async def test_in_a_job_a_disabled_tool_and_a_dying_server_are_observations(
+    tmp_path: Path,
+) -> None:
+    settings = stdio_settings(tmp_path)
+    data = tmp_path / "data"
+    await approve_server("calc", settings, data)
+    (tmp_path / "changed").touch()
+    replies = [
+        {"tool_calls": [{"name": "calc__add", "arguments": {"a": 1, "b": 2}}]},
+        {"tool_calls": [{"name": "calc__crash", "arguments": {}}]},
+        {"content": "the calculator is unavailable"},
+    ]
+    async with engine_with(tmp_path, mcp_tools(settings, data), replies) as engine:
+        result = await engine.run(plan=one_task_plan("Add 1 and 2"))
+        assert result.ok, result.error
+        assert result.result == "the calculator is unavailable"
+        calls = [e for e in await engine.events(result.job_id) if e.type == "ToolCalled"]
+        assert [(c.name, c.outcome) for c in calls] == [
+            ("calc__add", "error"),
+            ("calc__crash", "error"),
+        ]
+        assert "is disabled: its definition changed" in (calls[0].error or "")
+        assert "stopped answering" in (calls[1].error or "")
