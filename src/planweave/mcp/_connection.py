@@ -127,7 +127,7 @@ class McpConnection:
             return ToolError(f"MCP server {self.name!r} refused the call: {exc.error.message}")
         if isinstance(exc, TimeoutError):
             return ToolTimeout(f"MCP server {self.name!r} did not answer in time")
-        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        detail = _describe(exc)
         self.last_error = detail
         log.warning("MCP server %r stopped answering (%s): restarting it", self.name, detail)
         self._lost.set()
@@ -175,7 +175,7 @@ class McpConnection:
                     self._ready.set()
                     await self._lost.wait()
             except Exception as exc:
-                self.last_error = f"{type(exc).__name__}: {exc}" if str(exc) else repr(exc)
+                self.last_error = _describe(exc)
                 log.warning("MCP server %r failed: %s", self.name, self.last_error)
             finally:
                 self._client = None
@@ -248,6 +248,13 @@ class McpConnection:
             task.cancel()
         except Exception as exc:
             log.debug("MCP server %r stopped with %r", self.name, exc)
+
+
+def _describe(exc: BaseException) -> str:
+    """The exception in a line: the first real error inside the task groups' wrapping."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 @contextlib.contextmanager
