@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import yaml
 from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
 
 SERVER = str(Path(__file__).with_name("mcp_server.py"))
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -135,3 +139,76 @@ async def test_mcp_serve_submits_a_goal_and_reads_its_result(tmp_path: Path) -> 
         assert status.structured_content["tasks"]["say"] == "succeeded"
         missing = await client.call_tool("job_status", {"job_id": "nope"})
         assert missing.is_error
+
+
+def start_serve(tmp_path: Path, *args: str, **env: str) -> tuple[subprocess.Popen[str], str]:
+    full = {k: v for k, v in os.environ.items() if not k.startswith("PLANWEAVE_")}
+    full["PYTHONPATH"] = os.pathsep.join([SRC, full.get("PYTHONPATH", "")])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "planweave.cli", "serve", "--port", "0", *args],
+        cwd=tmp_path,
+        env={**full, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for _ in range(50):
+        found = re.search(r"listening on (http://127\.0\.0\.1:\d+)", proc.stdout.readline())
+        if found:
+            return proc, found.group(1)
+    proc.kill()
+    proc.wait()
+    proc.stdout.close()
+    raise AssertionError("planweave serve did not start")
+
+
+def mcp_client(url: str, token: str | None) -> tuple[Client, httpx2.AsyncClient]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    http = httpx2.AsyncClient(headers=headers)
+    return Client(streamable_http_client(f"{url}/mcp", http_client=http)), http
+
+
+async def test_serve_mcp_over_http_with_tokens_and_tenancy(tmp_path: Path) -> None:
+    (tmp_path / "replies.yaml").write_text(yaml.safe_dump({"replies": REPLIES}))
+    proc, url = start_serve(
+        tmp_path,
+        "--mcp",
+        "--model",
+        "scripted:replies.yaml",
+        PLANWEAVE_TOKENS="acme:tok-acme,beta:tok-beta",
+    )
+    try:
+        client, http = mcp_client(url, "tok-acme")
+        async with http, client:
+            submitted = await client.call_tool("submit_goal", {"goal": "Greet me"})
+            assert not submitted.is_error, submitted.content
+            assert submitted.structured_content is not None
+            job_id = submitted.structured_content["job_id"]
+            done = await client.call_tool("job_result", {"job_id": job_id, "wait_s": 60})
+            assert done.structured_content is not None, done.content
+            assert done.structured_content["status"] == "succeeded"
+            assert "hello from planweave" in done.structured_content["result"]
+        # The job is acme's, as the REST API sees it too.
+        rest = httpx2.get(
+            f"{url}/v1/jobs/{job_id}", headers={"Authorization": "Bearer tok-acme"}, timeout=10
+        )
+        assert rest.status_code == 200 and rest.json()["job_id"] == job_id
+        # Another tenant's token does not see it.
+        client, http = mcp_client(url, "tok-beta")
+        async with http, client:
+            other = await client.call_tool("job_status", {"job_id": job_id})
+            assert other.is_error
+        # No token: refused before any tool runs.
+        refused = httpx2.post(
+            f"{url}/mcp",
+            json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+            headers={"Accept": "application/json, text/event-stream"},
+            timeout=10,
+        )
+        assert refused.status_code == 401
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        if proc.stdout is not None:
+            proc.stdout.close()

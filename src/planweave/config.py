@@ -102,6 +102,7 @@ _EXPECTED: dict[str, str] = {
     "tenant_spend_window_s": "a number of seconds greater than 0",
     "claim_lease_s": "a number of seconds greater than 0",
     "work_lease_s": "a number of seconds greater than 0",
+    "serve_mcp": "true or false",
     "mcp": "an [mcp.servers.NAME] table with command (and args, env) or url (and headers)",
 }
 
@@ -219,6 +220,8 @@ class Settings(BaseModel):
         mcp: MCP servers whose tools jobs may call (``[mcp.servers.NAME]`` tables, see
             ``docs/mcp.md``); a server's tools are offered once ``planweave mcp approve NAME``
             has pinned them.
+        serve_mcp: Whether ``planweave serve`` also serves the job API as MCP tools, over
+            streamable HTTP at ``/mcp``, behind the same tokens (``--mcp``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -279,6 +282,7 @@ class Settings(BaseModel):
     hooks: tuple[str, ...] = ()
     job_hooks: tuple[str, ...] = ()
     mcp: McpSettings = Field(default_factory=McpSettings)
+    serve_mcp: bool = False
 
     @field_validator("tokens", mode="before")
     @classmethod
