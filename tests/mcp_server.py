@@ -3,6 +3,7 @@
 ``python tests/mcp_server.py [--changed-if FILE] [--http PORT]``: over stdio by default, or
 streamable HTTP on ``127.0.0.1:PORT/mcp``. When FILE exists as the server starts, it serves
 ``add`` with a different schema, as a server updated after it was approved would.
+``--broken-tool`` adds a tool whose input schema is not valid JSON Schema.
 """
 
 from __future__ import annotations
@@ -54,13 +55,29 @@ def build(changed: bool) -> MCPServer:
     return server
 
 
+def add_broken_tool(server: MCPServer) -> None:
+    """A tool whose input schema is not valid JSON Schema (a server with a bug)."""
+
+    @server.tool()
+    def broken(x: int) -> int:
+        """A tool with a broken schema."""
+        return x
+
+    tool = server._tool_manager.get_tool("broken")
+    assert tool is not None
+    tool.parameters = {"type": "object", "properties": {"x": {"type": "integr"}}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--changed-if", default=None)
     parser.add_argument("--http", type=int, default=None)
+    parser.add_argument("--broken-tool", action="store_true")
     options = parser.parse_args()
     changed = options.changed_if is not None and os.path.exists(options.changed_if)
     server = build(changed)
+    if options.broken_tool:
+        add_broken_tool(server)
     if options.http is None:
         server.run()
     else:

@@ -212,3 +212,18 @@ async def test_serve_mcp_over_http_with_tokens_and_tenancy(tmp_path: Path) -> No
         proc.wait(timeout=30)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def test_a_tool_whose_schema_is_not_json_schema_is_one_line_and_not_approved(
+    tmp_path: Path,
+) -> None:
+    added = cli(tmp_path, "mcp", "add", "calc", "--", sys.executable, SERVER, "--broken-tool")
+    assert added.returncode == 0, added.stderr
+    approved = cli(tmp_path, "mcp", "approve", "calc")
+    assert approved.returncode == 0, approved.stderr
+    [line] = [ln for ln in approved.stdout.splitlines() if "broken" in ln]
+    assert "tool 'broken': inputSchema is not valid JSON Schema" in line
+    assert "5 tools pinned" in approved.stdout
+    rows = json.loads(cli(tmp_path, "tools", "list", "--json").stdout)
+    names = {row["name"] for row in rows}
+    assert "calc.add" in names and "calc.broken" not in names

@@ -124,7 +124,9 @@ def add(
         path.write_text(before)
         raise
     out_console().print(
-        f"added MCP server {name!r} to {path}; approve its tools with 'planweave mcp approve {name}'"
+        f"added MCP server {name!r} to {path}; approve its tools with 'planweave mcp approve {name}'",
+        markup=False,
+        soft_wrap=True,
     )
 
 
@@ -146,9 +148,13 @@ def approve(
         return
     console = out_console()
     for problem in problems:
-        console.print(f"[yellow]{problem}[/yellow]")
+        console.print(problem, style="yellow", markup=False, soft_wrap=True)
     names = ", ".join(f"{name}.{tool}" for tool in sorted(pin.tools)) or "none"
-    console.print(f"approved MCP server {name!r}: {len(pin.tools)} tools pinned ({names})")
+    console.print(
+        f"approved MCP server {name!r}: {len(pin.tools)} tools pinned ({names})",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 @mcp_app.command("list")
@@ -173,9 +179,11 @@ def list_servers(
     if not rows:
         console.print("no MCP servers configured (add one with 'planweave mcp add')")
     for row in rows:
-        console.print(f"{row['name']}  {row['transport']}  {row['target']}  {row['status']}")
+        line = f"{row['name']}  {row['transport']}  {row['target']}  {row['status']}"
+        console.print(line, markup=False, soft_wrap=True)
         for tool in row["tools"]:
-            console.print(f"  {tool['name']}  ({tool['model_name']})  {tool['state']}")
+            line = f"  {tool['name']}  ({tool['model_name']})  {tool['state']}"
+            console.print(line, markup=False, soft_wrap=True)
 
 
 @mcp_app.command("serve")
