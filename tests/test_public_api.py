@@ -31,6 +31,7 @@ PACKAGES = [
     "planweave.bus",
     "planweave.hooks",
     "planweave.llm",
+    "planweave.mcp",
     "planweave.store",
     "planweave.tools",
     "planweave.errors",

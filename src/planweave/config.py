@@ -44,6 +44,7 @@ from planweave.constants import (
     DEFAULT_WORKER_GRACE_S,
 )
 from planweave.errors import ConfigError
+from planweave.mcp._config import McpSettings
 
 if TYPE_CHECKING:
     from planweave._quotas import TenantQuotas
@@ -101,6 +102,8 @@ _EXPECTED: dict[str, str] = {
     "tenant_spend_window_s": "a number of seconds greater than 0",
     "claim_lease_s": "a number of seconds greater than 0",
     "work_lease_s": "a number of seconds greater than 0",
+    "serve_mcp": "true or false",
+    "mcp": "an [mcp.servers.NAME] table with command (and args, env) or url (and headers)",
 }
 
 _TENANT_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
@@ -214,6 +217,11 @@ class Settings(BaseModel):
             ``file.py:name``. Give every process of a cluster the same list.
         job_hooks: Hooks that run only for jobs whose ``hooks`` option names them, loaded
             like ``hooks``.
+        mcp: MCP servers whose tools jobs may call (``[mcp.servers.NAME]`` tables, see
+            ``docs/mcp.md``); a server's tools are offered once ``planweave mcp approve NAME``
+            has pinned them.
+        serve_mcp: Whether ``planweave serve`` also serves the job API as MCP tools, over
+            streamable HTTP at ``/mcp``, behind the same tokens (``--mcp``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -273,6 +281,8 @@ class Settings(BaseModel):
     agents_dir: Path | None = None
     hooks: tuple[str, ...] = ()
     job_hooks: tuple[str, ...] = ()
+    mcp: McpSettings = Field(default_factory=McpSettings)
+    serve_mcp: bool = False
 
     @field_validator("tokens", mode="before")
     @classmethod
@@ -377,6 +387,14 @@ class Settings(BaseModel):
         default = Path(DEFAULT_AGENTS_DIR)
         return default if default.is_dir() else None
 
+    def mcp_tools(self) -> list[Any]:
+        """The tools of the approved MCP servers (none configured: nothing imported)."""
+        if not self.mcp.servers:
+            return []
+        from planweave.mcp import mcp_tools
+
+        return list(mcp_tools(self.mcp, self.data_dir.expanduser()))
+
     def engine_kwargs(self, *, with_tools: bool = True) -> dict[str, Any]:
         """Keyword arguments for ``Engine(...)`` built from these settings (``with_tools``:
         import the ``tools`` too; an engine that only reads jobs needs none)."""
@@ -403,7 +421,7 @@ class Settings(BaseModel):
             "store": self.store_url,
             "bus": self.bus,
             "run_workers": workers,
-            "tools": load_tools(self.tools) if with_tools else [],
+            "tools": [*load_tools(self.tools), *self.mcp_tools()] if with_tools else [],
             "model": self.model,
             "data_dir": self.data_dir,
             "model_options": ModelOptions(
@@ -478,6 +496,9 @@ def load_settings(
         error = exc.errors()[0]
         key = str(error["loc"][0]) if error["loc"] else ""
         where = sources.get(key, key or "settings")
+        if key == "mcp":  # a nested table: say which part of it is wrong
+            path = ".".join(str(part) for part in error["loc"])
+            raise ConfigError(f"{where}: {path}: {error['msg']}") from None
         got = "(hidden)" if key in ("tokens", "metrics_token") else values.get(key)
         raise ConfigError(
             f"{where}: expected {_EXPECTED.get(key, 'a valid value')}, got {got!r}"

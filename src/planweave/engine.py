@@ -347,6 +347,8 @@ class Engine(ClusterOps, FollowOps):
             if self._tool_processes is not None:
                 await self._tool_processes.close()
                 self._tool_processes = None
+            if self._tools is not None:
+                await self._tools.aclose()  # MCP servers: stopped with the engine
             if self.run_plane:
                 await self.plane.stop()
             self.hooks.close()  # after the last job end: its lines and spans are out

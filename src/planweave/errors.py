@@ -28,7 +28,9 @@ Foreign exceptions (sqlite3, redis, openai, httpx) are translated at the adapter
     │   │   ├── ToolNotFound
     │   │   ├── ToolArgumentsInvalid
     │   │   ├── ToolTimeout
-    │   │   └── PolicyViolation
+    │   │   ├── PolicyViolation
+    │   │   ├── ToolDisabled
+    │   │   └── McpServerUnavailable
     │   ├── StoreUnavailable
     │   ├── BusUnavailable
     │   │   └── ArtifactStoreUnavailable
@@ -67,6 +69,7 @@ __all__ = [
     "JobFailureCode",
     "JobNotFound",
     "LogConflict",
+    "McpServerUnavailable",
     "MissingDependency",
     "ModelError",
     "ModelResponseError",
@@ -82,6 +85,7 @@ __all__ = [
     "Signal",
     "StoreUnavailable",
     "ToolArgumentsInvalid",
+    "ToolDisabled",
     "ToolError",
     "ToolNotFound",
     "ToolTimeout",
@@ -234,6 +238,18 @@ class ToolTimeout(ToolError):
 class PolicyViolation(ToolError):
     """A tool refused an action its policy forbids (a path outside the workspace, a private
     address, a call without approval)."""
+
+
+class ToolDisabled(ToolError):
+    """The tool is switched off: an MCP tool whose definition changed since it was approved
+    (``planweave mcp approve NAME`` approves it again)."""
+
+
+class McpServerUnavailable(ToolError):
+    """An MCP server cannot be started or reached, or stopped answering; it is restarted with
+    backoff, so trying again later may succeed."""
+
+    retryable = True
 
 
 class StoreUnavailable(RunError):

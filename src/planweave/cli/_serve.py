@@ -128,6 +128,14 @@ def serve(
     tools: ToolsOpt = None,
     agents_dir: AgentsDirOpt = None,
     hook: HookOpt = None,
+    mcp: Annotated[
+        bool | None,
+        typer.Option(
+            "--mcp",
+            help="Also serve the job API as MCP tools (streamable HTTP at /mcp, same tokens)",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve the HTTP API and web UI, running jobs in this process."""
     settings = settings_from(
@@ -149,6 +157,7 @@ def serve(
         tools=tools,
         agents_dir=agents_dir,
         hooks=tuple(hook) if hook else None,
+        serve_mcp=mcp,
     )
     _need_server()
     check_writable(settings, workspaces=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,12 +77,15 @@ def create_app(
         open_mode=registry.empty,
     )
 
+    mcp_run: Callable[[], contextlib.AbstractAsyncContextManager[Any]] | None = None
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx.closing.clear()
         ctx.metrics.start(ctx)
         try:
-            yield
+            async with mcp_run() if mcp_run is not None else contextlib.nullcontext():
+                yield
         finally:
             ctx.closing.set()
             await ctx.metrics.stop()
@@ -101,6 +104,10 @@ def create_app(
     for module in (_jobs, _events, _artifacts, _dlq, _metrics):
         app.include_router(module.router)
     _add_public_routes(app, ctx)
+    if settings.serve_mcp:
+        from planweave.server._mcp import mount_mcp
+
+        mcp_run = mount_mcp(app, ctx)
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
     # Added innermost first: the last one added sees a request first.
     app.add_middleware(

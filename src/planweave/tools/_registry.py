@@ -74,6 +74,14 @@ class ToolRegistry:
         """A new registry with only ``names`` (each must exist)."""
         return ToolRegistry(self.get(name) for name in names)
 
+    async def aclose(self) -> None:
+        """Close the tools that hold a connection (an MCP tool's server): each tool with an
+        async ``aclose()`` method, once."""
+        for each in self._tools.values():
+            close = getattr(each, "aclose", None)
+            if callable(close):
+                await close()
+
     def __contains__(self, name: object) -> bool:
         return name in self._tools
 
