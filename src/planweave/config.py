@@ -47,6 +47,7 @@ from planweave.errors import ConfigError
 
 if TYPE_CHECKING:
     from planweave._quotas import TenantQuotas
+    from planweave.tools import WebSearchConfig
 
 __all__ = ["CONFIG_FILE", "ENV_PREFIX", "Settings", "hash_token", "load_settings"]
 
@@ -399,13 +400,21 @@ class Settings(BaseModel):
         default = Path(DEFAULT_AGENTS_DIR)
         return default if default.is_dir() else None
 
+    def _web_search(self) -> WebSearchConfig | None:
+        """The search service the ``web_search_*`` settings name (``None``: none named)."""
+        named = (self.web_search_provider, self.web_search_url, self.web_search_api_key)
+        if named == (None, None, None):
+            return None  # and the tools package is not imported by commands that read jobs
+        from planweave.tools._search import web_search_config
+
+        return web_search_config(*named)
+
     def engine_kwargs(self, *, with_tools: bool = True) -> dict[str, Any]:
         """Keyword arguments for ``Engine(...)`` built from these settings (``with_tools``:
         import the ``tools`` too; an engine that only reads jobs needs none)."""
         from planweave._plugins import load_tools
         from planweave.events import JobOptions
         from planweave.llm import ModelOptions
-        from planweave.tools._search import web_search_config
 
         # The leases are passed only when set, so the engine keeps the one home of their defaults.
         leases = {
@@ -420,9 +429,7 @@ class Settings(BaseModel):
         if workers is None:
             workers = scheme_of("bus", self.bus) == "memory"
         artifacts = {} if self.artifact_store is None else {"artifact_store": self.artifact_store}
-        search = web_search_config(
-            self.web_search_provider, self.web_search_url, self.web_search_api_key
-        )
+        search = self._web_search()
         folder = self.agents_folder() if with_tools else None
         agents = {} if folder is None else {"agents_dir": folder}
         return {
