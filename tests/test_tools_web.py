@@ -15,9 +15,12 @@ from typing import Any
 import jsonschema
 import pytest
 
+from planweave import Engine
 from planweave.config import load_settings
 from planweave.errors import ConfigError
 from planweave.events import ToolCalled
+from planweave.llm.scripted import ScriptedModel
+from planweave.plan import Plan, TaskSpec
 from planweave.tools import (
     ToolContext,
     ToolRegistry,
@@ -525,3 +528,21 @@ def test_builtin_tools_list_the_web_text_and_data_tools_with_valid_schemas() -> 
         assert sandbox_of(tool), name
         for prop, schema in tool.parameters["properties"].items():
             assert schema.get("description"), f"{name}.{prop} has no description"
+
+
+async def test_a_job_searches_through_the_engines_provider(tmp_path: Path, site: Server) -> None:
+    """``Engine(web_search=...)`` reaches the tool of a job's ``tool`` task, in the workers."""
+    plan = Plan(
+        tasks=(TaskSpec(id="s", kind="tool", tool="web_search", args={"query": "go channels"}),)
+    )
+    async with Engine(
+        store=f"sqlite:///{tmp_path / 'jobs.db'}",
+        model=ScriptedModel(replies=[]),
+        data_dir=tmp_path / "data",
+        allow_private_network=True,
+        web_search=WebSearchConfig(provider="searxng", url=site.url),
+    ) as engine:
+        result = await engine.run(plan=plan, allow_private_network=True)
+    assert result.status == "succeeded", result.error
+    assert "https://go.dev/tour/channels" in json.dumps(result.result)
+    assert site.hits[0]["path"] == "/search?q=go+channels&format=json"
