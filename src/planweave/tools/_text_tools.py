@@ -1,8 +1,8 @@
 """Text tools: extract with a regular expression, diff, count, split into chunks, summarize.
 
 Every input is capped in size, and the pieces that could run away do not: a pattern is matched
-by the ``regex`` module under a time limit (so a catastrophic-backtracking pattern fails fast
-instead of pinning a core), and the diff runs in an isolated worker process that is killed at
+by the ``regex`` module under a time limit, without holding the GIL (so a catastrophic-
+backtracking pattern fails fast instead of pinning a core or stalling the event loop), and the diff runs in an isolated worker process that is killed at
 its deadline. ``summarize`` asks the calling task's model through ``ctx.complete``, so the call
 is recorded and counted against the job's budget like the agent's own.
 """
@@ -85,7 +85,7 @@ def regex_extract(
     matches: list[dict[str, Any]] = []
     truncated = False
     try:
-        for found in compiled.finditer(text, timeout=REGEX_TIMEOUT_S):
+        for found in compiled.finditer(text, concurrent=True, timeout=REGEX_TIMEOUT_S):
             if len(matches) == max_matches:
                 truncated = True
                 break
