@@ -48,6 +48,7 @@ def test_public_api_is_exported() -> None:
             "FunctionTool",
             "Tool",
             "ToolContext",
+            "WebSearchConfig",
             "ToolProcesses",
             "ToolRegistry",
             "ToolResult",

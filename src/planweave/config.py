@@ -16,7 +16,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -48,6 +48,7 @@ from planweave.mcp._config import McpSettings
 
 if TYPE_CHECKING:
     from planweave._quotas import TenantQuotas
+    from planweave.tools import WebSearchConfig
 
 __all__ = ["CONFIG_FILE", "ENV_PREFIX", "Settings", "hash_token", "load_settings"]
 
@@ -72,6 +73,9 @@ _EXPECTED: dict[str, str] = {
     "openai_base_url": "a URL such as http://localhost:8080/v1",
     "allow_private_network": "true or false",
     "private_network_tenants": "a list of tenant names",
+    "web_search_provider": "one of searxng, brave, tavily",
+    "web_search_url": "a URL such as http://searx.internal:8080",
+    "web_search_api_key": "the search provider's API key",
     "max_cost_usd": "a number of dollars, at least 0",
     "max_job_tokens": "a whole number of tokens, at least 1",
     "log_level": "one of " + ", ".join(_LOG_LEVELS),
@@ -146,6 +150,15 @@ class Settings(BaseModel):
             this process; API jobs only for ``private_network_tenants``, or in open mode).
         private_network_tenants: API tenants whose jobs may reach private and loopback
             addresses (where ``allow_private_network`` lets the process do so at all).
+        web_search_provider: The service the ``web_search`` tool asks: ``searxng``, ``brave`` or
+            ``tavily`` (``None``: SearXNG when ``web_search_url`` is set, else Brave or Tavily
+            when ``BRAVE_API_KEY`` or ``TAVILY_API_KEY`` is in the environment, else none, and
+            the tool tells the model so).
+        web_search_url: The search service's endpoint: a SearXNG instance's base URL, or
+            another address for the Brave or Tavily API.
+        web_search_api_key: The Brave or Tavily API key (``PLANWEAVE_WEB_SEARCH_API_KEY``;
+            without it ``BRAVE_API_KEY`` or ``TAVILY_API_KEY`` is read). It is sent only to
+            the provider, never shown in events, logs or ``repr``.
         max_cost_usd: The dollar budget every job gets unless it sets its own (default $5).
         max_job_tokens: The token budget (in + out) every job gets unless it sets its own
             (default 2,000,000; it stops local and scripted models too, which cost $0).
@@ -236,6 +249,9 @@ class Settings(BaseModel):
     openai_base_url: str | None = None
     allow_private_network: bool = False
     private_network_tenants: tuple[str, ...] = ()
+    web_search_provider: Literal["searxng", "brave", "tavily"] | None = None
+    web_search_url: str | None = None
+    web_search_api_key: str | None = Field(default=None, repr=False)
     max_cost_usd: float = Field(default=DEFAULT_MAX_COST_USD, ge=0, allow_inf_nan=False)
     max_job_tokens: int = Field(default=DEFAULT_MAX_JOB_TOKENS, ge=1)
     log_level: str = "WARNING"
@@ -345,12 +361,19 @@ class Settings(BaseModel):
             raise ValueError("must not be empty")
         return value.strip()
 
-    @field_validator("store", "bus", "artifact_store", "model", "openai_base_url")
+    @field_validator("store", "bus", "artifact_store", "model", "openai_base_url", "web_search_url")
     @classmethod
     def _not_blank(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():
             raise ValueError("must not be empty")
         return value.strip() if value is not None else None
+
+    @field_validator("web_search_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.lower().startswith(("http://", "https://")):
+            raise ValueError("must be an http or https URL")
+        return value
 
     @field_validator("log_level")
     @classmethod
@@ -395,6 +418,15 @@ class Settings(BaseModel):
 
         return list(mcp_tools(self.mcp, self.data_dir.expanduser()))
 
+    def _web_search(self) -> WebSearchConfig | None:
+        """The search service the ``web_search_*`` settings name (``None``: none named)."""
+        named = (self.web_search_provider, self.web_search_url, self.web_search_api_key)
+        if named == (None, None, None):
+            return None  # and the tools package is not imported by commands that read jobs
+        from planweave.tools._search import web_search_config
+
+        return web_search_config(*named)
+
     def engine_kwargs(self, *, with_tools: bool = True) -> dict[str, Any]:
         """Keyword arguments for ``Engine(...)`` built from these settings (``with_tools``:
         import the ``tools`` too; an engine that only reads jobs needs none)."""
@@ -415,6 +447,7 @@ class Settings(BaseModel):
         if workers is None:
             workers = scheme_of("bus", self.bus) == "memory"
         artifacts = {} if self.artifact_store is None else {"artifact_store": self.artifact_store}
+        search = self._web_search()
         folder = self.agents_folder() if with_tools else None
         agents = {} if folder is None else {"agents_dir": folder}
         return {
@@ -436,6 +469,7 @@ class Settings(BaseModel):
             **(_hook_kwargs(self.hooks, self.job_hooks) if with_tools else {}),
             **leases,
             **artifacts,
+            **({} if search is None else {"web_search": search}),
             **agents,
         }
 

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from planweave.agents import Agent, AgentRegistry
     from planweave.artifacts import ArtifactStore
     from planweave.llm import Model, ModelOptions
-    from planweave.tools import Tool, ToolProcesses, ToolRegistry
+    from planweave.tools import Tool, ToolProcesses, ToolRegistry, WebSearchConfig
     from planweave.workers.handlers import ModelCache
     from planweave.workers.pool import WorkerPool
 
@@ -115,6 +115,8 @@ class Engine(ClusterOps, FollowOps):
             tasks and workflow steps in the workers here, at job start and end in the control
             plane here.
         job_hooks: Hooks that run only for the jobs whose ``JobOptions.hooks`` names them.
+        web_search: The search service the ``web_search`` tool asks (``WebSearchConfig``;
+            ``None``: Brave or Tavily when their key is in the environment, else none).
     """
 
     def __init__(
@@ -144,6 +146,7 @@ class Engine(ClusterOps, FollowOps):
         agents_dir: str | Path | None = None,
         hooks: Iterable[Hook] = (),
         job_hooks: Iterable[Hook] = (),
+        web_search: WebSearchConfig | None = None,
     ) -> None:
         # Absolute, so workspace and artifact paths mean the same from any directory.
         self.data_dir = Path(data_dir if data_dir is not None else DEFAULT_DATA_DIR).resolve()
@@ -165,6 +168,7 @@ class Engine(ClusterOps, FollowOps):
         )
         self.concurrency = {**DEFAULT_CONCURRENCY, **(concurrency or {})}
         self.allow_private_network = allow_private_network
+        self.web_search = web_search
         self.run_workers = run_workers
         self.run_plane = run_plane
         kinds = tuple(dict.fromkeys(worker_kinds)) if worker_kinds is not None else None
@@ -318,6 +322,9 @@ class Engine(ClusterOps, FollowOps):
                 models=self.models,
                 allow_private_network=self.allow_private_network,
                 tool_processes=self._tool_processes,
+                tool_context_options=(
+                    {} if self.web_search is None else {"web_search": self.web_search}
+                ),
                 artifact_store=self.artifact_store,
                 hooks=self.hooks or None,
             )

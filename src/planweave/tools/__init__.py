@@ -22,6 +22,7 @@ from planweave.tools._isolation import ToolProcesses
 from planweave.tools._paths import resolve_in_workspace
 from planweave.tools._registry import ToolRegistry
 from planweave.tools._runtime import ToolResult, invoke, run_tool_call
+from planweave.tools._search import WebSearchConfig
 from planweave.tools._tool import Tool
 from planweave.tools.builtins import builtin_tools
 
@@ -32,6 +33,7 @@ __all__ = [
     "ToolProcesses",
     "ToolRegistry",
     "ToolResult",
+    "WebSearchConfig",
     "builtin_tools",
     "invoke",
     "resolve_in_workspace",

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from planweave.llm._stream import LiveReplies
     from planweave.tools._isolation import ToolProcesses
     from planweave.tools._registry import ToolRegistry
+    from planweave.tools._search import WebSearchConfig
 
 __all__ = ["ToolContext"]
 
@@ -55,6 +56,8 @@ class ToolContext:
         agents: The registered agents (``None`` outside a task): handoffs name them.
         live: Where the replies of :meth:`complete` stream while they are written, to whoever
             watches the task live (``None``: not streamed).
+        web_search: The search service ``web_search`` asks (``None``: one found from
+            ``BRAVE_API_KEY`` or ``TAVILY_API_KEY``, else none).
     """
 
     workspace: Path
@@ -73,6 +76,7 @@ class ToolContext:
     tools: ToolRegistry | None = None
     agents: AgentRegistry | None = None
     live: LiveReplies | None = None
+    web_search: WebSearchConfig | None = None
 
     def remaining_s(self) -> float | None:
         """Seconds left before the task's deadline (never negative), or ``None`` without one."""

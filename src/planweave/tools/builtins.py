@@ -1,8 +1,11 @@
-"""The tools every planweave agent can be given: arithmetic, workspace files, web and time.
+"""The tools every planweave agent can be given: arithmetic, workspace files, web, search,
+text, data, units and dates.
 
 They are ordinary ``@tool`` functions, so they show how to write tools as much as they serve.
 Everything that touches the outside world goes through a policy module (``_paths`` for files,
-``_net`` and ``_fetch`` for the network) configured by the call's :class:`ToolContext`.
+``_net`` and ``_fetch`` for the network) configured by the call's :class:`ToolContext`. The web,
+text and data families live in their own modules (``_web``, ``_search``, ``_text_tools``,
+``_data``, ``_units``, ``_dates``).
 """
 
 from __future__ import annotations
@@ -15,22 +18,49 @@ from typing import Any
 from planweave.errors import ToolError
 from planweave.tools._calculator import evaluate
 from planweave.tools._context import ToolContext
+from planweave.tools._data import csv_query, json_query, parse_data
+from planweave.tools._dates import date_add, date_diff, date_parse
 from planweave.tools._decorator import FunctionTool, tool
-from planweave.tools._fetch import fetch_url
 from planweave.tools._paths import (
     list_workspace_dir,
     read_workspace_file,
     resolve_in_workspace,
     write_workspace_file,
 )
+from planweave.tools._search import web_search
+from planweave.tools._text_tools import (
+    regex_extract,
+    summarize,
+    text_chunk,
+    text_diff,
+    text_stats,
+)
+from planweave.tools._units import unit_convert
+from planweave.tools._web import http_download, http_fetch, http_request
 
 __all__ = [
+    "WEB_TEXT_DATA_TOOLS",
     "builtin_tools",
     "calculator",
+    "csv_query",
     "current_time",
+    "date_add",
+    "date_diff",
+    "date_parse",
+    "http_download",
     "http_fetch",
+    "http_request",
+    "json_query",
     "list_files",
+    "parse_data",
     "read_file",
+    "regex_extract",
+    "summarize",
+    "text_chunk",
+    "text_diff",
+    "text_stats",
+    "unit_convert",
+    "web_search",
     "write_file",
 ]
 
@@ -85,27 +115,6 @@ def list_files(ctx: ToolContext, path: str = ".") -> list[str]:
     return list_workspace_dir(ctx.workspace, path)
 
 
-@tool(timeout_s=60.0)
-async def http_fetch(url: str, ctx: ToolContext, max_bytes: int | None = None) -> dict[str, Any]:
-    """Fetch a web page over http or https and return its status, content type and text.
-
-    Private, loopback and link-local addresses are refused unless the job allows them.
-
-    Args:
-        url: Absolute http or https URL.
-        max_bytes: Most bytes of the body to read (capped by the job's limit).
-    """
-    limit = ctx.max_fetch_bytes if max_bytes is None else min(max_bytes, ctx.max_fetch_bytes)
-    if limit <= 0:
-        raise ToolError("max_bytes must be positive")
-    return await fetch_url(
-        url,
-        max_bytes=limit,
-        timeout_s=ctx.http_timeout_s,
-        allow_private=ctx.allow_private_network,
-    )
-
-
 @tool
 def current_time(timezone: str = "UTC") -> str:
     """Return the current date and time as an ISO-8601 string.
@@ -122,6 +131,35 @@ def current_time(timezone: str = "UTC") -> str:
     return dt.datetime.now(zone).isoformat(timespec="seconds")
 
 
+WEB_TEXT_DATA_TOOLS: tuple[FunctionTool[..., Any], ...] = (
+    http_fetch,
+    http_request,
+    http_download,
+    web_search,
+    regex_extract,
+    text_diff,
+    text_stats,
+    text_chunk,
+    summarize,
+    json_query,
+    csv_query,
+    parse_data,
+    unit_convert,
+    date_parse,
+    date_add,
+    date_diff,
+)
+"""The built-in tools that reach the web or work on text, data, units and dates."""
+
+
 def builtin_tools() -> list[FunctionTool[..., Any]]:
     """The built-in tools, ready to register."""
-    return [calculator, read_file, write_file, list_files, http_fetch, current_time]
+    return [
+        calculator,
+        read_file,
+        write_file,
+        list_files,
+        current_time,
+        # web, text, data, units and dates
+        *WEB_TEXT_DATA_TOOLS,
+    ]
