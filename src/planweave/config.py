@@ -71,6 +71,7 @@ _EXPECTED: dict[str, str] = {
     "openai_base_url": "a URL such as http://localhost:8080/v1",
     "allow_private_network": "true or false",
     "private_network_tenants": "a list of tenant names",
+    "shell_commands": 'a list of program names or absolute paths, such as ["git", "ls"]',
     "max_cost_usd": "a number of dollars, at least 0",
     "max_job_tokens": "a whole number of tokens, at least 1",
     "log_level": "one of " + ", ".join(_LOG_LEVELS),
@@ -143,6 +144,9 @@ class Settings(BaseModel):
             this process; API jobs only for ``private_network_tenants``, or in open mode).
         private_network_tenants: API tenants whose jobs may reach private and loopback
             addresses (where ``allow_private_network`` lets the process do so at all).
+        shell_commands: The programs the built-in ``shell`` tool may run, by name (looked up
+            in ``/usr/local/bin:/usr/bin:/bin``) or absolute path. Empty (the default): agents
+            are not offered the ``shell`` tool at all.
         max_cost_usd: The dollar budget every job gets unless it sets its own (default $5).
         max_job_tokens: The token budget (in + out) every job gets unless it sets its own
             (default 2,000,000; it stops local and scripted models too, which cost $0).
@@ -228,6 +232,7 @@ class Settings(BaseModel):
     openai_base_url: str | None = None
     allow_private_network: bool = False
     private_network_tenants: tuple[str, ...] = ()
+    shell_commands: tuple[str, ...] = ()
     max_cost_usd: float = Field(default=DEFAULT_MAX_COST_USD, ge=0, allow_inf_nan=False)
     max_job_tokens: int = Field(default=DEFAULT_MAX_JOB_TOKENS, ge=1)
     log_level: str = "WARNING"
@@ -316,6 +321,7 @@ class Settings(BaseModel):
     @field_validator(
         "api_models",
         "private_network_tenants",
+        "shell_commands",
         "worker_kinds",
         "tools",
         "hooks",
@@ -326,6 +332,16 @@ class Settings(BaseModel):
     def _model_list(cls, value: Any) -> Any:
         if isinstance(value, str):  # PLANWEAVE_API_MODELS=openai:gpt-4o-mini,local:
             return tuple(v.strip() for v in value.split(",") if v.strip())
+        return value
+
+    @field_validator("shell_commands")
+    @classmethod
+    def _programs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not name.strip() or "\x00" in name or name != name.strip():
+                raise ValueError(f"bad program name {name!r}")
+            if "/" in name and not name.startswith("/"):
+                raise ValueError(f"{name!r}: give a program name or an absolute path")
         return value
 
     @field_validator("host")
@@ -410,6 +426,7 @@ class Settings(BaseModel):
                 n_threads=self.local_threads, base_url=self.openai_base_url
             ),
             "allow_private_network": self.allow_private_network,
+            "shell_commands": self.shell_commands,
             "max_user_plan_tasks": self.max_user_plan_tasks,
             "job_defaults": JobOptions(
                 max_cost_usd=self.max_cost_usd, max_job_tokens=self.max_job_tokens

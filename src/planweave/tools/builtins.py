@@ -1,4 +1,5 @@
-"""The tools every planweave agent can be given: arithmetic, workspace files, web and time.
+"""The tools every planweave agent can be given: arithmetic, workspace files, archives, web,
+time, a Python expression sandbox and (when allowed) a shell.
 
 They are ordinary ``@tool`` functions, so they show how to write tools as much as they serve.
 Everything that touches the outside world goes through a policy module (``_paths`` for files,
@@ -13,24 +14,52 @@ import zoneinfo
 from typing import Any
 
 from planweave.errors import ToolError
+from planweave.tools._archives import archive_create, archive_extract, archive_list
 from planweave.tools._calculator import evaluate
 from planweave.tools._context import ToolContext
 from planweave.tools._decorator import FunctionTool, tool
 from planweave.tools._fetch import fetch_url
+from planweave.tools._files import (
+    append_file,
+    copy_file,
+    delete_file,
+    file_info,
+    glob_files,
+    make_dir,
+    move_file,
+    replace_in_file,
+    search_files,
+)
 from planweave.tools._paths import (
     list_workspace_dir,
     read_workspace_file,
     resolve_in_workspace,
     write_workspace_file,
 )
+from planweave.tools._pyexpr import python_eval
+from planweave.tools._shell import shell
 
 __all__ = [
+    "append_file",
+    "archive_create",
+    "archive_extract",
+    "archive_list",
     "builtin_tools",
     "calculator",
+    "copy_file",
     "current_time",
+    "delete_file",
+    "file_info",
+    "glob_files",
     "http_fetch",
     "list_files",
+    "make_dir",
+    "move_file",
+    "python_eval",
     "read_file",
+    "replace_in_file",
+    "search_files",
+    "shell",
     "write_file",
 ]
 
@@ -123,5 +152,31 @@ def current_time(timezone: str = "UTC") -> str:
 
 
 def builtin_tools() -> list[FunctionTool[..., Any]]:
-    """The built-in tools, ready to register."""
-    return [calculator, read_file, write_file, list_files, http_fetch, current_time]
+    """The built-in tools, ready to register.
+
+    ``shell`` is among them but refuses every call unless the ``shell_commands`` setting
+    allows some programs; an ``Engine`` without ``shell_commands`` leaves it out.
+    """
+    return [
+        calculator,
+        read_file,
+        write_file,
+        list_files,
+        http_fetch,
+        current_time,
+        # Files, archives and system
+        append_file,
+        archive_create,
+        archive_extract,
+        archive_list,
+        copy_file,
+        delete_file,
+        file_info,
+        glob_files,
+        make_dir,
+        move_file,
+        python_eval,
+        replace_in_file,
+        search_files,
+        shell,
+    ]
