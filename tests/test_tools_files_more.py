@@ -9,8 +9,14 @@ from typing import Any
 import jsonschema
 import pytest
 
-from planweave.tools import ToolContext, ToolProcesses, ToolRegistry, ToolResult, builtin_tools
-from planweave.tools import invoke
+from planweave.tools import (
+    ToolContext,
+    ToolProcesses,
+    ToolRegistry,
+    ToolResult,
+    builtin_tools,
+    invoke,
+)
 from planweave.tools._tool import is_high_impact, sandbox_of
 
 CANARY = "canary: must never change\n"
@@ -93,7 +99,7 @@ ATTACKS = [
 
 def test_builtin_tools_list_these_tools_with_valid_schemas() -> None:
     tools = {each.name: each for each in builtin_tools()}
-    assert MY_TOOLS <= set(tools)
+    assert set(tools) >= MY_TOOLS
     for name in MY_TOOLS:
         each = tools[name]
         jsonschema.Draft202012Validator.check_schema(each.parameters)
@@ -257,7 +263,7 @@ async def test_attacks_are_refused_and_nothing_outside_changes(
     assert outside_state(tmp_path) == before
     assert (layout["ws"] / "top.py").read_text() == "print('needle')\n"
     assert not (layout["ws"] / "stolen.txt").exists()
-    assert os.path.islink(layout["ws"] / "to_canary")
+    assert (layout["ws"] / "to_canary").is_symlink()
 
 
 async def test_hard_linked_file_is_not_edited(ctx: ToolContext, layout: dict[str, Path]) -> None:

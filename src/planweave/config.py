@@ -415,6 +415,7 @@ class Settings(BaseModel):
         artifacts = {} if self.artifact_store is None else {"artifact_store": self.artifact_store}
         folder = self.agents_folder() if with_tools else None
         agents = {} if folder is None else {"agents_dir": folder}
+        shell = {"shell_commands": self.shell_commands} if self.shell_commands else {}
         return {
             "store": self.store_url,
             "bus": self.bus,
@@ -426,7 +427,6 @@ class Settings(BaseModel):
                 n_threads=self.local_threads, base_url=self.openai_base_url
             ),
             "allow_private_network": self.allow_private_network,
-            "shell_commands": self.shell_commands,
             "max_user_plan_tasks": self.max_user_plan_tasks,
             "job_defaults": JobOptions(
                 max_cost_usd=self.max_cost_usd, max_job_tokens=self.max_job_tokens
@@ -436,6 +436,7 @@ class Settings(BaseModel):
             **leases,
             **artifacts,
             **agents,
+            **shell,
         }
 
 

@@ -267,8 +267,8 @@ def archive_extract(
                     os.close(open_workspace_dir(ctx.workspace, rel, create=True, max_depth=depth))
                     folders += 1
                     continue
+                written.append(rel)  # before writing: a member that fails halfway goes too
                 total += _extract_file(archive, member, rel, ctx, ctx.max_extract_bytes - total)
-                written.append(rel)
         except BaseException:
             for rel in written:
                 _remove_quietly(ctx, rel)

@@ -22,7 +22,7 @@ from typing import Any
 import simpleeval  # type: ignore[import-untyped]
 
 from planweave._text import truncate
-from planweave.errors import ToolError
+from planweave.errors import PolicyViolation, ToolError
 from planweave.tools._decorator import tool
 
 __all__ = ["python_eval"]
@@ -141,7 +141,7 @@ def python_eval(expression: str, variables: dict[str, Any] | None = None) -> Any
     try:
         ast.parse(expression.strip(), mode="eval")
     except SyntaxError as exc:
-        raise ToolError(
+        raise PolicyViolation(
             f"not a single Python expression ({exc.msg}): statements, imports and assignments "
             "are not allowed"
         ) from None
@@ -156,6 +156,8 @@ def python_eval(expression: str, variables: dict[str, Any] | None = None) -> Any
             value = evaluator.eval(expression.strip())
     except ToolError:
         raise
+    except (simpleeval.FeatureNotAvailable, simpleeval.FunctionNotDefined) as exc:
+        raise PolicyViolation(f"not allowed: {truncate(str(exc), 300)}") from None
     except simpleeval.InvalidExpression as exc:
         raise ToolError(f"not allowed: {truncate(str(exc), 300)}") from None
     except (ArithmeticError, TypeError, ValueError, KeyError, IndexError, Warning) as exc:
