@@ -17,6 +17,7 @@ from planweave.tools import (
     invoke,
 )
 from planweave.tools._pyexpr import python_eval
+from planweave.tools._tool import is_isolated
 
 
 @pytest.fixture
@@ -105,6 +106,7 @@ async def test_long_work_is_stopped_at_the_deadline(ctx: ToolContext) -> None:
     assert (result.ok, result.error_type) == (False, "timeout"), result.error
     after = await call(ctx, "1 + 1")  # a fresh worker serves the next call
     assert (after.ok, after.value) == (True, 2)
+    assert is_isolated(ToolRegistry(builtin_tools()).get("python_eval"))  # the built-in too
 
 
 async def test_bad_variable_names_are_refused(ctx: ToolContext) -> None:

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
 
-from planweave import Engine
+from planweave import Engine, Plan, TaskSpec
 from planweave.config import load_settings
 from planweave.errors import ConfigError
-from planweave.tools import ToolContext, ToolRegistry, ToolResult, builtin_tools, invoke
+from planweave.llm import ScriptedModel
+from planweave.tools import ToolContext, ToolRegistry, ToolResult, builtin_tools, invoke, tool
 from planweave.tools._tool import is_high_impact
 
 pytestmark = pytest.mark.skipif(
@@ -98,7 +100,7 @@ def _alive(pid: int) -> bool:
 
 async def test_a_command_that_runs_too_long_is_killed_with_its_children(tmp_path: Path) -> None:
     # sh starts a background sleep that would outlive it; the whole group is killed.
-    script = "sleep 60 & echo $!; sleep 60"
+    script = "sleep 60 >/dev/null 2>&1 & echo $!; exec sleep 60"
     result = await call(ctx_for(tmp_path, "sh"), command=["sh", "-c", script], timeout_s=0.5)
     assert result.ok, result.error
     assert result.value["timed_out"] is True
@@ -148,3 +150,43 @@ def test_settings_shell_commands(tmp_path: Path) -> None:
     config.write_text('shell_commands = ["bin/evil"]\n')
     with pytest.raises(ConfigError, match="shell_commands"):
         load_settings({}, env={}, config_file=config)
+
+
+@tool
+def allowed_programs(ctx: ToolContext) -> str:
+    """The programs this call's shell tool may run."""
+    return ",".join(ctx.shell_commands)
+
+
+async def test_a_job_runs_the_builtins_with_the_engines_shell_commands(tmp_path: Path) -> None:
+    """Through the workers of a real engine: the file and archive tools work in the job's
+    workspace, and a tool's context carries the engine's shell_commands."""
+    plan = Plan(
+        tasks=(
+            TaskSpec(
+                id="w", kind="tool", tool="write_file", args={"path": "a.txt", "content": "hi"}
+            ),
+            TaskSpec(
+                id="z",
+                kind="tool",
+                tool="archive_create",
+                args={"path": "out.zip", "sources": ["a.txt"]},
+                depends_on=("w",),
+            ),
+            TaskSpec(id="s", kind="tool", tool="allowed_programs", depends_on=("z",)),
+        )
+    )
+    engine = Engine(
+        store=f"sqlite:///{tmp_path / 'jobs.db'}",
+        model=ScriptedModel(replies=[]),
+        data_dir=tmp_path / "data",
+        tools=[allowed_programs],
+        shell_commands=["echo", "ls"],
+    )
+    async with engine:
+        result = await engine.run(plan=plan)
+    assert result.ok, result.error
+    assert result.result == "echo,ls"
+    (archive,) = (tmp_path / "data").rglob("out.zip")
+    with zipfile.ZipFile(archive) as zf:
+        assert zf.read("a.txt") == b"hi"

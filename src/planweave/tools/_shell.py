@@ -30,6 +30,7 @@ MAX_OUTPUT_BYTES = 64 * 1024
 MAX_SHELL_TIMEOUT_S = 300.0
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 """Where the allowlisted executables are looked up (not the engine's ``PATH``)."""
+_REAP_S = 5.0
 _MAX_ARGS = 1000
 _MAX_ARG_CHARS = 100_000
 
@@ -167,8 +168,9 @@ async def shell(
         if proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
-            with contextlib.suppress(ProcessLookupError):
-                await asyncio.shield(proc.wait())
+            # A program that left the group may still hold the pipes: do not wait on it long.
+            with contextlib.suppress(ProcessLookupError, TimeoutError):
+                await asyncio.wait_for(proc.wait(), _REAP_S)
     result: dict[str, Any] = {
         "exit_code": proc.returncode,
         "stdout": out.text(),
