@@ -76,6 +76,7 @@ _EXPECTED: dict[str, str] = {
     "web_search_provider": "one of searxng, brave, tavily",
     "web_search_url": "a URL such as http://searx.internal:8080",
     "web_search_api_key": "the search provider's API key",
+    "shell_commands": 'a list of program names or absolute paths, such as ["git", "ls"]',
     "max_cost_usd": "a number of dollars, at least 0",
     "max_job_tokens": "a whole number of tokens, at least 1",
     "log_level": "one of " + ", ".join(_LOG_LEVELS),
@@ -159,6 +160,9 @@ class Settings(BaseModel):
         web_search_api_key: The Brave or Tavily API key (``PLANWEAVE_WEB_SEARCH_API_KEY``;
             without it ``BRAVE_API_KEY`` or ``TAVILY_API_KEY`` is read). It is sent only to
             the provider, never shown in events, logs or ``repr``.
+        shell_commands: The programs the built-in ``shell`` tool may run, by name (looked up
+            in ``/usr/local/bin:/usr/bin:/bin``) or absolute path. Empty (the default): agents
+            are not offered the ``shell`` tool at all.
         max_cost_usd: The dollar budget every job gets unless it sets its own (default $5).
         max_job_tokens: The token budget (in + out) every job gets unless it sets its own
             (default 2,000,000; it stops local and scripted models too, which cost $0).
@@ -252,6 +256,7 @@ class Settings(BaseModel):
     web_search_provider: Literal["searxng", "brave", "tavily"] | None = None
     web_search_url: str | None = None
     web_search_api_key: str | None = Field(default=None, repr=False)
+    shell_commands: tuple[str, ...] = ()
     max_cost_usd: float = Field(default=DEFAULT_MAX_COST_USD, ge=0, allow_inf_nan=False)
     max_job_tokens: int = Field(default=DEFAULT_MAX_JOB_TOKENS, ge=1)
     log_level: str = "WARNING"
@@ -342,6 +347,7 @@ class Settings(BaseModel):
     @field_validator(
         "api_models",
         "private_network_tenants",
+        "shell_commands",
         "worker_kinds",
         "tools",
         "hooks",
@@ -352,6 +358,16 @@ class Settings(BaseModel):
     def _model_list(cls, value: Any) -> Any:
         if isinstance(value, str):  # PLANWEAVE_API_MODELS=openai:gpt-4o-mini,local:
             return tuple(v.strip() for v in value.split(",") if v.strip())
+        return value
+
+    @field_validator("shell_commands")
+    @classmethod
+    def _programs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not name.strip() or "\x00" in name or name != name.strip():
+                raise ValueError(f"bad program name {name!r}")
+            if "/" in name and not name.startswith("/"):
+                raise ValueError(f"{name!r}: give a program name or an absolute path")
         return value
 
     @field_validator("host")
@@ -450,6 +466,7 @@ class Settings(BaseModel):
         search = self._web_search()
         folder = self.agents_folder() if with_tools else None
         agents = {} if folder is None else {"agents_dir": folder}
+        shell = {"shell_commands": self.shell_commands} if self.shell_commands else {}
         return {
             "store": self.store_url,
             "bus": self.bus,
@@ -471,6 +488,7 @@ class Settings(BaseModel):
             **artifacts,
             **({} if search is None else {"web_search": search}),
             **agents,
+            **shell,
         }
 
 

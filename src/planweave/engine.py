@@ -80,6 +80,8 @@ class Engine(ClusterOps, FollowOps):
         model_options: Provider options (base URL, threads, timeouts).
         concurrency: Items run at once per worker kind (planner, executor, composer, tool).
         allow_private_network: Let ``http_fetch`` reach private and loopback addresses.
+        shell_commands: The programs the built-in ``shell`` tool may run (by name or absolute
+            path); empty (the default): the ``shell`` tool is not registered.
         run_workers: Run worker pools in this process (``False`` for a control plane whose
             workers run elsewhere).
         run_plane: Drive jobs in this process (``False`` for a worker process: it opens only the
@@ -132,6 +134,7 @@ class Engine(ClusterOps, FollowOps):
         model_options: ModelOptions | None = None,
         concurrency: dict[str, int] | None = None,
         allow_private_network: bool = False,
+        shell_commands: Iterable[str] = (),
         run_workers: bool = True,
         run_plane: bool = True,
         worker_kinds: Iterable[str] | None = None,
@@ -169,6 +172,7 @@ class Engine(ClusterOps, FollowOps):
         self.concurrency = {**DEFAULT_CONCURRENCY, **(concurrency or {})}
         self.allow_private_network = allow_private_network
         self.web_search = web_search
+        self.shell_commands = tuple(shell_commands)
         self.run_workers = run_workers
         self.run_plane = run_plane
         kinds = tuple(dict.fromkeys(worker_kinds)) if worker_kinds is not None else None
@@ -232,7 +236,10 @@ class Engine(ClusterOps, FollowOps):
         if self._tools is None:
             from planweave.tools import ToolRegistry, builtin_tools
 
-            registry = ToolRegistry(builtin_tools() if self._builtins else ())
+            builtins = builtin_tools() if self._builtins else []
+            if not self.shell_commands:  # no program allowed: not offered at all
+                builtins = [each for each in builtins if each.name != "shell"]
+            registry = ToolRegistry(builtins)
             for item in self._extra_tools:
                 registry.register(item)
             self._tools = registry
@@ -321,6 +328,7 @@ class Engine(ClusterOps, FollowOps):
                 agents=self.agents,
                 models=self.models,
                 allow_private_network=self.allow_private_network,
+                shell_commands=self.shell_commands,
                 tool_processes=self._tool_processes,
                 tool_context_options=(
                     {} if self.web_search is None else {"web_search": self.web_search}

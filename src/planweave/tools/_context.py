@@ -43,6 +43,11 @@ class ToolContext:
         max_fetch_bytes: Most bytes of a response body ``http_fetch`` reads.
         max_file_bytes: Largest file ``read_file`` reads and ``write_file`` writes.
         max_dir_depth: Deepest folder ``write_file`` creates (folders below the workspace).
+        max_extract_bytes: Most bytes ``archive_extract`` unpacks from one archive (and
+            ``archive_create`` packs into one).
+        max_archive_members: Most members an archive may have for ``archive_list`` and
+            ``archive_extract`` (and files ``archive_create`` packs).
+        shell_commands: The executables the ``shell`` tool may run (empty: the tool is off).
         model: The calling task's model (``None`` outside a task).
         emit: The calling task's event sink (``None`` outside a task): receives the
             ``LlmCalled`` events of :meth:`complete`.
@@ -68,6 +73,9 @@ class ToolContext:
     max_fetch_bytes: int = 1_000_000
     max_file_bytes: int = 5_000_000
     max_dir_depth: int = DEFAULT_MAX_WORKSPACE_DEPTH
+    max_extract_bytes: int = 100_000_000
+    max_archive_members: int = 10_000
+    shell_commands: tuple[str, ...] = ()
     model: Model | None = None
     emit: Emit | None = None
     agent: str | None = None

@@ -1,5 +1,5 @@
-"""The tools every planweave agent can be given: arithmetic, workspace files, web, search,
-text, data, units and dates.
+"""The tools every planweave agent can be given: arithmetic, workspace files, archives, web,
+search, text, data, units, dates, a Python expression sandbox and (when allowed) a shell.
 
 They are ordinary ``@tool`` functions, so they show how to write tools as much as they serve.
 Everything that touches the outside world goes through a policy module (``_paths`` for files,
@@ -16,18 +16,32 @@ import zoneinfo
 from typing import Any
 
 from planweave.errors import ToolError
+from planweave.tools._archives import archive_create, archive_extract, archive_list
 from planweave.tools._calculator import evaluate
 from planweave.tools._context import ToolContext
 from planweave.tools._data import csv_query, json_query, parse_data
 from planweave.tools._dates import date_add, date_diff, date_parse
 from planweave.tools._decorator import FunctionTool, tool
+from planweave.tools._files import (
+    append_file,
+    copy_file,
+    delete_file,
+    file_info,
+    glob_files,
+    make_dir,
+    move_file,
+    replace_in_file,
+    search_files,
+)
 from planweave.tools._paths import (
     list_workspace_dir,
     read_workspace_file,
     resolve_in_workspace,
     write_workspace_file,
 )
+from planweave.tools._pyexpr import python_eval
 from planweave.tools._search import web_search
+from planweave.tools._shell import shell
 from planweave.tools._text_tools import (
     regex_extract,
     summarize,
@@ -40,21 +54,35 @@ from planweave.tools._web import http_download, http_fetch, http_request
 
 __all__ = [
     "WEB_TEXT_DATA_TOOLS",
+    "append_file",
+    "archive_create",
+    "archive_extract",
+    "archive_list",
     "builtin_tools",
     "calculator",
+    "copy_file",
     "csv_query",
     "current_time",
     "date_add",
     "date_diff",
     "date_parse",
+    "delete_file",
+    "file_info",
+    "glob_files",
     "http_download",
     "http_fetch",
     "http_request",
     "json_query",
     "list_files",
+    "make_dir",
+    "move_file",
     "parse_data",
+    "python_eval",
     "read_file",
     "regex_extract",
+    "replace_in_file",
+    "search_files",
+    "shell",
     "summarize",
     "text_chunk",
     "text_diff",
@@ -153,7 +181,11 @@ WEB_TEXT_DATA_TOOLS: tuple[FunctionTool[..., Any], ...] = (
 
 
 def builtin_tools() -> list[FunctionTool[..., Any]]:
-    """The built-in tools, ready to register."""
+    """The built-in tools, ready to register.
+
+    ``shell`` is among them but refuses every call unless the ``shell_commands`` setting
+    allows some programs; an ``Engine`` without ``shell_commands`` leaves it out.
+    """
     return [
         calculator,
         read_file,
@@ -162,4 +194,19 @@ def builtin_tools() -> list[FunctionTool[..., Any]]:
         current_time,
         # web, text, data, units and dates
         *WEB_TEXT_DATA_TOOLS,
+        # Files, archives and system
+        append_file,
+        archive_create,
+        archive_extract,
+        archive_list,
+        copy_file,
+        delete_file,
+        file_info,
+        glob_files,
+        make_dir,
+        move_file,
+        python_eval,
+        replace_in_file,
+        search_files,
+        shell,
     ]

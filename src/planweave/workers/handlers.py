@@ -113,12 +113,14 @@ class WorkerServices:
     ``allow_private_network`` is what this process permits: a job's ``http_fetch`` reaches
     private addresses only when its own option asks for it too (``WorkItem``), so a process
     setting is never inherited by every job (or every API tenant) it runs.
+    ``shell_commands`` are the programs this process lets the ``shell`` tool run.
     """
 
     tools: ToolRegistry
     agents: AgentRegistry
     models: ModelCache
     allow_private_network: bool = False
+    shell_commands: tuple[str, ...] = ()
     tool_processes: ToolProcesses | None = None
     tool_context_options: dict[str, Any] = field(default_factory=dict)
     artifact_store: ArtifactStore | None = None
@@ -135,6 +137,7 @@ class WorkerServices:
             job_id=item.job_id,
             task_id=item.task_id,
             allow_private_network=self.allow_private_network and item.allow_private_network,
+            shell_commands=self.shell_commands,
             processes=self.tool_processes,
             **self.tool_context_options,
         )
