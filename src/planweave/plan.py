@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # imported by load_plan_file: a process that reads no plan fi
     import yaml
 
 __all__ = [
+    "LOOP_ITERATION_ARG",
     "OnFailure",
     "Plan",
     "ProblemList",
