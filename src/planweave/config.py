@@ -44,6 +44,7 @@ from planweave.constants import (
     DEFAULT_WORKER_GRACE_S,
 )
 from planweave.errors import ConfigError
+from planweave.policy._rules import Policy
 
 if TYPE_CHECKING:
     from planweave._quotas import TenantQuotas
@@ -214,6 +215,11 @@ class Settings(BaseModel):
             ``file.py:name``. Give every process of a cluster the same list.
         job_hooks: Hooks that run only for jobs whose ``hooks`` option names them, loaded
             like ``hooks``.
+        policy: Guardrails every job is held to (``[policy]`` in ``planweave.toml``, or JSON
+            in ``PLANWEAVE_POLICY``): tool allow/deny lists, per agent too, argument
+            constraints, an egress allowlist for network tools and content rules on results
+            (``planweave.policy.Policy``; see ``docs/policy.md``). Give every process of a
+            cluster the same policy.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -273,6 +279,19 @@ class Settings(BaseModel):
     agents_dir: Path | None = None
     hooks: tuple[str, ...] = ()
     job_hooks: tuple[str, ...] = ()
+    policy: Policy | None = None
+
+    @field_validator("policy", mode="before")
+    @classmethod
+    def _policy_json(cls, value: Any) -> Any:
+        if isinstance(value, str):  # from the environment
+            import json
+
+            try:
+                return json.loads(value)
+            except ValueError as exc:
+                raise ValueError(f"not JSON: {exc}") from None
+        return value
 
     @field_validator("tokens", mode="before")
     @classmethod
@@ -415,6 +434,7 @@ class Settings(BaseModel):
                 max_cost_usd=self.max_cost_usd, max_job_tokens=self.max_job_tokens
             ),
             "tenant_quotas": self.tenant_quotas(),
+            "policy": self.policy,
             **(_hook_kwargs(self.hooks, self.job_hooks) if with_tools else {}),
             **leases,
             **artifacts,
@@ -478,10 +498,25 @@ def load_settings(
         error = exc.errors()[0]
         key = str(error["loc"][0]) if error["loc"] else ""
         where = sources.get(key, key or "settings")
+        if key == "policy":
+            where = sources.get(key, "settings").removesuffix(": key 'policy'")
+            raise ConfigError(f"{where}: {_policy_problem(exc)}") from None
         got = "(hidden)" if key in ("tokens", "metrics_token") else values.get(key)
         raise ConfigError(
             f"{where}: expected {_EXPECTED.get(key, 'a valid value')}, got {got!r}"
         ) from None
+
+
+def _policy_problem(exc: ValidationError) -> str:
+    """The first mistake of a ``policy`` setting, naming its key (``policy.tools...``)."""
+    error = exc.errors()[0]
+    loc = ".".join(str(part) for part in error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif error["type"] in ("model_type", "dict_type"):
+        message = "expected a table"
+    return f"key {loc!r}: {message}"
 
 
 def _read_file(config_file: Path | None, fields: tuple[str, ...]) -> dict[str, tuple[Any, str]]:

@@ -10,6 +10,7 @@ model calls are recorded like the agent's) and the task's deadline.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,6 +56,9 @@ class ToolContext:
         agents: The registered agents (``None`` outside a task): handoffs name them.
         live: Where the replies of :meth:`complete` stream while they are written, to whoever
             watches the task live (``None``: not streamed).
+        egress: The hosts network tools may connect to, by the policy rule that allows them
+            (``None``: no allowlist); the tool runtime holds every URL check of the call to
+            it (``planweave.tools._net.check_url``), redirects included.
     """
 
     workspace: Path
@@ -73,6 +77,7 @@ class ToolContext:
     tools: ToolRegistry | None = None
     agents: AgentRegistry | None = None
     live: LiveReplies | None = None
+    egress: Mapping[str, Sequence[str]] | None = None
 
     def remaining_s(self) -> float | None:
         """Seconds left before the task's deadline (never negative), or ``None`` without one."""
