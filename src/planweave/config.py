@@ -516,6 +516,8 @@ def _policy_problem(exc: ValidationError) -> str:
         message = "unknown key"
     elif error["type"] in ("model_type", "dict_type"):
         message = "expected a table"
+    elif error["type"] == "tuple_type":
+        message = "expected a list"
     return f"key {loc!r}: {message}"
 
 

@@ -134,10 +134,11 @@ def _check_arg(rule: _Arg, value: Any, workspace: Path | None) -> Denial | None:
         found = _workspace_paths(value, workspace)
         if isinstance(found, str):
             return Denial(key, f"{where} {found}")
-        if not all(any(p.match(one) for p in rule.paths) for one in found):
-            return Denial(
-                key, f"{where} is outside the allowed paths {', '.join(spec.paths or ())}"
-            )
+        allowed = ", ".join(spec.paths or ())
+        for one in found:
+            if not any(p.match(one) for p in rule.paths):
+                via = "" if one == found[0] else f" leads to {one!r} through a link, which"
+                return Denial(key, f"{where}{via} is outside the allowed paths {allowed}")
     if spec.hosts is not None:
         key = f"{rule.rule}.hosts"
         try:
