@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from tests.policy_servers import Site, serve
 
 from planweave import Engine, JobOptions, Plan, TaskSpec, tool
 from planweave.agents import ReactAgent
@@ -23,7 +24,6 @@ from planweave.llm import ScriptedModel
 from planweave.policy import OutputRule, Policy
 from planweave.tools import ToolContext
 from planweave.tools._net import check_url
-from tests.policy_servers import Site, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 
