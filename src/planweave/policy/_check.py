@@ -15,6 +15,7 @@ import json
 import os
 import posixpath
 import re
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,7 +114,7 @@ def _workspace_paths(value: str, workspace: Path | None) -> list[str] | str:
     if lexical == ".." or lexical.startswith("../"):
         return "leaves the workspace"
     found = [lexical]
-    if workspace is not None:
+    if workspace is not None and _has_link(workspace, lexical):
         real = os.path.realpath(workspace / lexical)
         try:
             resolved = Path(real).relative_to(os.path.realpath(workspace)).as_posix()
@@ -124,21 +125,42 @@ def _workspace_paths(value: str, workspace: Path | None) -> list[str] | str:
     return found
 
 
+def _has_link(workspace: Path, relative: str) -> bool:
+    """Whether a folder or file on ``relative``'s way down from ``workspace`` is a link (one
+    ``lstat`` a part, up to the first part that does not exist)."""
+    if relative == ".":
+        return False
+    current = str(workspace)
+    for part in relative.split("/"):
+        current = f"{current}/{part}"
+        try:
+            if stat.S_ISLNK(os.lstat(current).st_mode):
+                return True
+        except OSError:
+            return False
+    return False
+
+
+def _where(rule: _Arg, value: Any) -> str:
+    return f"argument {rule.arg!r} = {_shown(value)}"
+
+
 def _check_arg(rule: _Arg, value: Any, workspace: Path | None) -> Denial | None:
     spec = rule.spec
-    where = f"argument {rule.arg!r} = {_shown(value)}"
     if rule.paths is not None:
         key = f"{rule.rule}.paths"
         if not isinstance(value, str):
-            return Denial(key, f"{where} is not a path")
+            return Denial(key, f"{_where(rule, value)} is not a path")
         found = _workspace_paths(value, workspace)
         if isinstance(found, str):
-            return Denial(key, f"{where} {found}")
+            return Denial(key, f"{_where(rule, value)} {found}")
         allowed = ", ".join(spec.paths or ())
         for one in found:
             if not any(p.match(one) for p in rule.paths):
                 via = "" if one == found[0] else f" leads to {one!r} through a link, which"
-                return Denial(key, f"{where}{via} is outside the allowed paths {allowed}")
+                return Denial(
+                    key, f"{_where(rule, value)}{via} is outside the allowed paths {allowed}"
+                )
     if spec.hosts is not None:
         key = f"{rule.rule}.hosts"
         try:
@@ -146,24 +168,32 @@ def _check_arg(rule: _Arg, value: Any, workspace: Path | None) -> Denial | None:
         except ValueError:
             host = None
         if not host:
-            return Denial(key, f"{where} is not a URL with a host")
+            return Denial(key, f"{_where(rule, value)} is not a URL with a host")
         if not host_matches(host, spec.hosts):
-            return Denial(key, f"{where}: host {host!r} is not one of {', '.join(spec.hosts)}")
+            return Denial(
+                key, f"{_where(rule, value)}: host {host!r} is not one of {', '.join(spec.hosts)}"
+            )
     if spec.min is not None or spec.max is not None:
         key = f"{rule.rule}.{'min' if spec.min is not None else 'max'}"
         if isinstance(value, bool) or not isinstance(value, int | float):
-            return Denial(key, f"{where} is not a number")
+            return Denial(key, f"{_where(rule, value)} is not a number")
         if spec.min is not None and value < spec.min:
-            return Denial(f"{rule.rule}.min", f"{where} is below the minimum {spec.min:g}")
+            return Denial(
+                f"{rule.rule}.min", f"{_where(rule, value)} is below the minimum {spec.min:g}"
+            )
         if spec.max is not None and value > spec.max:
-            return Denial(f"{rule.rule}.max", f"{where} is above the maximum {spec.max:g}")
+            return Denial(
+                f"{rule.rule}.max", f"{_where(rule, value)} is above the maximum {spec.max:g}"
+            )
     if rule.pattern is not None and (
         not isinstance(value, str) or rule.pattern.fullmatch(value) is None
     ):
-        return Denial(f"{rule.rule}.pattern", f"{where} does not match {spec.pattern!r}")
+        return Denial(
+            f"{rule.rule}.pattern", f"{_where(rule, value)} does not match {spec.pattern!r}"
+        )
     if spec.enum is not None and value not in spec.enum:
         allowed = ", ".join(map(repr, spec.enum))
-        return Denial(f"{rule.rule}.enum", f"{where} is not one of {allowed}")
+        return Denial(f"{rule.rule}.enum", f"{_where(rule, value)} is not one of {allowed}")
     return None
 
 
