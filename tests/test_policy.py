@@ -352,6 +352,18 @@ async def test_a_python_predicate_refuses_a_result(tmp_path: Path) -> None:
         assert "policy.outputs.short: too long" in (second.error or "")
 
 
+async def test_a_pattern_that_backtracks_without_end_refuses_instead_of_stalling(
+    tmp_path: Path,
+) -> None:
+    replies = [{"match": {"role": "executor"}, "content": "a" * 40 + "!"}]
+    engine = engine_for(tmp_path, replies)
+    async with engine:
+        policy = Policy.model_validate({"outputs": [{"name": "slow", "pattern": "^(a|aa)+$"}]})
+        result = await engine.run(plan=one_task(), options=JobOptions(policy=policy))
+        assert not result.ok
+        assert "job.policy.outputs.slow: its pattern took too long" in (result.error or "")
+
+
 def test_a_job_policy_with_a_predicate_is_refused() -> None:
     rule = OutputRule(name="p", predicate=lambda text: True)
     with pytest.raises(ValidationError, match="travels as data"):
@@ -419,3 +431,36 @@ def test_planweave_run_with_a_bad_policy_prints_one_line_and_runs_nothing(tmp_pa
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "policy" in lines[0] and "deny" in lines[0]
     assert not any(tmp_path.glob("**/*.db"))
+
+
+# --- API --------------------------------------------------------------------------------------
+
+
+async def test_an_api_job_brings_its_own_policy_and_sees_the_denial(tmp_path: Path) -> None:
+    import httpx
+
+    from planweave.config import Settings
+    from planweave.server.testing import running_server
+
+    engine = engine_for(tmp_path, [])
+    token = "pw_alice_token_for_tests_0000000000"
+    settings = Settings.model_validate({"data_dir": tmp_path / "data", "tokens": f"alice:{token}"})
+    plan = {"tasks": [{"id": "t", "kind": "tool", "tool": "shout", "args": {"text": "x"}}]}
+    try:
+        async with running_server(engine, settings) as server:
+            headers = {"Authorization": f"Bearer {token}"}
+            async with httpx.AsyncClient(base_url=server.url, headers=headers) as http:
+                bad = await http.post(
+                    "/v1/jobs", json={"plan": plan, "options": {"policy": {"denny": ["x"]}}}
+                )
+                assert bad.status_code == 422 and "denny" in bad.text
+                body = {"plan": plan, "options": {"policy": {"deny": ["shout"]}}}
+                created = await http.post("/v1/jobs", json=body)
+                assert created.status_code == 201, created.text
+                job_id = created.json()["job_id"]
+                result = await engine.wait(job_id)
+                assert result.status == "failed"
+                events = (await http.get(f"/v1/jobs/{job_id}/events")).text
+                assert "PolicyDenied" in events and "job.policy.deny" in events
+    finally:
+        await engine.close()

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.policy_servers import Site, serve
 
 from planweave import Engine, JobOptions, Plan, TaskSpec, tool
 from planweave.events import PolicyDenied, ToolCalled
@@ -22,7 +23,6 @@ from planweave.llm.base import ToolCall
 from planweave.policy import Policy
 from planweave.tools import ToolContext
 from planweave.tools._net import check_url
-from tests.policy_servers import Site, serve
 
 SECRET = "TOKEN-9f8e7d6c5b4a"
 

@@ -22,10 +22,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import regex
+
 from planweave.policy._rules import ArgRule, Policy
 from planweave.tools._net import host_matches
 
 __all__ = ["CompiledPolicy", "Denial", "PolicySet"]
+
+PATTERN_TIMEOUT_S = 0.1
+"""Longest one pattern of a rule may take on one value: a pattern that takes longer (one
+written to backtrack without end) refuses the value rather than stall the worker."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +47,8 @@ def _names(globs: Sequence[str]) -> tuple[tuple[str, re.Pattern[str]], ...]:
 
 
 def _first(name: str, matchers: tuple[tuple[str, re.Pattern[str]], ...]) -> str | None:
-    for glob, regex in matchers:
-        if regex.match(name):
+    for glob, matcher in matchers:
+        if matcher.match(name):
             return glob
     return None
 
@@ -85,12 +91,12 @@ class _Arg:
     arg: str
     spec: ArgRule
     paths: tuple[re.Pattern[str], ...] | None
-    pattern: re.Pattern[str] | None
+    pattern: regex.Pattern[str] | None
 
 
 def _compile_arg(rule: str, arg: str, spec: ArgRule) -> _Arg:
     paths = None if spec.paths is None else tuple(path_regex(g) for g in spec.paths)
-    pattern = None if spec.pattern is None else re.compile(spec.pattern)
+    pattern = None if spec.pattern is None else regex.compile(spec.pattern)
     return _Arg(rule=rule, arg=arg, spec=spec, paths=paths, pattern=pattern)
 
 
@@ -186,7 +192,7 @@ def _check_arg(rule: _Arg, value: Any, workspace: Path | None) -> Denial | None:
                 f"{rule.rule}.max", f"{_where(rule, value)} is above the maximum {spec.max:g}"
             )
     if rule.pattern is not None and (
-        not isinstance(value, str) or rule.pattern.fullmatch(value) is None
+        not isinstance(value, str) or not _fullmatch(rule.pattern, value)
     ):
         return Denial(
             f"{rule.rule}.pattern", f"{_where(rule, value)} does not match {spec.pattern!r}"
@@ -195,6 +201,13 @@ def _check_arg(rule: _Arg, value: Any, workspace: Path | None) -> Denial | None:
         allowed = ", ".join(map(repr, spec.enum))
         return Denial(f"{rule.rule}.enum", f"{_where(rule, value)} is not one of {allowed}")
     return None
+
+
+def _fullmatch(pattern: regex.Pattern[str], value: str) -> bool:
+    try:
+        return pattern.fullmatch(value, timeout=PATTERN_TIMEOUT_S) is not None
+    except TimeoutError:
+        return False
 
 
 class CompiledPolicy:
@@ -218,7 +231,7 @@ class CompiledPolicy:
             (
                 f"{prefix}.outputs.{rule.name}",
                 rule,
-                re.compile(rule.pattern) if rule.pattern else None,
+                regex.compile(rule.pattern) if rule.pattern else None,
             )
             for rule in policy.outputs
         )
@@ -275,10 +288,14 @@ class CompiledPolicy:
 
     def output_denial(self, text: str) -> Denial | None:
         """The content rule a task result (as text) breaks, or ``None``."""
-        for key, rule, regex in self.outputs:
-            if regex is not None:
-                if regex.search(text) is not None:
+        for key, rule, compiled in self.outputs:
+            if compiled is not None:
+                try:
+                    found = compiled.search(text, timeout=PATTERN_TIMEOUT_S) is not None
                     why = rule.reason or f"it contains text matching {rule.pattern!r}"
+                except TimeoutError:
+                    found, why = True, "its pattern took too long on this result"
+                if found:
                     return Denial(key, f"the result is refused by policy rule {key}: {why}")
             elif rule.predicate is not None:
                 try:

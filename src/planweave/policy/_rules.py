@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 __all__ = ["AgentRules", "ArgRule", "OutputRule", "Policy", "ToolRules"]
 
@@ -56,10 +57,17 @@ def _check_host(pattern: str) -> str:
     return host.rstrip(".")
 
 
+MAX_PATTERN_CHARS = 1000
+
+
 def _check_regex(pattern: str) -> str:
+    import regex
+
+    if len(pattern) > MAX_PATTERN_CHARS:
+        raise ValueError(f"regular expression longer than {MAX_PATTERN_CHARS} characters")
     try:
-        re.compile(pattern)
-    except re.error as exc:
+        regex.compile(pattern)
+    except regex.error as exc:
         raise ValueError(f"bad regular expression {pattern!r}: {exc}") from None
     return pattern
 
@@ -165,7 +173,7 @@ class OutputRule(_Rules):
 
     name: Annotated[str, Field(min_length=1, max_length=100)]
     pattern: str | None = None
-    predicate: Annotated[Callable[[str], bool] | None, Field(exclude=True)] = None
+    predicate: SkipJsonSchema[Annotated[Callable[[str], bool] | None, Field(exclude=True)]] = None
     reason: str | None = None
 
     @field_validator("pattern")
