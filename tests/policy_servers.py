@@ -11,6 +11,17 @@ from typing import Any
 
 import pytest
 
+from planweave import tool
+from planweave.tools import ToolContext
+from planweave.tools._net import check_url
+
+
+@tool(isolated=True)
+async def isolated_ping(url: str, ctx: ToolContext) -> str:
+    """Check that a URL may be fetched, in a tool worker process of its own."""
+    await check_url(url, ctx.allow_private_network)
+    return "reachable"
+
 
 @dataclass
 class Site:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from tests.policy_servers import Site, serve
+from tests.policy_servers import Site, isolated_ping, serve
 
 from planweave import Engine, JobOptions, Plan, TaskSpec, tool
 from planweave.agents import ReactAgent
@@ -315,6 +315,30 @@ async def test_egress_covers_a_tool_task_and_a_tool_written_without_knowing_it(
         (event,) = await of_type(engine, result.job_id, PolicyDenied)
         assert event.rule == "policy.egress" and event.tool == "ping"
         assert elsewhere.hits == []
+
+
+async def test_egress_holds_in_the_process_an_isolated_tool_runs_in(
+    tmp_path: Path, site: Site
+) -> None:
+    engine = engine_for(
+        tmp_path,
+        [],
+        tools=[isolated_ping],
+        allow_private_network=True,
+        policy=Policy(egress=("127.0.0.2",)),
+    )
+    async with engine:
+        args = {"url": site.url}
+        spec = TaskSpec(id="t", kind="tool", tool="isolated_ping", args=args)
+        result = await engine.run(plan=Plan(tasks=(spec,)))
+        assert not result.ok
+        assert "policy.egress" in (result.error or "")
+        allowed = Policy(egress=("127.0.0.1",))
+        again = await engine.run(plan=Plan(tasks=(spec,)), options=JobOptions(policy=allowed))
+        assert "policy.egress" in (again.error or "")  # the engine's policy holds too
+    async with engine_for(tmp_path, [], tools=[isolated_ping], allow_private_network=True) as free:
+        ok = await free.run(plan=Plan(tasks=(spec,)), options=JobOptions(policy=allowed))
+        assert ok.ok and ok.result == "reachable", ok.error
 
 
 # --- outputs ----------------------------------------------------------------------------------
