@@ -121,6 +121,29 @@ async def test_a_tool_the_job_denies_is_not_offered_and_a_call_to_it_is_refused(
         assert "job.policy.deny" in seen[0] and seen[1] == "echo:hi"
 
 
+async def test_a_denied_calls_events_carry_the_redacted_arguments(tmp_path: Path) -> None:
+    from planweave.cli._format import event_detail
+    from planweave.hooks import RedactionHook
+
+    secret = "hunter2-very-secret-value"
+    policy = Policy.model_validate({"tools": {"repeat": {"args": {"text": {"enum": ["ok"]}}}}})
+    hooks = [RedactionHook(secrets=[secret], redact_logs=False)]
+    engine = engine_for(tmp_path, [], policy=policy, hooks=hooks)
+    args = {"text": f"say {secret}", "times": 1}
+    async with engine:
+        spec = TaskSpec(id="t", kind="tool", tool="repeat", args=args)
+        result = await engine.run(plan=Plan(tasks=(spec,)))
+        events = await engine.events(result.job_id)
+        (denied,) = [e for e in events if isinstance(e, PolicyDenied)]
+        assert denied.rule == "policy.tools.repeat.args.text.enum"
+        assert secret not in denied.model_dump_json()
+        assert "[REDACTED]" in denied.args["text"]
+        (called,) = [e for e in events if isinstance(e, ToolCalled)]
+        assert secret not in called.model_dump_json()
+        shown = event_detail(denied, width=200)
+        assert shown.startswith("repeat denied by policy.tools.repeat.args.text.enum")
+
+
 async def test_an_allow_list_refuses_every_other_tool_with_globs(tmp_path: Path) -> None:
     engine = engine_for(
         tmp_path,

@@ -48,7 +48,7 @@ Foreign exceptions (sqlite3, redis, openai, httpx) are translated at the adapter
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
     "AnswerProblem",
@@ -241,13 +241,21 @@ class PolicyViolation(ToolError):
         message: What was refused and why.
         rule: The policy rule that refused it (``policy.egress``), when a job's policy did;
             such a refusal is recorded as a ``PolicyDenied`` event too.
+        call_args: The call's arguments as the hooks before the refusal left them (redacted),
+            recorded in its events instead of those the caller wrote.
     """
 
     def __init__(
-        self, message: str, *, retryable: bool | None = None, rule: str | None = None
+        self,
+        message: str,
+        *,
+        retryable: bool | None = None,
+        rule: str | None = None,
+        call_args: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message, retryable=retryable)
         self.rule = rule
+        self.call_args = call_args
 
 
 class StoreUnavailable(RunError):
@@ -400,11 +408,14 @@ class PolicyVeto(HookVeto):
     Args:
         rule: The rule's key (``policy.deny``, ``policy.tools.read_file.args.path.paths``).
         reason: Why, naming the rule.
+        call_args: The arguments the policy judged (after the hooks before it, redaction
+            among them).
     """
 
-    def __init__(self, rule: str, reason: str) -> None:
+    def __init__(self, rule: str, reason: str, *, call_args: dict[str, Any] | None = None) -> None:
         super().__init__(reason, hook="policy")
         self.rule = rule
+        self.call_args = call_args
 
     def __str__(self) -> str:
         return self.reason

@@ -212,9 +212,9 @@ async def before_tool_call(
     try:
         before = await hooks.run("before_tool_call", before)
     except HookVeto as veto:
-        raise PolicyViolation(
-            str(veto), rule=veto.rule if isinstance(veto, PolicyVeto) else None
-        ) from veto
+        if isinstance(veto, PolicyVeto):
+            raise PolicyViolation(str(veto), rule=veto.rule, call_args=veto.call_args) from veto
+        raise PolicyViolation(str(veto)) from veto
     return before.args
 
 

@@ -59,7 +59,8 @@ class PolicyHook(Hook):
         policies, workspace = active
         denial = policies.call_denial(ctx.agent, ctx.name, ctx.args, workspace)
         if denial is not None:
-            raise PolicyVeto(denial.rule, f"denied by policy rule {denial.rule}: {denial.reason}")
+            reason = f"denied by policy rule {denial.rule}: {denial.reason}"
+            raise PolicyVeto(denial.rule, reason, call_args=ctx.args)
 
 
 POLICY_HOOK = PolicyHook()

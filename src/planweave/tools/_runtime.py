@@ -406,8 +406,11 @@ async def _run_tool_call(
             retryable=exc.retryable,
             latency_ms=(time.perf_counter() - start) * 1000,
         )
-        if isinstance(exc, PolicyViolation) and exc.rule is not None:
-            denied = _denial(name, args, ctx, exc.rule, str(exc))
+        if isinstance(exc, PolicyViolation):
+            if exc.call_args is not None:
+                args = exc.call_args  # as the hooks before the refusal left them (redacted)
+            if exc.rule is not None:
+                denied = _denial(name, args, ctx, exc.rule, str(exc))
     except Signal as exc:
         if record is not None:
             failed = ToolResult(
