@@ -511,3 +511,31 @@ async def test_an_api_job_brings_its_own_policy_and_sees_the_denial(tmp_path: Pa
                 assert "PolicyDenied" in events and "job.policy.deny" in events
     finally:
         await engine.close()
+
+
+def test_planweave_run_holds_a_job_to_the_policy_of_planweave_toml(tmp_path: Path) -> None:
+    import json
+
+    (tmp_path / "planweave.toml").write_text("[policy]\ndeny = ['calc*']\n")
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        "tasks:\n  - {id: t, kind: tool, tool: calculator, args: {expression: '1+1'}}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLANWEAVE_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
+    store = ["--store", f"sqlite:///{tmp_path / 'jobs.db'}", "--data-dir", str(tmp_path / "data")]
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "planweave.cli", *args, *store]
+        return subprocess.run(
+            command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        )
+
+    done = cli("run", "--plan", str(plan), "--json")
+    assert done.returncode == 1, done.stderr
+    job = json.loads(done.stdout)
+    assert "denied by policy rule policy.deny" in job["error"]
+    events = cli("events", job["job_id"])
+    assert events.returncode == 0, events.stderr
+    assert "PolicyDenied" in events.stdout
+    assert "calculator denied by policy.deny" in events.stdout
