@@ -34,6 +34,7 @@ _ROOT = Path(__file__).resolve().parent.parent
 SCALED = "scaled"
 HOOKS = "hooks"  # W2 with no hooks, logging + metrics, tracing (bench/hooks_w.py)
 JOURNAL = "journal"  # the step journal's cost per recorded step (bench/journal_step.py)
+POLICY = "policy"  # W2 with the policy gate and the budget checks (bench/policy_w.py)
 _STOP_GRACE_S = 10.0
 _PACKAGES = (
     "planweave",
@@ -212,8 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs first (default 1)")
     parser.add_argument(
         "--only",
-        default=",".join([*SPECS, *SERVER_BENCHES, SCALED, HOOKS, JOURNAL]),
-        help=f"e.g. W1,W2 or S1,S2 or {SCALED}, {HOOKS} or {JOURNAL} (that section alone); default: "
+        default=",".join([*SPECS, *SERVER_BENCHES, SCALED, HOOKS, JOURNAL, POLICY]),
+        help=f"e.g. W1,W2 or S1,S2 or {SCALED}, {HOOKS}, {JOURNAL} or {POLICY} (that section alone); default: "
         "everything",
     )
     parser.add_argument(
@@ -238,7 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.runs < 1 or args.warmup < 0:
         parser.error("--runs must be at least 1 and --warmup at least 0")
-    chosen = _names(args.only, [*SPECS, *SERVER_BENCHES, SCALED, HOOKS, JOURNAL], "workload")
+    chosen = _names(
+        args.only, [*SPECS, *SERVER_BENCHES, SCALED, HOOKS, JOURNAL, POLICY], "workload"
+    )
     workloads = [name for name in chosen if name in SPECS]
     servers = [name for name in chosen if name in SERVER_BENCHES]
     engines = _names(args.engines, list(ENGINES), "engine")
@@ -312,6 +315,14 @@ def main(argv: list[str] | None = None) -> int:
         journal = _run_child(
             "bench.journal_step", ["--runs", str(args.runs)], timeout_s=args.timeout_s
         )
+    policy: dict[str, Any] = {}
+    if POLICY in chosen:
+        print("running W2 with the policy gate and budgets (off and on) …", file=sys.stderr)
+        policy = _run_child(
+            "bench.policy_w",
+            ["--runs", str(args.runs), "--warmup", str(args.warmup)],
+            timeout_s=args.timeout_s,
+        )
 
     report = {
         "machine": machine,
@@ -332,12 +343,13 @@ def main(argv: list[str] | None = None) -> int:
         "scaled": scaled,
         "hooks": hooks,
         "journal": journal,
+        "policy": policy,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"wrote {args.out}", file=sys.stderr)
     failed = any(r["status"] == "error" for r in results) or scaled.get("status") == "error"
-    failed = failed or "error" in (hooks.get("status"), journal.get("status"))
+    failed = failed or "error" in (hooks.get("status"), journal.get("status"), policy.get("status"))
     return 1 if failed or any(r["status"] != "ok" for r in server.values()) else 0
 
 

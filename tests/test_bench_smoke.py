@@ -206,3 +206,22 @@ def test_bench_runs_the_hooks_and_journal_sections_and_saves_their_figures(
         journal["on_us_per_step"] - journal["off_us_per_step"], abs=0.2
     )
     assert report["hooks"]["status"] == "ok"
+
+
+def test_bench_runs_the_policy_section_and_saves_its_figures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench import __main__ as bench_main
+
+    out = tmp_path / "results.json"
+    argv = ["--only", "policy", "--runs", "1", "--warmup", "0", "--out", str(out), "--plain"]
+    assert bench_main.main(argv) == 0
+    assert "budgets + policy" in capsys.readouterr().out
+    policy = json.loads(out.read_text())["policy"]
+    assert policy["status"] == "ok"
+    assert [row["config"] for row in policy["rows"]][:3] == [
+        "no policy, no budgets",
+        "budgets",
+        "budgets + policy",
+    ]
+    assert policy["check_us_per_task"] > 0 and isinstance(policy["target_met"], bool)

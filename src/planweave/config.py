@@ -45,6 +45,7 @@ from planweave.constants import (
 )
 from planweave.errors import ConfigError
 from planweave.mcp._config import McpSettings
+from planweave.policy._rules import Policy
 
 if TYPE_CHECKING:
     from planweave._quotas import TenantQuotas
@@ -239,6 +240,11 @@ class Settings(BaseModel):
             has pinned them.
         serve_mcp: Whether ``planweave serve`` also serves the job API as MCP tools, over
             streamable HTTP at ``/mcp``, behind the same tokens (``--mcp``).
+        policy: Guardrails every job is held to (``[policy]`` in ``planweave.toml``, or JSON
+            in ``PLANWEAVE_POLICY``): tool allow/deny lists, per agent too, argument
+            constraints, an egress allowlist for network tools and content rules on results
+            (``planweave.policy.Policy``; see ``docs/policy.md``). Give every process of a
+            cluster the same policy.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -304,6 +310,19 @@ class Settings(BaseModel):
     job_hooks: tuple[str, ...] = ()
     mcp: McpSettings = Field(default_factory=McpSettings)
     serve_mcp: bool = False
+    policy: Policy | None = None
+
+    @field_validator("policy", mode="before")
+    @classmethod
+    def _policy_json(cls, value: Any) -> Any:
+        if isinstance(value, str):  # from the environment
+            import json
+
+            try:
+                return json.loads(value)
+            except ValueError as exc:
+                raise ValueError(f"not JSON: {exc}") from None
+        return value
 
     @field_validator("tokens", mode="before")
     @classmethod
@@ -483,6 +502,7 @@ class Settings(BaseModel):
                 max_cost_usd=self.max_cost_usd, max_job_tokens=self.max_job_tokens
             ),
             "tenant_quotas": self.tenant_quotas(),
+            **({} if self.policy is None else {"policy": self.policy}),
             **(_hook_kwargs(self.hooks, self.job_hooks) if with_tools else {}),
             **leases,
             **artifacts,
@@ -551,10 +571,27 @@ def load_settings(
         if key == "mcp":  # a nested table: say which part of it is wrong
             path = ".".join(str(part) for part in error["loc"])
             raise ConfigError(f"{where}: {path}: {error['msg']}") from None
+        if key == "policy":
+            where = sources.get(key, "settings").removesuffix(": key 'policy'")
+            raise ConfigError(f"{where}: {_policy_problem(exc)}") from None
         got = "(hidden)" if key in ("tokens", "metrics_token") else values.get(key)
         raise ConfigError(
             f"{where}: expected {_EXPECTED.get(key, 'a valid value')}, got {got!r}"
         ) from None
+
+
+def _policy_problem(exc: ValidationError) -> str:
+    """The first mistake of a ``policy`` setting, naming its key (``policy.tools...``)."""
+    error = exc.errors()[0]
+    loc = ".".join(str(part) for part in error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif error["type"] in ("model_type", "dict_type"):
+        message = "expected a table"
+    elif error["type"] == "tuple_type":
+        message = "expected a list"
+    return f"key {loc!r}: {message}"
 
 
 def _read_file(config_file: Path | None, fields: tuple[str, ...]) -> dict[str, tuple[Any, str]]:

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from planweave.agents import Agent, AgentRegistry
     from planweave.artifacts import ArtifactStore
     from planweave.llm import Model, ModelOptions
+    from planweave.policy import Policy
     from planweave.tools import Tool, ToolProcesses, ToolRegistry, WebSearchConfig
     from planweave.workers.handlers import ModelCache
     from planweave.workers.pool import WorkerPool
@@ -119,6 +120,9 @@ class Engine(ClusterOps, FollowOps):
         job_hooks: Hooks that run only for the jobs whose ``JobOptions.hooks`` names them.
         web_search: The search service the ``web_search`` tool asks (``WebSearchConfig``;
             ``None``: Brave or Tavily when their key is in the environment, else none).
+        policy: Guardrails every job's tool calls, connections and task results are held to
+            (``planweave.policy.Policy``; ``docs/policy.md``), besides each job's own
+            ``JobOptions.policy``.
     """
 
     def __init__(
@@ -150,6 +154,7 @@ class Engine(ClusterOps, FollowOps):
         hooks: Iterable[Hook] = (),
         job_hooks: Iterable[Hook] = (),
         web_search: WebSearchConfig | None = None,
+        policy: Policy | None = None,
     ) -> None:
         # Absolute, so workspace and artifact paths mean the same from any directory.
         self.data_dir = Path(data_dir if data_dir is not None else DEFAULT_DATA_DIR).resolve()
@@ -218,6 +223,7 @@ class Engine(ClusterOps, FollowOps):
             ),
         )
         self.hooks = HookRegistry(hooks, job_hooks)
+        self.policy = policy
         self.plane.hooks = self.hooks or None
         if self._extra_tools or self._extra_agents or self._agents_dir is not None:
             # A caller's tools and agents are checked now, so a bad one fails here.
@@ -316,6 +322,7 @@ class Engine(ClusterOps, FollowOps):
         if self.run_plane:
             await self.plane.start()
         if self.run_workers:
+            from planweave.policy._task import TaskPolicies
             from planweave.tools import ToolProcesses
             from planweave.workers.handlers import WorkerServices, handler_for
             from planweave.workers.pool import WorkerPool
@@ -335,6 +342,7 @@ class Engine(ClusterOps, FollowOps):
                 ),
                 artifact_store=self.artifact_store,
                 hooks=self.hooks or None,
+                policies=TaskPolicies(self.policy),
             )
             for kind in self.worker_kinds:
                 size = self.concurrency[kind]

@@ -41,6 +41,7 @@ Foreign exceptions (sqlite3, redis, openai, httpx) are translated at the adapter
     │   │   └── HandoffLimitExceeded
     │   ├── AnswerRejected
     │   └── HookVeto
+    │       └── PolicyVeto
     └── Signal
         ├── RetryTask
         └── ApprovalRequired
@@ -49,7 +50,7 @@ Foreign exceptions (sqlite3, redis, openai, httpx) are translated at the adapter
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
     "AnswerProblem",
@@ -76,6 +77,7 @@ __all__ = [
     "ModelUnavailable",
     "PlanInvalid",
     "PlanweaveError",
+    "PolicyVeto",
     "PolicyViolation",
     "QuotaCode",
     "QuotaExceeded",
@@ -237,7 +239,27 @@ class ToolTimeout(ToolError):
 
 class PolicyViolation(ToolError):
     """A tool refused an action its policy forbids (a path outside the workspace, a private
-    address, a call without approval)."""
+    address, a host off the egress allowlist, a call without approval).
+
+    Args:
+        message: What was refused and why.
+        rule: The policy rule that refused it (``policy.egress``), when a job's policy did;
+            such a refusal is recorded as a ``PolicyDenied`` event too.
+        call_args: The call's arguments as the hooks before the refusal left them (redacted),
+            recorded in its events instead of those the caller wrote.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool | None = None,
+        rule: str | None = None,
+        call_args: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, retryable=retryable)
+        self.rule = rule
+        self.call_args = call_args
 
 
 class ToolDisabled(ToolError):
@@ -343,10 +365,12 @@ FailureType = Literal[
     "echoed_instructions",
     "output_invalid",
     "vetoed",
+    "policy",
 ]
 """What ended an attempt in failure (``Outcome.error_type``, ``TaskFailed.error_type``): a crash
 of the worker or of the task's code, a retry asked for, a bad plan, a model, tool or usage
-error, a timeout, the budget, a junk answer, or a hook's veto."""
+error, a timeout, the budget, a junk answer, a hook's veto, or a policy rule that refused
+the result."""
 
 JobFailureCode = Literal["task_failed", "budget_exceeded", "data_invalid", "job_too_large"]
 """Why a job failed (``JobFailed.code``): a task failed for good, the job went over its cost
@@ -392,6 +416,25 @@ class HookVeto(RunError):
 
     def __str__(self) -> str:
         return f"vetoed by hook {self.hook!r}: {self.reason}" if self.hook else self.reason
+
+
+class PolicyVeto(HookVeto):
+    """A policy rule refused a tool call: the agent reads ``reason``, which names ``rule``.
+
+    Args:
+        rule: The rule's key (``policy.deny``, ``policy.tools.read_file.args.path.paths``).
+        reason: Why, naming the rule.
+        call_args: The arguments the policy judged (after the hooks before it, redaction
+            among them).
+    """
+
+    def __init__(self, rule: str, reason: str, *, call_args: dict[str, Any] | None = None) -> None:
+        super().__init__(reason, hook="policy")
+        self.rule = rule
+        self.call_args = call_args
+
+    def __str__(self) -> str:
+        return self.reason
 
 
 # --- control-flow signals ---------------------------------------------------------------------

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar, cast
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from planweave.constants import (
     DEFAULT_MAX_AGENT_STEPS,
@@ -37,6 +37,7 @@ from planweave.constants import (
 )
 from planweave.errors import FailureType, JobFailureCode
 from planweave.plan import OnFailure, TaskSpec
+from planweave.policy._rules import Policy
 
 __all__ = [
     "NO_USAGE",
@@ -51,6 +52,7 @@ __all__ = [
     "JobSubmitted",
     "LlmCalled",
     "LlmDelta",
+    "PolicyDenied",
     "ReplanRequested",
     "SubtasksPlanned",
     "TaskAssigned",
@@ -209,6 +211,9 @@ class JobOptions(BaseModel):
             more fails the task for good (``HandoffLimitExceeded``).
         hooks: Names of job hooks (registered with ``Engine(job_hooks=...)`` or the
             ``job_hooks`` setting) that run for this job besides the engine's own hooks.
+        policy: Guardrails of this job (``planweave.policy.Policy``), checked besides the
+            engine's own policy: a call or a result must pass both. It travels with the
+            job's work items, so its output rules are patterns, never Python predicates.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
@@ -234,6 +239,17 @@ class JobOptions(BaseModel):
     allow_private_network: bool | None = None
     max_handoffs: int = Field(default=DEFAULT_MAX_HANDOFFS, ge=0, le=100)
     hooks: tuple[str, ...] = ()
+    policy: Policy | None = None
+
+    @field_validator("policy")
+    @classmethod
+    def _policy_is_data(cls, value: Policy | None) -> Policy | None:
+        if value is not None and value.has_predicates:
+            raise ValueError(
+                "a job's policy travels as data: give its output rules as patterns "
+                "(Python predicates belong in Engine(policy=...))"
+            )
+        return value or None
 
 
 class EventBase(BaseModel):
@@ -396,6 +412,28 @@ class ToolCalled(EventBase):
     latency_ms: float = 0.0
 
 
+class PolicyDenied(EventBase):
+    """A policy rule refused a tool call (before it ran, or a connection it tried) or a task's
+    result.
+
+    Attributes:
+        point: ``tool`` (a call or its connection) or ``output`` (a task's result).
+        tool: The tool refused (``None`` for an output).
+        agent: The agent that made the call (``None`` for a ``tool`` task or an output).
+        rule: The rule's key, such as ``policy.deny`` or ``job.policy.egress``.
+        reason: Why, as the agent or the task's error reads it.
+        args: The call's arguments, bounded as ``ToolCalled``'s are.
+    """
+
+    type: Literal["PolicyDenied"] = "PolicyDenied"
+    point: Literal["tool", "output"] = "tool"
+    tool: str | None = None
+    agent: str | None = None
+    rule: str
+    reason: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
 class ArtifactCreated(EventBase):
     type: Literal["ArtifactCreated"] = "ArtifactCreated"
     name: str
@@ -452,6 +490,7 @@ Event = Annotated[
     | JobCancelled
     | LlmCalled
     | ToolCalled
+    | PolicyDenied
     | ArtifactCreated
     | LlmDelta,
     Field(discriminator="type"),

@@ -33,8 +33,9 @@ from planweave.constants import (
     SCHEMA_VERSION,
 )
 from planweave.errors import FailureType
-from planweave.events import LlmCalled, ToolCalled, Usage, new_id
+from planweave.events import LlmCalled, PolicyDenied, ToolCalled, Usage, new_id
 from planweave.plan import TaskSpec
+from planweave.policy._rules import Policy
 
 __all__ = [
     "CallReport",
@@ -67,6 +68,7 @@ class WorkItem(BaseModel):
             them means every try ended with its worker lost: the worker reports the attempt
             failed instead of running it again.
         hooks: The job hooks its job names (``JobOptions.hooks``).
+        policy: Its job's own policy (``JobOptions.policy``).
         trace: The W3C ``traceparent`` of the job's trace, so a worker in any process
             continues it (``None``: no tracing hook).
         steps: The task's journal (``planweave._journal``) when the item was sent: the model
@@ -102,6 +104,7 @@ class WorkItem(BaseModel):
     known_tools: tuple[str, ...] = ()
     max_handoffs: int = DEFAULT_MAX_HANDOFFS
     hooks: tuple[str, ...] = ()
+    policy: Policy | None = None
     trace: str | None = None
     steps: tuple[JournalStep, ...] = ()
 
@@ -133,7 +136,7 @@ class CallReport(BaseModel):
     job_id: str
     task_id: str
     attempt: int
-    event: Annotated[LlmCalled | ToolCalled, Field(discriminator="type")]
+    event: Annotated[LlmCalled | ToolCalled | PolicyDenied, Field(discriminator="type")]
 
 
 class Outcome(BaseModel):
@@ -147,8 +150,9 @@ class Outcome(BaseModel):
         retryable: Whether another attempt may succeed.
         retry_delay_s: Asked-for delay before the next attempt (``None``: the job's backoff).
         artifacts: Names of files the task wrote into the workspace as deliverables.
-        calls: Tool calls made by the attempt itself (a ``tool`` task's one call), recorded with
-            the outcome instead of in a message of their own.
+        calls: Tool calls made by the attempt itself (a ``tool`` task's one call) and policy
+            denials of it or of its result, recorded with the outcome instead of in a message
+            of their own.
         delivery: The delivery of the work item that ran (``StartedReport.delivery``): the
             outcome of an earlier delivery than one the plane saw start is ignored.
     """
@@ -169,7 +173,7 @@ class Outcome(BaseModel):
     retryable: bool = False
     retry_delay_s: float | None = None
     artifacts: tuple[tuple[str, int, str], ...] = ()
-    calls: tuple[ToolCalled, ...] = ()
+    calls: tuple[Annotated[ToolCalled | PolicyDenied, Field(discriminator="type")], ...] = ()
     usage: Usage = Field(default_factory=Usage)
     at: float = Field(default_factory=time.time)
     delivery: int = 1

@@ -24,6 +24,7 @@ from planweave.events import (
     JobReopened,
     JobSubmitted,
     LlmCalled,
+    PolicyDenied,
     ReplanRequested,
     SubtasksPlanned,
     TaskAssigned,
@@ -518,6 +519,11 @@ def _tool_called(state: JobState, event: ToolCalled) -> None:
     state.data_bytes += (
         len(event.name) + data_size(event.args) + len(event.result) + len(event.error or "")
     )
+
+
+@_on(PolicyDenied)
+def _policy_denied(state: JobState, event: PolicyDenied) -> None:
+    state.data_bytes += len(event.rule) + len(event.reason) + data_size(event.args)
 
 
 @_on(ArtifactCreated)

@@ -18,7 +18,7 @@ from planweave.agents._agent import Agent, AgentTask
 from planweave.agents._context import AgentContext
 from planweave.agents._handoff import run_agent
 from planweave.errors import ConfigError, ToolError
-from planweave.events import LlmCalled, ToolCalled
+from planweave.events import LlmCalled, PolicyDenied, ToolCalled
 from planweave.tools import ToolContext, ToolRegistry
 
 __all__ = ["AgentTool", "as_tool"]
@@ -27,7 +27,7 @@ DEFAULT_AGENT_TOOL_TIMEOUT_S = 300.0
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
-async def _nowhere(event: LlmCalled | ToolCalled) -> None:
+async def _nowhere(event: LlmCalled | ToolCalled | PolicyDenied) -> None:
     """An event sink for calls made outside a task: nothing records them."""
 
 

@@ -55,6 +55,7 @@ from planweave.llm.base import (
     ToolSpec,
     profile_of,
 )
+from planweave.policy._task import offered_tools
 from planweave.tools import Tool, ToolContext, run_tool_call
 
 __all__ = ["ReactAgent", "action_schema"]
@@ -393,15 +394,16 @@ class ReactAgent:
     # --- prompts ------------------------------------------------------------------------------
 
     def _tool_names(self, ctx: AgentContext) -> list[str]:
+        # A tool the job's policy denies this agent is not offered to its model at all.
         if self.tools is None:
-            return ctx.tools.names()
+            return offered_tools(self.name, ctx.tools.names())
         unknown = [name for name in self.tools if name not in ctx.tools]
         if unknown:
             raise ConfigError(
                 f"agent {self.name!r} names unknown tools {unknown}; "
                 f"registered tools: {', '.join(ctx.tools.names()) or 'none'}"
             )
-        return list(self.tools)
+        return offered_tools(self.name, self.tools)
 
     def _system(self, specs: Sequence[ToolSpec], native: bool) -> ChatMessage:
         if native:

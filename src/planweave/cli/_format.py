@@ -13,6 +13,7 @@ from planweave.events import (
     JobFailed,
     JobSubmitted,
     LlmCalled,
+    PolicyDenied,
     ReplanRequested,
     SubtasksPlanned,
     TaskAssigned,
@@ -146,6 +147,9 @@ def event_detail(event: Event, width: int = 80) -> str:
     elif isinstance(event, ToolCalled):
         outcome = event.result if event.outcome == "ok" else f"error: {event.error}"
         detail = f"{event.name}({json.dumps(event.args, default=str)}) -> {outcome}"
+    elif isinstance(event, PolicyDenied):
+        what = event.tool if event.point == "tool" else "result"
+        detail = f"{what} denied by {event.rule}: {event.reason}"
     elif isinstance(event, ArtifactCreated):
         detail = f"{event.name} ({event.size} bytes)"
     else:

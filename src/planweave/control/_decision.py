@@ -26,6 +26,7 @@ from planweave.events import (
     JobCompleted,
     JobFailed,
     LlmCalled,
+    PolicyDenied,
     ReplanRequested,
     SubtasksPlanned,
     TaskCancelled,
@@ -124,6 +125,9 @@ _args = _cleaner(
 )
 
 _UNTRUSTED: dict[type[Any], tuple[tuple[str, _Clean], ...]] = {
+    PolicyDenied: (
+        ("tool", _name), ("agent", _name), ("rule", _name), ("reason", _error), ("args", _args),
+    ),
     ToolCalled: (
         ("name", _name), ("agent", _name), ("args", _args), ("result", _text), ("error", _error),
     ),
@@ -185,7 +189,7 @@ class _Out:
             self.decision.changed.add(task_id)
         return event
 
-    def add(self, event: LlmCalled | ToolCalled, task_id: str) -> None:
+    def add(self, event: LlmCalled | ToolCalled | PolicyDenied, task_id: str) -> None:
         """Number and apply a call event a worker built itself (a ``tool`` task's call)."""
         self._emit(type(event), task_id, dict(event.__dict__))  # the ids, number, time are set
 

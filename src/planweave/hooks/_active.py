@@ -18,7 +18,7 @@ from contextvars import ContextVar
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar, cast
 
-from planweave.errors import HookVeto, PolicyViolation
+from planweave.errors import HookVeto, PolicyVeto, PolicyViolation
 from planweave.hooks._contexts import (
     AfterModelCall,
     AfterStep,
@@ -212,6 +212,8 @@ async def before_tool_call(
     try:
         before = await hooks.run("before_tool_call", before)
     except HookVeto as veto:
+        if isinstance(veto, PolicyVeto):
+            raise PolicyViolation(str(veto), rule=veto.rule, call_args=veto.call_args) from veto
         raise PolicyViolation(str(veto)) from veto
     return before.args
 

@@ -14,14 +14,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from planweave import _journal
 from planweave._json import dumps_bounded
 from planweave._text import tail, truncate
-from planweave.events import LlmCalled, ToolCalled
+from planweave.events import LlmCalled, PolicyDenied, ToolCalled
 from planweave.hooks._active import active_hooks, before_model_call
 from planweave.llm._stream import LiveReplies, streamed_call
 from planweave.llm.base import ChatMessage, LlmRequest, LlmResponse, Model
 
 __all__ = ["Emit", "recorded_call", "render_messages", "render_reply"]
 
-Emit = Callable[[LlmCalled | ToolCalled], Awaitable[None]]
+Emit = Callable[[LlmCalled | ToolCalled | PolicyDenied], Awaitable[None]]
 """Where model and tool calls are reported (the worker forwards them to the control plane)."""
 
 PROMPT_EVENT_CHARS = 4_000

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from planweave.events import Event
 from planweave.plan import OnFailure, Plan, TaskKind
+from planweave.policy import Policy
 
 __all__ = [
     "ArtifactInfo",
@@ -119,6 +120,13 @@ class JobOptionsIn(BaseModel):
         description=(
             "Names of the job hooks the server registers (its job_hooks setting) to run for "
             "this job; a name it does not register is refused (422)."
+        ),
+    )
+    policy: Policy | None = Field(
+        default=None,
+        description=(
+            "Guardrails of this job (docs/policy.md), checked besides the server's own policy: "
+            "tool allow/deny lists, argument constraints, an egress allowlist, content rules."
         ),
     )
 

@@ -10,6 +10,7 @@ model calls are recorded like the agent's) and the task's deadline.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -63,6 +64,9 @@ class ToolContext:
             watches the task live (``None``: not streamed).
         web_search: The search service ``web_search`` asks (``None``: one found from
             ``BRAVE_API_KEY`` or ``TAVILY_API_KEY``, else none).
+        egress: The hosts network tools may connect to, by the policy rule that allows them
+            (``None``: no allowlist); the tool runtime holds every URL check of the call to
+            it (``planweave.tools._net.check_url``), redirects included.
     """
 
     workspace: Path
@@ -85,6 +89,7 @@ class ToolContext:
     agents: AgentRegistry | None = None
     live: LiveReplies | None = None
     web_search: WebSearchConfig | None = None
+    egress: Mapping[str, Sequence[str]] | None = None
 
     def remaining_s(self) -> float | None:
         """Seconds left before the task's deadline (never negative), or ``None`` without one."""

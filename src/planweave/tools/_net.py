@@ -6,6 +6,12 @@ IPv6 forms that embed an IPv4 address, and names such as ``localhost`` are all n
 ``ipaddress`` and judged the same way. Every address a name resolves to must be public; the
 caller then connects to one of exactly those addresses, so a second DNS answer cannot swap in a
 private one (DNS rebinding).
+
+A job's policy may also name the hosts its tools may reach at all (its egress allowlist). The
+tool runtime puts the calling job's allowlist in force around every tool call
+(:func:`egress_in_force`), and :func:`check_url` applies it to every URL and every redirect
+target it is shown, so every network tool, including one written later, is held to it without
+passing anything.
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ import asyncio
 import ipaddress
 import re
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -22,8 +30,11 @@ import httpx
 from planweave.errors import PolicyViolation, ToolError
 
 __all__ = [
+    "EgressRules",
     "IPAddress",
     "check_url",
+    "egress_in_force",
+    "host_matches",
     "is_public_address",
     "parse_host",
     "redirect_target",
@@ -37,6 +48,46 @@ ALLOWED_SCHEMES = ("http", "https")
 _CGNAT = ipaddress.IPv4Network("100.64.0.0/10")
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _LEGACY_IPV4 = re.compile(r"^(?:0[xX][0-9a-fA-F]*|[0-9]+)(?:\.(?:0[xX][0-9a-fA-F]*|[0-9]+)){0,3}$")
+
+EgressRules = Mapping[str, Sequence[str]]
+"""Egress allowlists by the name of the policy rule that sets each: a host must be on all."""
+
+_EGRESS: ContextVar[EgressRules | None] = ContextVar("planweave_egress", default=None)
+
+
+@contextmanager
+def egress_in_force(rules: EgressRules | None) -> Iterator[None]:
+    """Hold every :func:`check_url` inside the block to ``rules`` (``None``: no allowlist)."""
+    token = _EGRESS.set(rules)
+    try:
+        yield
+    finally:
+        _EGRESS.reset(token)
+
+
+def host_matches(host: str, patterns: Sequence[str]) -> bool:
+    """Whether ``host`` is one of ``patterns``: a name or address (exact, any case), a
+    ``*.example.org`` wildcard (its subdomains, not the name itself) or ``*`` (any host)."""
+    host = host.lower().strip("[]").rstrip(".")
+    for pattern in patterns:
+        if pattern == "*" or pattern == host:
+            return True
+        if pattern.startswith("*.") and host.endswith(pattern[1:]):
+            return True
+    return False
+
+
+def _check_egress(url: str, host: str) -> None:
+    rules = _EGRESS.get()
+    if rules is None:
+        return
+    for rule, patterns in rules.items():
+        if not host_matches(host, patterns):
+            raise PolicyViolation(
+                f"refusing to fetch {url!r}: host {host!r} is not on this job's egress "
+                f"allowlist (policy rule {rule}: {', '.join(patterns) or 'no hosts'})",
+                rule=rule,
+            )
 
 
 def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -129,8 +180,11 @@ async def check_url(
     Returns:
         The addresses the host resolves to; connect only to these.
 
+    The egress allowlist in force (:func:`egress_in_force`) applies too.
+
     Raises:
-        PolicyViolation: The scheme is not http/https, or an address is not allowed.
+        PolicyViolation: The scheme is not http/https, the host is off the egress allowlist,
+            or an address is not allowed.
         ToolError: The URL is malformed or the host cannot be resolved.
     """
     allowed = policy or is_public_address
@@ -143,6 +197,7 @@ async def check_url(
         raise PolicyViolation(
             f"refusing to fetch {url!r}: only http and https URLs are allowed, not {scheme!r}"
         )
+    _check_egress(url, split.hostname or "")
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL as exc:
@@ -154,6 +209,7 @@ async def check_url(
     host = parsed.raw_host.decode("ascii")
     if not host:
         raise ToolError(f"invalid URL {url!r}: it has no host")
+    _check_egress(url, host)  # as httpx reads it too, should the two parsers disagree
     port = parsed.port or (443 if scheme == "https" else 80)
     addresses = await resolve_host(host, port)
     if not allow_private:

@@ -31,11 +31,12 @@ from planweave.errors import (
     ToolNotFound,
     ToolTimeout,
 )
-from planweave.events import ToolCalled, trusted
+from planweave.events import PolicyDenied, ToolCalled, trusted
 from planweave.hooks._active import active_hooks, after_tool_call, before_tool_call
 from planweave.tools._context import ToolContext
 from planweave.tools._decorator import FunctionTool, tool_failure
 from planweave.tools._isolation import call_isolated_tool
+from planweave.tools._net import egress_in_force
 from planweave.tools._registry import ToolRegistry
 from planweave.tools._tool import Tool, is_isolated
 
@@ -43,8 +44,9 @@ __all__ = ["Record", "ToolErrorType", "ToolResult", "invoke", "run_tool_call"]
 
 ToolErrorType = Literal["", "arguments_invalid", "timeout", "policy", "not_found", "error"]
 
-Record = Callable[[ToolCalled], Awaitable[None] | None]
-"""Receives the ``ToolCalled`` event of a call (an agent's event sink, or a list's ``append``)."""
+Record = Callable[[ToolCalled | PolicyDenied], Awaitable[None] | None]
+"""Receives the ``ToolCalled`` event of a call, after its ``PolicyDenied`` event when a policy
+rule refused it (an agent's event sink, or a list's ``append``)."""
 
 EVENT_RESULT_CHARS = 1_000
 EVENT_ARG_CHARS = 500
@@ -241,6 +243,25 @@ def _event(name: str, args: Mapping[str, Any], ctx: ToolContext, result: ToolRes
     )
 
 
+def _denial(
+    name: str, args: Mapping[str, Any], ctx: ToolContext, rule: str, reason: str
+) -> PolicyDenied:
+    return trusted(
+        PolicyDenied,
+        {
+            "id": f"{ctx.job_id}:{ctx.task_id}:policy",
+            "job_id": ctx.job_id,
+            "task_id": ctx.task_id or None,
+            "point": "tool",
+            "tool": name,
+            "agent": ctx.agent,
+            "rule": rule,
+            "reason": reason,
+            "args": _event_args(args) if args else {},
+        },
+    )
+
+
 async def run_tool_call(
     registry: ToolRegistry,
     name: str,
@@ -277,6 +298,26 @@ async def run_tool_call(
         Signal: A signal the tool raised on purpose (``RetryTask``, ``ApprovalRequired``); the
             call is recorded as an error first.
     """
+    if ctx.egress is not None:
+        with egress_in_force(ctx.egress):
+            return await _journaled_call(
+                registry, name, args, ctx, record, allowed, raw_arguments, timeout_s
+            )
+    return await _journaled_call(
+        registry, name, args, ctx, record, allowed, raw_arguments, timeout_s
+    )
+
+
+async def _journaled_call(
+    registry: ToolRegistry,
+    name: str,
+    args: Mapping[str, Any],
+    ctx: ToolContext,
+    record: Record | None,
+    allowed: Collection[str] | None,
+    raw_arguments: str | None,
+    timeout_s: float | None,
+) -> ToolResult:
     step = _journal.begin("tool", lambda: _journal_print(name, args, raw_arguments))
     if step is not None:
         if step.recorded is not None:
@@ -329,6 +370,7 @@ async def _run_tool_call(
 ) -> ToolResult:
     hooks = active_hooks()
     start = time.perf_counter()
+    denied: PolicyDenied | None = None
     try:
         if hooks is not None and hooks.tool_calls:  # may change the args, or veto (policy)
             args = await before_tool_call(hooks, name, args, ctx)
@@ -364,6 +406,11 @@ async def _run_tool_call(
             retryable=exc.retryable,
             latency_ms=(time.perf_counter() - start) * 1000,
         )
+        if isinstance(exc, PolicyViolation):
+            if exc.call_args is not None:
+                args = exc.call_args  # as the hooks before the refusal left them (redacted)
+            if exc.rule is not None:
+                denied = _denial(name, args, ctx, exc.rule, str(exc))
     except Signal as exc:
         if record is not None:
             failed = ToolResult(
@@ -379,6 +426,10 @@ async def _run_tool_call(
     if hooks is not None and hooks.tool_calls:  # may change (redact) the result first
         result = await after_tool_call(hooks, name, args, ctx, result)
     if record is not None:
+        if denied is not None:
+            pending = record(denied)
+            if pending is not None:
+                await pending
         pending = record(_event(name, args, ctx, result))
         if pending is not None:
             await pending

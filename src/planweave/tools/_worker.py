@@ -32,6 +32,7 @@ from planweave.errors import ApprovalRequired, RetryTask, ToolError
 from planweave.tools._context import ToolContext
 from planweave.tools._decorator import FunctionTool, tool_failure
 from planweave.tools._isolation import INIT_ENV, READY
+from planweave.tools._net import egress_in_force
 from planweave.tools._tool import Tool
 
 __all__ = ["KNOWN_ERRORS", "main"]
@@ -102,15 +103,16 @@ def _error(exc: ToolError) -> dict[str, Any]:
 def _call(request: dict[str, Any]) -> dict[str, Any]:
     try:
         where = (request["module"], request["qualname"], request.get("main"))
-        if request.get("instance"):
-            ctx = _context(request.get("ctx"))
-            value = _instance(*where).call(request["args"], ctx)
-        else:
-            tool = _resolve(*where)
-            positional, keywords = tool._bind(request["args"], _context(request.get("ctx")))
-            value = tool.fn(*positional, **keywords)
-        if inspect.isawaitable(value):
-            value = asyncio.run(_awaited(value))
+        ctx = _context(request.get("ctx"))
+        with egress_in_force(ctx.egress):  # the job's allowlist holds in this process too
+            if request.get("instance"):
+                value = _instance(*where).call(request["args"], ctx)
+            else:
+                tool = _resolve(*where)
+                positional, keywords = tool._bind(request["args"], ctx)
+                value = tool.fn(*positional, **keywords)
+            if inspect.isawaitable(value):
+                value = asyncio.run(_awaited(value))
         return {"ok": True, "value": value}
     except ToolError as exc:
         return {"ok": False, "error": _error(exc)}

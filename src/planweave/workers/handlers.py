@@ -43,10 +43,11 @@ from planweave.errors import (
     ToolError,
     UsageError,
 )
-from planweave.events import NO_USAGE, ToolCalled, trusted
+from planweave.events import NO_USAGE, PolicyDenied, ToolCalled, trusted
 from planweave.hooks import HookRegistry
 from planweave.llm import Model, ModelOptions, load_model
 from planweave.messages import Outcome, WorkItem
+from planweave.policy._task import TaskPolicies
 from planweave.tools import FunctionTool, ToolContext, ToolProcesses, ToolRegistry, run_tool_call
 from planweave.workers._results import (
     has_references,
@@ -110,6 +111,10 @@ class WorkerServices:
     """What handlers need: tools, agents, models, the network policy and the artifact store
     (which gets each file a task produced before its outcome is reported).
 
+    ``policies`` holds every task to the engine's policy and its job's own (the ``policy``
+    hook at its tool calls, the egress allowlist of its context, the content rules of its
+    result).
+
     ``allow_private_network`` is what this process permits: a job's ``http_fetch`` reaches
     private addresses only when its own option asks for it too (``WorkItem``), so a process
     setting is never inherited by every job (or every API tenant) it runs.
@@ -125,13 +130,19 @@ class WorkerServices:
     tool_context_options: dict[str, Any] = field(default_factory=dict)
     artifact_store: ArtifactStore | None = None
     hooks: HookRegistry | None = None
+    policies: TaskPolicies | None = None
     _paths: dict[str, Path] = field(default_factory=dict)
 
-    def tool_context(self, item: WorkItem) -> ToolContext:
+    def workspace_of(self, item: WorkItem) -> Path:
         key = item.workspace or ""
         workspace = self._paths.get(key)
         if workspace is None:
             workspace = self._paths[key] = Path(key) if key else Path.cwd()
+        return workspace
+
+    def tool_context(self, item: WorkItem) -> ToolContext:
+        workspace = self.workspace_of(item)
+        policies = self.policies.for_item(item) if self.policies is not None else None
         return ToolContext(
             workspace=workspace,
             job_id=item.job_id,
@@ -139,6 +150,7 @@ class WorkerServices:
             allow_private_network=self.allow_private_network and item.allow_private_network,
             shell_commands=self.shell_commands,
             processes=self.tool_processes,
+            egress=policies.egress if policies is not None else None,
             **self.tool_context_options,
         )
 
@@ -212,7 +224,7 @@ def _failed(
     error_type: FailureType,
     retryable: bool,
     retry_delay_s: float | None = None,
-    calls: tuple[ToolCalled, ...] = (),
+    calls: tuple[ToolCalled | PolicyDenied, ...] = (),
 ) -> Outcome:
     return Outcome(
         job_id=item.job_id,
@@ -282,7 +294,7 @@ def _tool_handler(services: WorkerServices) -> Handler:
     # closure per item. The ToolCalled event travels in the outcome, not in a message of its own.
     async def handle(item: WorkItem, reporter: Reporter) -> Outcome:
         spec = item.spec
-        calls: list[ToolCalled] = []
+        calls: list[ToolCalled | PolicyDenied] = []
         try:
             assert spec.tool is not None
             tool = tools.get(spec.tool)
@@ -297,11 +309,13 @@ def _tool_handler(services: WorkerServices) -> Handler:
                 before = await asyncio.to_thread(_scan, ctx.workspace)
             else:
                 # The tool never sees it; the runtime reads its ids for the event.
+                policies = services.policies.for_item(item) if services.policies else None
                 ctx = ToolContext(
                     workspace=nowhere,
                     job_id=item.job_id,
                     task_id=item.task_id,
                     processes=services.tool_processes,
+                    egress=policies.egress if policies is not None else None,
                 )
                 before = None
             result = await run_tool_call(
@@ -503,10 +517,18 @@ def handler_for(kind: str, services: WorkerServices) -> Handler:
                     )
             inputs = await asyncio.to_thread(load_inputs, item.inputs, workspace)
             item = item.model_copy(update={"inputs": inputs})
-        if hooks is None:
-            outcome = await inner(item, reporter)
-        else:
-            outcome = await hooks.run_task(item, lambda hooked: inner(hooked, reporter))
+        policies = services.policies.for_item(item) if services.policies is not None else None
+
+        async def run(one: WorkItem) -> Outcome:
+            if policies is None:
+                return await inner(one, reporter)
+            assert services.policies is not None
+            workspace = services.workspace_of(one)
+            return await services.policies.run(
+                one, policies, workspace, lambda held: inner(held, reporter)
+            )
+
+        outcome = await run(item) if hooks is None else await hooks.run_task(item, run)
         if may_spill(item, outcome):
             workspace = services.tool_context(item).workspace
             outcome = await asyncio.to_thread(spill_result, item, outcome, workspace)

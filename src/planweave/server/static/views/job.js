@@ -48,6 +48,8 @@ export function eventDetail(ev) {
       return `${ev.model || ""} ${ev.role || ""} · ${fmtTokens(ev.tokens_in)} → ${fmtTokens(ev.tokens_out)} tok · ${fmtDuration(ev.latency_ms)} · ${fmtCost(ev.cost_usd)}`;
     case "ToolCalled":
       return `${ev.name || ""} → ${ev.outcome || ""}`;
+    case "PolicyDenied":
+      return truncate(`${ev.tool || "result"} denied by ${ev.rule || "?"}: ${asText(ev.reason)}`, 160);
     case "ArtifactCreated":
       return ev.name || "";
     default:
