@@ -63,7 +63,10 @@ class ObedientModel(ScriptedModel):
             return self._call("http_fetch", {"url": url.group(0).rstrip(".")})
         if self.queue is None:
             found = re.search(r"INSTRUCTIONS: (.*?) END", results[-1])
-            self.queue = [] if found is None else _parse(found.group(1))
+            # The page arrives as Markdown: read it as a model would, without the escapes.
+            # (the tool result is JSON, so each Markdown escape comes doubled).
+            text = None if found is None else re.sub(r"\\+(?=[_*#.!-])", "", found.group(1))
+            self.queue = [] if text is None else _parse(text)
         if self.queue:
             name, args = self.queue.pop(0)
             last = results[-1]
