@@ -159,5 +159,6 @@ def work_item(
             "known_tools": settings.known_tools,
             "max_handoffs": options.max_handoffs,
             "hooks": options.hooks,
+            "grant": task.grant,
         },
     )

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from planweave import _budget
 from planweave._deadline import deadline
 from planweave.agents import AgentContext, AgentRegistry, AgentTask, compose, plan
 from planweave.agents._answers import check_answer
@@ -35,6 +36,7 @@ from planweave.errors import (
     AnswerRejected,
     ArtifactStoreUnavailable,
     BudgetExceeded,
+    BudgetNeeded,
     FailureType,
     HookVeto,
     ModelError,
@@ -43,7 +45,7 @@ from planweave.errors import (
     ToolError,
     UsageError,
 )
-from planweave.events import NO_USAGE, ToolCalled, trusted
+from planweave.events import NO_USAGE, Grant, ToolCalled, trusted
 from planweave.hooks import HookRegistry
 from planweave.llm import Model, ModelOptions, load_model
 from planweave.messages import Outcome, WorkItem
@@ -240,6 +242,10 @@ def _failure(item: WorkItem, exc: Exception) -> Outcome | None:
         return _failed(item, str(exc), error_type="tool", retryable=exc.retryable)
     if isinstance(exc, AnswerRejected):
         return _failed(item, str(exc), error_type=exc.reason, retryable=True)
+    if isinstance(exc, BudgetNeeded):
+        needs = Grant(tokens=exc.tokens, cost_usd=exc.cost_usd, tool_calls=exc.tool_calls)
+        outcome = _failed(item, exc.reason, error_type="budget_needed", retryable=True)
+        return outcome.model_copy(update={"needs": needs})
     if isinstance(exc, BudgetExceeded):
         return _failed(item, str(exc), error_type="budget_exceeded", retryable=False)
     if isinstance(exc, UsageError):
@@ -497,10 +503,11 @@ def handler_for(kind: str, services: WorkerServices) -> Handler:
                     )
             inputs = await asyncio.to_thread(load_inputs, item.inputs, workspace)
             item = item.model_copy(update={"inputs": inputs})
-        if hooks is None:
-            outcome = await inner(item, reporter)
-        else:
-            outcome = await hooks.run_task(item, lambda hooked: inner(hooked, reporter))
+        with _budget.granted(item.grant):
+            if hooks is None:
+                outcome = await inner(item, reporter)
+            else:
+                outcome = await hooks.run_task(item, lambda hooked: inner(hooked, reporter))
         if may_spill(item, outcome):
             workspace = services.tool_context(item).workspace
             outcome = await asyncio.to_thread(spill_result, item, outcome, workspace)
