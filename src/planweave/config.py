@@ -18,7 +18,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    ValidationError,
+    field_validator,
+)
 
 from planweave._backends import scheme_of
 from planweave._files import read_text_file
@@ -44,6 +51,7 @@ from planweave.constants import (
     DEFAULT_WORKER_GRACE_S,
 )
 from planweave.errors import ConfigError
+from planweave.llm.pricing import set_price_overrides
 
 if TYPE_CHECKING:
     from planweave._quotas import TenantQuotas
@@ -73,6 +81,10 @@ _EXPECTED: dict[str, str] = {
     "private_network_tenants": "a list of tenant names",
     "max_cost_usd": "a number of dollars, at least 0",
     "max_job_tokens": "a whole number of tokens, at least 1",
+    "prices": (
+        "a [prices] table of model = [dollars per million tokens in, out], such as "
+        '"gpt-4o-mini" = [0.15, 0.6]'
+    ),
     "log_level": "one of " + ", ".join(_LOG_LEVELS),
     "host": "a host name or IP address to listen on, such as 127.0.0.1",
     "port": "a TCP port number from 0 to 65535",
@@ -146,6 +158,11 @@ class Settings(BaseModel):
         max_cost_usd: The dollar budget every job gets unless it sets its own (default $5).
         max_job_tokens: The token budget (in + out) every job gets unless it sets its own
             (default 2,000,000; it stops local and scripted models too, which cost $0).
+        prices: Model prices in USD per million tokens, ``(in, out)``, by model name or name
+            prefix (``[prices]`` in ``planweave.toml``: ``"gpt-4o-mini" = [0.15, 0.6]``,
+            ``scripted = [1.0, 2.0]``). They override the built-in list prices and price any
+            other model, local and scripted ones included, for the dollar budgets of every
+            process that reads these settings (engine, server, worker).
         log_level: Level of the log written to stderr.
         host: Address ``planweave serve`` listens on.
         port: TCP port ``planweave serve`` listens on (0: any free port).
@@ -230,6 +247,7 @@ class Settings(BaseModel):
     private_network_tenants: tuple[str, ...] = ()
     max_cost_usd: float = Field(default=DEFAULT_MAX_COST_USD, ge=0, allow_inf_nan=False)
     max_job_tokens: int = Field(default=DEFAULT_MAX_JOB_TOKENS, ge=1)
+    prices: dict[str, tuple[NonNegativeFloat, NonNegativeFloat]] = Field(default_factory=dict)
     log_level: str = "WARNING"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -399,6 +417,7 @@ class Settings(BaseModel):
         artifacts = {} if self.artifact_store is None else {"artifact_store": self.artifact_store}
         folder = self.agents_folder() if with_tools else None
         agents = {} if folder is None else {"agents_dir": folder}
+        set_price_overrides(self.prices)  # every model call of this process is priced by them
         return {
             "store": self.store_url,
             "bus": self.bus,

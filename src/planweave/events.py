@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar, cast
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
 
 from planweave.constants import (
     DEFAULT_MAX_AGENT_STEPS,
@@ -35,7 +35,7 @@ from planweave.constants import (
     DEFAULT_RETRY_BASE_S,
     SCHEMA_VERSION,
 )
-from planweave.errors import FailureType, JobFailureCode
+from planweave.errors import FailureType, JobFailureCode, UsageError
 from planweave.plan import OnFailure, TaskSpec
 
 __all__ = [
@@ -162,6 +162,18 @@ NO_USAGE = Usage()
 """Nothing spent; models are frozen, so messages share this one instance."""
 
 
+def _duration(value: Any) -> Any:
+    """A duration written as text (``"10m"``) in seconds; anything else as it is."""
+    if isinstance(value, str):
+        from planweave._durations import parse_duration_s
+
+        try:
+            return parse_duration_s(value, what="max_time_s")
+        except UsageError as exc:
+            raise ValueError(str(exc)) from None
+    return value
+
+
 class JobOptions(BaseModel):
     """How a job runs. Every field has a sensible default.
 
@@ -232,7 +244,9 @@ class JobOptions(BaseModel):
     max_replans: int = Field(default=2, ge=0, le=20)
     max_cost_usd: float | None = Field(default=DEFAULT_MAX_COST_USD, ge=0)
     max_job_tokens: int | None = Field(default=DEFAULT_MAX_JOB_TOKENS, ge=1)
-    max_time_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    max_time_s: Annotated[float | None, BeforeValidator(_duration)] = Field(
+        default=None, gt=0, allow_inf_nan=False
+    )
     max_job_tool_calls: int | None = Field(default=None, ge=0)
     max_fanout: int | None = Field(default=None, ge=0)
     max_agent_steps: int = Field(default=DEFAULT_MAX_AGENT_STEPS, ge=1, le=100)
