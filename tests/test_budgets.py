@@ -112,9 +112,9 @@ async def test_tokens_job_budget_holds_across_parallel_branches(tmp_path: Path) 
     reason = failed_reason(result)
     assert "max_job_tokens" in reason and "raise the job option" in reason
     assert [e.code for e in events if e.type == "JobFailed"] == ["budget_exceeded"]  # type: ignore[attr-defined]
-    spent = sum(c.tokens_in + c.tokens_out for c in made)
-    largest = max(c.tokens_in + c.tokens_out for c in made)
-    assert spent <= budget + largest
+    # Every call is counted at its most before it is made, and the scripted model's replies are
+    # shorter than that: the branches together never overshoot (at most one call is allowed).
+    assert sum(c.tokens_in + c.tokens_out for c in made) <= budget
     assert len({c.task_id for c in made}) >= 2  # the branches shared it
     assert any(e.type == "TaskNeedsBudget" for e in events)
 
@@ -131,7 +131,7 @@ async def test_dollar_job_budget_priced_by_the_settings_price_table(tmp_path: Pa
             price_usd("scripted", call.tokens_in, call.tokens_out)
         )
         assert call.cost_usd > 0
-    assert sum(c.cost_usd for c in made) <= budget + max(c.cost_usd for c in made)
+    assert sum(c.cost_usd for c in made) <= budget  # counted at its most before each call
     assert result.usage.cost_usd == pytest.approx(sum(c.cost_usd for c in made))
 
 
@@ -193,12 +193,9 @@ async def test_task_budget_stops_the_job_while_parallel_branches_run(
     assert field in reason and "'t0'" in reason
     mine = [c for c in made if c.task_id == "t0"]
     if "max_tokens" in budget:
-        largest = max(c.tokens_in + c.tokens_out for c in mine)
-        assert sum(c.tokens_in + c.tokens_out for c in mine) <= budget["max_tokens"] + largest
+        assert sum(c.tokens_in + c.tokens_out for c in mine) <= budget["max_tokens"]
     if "max_cost_usd" in budget:
-        assert sum(c.cost_usd for c in mine) <= budget["max_cost_usd"] + max(
-            c.cost_usd for c in mine
-        )
+        assert sum(c.cost_usd for c in mine) <= budget["max_cost_usd"]
     if "max_tool_calls" in budget:
         tools = [e for e in events if e.type == "ToolCalled" and e.task_id == "t0"]
         assert len(tools) <= budget["max_tool_calls"]

@@ -51,7 +51,6 @@ from planweave.constants import (
     DEFAULT_WORKER_GRACE_S,
 )
 from planweave.errors import ConfigError
-from planweave.llm.pricing import set_price_overrides
 
 if TYPE_CHECKING:
     from planweave._quotas import TenantQuotas
@@ -417,6 +416,8 @@ class Settings(BaseModel):
         artifacts = {} if self.artifact_store is None else {"artifact_store": self.artifact_store}
         folder = self.agents_folder() if with_tools else None
         agents = {} if folder is None else {"agents_dir": folder}
+        from planweave.llm.pricing import set_price_overrides  # here: reading jobs needs none
+
         set_price_overrides(self.prices)  # every model call of this process is priced by them
         return {
             "store": self.store_url,
