@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -416,9 +417,10 @@ class Settings(BaseModel):
         artifacts = {} if self.artifact_store is None else {"artifact_store": self.artifact_store}
         folder = self.agents_folder() if with_tools else None
         agents = {} if folder is None else {"agents_dir": folder}
-        from planweave.llm.pricing import set_price_overrides  # here: reading jobs needs none
+        if self.prices or "planweave.llm.pricing" in sys.modules:  # reading jobs needs none
+            from planweave.llm.pricing import set_price_overrides
 
-        set_price_overrides(self.prices)  # every model call of this process is priced by them
+            set_price_overrides(self.prices)  # every model call of this process is priced so
         return {
             "store": self.store_url,
             "bus": self.bus,
