@@ -335,3 +335,35 @@ def test_durations_in_job_options() -> None:
     assert JobOptions(max_time_s="90s").max_time_s == 90
     with pytest.raises(ValueError, match="max_time_s"):
         JobOptions(max_time_s="-3m")
+
+
+async def test_workers_without_the_store_hold_to_the_grants_in_their_work_items(
+    tmp_path: Path,
+) -> None:
+    # The split a cluster uses: the plane drives the job, worker pools on a shared bus run it and
+    # never read the store, so they only know the grant each work item carries.
+    from planweave.bus import MemoryBus
+
+    bus = MemoryBus()
+    budget = 6_000
+    plane = Engine(
+        store=f"sqlite:///{tmp_path / 'jobs.db'}",
+        bus=bus,
+        model=ScriptedModel(replies=[]),
+        data_dir=tmp_path / "data",
+        run_workers=False,
+    )
+    workers = Engine(
+        store="memory://",
+        bus=bus,
+        model=ScriptedModel(replies=LOOPING),
+        data_dir=tmp_path / "data",
+        run_plane=False,
+        concurrency={"executor": 4},
+    )
+    async with plane, workers:
+        result = await run(plane, parallel(), max_job_tokens=budget)
+        made = await calls(plane, result.job_id)
+        assert await workers.store.list_jobs() == []
+    assert "max_job_tokens" in failed_reason(result)
+    assert sum(c.tokens_in + c.tokens_out for c in made) <= budget
