@@ -367,3 +367,43 @@ async def test_workers_without_the_store_hold_to_the_grants_in_their_work_items(
         assert await workers.store.list_jobs() == []
     assert "max_job_tokens" in failed_reason(result)
     assert sum(c.tokens_in + c.tokens_out for c in made) <= budget
+
+
+def test_the_decider_shares_grants_waits_for_returns_and_stops_when_nothing_can_cover() -> None:
+    from planweave.control import decider
+    from planweave.events import Grant
+    from planweave.messages import Outcome
+
+    options = JobOptions(max_job_tokens=1_000, max_cost_usd=None)
+    plan = tuple(TaskSpec(id=f"t{i}", goal="g") for i in range(4))
+    state, _ = decider.submit("j", goal="g", plan=plan, options=options, now=0.0)
+
+    def assign(task_id: str) -> Grant:
+        events = decider.assign(state, task_id, worker="executor", now=1.0).events
+        grant = events[0].grant  # type: ignore[union-attr]
+        assert grant is not None
+        return grant
+
+    def outcome(task_id: str, **fields: Any) -> list[str]:
+        task = state.tasks[task_id]
+        done = Outcome(job_id="j", task_id=task_id, attempt=task.attempt, **fields)
+        return [e.type for e in decider.on_outcome(state, done, now=2.0).events]
+
+    grants = [assign(f"t{i}").tokens or 0 for i in range(4)]
+    assert grants == [250, 250, 250, 250]  # shared evenly among the ready tasks
+    need = {"status": "failed", "error_type": "budget_needed", "retryable": True}
+    # t0's next call may take 600: the others hold the rest, so it waits for them.
+    assert outcome("t0", needs=Grant(tokens=600), **need) == ["TaskStarted", "TaskNeedsBudget"]
+    assert outcome("t1", status="succeeded", result="ok")[-1] == "TaskCompleted"
+    woke = outcome("t2", status="succeeded", result="ok")
+    assert woke[-1] == "TaskReady"  # 750 unreserved now: t0 runs again
+    assert (assign("t0").tokens or 0) >= 600
+    # A call no return could ever cover stops the job, naming the option to raise.
+    events = decider.on_outcome(
+        state,
+        Outcome(job_id="j", task_id="t0", attempt=2, needs=Grant(tokens=5_000), **need),
+        now=3.0,
+    ).events
+    failed = events[-1]
+    assert failed.type == "JobFailed" and failed.code == "budget_exceeded"  # type: ignore[union-attr]
+    assert "max_job_tokens" in failed.reason  # type: ignore[union-attr]
