@@ -172,6 +172,8 @@ class JobState:
     """Tasks waiting for budget to come back, in the order they asked (derived)."""
     fanout: int = 0
     """Tasks the job's plans created (derived from the tasks that have a parent)."""
+    task_budgets: bool = False
+    """Whether any of its tasks has a ``budget`` of its own (derived)."""
 
     @property
     def terminal(self) -> bool:
@@ -269,6 +271,8 @@ def _reindex(state: JobState) -> None:
             state.open_tasks += 1
         if task.status == "ready":
             state.ready_count += 1
+        if task.spec.budget is not None:
+            state.task_budgets = True
     for task in tasks.values():
         node = task
         while node.parent is not None and node.parent in tasks:
@@ -301,6 +305,8 @@ def _add_task(
     )
     tasks = state.tasks
     tasks[spec.id] = task
+    if spec.budget is not None:
+        state.task_budgets = True
     waiting = 0
     for dep in spec.depends_on:
         dep_task = tasks.get(dep)

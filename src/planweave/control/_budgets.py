@@ -16,7 +16,7 @@ the decider's handling of each new sub-plan enforce them directly.
 
 from __future__ import annotations
 
-from planweave.events import Grant
+from planweave.events import Grant, trusted
 from planweave.state import JobState, TaskState
 
 __all__ = [
@@ -99,7 +99,10 @@ def grant_for(state: JobState, task: TaskState) -> Grant | None:
     tokens, dollars or tool calls applies). Called while the task is still ready."""
     options = state.options
     budget = task.spec.budget
-    if (
+    if task.spec.kind == "tool":  # one tool call, no model: only tool-call budgets apply
+        if options.max_job_tool_calls is None and (budget is None or budget.max_tool_calls is None):
+            return None
+    elif (
         options.max_job_tokens is None
         and options.max_cost_usd is None
         and options.max_job_tool_calls is None
@@ -123,10 +126,13 @@ def grant_for(state: JobState, task: TaskState) -> Grant | None:
             share_tools = max(share_tools, min(needs.tool_calls, job_tools))
     tokens = _least(share_tokens, task_tokens)
     tools = _least(share_tools, task_tools)
-    return Grant(
-        tokens=None if tokens is None else int(tokens),
-        cost_usd=_least(share_cost, task_cost),
-        tool_calls=None if tools is None else int(tools),
+    return trusted(
+        Grant,
+        {
+            "tokens": None if tokens is None else int(tokens),
+            "cost_usd": _least(share_cost, task_cost),
+            "tool_calls": None if tools is None else int(tools),
+        },
     )
 
 
@@ -250,6 +256,8 @@ def time_deadline(state: JobState) -> float | None:
     limit = state.options.max_time_s
     if limit is not None:
         due = state.created_at + limit
+    if not state.task_budgets:
+        return due
     for task in state.tasks.values():
         budget = task.spec.budget
         if (
@@ -271,6 +279,8 @@ def time_problem(state: JobState, now: float) -> tuple[str | None, str | None]:
             f"the job ran for {now - state.created_at:.1f} s, over its time budget of "
             f"{limit:g} s (raise the job option max_time_s, or --max-time, to give it longer)"
         ), None
+    if not state.task_budgets:
+        return None, None
     for task in state.tasks.values():
         budget = task.spec.budget
         if (

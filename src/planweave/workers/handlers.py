@@ -484,6 +484,11 @@ def handler_for(kind: str, services: WorkerServices) -> Handler:
     inner = _FACTORIES[kind](services)
     hooks = services.hooks or None  # every attempt runs with its job's hooks in force
 
+    async def _run(item: WorkItem, reporter: Reporter) -> Outcome:
+        if hooks is None:
+            return await inner(item, reporter)
+        return await hooks.run_task(item, lambda hooked: inner(hooked, reporter))
+
     async def handle(item: WorkItem, reporter: Reporter) -> Outcome:
         if item.inputs and has_references(item.inputs):
             workspace = services.tool_context(item).workspace
@@ -503,11 +508,11 @@ def handler_for(kind: str, services: WorkerServices) -> Handler:
                     )
             inputs = await asyncio.to_thread(load_inputs, item.inputs, workspace)
             item = item.model_copy(update={"inputs": inputs})
-        with _budget.granted(item.grant):
-            if hooks is None:
-                outcome = await inner(item, reporter)
-            else:
-                outcome = await hooks.run_task(item, lambda hooked: inner(hooked, reporter))
+        if item.grant is not None:  # the attempt's share of its job's budgets
+            with _budget.granted(item.grant):
+                outcome = await _run(item, reporter)
+        else:
+            outcome = await _run(item, reporter)
         if may_spill(item, outcome):
             workspace = services.tool_context(item).workspace
             outcome = await asyncio.to_thread(spill_result, item, outcome, workspace)
