@@ -407,3 +407,16 @@ def test_the_decider_shares_grants_waits_for_returns_and_stops_when_nothing_can_
     failed = events[-1]
     assert failed.type == "JobFailed" and failed.code == "budget_exceeded"  # type: ignore[union-attr]
     assert "max_job_tokens" in failed.reason  # type: ignore[union-attr]
+
+
+async def test_the_wall_time_budget_counts_from_submission_across_a_restart(
+    tmp_path: Path,
+) -> None:
+    slow = [{"match": {"role": "executor"}, "content": "done", "delay_s": 30.0, "repeat": True}]
+    async with engine_with(tmp_path, slow) as first:
+        job_id = await first.submit(plan=parallel(1), max_time_s=1.5)
+        await asyncio.sleep(0.2)  # its task is running when the process goes away
+    await asyncio.sleep(1.5)  # the budget runs out while nothing drives the job
+    async with engine_with(tmp_path, slow) as second:
+        result = await asyncio.wait_for(second.resume(job_id, force=True), LIMIT_S)
+    assert "max_time_s" in failed_reason(result)
