@@ -199,7 +199,7 @@ class JobOptions(BaseModel):
             limit); past it the job stops with ``budget_exceeded``, whatever its workers do.
         max_job_tool_calls: Tool calls over all the job's tasks (``None``: no limit); a task
             is stopped before the call that would take the job past it.
-        max_fanout: Tasks the job's plans may create in all, sub-plans and replans included
+        max_fanout: Tasks the job's plans may create in all, sub-plans included
             (``None``: no limit beyond ``max_job_tasks``); a plan that would create more stops
             the job with ``budget_exceeded``.
         max_agent_steps: ReAct steps (model calls) per task.
