@@ -559,7 +559,7 @@ def test_render_shows_every_task_nested_under_its_plan() -> None:
     lines = text.splitlines()
     assert "job j1" in lines[0] and "running" in lines[0]
     assert "10.0s" in lines[0]  # elapsed
-    assert "1.5k tokens" in lines[0] and "$0.012" in lines[0]
+    assert "1.5k/2.0M tokens" in lines[0] and "$0.012/$5.00" in lines[0]  # spent/budget
     assert "2/4 tasks done" in text
     assert "Write a report" in text
 

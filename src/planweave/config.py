@@ -14,11 +14,19 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    ValidationError,
+    field_validator,
+)
 
 from planweave._backends import scheme_of
 from planweave._files import read_text_file
@@ -80,6 +88,10 @@ _EXPECTED: dict[str, str] = {
     "shell_commands": 'a list of program names or absolute paths, such as ["git", "ls"]',
     "max_cost_usd": "a number of dollars, at least 0",
     "max_job_tokens": "a whole number of tokens, at least 1",
+    "prices": (
+        "a [prices] table of model = [dollars per million tokens in, out], such as "
+        '"gpt-4o-mini" = [0.15, 0.6]'
+    ),
     "log_level": "one of " + ", ".join(_LOG_LEVELS),
     "host": "a host name or IP address to listen on, such as 127.0.0.1",
     "port": "a TCP port number from 0 to 65535",
@@ -167,6 +179,11 @@ class Settings(BaseModel):
         max_cost_usd: The dollar budget every job gets unless it sets its own (default $5).
         max_job_tokens: The token budget (in + out) every job gets unless it sets its own
             (default 2,000,000; it stops local and scripted models too, which cost $0).
+        prices: Model prices in USD per million tokens, ``(in, out)``, by model name or name
+            prefix (``[prices]`` in ``planweave.toml``: ``"gpt-4o-mini" = [0.15, 0.6]``,
+            ``scripted = [1.0, 2.0]``). They override the built-in list prices and price any
+            other model, local and scripted ones included, for the dollar budgets of every
+            process that reads these settings (engine, server, worker).
         log_level: Level of the log written to stderr.
         host: Address ``planweave serve`` listens on.
         port: TCP port ``planweave serve`` listens on (0: any free port).
@@ -265,6 +282,7 @@ class Settings(BaseModel):
     shell_commands: tuple[str, ...] = ()
     max_cost_usd: float = Field(default=DEFAULT_MAX_COST_USD, ge=0, allow_inf_nan=False)
     max_job_tokens: int = Field(default=DEFAULT_MAX_JOB_TOKENS, ge=1)
+    prices: dict[str, tuple[NonNegativeFloat, NonNegativeFloat]] = Field(default_factory=dict)
     log_level: str = "WARNING"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -486,6 +504,10 @@ class Settings(BaseModel):
         folder = self.agents_folder() if with_tools else None
         agents = {} if folder is None else {"agents_dir": folder}
         shell = {"shell_commands": self.shell_commands} if self.shell_commands else {}
+        if self.prices or "planweave.llm.pricing" in sys.modules:  # reading jobs needs none
+            from planweave.llm.pricing import set_price_overrides
+
+            set_price_overrides(self.prices)  # every model call of this process is priced so
         return {
             "store": self.store_url,
             "bus": self.bus,

@@ -105,6 +105,9 @@ DEFAULT_MAX_JOB_TOKENS: Final = 2_000_000
 ceiling that stops their runaway jobs."""
 DEFAULT_MAX_COST_USD: Final = 5.0
 """Dollars one job may spend by default (the job option ``max_cost_usd``)."""
+DEFAULT_REPLY_TOKENS_ESTIMATE: Final = 1024
+"""The largest reply a model call that sets no ``max_tokens`` is counted at, when a budget
+check must know the most a call may use before it is made."""
 DEFAULT_TOOL_TIMEOUT_S: Final = 30.0
 DEFAULT_MODEL_TIMEOUT_S: Final = 120.0
 DEFAULT_CONCURRENCY: Final = {

@@ -44,7 +44,8 @@ Foreign exceptions (sqlite3, redis, openai, httpx) are translated at the adapter
     │       └── PolicyVeto
     └── Signal
         ├── RetryTask
-        └── ApprovalRequired
+        ├── ApprovalRequired
+        └── BudgetNeeded
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ __all__ = [
     "ArtifactNotFound",
     "ArtifactStoreUnavailable",
     "BudgetExceeded",
+    "BudgetNeeded",
     "BusUnavailable",
     "ClaimLost",
     "ConfigError",
@@ -361,6 +363,7 @@ FailureType = Literal[
     "timeout",
     "usage",
     "budget_exceeded",
+    "budget_needed",
     "empty_answer",
     "echoed_instructions",
     "output_invalid",
@@ -369,8 +372,8 @@ FailureType = Literal[
 ]
 """What ended an attempt in failure (``Outcome.error_type``, ``TaskFailed.error_type``): a crash
 of the worker or of the task's code, a retry asked for, a bad plan, a model, tool or usage
-error, a timeout, the budget, a junk answer, a hook's veto, or a policy rule that refused
-the result."""
+error, a timeout, the budget (over it, or a grant too small for the next call), a junk answer,
+a hook's veto, or a policy rule that refused the result."""
 
 JobFailureCode = Literal["task_failed", "budget_exceeded", "data_invalid", "job_too_large"]
 """Why a job failed (``JobFailed.code``): a task failed for good, the job went over its cost
@@ -450,6 +453,34 @@ class RetryTask(Signal):
     def __init__(self, reason: str = "retry requested", *, delay_s: float | None = None) -> None:
         self.reason = reason
         self.delay_s = delay_s
+        super().__init__(reason)
+
+
+class BudgetNeeded(Signal):
+    """The attempt's share of its job's budgets cannot cover its next call.
+
+    Raised before the call is made (by the one model-call path and the one tool-call path), so
+    nothing is spent; the worker reports it and the control plane runs the task again with a
+    larger share, or stops the job when its budget cannot cover the call.
+
+    Attributes:
+        tokens: Tokens the call may use at most (``None``: not a model call, or no token limit).
+        cost_usd: Dollars it may cost at most (``None``: no dollar limit).
+        tool_calls: 1 for a tool call (``None``: a model call).
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        tokens: int | None = None,
+        cost_usd: float | None = None,
+        tool_calls: int | None = None,
+    ) -> None:
+        self.reason = reason
+        self.tokens = tokens
+        self.cost_usd = cost_usd
+        self.tool_calls = tool_calls
         super().__init__(reason)
 
 

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar, cast
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, field_validator
 
 from planweave.constants import (
     DEFAULT_MAX_AGENT_STEPS,
@@ -35,7 +35,7 @@ from planweave.constants import (
     DEFAULT_RETRY_BASE_S,
     SCHEMA_VERSION,
 )
-from planweave.errors import FailureType, JobFailureCode
+from planweave.errors import FailureType, JobFailureCode, UsageError
 from planweave.plan import OnFailure, TaskSpec
 from planweave.policy._rules import Policy
 
@@ -44,6 +44,7 @@ __all__ = [
     "ArtifactCreated",
     "Event",
     "EventBase",
+    "Grant",
     "JobCancelled",
     "JobCompleted",
     "JobFailed",
@@ -59,6 +60,7 @@ __all__ = [
     "TaskCancelled",
     "TaskCompleted",
     "TaskFailed",
+    "TaskNeedsBudget",
     "TaskReady",
     "TaskRetrying",
     "TaskStarted",
@@ -162,6 +164,18 @@ NO_USAGE = Usage()
 """Nothing spent; models are frozen, so messages share this one instance."""
 
 
+def _duration(value: Any) -> Any:
+    """A duration written as text (``"10m"``) in seconds; anything else as it is."""
+    if isinstance(value, str):
+        from planweave._durations import parse_duration_s
+
+        try:
+            return parse_duration_s(value, what="max_time_s")
+        except UsageError as exc:
+            raise ValueError(str(exc)) from None
+    return value
+
+
 class JobOptions(BaseModel):
     """How a job runs. Every field has a sensible default.
 
@@ -183,6 +197,13 @@ class JobOptions(BaseModel):
             (default 2,000,000; ``None``: no token limit); the job fails with
             ``budget_exceeded`` past it. Local and scripted models cost $0: this is the
             ceiling that stops their runaway jobs.
+        max_time_s: Wall-clock budget in seconds from the job's submission (``None``: no
+            limit); past it the job stops with ``budget_exceeded``, whatever its workers do.
+        max_job_tool_calls: Tool calls over all the job's tasks (``None``: no limit); a task
+            is stopped before the call that would take the job past it.
+        max_fanout: Tasks the job's plans may create in all, sub-plans included
+            (``None``: no limit beyond ``max_job_tasks``); a plan that would create more stops
+            the job with ``budget_exceeded``.
         max_agent_steps: ReAct steps (model calls) per task.
         max_tool_calls: Tool calls one task's agent may make in all (default 64); past it its
             tool calls are refused and it must answer.
@@ -228,6 +249,11 @@ class JobOptions(BaseModel):
     max_replans: int = Field(default=2, ge=0, le=20)
     max_cost_usd: float | None = Field(default=DEFAULT_MAX_COST_USD, ge=0)
     max_job_tokens: int | None = Field(default=DEFAULT_MAX_JOB_TOKENS, ge=1)
+    max_time_s: Annotated[float | None, BeforeValidator(_duration)] = Field(
+        default=None, gt=0, allow_inf_nan=False
+    )
+    max_job_tool_calls: int | None = Field(default=None, ge=0)
+    max_fanout: int | None = Field(default=None, ge=0)
     max_agent_steps: int = Field(default=DEFAULT_MAX_AGENT_STEPS, ge=1, le=100)
     max_result_bytes: int = Field(default=DEFAULT_MAX_RESULT_BYTES, ge=1024, le=64 * 1024 * 1024)
     max_job_events: int = Field(default=DEFAULT_MAX_JOB_EVENTS, ge=100, le=100_000_000)
@@ -250,6 +276,21 @@ class JobOptions(BaseModel):
                 "(Python predicates belong in Engine(policy=...))"
             )
         return value or None
+
+
+class Grant(BaseModel):
+    """A share of a job's budgets handed to one attempt of a task before it starts.
+
+    The attempt's worker checks each model call (its prompt and largest reply, priced) and each
+    tool call against what is left of it before making the call; a call that does not fit ends
+    the attempt with a request for more (``TaskNeedsBudget``). ``None``: no limit of that kind.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
+    tokens: int | None = None
+    cost_usd: float | None = None
+    tool_calls: int | None = None
 
 
 class EventBase(BaseModel):
@@ -283,6 +324,8 @@ class TaskAssigned(EventBase):
     type: Literal["TaskAssigned"] = "TaskAssigned"
     attempt: int
     worker: str
+    grant: Grant | None = None
+    """The share of the job's budgets this attempt may spend (``None``: no budget applies)."""
 
 
 class TaskStarted(EventBase):
@@ -327,6 +370,16 @@ class TaskFailed(EventBase):
     attempt: int
     error: str
     error_type: FailureType = "error"
+
+
+class TaskNeedsBudget(EventBase):
+    """An attempt stopped before a call its grant could not cover (``needs``: what that call
+    may cost at most). The task runs again, replaying its recorded calls, once the job has that
+    much left unreserved; when the job cannot ever have it, the job stops ``budget_exceeded``."""
+
+    type: Literal["TaskNeedsBudget"] = "TaskNeedsBudget"
+    attempt: int
+    needs: Grant
 
 
 class TaskCancelled(EventBase):
@@ -482,6 +535,7 @@ Event = Annotated[
     | TaskCompleted
     | TaskRetrying
     | TaskFailed
+    | TaskNeedsBudget
     | TaskCancelled
     | ReplanRequested
     | JobReopened

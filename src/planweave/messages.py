@@ -33,7 +33,7 @@ from planweave.constants import (
     SCHEMA_VERSION,
 )
 from planweave.errors import FailureType
-from planweave.events import LlmCalled, PolicyDenied, ToolCalled, Usage, new_id
+from planweave.events import Grant, LlmCalled, PolicyDenied, ToolCalled, Usage, new_id
 from planweave.plan import TaskSpec
 from planweave.policy._rules import Policy
 
@@ -73,6 +73,8 @@ class WorkItem(BaseModel):
             continues it (``None``: no tracing hook).
         steps: The task's journal (``planweave._journal``) when the item was sent: the model
             and tool calls an earlier run of it completed, replayed instead of made again.
+        grant: The share of the job's budgets this attempt may spend (``None``: none applies);
+            the worker checks every model and tool call against it before making it.
     """
 
     model_config = ConfigDict(frozen=True, defer_build=True)
@@ -107,6 +109,7 @@ class WorkItem(BaseModel):
     policy: Policy | None = None
     trace: str | None = None
     steps: tuple[JournalStep, ...] = ()
+    grant: Grant | None = None
 
 
 class StartedReport(BaseModel):
@@ -155,6 +158,8 @@ class Outcome(BaseModel):
             of their own.
         delivery: The delivery of the work item that ran (``StartedReport.delivery``): the
             outcome of an earlier delivery than one the plane saw start is ignored.
+        needs: With ``error_type`` ``budget_needed``: the most the call the attempt stopped
+            before may cost, which its grant could not cover.
     """
 
     model_config = ConfigDict(frozen=True, defer_build=True)
@@ -177,6 +182,7 @@ class Outcome(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     at: float = Field(default_factory=time.time)
     delivery: int = 1
+    needs: Grant | None = None
 
 
 class StepReport(BaseModel):

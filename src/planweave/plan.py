@@ -40,6 +40,7 @@ __all__ = [
     "OnFailure",
     "Plan",
     "ProblemList",
+    "TaskBudget",
     "TaskKind",
     "TaskSpec",
     "args_problems",
@@ -60,6 +61,28 @@ OnFailure = Literal["fail", "replan"]
 _ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$")
 
 
+class TaskBudget(BaseModel):
+    """What one task may spend, its retries, sub-agents and (for a ``plan`` task) its sub-plan's
+    tasks included. Every field is optional; a task without one is held only to its job's
+    budgets. Going over any of them stops the whole job with ``budget_exceeded``.
+
+    Attributes:
+        max_tokens: Model tokens, in plus out.
+        max_cost_usd: Dollars of model calls (priced by the settings' ``prices`` table).
+        max_time_s: Wall-clock seconds from the task's first start.
+        max_tool_calls: Tool calls.
+        max_fanout: Tasks its decomposition may create (a ``plan`` task; sub-plans included).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_cost_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    max_time_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    max_tool_calls: int | None = Field(default=None, ge=0)
+    max_fanout: int | None = Field(default=None, ge=0)
+
+
 class TaskSpec(BaseModel):
     """One node of a plan.
 
@@ -76,6 +99,7 @@ class TaskSpec(BaseModel):
         args: Arguments for that tool.
         max_attempts: How often the task may fail before it fails for good (default: the job's).
         timeout_s: Wall-clock limit of one attempt.
+        budget: What the task may spend (``TaskBudget``; ``None``: only the job's budgets).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
@@ -89,6 +113,7 @@ class TaskSpec(BaseModel):
     args: dict[str, Any] = Field(default_factory=dict)
     max_attempts: int | None = Field(default=None, ge=1, le=100)
     timeout_s: float | None = Field(default=None, gt=0)
+    budget: TaskBudget | None = None
 
 
 class Plan(BaseModel):

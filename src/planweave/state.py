@@ -17,6 +17,7 @@ from planweave.events import (
     ArtifactCreated,
     Event,
     EventBase,
+    Grant,
     JobCancelled,
     JobCompleted,
     JobFailed,
@@ -31,6 +32,7 @@ from planweave.events import (
     TaskCancelled,
     TaskCompleted,
     TaskFailed,
+    TaskNeedsBudget,
     TaskReady,
     TaskRetrying,
     TaskStarted,
@@ -87,6 +89,16 @@ class TaskState:
     open_children: int = 0
     dependents: list[str] = field(default_factory=list)
     children: list[str] = field(default_factory=list)
+    # Budget bookkeeping (never stored: a new owner starts a new attempt of every unfinished
+    # task, with a new grant). ``grant`` is the running attempt's share of the job's budgets,
+    # ``grant_base`` the task's spend (tokens, dollars, tool calls) when it was granted;
+    # ``needs`` what the call it stopped before may cost, while it waits for budget.
+    grant: Grant | None = None
+    grant_base: tuple[int, float, int] = (0, 0.0, 0)
+    needs: Grant | None = None
+    tool_calls: int = 0
+    fanout: int = 0
+    """Tasks created below this one by its sub-plans (derived)."""
 
     @property
     def depends_on(self) -> tuple[str, ...]:
@@ -153,6 +165,16 @@ class JobState:
     each (held to the job option ``max_job_bytes``; counted in its tenant's storage)."""
     open_tasks: int = 0
     """Tasks not yet terminal (derived, never stored)."""
+    ready_count: int = 0
+    """Tasks ready and not yet handed out (derived): a new grant is a share among them."""
+    holders: set[str] = field(default_factory=set)
+    """Tasks whose running attempt holds a grant (derived)."""
+    budget_waiting: list[str] = field(default_factory=list)
+    """Tasks waiting for budget to come back, in the order they asked (derived)."""
+    fanout: int = 0
+    """Tasks the job's plans created (derived from the tasks that have a parent)."""
+    task_budgets: bool = False
+    """Whether any of its tasks has a ``budget`` of its own (derived)."""
 
     @property
     def terminal(self) -> bool:
@@ -239,12 +261,26 @@ class JobState:
 def _reindex(state: JobState) -> None:
     tasks = state.tasks
     state.open_tasks = 0
+    state.ready_count = 0
+    state.fanout = 0
     for task in tasks.values():
         task.dependents.clear()
         task.children.clear()
         task.open_children = 0
+        task.fanout = 0
         if task.status not in TERMINAL_TASK:
             state.open_tasks += 1
+        if task.status == "ready":
+            state.ready_count += 1
+        if task.spec.budget is not None:
+            state.task_budgets = True
+    for task in tasks.values():
+        node = task
+        while node.parent is not None and node.parent in tasks:
+            node = tasks[node.parent]
+            node.fanout += 1
+        if task.parent is not None:
+            state.fanout += 1
     for task in tasks.values():
         waiting = 0
         for dep in task.spec.depends_on:
@@ -270,6 +306,8 @@ def _add_task(
     )
     tasks = state.tasks
     tasks[spec.id] = task
+    if spec.budget is not None:
+        state.task_budgets = True
     waiting = 0
     for dep in spec.depends_on:
         dep_task = tasks.get(dep)
@@ -403,14 +441,34 @@ def _resubmitted(state: JobState, event: JobSubmitted) -> None:
     raise ValueError(f"job {event.job_id} was submitted twice")
 
 
+def _release(state: JobState, task: TaskState) -> None:
+    """The task's attempt ended: what is left of its grant goes back to the job."""
+    if task.grant is not None:
+        task.grant = None
+        state.holders.discard(task.id)
+
+
 @_on(TaskReady)
 def _ready(state: JobState, event: TaskReady) -> None:
-    _task(state, event).status = "ready"
+    task = _task(state, event)
+    if task.status != "ready":
+        state.ready_count += 1
+    task.status = "ready"
+    if task.needs is not None and task.id in state.budget_waiting:
+        state.budget_waiting.remove(task.id)  # ``needs`` stays until its grant is made
 
 
 @_on(TaskAssigned)
 def _assigned(state: JobState, event: TaskAssigned) -> None:
     task = _task(state, event)
+    if task.status == "ready":
+        state.ready_count -= 1
+    grant = event.grant
+    task.grant = grant
+    task.needs = None
+    if grant is not None:
+        state.holders.add(task.id)
+        task.grant_base = (task.tokens_in + task.tokens_out, task.cost_usd, task.tool_calls)
     task.status = "running"
     task.attempt = event.attempt
     task.started = False
@@ -431,6 +489,7 @@ def _started(state: JobState, event: TaskStarted) -> None:
 @_on(TaskCompleted)
 def _completed(state: JobState, event: TaskCompleted) -> None:
     task = _task(state, event)
+    _release(state, task)
     task.status = "succeeded"
     task.result = event.result
     state.data_bytes += data_size(event.result)
@@ -445,14 +504,22 @@ def _completed(state: JobState, event: TaskCompleted) -> None:
 @_on(SubtasksPlanned)
 def _planned(state: JobState, event: SubtasksPlanned) -> None:
     task = _task(state, event)
+    _release(state, task)
     state.data_bytes += _plan_size(event.tasks)
     for spec in event.tasks:
         _add_task(state, spec, parent=task.id, depth=event.depth, at=event.at)
+    created = len(event.tasks)
+    state.fanout += created
+    node: TaskState | None = task
+    while node is not None:
+        node.fanout += created
+        node = state.tasks.get(node.parent) if node.parent is not None else None
 
 
 @_on(TaskRetrying)
 def _retrying(state: JobState, event: TaskRetrying) -> None:
     task = _task(state, event)
+    _release(state, task)
     task.status = "pending"
     task.failures += 1
     task.error = event.error
@@ -463,6 +530,7 @@ def _retrying(state: JobState, event: TaskRetrying) -> None:
 @_on(TaskFailed)
 def _failed(state: JobState, event: TaskFailed) -> None:
     task = _task(state, event)
+    _release(state, task)
     task.status = "failed"
     task.failures += 1
     task.error = event.error
@@ -474,11 +542,28 @@ def _failed(state: JobState, event: TaskFailed) -> None:
 @_on(TaskCancelled)
 def _cancelled(state: JobState, event: TaskCancelled) -> None:
     task = _task(state, event)
+    _release(state, task)
+    if task.status == "ready":
+        state.ready_count -= 1
+    if task.needs is not None:
+        task.needs = None
+        if task.id in state.budget_waiting:
+            state.budget_waiting.remove(task.id)
     task.status = "cancelled"
     task.error = task.error or event.reason
     state.data_bytes += len(event.reason)
     task.finished_at = event.at
     _settle(state, task)
+
+
+@_on(TaskNeedsBudget)
+def _needs_budget(state: JobState, event: TaskNeedsBudget) -> None:
+    task = _task(state, event)
+    _release(state, task)
+    task.status = "pending"
+    if task.id not in state.budget_waiting:
+        state.budget_waiting.append(task.id)
+    task.needs = event.needs
 
 
 @_on(JobReopened)
@@ -516,6 +601,9 @@ def _llm_called(state: JobState, event: LlmCalled) -> None:
 @_on(ToolCalled)
 def _tool_called(state: JobState, event: ToolCalled) -> None:
     state.tool_calls += 1
+    task = state.tasks.get(event.task_id) if event.task_id is not None else None
+    if task is not None:
+        task.tool_calls += 1
     state.data_bytes += (
         len(event.name) + data_size(event.args) + len(event.result) + len(event.error or "")
     )

@@ -35,6 +35,7 @@ __all__ = [
     "event_json",
     "job_json",
     "preview",
+    "spend_parts",
     "task_json",
     "tokens",
     "truncate",
@@ -188,6 +189,7 @@ def task_json(task: TaskState) -> dict[str, Any]:
 
 def job_json(state: JobState, artifacts: list[str]) -> dict[str, Any]:
     """A job's state as plain JSON data: the object ``run --json`` and ``show --json`` print."""
+    options = state.options
     return {
         "job_id": state.id,
         "goal": state.goal,
@@ -201,7 +203,44 @@ def job_json(state: JobState, artifacts: list[str]) -> dict[str, Any]:
             "cost_usd": state.cost_usd,
             "llm_calls": state.llm_calls,
         },
+        "budget": {
+            "max_cost_usd": options.max_cost_usd,
+            "max_tokens": options.max_job_tokens,
+            "max_time_s": options.max_time_s,
+            "max_tool_calls": options.max_job_tool_calls,
+            "max_fanout": options.max_fanout,
+        },
+        "spent": {
+            "cost_usd": state.cost_usd,
+            "tokens": state.tokens_in + state.tokens_out,
+            "elapsed_s": (state.finished_at or state.updated_at) - state.created_at,
+            "tool_calls": state.tool_calls,
+            "fanout": state.fanout,
+        },
         "created_at": state.created_at,
         "finished_at": state.finished_at,
         "tasks": [task_json(task) for task in state.tasks.values()],
     }
+
+
+def spend_parts(state: JobState, now: float) -> list[str]:
+    """What the job spent so far, each against its budget where it has one: ``1m12s/10m``,
+    ``12.4k/200.0k tokens``, ``$0.12/$0.50``, ``7/300 tool calls``."""
+    options = state.options
+    end = state.finished_at if state.finished_at is not None else now
+    elapsed = duration(end - state.created_at)
+    if options.max_time_s is not None:
+        elapsed += "/" + duration(options.max_time_s)
+    used = tokens(state.tokens_in + state.tokens_out)
+    if options.max_job_tokens is not None:
+        used += "/" + tokens(options.max_job_tokens)
+    spent = cost(state.cost_usd)
+    if options.max_cost_usd is not None:
+        spent += "/" + cost(options.max_cost_usd)
+    parts = [elapsed, f"{used} tokens", spent]
+    if state.tool_calls or options.max_job_tool_calls is not None:
+        calls = str(state.tool_calls)
+        if options.max_job_tool_calls is not None:
+            calls += f"/{options.max_job_tool_calls}"
+        parts.append(f"{calls} tool calls")
+    return parts

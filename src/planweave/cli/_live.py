@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from planweave.cli._format import STATUS_STYLE, cost, duration, tokens, truncate
+from planweave.cli._format import STATUS_STYLE, cost, duration, spend_parts, tokens, truncate
 from planweave.cli._replies import reply_tail
 from planweave.state import JobState, TaskState
 
@@ -124,15 +124,12 @@ def _header(state: JobState, now: float) -> RenderableType:
         succeeded = sum(1 for task in state.tasks.values() if task.status == "succeeded")
         progress = f"{succeeded}/{total} tasks done, job {state.status}"
     style = STATUS_STYLE.get(state.status, "")
-    end = state.finished_at if state.finished_at is not None else now
     title = Text.assemble(
         ("job ", "bold"),
         (state.id, "bold"),
         "  ",
         (state.status, f"bold {style}"),
-        ("  " + duration(end - state.created_at), "dim"),
-        (f"  {tokens(state.tokens_in + state.tokens_out)} tokens", "dim"),
-        (f"  {cost(state.cost_usd)}", "dim"),
+        ("  " + "  ".join(spend_parts(state, now)), "dim"),
     )
     bar = Table.grid(padding=(0, 1))
     bar.add_row(

@@ -95,6 +95,32 @@ def run(
             show_default=False,
         ),
     ] = None,
+    max_time: Annotated[
+        str | None,
+        typer.Option(
+            "--max-time",
+            help="Wall-time budget of the job: 90s, 10m, 1h30m (default: none)",
+            show_default=False,
+        ),
+    ] = None,
+    max_tool_calls: Annotated[
+        int | None,
+        typer.Option(
+            "--max-tool-calls",
+            min=0,
+            help="Tool calls the whole job may make (default: none)",
+            show_default=False,
+        ),
+    ] = None,
+    max_fanout: Annotated[
+        int | None,
+        typer.Option(
+            "--max-fanout",
+            min=0,
+            help="Tasks the job's plans may create in all (default: none)",
+            show_default=False,
+        ),
+    ] = None,
     max_user_plan_tasks: Annotated[
         int | None,
         typer.Option(
@@ -145,6 +171,14 @@ def run(
         fields["max_cost_usd"] = max_cost
     if max_tokens is not None:
         fields["max_job_tokens"] = max_tokens
+    if max_time is not None:
+        from planweave._durations import parse_duration_s
+
+        fields["max_time_s"] = parse_duration_s(max_time, what="--max-time")
+    if max_tool_calls is not None:
+        fields["max_job_tool_calls"] = max_tool_calls
+    if max_fanout is not None:
+        fields["max_fanout"] = max_fanout
     if settings.workspace is not None:
         fields["workspace"] = str(settings.workspace.expanduser().resolve())
 

@@ -160,5 +160,6 @@ def work_item(
             "max_handoffs": options.max_handoffs,
             "hooks": options.hooks,
             "policy": options.policy,
+            "grant": task.grant,
         },
     )

@@ -27,6 +27,14 @@ from planweave.constants import (
     WORKER_PLANNER,
     WORKER_TOOL,
 )
+from planweave.control._budgets import (
+    fanout_problem,
+    grant_for,
+    need_problem,
+    over_budget,
+    time_deadline,
+    time_problem,
+)
 from planweave.control._decision import _NOTHING, Decision, _Out
 from planweave.errors import FailureType, JobFailureCode, UsageError
 from planweave.events import (
@@ -43,6 +51,7 @@ from planweave.events import (
     TaskCancelled,
     TaskCompleted,
     TaskFailed,
+    TaskNeedsBudget,
     TaskRetrying,
     TaskStarted,
     Usage,
@@ -115,6 +124,7 @@ def submit(
         if task.waiting == 0 and task.status == "pending":
             out.ready(task.id)
     out.decision.all_changed = True
+    out.decision.retry_due = options.max_time_s is not None  # arm the wall-time timer
     return state, out.done()
 
 
@@ -124,7 +134,13 @@ def assign(state: JobState, task_id: str, *, worker: str, now: float) -> Decisio
     if state.terminal or task.status != "ready":
         return _NOTHING
     out = _Out(state, now, None)
-    out.emit(TaskAssigned, task_id, attempt=task.attempt + 1, worker=worker)
+    out.emit(
+        TaskAssigned,
+        task_id,
+        attempt=task.attempt + 1,
+        worker=worker,
+        grant=grant_for(state, task),
+    )
     return out.done()
 
 
@@ -156,6 +172,9 @@ def on_started(state: JobState, report: StartedReport, *, now: float) -> Decisio
         delivery=report.delivery,
         lost=lost,
     )
+    budget = task.spec.budget
+    if budget is not None and budget.max_time_s is not None:
+        out.decision.retry_due = True  # arm the task's wall-time timer
     return out.done()
 
 
@@ -201,28 +220,38 @@ def _check_size(out: _Out, task_id: str) -> None:
 
 
 def _check_budgets(out: _Out, task: TaskState) -> bool:
-    """Fail the job when it went over its dollar or token budget; the reason names the option
-    to raise. Returns whether it did."""
-    state = out.state
-    options = state.options
-    budget = options.max_cost_usd
-    if budget is not None and state.cost_usd > budget:
-        reason = (
-            f"the job spent ${state.cost_usd:.4f}, over its budget of ${budget:.4f} "
-            "(raise the job option max_cost_usd to let it spend more)"
-        )
-    elif (
-        options.max_job_tokens is not None
-        and state.tokens_in + state.tokens_out > options.max_job_tokens
-    ):
-        reason = (
-            f"the job used {state.tokens_in + state.tokens_out} tokens, over its limit of "
-            f"{options.max_job_tokens} (raise the job option max_job_tokens to let it use more)"
-        )
-    else:
+    """Fail the job when what it recorded went over one of its budgets (or the task over its
+    own); the reason names the option to raise. Returns whether it did."""
+    reason = over_budget(out.state, task)
+    if reason is None:
         return False
     _fail_job(out, reason, failed_task=task.id, code="budget_exceeded")
     return True
+
+
+def _needs_budget(out: _Out, task: TaskState, outcome: Outcome) -> None:
+    """An attempt stopped before a call its grant could not cover: run the task again when
+    the job has enough unreserved, wait for other grants to come back, or stop the job."""
+    needs = outcome.needs
+    assert needs is not None
+    out.end(TaskNeedsBudget, task.id, attempt=task.attempt, needs=needs)
+    _wake_waiting(out)
+
+
+def _wake_waiting(out: _Out) -> None:
+    """Run the tasks waiting for budget that now fit, in the order they asked; stop the job
+    when one of them can never fit."""
+    state = out.state
+    for task_id in list(state.budget_waiting):
+        if state.terminal:
+            return
+        task = state.tasks[task_id]
+        fits, reason = need_problem(state, task)
+        if reason is not None:
+            _fail_job(out, reason, failed_task=task.id, code="budget_exceeded")
+            return
+        if fits:
+            out.ready(task.id)
 
 
 def on_outcome(state: JobState, outcome: Outcome, *, now: float) -> Decision:
@@ -247,6 +276,10 @@ def on_outcome(state: JobState, outcome: Outcome, *, now: float) -> Decision:
         out.add(call, task.id)
     if outcome.calls and _check_budgets(out, task):
         return out.done()
+    if outcome.error_type == "budget_needed" and outcome.needs is not None:
+        _needs_budget(out, task, outcome)
+        _check_size(out, task.id)
+        return out.done()
     if outcome.status == "succeeded":
         for name, size, content_type in outcome.artifacts:
             artifact = out.emit(
@@ -259,6 +292,8 @@ def on_outcome(state: JobState, outcome: Outcome, *, now: float) -> Decision:
             _complete(out, task, outcome.result, outcome.usage)
     else:
         _failed(out, task, outcome)
+    if state.budget_waiting and not state.terminal:  # its grant came back
+        _wake_waiting(out)
     _check_size(out, task.id)
     return out.done()
 
@@ -313,6 +348,10 @@ def _expand(out: _Out, task: TaskState, subtasks: tuple[TaskSpec, ...]) -> None:
         specs.append(
             TaskSpec(id=COMPOSE_TASK_ID, goal=state.goal, kind="compose", depends_on=sinks)
         )
+    too_many = fanout_problem(state, task, len(specs))
+    if too_many is not None:
+        _fail_job(out, too_many, failed_task=task.id, code="budget_exceeded")
+        return
     total = len(state.tasks) + len(specs)
     if total > options.max_job_tasks:
         _fail_task(
@@ -497,10 +536,15 @@ def _fail_job(out: _Out, reason: str, *, failed_task: str | None, code: JobFailu
 
 
 def on_tick(state: JobState, *, now: float) -> Decision:
-    """Retry timers: tasks whose backoff has passed become ready again."""
+    """Timers: tasks whose backoff has passed become ready again; a job (or a task) past its
+    wall-time budget stops the job with ``budget_exceeded``."""
     if state.terminal:
         return _NOTHING
     out = _Out(state, now, None)
+    reason, task_id = time_problem(state, now)
+    if reason is not None:
+        _fail_job(out, reason, failed_task=task_id, code="budget_exceeded")
+        return out.done()
     for task in state.tasks.values():
         if (
             task.status == "pending"
@@ -519,6 +563,9 @@ def next_timer(state: JobState) -> float | None:
         for t in state.tasks.values()
         if t.status == "pending" and t.failures > 0 and t.waiting == 0
     ]
+    deadline = time_deadline(state)
+    if deadline is not None:
+        due.append(deadline)
     return min(due) if due else None
 
 
@@ -581,6 +628,17 @@ def resume(state: JobState, *, now: float) -> Decision:
             out.ready(task.id)
         else:
             _fail_task(out, task, WORKER_DIED, "crash")
+    for task in list(state.tasks.values()):
+        # A task that was waiting for budget (nothing else is pending with its dependencies
+        # done and no failure): it asks again, with a new grant.
+        if (
+            not state.terminal
+            and task.status == "pending"
+            and task.waiting == 0
+            and task.failures == 0
+            and (task.parent is None or state.tasks[task.parent].status == "running")
+        ):
+            out.ready(task.id)
     if state.open_tasks == 0 and not state.terminal:
         _finish_job(out)
     return out.done()

@@ -11,13 +11,14 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-from planweave import _journal
+from planweave import _budget, _journal
 from planweave._json import dumps_bounded
 from planweave._text import tail, truncate
 from planweave.events import LlmCalled, PolicyDenied, ToolCalled
 from planweave.hooks._active import active_hooks, before_model_call
 from planweave.llm._stream import LiveReplies, streamed_call
 from planweave.llm.base import ChatMessage, LlmRequest, LlmResponse, Model
+from planweave.llm.pricing import override_price_usd
 
 __all__ = ["Emit", "recorded_call", "render_messages", "render_reply"]
 
@@ -77,9 +78,14 @@ async def recorded_call(
     task returns the recorded reply without calling the model or reporting an event again, and
     a live call's reply is recorded before it is returned.
 
+    Inside a task granted a share of its job's budgets (``planweave._budget``), a live call is
+    made only when the share covers the most it may use; its cost is taken from the settings'
+    ``prices`` table where an entry fits the model.
+
     Raises:
         ModelError: whatever the model raised (reported first, with ``error`` set).
         HookVeto: a hook refused the call (reported first, with the veto as ``error``).
+        BudgetNeeded: the task's share of the budget cannot cover the call (not made).
     """
     if request.max_tokens is None and max_tokens is not None:
         request = request.model_copy(update={"max_tokens": max_tokens})
@@ -93,6 +99,7 @@ async def recorded_call(
     )
     if step is not None and step.recorded is not None:
         return LlmResponse.model_validate(step.recorded.result)
+    reserved = _budget.before_model_call(model.name, request.messages, request.max_tokens)
     prompt = tail(render_messages(request.messages), PROMPT_EVENT_CHARS)
     started = time.perf_counter()
     try:
@@ -101,6 +108,7 @@ async def recorded_call(
         else:
             response = await streamed_call(model, request, live)
     except Exception as exc:
+        _budget.settle_model_call(reserved, 0, 0.0)
         await emit(
             LlmCalled(
                 job_id=job_id,
@@ -115,6 +123,10 @@ async def recorded_call(
         )
         raise
     measured_ms = (time.perf_counter() - started) * 1000
+    priced = override_price_usd(model.name, response.tokens_in, response.tokens_out)
+    if priced is not None and priced != response.cost_usd:
+        response = response.model_copy(update={"cost_usd": priced})
+    _budget.settle_model_call(reserved, response.tokens_in + response.tokens_out, response.cost_usd)
     await emit(
         LlmCalled(
             job_id=job_id,

@@ -10,8 +10,10 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from planweave._durations import parse_duration_s
+from planweave.errors import UsageError
 from planweave.events import Event
 from planweave.plan import OnFailure, Plan, TaskKind
 from planweave.policy import Policy
@@ -19,6 +21,7 @@ from planweave.policy import Policy
 __all__ = [
     "ArtifactInfo",
     "ArtifactList",
+    "Budget",
     "DeadLetterInfo",
     "DeadLetterList",
     "EventPage",
@@ -30,6 +33,7 @@ __all__ = [
     "JobListItem",
     "JobOptionsIn",
     "LlmCall",
+    "Spent",
     "Task",
     "TaskDetail",
     "TaskList",
@@ -110,6 +114,22 @@ class JobOptionsIn(BaseModel):
             "the job fails with code job_too_large. Omitted or null: 64 MiB."
         ),
     )
+    max_time_s: float | str | None = Field(
+        default=None,
+        description=(
+            'The job\'s wall-time budget: seconds, or a duration such as "90s", "10m", '
+            '"1h30m"; past it the job stops with budget_exceeded. Omitted or null: none.'
+        ),
+    )
+    max_job_tool_calls: int | None = Field(
+        default=None, ge=0, le=10_000_000, description="Tool calls the whole job may make."
+    )
+    max_fanout: int | None = Field(
+        default=None,
+        ge=0,
+        le=100_000,
+        description="Tasks the job's plans may create in all, sub-plans included.",
+    )
     max_agent_steps: int | None = Field(default=None, ge=1, le=100)
     max_tool_calls: int | None = Field(default=None, ge=1, le=10_000)
     max_tool_calls_per_step: int | None = Field(default=None, ge=1, le=1_000)
@@ -129,6 +149,20 @@ class JobOptionsIn(BaseModel):
             "tool allow/deny lists, argument constraints, an egress allowlist, content rules."
         ),
     )
+
+    @field_validator("max_time_s")
+    @classmethod
+    def _seconds(cls, value: float | str | None) -> float | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            try:
+                return parse_duration_s(value, what="max_time_s")
+            except UsageError as exc:
+                raise ValueError(str(exc)) from None
+        if not value > 0:
+            raise ValueError("max_time_s must be above zero")
+        return value
 
     def fields(self) -> dict[str, Any]:
         return {k: v for k, v in self.model_dump(exclude_unset=True).items() if v is not None}
@@ -180,6 +214,26 @@ class Usage(BaseModel):
     llm_calls: int = 0
 
 
+class Budget(BaseModel):
+    """A job's budgets (``null``: no limit of that kind)."""
+
+    max_cost_usd: float | None = None
+    max_tokens: int | None = None
+    max_time_s: float | None = None
+    max_tool_calls: int | None = None
+    max_fanout: int | None = None
+
+
+class Spent(BaseModel):
+    """What a job has spent so far, of each budget's kind."""
+
+    cost_usd: float = 0.0
+    tokens: int = 0
+    elapsed_s: float = 0.0
+    tool_calls: int = 0
+    fanout: int = 0
+
+
 class Job(BaseModel):
     job_id: str
     goal: str
@@ -205,6 +259,8 @@ class Job(BaseModel):
         default=False,
         description="running, but no process drives it (it stopped or died): resume it",
     )
+    budget: Budget = Field(default_factory=Budget, description="the job's budgets")
+    spent: Spent = Field(default_factory=Spent, description="what it has spent of them")
 
 
 class JobListItem(BaseModel):

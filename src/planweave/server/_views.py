@@ -9,11 +9,21 @@ valid because tasks are never removed), and a listed result longer than
 from __future__ import annotations
 
 import json
+import time
 from itertools import islice
 from typing import Any, Final
 
 from planweave.events import JobOptions, LlmCalled, ToolCalled
-from planweave.server._models import Job, JobDetail, JobListItem, LlmCall, ToolCall, Usage
+from planweave.server._models import (
+    Budget,
+    Job,
+    JobDetail,
+    JobListItem,
+    LlmCall,
+    Spent,
+    ToolCall,
+    Usage,
+)
 from planweave.state import JobState, TaskState
 from planweave.store.base import JobSummary
 
@@ -85,6 +95,34 @@ def job_view(state: JobState, *, stalled: bool = False) -> Job:
         artifacts=list(state.artifacts),
         options=_options_view(state.options),
         stalled=stalled,
+        budget=budget_view(state),
+        spent=spent_view(state),
+    )
+
+
+def budget_view(state: JobState) -> Budget:
+    """The job's budgets, as its options set them."""
+    options = state.options
+    return Budget(
+        max_cost_usd=options.max_cost_usd,
+        max_tokens=options.max_job_tokens,
+        max_time_s=options.max_time_s,
+        max_tool_calls=options.max_job_tool_calls,
+        max_fanout=options.max_fanout,
+    )
+
+
+def spent_view(state: JobState, now: float | None = None) -> Spent:
+    """What the job has spent of each budget's kind; its time up to ``now`` while it runs."""
+    end = state.finished_at
+    if end is None:
+        end = time.time() if now is None else now
+    return Spent(
+        cost_usd=state.cost_usd,
+        tokens=state.tokens_in + state.tokens_out,
+        elapsed_s=max(0.0, end - state.created_at),
+        tool_calls=state.tool_calls,
+        fanout=state.fanout,
     )
 
 

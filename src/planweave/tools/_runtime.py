@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from planweave import _journal
+from planweave import _budget, _journal
 from planweave._deadline import deadline
 from planweave._json import TOO_DEEP_TEXT, JsonTooDeep, loads_bounded, too_deep
 from planweave._text import truncate
@@ -296,7 +296,8 @@ async def run_tool_call(
 
     Raises:
         Signal: A signal the tool raised on purpose (``RetryTask``, ``ApprovalRequired``); the
-            call is recorded as an error first.
+            call is recorded as an error first. ``BudgetNeeded`` when the task's share of its
+            job's tool calls has none left: the call is not made.
     """
     if ctx.egress is not None:
         with egress_in_force(ctx.egress):
@@ -368,6 +369,7 @@ async def _run_tool_call(
     raw_arguments: str | None,
     timeout_s: float | None,
 ) -> ToolResult:
+    _budget.before_tool_call()  # the task's share of the job's tool calls: made only if it fits
     hooks = active_hooks()
     start = time.perf_counter()
     denied: PolicyDenied | None = None

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from planweave import _budget
 from planweave._deadline import deadline
 from planweave.agents import AgentContext, AgentRegistry, AgentTask, compose, plan
 from planweave.agents._answers import check_answer
@@ -35,6 +36,7 @@ from planweave.errors import (
     AnswerRejected,
     ArtifactStoreUnavailable,
     BudgetExceeded,
+    BudgetNeeded,
     FailureType,
     HookVeto,
     ModelError,
@@ -43,7 +45,7 @@ from planweave.errors import (
     ToolError,
     UsageError,
 )
-from planweave.events import NO_USAGE, PolicyDenied, ToolCalled, trusted
+from planweave.events import NO_USAGE, Grant, PolicyDenied, ToolCalled, trusted
 from planweave.hooks import HookRegistry
 from planweave.llm import Model, ModelOptions, load_model
 from planweave.messages import Outcome, WorkItem
@@ -255,6 +257,10 @@ def _failure(item: WorkItem, exc: Exception) -> Outcome | None:
         return _failed(item, str(exc), error_type="tool", retryable=exc.retryable)
     if isinstance(exc, AnswerRejected):
         return _failed(item, str(exc), error_type=exc.reason, retryable=True)
+    if isinstance(exc, BudgetNeeded):
+        needs = Grant(tokens=exc.tokens, cost_usd=exc.cost_usd, tool_calls=exc.tool_calls)
+        outcome = _failed(item, exc.reason, error_type="budget_needed", retryable=True)
+        return outcome.model_copy(update={"needs": needs})
     if isinstance(exc, BudgetExceeded):
         return _failed(item, str(exc), error_type="budget_exceeded", retryable=False)
     if isinstance(exc, UsageError):
@@ -528,7 +534,11 @@ def handler_for(kind: str, services: WorkerServices) -> Handler:
                 one, policies, workspace, lambda held: inner(held, reporter)
             )
 
-        outcome = await run(item) if hooks is None else await hooks.run_task(item, run)
+        if item.grant is not None:  # the attempt's share of its job's budgets
+            with _budget.granted(item.grant):
+                outcome = await run(item) if hooks is None else await hooks.run_task(item, run)
+        else:
+            outcome = await run(item) if hooks is None else await hooks.run_task(item, run)
         if may_spill(item, outcome):
             workspace = services.tool_context(item).workspace
             outcome = await asyncio.to_thread(spill_result, item, outcome, workspace)

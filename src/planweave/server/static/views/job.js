@@ -160,13 +160,22 @@ export function mountJob(container, { jobId }) {
     const created = toMs(job.created_at);
     const end = toMs(job.finished_at) || (TERMINAL_JOB.has(job.status) ? toMs(job.updated_at) : Date.now());
     const stat = (k, v, id) => [h("dt", {}, k), h("dd", { "data-testid": id }, v)];
+    // The job's budgets (from the job view), shown as "spent / budget" where one is set.
+    const budget = job.budget || {};
+    const spent = job.spent || {};
+    const of = (limit, fmt) => (limit === null || limit === undefined ? "" : ` / ${fmt(limit)}`);
+    const tokensIn = usage.tokens_in ?? job.tokens_in ?? 0;
+    const tokensOut = usage.tokens_out ?? job.tokens_out ?? 0;
+    const tokenBudget = budget.max_tokens ? ` (${fmtTokens(tokensIn + tokensOut)}${of(budget.max_tokens, fmtTokens)})` : "";
+    const toolCalls = spent.tool_calls ?? 0;
     replace(
       stats,
-      stat("Elapsed", created ? fmtDuration(end - created) : "–", "elapsed"),
+      stat("Elapsed", created ? fmtDuration(end - created) + of(budget.max_time_s, (s) => fmtDuration(s * 1000)) : "–", "elapsed"),
       stat("Tasks", `${done}/${total}`, "tasks-done"),
-      stat("Tokens", `${fmtTokens(usage.tokens_in ?? job.tokens_in ?? 0)} in / ${fmtTokens(usage.tokens_out ?? job.tokens_out ?? 0)} out`, "tokens"),
+      stat("Tokens", `${fmtTokens(tokensIn)} in / ${fmtTokens(tokensOut)} out${tokenBudget}`, "tokens"),
       stat("LLM calls", String(usage.llm_calls ?? "–"), "llm-calls"),
-      stat("Cost", fmtCost(usage.cost_usd ?? job.cost_usd ?? 0), "cost"),
+      stat("Cost", fmtCost(usage.cost_usd ?? job.cost_usd ?? 0) + of(budget.max_cost_usd, fmtCost), "cost"),
+      toolCalls || budget.max_tool_calls != null ? stat("Tool calls", String(toolCalls) + of(budget.max_tool_calls, String), "tool-calls") : null,
       job.options?.model ? stat("Model", job.options.model, "model") : null,
     );
     renderActions();
@@ -372,6 +381,9 @@ export function mountJob(container, { jobId }) {
       case "TaskStarted":
         if (task && !task.started_at) task.started_at = ev.at;
         break;
+      case "TaskNeedsBudget":
+        patchTask(id, { status: "pending" });
+        break;
       case "TaskCompleted":
         patchTask(id, { status: "succeeded", result: ev.result, error: null, finished_at: ev.at });
         break;
@@ -402,6 +414,12 @@ export function mountJob(container, { jobId }) {
           u.tokens_out = (u.tokens_out || 0) + (ev.tokens_out || 0);
           u.cost_usd = (u.cost_usd || 0) + (ev.cost_usd || 0);
           u.llm_calls = (u.llm_calls || 0) + 1;
+        }
+        break;
+      case "ToolCalled":
+        if (st.job) {
+          const spent = (st.job.spent ||= {});
+          spent.tool_calls = (spent.tool_calls || 0) + 1;
         }
         break;
       case "ArtifactCreated":
