@@ -214,6 +214,10 @@ class Settings(BaseModel):
             ``file.py:name``. Give every process of a cluster the same list.
         job_hooks: Hooks that run only for jobs whose ``hooks`` option names them, loaded
             like ``hooks``.
+        critics: Python critics jobs may name (``docs/critic.md``), each
+            ``NAME=package.module:attr`` (or ``package.module:attr``, named ``attr``), so
+            every process, ``planweave worker`` included, loads the same ones
+            (``PLANWEAVE_CRITICS``, comma-separated).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -273,6 +277,7 @@ class Settings(BaseModel):
     agents_dir: Path | None = None
     hooks: tuple[str, ...] = ()
     job_hooks: tuple[str, ...] = ()
+    critics: tuple[str, ...] = ()
 
     @field_validator("tokens", mode="before")
     @classmethod
@@ -320,6 +325,7 @@ class Settings(BaseModel):
         "tools",
         "hooks",
         "job_hooks",
+        "critics",
         mode="before",
     )
     @classmethod
@@ -416,6 +422,7 @@ class Settings(BaseModel):
             ),
             "tenant_quotas": self.tenant_quotas(),
             **(_hook_kwargs(self.hooks, self.job_hooks) if with_tools else {}),
+            **(_critic_kwargs(self.critics) if with_tools else {}),
             **leases,
             **artifacts,
             **agents,
@@ -429,6 +436,15 @@ def _hook_kwargs(hooks: tuple[str, ...], job_hooks: tuple[str, ...]) -> dict[str
     from planweave.hooks import load_hooks
 
     return {"hooks": load_hooks(hooks), "job_hooks": load_hooks(job_hooks)}
+
+
+def _critic_kwargs(critics: tuple[str, ...]) -> dict[str, Any]:
+    """``Engine`` keyword arguments for the critics settings name (none: nothing imported)."""
+    if not critics:
+        return {}
+    from planweave.critic import load_critics
+
+    return {"critics": load_critics(critics)}
 
 
 def load_settings(

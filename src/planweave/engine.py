@@ -18,7 +18,7 @@ from planweave._cluster import ClusterOps
 from planweave._follow import FollowOps
 from planweave._quotas import TenantQuotas, submit_within_quotas
 from planweave._results import JobResult, QueueInfo
-from planweave._submit import checked_job_plan
+from planweave._submit import check_critics, checked_job_plan
 from planweave.bus import Bus, open_bus
 from planweave.bus.base import Subscription
 from planweave.constants import (
@@ -34,6 +34,7 @@ from planweave.constants import (
     WORKER_TOOL,
 )
 from planweave.control.plane import ControlPlane, PlaneSettings
+from planweave.critic import CriticFunction, CriticRegistry
 from planweave.errors import (
     JobNotFound,
     UsageError,
@@ -115,6 +116,9 @@ class Engine(ClusterOps, FollowOps):
             tasks and workflow steps in the workers here, at job start and end in the control
             plane here.
         job_hooks: Hooks that run only for the jobs whose ``JobOptions.hooks`` names them.
+        critics: Python critics by name (``planweave.critic``): functions ``(task, answer) ->
+            Verdict``, or their import paths (``package.module:name``), which jobs, tasks and
+            agents name beside the built-in ``llm`` critic (``docs/critic.md``).
     """
 
     def __init__(
@@ -144,6 +148,7 @@ class Engine(ClusterOps, FollowOps):
         agents_dir: str | Path | None = None,
         hooks: Iterable[Hook] = (),
         job_hooks: Iterable[Hook] = (),
+        critics: dict[str, CriticFunction | str] | None = None,
     ) -> None:
         # Absolute, so workspace and artifact paths mean the same from any directory.
         self.data_dir = Path(data_dir if data_dir is not None else DEFAULT_DATA_DIR).resolve()
@@ -210,6 +215,7 @@ class Engine(ClusterOps, FollowOps):
             ),
         )
         self.hooks = HookRegistry(hooks, job_hooks)
+        self.critics = CriticRegistry(critics)
         self.plane.hooks = self.hooks or None
         if self._extra_tools or self._extra_agents or self._agents_dir is not None:
             # A caller's tools and agents are checked now, so a bad one fails here.
@@ -320,6 +326,7 @@ class Engine(ClusterOps, FollowOps):
                 tool_processes=self._tool_processes,
                 artifact_store=self.artifact_store,
                 hooks=self.hooks or None,
+                critics=self.critics,
             )
             for kind in self.worker_kinds:
                 size = self.concurrency[kind]
@@ -450,6 +457,7 @@ class Engine(ClusterOps, FollowOps):
             )
         elif not goal or not goal.strip():
             raise UsageError("give a goal, or a plan to run")
+        check_critics(self.critics, self.agents, opts, specs)
         submit = functools.partial(
             self.plane.submit,
             goal=goal,

@@ -326,6 +326,7 @@ FailureType = Literal[
     "empty_answer",
     "echoed_instructions",
     "output_invalid",
+    "critic_rejected",
     "vetoed",
 ]
 """What ended an attempt in failure (``Outcome.error_type``, ``TaskFailed.error_type``): a crash

@@ -71,6 +71,7 @@ class WorkItem(BaseModel):
             continues it (``None``: no tracing hook).
         steps: The task's journal (``planweave._journal``) when the item was sent: the model
             and tool calls an earlier run of it completed, replayed instead of made again.
+        candidate: For a ``critic`` work item: the answer the critic checks.
     """
 
     model_config = ConfigDict(frozen=True, defer_build=True)
@@ -104,6 +105,7 @@ class WorkItem(BaseModel):
     hooks: tuple[str, ...] = ()
     trace: str | None = None
     steps: tuple[JournalStep, ...] = ()
+    candidate: Any = None
 
 
 class StartedReport(BaseModel):
@@ -151,6 +153,8 @@ class Outcome(BaseModel):
             the outcome instead of in a message of their own.
         delivery: The delivery of the work item that ran (``StartedReport.delivery``): the
             outcome of an earlier delivery than one the plane saw start is ignored.
+        critic: For an ``execute`` task: the critic its agent asks for (``ReactAgent(critic=
+            ...)``), which checks the answer unless the task or the job says otherwise.
     """
 
     model_config = ConfigDict(frozen=True, defer_build=True)
@@ -173,6 +177,7 @@ class Outcome(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     at: float = Field(default_factory=time.time)
     delivery: int = 1
+    critic: str | None = None
 
 
 class StepReport(BaseModel):

@@ -131,7 +131,11 @@ def work_item(
             break
         node = tasks[node.parent]
     options = state.options
-    return trusted(
+    model = options.model or settings.default_model
+    reviewing = task.reviewing
+    if reviewing and options.critic_model:
+        model = options.critic_model
+    item = trusted(
         WorkItem,
         {
             "id": f"{state.id}:{task_id}:{task.attempt}",
@@ -145,7 +149,7 @@ def work_item(
             "inputs": inputs,
             "input_goals": goals,
             "depth": task.depth,
-            "model": options.model or settings.default_model,
+            "model": model,
             "workspace": workspace,
             "max_agent_steps": options.max_agent_steps,
             "max_tool_calls": options.max_tool_calls,
@@ -159,5 +163,7 @@ def work_item(
             "known_tools": settings.known_tools,
             "max_handoffs": options.max_handoffs,
             "hooks": options.hooks,
+            "candidate": task.result if reviewing else None,
         },
     )
+    return item

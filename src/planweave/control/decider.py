@@ -18,10 +18,12 @@ from typing import Any
 from planweave._text import bound
 from planweave.constants import (
     COMPOSE_TASK_ID,
+    CRITIC_LLM,
     DEFAULT_RETRY_BASE_S,
     DEFAULT_RETRY_MAX_S,
     ROOT_TASK_ID,
     WORKER_COMPOSER,
+    WORKER_CRITIC,
     WORKER_EXECUTOR,
     WORKER_LOST,
     WORKER_PLANNER,
@@ -31,6 +33,7 @@ from planweave.control._decision import _NOTHING, Decision, _Out
 from planweave.errors import FailureType, JobFailureCode, UsageError
 from planweave.events import (
     ArtifactCreated,
+    CriticVerdict,
     JobCancelled,
     JobCompleted,
     JobFailed,
@@ -44,6 +47,7 @@ from planweave.events import (
     TaskCompleted,
     TaskFailed,
     TaskRetrying,
+    TaskReviewing,
     TaskStarted,
     Usage,
 )
@@ -67,6 +71,7 @@ __all__ = [
     "resume",
     "submit",
     "worker_for",
+    "worker_of",
 ]
 
 
@@ -81,6 +86,12 @@ _WORKER_BY_KIND = {
 def worker_for(spec: TaskSpec) -> str:
     """The kind of worker that runs a task."""
     return _WORKER_BY_KIND[spec.kind]
+
+
+def worker_of(task: TaskState) -> str:
+    """The kind of worker a task's next attempt goes to: a critic while its answer is
+    reviewed, else the kind of its spec."""
+    return WORKER_CRITIC if task.reviewing else _WORKER_BY_KIND[task.spec.kind]
 
 
 def submit(
@@ -255,12 +266,105 @@ def on_outcome(state: JobState, outcome: Outcome, *, now: float) -> Decision:
             out.decision.artifacts.append(artifact)
         if task.spec.kind == "plan" and outcome.subtasks:
             _expand(out, task, outcome.subtasks)
+        elif task.reviewing:
+            _reviewed(out, task, outcome)
         else:
-            _complete(out, task, outcome.result, outcome.usage)
+            critic = _critic_for(state, task, outcome.critic)
+            if critic is not None and outcome.result is not None:
+                _review(out, task, critic, outcome.result)
+            else:
+                _complete(out, task, outcome.result, outcome.usage)
     else:
         _failed(out, task, outcome)
     _check_size(out, task.id)
     return out.done()
+
+
+def _critic_for(state: JobState, task: TaskState, agent_critic: str | None) -> str | None:
+    """The critic that checks the task's answer (``None``: none does). The task's own choice
+    comes first, then its agent's, then the job's."""
+    if task.spec.kind != "execute":
+        return None
+    chosen = task.spec.critic
+    if chosen is False:
+        return None
+    if isinstance(chosen, str):
+        return chosen
+    fallback = agent_critic or state.options.critic
+    if chosen is True:
+        return fallback or CRITIC_LLM
+    return fallback
+
+
+def _review(out: _Out, task: TaskState, critic: str, candidate: Any) -> None:
+    """Hold an answer as the task's candidate, and send the task to a critic."""
+    out.end(
+        TaskReviewing,
+        task.id,
+        attempt=task.attempt,
+        critic=critic,
+        candidate=candidate,
+        revision=len(task.spec.feedback),
+    )
+    out.ready(task.id)
+
+
+def _reviewed(out: _Out, task: TaskState, outcome: Outcome) -> None:
+    """A critic's verdict came back: accept the candidate, run the task again with the
+    feedback, fail it, or replan."""
+    state = out.state
+    found = outcome.result if isinstance(outcome.result, dict) else {}
+    verdict = found.get("verdict")
+    if verdict not in ("pass", "revise", "replan", "reject"):
+        _fail_task(out, task, "the critic returned no valid verdict", "critic_rejected")
+        return
+    feedback = found.get("feedback")
+    feedback = feedback if isinstance(feedback, str) else ""
+    model = found.get("model")
+    revision = len(task.spec.feedback)
+    candidate = task.result
+    fields: dict[str, Any] = {
+        "attempt": task.attempt,
+        "verdict": verdict,
+        "feedback": feedback,
+        "revision": revision,
+        "critic": task.spec.critic if isinstance(task.spec.critic, str) else CRITIC_LLM,
+        "model": model if isinstance(model, str) else None,
+        "usage": outcome.usage,
+    }
+    limit = state.options.max_revisions
+    if verdict == "pass":
+        out.emit(CriticVerdict, task.id, **fields)
+        _complete(out, task, candidate, outcome.usage)
+    elif verdict == "revise" and revision < limit:
+        out.end(CriticVerdict, task.id, **fields)
+        out.ready(task.id)
+    elif verdict == "revise":
+        out.emit(CriticVerdict, task.id, **fields)
+        _fail_task(
+            out,
+            task,
+            f"the critic still asked for changes after {revision} revisions "
+            f"(max_revisions is {limit}): {feedback or 'no reason given'}",
+            "critic_rejected",
+        )
+    elif verdict == "reject":
+        out.emit(CriticVerdict, task.id, **fields)
+        _fail_task(
+            out,
+            task,
+            f"the critic rejected its answer: {feedback or 'no reason given'}",
+            "critic_rejected",
+        )
+    else:
+        out.emit(CriticVerdict, task.id, **fields)
+        _fail_task(
+            out,
+            task,
+            f"the critic asked for a new plan: {feedback or 'no reason given'}",
+            "critic_rejected",
+            replan=True,
+        )
 
 
 def _qualify(parent: TaskState, local_id: str) -> str:
@@ -417,12 +521,15 @@ def _failed(out: _Out, task: TaskState, outcome: Outcome) -> None:
     _fail_task(out, task, error, outcome.error_type)
 
 
-def _fail_task(out: _Out, task: TaskState, error: str, error_type: FailureType) -> None:
-    """A task failed for good: replan when the job asks for it and may, else fail the job."""
+def _fail_task(
+    out: _Out, task: TaskState, error: str, error_type: FailureType, *, replan: bool = False
+) -> None:
+    """A task failed for good: replan when the job (or, with ``replan``, a critic) asks for it
+    and the job may, else fail the job."""
     state = out.state
     out.end(TaskFailed, task.id, attempt=task.attempt, error=error, error_type=error_type)
     if (
-        state.options.on_failure == "replan"
+        (replan or state.options.on_failure == "replan")
         and state.replans < state.options.max_replans
         and task.spec.kind != "compose"
     ):
