@@ -136,3 +136,123 @@ async def test_replan_goes_through_the_replan_path(tmp_path: Path) -> None:
         assert "split the work" in replans[0].reason
         assert [e.verdict for e in events if e.type == "CriticVerdict"] == ["replan", "pass"]
         assert result.result == "Rain\nfalls\nsoft"
+
+
+def no_lorem(task: CriticTask, answer: Any) -> Verdict:
+    """A Python critic: sends back answers with placeholder text, once."""
+    if "lorem" in str(answer):
+        return Verdict(verdict="revise", feedback=f"no placeholder text in {task.task_id}")
+    return Verdict(verdict="pass")
+
+
+async def test_a_python_critic_registered_by_name(tmp_path: Path) -> None:
+    replies = [
+        {"match": {"role": "executor", "contains": "no placeholder"}, "content": "Rain falls"},
+        {"match": {"role": "executor"}, "content": "lorem ipsum"},
+    ]
+    async with engine_for(tmp_path, replies, critics={"no_lorem": no_lorem}) as engine:
+        result = await engine.run(plan=ONE_TASK, critic="no_lorem")
+        assert result.ok, result.error
+        assert result.result == "Rain falls"
+        events = await stored_equals_replayed(engine, result.job_id)
+        verdicts = [(e.verdict, e.critic, e.model) for e in events if e.type == "CriticVerdict"]
+        assert verdicts == [("revise", "no_lorem", None), ("pass", "no_lorem", None)]
+        assert not any(e.type == "LlmCalled" and e.role == "critic" for e in events)
+
+
+async def test_a_python_critic_by_import_path(tmp_path: Path) -> None:
+    module = tmp_path / "my_critics.py"
+    module.write_text(
+        "from planweave.critic import Verdict\n\n"
+        "async def strict(task, answer):\n"
+        "    return {'verdict': 'reject', 'feedback': 'too short: ' + str(len(answer))}\n"
+    )
+    replies = [{"match": {"role": "executor"}, "content": "Rain"}]
+    critics = {"strict": f"{module}:strict"}
+    async with engine_for(tmp_path, replies, critics=critics) as engine:
+        result = await engine.run(plan=ONE_TASK, critic="strict")
+        assert not result.ok
+        assert result.error is not None and "too short: 4" in result.error
+
+
+async def test_an_unknown_critic_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    async with engine_for(tmp_path, []) as engine:
+        with pytest.raises(UsageError, match="unknown critic 'nope'; known critics: llm"):
+            await engine.submit(plan=ONE_TASK, critic="nope")
+        plan = [TaskSpec(id="a", goal="Write", critic="missing")]
+        with pytest.raises(UsageError, match="task 'a' names unknown critic 'missing'"):
+            await engine.submit(plan=plan)
+        assert await engine.list_jobs() == []
+
+
+async def test_critic_per_task_on_and_off(tmp_path: Path) -> None:
+    plan = [
+        TaskSpec(id="checked", goal="Write a checked line", critic=True),
+        TaskSpec(id="free", goal="Write a free line"),
+        TaskSpec(id="skipped", goal="Write a skipped line", critic=False),
+    ]
+    replies = [
+        {"match": {"role": "executor", "contains": "checked"}, "content": "checked line"},
+        {"match": {"role": "executor", "contains": "free"}, "content": "free line"},
+        {"match": {"role": "executor", "contains": "skipped"}, "content": "skipped line"},
+        verdict("pass"),
+    ]
+    async with engine_for(tmp_path, replies) as engine:
+        result = await engine.run(plan=plan)  # no job critic: only "checked" is reviewed
+        assert result.ok, result.error
+        events = await engine.events(result.job_id)
+        assert [e.task_id for e in events if e.type == "CriticVerdict"] == ["checked"]
+    replies = [
+        {"match": {"role": "executor", "contains": "checked"}, "content": "checked line"},
+        {"match": {"role": "executor", "contains": "free"}, "content": "free line"},
+        {"match": {"role": "executor", "contains": "skipped"}, "content": "skipped line"},
+        {**verdict("pass"), "repeat": True},
+    ]
+    async with engine_for(tmp_path / "2", replies) as engine:
+        result = await engine.run(plan=plan, critic="llm")  # the job's critic: all but "skipped"
+        assert result.ok, result.error
+        events = await engine.events(result.job_id)
+        reviewed = sorted(e.task_id or "" for e in events if e.type == "CriticVerdict")
+        assert reviewed == ["checked", "free"]
+
+
+async def test_critic_per_agent(tmp_path: Path) -> None:
+    careful = ReactAgent("careful", critic="no_lorem", tools=[])
+    plan = [
+        TaskSpec(id="a", goal="Write line a", agent="careful"),
+        TaskSpec(id="b", goal="Write line b"),
+    ]
+    replies = [
+        {"match": {"role": "careful", "contains": "no placeholder"}, "content": "line a"},
+        {"match": {"role": "careful"}, "content": "lorem a"},
+        {"match": {"role": "executor"}, "content": "lorem b"},
+    ]
+    engine = engine_for(tmp_path, replies, agents=[careful], critics={"no_lorem": no_lorem})
+    async with engine:
+        result = await engine.run(plan=plan)
+        assert result.ok, result.error
+        state = await engine.get(result.job_id)
+        assert state is not None
+        assert state.tasks["a"].result == "line a"
+        assert state.tasks["b"].result == "lorem b"  # the default agent has no critic
+        events = await engine.events(result.job_id)
+        assert [(e.task_id, e.verdict) for e in events if e.type == "CriticVerdict"] == [
+            ("a", "revise"),
+            ("a", "pass"),
+        ]
+
+
+def test_yaml_agent_critic_field(tmp_path: Path) -> None:
+    from planweave.agents import AgentRegistry
+    from planweave.agents._declared import register_folder
+    from planweave.errors import ConfigError
+
+    folder = tmp_path / "agents"
+    folder.mkdir()
+    (folder / "writer.yaml").write_text("name: writer\nkind: react\ncritic: true\n")
+    registry = AgentRegistry()
+    register_folder(registry, folder, known_tools=[])
+    assert getattr(registry.get("writer"), "critic", None) == "llm"
+    (folder / "writer.yaml").write_text("name: writer\nkind: react\ncritic: 3\n")
+    with pytest.raises(ConfigError, match="critic"):
+        register_folder(AgentRegistry(), folder, known_tools=[])

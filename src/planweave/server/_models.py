@@ -303,10 +303,26 @@ class ToolCall(BaseModel):
     seq: int
 
 
+class CriticVerdictView(BaseModel):
+    """A critic's verdict on one of the task's answers (``docs/critic.md``)."""
+
+    verdict: Literal["pass", "revise", "replan", "reject"]
+    feedback: str
+    revision: int
+    critic: str
+    model: str | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    at: float
+    seq: int
+
+
 class TaskDetail(Task):
     inputs: dict[str, Any]
     llm_calls: list[LlmCall]
     tool_calls: list[ToolCall]
+    verdicts: list[CriticVerdictView] = []
     history: list[Event]
 
 
