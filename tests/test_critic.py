@@ -3,13 +3,17 @@ critics, the verdict events, and what the CLI shows."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from typer.testing import CliRunner
 
 from planweave import Engine, TaskSpec
 from planweave.agents import ReactAgent
+from planweave.cli import app
 from planweave.critic import CriticTask, Verdict
 from planweave.errors import UsageError
 from planweave.llm import ScriptedModel
@@ -256,3 +260,69 @@ def test_yaml_agent_critic_field(tmp_path: Path) -> None:
     (folder / "writer.yaml").write_text("name: writer\nkind: react\ncritic: 3\n")
     with pytest.raises(ConfigError, match="critic"):
         register_folder(AgentRegistry(), folder, known_tools=[])
+
+
+# --- the command line ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith("PLANWEAVE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("COLUMNS", "200")
+    return tmp_path
+
+
+def cli_args(work: Path) -> list[str]:
+    return ["--store", f"sqlite:///{work / 'jobs.db'}", "--data-dir", str(work / "data")]
+
+
+def test_run_with_critic_shows_the_verdicts(work: Path) -> None:
+    (work / "plan.yaml").write_text(
+        yaml.safe_dump({"tasks": [{"id": "poem", "goal": "Write a haiku about rain"}]})
+    )
+    replies = [
+        {"match": {"role": "executor", "contains": "mention thunder"}, "content": "Thunder"},
+        {"match": {"role": "executor"}, "content": "Rain on the roof"},
+        verdict("revise", "mention thunder"),
+        verdict("pass"),
+    ]
+    (work / "replies.yaml").write_text(yaml.safe_dump({"replies": replies}))
+    args = ["run", "--plan", "plan.yaml", "--model", "scripted:replies.yaml", *cli_args(work)]
+    result = CliRunner().invoke(app, [*args, "--critic", "--max-revisions", "1"])
+    assert result.exit_code == 0, result.output
+    assert "critic: pass after 1 revision" in result.stdout
+    job_id = only_line_with(result.stdout, "job ")
+    events = CliRunner().invoke(app, ["events", job_id, *cli_args(work)])
+    assert events.exit_code == 0, events.output
+    assert "CriticVerdict" in events.stdout and "revise (revision 0, llm): mention thunder" in (
+        events.stdout
+    )
+
+
+def only_line_with(text: str, prefix: str) -> str:
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            return line.split()[1]
+    raise AssertionError(f"no line starts with {prefix!r}:\n{text}")
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--critic", "--max-revisions", "21"], "--max-revisions"),
+        (["--critic-name", "nope"], "unknown critic 'nope'"),
+    ],
+)
+def test_run_refuses_bad_critic_flags_with_one_line(
+    work: Path, flags: list[str], message: str
+) -> None:
+    (work / "plan.yaml").write_text(yaml.safe_dump({"tasks": [{"id": "a", "goal": "Write"}]}))
+    (work / "replies.yaml").write_text(yaml.safe_dump({"replies": [{"content": "x"}]}))
+    args = ["run", "--plan", "plan.yaml", "--model", "scripted:replies.yaml", *cli_args(work)]
+    result = CliRunner().invoke(app, [*args, *flags])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
