@@ -326,3 +326,64 @@ def test_run_refuses_bad_critic_flags_with_one_line(
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+# --- the decider, without I/O -------------------------------------------------------------
+
+
+def test_a_review_survives_a_restart_and_the_critic_runs_again_on_the_candidate() -> None:
+    from planweave.control import decider
+    from planweave.events import JobOptions
+    from planweave.messages import Outcome
+    from planweave.state import JobState
+
+    state, decision = decider.submit(
+        "job1",
+        goal="g",
+        plan=(TaskSpec(id="a", goal="Write"),),
+        options=JobOptions(critic="llm"),
+        now=100.0,
+    )
+    log = list(decision.events)
+    log += decider.assign(state, "a", worker="executor", now=100.0).events
+    done = Outcome(job_id="job1", task_id="a", attempt=1, status="succeeded", result="draft")
+    log += decider.on_outcome(state, done, now=101.0).events
+    assert decider.worker_of(state.tasks["a"]) == "critic"
+    log += decider.assign(state, "a", worker="critic", now=101.0).events
+    assert replay(log).to_row() == state.to_row()
+
+    # The process dies while the critic runs: the rows hold the candidate and the critic.
+    rows = [task.to_row("job1") for task in state.tasks.values()]
+    loaded = JobState.from_rows(state.to_row(), rows)
+    assert loaded.tasks["a"].reviewing and loaded.tasks["a"].spec.critic == "llm"
+    again = decider.resume(loaded, now=200.0)
+    assert again.dispatch == ["a"]
+    assert decider.worker_of(loaded.tasks["a"]) == "critic"
+    log += decider.assign(loaded, "a", worker="critic", now=200.0).events
+    attempt = loaded.tasks["a"].attempt
+    verdict_outcome = Outcome(
+        job_id="job1",
+        task_id="a",
+        attempt=attempt,
+        status="succeeded",
+        result={"verdict": "pass", "feedback": "", "model": "m"},
+    )
+    ended = decider.on_outcome(loaded, verdict_outcome, now=201.0)
+    kinds = [e.type for e in ended.events]
+    assert kinds[kinds.index("CriticVerdict") + 1] == "TaskCompleted"
+    assert loaded.tasks["a"].result == "draft" and loaded.status == "succeeded"
+
+
+def test_the_critics_setting_loads_critics_by_import_path() -> None:
+    from planweave.config import Settings
+
+    settings = Settings(critics="tidy=tests.test_critic:no_lorem,tests.test_critic:no_lorem")
+    kwargs = settings.engine_kwargs()
+    assert kwargs["critics"] == {
+        "tidy": "tests.test_critic:no_lorem",
+        "no_lorem": "tests.test_critic:no_lorem",
+    }
+    engine = Engine(critics=kwargs["critics"], store="memory://")
+    assert engine.critics.names() == ["llm", "no_lorem", "tidy"]
+    tidy = engine.critics.get("tidy")
+    assert tidy is not None and tidy.__name__ == "no_lorem"
