@@ -199,7 +199,7 @@ class Settings(BaseModel):
             (the default): yes with the in-process ``memory://`` bus, no with a shared bus
             (``redis://``), whose work the ``planweave worker`` processes take.
         worker_kinds: The kinds of work a ``planweave worker`` takes (default: every kind:
-            planner, executor, composer, tool).
+            planner, executor, composer, tool, critic).
         worker_concurrency: Work items a ``planweave worker`` runs at once per kind (the
             engine's per-kind defaults when ``None``).
         worker_grace_s: How long a stopping ``planweave worker`` (SIGTERM, Ctrl-C) lets running
