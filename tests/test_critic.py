@@ -3,6 +3,7 @@ critics, the verdict events, and what the CLI shows."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Any
@@ -387,3 +388,58 @@ def test_the_critics_setting_loads_critics_by_import_path() -> None:
     assert engine.critics.names() == ["llm", "no_lorem", "tidy"]
     tidy = engine.critics.get("tidy")
     assert tidy is not None and tidy.__name__ == "no_lorem"
+
+
+# --- the API --------------------------------------------------------------------------------
+
+
+async def test_the_api_takes_the_critic_options_and_shows_the_verdicts(tmp_path: Path) -> None:
+    import httpx
+
+    from planweave.config import Settings
+    from planweave.server.testing import running_server
+
+    token = "pw_critic_api_token_0123456789abcdef"
+    settings = Settings.model_validate(
+        {"data_dir": tmp_path / "data", "tokens": f"alice:{token}", "rate_limit_per_s": 0}
+    )
+    replies = [
+        {"match": {"role": "executor", "contains": "shorter"}, "content": "Rain"},
+        {"match": {"role": "executor"}, "content": "Rain falls on the roof all night"},
+        verdict("revise", "shorter"),
+        verdict("pass"),
+    ]
+    engine = engine_for(tmp_path, replies)
+    try:
+        async with running_server(engine, settings) as server:
+            headers = {"Authorization": f"Bearer {token}"}
+            async with httpx.AsyncClient(base_url=server.url, headers=headers) as http:
+                plan = {"tasks": [{"id": "poem", "goal": "Write about rain"}]}
+                bad = await http.post(
+                    "/v1/jobs", json={"plan": plan, "options": {"critic": "nope"}}
+                )
+                assert bad.status_code == 422, bad.text
+                assert "unknown critic 'nope'" in bad.text
+                options = {"critic": "llm", "critic_model": "openai:gpt-4o"}
+                bad = await http.post("/v1/jobs", json={"plan": plan, "options": options})
+                assert bad.status_code == 422, bad.text
+                assert "options.critic_model" in bad.text
+                created = await http.post(
+                    "/v1/jobs", json={"plan": plan, "options": {"critic": "llm"}}
+                )
+                assert created.status_code == 201, created.text
+                job_id = created.json()["job_id"]
+                for _ in range(500):
+                    job = (await http.get(f"/v1/jobs/{job_id}")).json()
+                    if job["status"] != "running":
+                        break
+                    await asyncio.sleep(0.02)
+                assert job["status"] == "succeeded", job
+                task = (await http.get(f"/v1/jobs/{job_id}/tasks/poem")).json()
+                assert [(v["verdict"], v["feedback"], v["revision"]) for v in task["verdicts"]] == [
+                    ("revise", "shorter", 0),
+                    ("pass", "", 1),
+                ]
+                assert task["result"] == "Rain"
+    finally:
+        await engine.close()

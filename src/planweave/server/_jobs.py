@@ -89,14 +89,16 @@ async def create_job(
     engine = ctx.engine
     fields = body.options.fields() if body.options is not None else {}
     fields["allow_private_network"] = ctx.private_network_for(tenant)
-    model = fields.get("model")
-    if model is not None:
+    for name in ("model", "critic_model"):
+        model = fields.get(name)
+        if model is None:
+            continue
         allowed = engine.allowed_models(ctx.settings.api_models)
         if model not in allowed:
             raise ApiError(
                 422,
-                f"options.model: this server lets jobs use {', '.join(sorted(allowed))}",
-                details=[{"loc": ["body", "options", "model"], "msg": "model not allowed"}],
+                f"options.{name}: this server lets jobs use {', '.join(sorted(allowed))}",
+                details=[{"loc": ["body", "options", name], "msg": "model not allowed"}],
             )
     try:
         job_id, created = await engine.submit_once(

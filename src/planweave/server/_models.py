@@ -122,6 +122,22 @@ class JobOptionsIn(BaseModel):
         ),
     )
 
+    critic: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description=(
+            "The critic that checks every execute task's answer: llm, or a critic the server "
+            "registers (its critics setting); an unknown one is refused (400)."
+        ),
+    )
+    critic_model: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The LLM critic's model; held to the same list as model.",
+    )
+    max_revisions: int | None = Field(default=None, ge=0, le=20)
+
     def fields(self) -> dict[str, Any]:
         return {k: v for k, v in self.model_dump(exclude_unset=True).items() if v is not None}
 
