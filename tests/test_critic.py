@@ -4,6 +4,7 @@ critics, the verdict events, and what the CLI shows."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -298,6 +299,12 @@ def test_run_with_critic_shows_the_verdicts(work: Path) -> None:
     job_id = only_line_with(result.stdout, "job ")
     events = CliRunner().invoke(app, ["events", job_id, *cli_args(work)])
     assert events.exit_code == 0, events.output
+    shown = CliRunner().invoke(app, ["show", job_id, *cli_args(work)])
+    assert shown.exit_code == 0, shown.output
+    assert "revised 1x by the critic" in shown.stdout
+    as_json = CliRunner().invoke(app, ["show", job_id, *cli_args(work), "--json"])
+    task = json.loads(as_json.stdout)["tasks"][0]
+    assert (task["critic"], task["revisions"]) == ("llm", 1)
     assert "CriticVerdict" in events.stdout and "revise (revision 0, llm): mention thunder" in (
         events.stdout
     )

@@ -218,7 +218,8 @@ def task_json(task: TaskState) -> dict[str, Any]:
         "started_at": task.started_at,
         "finished_at": task.finished_at,
         "agent": task.spec.agent,
-        "verdicts": [{"verdict": kind, "feedback": text} for kind, text in task.verdicts],
+        "critic": task.spec.critic if isinstance(task.spec.critic, str) else None,
+        "revisions": len(task.spec.feedback),
     }
 
 
