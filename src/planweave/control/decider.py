@@ -18,7 +18,6 @@ from typing import Any
 from planweave._text import bound
 from planweave.constants import (
     COMPOSE_TASK_ID,
-    CRITIC_LLM,
     DEFAULT_RETRY_BASE_S,
     DEFAULT_RETRY_MAX_S,
     ROOT_TASK_ID,
@@ -29,6 +28,7 @@ from planweave.constants import (
     WORKER_PLANNER,
     WORKER_TOOL,
 )
+from planweave.control._critic import critic_for, verdict_of
 from planweave.control._decision import _NOTHING, Decision, _Out
 from planweave.errors import FailureType, JobFailureCode, UsageError
 from planweave.events import (
@@ -269,7 +269,7 @@ def on_outcome(state: JobState, outcome: Outcome, *, now: float) -> Decision:
         elif task.reviewing:
             _reviewed(out, task, outcome)
         else:
-            critic = _critic_for(state, task, outcome.critic)
+            critic = critic_for(state, task, outcome.critic)
             if critic is not None and outcome.result is not None:
                 _review(out, task, critic, outcome.result)
             else:
@@ -278,22 +278,6 @@ def on_outcome(state: JobState, outcome: Outcome, *, now: float) -> Decision:
         _failed(out, task, outcome)
     _check_size(out, task.id)
     return out.done()
-
-
-def _critic_for(state: JobState, task: TaskState, agent_critic: str | None) -> str | None:
-    """The critic that checks the task's answer (``None``: none does). The task's own choice
-    comes first, then its agent's, then the job's."""
-    if task.spec.kind != "execute":
-        return None
-    chosen = task.spec.critic
-    if chosen is False:
-        return None
-    if isinstance(chosen, str):
-        return chosen
-    fallback = agent_critic or state.options.critic
-    if chosen is True:
-        return fallback or CRITIC_LLM
-    return fallback
 
 
 def _review(out: _Out, task: TaskState, critic: str, candidate: Any) -> None:
@@ -312,59 +296,21 @@ def _review(out: _Out, task: TaskState, critic: str, candidate: Any) -> None:
 def _reviewed(out: _Out, task: TaskState, outcome: Outcome) -> None:
     """A critic's verdict came back: accept the candidate, run the task again with the
     feedback, fail it, or replan."""
-    state = out.state
-    found = outcome.result if isinstance(outcome.result, dict) else {}
-    verdict = found.get("verdict")
-    if verdict not in ("pass", "revise", "replan", "reject"):
-        _fail_task(out, task, "the critic returned no valid verdict", "critic_rejected")
+    fields, failure = verdict_of(out.state, task, outcome)
+    if fields is None:
+        _fail_task(out, task, failure or "no verdict", "critic_rejected")
         return
-    feedback = found.get("feedback")
-    feedback = feedback if isinstance(feedback, str) else ""
-    model = found.get("model")
-    revision = len(task.spec.feedback)
     candidate = task.result
-    fields: dict[str, Any] = {
-        "attempt": task.attempt,
-        "verdict": verdict,
-        "feedback": feedback,
-        "revision": revision,
-        "critic": task.spec.critic if isinstance(task.spec.critic, str) else CRITIC_LLM,
-        "model": model if isinstance(model, str) else None,
-        "usage": outcome.usage,
-    }
-    limit = state.options.max_revisions
-    if verdict == "pass":
+    if failure is not None:
+        out.emit(CriticVerdict, task.id, **fields)
+        replan = fields["verdict"] == "replan"
+        _fail_task(out, task, failure, "critic_rejected", replan=replan)
+    elif fields["verdict"] == "pass":
         out.emit(CriticVerdict, task.id, **fields)
         _complete(out, task, candidate, outcome.usage)
-    elif verdict == "revise" and revision < limit:
+    else:  # revise, within max_revisions
         out.end(CriticVerdict, task.id, **fields)
         out.ready(task.id)
-    elif verdict == "revise":
-        out.emit(CriticVerdict, task.id, **fields)
-        _fail_task(
-            out,
-            task,
-            f"the critic still asked for changes after {revision} revisions "
-            f"(max_revisions is {limit}): {feedback or 'no reason given'}",
-            "critic_rejected",
-        )
-    elif verdict == "reject":
-        out.emit(CriticVerdict, task.id, **fields)
-        _fail_task(
-            out,
-            task,
-            f"the critic rejected its answer: {feedback or 'no reason given'}",
-            "critic_rejected",
-        )
-    else:
-        out.emit(CriticVerdict, task.id, **fields)
-        _fail_task(
-            out,
-            task,
-            f"the critic asked for a new plan: {feedback or 'no reason given'}",
-            "critic_rejected",
-            replan=True,
-        )
 
 
 def _qualify(parent: TaskState, local_id: str) -> str:
