@@ -450,3 +450,20 @@ async def test_the_api_takes_the_critic_options_and_shows_the_verdicts(tmp_path:
                 assert task["result"] == "Rain"
     finally:
         await engine.close()
+
+
+async def test_a_reply_that_is_no_verdict_is_retried_never_taken_as_a_pass(tmp_path: Path) -> None:
+    replies = [
+        {"match": {"role": "executor"}, "content": "Rain"},
+        {"match": {"role": "critic"}, "json": {"verdict": "looks fine", "feedback": ""}},
+        verdict("reject", "too short"),
+    ]
+    async with engine_for(tmp_path, replies) as engine:
+        result = await engine.run(plan=ONE_TASK, critic="llm", retry_base_s=0)
+        assert not result.ok
+        assert result.error is not None and "too short" in result.error
+        events = await stored_equals_replayed(engine, result.job_id)
+        retrying = [e for e in events if e.type == "TaskRetrying"]
+        assert len(retrying) == 1 and "not a valid verdict" in retrying[0].error
+        # The critic ran again on the same answer: the executor was asked once.
+        assert sum(1 for e in events if e.type == "LlmCalled" and e.role == "executor") == 1
