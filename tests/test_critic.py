@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from planweave import Engine, TaskSpec
@@ -467,3 +469,61 @@ async def test_a_reply_that_is_no_verdict_is_retried_never_taken_as_a_pass(tmp_p
         assert len(retrying) == 1 and "not a valid verdict" in retrying[0].error
         # The critic ran again on the same answer: the executor was asked once.
         assert sum(1 for e in events if e.type == "LlmCalled" and e.role == "executor") == 1
+
+
+@given(
+    verdicts=st.lists(st.sampled_from(["pass", "revise", "replan", "reject"]), max_size=6),
+    max_revisions=st.integers(min_value=0, max_value=3),
+)
+@settings(max_examples=60, deadline=None)
+def test_any_run_of_verdicts_ends_within_max_revisions_and_replays(
+    verdicts: list[str], max_revisions: int
+) -> None:
+    from planweave.control import decider
+    from planweave.events import JobOptions
+    from planweave.messages import Outcome
+
+    state, decision = decider.submit(
+        "job1",
+        goal="g",
+        plan=(TaskSpec(id="a", goal="Write"),),
+        options=JobOptions(critic="llm", max_revisions=max_revisions),
+        now=100.0,
+    )
+    log = list(decision.events)
+    now = 100.0
+    answers = 0
+    for kind in [*verdicts, "pass"]:
+        task = state.tasks["a"]
+        if task.terminal or state.terminal:
+            break
+        now += 1
+        log += decider.assign(state, "a", worker="executor", now=now).events
+        answers += 1
+        answer = Outcome(
+            job_id="job1", task_id="a", attempt=task.attempt, status="succeeded", result=answers
+        )
+        log += decider.on_outcome(state, answer, now=now).events
+        assert decider.worker_of(task) == "critic"
+        log += decider.assign(state, "a", worker="critic", now=now).events
+        checked = Outcome(
+            job_id="job1",
+            task_id="a",
+            attempt=task.attempt,
+            status="succeeded",
+            result={"verdict": kind, "feedback": f"fix {answers}"},
+        )
+        log += decider.on_outcome(state, checked, now=now).events
+        assert replay(log).to_row() == state.to_row()
+    task = state.tasks["a"]
+    assert task.terminal
+    revisions = [v for v, _ in task.verdicts if v == "revise"]
+    assert len(revisions) <= max_revisions + 1
+    assert len(task.spec.feedback) == len(revisions)
+    if task.status == "succeeded":
+        assert task.verdicts[-1][0] == "pass" and task.result == answers
+    else:
+        assert task.result is None and task.verdicts[-1][0] != "pass"
+    assert [t.to_row("job1") for t in replay(log).tasks.values()] == [
+        t.to_row("job1") for t in state.tasks.values()
+    ]
