@@ -79,7 +79,8 @@ class Engine(ClusterOps, FollowOps):
         builtins: Include the built-in tools (calculator, files, http_fetch, current_time).
         data_dir: Where the default store and per-job workspaces live.
         model_options: Provider options (base URL, threads, timeouts).
-        concurrency: Items run at once per worker kind (planner, executor, composer, tool).
+        concurrency: Items run at once per worker kind (planner, executor, composer, tool,
+            critic).
         allow_private_network: Let ``http_fetch`` reach private and loopback addresses.
         run_workers: Run worker pools in this process (``False`` for a control plane whose
             workers run elsewhere).

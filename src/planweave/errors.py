@@ -331,7 +331,8 @@ FailureType = Literal[
 ]
 """What ended an attempt in failure (``Outcome.error_type``, ``TaskFailed.error_type``): a crash
 of the worker or of the task's code, a retry asked for, a bad plan, a model, tool or usage
-error, a timeout, the budget, a junk answer, or a hook's veto."""
+error, a timeout, the budget, a junk answer, a critic's verdict (``docs/critic.md``), or a
+hook's veto."""
 
 JobFailureCode = Literal["task_failed", "budget_exceeded", "data_invalid", "job_too_large"]
 """Why a job failed (``JobFailed.code``): a task failed for good, the job went over its cost

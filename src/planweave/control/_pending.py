@@ -116,7 +116,8 @@ def work_item(
     settings: PlaneSettings,
 ) -> WorkItem:
     """The work item of a task's current attempt: its spec, and its inputs (the results of the
-    tasks it depends on, and of those its parent plan task depends on, keyed by task id)."""
+    tasks it depends on, and of those its parent plan task depends on, keyed by task id); for
+    a task a critic checks, its candidate answer and the job's ``critic_model``."""
     tasks = state.tasks
     task = tasks[task_id]
     inputs: dict[str, Any] = {}
@@ -135,7 +136,7 @@ def work_item(
     reviewing = task.reviewing
     if reviewing and options.critic_model:
         model = options.critic_model
-    item = trusted(
+    return trusted(
         WorkItem,
         {
             "id": f"{state.id}:{task_id}:{task.attempt}",
@@ -166,4 +167,3 @@ def work_item(
             "candidate": task.result if reviewing else None,
         },
     )
-    return item
