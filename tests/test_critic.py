@@ -527,3 +527,41 @@ def test_any_run_of_verdicts_ends_within_max_revisions_and_replays(
     assert [t.to_row("job1") for t in replay(log).tasks.values()] == [
         t.to_row("job1") for t in state.tasks.values()
     ]
+
+
+async def test_critic_work_runs_on_a_separate_worker_engine(tmp_path: Path) -> None:
+    from planweave.bus import MemoryBus
+
+    bus = MemoryBus()
+    critics = {"no_lorem": "tests.test_critic:no_lorem"}  # by import path, as a worker loads it
+    replies = [
+        {"match": {"role": "executor", "contains": "no placeholder"}, "content": "Rain falls"},
+        {"match": {"role": "executor"}, "content": "lorem"},
+    ]
+    plane = Engine(
+        store=f"sqlite:///{tmp_path / 'jobs.db'}",
+        bus=bus,
+        model=ScriptedModel(replies=replies),
+        data_dir=tmp_path / "data",
+        worker_kinds=["executor"],
+        critics=critics,
+    )
+    workers = Engine(
+        store="memory://",
+        bus=bus,
+        model=ScriptedModel(replies=[]),
+        data_dir=tmp_path / "data",
+        run_plane=False,
+        worker_kinds=["critic"],
+        critics=critics,
+    )
+    async with plane, workers:
+        assert [pool.kind for pool in workers._pools] == ["critic"]
+        result = await asyncio.wait_for(plane.run(plan=ONE_TASK, critic="no_lorem"), 30)
+        assert result.ok, result.error
+        assert result.result == "Rain falls"
+        events = await plane.events(result.job_id)
+        critic_runs = [
+            e.worker_id for e in events if e.type == "TaskStarted" and e.attempt in (2, 4)
+        ]
+        assert len(critic_runs) == 2 and all(w.startswith("critic-") for w in critic_runs)
