@@ -74,8 +74,8 @@ async def test_a_worker_engine_refuses_to_drive_jobs(tmp_path: Path) -> None:
 
 
 def test_an_unknown_worker_kind_names_the_kinds(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="unknown worker kind critic: the kinds are planner"):
-        Engine(data_dir=tmp_path, run_plane=False, worker_kinds=["tool", "critic"])
+    with pytest.raises(UsageError, match="unknown worker kind judge: the kinds are planner"):
+        Engine(data_dir=tmp_path, run_plane=False, worker_kinds=["tool", "judge"])
 
 
 async def test_bus_stats_count_waiting_leased_and_dead_messages() -> None:

@@ -6,15 +6,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from planweave.errors import PlanInvalid
+from planweave.errors import PlanInvalid, UsageError
 from planweave.plan import Plan, TaskSpec, validate_plan
 
 if TYPE_CHECKING:
     from planweave.agents import AgentRegistry
+    from planweave.critic import CriticRegistry
     from planweave.events import JobOptions
     from planweave.tools import ToolRegistry
 
-__all__ = ["checked_job_plan"]
+__all__ = ["check_critics", "checked_job_plan"]
 
 
 def checked_job_plan(
@@ -57,3 +58,34 @@ def checked_job_plan(
             opts = opts.model_copy(update={"on_failure": plan.on_failure})
         goal = goal or plan.goal
     return specs, opts, goal or "(user plan)"
+
+
+def check_critics(
+    critics: CriticRegistry,
+    agents: AgentRegistry,
+    options: JobOptions,
+    specs: Sequence[TaskSpec] | None,
+) -> None:
+    """Refuse a job that names a critic no one registered: its options, its tasks, or the
+    agents its tasks name.
+
+    Raises:
+        UsageError: the first unknown critic, and where it is named.
+    """
+    named: list[tuple[str, str]] = []
+    if options.critic is not None:
+        named.append(("the job option critic", options.critic))
+    for spec in specs or ():
+        if isinstance(spec.critic, str):
+            named.append((f"task {spec.id!r}", spec.critic))
+        agent = spec.agent
+        if agent is not None and agent in agents:
+            chosen = getattr(agents.get(agent), "critic", None)
+            if isinstance(chosen, str):
+                named.append((f"agent {agent!r}", chosen))
+    for where, name in named:
+        if name not in critics:
+            raise UsageError(
+                f"{where} names unknown critic {name!r}; known critics: "
+                f"{', '.join(critics.names())}"
+            )

@@ -237,7 +237,7 @@ class Settings(BaseModel):
             (the default): yes with the in-process ``memory://`` bus, no with a shared bus
             (``redis://``), whose work the ``planweave worker`` processes take.
         worker_kinds: The kinds of work a ``planweave worker`` takes (default: every kind:
-            planner, executor, composer, tool).
+            planner, executor, composer, tool, critic).
         worker_concurrency: Work items a ``planweave worker`` runs at once per kind (the
             engine's per-kind defaults when ``None``).
         worker_grace_s: How long a stopping ``planweave worker`` (SIGTERM, Ctrl-C) lets running
@@ -262,6 +262,10 @@ class Settings(BaseModel):
             constraints, an egress allowlist for network tools and content rules on results
             (``planweave.policy.Policy``; see ``docs/policy.md``). Give every process of a
             cluster the same policy.
+        critics: Python critics jobs may name (``docs/critic.md``), each
+            ``NAME=package.module:attr`` (or ``package.module:attr``, named ``attr``), so
+            every process, ``planweave worker`` included, loads the same ones
+            (``PLANWEAVE_CRITICS``, comma-separated).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -342,6 +346,8 @@ class Settings(BaseModel):
                 raise ValueError(f"not JSON: {exc}") from None
         return value
 
+    critics: tuple[str, ...] = ()
+
     @field_validator("tokens", mode="before")
     @classmethod
     def _token_hashes(cls, value: Any) -> Any:
@@ -389,6 +395,7 @@ class Settings(BaseModel):
         "tools",
         "hooks",
         "job_hooks",
+        "critics",
         mode="before",
     )
     @classmethod
@@ -526,6 +533,7 @@ class Settings(BaseModel):
             "tenant_quotas": self.tenant_quotas(),
             **({} if self.policy is None else {"policy": self.policy}),
             **(_hook_kwargs(self.hooks, self.job_hooks) if with_tools else {}),
+            **(_critic_kwargs(self.critics) if with_tools else {}),
             **leases,
             **artifacts,
             **({} if search is None else {"web_search": search}),
@@ -541,6 +549,15 @@ def _hook_kwargs(hooks: tuple[str, ...], job_hooks: tuple[str, ...]) -> dict[str
     from planweave.hooks import load_hooks
 
     return {"hooks": load_hooks(hooks), "job_hooks": load_hooks(job_hooks)}
+
+
+def _critic_kwargs(critics: tuple[str, ...]) -> dict[str, Any]:
+    """``Engine`` keyword arguments for the critics settings name (none: nothing imported)."""
+    if not critics:
+        return {}
+    from planweave.critic import load_critics
+
+    return {"critics": load_critics(critics)}
 
 
 def load_settings(

@@ -61,6 +61,9 @@ WORKER_PLANNER: Final = "planner"
 WORKER_EXECUTOR: Final = "executor"
 WORKER_COMPOSER: Final = "composer"
 WORKER_TOOL: Final = "tool"
+WORKER_CRITIC: Final = "critic"
+CRITIC_LLM: Final = "llm"
+"""The name of the built-in critic: a model reviews the answer (``docs/critic.md``)."""
 
 # Statuses and the events that end a job: the one list of each (``state`` types them).
 JOB_STATUSES: Final = ("running", "succeeded", "failed", "cancelled")
@@ -103,6 +106,8 @@ DEFAULT_MAX_JOB_TOKENS: Final = 2_000_000
 """Tokens (in + out) one job may spend on model calls by default (the job option
 ``max_tokens``); a user raises it explicitly. Local and scripted models cost $0, so this is the
 ceiling that stops their runaway jobs."""
+DEFAULT_MAX_REVISIONS: Final = 2
+"""Times a critic may send one task back for revision (the job option ``max_revisions``)."""
 DEFAULT_MAX_COST_USD: Final = 5.0
 """Dollars one job may spend by default (the job option ``max_cost_usd``)."""
 DEFAULT_REPLY_TOKENS_ESTIMATE: Final = 1024
@@ -115,6 +120,7 @@ DEFAULT_CONCURRENCY: Final = {
     WORKER_EXECUTOR: 4,
     WORKER_COMPOSER: 2,
     WORKER_TOOL: 512,
+    WORKER_CRITIC: 2,
 }
 """Work items run at once per worker kind, by default (also the plane's in-flight limits)."""
 DEFAULT_WORKER_GRACE_S: Final = 30.0

@@ -18,7 +18,7 @@ from planweave._cluster import ClusterOps
 from planweave._follow import FollowOps
 from planweave._quotas import TenantQuotas, submit_within_quotas
 from planweave._results import JobResult, QueueInfo
-from planweave._submit import checked_job_plan
+from planweave._submit import check_critics, checked_job_plan
 from planweave.bus import Bus, open_bus
 from planweave.bus.base import Subscription
 from planweave.constants import (
@@ -34,6 +34,7 @@ from planweave.constants import (
     WORKER_TOOL,
 )
 from planweave.control.plane import ControlPlane, PlaneSettings
+from planweave.critic import CriticFunction, CriticRegistry
 from planweave.errors import (
     JobNotFound,
     UsageError,
@@ -79,7 +80,8 @@ class Engine(ClusterOps, FollowOps):
         builtins: Include the built-in tools (calculator, files, http_fetch, current_time).
         data_dir: Where the default store and per-job workspaces live.
         model_options: Provider options (base URL, threads, timeouts).
-        concurrency: Items run at once per worker kind (planner, executor, composer, tool).
+        concurrency: Items run at once per worker kind (planner, executor, composer, tool,
+            critic).
         allow_private_network: Let ``http_fetch`` reach private and loopback addresses.
         shell_commands: The programs the built-in ``shell`` tool may run (by name or absolute
             path); empty (the default): the ``shell`` tool is not registered.
@@ -123,6 +125,9 @@ class Engine(ClusterOps, FollowOps):
         policy: Guardrails every job's tool calls, connections and task results are held to
             (``planweave.policy.Policy``; ``docs/policy.md``), besides each job's own
             ``JobOptions.policy``.
+        critics: Python critics by name (``planweave.critic``): functions ``(task, answer) ->
+            Verdict``, or their import paths (``package.module:name``), which jobs, tasks and
+            agents name beside the built-in ``llm`` critic (``docs/critic.md``).
     """
 
     def __init__(
@@ -155,6 +160,7 @@ class Engine(ClusterOps, FollowOps):
         job_hooks: Iterable[Hook] = (),
         web_search: WebSearchConfig | None = None,
         policy: Policy | None = None,
+        critics: dict[str, CriticFunction | str] | None = None,
     ) -> None:
         # Absolute, so workspace and artifact paths mean the same from any directory.
         self.data_dir = Path(data_dir if data_dir is not None else DEFAULT_DATA_DIR).resolve()
@@ -224,6 +230,7 @@ class Engine(ClusterOps, FollowOps):
         )
         self.hooks = HookRegistry(hooks, job_hooks)
         self.policy = policy
+        self.critics = CriticRegistry(critics)
         self.plane.hooks = self.hooks or None
         if self._extra_tools or self._extra_agents or self._agents_dir is not None:
             # A caller's tools and agents are checked now, so a bad one fails here.
@@ -343,6 +350,7 @@ class Engine(ClusterOps, FollowOps):
                 artifact_store=self.artifact_store,
                 hooks=self.hooks or None,
                 policies=TaskPolicies(self.policy),
+                critics=self.critics,
             )
             for kind in self.worker_kinds:
                 size = self.concurrency[kind]
@@ -475,6 +483,7 @@ class Engine(ClusterOps, FollowOps):
             )
         elif not goal or not goal.strip():
             raise UsageError("give a goal, or a plan to run")
+        check_critics(self.critics, self.agents, opts, specs)
         submit = functools.partial(
             self.plane.submit,
             goal=goal,

@@ -367,13 +367,15 @@ FailureType = Literal[
     "empty_answer",
     "echoed_instructions",
     "output_invalid",
+    "critic_rejected",
     "vetoed",
     "policy",
 ]
 """What ended an attempt in failure (``Outcome.error_type``, ``TaskFailed.error_type``): a crash
 of the worker or of the task's code, a retry asked for, a bad plan, a model, tool or usage
 error, a timeout, the budget (over it, or a grant too small for the next call), a junk answer,
-a hook's veto, or a policy rule that refused the result."""
+a critic's verdict (``docs/critic.md``), a hook's veto, or a policy rule that refused the
+result."""
 
 JobFailureCode = Literal["task_failed", "budget_exceeded", "data_invalid", "job_too_large"]
 """Why a job failed (``JobFailed.code``): a task failed for good, the job went over its cost

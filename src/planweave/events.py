@@ -30,6 +30,7 @@ from planweave.constants import (
     DEFAULT_MAX_PLAN_DEPTH,
     DEFAULT_MAX_PLAN_TASKS,
     DEFAULT_MAX_RESULT_BYTES,
+    DEFAULT_MAX_REVISIONS,
     DEFAULT_MAX_TOOL_CALLS,
     DEFAULT_MAX_TOOL_CALLS_PER_STEP,
     DEFAULT_RETRY_BASE_S,
@@ -42,6 +43,7 @@ from planweave.policy._rules import Policy
 __all__ = [
     "NO_USAGE",
     "ArtifactCreated",
+    "CriticVerdict",
     "Event",
     "EventBase",
     "Grant",
@@ -63,9 +65,11 @@ __all__ = [
     "TaskNeedsBudget",
     "TaskReady",
     "TaskRetrying",
+    "TaskReviewing",
     "TaskStarted",
     "ToolCalled",
     "Usage",
+    "VerdictKind",
     "event_adapter",
     "new_id",
     "parse_event",
@@ -235,6 +239,13 @@ class JobOptions(BaseModel):
         policy: Guardrails of this job (``planweave.policy.Policy``), checked besides the
             engine's own policy: a call or a result must pass both. It travels with the
             job's work items, so its output rules are patterns, never Python predicates.
+        critic: The critic that checks every ``execute`` task's answer before it is accepted
+            (``docs/critic.md``): ``llm`` (a model reviews it), the name of a critic
+            registered with ``Engine(critics=...)`` or the ``critics`` setting, or ``None``
+            (the default: no critic, unless a task or its agent asks for one).
+        critic_model: Model URL the LLM critic uses (``None``: the job's model).
+        max_revisions: Times a critic may send one task back for revision (default 2); one
+            more ``revise`` verdict fails the task, with a reason naming this option.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
@@ -265,6 +276,9 @@ class JobOptions(BaseModel):
     allow_private_network: bool | None = None
     max_handoffs: int = Field(default=DEFAULT_MAX_HANDOFFS, ge=0, le=100)
     hooks: tuple[str, ...] = ()
+    critic: str | None = Field(default=None, min_length=1, max_length=200)
+    critic_model: str | None = None
+    max_revisions: int = Field(default=DEFAULT_MAX_REVISIONS, ge=0, le=20)
     policy: Policy | None = None
 
     @field_validator("policy")
@@ -352,6 +366,48 @@ class TaskCompleted(EventBase):
     type: Literal["TaskCompleted"] = "TaskCompleted"
     attempt: int
     result: Any = None
+    usage: Usage = Field(default_factory=Usage)
+
+
+VerdictKind = Literal["pass", "revise", "replan", "reject"]
+"""What a critic decided about a task's answer (``docs/critic.md``)."""
+
+
+class TaskReviewing(EventBase):
+    """An ``execute`` task produced an answer that a critic checks before it is accepted.
+
+    The answer (``candidate``) is held as the task's result while the critic runs; the task
+    goes back to a worker, of the ``critic`` kind, with a new attempt.
+    """
+
+    type: Literal["TaskReviewing"] = "TaskReviewing"
+    attempt: int
+    critic: str
+    candidate: Any = None
+    revision: int = 0
+
+
+class CriticVerdict(EventBase):
+    """A critic's verdict on a task's answer.
+
+    Attributes:
+        verdict: ``pass`` (the answer is accepted), ``revise`` (the task runs again with the
+            ``feedback``), ``replan`` (the planner plans the unfinished work anew) or
+            ``reject`` (the task fails with the ``feedback`` as its reason).
+        feedback: The critic's feedback or reason.
+        revision: Revisions of the task before this verdict (0: its first answer).
+        critic: The critic's name (``llm`` or a registered one).
+        model: The model the critic called (``None`` for a Python critic).
+        usage: What the critic's model calls spent.
+    """
+
+    type: Literal["CriticVerdict"] = "CriticVerdict"
+    attempt: int
+    verdict: VerdictKind
+    feedback: str = ""
+    revision: int = 0
+    critic: str = ""
+    model: str | None = None
     usage: Usage = Field(default_factory=Usage)
 
 
@@ -533,6 +589,8 @@ Event = Annotated[
     | TaskStarted
     | SubtasksPlanned
     | TaskCompleted
+    | TaskReviewing
+    | CriticVerdict
     | TaskRetrying
     | TaskFailed
     | TaskNeedsBudget

@@ -75,6 +75,7 @@ class WorkItem(BaseModel):
             and tool calls an earlier run of it completed, replayed instead of made again.
         grant: The share of the job's budgets this attempt may spend (``None``: none applies);
             the worker checks every model and tool call against it before making it.
+        candidate: For a ``critic`` work item: the answer the critic checks.
     """
 
     model_config = ConfigDict(frozen=True, defer_build=True)
@@ -110,6 +111,7 @@ class WorkItem(BaseModel):
     trace: str | None = None
     steps: tuple[JournalStep, ...] = ()
     grant: Grant | None = None
+    candidate: Any = None
 
 
 class StartedReport(BaseModel):
@@ -160,6 +162,8 @@ class Outcome(BaseModel):
             outcome of an earlier delivery than one the plane saw start is ignored.
         needs: With ``error_type`` ``budget_needed``: the most the call the attempt stopped
             before may cost, which its grant could not cover.
+        critic: For an ``execute`` task: the critic its agent asks for (``ReactAgent(critic=
+            ...)``), which checks the answer unless the task or the job says otherwise.
     """
 
     model_config = ConfigDict(frozen=True, defer_build=True)
@@ -183,6 +187,7 @@ class Outcome(BaseModel):
     at: float = Field(default_factory=time.time)
     delivery: int = 1
     needs: Grant | None = None
+    critic: str | None = None
 
 
 class StepReport(BaseModel):

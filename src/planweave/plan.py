@@ -100,6 +100,13 @@ class TaskSpec(BaseModel):
         max_attempts: How often the task may fail before it fails for good (default: the job's).
         timeout_s: Wall-clock limit of one attempt.
         budget: What the task may spend (``TaskBudget``; ``None``: only the job's budgets).
+        critic: Whether a critic checks an ``execute`` task's answer before it is accepted
+            (``docs/critic.md``): ``None`` follows the agent and the job (``JobOptions.critic``),
+            ``False`` turns it off for this task, ``True`` turns it on (the agent's or the job's
+            critic, else the LLM critic ``llm``), and a name picks that critic.
+        feedback: What a critic asked to be changed in this task's earlier answers, oldest
+            first; the agent is given it on its next run. The engine adds to it when a critic's
+            verdict is ``revise``; its length is the number of revisions so far.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
@@ -114,6 +121,8 @@ class TaskSpec(BaseModel):
     max_attempts: int | None = Field(default=None, ge=1, le=100)
     timeout_s: float | None = Field(default=None, gt=0)
     budget: TaskBudget | None = None
+    critic: bool | str | None = None
+    feedback: tuple[str, ...] = ()
 
 
 class Plan(BaseModel):

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from planweave.constants import EVENT_BASE_BYTES, TERMINAL_STATUSES
 from planweave.events import (
     ArtifactCreated,
+    CriticVerdict,
     Event,
     EventBase,
     Grant,
@@ -35,6 +36,7 @@ from planweave.events import (
     TaskNeedsBudget,
     TaskReady,
     TaskRetrying,
+    TaskReviewing,
     TaskStarted,
     ToolCalled,
 )
@@ -99,10 +101,23 @@ class TaskState:
     tool_calls: int = 0
     fanout: int = 0
     """Tasks created below this one by its sub-plans (derived)."""
+    # The critic's verdicts on the task's answers, (verdict, feedback) in order: what the live
+    # views show. Not stored: the event log has them (``CriticVerdict``).
+    verdicts: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def depends_on(self) -> tuple[str, ...]:
         return self.spec.depends_on
+
+    @property
+    def reviewing(self) -> bool:
+        """Whether a critic is checking the task's answer: an ``execute`` task that is not
+        finished but holds a result (its candidate answer, ``TaskReviewing``)."""
+        return (
+            self.result is not None
+            and self.status not in TERMINAL_TASK
+            and self.spec.kind == "execute"
+        )
 
     @property
     def terminal(self) -> bool:
@@ -387,6 +402,8 @@ def _spec_size(spec: TaskSpec) -> int:
     size = 48 + len(spec.id) + len(spec.goal)
     for dep in spec.depends_on:
         size += len(dep) + 3
+    for text in spec.feedback:
+        size += len(text) + 3
     return size + data_size(spec.args) if spec.args else size
 
 
@@ -527,6 +544,30 @@ def _retrying(state: JobState, event: TaskRetrying) -> None:
     task.not_before = event.not_before
 
 
+@_on(TaskReviewing)
+def _reviewing(state: JobState, event: TaskReviewing) -> None:
+    task = _task(state, event)
+    task.status = "pending"
+    task.result = event.candidate
+    state.data_bytes += data_size(event.candidate)
+    if task.spec.critic != event.critic:  # the critic chosen is kept with the task
+        task.spec = task.spec.model_copy(update={"critic": event.critic})
+
+
+@_on(CriticVerdict)
+def _verdict(state: JobState, event: CriticVerdict) -> None:
+    task = _task(state, event)
+    task.verdicts.append((event.verdict, event.feedback))
+    state.data_bytes += len(event.feedback)
+    if event.verdict == "pass":
+        return  # its ``TaskCompleted`` follows, with the candidate as the result
+    task.result = None
+    if event.verdict == "revise":
+        task.status = "pending"
+        feedback = (*task.spec.feedback, event.feedback)
+        task.spec = task.spec.model_copy(update={"feedback": feedback})
+
+
 @_on(TaskFailed)
 def _failed(state: JobState, event: TaskFailed) -> None:
     task = _task(state, event)
@@ -581,6 +622,8 @@ def _reopened(state: JobState, event: JobReopened) -> None:
         reopened.error = None
         reopened.finished_at = None
         reopened.not_before = 0.0
+        if reopened.spec.feedback:  # a task retried by hand starts its revisions afresh
+            reopened.spec = reopened.spec.model_copy(update={"feedback": ()})
     _reindex(state)
 
 

@@ -35,7 +35,16 @@ KINDS: tuple[AgentKind, ...] = ("react", "sequential", "parallel", "conditional"
 MERGES = ("concat", "dict")
 _COMMON = ("name", "kind", "description")
 FIELDS: dict[str, tuple[str, ...]] = {
-    "react": (*_COMMON, "instructions", "model", "tools", "agents", "max_steps", "output_schema"),
+    "react": (
+        *_COMMON,
+        "instructions",
+        "model",
+        "tools",
+        "agents",
+        "max_steps",
+        "output_schema",
+        "critic",
+    ),
     "sequential": (*_COMMON, "agents"),
     "parallel": (*_COMMON, "agents", "merge"),
     "conditional": (*_COMMON, "branches", "default"),
@@ -262,6 +271,11 @@ def _check_fields(each: AgentDefinition) -> None:
         _names(each, "tools", required=False)
         _names(each, "agents", required=False)
         _positive(each, "max_steps", required=False)
+        critic = fields.get("critic")
+        if critic is not None and not (
+            isinstance(critic, bool) or (isinstance(critic, str) and critic.strip())
+        ):
+            raise each.problem("critic", "must be true, false or the name of a critic")
         schema = fields.get("output_schema")
         if schema is not None:
             if not isinstance(schema, dict):
@@ -396,6 +410,7 @@ def _construct(
             model=fields.get("model"),
             description=each.description or None,
             output_schema=fields.get("output_schema"),
+            critic=fields.get("critic"),
         )
     cls = _workflow_class(each)
     description = each.description or ""

@@ -43,7 +43,11 @@ from planweave.agents._context import AgentContext, call_model
 from planweave.agents._handoff import Handoff, HandoffTool, with_tools
 from planweave.agents._output import OutputSchema, SchemaLike, checked_answer
 from planweave.agents._text import input_budget_chars, render_inputs
-from planweave.constants import DEFAULT_MAX_TOOL_CALLS, DEFAULT_MAX_TOOL_CALLS_PER_STEP
+from planweave.constants import (
+    CRITIC_LLM,
+    DEFAULT_MAX_TOOL_CALLS,
+    DEFAULT_MAX_TOOL_CALLS_PER_STEP,
+)
 from planweave.errors import ConfigError, ModelResponseError
 from planweave.hooks import Hook, with_agent_hooks
 from planweave.llm.base import (
@@ -262,6 +266,9 @@ class ReactAgent:
             ``Handoff``.
         hooks: Hooks in force only while this agent runs (its model and tool calls), after
             the engine's and the job's (``planweave.hooks``).
+        critic: The critic that checks this agent's answers before a job accepts them
+            (``docs/critic.md``): ``True`` or ``"llm"`` for the LLM critic, or the name of a
+            registered one; a task's own ``critic`` comes first (``None``: the job's).
 
     Raises:
         ConfigError: ``max_steps`` is below 1, or ``output_schema`` is not a valid schema.
@@ -279,6 +286,7 @@ class ReactAgent:
         output_schema: SchemaLike | None = None,
         handoffs: Sequence[str] = (),
         hooks: Sequence[Hook] = (),
+        critic: bool | str | None = None,
     ) -> None:
         if max_steps is not None and max_steps < 1:
             raise ConfigError(f"agent {name!r}: max_steps must be at least 1, not {max_steps}")
@@ -294,6 +302,13 @@ class ReactAgent:
         self._output = None if output_schema is None else OutputSchema(output_schema, owner=name)
         self._loaded: Model | None = None
         self.hooks = tuple(hooks)
+        if critic is not None and not isinstance(critic, bool | str):
+            raise ConfigError(f"agent {name!r}: critic must be true, false or a critic's name")
+        self.critic: str | None = (
+            CRITIC_LLM if critic is True else (critic if isinstance(critic, str) else None)
+        )
+        if self.critic is not None and not self.critic.strip():
+            raise ConfigError(f"agent {name!r}: critic must be a critic's name, not empty")
 
     def __repr__(self) -> str:
         return f"ReactAgent(name={self.name!r}, tools={self.tools!r})"

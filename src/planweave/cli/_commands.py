@@ -228,6 +228,11 @@ def show(
             else Text(preview(task.result, 60))
         )
         status = task.status + (" (superseded)" if task.superseded else "")
+        if task.reviewing:
+            status += " (critic reviewing)"
+        revisions = len(task.spec.feedback)
+        if revisions:
+            status += f" (revised {revisions}x by the critic)"
         table.add_row(
             ("  " * task.depth) + task.id,
             task.spec.kind,

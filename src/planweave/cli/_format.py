@@ -7,6 +7,7 @@ from typing import Any
 
 from planweave.events import (
     ArtifactCreated,
+    CriticVerdict,
     Event,
     JobCancelled,
     JobCompleted,
@@ -21,6 +22,7 @@ from planweave.events import (
     TaskCompleted,
     TaskFailed,
     TaskRetrying,
+    TaskReviewing,
     TaskStarted,
     ToolCalled,
 )
@@ -28,6 +30,7 @@ from planweave.state import JobState, TaskState
 
 __all__ = [
     "STATUS_STYLE",
+    "VERDICT_STYLE",
     "age",
     "cost",
     "duration",
@@ -39,6 +42,7 @@ __all__ = [
     "task_json",
     "tokens",
     "truncate",
+    "verdict_text",
 ]
 
 STATUS_STYLE: dict[str, str] = {
@@ -51,6 +55,35 @@ STATUS_STYLE: dict[str, str] = {
     "stalled": "red",
 }
 """Colour of each task and job status (``stalled``: running, but no process drives it)."""
+
+
+VERDICT_STYLE: dict[str, str] = {
+    "pass": "green",
+    "revise": "yellow",
+    "replan": "magenta",
+    "reject": "red",
+}
+"""Colour of each critic verdict."""
+
+
+def verdict_text(task: TaskState, width: int = 60) -> str:
+    """The critic's last verdict on a task, on one line: ``critic: pass after 1 revision``,
+    ``critic: revise (2): add a source``."""
+    if not task.verdicts:
+        return ""
+    kind, feedback = task.verdicts[-1]
+    revisions = sum(1 for each, _ in task.verdicts if each == "revise")
+    if kind == "pass":
+        text = "critic: pass"
+        if revisions:
+            text += f" after {revisions} revision{'s' if revisions > 1 else ''}"
+    elif kind == "revise":
+        text = f"critic: revise ({revisions})"
+    else:
+        text = f"critic: {kind}"
+    if feedback and kind != "pass":
+        text += f": {feedback}"
+    return truncate(text, width)
 
 
 def truncate(text: str, width: int) -> str:
@@ -126,6 +159,12 @@ def event_detail(event: Event, width: int = 80) -> str:
         detail = f"{len(event.tasks)} subtasks: " + ", ".join(t.id for t in event.tasks)
     elif isinstance(event, TaskCompleted):
         detail = preview(event.result, width)
+    elif isinstance(event, TaskReviewing):
+        detail = f"critic {event.critic} checks: {preview(event.candidate, width)}"
+    elif isinstance(event, CriticVerdict):
+        detail = f"{event.verdict} (revision {event.revision}, {event.critic})"
+        if event.feedback:
+            detail += f": {event.feedback}"
     elif isinstance(event, TaskRetrying):
         detail = f"attempt {event.attempt} failed, retry in {event.delay_s:.1f}s: {event.error}"
     elif isinstance(event, TaskFailed):
@@ -184,6 +223,8 @@ def task_json(task: TaskState) -> dict[str, Any]:
         "started_at": task.started_at,
         "finished_at": task.finished_at,
         "agent": task.spec.agent,
+        "critic": task.spec.critic if isinstance(task.spec.critic, str) else None,
+        "revisions": len(task.spec.feedback),
     }
 
 

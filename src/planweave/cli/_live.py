@@ -17,7 +17,16 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from planweave.cli._format import STATUS_STYLE, cost, duration, spend_parts, tokens, truncate
+from planweave.cli._format import (
+    STATUS_STYLE,
+    VERDICT_STYLE,
+    cost,
+    duration,
+    spend_parts,
+    tokens,
+    truncate,
+    verdict_text,
+)
 from planweave.cli._replies import reply_tail
 from planweave.state import JobState, TaskState
 
@@ -97,6 +106,8 @@ def task_label(task: TaskState, *, now: float, spinner: bool = True) -> Renderab
         status = "superseded"
     elif task.status == "pending" and task.failures:
         status = f"retrying after {task.failures} failure{'s' if task.failures > 1 else ''}"
+    elif task.status == "running" and task.reviewing:
+        status = "reviewing"
     line.append(status, style=style)
     if task.attempt > 1:
         line.append(f" (attempt {task.attempt})", style="dim")
@@ -107,6 +118,8 @@ def task_label(task: TaskState, *, now: float, spinner: bool = True) -> Renderab
         line.append(f"  {tokens(task.tokens_in + task.tokens_out)} tok", style="dim")
     if task.cost_usd:
         line.append(f"  {cost(task.cost_usd)}", style="dim")
+    if task.verdicts:
+        line.append(f"  {verdict_text(task)}", style=VERDICT_STYLE.get(task.verdicts[-1][0], ""))
     if task.status == "failed" and task.error:
         line.append(f"  {truncate(task.error, 80)}", style="red")
     if task.superseded:

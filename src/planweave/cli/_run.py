@@ -121,6 +121,39 @@ def run(
             show_default=False,
         ),
     ] = None,
+    critic: Annotated[
+        bool,
+        typer.Option(
+            "--critic",
+            help="Check every execute task's answer with the LLM critic before accepting it",
+        ),
+    ] = False,
+    critic_name: Annotated[
+        str | None,
+        typer.Option(
+            "--critic-name",
+            help="Check the answers with this registered critic instead (implies --critic)",
+            show_default=False,
+        ),
+    ] = None,
+    critic_model: Annotated[
+        str | None,
+        typer.Option(
+            "--critic-model",
+            help="Model URL the LLM critic uses (default: the job's model)",
+            show_default=False,
+        ),
+    ] = None,
+    max_revisions: Annotated[
+        int | None,
+        typer.Option(
+            "--max-revisions",
+            min=0,
+            max=20,
+            help="Times the critic may send one task back for revision",
+            show_default="2",
+        ),
+    ] = None,
     max_user_plan_tasks: Annotated[
         int | None,
         typer.Option(
@@ -179,6 +212,12 @@ def run(
         fields["max_job_tool_calls"] = max_tool_calls
     if max_fanout is not None:
         fields["max_fanout"] = max_fanout
+    if critic_name is not None or critic:
+        fields["critic"] = critic_name or "llm"
+    if critic_model is not None:
+        fields["critic_model"] = critic_model
+    if max_revisions is not None:
+        fields["max_revisions"] = max_revisions
     if settings.workspace is not None:
         fields["workspace"] = str(settings.workspace.expanduser().resolve())
 

@@ -21,6 +21,7 @@ from planweave.constants import (
 )
 from planweave.events import (
     ArtifactCreated,
+    CriticVerdict,
     Event,
     JobCancelled,
     JobCompleted,
@@ -34,6 +35,7 @@ from planweave.events import (
     TaskFailed,
     TaskReady,
     TaskRetrying,
+    TaskReviewing,
     ToolCalled,
     trusted,
 )
@@ -139,6 +141,8 @@ _UNTRUSTED: dict[type[Any], tuple[tuple[str, _Clean], ...]] = {
     JobCompleted: (("result", _scrub),),
     SubtasksPlanned: (("tasks", _scrub),),
     TaskRetrying: (("error", _error),),
+    TaskReviewing: (("candidate", _scrub), ("critic", _name)),
+    CriticVerdict: (("feedback", _text), ("critic", _name), ("model", _name)),
     TaskFailed: (("error", _error),),
     TaskCancelled: (("reason", _error),),
     ReplanRequested: (("reason", _error), ("goal", _text)),

@@ -22,7 +22,7 @@ import itertools
 from collections import deque
 from collections.abc import Iterator
 
-from planweave.control.decider import worker_for
+from planweave.control.decider import worker_of
 from planweave.state import JobState
 
 __all__ = ["Dispatcher"]
@@ -91,7 +91,7 @@ class Dispatcher:
 
     def push(self, state: JobState, task_id: str) -> None:
         """Queue a ready task for its kind of worker."""
-        worker = worker_for(state.tasks[task_id].spec)
+        worker = worker_of(state.tasks[task_id])
         queue = self._ready.get(worker)
         if queue is None:
             queue = self._ready[worker] = _Queue()

@@ -116,7 +116,8 @@ def work_item(
     settings: PlaneSettings,
 ) -> WorkItem:
     """The work item of a task's current attempt: its spec, and its inputs (the results of the
-    tasks it depends on, and of those its parent plan task depends on, keyed by task id)."""
+    tasks it depends on, and of those its parent plan task depends on, keyed by task id); for
+    a task a critic checks, its candidate answer and the job's ``critic_model``."""
     tasks = state.tasks
     task = tasks[task_id]
     inputs: dict[str, Any] = {}
@@ -131,6 +132,10 @@ def work_item(
             break
         node = tasks[node.parent]
     options = state.options
+    model = options.model or settings.default_model
+    reviewing = task.reviewing
+    if reviewing and options.critic_model:
+        model = options.critic_model
     return trusted(
         WorkItem,
         {
@@ -145,7 +150,7 @@ def work_item(
             "inputs": inputs,
             "input_goals": goals,
             "depth": task.depth,
-            "model": options.model or settings.default_model,
+            "model": model,
             "workspace": workspace,
             "max_agent_steps": options.max_agent_steps,
             "max_tool_calls": options.max_tool_calls,
@@ -161,5 +166,6 @@ def work_item(
             "hooks": options.hooks,
             "policy": options.policy,
             "grant": task.grant,
+            "candidate": task.result if reviewing else None,
         },
     )

@@ -22,6 +22,7 @@ from planweave.constants import (
     DEFAULT_RETRY_MAX_S,
     ROOT_TASK_ID,
     WORKER_COMPOSER,
+    WORKER_CRITIC,
     WORKER_EXECUTOR,
     WORKER_LOST,
     WORKER_PLANNER,
@@ -35,10 +36,12 @@ from planweave.control._budgets import (
     time_deadline,
     time_problem,
 )
+from planweave.control._critic import critic_for, verdict_of
 from planweave.control._decision import _NOTHING, Decision, _Out
 from planweave.errors import FailureType, JobFailureCode, UsageError
 from planweave.events import (
     ArtifactCreated,
+    CriticVerdict,
     JobCancelled,
     JobCompleted,
     JobFailed,
@@ -53,6 +56,7 @@ from planweave.events import (
     TaskFailed,
     TaskNeedsBudget,
     TaskRetrying,
+    TaskReviewing,
     TaskStarted,
     Usage,
 )
@@ -76,6 +80,7 @@ __all__ = [
     "resume",
     "submit",
     "worker_for",
+    "worker_of",
 ]
 
 
@@ -90,6 +95,12 @@ _WORKER_BY_KIND = {
 def worker_for(spec: TaskSpec) -> str:
     """The kind of worker that runs a task."""
     return _WORKER_BY_KIND[spec.kind]
+
+
+def worker_of(task: TaskState) -> str:
+    """The kind of worker a task's next attempt goes to: a critic while its answer is
+    reviewed, else the kind of its spec."""
+    return WORKER_CRITIC if task.reviewing else _WORKER_BY_KIND[task.spec.kind]
 
 
 def submit(
@@ -288,14 +299,53 @@ def on_outcome(state: JobState, outcome: Outcome, *, now: float) -> Decision:
             out.decision.artifacts.append(artifact)
         if task.spec.kind == "plan" and outcome.subtasks:
             _expand(out, task, outcome.subtasks)
+        elif task.reviewing:
+            _reviewed(out, task, outcome)
         else:
-            _complete(out, task, outcome.result, outcome.usage)
+            critic = critic_for(state, task, outcome.critic)
+            if critic is not None and outcome.result is not None:
+                _review(out, task, critic, outcome.result)
+            else:
+                _complete(out, task, outcome.result, outcome.usage)
     else:
         _failed(out, task, outcome)
     if state.budget_waiting and not state.terminal:  # its grant came back
         _wake_waiting(out)
     _check_size(out, task.id)
     return out.done()
+
+
+def _review(out: _Out, task: TaskState, critic: str, candidate: Any) -> None:
+    """Hold an answer as the task's candidate, and send the task to a critic."""
+    out.end(
+        TaskReviewing,
+        task.id,
+        attempt=task.attempt,
+        critic=critic,
+        candidate=candidate,
+        revision=len(task.spec.feedback),
+    )
+    out.ready(task.id)
+
+
+def _reviewed(out: _Out, task: TaskState, outcome: Outcome) -> None:
+    """A critic's verdict came back: accept the candidate, run the task again with the
+    feedback, fail it, or replan."""
+    fields, failure = verdict_of(out.state, task, outcome)
+    if fields is None:
+        _fail_task(out, task, failure or "no verdict", "critic_rejected")
+        return
+    candidate = task.result
+    if failure is not None:
+        out.emit(CriticVerdict, task.id, **fields)
+        replan = fields["verdict"] == "replan"
+        _fail_task(out, task, failure, "critic_rejected", replan=replan)
+    elif fields["verdict"] == "pass":
+        out.emit(CriticVerdict, task.id, **fields)
+        _complete(out, task, candidate, outcome.usage)
+    else:  # revise, within max_revisions
+        out.end(CriticVerdict, task.id, **fields)
+        out.ready(task.id)
 
 
 def _qualify(parent: TaskState, local_id: str) -> str:
@@ -460,12 +510,15 @@ def _failed(out: _Out, task: TaskState, outcome: Outcome) -> None:
     _fail_task(out, task, error, outcome.error_type)
 
 
-def _fail_task(out: _Out, task: TaskState, error: str, error_type: FailureType) -> None:
-    """A task failed for good: replan when the job asks for it and may, else fail the job."""
+def _fail_task(
+    out: _Out, task: TaskState, error: str, error_type: FailureType, *, replan: bool = False
+) -> None:
+    """A task failed for good: replan when the job (or, with ``replan``, a critic) asks for it
+    and the job may, else fail the job."""
     state = out.state
     out.end(TaskFailed, task.id, attempt=task.attempt, error=error, error_type=error_type)
     if (
-        state.options.on_failure == "replan"
+        (replan or state.options.on_failure == "replan")
         and state.replans < state.options.max_replans
         and task.spec.kind != "compose"
     ):

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Response
 
 from planweave.errors import JobBusy, JobNotFound, QuotaCode, QuotaExceeded, UsageError
-from planweave.events import LlmCalled, ToolCalled
+from planweave.events import CriticVerdict, LlmCalled, ToolCalled
 from planweave.server._context import Ctx, JobId, Tenant
 from planweave.server._errors import ApiError, SafeJSONResponse, error_responses
 from planweave.server._models import (
@@ -42,6 +42,8 @@ _HISTORY_TYPES = frozenset(
         "TaskAssigned",
         "TaskStarted",
         "TaskRetrying",
+        "TaskReviewing",
+        "CriticVerdict",
         "TaskFailed",
         "TaskCompleted",
         "TaskCancelled",
@@ -87,14 +89,16 @@ async def create_job(
     engine = ctx.engine
     fields = body.options.fields() if body.options is not None else {}
     fields["allow_private_network"] = ctx.private_network_for(tenant)
-    model = fields.get("model")
-    if model is not None:
+    for name in ("model", "critic_model"):
+        model = fields.get(name)
+        if model is None:
+            continue
         allowed = engine.allowed_models(ctx.settings.api_models)
         if model not in allowed:
             raise ApiError(
                 422,
-                f"options.model: this server lets jobs use {', '.join(sorted(allowed))}",
-                details=[{"loc": ["body", "options", "model"], "msg": "model not allowed"}],
+                f"options.{name}: this server lets jobs use {', '.join(sorted(allowed))}",
+                details=[{"loc": ["body", "options", name], "msg": "model not allowed"}],
             )
     try:
         job_id, created = await engine.submit_once(
@@ -237,6 +241,21 @@ async def list_tasks(
     }
 
 
+def _verdict_view(event: CriticVerdict) -> dict[str, Any]:
+    return {
+        "verdict": event.verdict,
+        "feedback": event.feedback,
+        "revision": event.revision,
+        "critic": event.critic,
+        "model": event.model,
+        "tokens_in": event.usage.tokens_in,
+        "tokens_out": event.usage.tokens_out,
+        "cost_usd": event.usage.cost_usd,
+        "at": event.at,
+        "seq": event.seq,
+    }
+
+
 def _inputs(state: JobState, task_id: str) -> dict[str, Any]:
     tasks = state.tasks
     inputs: dict[str, Any] = {}
@@ -262,5 +281,6 @@ async def get_task(job_id: JobId, task_id: str, ctx: Ctx, tenant: Tenant) -> Any
     events = [e for e in await ctx.engine.events(job_id) if e.task_id == task_id]
     view["llm_calls"] = [llm_call_view(e) for e in events if isinstance(e, LlmCalled)]
     view["tool_calls"] = [tool_call_view(e) for e in events if isinstance(e, ToolCalled)]
+    view["verdicts"] = [_verdict_view(e) for e in events if isinstance(e, CriticVerdict)]
     view["history"] = [e for e in events if e.type in _HISTORY_TYPES]
     return view

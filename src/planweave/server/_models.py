@@ -164,6 +164,22 @@ class JobOptionsIn(BaseModel):
             raise ValueError("max_time_s must be above zero")
         return value
 
+    critic: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description=(
+            "The critic that checks every execute task's answer: llm, or a critic the server "
+            "registers (its critics setting); an unknown one is refused (400)."
+        ),
+    )
+    critic_model: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The LLM critic's model; held to the same list as model.",
+    )
+    max_revisions: int | None = Field(default=None, ge=0, le=20)
+
     def fields(self) -> dict[str, Any]:
         return {k: v for k, v in self.model_dump(exclude_unset=True).items() if v is not None}
 
@@ -367,10 +383,26 @@ class ToolCall(BaseModel):
     seq: int
 
 
+class CriticVerdictView(BaseModel):
+    """A critic's verdict on one of the task's answers (``docs/critic.md``)."""
+
+    verdict: Literal["pass", "revise", "replan", "reject"]
+    feedback: str
+    revision: int
+    critic: str
+    model: str | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    at: float
+    seq: int
+
+
 class TaskDetail(Task):
     inputs: dict[str, Any]
     llm_calls: list[LlmCall]
     tool_calls: list[ToolCall]
+    verdicts: list[CriticVerdictView] = []
     history: list[Event]
 
 

@@ -28,10 +28,12 @@ from planweave.constants import (
     RESULT_ARTIFACT,
     RESULTS_FOLDER,
     WORKER_COMPOSER,
+    WORKER_CRITIC,
     WORKER_EXECUTOR,
     WORKER_PLANNER,
     WORKER_TOOL,
 )
+from planweave.critic import CriticRegistry
 from planweave.errors import (
     AnswerRejected,
     ArtifactStoreUnavailable,
@@ -51,6 +53,7 @@ from planweave.llm import Model, ModelOptions, load_model
 from planweave.messages import Outcome, WorkItem
 from planweave.policy._task import TaskPolicies
 from planweave.tools import FunctionTool, ToolContext, ToolProcesses, ToolRegistry, run_tool_call
+from planweave.workers._critic import critic_handler
 from planweave.workers._results import (
     has_references,
     load_inputs,
@@ -133,6 +136,7 @@ class WorkerServices:
     artifact_store: ArtifactStore | None = None
     hooks: HookRegistry | None = None
     policies: TaskPolicies | None = None
+    critics: CriticRegistry | None = None
     _paths: dict[str, Path] = field(default_factory=dict)
 
     def workspace_of(self, item: WorkItem) -> Path:
@@ -404,7 +408,7 @@ def _executor_handler(services: WorkerServices) -> Handler:
             result = await run_agent(
                 agent,
                 AgentTask(
-                    goal=item.spec.goal,
+                    goal=_with_feedback(item.spec.goal, item.spec.feedback),
                     job_goal=item.job_goal,
                     inputs=item.inputs,
                     input_goals=item.input_goals,
@@ -412,11 +416,26 @@ def _executor_handler(services: WorkerServices) -> Handler:
                 ctx,
             )
             # Whatever the agent, junk (empty, or the engine's instructions) is never a result.
-            return _ok(item, result=check_answer(result.output, agent=agent.name))
+            answer = check_answer(result.output, agent=agent.name)
+            critic = getattr(agent, "critic", None)  # the agent's own critic, if it names one
+            if isinstance(critic, str) and critic:
+                return _ok(item, result=answer, critic=critic)
+            return _ok(item, result=answer)
 
         return await _guard(item, run)
 
     return handle
+
+
+def _with_feedback(goal: str, feedback: tuple[str, ...]) -> str:
+    """A task's goal, with what a critic asked to change in its earlier answers."""
+    if not feedback:
+        return goal
+    notes = "\n".join(f"- {text}" for text in feedback)
+    return (
+        f"{goal}\n\nA reviewer checked your earlier answer to this task and asked for "
+        f"changes. Answer the task again, addressing this feedback:\n{notes}"
+    )
 
 
 def _planner_handler(services: WorkerServices) -> Handler:
@@ -491,6 +510,7 @@ _FACTORIES: dict[str, Callable[[WorkerServices], Handler]] = {
     WORKER_EXECUTOR: _executor_handler,
     WORKER_PLANNER: _planner_handler,
     WORKER_COMPOSER: _composer_handler,
+    WORKER_CRITIC: critic_handler,
 }
 
 

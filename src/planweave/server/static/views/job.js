@@ -40,6 +40,10 @@ export function eventDetail(ev) {
       return ev.reason ? truncate(asText(ev.reason), 120) : "";
     case "JobFailed":
       return truncate(asText(ev.reason ?? ev.error), 140);
+    case "TaskReviewing":
+      return `critic ${ev.critic || ""} checks the answer${ev.revision ? ` (revision ${ev.revision})` : ""}`;
+    case "CriticVerdict":
+      return `${ev.verdict}${ev.feedback ? `: ${truncate(asText(ev.feedback), 120)}` : ""}`;
     case "ReplanRequested":
       return `replan after ${ev.failed_task || "?"}${ev.superseded?.length ? `, superseding ${ev.superseded.join(", ")}` : ""}`;
     case "JobReopened":

@@ -81,6 +81,23 @@ function toolCall(call, index, open) {
   );
 }
 
+/** The critic's verdicts on the task's answers, oldest first. */
+function verdictList(verdicts) {
+  return h(
+    "ol",
+    { class: "verdicts" },
+    verdicts.map((v) =>
+      h(
+        "li",
+        { class: "verdict", "data-testid": "critic-verdict", "data-verdict": v.verdict },
+        h("span", { class: `badge verdict-${String(v.verdict).replace(/[^\w-]/g, "")}` }, v.verdict),
+        h("span", { class: "muted" }, ` answer ${Number(v.revision || 0) + 1} · ${v.critic || "critic"}${v.model ? ` · ${v.model}` : ""}`),
+        v.feedback ? h("div", { class: "verdict-feedback" }, asText(v.feedback)) : null,
+      ),
+    ),
+  );
+}
+
 /**
  * Build the panel for one task.
  *
@@ -103,6 +120,7 @@ export function renderTaskDetail(task, { onClose, onRetry, onSelect }) {
   const tools = task.tool_calls || [];
   const inputs = task.inputs || {};
   const history = task.history || [];
+  const verdicts = task.verdicts || [];
   return h(
     "div",
     { class: "task-detail", "data-task-id": task.id, "data-status": task.status, "data-testid": "task-detail" },
@@ -130,6 +148,7 @@ export function renderTaskDetail(task, { onClose, onRetry, onSelect }) {
           ),
         )
       : null,
+    verdicts.length ? section(`Critic (${verdicts.length})`, verdictList(verdicts)) : null,
     llm.length ? section(`LLM calls (${llm.length})`, llm.map((c, i) => llmCall(c, i, llm.length <= 3))) : null,
     tools.length ? section(`Tool calls (${tools.length})`, tools.map((c, i) => toolCall(c, i, tools.length <= 3))) : null,
     section("Output", h("div", { class: "output", "data-testid": "task-output" }, task.status === "succeeded" ? renderValue(task.result) : h("p", { class: "muted" }, task.result ? asText(task.result) : "No output yet."))),
