@@ -547,6 +547,7 @@ def _retrying(state: JobState, event: TaskRetrying) -> None:
 @_on(TaskReviewing)
 def _reviewing(state: JobState, event: TaskReviewing) -> None:
     task = _task(state, event)
+    _release(state, task)  # the answer's attempt ended; the critic's gets a grant of its own
     task.status = "pending"
     task.result = event.candidate
     state.data_bytes += data_size(event.candidate)
@@ -557,6 +558,7 @@ def _reviewing(state: JobState, event: TaskReviewing) -> None:
 @_on(CriticVerdict)
 def _verdict(state: JobState, event: CriticVerdict) -> None:
     task = _task(state, event)
+    _release(state, task)  # the critic's attempt ended
     task.verdicts.append((event.verdict, event.feedback))
     state.data_bytes += len(event.feedback)
     if event.verdict == "pass":
