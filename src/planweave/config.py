@@ -73,6 +73,8 @@ _EXPECTED: dict[str, str] = {
     "private_network_tenants": "a list of tenant names",
     "max_cost_usd": "a number of dollars, at least 0",
     "max_job_tokens": "a whole number of tokens, at least 1",
+    "approve_tools": "a list of tool names or glob patterns such as write_file, mcp_*",
+    "approval_timeout_s": "a number of seconds greater than 0",
     "log_level": "one of " + ", ".join(_LOG_LEVELS),
     "host": "a host name or IP address to listen on, such as 127.0.0.1",
     "port": "a TCP port number from 0 to 65535",
@@ -214,6 +216,11 @@ class Settings(BaseModel):
             ``file.py:name``. Give every process of a cluster the same list.
         job_hooks: Hooks that run only for jobs whose ``hooks`` option names them, loaded
             like ``hooks``.
+        approve_tools: Names or glob patterns (``write_file``, ``mcp_*``) of tools whose
+            calls wait for a person's approval in every job, besides high-impact tools
+            (added to each job's own ``approve_tools``; see ``docs/approvals.md``).
+        approval_timeout_s: How long a call waits for a decision before it is rejected, for
+            jobs that set no ``approval_timeout_s`` of their own (``None``: no limit).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -273,6 +280,8 @@ class Settings(BaseModel):
     agents_dir: Path | None = None
     hooks: tuple[str, ...] = ()
     job_hooks: tuple[str, ...] = ()
+    approve_tools: tuple[str, ...] = ()
+    approval_timeout_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
     @field_validator("tokens", mode="before")
     @classmethod
@@ -320,6 +329,7 @@ class Settings(BaseModel):
         "tools",
         "hooks",
         "job_hooks",
+        "approve_tools",
         mode="before",
     )
     @classmethod
@@ -415,6 +425,8 @@ class Settings(BaseModel):
                 max_cost_usd=self.max_cost_usd, max_job_tokens=self.max_job_tokens
             ),
             "tenant_quotas": self.tenant_quotas(),
+            "approve_tools": self.approve_tools,
+            "approval_timeout_s": self.approval_timeout_s,
             **(_hook_kwargs(self.hooks, self.job_hooks) if with_tools else {}),
             **leases,
             **artifacts,

@@ -7,7 +7,7 @@ from typing import Final
 SCHEMA_VERSION: Final = 1
 """Version of the wire format of events, work items and outcomes."""
 
-STORE_SCHEMA_VERSION: Final = 4
+STORE_SCHEMA_VERSION: Final = 5
 """Version of the SQL schema; migrations bring an older file up to it."""
 STORE_SCHEMA_VERSION_KEY: Final = "schema_version"
 """Key of the schema version's row in the ``pw_meta`` table."""

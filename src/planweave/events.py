@@ -40,6 +40,8 @@ from planweave.plan import OnFailure, TaskSpec
 
 __all__ = [
     "NO_USAGE",
+    "ApprovalDecided",
+    "ApprovalRequested",
     "ArtifactCreated",
     "Event",
     "EventBase",
@@ -209,6 +211,13 @@ class JobOptions(BaseModel):
             more fails the task for good (``HandoffLimitExceeded``).
         hooks: Names of job hooks (registered with ``Engine(job_hooks=...)`` or the
             ``job_hooks`` setting) that run for this job besides the engine's own hooks.
+        approve_tools: Names or glob patterns (``write_file``, ``mcp_*``) of tools whose
+            calls wait for a person's approval, besides the tools that are high impact
+            (``delete_file``, ``shell``, ...). The engine's ``approve_tools`` setting is
+            added when the job is submitted. See ``docs/approvals.md``.
+        approval_timeout_s: How long a call waits for a decision before it is rejected
+            (``None``: as long as it takes; the engine's ``approval_timeout_s`` setting is
+            taken when the job is submitted).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
@@ -234,6 +243,8 @@ class JobOptions(BaseModel):
     allow_private_network: bool | None = None
     max_handoffs: int = Field(default=DEFAULT_MAX_HANDOFFS, ge=0, le=100)
     hooks: tuple[str, ...] = ()
+    approve_tools: tuple[str, ...] = ()
+    approval_timeout_s: float | None = Field(default=None, gt=0)
 
 
 class EventBase(BaseModel):
@@ -339,6 +350,40 @@ class JobReopened(EventBase):
     type: Literal["JobReopened"] = "JobReopened"
     tasks: tuple[str, ...]
     reason: str
+
+
+class ApprovalRequested(EventBase):
+    """A task's tool call waits for a person's decision; the task is ``awaiting_approval``.
+
+    Only the task's branch waits: other tasks keep running. ``args`` are bounded and redacted
+    as a ``ToolCalled`` event's are; ``call`` is the fingerprint (tool and arguments) the
+    decision is matched by when the task runs again; ``timeout_at`` is when the call is
+    rejected without a decision (``None``: never).
+    """
+
+    type: Literal["ApprovalRequested"] = "ApprovalRequested"
+    attempt: int
+    tool: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    call: str
+    reason: str
+    timeout_at: float | None = None
+
+
+class ApprovalDecided(EventBase):
+    """A person (or the timeout) decided a waiting call: ``approved`` runs it when the task
+    runs again; a rejection comes back to the agent as an observation (a ``tool`` task fails).
+
+    ``by`` is who decided: the API token's tenant and name (``tenant/name``), the local user
+    for the CLI, or ``timeout``.
+    """
+
+    type: Literal["ApprovalDecided"] = "ApprovalDecided"
+    tool: str
+    call: str
+    approved: bool
+    by: str
+    reason: str = ""
 
 
 class JobCompleted(EventBase):
@@ -453,6 +498,8 @@ Event = Annotated[
     | LlmCalled
     | ToolCalled
     | ArtifactCreated
+    | ApprovalRequested
+    | ApprovalDecided
     | LlmDelta,
     Field(discriminator="type"),
 ]

@@ -37,9 +37,11 @@ from planweave.events import LlmCalled, ToolCalled, Usage, new_id
 from planweave.plan import TaskSpec
 
 __all__ = [
+    "ApprovalDecision",
     "CallReport",
     "Message",
     "Outcome",
+    "PendingApproval",
     "Report",
     "StartedReport",
     "StepAck",
@@ -48,6 +50,37 @@ __all__ = [
     "message_adapter",
     "parse_message",
 ]
+
+
+class PendingApproval(BaseModel):
+    """A tool call that waits for a person's approval (an ``awaiting_approval`` outcome).
+
+    Attributes:
+        tool: The tool called.
+        args: Its arguments, as the agent wrote them.
+        call: Fingerprint of the tool and its arguments, which a decision is matched by.
+        reason: Why it needs approval.
+    """
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    tool: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    call: str
+    reason: str
+
+
+class ApprovalDecision(BaseModel):
+    """A decision on a call of a task, carried by its work items: an approved call runs, a
+    rejected one comes back to the agent as ``rejected by <by>: <reason>``."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    tool: str
+    call: str
+    approved: bool
+    by: str
+    reason: str = ""
 
 
 class WorkItem(BaseModel):
@@ -71,6 +104,9 @@ class WorkItem(BaseModel):
             continues it (``None``: no tracing hook).
         steps: The task's journal (``planweave._journal``) when the item was sent: the model
             and tool calls an earlier run of it completed, replayed instead of made again.
+        approve_tools: Names or glob patterns of tools whose calls need a person's approval
+            (besides high-impact tools).
+        approvals: The decisions people made on this task's calls.
     """
 
     model_config = ConfigDict(frozen=True, defer_build=True)
@@ -104,6 +140,8 @@ class WorkItem(BaseModel):
     hooks: tuple[str, ...] = ()
     trace: str | None = None
     steps: tuple[JournalStep, ...] = ()
+    approve_tools: tuple[str, ...] = ()
+    approvals: tuple[ApprovalDecision, ...] = ()
 
 
 class StartedReport(BaseModel):
@@ -140,7 +178,8 @@ class Outcome(BaseModel):
     """How an attempt ended.
 
     Attributes:
-        status: ``succeeded`` or ``failed``.
+        status: ``succeeded``, ``failed``, or ``awaiting_approval`` (a tool call waits for a
+            person: ``approval``).
         result: The task's result (JSON-compatible) when it succeeded.
         subtasks: For a ``plan`` task: the plan it produced, with ids local to that plan.
         error: What went wrong when it failed.
@@ -151,6 +190,7 @@ class Outcome(BaseModel):
             the outcome instead of in a message of their own.
         delivery: The delivery of the work item that ran (``StartedReport.delivery``): the
             outcome of an earlier delivery than one the plane saw start is ignored.
+        approval: The call that waits, for an ``awaiting_approval`` outcome.
     """
 
     model_config = ConfigDict(frozen=True, defer_build=True)
@@ -161,7 +201,7 @@ class Outcome(BaseModel):
     job_id: str
     task_id: str
     attempt: int
-    status: Literal["succeeded", "failed"]
+    status: Literal["succeeded", "failed", "awaiting_approval"]
     result: Any = None
     subtasks: tuple[TaskSpec, ...] | None = None
     error: str | None = None
@@ -173,6 +213,7 @@ class Outcome(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     at: float = Field(default_factory=time.time)
     delivery: int = 1
+    approval: PendingApproval | None = None
 
 
 class StepReport(BaseModel):

@@ -106,7 +106,10 @@ class PlaneJournal:
 
     def on_outcome(self, outcome: Outcome, pending: Pending) -> None:
         """An accepted outcome ended the attempt: forget its task's journal (a task that failed
-        is tried again live, not replayed into the same failure)."""
+        is tried again live, not replayed into the same failure). An attempt that stopped
+        at a call waiting for approval keeps it: the run after the decision replays it."""
+        if outcome.status == "awaiting_approval":
+            return
         tasks = self._steps.get(outcome.job_id)
         if tasks is not None and tasks.pop(outcome.task_id, None) is not None:
             pending.steps_cleared.append((outcome.job_id, outcome.task_id))

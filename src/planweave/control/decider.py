@@ -27,6 +27,7 @@ from planweave.constants import (
     WORKER_PLANNER,
     WORKER_TOOL,
 )
+from planweave.control import _approvals
 from planweave.control._decision import _NOTHING, Decision, _Out
 from planweave.errors import FailureType, JobFailureCode, UsageError
 from planweave.events import (
@@ -57,6 +58,7 @@ __all__ = [
     "assign",
     "backoff_s",
     "cancel",
+    "decide_approval",
     "fail",
     "next_timer",
     "on_call",
@@ -76,6 +78,10 @@ _WORKER_BY_KIND = {
     "compose": WORKER_COMPOSER,
     "tool": WORKER_TOOL,
 }
+
+
+decide_approval = _approvals.decide
+"""A person approved or rejected the call a task waits on (``_approvals.decide``)."""
 
 
 def worker_for(spec: TaskSpec) -> str:
@@ -246,6 +252,10 @@ def on_outcome(state: JobState, outcome: Outcome, *, now: float) -> Decision:
     for call in outcome.calls:
         out.add(call, task.id)
     if outcome.calls and _check_budgets(out, task):
+        return out.done()
+    if outcome.status == "awaiting_approval" and outcome.approval is not None:
+        _approvals.request(out, task, outcome.approval)
+        _check_size(out, task.id)
         return out.done()
     if outcome.status == "succeeded":
         for name, size, content_type in outcome.artifacts:
@@ -493,10 +503,13 @@ def _fail_job(out: _Out, reason: str, *, failed_task: str | None, code: JobFailu
 
 
 def on_tick(state: JobState, *, now: float) -> Decision:
-    """Retry timers: tasks whose backoff has passed become ready again."""
+    """Retry timers: tasks whose backoff has passed become ready again; calls that waited
+    past the job's ``approval_timeout_s`` are rejected."""
     if state.terminal:
         return _NOTHING
     out = _Out(state, now, None)
+    if state.options.approval_timeout_s is not None:
+        _approvals.expire(out)
     for task in state.tasks.values():
         if (
             task.status == "pending"
@@ -515,6 +528,10 @@ def next_timer(state: JobState) -> float | None:
         for t in state.tasks.values()
         if t.status == "pending" and t.failures > 0 and t.waiting == 0
     ]
+    if state.options.approval_timeout_s is not None:
+        expiry = _approvals.next_deadline(state)
+        if expiry is not None:
+            due.append(expiry)
     return min(due) if due else None
 
 

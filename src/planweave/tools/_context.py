@@ -22,6 +22,7 @@ from planweave.llm.base import LlmRequest, LlmResponse, Model
 if TYPE_CHECKING:
     from planweave.agents import AgentRegistry
     from planweave.llm._stream import LiveReplies
+    from planweave.tools._approval import ApprovalGate
     from planweave.tools._isolation import ToolProcesses
     from planweave.tools._registry import ToolRegistry
 
@@ -55,6 +56,8 @@ class ToolContext:
         agents: The registered agents (``None`` outside a task): handoffs name them.
         live: Where the replies of :meth:`complete` stream while they are written, to whoever
             watches the task live (``None``: not streamed).
+        approval: The task's approval gate: which calls wait for a person, and the decisions
+            made on its calls (``None`` outside a job: nothing waits).
     """
 
     workspace: Path
@@ -73,6 +76,7 @@ class ToolContext:
     tools: ToolRegistry | None = None
     agents: AgentRegistry | None = None
     live: LiveReplies | None = None
+    approval: ApprovalGate | None = None
 
     def remaining_s(self) -> float | None:
         """Seconds left before the task's deadline (never negative), or ``None`` without one."""

@@ -1,0 +1,155 @@
+"""Human approval: a tool call that needs a person pauses only its branch; approve runs the call
+once, reject comes back to the agent, a timeout rejects, and decisions reach the job from any
+process."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from planweave import Engine, Plan, TaskSpec, tool
+from planweave.errors import UsageError
+from planweave.llm import ScriptedModel
+from planweave.state import JobState
+
+
+def _ledger_tool() -> tuple[Any, list[str]]:
+    ledger: list[str] = []
+
+    @tool(high_impact=True, sandbox="Removes a report from the ledger.")
+    def remove_report(name: str) -> str:
+        """Remove a report for good."""
+        ledger.append(name)
+        return f"removed {name}"
+
+    return remove_report, ledger
+
+
+def _model() -> ScriptedModel:
+    return ScriptedModel(
+        replies=[
+            {
+                "match": {"contains": "Remove the old report"},
+                "tool_calls": [{"name": "remove_report", "arguments": {"name": "old"}}],
+            },
+            {"match": {"contains": "Remove the old report"}, "content": "the agent is done"},
+            {"match": {"contains": "Write a summary"}, "content": "summary written"},
+        ]
+    )
+
+
+_PLAN = Plan(
+    tasks=(
+        TaskSpec(id="risky", kind="execute", goal="Remove the old report"),
+        TaskSpec(id="safe", kind="execute", goal="Write a summary"),
+    )
+)
+
+
+def _engine(tmp_path: Path, model: ScriptedModel, tools: list[Any], **kwargs: Any) -> Engine:
+    return Engine(
+        store=f"sqlite:///{tmp_path / 'jobs.db'}",
+        model=model,
+        tools=tools,
+        data_dir=tmp_path / "data",
+        **kwargs,
+    )
+
+
+async def _until(engine: Engine, job_id: str, check: Any) -> JobState:
+    for _ in range(1000):
+        state = await engine.get(job_id)
+        if check(state):
+            return state
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"job {job_id} never got there: {state.status}")
+
+
+def _waiting_and_safe_done(state: JobState) -> bool:
+    tasks = state.tasks
+    return tasks["risky"].status == "awaiting_approval" and tasks["safe"].status == "succeeded"
+
+
+async def test_only_the_branch_pauses_and_an_approved_call_runs_once(tmp_path: Path) -> None:
+    remove_report, ledger = _ledger_tool()
+    model = _model()
+    async with _engine(tmp_path, model, [remove_report]) as engine:
+        job_id = await engine.submit(plan=_PLAN)
+        state = await _until(engine, job_id, _waiting_and_safe_done)
+        assert state.status == "running"  # the job waits for the person, not done
+        assert ledger == []
+        (waiting,) = await engine.approvals()
+        assert (waiting.job_id, waiting.task_id, waiting.tool) == (job_id, "risky", "remove_report")
+        assert waiting.args == {"name": "old"}
+        assert "high impact" in waiting.reason
+        await engine.approve(job_id, "risky", reason="go ahead", by="alice")
+        result = await engine.wait(job_id)
+        events = await engine.events(job_id)
+    assert result.ok, result.error
+    assert ledger == ["old"]  # the approved call ran, once
+    assert result.result["risky"] == "the agent is done"
+    # The model call that asked for the tool was replayed from the journal, not made again.
+    assert len(model.requests) == 3
+    decided = [e for e in events if e.type == "ApprovalDecided"]
+    assert [(e.approved, e.by, e.reason) for e in decided] == [(True, "alice", "go ahead")]
+    assert [e.type for e in events].count("ApprovalRequested") == 1
+
+
+async def test_a_rejected_call_comes_back_to_the_agent_which_carries_on(tmp_path: Path) -> None:
+    remove_report, ledger = _ledger_tool()
+    model = _model()
+    async with _engine(tmp_path, model, [remove_report]) as engine:
+        job_id = await engine.submit(plan=_PLAN)
+        await _until(engine, job_id, _waiting_and_safe_done)
+        with pytest.raises(UsageError, match="needs a reason"):
+            await engine.reject(job_id, "risky", reason="")
+        with pytest.raises(UsageError, match="'safe' of job .* is succeeded, not awaiting"):
+            await engine.approve(job_id, "safe")
+        with pytest.raises(UsageError, match="has no task 'nope'"):
+            await engine.approve(job_id, "nope")
+        await engine.reject(job_id, "risky", reason="keep it for the audit", by="bob")
+        result = await engine.wait(job_id)
+    assert result.ok, result.error
+    assert ledger == []  # never ran
+    last = model.requests[-1].messages[-1]
+    assert last.role == "tool"
+    assert "rejected by bob: keep it for the audit" in (last.content or "")
+
+
+async def test_a_tool_task_fails_with_the_rejection(tmp_path: Path) -> None:
+    ledger: list[str] = []
+
+    @tool
+    def write_note(text: str) -> str:
+        """Write a note."""
+        ledger.append(text)
+        return "written"
+
+    plan = Plan(tasks=(TaskSpec(id="note", kind="tool", tool="write_note", args={"text": "hi"}),))
+    async with _engine(tmp_path, ScriptedModel(), [write_note]) as engine:
+        job_id = await engine.submit(plan=plan, approve_tools=("write_*",))
+        state = await _until(
+            engine, job_id, lambda s: s.tasks["note"].status == "awaiting_approval"
+        )
+        assert "matches 'write_*'" in str(state.tasks["note"].pending_approval)
+        await engine.reject(job_id, "note", reason="no notes today", by="carol")
+        result = await engine.wait(job_id)
+    assert not result.ok
+    assert "rejected by carol: no notes today" in (result.error or "")
+    assert ledger == []
+
+
+async def test_an_approval_that_times_out_is_rejected(tmp_path: Path) -> None:
+    remove_report, ledger = _ledger_tool()
+    model = _model()
+    async with _engine(tmp_path, model, [remove_report], approval_timeout_s=0.2) as engine:
+        result = await engine.run(plan=_PLAN)
+        events = await engine.events(result.job_id)
+    assert result.ok, result.error
+    assert ledger == []
+    (decided,) = [e for e in events if e.type == "ApprovalDecided"]
+    assert decided.by == "timeout" and not decided.approved
+    assert "approval_timeout_s" in decided.reason
