@@ -425,8 +425,12 @@ class Settings(BaseModel):
                 max_cost_usd=self.max_cost_usd, max_job_tokens=self.max_job_tokens
             ),
             "tenant_quotas": self.tenant_quotas(),
-            "approve_tools": self.approve_tools,
-            "approval_timeout_s": self.approval_timeout_s,
+            **({"approve_tools": self.approve_tools} if self.approve_tools else {}),
+            **(
+                {"approval_timeout_s": self.approval_timeout_s}
+                if self.approval_timeout_s is not None
+                else {}
+            ),
             **(_hook_kwargs(self.hooks, self.job_hooks) if with_tools else {}),
             **leases,
             **artifacts,

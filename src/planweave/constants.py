@@ -64,7 +64,15 @@ WORKER_TOOL: Final = "tool"
 
 # Statuses and the events that end a job: the one list of each (``state`` types them).
 JOB_STATUSES: Final = ("running", "succeeded", "failed", "cancelled")
-TASK_STATUSES: Final = ("pending", "ready", "running", "succeeded", "failed", "cancelled")
+TASK_STATUSES: Final = (
+    "pending",
+    "ready",
+    "running",
+    "awaiting_approval",
+    "succeeded",
+    "failed",
+    "cancelled",
+)
 TERMINAL_STATUSES: Final = frozenset({"succeeded", "failed", "cancelled"})
 TERMINAL_EVENT_TYPES: Final = frozenset({"JobCompleted", "JobFailed", "JobCancelled"})
 """Event types that end a job (a retried job goes on past an earlier one)."""

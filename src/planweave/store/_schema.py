@@ -104,33 +104,42 @@ jobs = sa.Table(
     sqlite_with_rowid=False,
 )
 
+
+def _v4_task_columns() -> list[sa.schema.SchemaItem]:
+    """The columns of ``pw_tasks`` as schema version 4 had them (new objects on every call)."""
+    return [
+        sa.Column("job_id", sa.String, primary_key=True),
+        sa.Column("task_id", sa.String, primary_key=True),
+        sa.Column("spec", Json, nullable=False),
+        sa.Column("status", sa.String, nullable=False),
+        sa.Column("parent", sa.String),
+        sa.Column("depth", sa.Integer, nullable=False),
+        sa.Column("attempt", sa.Integer, nullable=False),
+        sa.Column("failures", sa.Integer, nullable=False),
+        sa.Column("started", sa.Boolean, nullable=False),
+        sa.Column("result", Json),
+        sa.Column("error", sa.Text),
+        sa.Column("not_before", sa.Float, nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Column("started_at", sa.Float),
+        sa.Column("finished_at", sa.Float),
+        sa.Column("tokens_in", sa.Integer, nullable=False),
+        sa.Column("tokens_out", sa.Integer, nullable=False),
+        sa.Column("cost_usd", sa.Float, nullable=False),
+        sa.Column("ord", sa.Integer, nullable=False),
+        sa.Column("superseded", sa.Boolean, nullable=False),
+    ]
+
+
 tasks = sa.Table(
     TABLE_TASKS,
     metadata,
-    sa.Column("job_id", sa.String, primary_key=True),
-    sa.Column("task_id", sa.String, primary_key=True),
-    sa.Column("spec", Json, nullable=False),
-    sa.Column("status", sa.String, nullable=False),
-    sa.Column("parent", sa.String),
-    sa.Column("depth", sa.Integer, nullable=False),
-    sa.Column("attempt", sa.Integer, nullable=False),
-    sa.Column("failures", sa.Integer, nullable=False),
-    sa.Column("started", sa.Boolean, nullable=False),
-    sa.Column("result", Json),
-    sa.Column("error", sa.Text),
-    sa.Column("not_before", sa.Float, nullable=False),
-    sa.Column("created_at", sa.Float, nullable=False),
-    sa.Column("started_at", sa.Float),
-    sa.Column("finished_at", sa.Float),
-    sa.Column("tokens_in", sa.Integer, nullable=False),
-    sa.Column("tokens_out", sa.Integer, nullable=False),
-    sa.Column("cost_usd", sa.Float, nullable=False),
-    sa.Column("ord", sa.Integer, nullable=False),
-    sa.Column("superseded", sa.Boolean, nullable=False),
+    *_v4_task_columns(),
     # The call a task waits on a person for, and the decisions made on its calls.
     sa.Column("approval", Json),
     sqlite_with_rowid=False,
 )
+
 
 events = sa.Table(
     TABLE_EVENTS,
@@ -237,12 +246,7 @@ def _v1_tables() -> list[sa.Table]:
         sa.Column("lease_until", sa.Float),
         sqlite_with_rowid=False,
     )
-    v1_tasks = sa.Table(
-        TABLE_TASKS,
-        v1,
-        *(c.copy() for c in tasks.columns if c.name != "approval"),
-        sqlite_with_rowid=False,
-    )
+    v1_tasks = sa.Table(TABLE_TASKS, v1, *_v4_task_columns(), sqlite_with_rowid=False)
     return [v1_jobs, v1_tasks, *(t.to_metadata(v1) for t in (events, artifacts, commands, meta))]
 
 
