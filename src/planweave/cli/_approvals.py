@@ -112,23 +112,20 @@ def _decide(
 ) -> None:
     settings = settings_from(config, store=store, data_dir=data_dir)
 
-    async def go() -> tuple[str, bool]:
+    async def go() -> str:
         async with read_only_engine(settings) as engine:
             state = await resolve_job(engine, job)
             if approved:
                 await engine.approve(state.id, task, reason=reason)
             else:
                 await engine.reject(state.id, task, reason=reason)
-            claim = await engine.store.read_claim(state.id)
-            return state.id, claim is not None and not claim.expired
+            return state.id
 
-    job_id, owned = run_async(go())
+    job_id = run_async(go())
     what = "approved" if approved else "rejected"
-    console = out_console()
-    console.print(f"{what} the call task {task} of job {job_id} waits on", soft_wrap=True)
-    if not owned:
-        console.print(
-            f"no process runs job {job_id} now: the decision takes effect when it is resumed "
-            f"(planweave resume {job_id})",
-            soft_wrap=True,
-        )
+    out_console().print(
+        f"{what} the call task {task} of job {job_id} waits on: the process that runs the job "
+        f"carries it out (if none does, it takes effect when the job is resumed: "
+        f"planweave resume {job_id})",
+        soft_wrap=True,
+    )
