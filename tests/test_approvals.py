@@ -153,3 +153,93 @@ async def test_an_approval_that_times_out_is_rejected(tmp_path: Path) -> None:
     (decided,) = [e for e in events if e.type == "ApprovalDecided"]
     assert decided.by == "timeout" and not decided.approved
     assert "approval_timeout_s" in decided.reason
+
+
+ALICE = "pw_alice_approvals_token_0000000000"
+BOB = "pw_bob_approvals_token_11111111111111"
+
+
+async def test_approve_and_reject_through_the_api_within_the_tenant(tmp_path: Path) -> None:
+    import httpx
+
+    from planweave.config import Settings
+    from planweave.server.testing import running_server
+
+    remove_report, ledger = _ledger_tool()
+    model = ScriptedModel(
+        replies=[
+            *_model()._pending,
+            {
+                "match": {"contains": "Remove the new report"},
+                "tool_calls": [{"name": "remove_report", "arguments": {"name": "new"}}],
+            },
+            {"match": {"contains": "Remove the new report"}, "content": "kept it"},
+        ]
+    )
+    engine = _engine(tmp_path, model, [remove_report])
+    settings = Settings.model_validate(
+        {"data_dir": tmp_path / "data", "tokens": f"alice:{ALICE},bob:{BOB}"}
+    )
+    plan = _PLAN.model_dump(mode="json")
+    second = {"tasks": [{"id": "again", "kind": "execute", "goal": "Remove the new report"}]}
+    try:
+        async with running_server(engine, settings) as server:
+            auth = {"Authorization": f"Bearer {ALICE}"}
+            other = {"Authorization": f"Bearer {BOB}"}
+            async with (
+                httpx.AsyncClient(base_url=server.url, headers=auth, timeout=10) as alice,
+                httpx.AsyncClient(base_url=server.url, headers=other, timeout=10) as bob,
+            ):
+                job_id = (await alice.post("/v1/jobs", json={"plan": plan})).json()["job_id"]
+                waiting = await _listed(alice, 1)
+                assert [(w["job_id"], w["task_id"], w["tool"]) for w in waiting] == [
+                    (job_id, "risky", "remove_report")
+                ]
+                assert (await bob.get("/v1/approvals")).json()["approvals"] == []
+                url = f"/v1/jobs/{job_id}/tasks/risky"
+                refused = await bob.post(url + "/approve", json={"reason": "mine now"})
+                assert refused.status_code == 404
+                detail = (await alice.get(url)).json()
+                assert detail["status"] == "awaiting_approval"
+                assert detail["waiting_call"]["args"] == {"name": "old"}
+                assert (await alice.post(url + "/reject", json={})).status_code == 422
+                safe = await alice.post(f"/v1/jobs/{job_id}/tasks/safe/approve", json={})
+                assert safe.status_code == 409
+                approved = await alice.post(url + "/approve", json={"reason": "fine"})
+                assert approved.status_code == 202, approved.text
+                done = await _finished(alice, job_id)
+                assert done["status"] == "succeeded"
+                (decision,) = (await alice.get(url)).json()["approvals"]
+                assert decision["approved"] and decision["by"].startswith("alice/")
+                assert ledger == ["old"]
+
+                job2 = (await alice.post("/v1/jobs", json={"plan": second})).json()["job_id"]
+                await _listed(alice, 1)
+                rejected = await alice.post(
+                    f"/v1/jobs/{job2}/tasks/again/reject", json={"reason": "not that one"}
+                )
+                assert rejected.status_code == 202, rejected.text
+                assert (await _finished(alice, job2))["status"] == "succeeded"
+    finally:
+        await engine.close()
+    assert ledger == ["old"]
+    assert "rejected by alice/" in (model.requests[-1].messages[-1].content or "")
+    assert "not that one" in (model.requests[-1].messages[-1].content or "")
+
+
+async def _listed(client: Any, count: int) -> list[dict[str, Any]]:
+    for _ in range(1000):
+        found: list[dict[str, Any]] = (await client.get("/v1/approvals")).json()["approvals"]
+        if len(found) == count:
+            return found
+        await asyncio.sleep(0.01)
+    raise AssertionError("the calls never waited")
+
+
+async def _finished(client: Any, job_id: str) -> dict[str, Any]:
+    for _ in range(1000):
+        job: dict[str, Any] = (await client.get(f"/v1/jobs/{job_id}")).json()
+        if job["status"] != "running":
+            return job
+        await asyncio.sleep(0.01)
+    raise AssertionError("the job never finished")
