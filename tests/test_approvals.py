@@ -106,7 +106,7 @@ async def test_a_rejected_call_comes_back_to_the_agent_which_carries_on(tmp_path
         await _until(engine, job_id, _waiting_and_safe_done)
         with pytest.raises(UsageError, match="needs a reason"):
             await engine.reject(job_id, "risky", reason="")
-        with pytest.raises(UsageError, match="'safe' of job .* is succeeded, not awaiting"):
+        with pytest.raises(UsageError, match=r"'safe' of job .* is succeeded, not awaiting"):
             await engine.approve(job_id, "safe")
         with pytest.raises(UsageError, match="has no task 'nope'"):
             await engine.approve(job_id, "nope")
