@@ -68,6 +68,21 @@ async def _until(engine: Engine, job_id: str, check: Any) -> JobState:
     raise AssertionError(f"job {job_id} never got there: {state.status}")
 
 
+def _rendered(state: JobState) -> str:
+    """The task tree ``planweave run`` draws, as text."""
+    import io
+
+    from rich.console import Console
+
+    from planweave.cli._live import render
+
+    buffer = io.StringIO()
+    Console(file=buffer, width=300, color_system=None).print(
+        render(state, now=state.updated_at, spinners=False)
+    )
+    return buffer.getvalue()
+
+
 def _waiting_and_safe_done(state: JobState) -> bool:
     tasks = state.tasks
     return tasks["risky"].status == "awaiting_approval" and tasks["safe"].status == "succeeded"
@@ -81,6 +96,9 @@ async def test_only_the_branch_pauses_and_an_approved_call_runs_once(tmp_path: P
         state = await _until(engine, job_id, _waiting_and_safe_done)
         assert state.status == "running"  # the job waits for the person, not done
         assert ledger == []
+        tree = _rendered(state)
+        assert "awaiting_approval" in tree and "remove_report" in tree
+        assert f"planweave approve {job_id} risky" in tree
         (waiting,) = await engine.approvals()
         assert (waiting.job_id, waiting.task_id, waiting.tool) == (job_id, "risky", "remove_report")
         assert waiting.args == {"name": "old"}
@@ -243,3 +261,42 @@ async def _finished(client: Any, job_id: str) -> dict[str, Any]:
             return job
         await asyncio.sleep(0.01)
     raise AssertionError("the job never finished")
+
+
+def test_the_approval_settings_are_read_and_checked(tmp_path: Path) -> None:
+    from planweave.config import load_settings
+    from planweave.errors import ConfigError
+
+    env = {"PLANWEAVE_APPROVE_TOOLS": "write_*, mcp_*", "PLANWEAVE_APPROVAL_TIMEOUT_S": "30"}
+    settings = load_settings({}, env=env, config_file=None)
+    assert settings.approve_tools == ("write_*", "mcp_*")
+    kwargs = settings.engine_kwargs(with_tools=False)
+    assert kwargs["approve_tools"] == ("write_*", "mcp_*")
+    assert kwargs["approval_timeout_s"] == 30
+    with pytest.raises(ConfigError, match="PLANWEAVE_APPROVAL_TIMEOUT_S: expected a number"):
+        load_settings({}, env={"PLANWEAVE_APPROVAL_TIMEOUT_S": "-1"}, config_file=None)
+
+
+async def test_the_engines_patterns_are_added_to_every_jobs_own(tmp_path: Path) -> None:
+    engine = _engine(
+        tmp_path, ScriptedModel(), [], approve_tools=("mcp_*",), approval_timeout_s=60
+    )
+    plan = Plan(tasks=(TaskSpec(id="t", kind="tool", tool="current_time"),))
+    async with engine:
+        mine = await engine.get(await engine.submit(plan=plan, approve_tools=("write_file",)))
+        own_timeout = await engine.get(await engine.submit(plan=plan, approval_timeout_s=5))
+    assert mine.options.approve_tools == ("mcp_*", "write_file")
+    assert mine.options.approval_timeout_s == 60
+    assert own_timeout.options.approval_timeout_s == 5
+
+
+async def test_a_second_decision_on_the_same_wait_is_refused(tmp_path: Path) -> None:
+    remove_report, ledger = _ledger_tool()
+    async with _engine(tmp_path, _model(), [remove_report]) as engine:
+        job_id = await engine.submit(plan=_PLAN)
+        await _until(engine, job_id, _waiting_and_safe_done)
+        await engine.approve(job_id, "risky")
+        with pytest.raises(UsageError, match="not awaiting approval"):
+            await engine.reject(job_id, "risky", reason="too late")
+        result = await engine.wait(job_id)
+    assert result.ok and ledger == ["old"]
