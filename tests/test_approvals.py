@@ -13,7 +13,7 @@ import pytest
 from planweave import Engine, Plan, TaskSpec, tool
 from planweave.errors import UsageError
 from planweave.llm import ScriptedModel
-from planweave.state import JobState
+from planweave.state import JobState, replay
 
 
 def _ledger_tool() -> tuple[Any, list[str]]:
@@ -99,6 +99,12 @@ async def test_only_the_branch_pauses_and_an_approved_call_runs_once(tmp_path: P
         tree = _rendered(state)
         assert "awaiting_approval" in tree and "remove_report" in tree
         assert f"planweave approve {job_id} risky" in tree
+        # The log rebuilds the same waiting state the store holds (replay).
+        replayed = replay(await engine.events(job_id)).tasks["risky"]
+        stored = await engine.store.load_job(job_id)
+        assert stored is not None
+        assert replayed.status == stored.tasks["risky"].status == "awaiting_approval"
+        assert replayed.pending_approval == stored.tasks["risky"].pending_approval
         (waiting,) = await engine.approvals()
         assert (waiting.job_id, waiting.task_id, waiting.tool) == (job_id, "risky", "remove_report")
         assert waiting.args == {"name": "old"}
@@ -278,9 +284,7 @@ def test_the_approval_settings_are_read_and_checked(tmp_path: Path) -> None:
 
 
 async def test_the_engines_patterns_are_added_to_every_jobs_own(tmp_path: Path) -> None:
-    engine = _engine(
-        tmp_path, ScriptedModel(), [], approve_tools=("mcp_*",), approval_timeout_s=60
-    )
+    engine = _engine(tmp_path, ScriptedModel(), [], approve_tools=("mcp_*",), approval_timeout_s=60)
     plan = Plan(tasks=(TaskSpec(id="t", kind="tool", tool="current_time"),))
     async with engine:
         mine = await engine.get(await engine.submit(plan=plan, approve_tools=("write_file",)))
