@@ -92,6 +92,8 @@ _EXPECTED: dict[str, str] = {
         "a [prices] table of model = [dollars per million tokens in, out], such as "
         '"gpt-4o-mini" = [0.15, 0.6]'
     ),
+    "approve_tools": "a list of tool names or glob patterns such as write_file, mcp_*",
+    "approval_timeout_s": "a number of seconds greater than 0",
     "log_level": "one of " + ", ".join(_LOG_LEVELS),
     "host": "a host name or IP address to listen on, such as 127.0.0.1",
     "port": "a TCP port number from 0 to 65535",
@@ -266,6 +268,11 @@ class Settings(BaseModel):
             ``NAME=package.module:attr`` (or ``package.module:attr``, named ``attr``), so
             every process, ``planweave worker`` included, loads the same ones
             (``PLANWEAVE_CRITICS``, comma-separated).
+        approve_tools: Names or glob patterns (``write_file``, ``mcp_*``) of tools whose
+            calls wait for a person's approval in every job, besides high-impact tools
+            (added to each job's own ``approve_tools``; see ``docs/approvals.md``).
+        approval_timeout_s: How long a call waits for a decision before it is rejected, for
+            jobs that set no ``approval_timeout_s`` of their own (``None``: no limit).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -347,6 +354,8 @@ class Settings(BaseModel):
         return value
 
     critics: tuple[str, ...] = ()
+    approve_tools: tuple[str, ...] = ()
+    approval_timeout_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
     @field_validator("tokens", mode="before")
     @classmethod
@@ -396,6 +405,7 @@ class Settings(BaseModel):
         "hooks",
         "job_hooks",
         "critics",
+        "approve_tools",
         mode="before",
     )
     @classmethod
@@ -532,6 +542,12 @@ class Settings(BaseModel):
             ),
             "tenant_quotas": self.tenant_quotas(),
             **({} if self.policy is None else {"policy": self.policy}),
+            **({"approve_tools": self.approve_tools} if self.approve_tools else {}),
+            **(
+                {"approval_timeout_s": self.approval_timeout_s}
+                if self.approval_timeout_s is not None
+                else {}
+            ),
             **(_hook_kwargs(self.hooks, self.job_hooks) if with_tools else {}),
             **(_critic_kwargs(self.critics) if with_tools else {}),
             **leases,

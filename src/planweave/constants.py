@@ -7,7 +7,7 @@ from typing import Final
 SCHEMA_VERSION: Final = 1
 """Version of the wire format of events, work items and outcomes."""
 
-STORE_SCHEMA_VERSION: Final = 4
+STORE_SCHEMA_VERSION: Final = 5
 """Version of the SQL schema; migrations bring an older file up to it."""
 STORE_SCHEMA_VERSION_KEY: Final = "schema_version"
 """Key of the schema version's row in the ``pw_meta`` table."""
@@ -67,7 +67,15 @@ CRITIC_LLM: Final = "llm"
 
 # Statuses and the events that end a job: the one list of each (``state`` types them).
 JOB_STATUSES: Final = ("running", "succeeded", "failed", "cancelled")
-TASK_STATUSES: Final = ("pending", "ready", "running", "succeeded", "failed", "cancelled")
+TASK_STATUSES: Final = (
+    "pending",
+    "ready",
+    "running",
+    "awaiting_approval",
+    "succeeded",
+    "failed",
+    "cancelled",
+)
 TERMINAL_STATUSES: Final = frozenset({"succeeded", "failed", "cancelled"})
 TERMINAL_EVENT_TYPES: Final = frozenset({"JobCompleted", "JobFailed", "JobCancelled"})
 """Event types that end a job (a retried job goes on past an earlier one)."""

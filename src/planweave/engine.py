@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from planweave import _approvals
+from planweave._approvals import with_approval_settings
 from planweave._cluster import ClusterOps
 from planweave._follow import FollowOps
 from planweave._quotas import TenantQuotas, submit_within_quotas
@@ -128,6 +130,10 @@ class Engine(ClusterOps, FollowOps):
         critics: Python critics by name (``planweave.critic``): functions ``(task, answer) ->
             Verdict``, or their import paths (``package.module:name``), which jobs, tasks and
             agents name beside the built-in ``llm`` critic (``docs/critic.md``).
+        approve_tools: Names or glob patterns of tools whose calls wait for a person's
+            approval in every job, added to each job's ``approve_tools`` when it is submitted.
+        approval_timeout_s: How long a waiting call may wait before it is rejected, for jobs
+            that set none themselves (``None``: no limit).
     """
 
     def __init__(
@@ -161,6 +167,8 @@ class Engine(ClusterOps, FollowOps):
         web_search: WebSearchConfig | None = None,
         policy: Policy | None = None,
         critics: dict[str, CriticFunction | str] | None = None,
+        approve_tools: Iterable[str] = (),
+        approval_timeout_s: float | None = None,
     ) -> None:
         # Absolute, so workspace and artifact paths mean the same from any directory.
         self.data_dir = Path(data_dir if data_dir is not None else DEFAULT_DATA_DIR).resolve()
@@ -208,6 +216,8 @@ class Engine(ClusterOps, FollowOps):
         self.tool_memory_bytes = tool_memory_bytes
         self._tool_processes: ToolProcesses | None = None
         self.job_defaults = job_defaults or JobOptions()
+        self.approve_tools = tuple(approve_tools)
+        self.approval_timeout_s = approval_timeout_s
         self.tenant_quotas = tenant_quotas
         self._submitting: dict[str, int] = {}  # tenant -> submissions between check and store
         self.artifact_store: ArtifactStore = _artifact_store(
@@ -465,6 +475,8 @@ class Engine(ClusterOps, FollowOps):
             opts = opts.model_copy(update={"model": self._default_model})
         if opts.allow_private_network is None:  # recorded like the model
             opts = opts.model_copy(update={"allow_private_network": self.allow_private_network})
+        if self.approve_tools or (self.approval_timeout_s and not opts.approval_timeout_s):
+            opts = with_approval_settings(opts, self.approve_tools, self.approval_timeout_s)
         specs: tuple[TaskSpec, ...] | None = None
         if agent is not None:
             from planweave.agents._workflows import agent_job_plan
@@ -598,6 +610,34 @@ class Engine(ClusterOps, FollowOps):
             return cancelled.status == "cancelled"
         await self.store.add_command(job_id, "cancel", {"reason": reason})
         return True
+
+    async def approve(
+        self, job_id: str, task_id: str, *, reason: str = "", by: str | None = None
+    ) -> JobState:
+        """Approve the tool call a task waits on: the task runs again and the call runs.
+
+        Whichever process runs the job (see ``cancel``); ``by`` is recorded as who decided
+        (default: the local user). Raises ``JobNotFound``, or ``UsageError`` when the task is
+        not awaiting approval.
+        """
+        return await _approvals.decide(self, job_id, task_id, approved=True, by=by, reason=reason)
+
+    async def reject(
+        self, job_id: str, task_id: str, *, reason: str, by: str | None = None
+    ) -> JobState:
+        """Reject the tool call a task waits on: its agent reads ``rejected by <by>: <reason>``
+        and carries on (a ``tool`` task fails with it). Raises as ``approve`` does."""
+        return await _approvals.decide(self, job_id, task_id, approved=False, by=by, reason=reason)
+
+    async def approvals(self, *, tenant: str | None = None) -> list[_approvals.PendingCall]:
+        """The tool calls waiting for a decision, across the running jobs (of ``tenant``)."""
+        await self.start()
+        found: list[_approvals.PendingCall] = []
+        for job in await self.store.list_jobs(status="running", tenant=tenant, limit=10_000):
+            state = self.plane.job(job.job_id) or await self.store.load_job(job.job_id)
+            if state is not None and not state.terminal:
+                found.extend(_approvals.pending_calls(state))
+        return found
 
     async def get(self, job_id: str) -> JobState:
         """The stored state of a job."""

@@ -487,4 +487,30 @@ class BudgetNeeded(Signal):
 
 
 class ApprovalRequired(Signal):
-    """The action needs a person's approval before it may go ahead."""
+    """The action needs a person's approval before it may go ahead.
+
+    Raised by the approval gate of the tool runtime for a call that needs approval (a
+    high-impact tool, or one the job's ``approve_tools`` names): the task's attempt ends there,
+    the task waits in ``awaiting_approval`` and runs again once a person decides. A tool may
+    raise it too; the runtime then fills in the call.
+
+    Attributes:
+        reason: Why the call needs approval.
+        tool: The tool of the waiting call (``None`` until the runtime fills it in).
+        arguments: Its arguments.
+        call: The call's fingerprint (tool and arguments), which the decision is matched by.
+    """
+
+    def __init__(
+        self,
+        reason: str = "the action needs a person's approval",
+        *,
+        tool: str | None = None,
+        arguments: dict[str, Any] | None = None,
+        call: str | None = None,
+    ) -> None:
+        self.reason = reason
+        self.tool = tool
+        self.arguments = dict(arguments or {})
+        self.call = call
+        super().__init__(reason)

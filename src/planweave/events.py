@@ -42,6 +42,8 @@ from planweave.policy._rules import Policy
 
 __all__ = [
     "NO_USAGE",
+    "ApprovalDecided",
+    "ApprovalRequested",
     "ArtifactCreated",
     "CriticVerdict",
     "Event",
@@ -246,6 +248,13 @@ class JobOptions(BaseModel):
         critic_model: Model URL the LLM critic uses (``None``: the job's model).
         max_revisions: Times a critic may send one task back for revision (default 2); one
             more ``revise`` verdict fails the task, with a reason naming this option.
+        approve_tools: Names or glob patterns (``write_file``, ``mcp_*``) of tools whose
+            calls wait for a person's approval, besides the tools that are high impact
+            (``delete_file``, ``shell``, ...). The engine's ``approve_tools`` setting is
+            added when the job is submitted. See ``docs/approvals.md``.
+        approval_timeout_s: How long a call waits for a decision before it is rejected
+            (``None``: as long as it takes; the engine's ``approval_timeout_s`` setting is
+            taken when the job is submitted).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
@@ -279,6 +288,8 @@ class JobOptions(BaseModel):
     critic: str | None = Field(default=None, min_length=1, max_length=200)
     critic_model: str | None = None
     max_revisions: int = Field(default=DEFAULT_MAX_REVISIONS, ge=0, le=20)
+    approve_tools: tuple[str, ...] = ()
+    approval_timeout_s: float | None = Field(default=None, gt=0)
     policy: Policy | None = None
 
     @field_validator("policy")
@@ -466,6 +477,40 @@ class JobReopened(EventBase):
     reason: str
 
 
+class ApprovalRequested(EventBase):
+    """A task's tool call waits for a person's decision; the task is ``awaiting_approval``.
+
+    Only the task's branch waits: other tasks keep running. ``args`` are bounded and redacted
+    as a ``ToolCalled`` event's are; ``call`` is the fingerprint (tool and arguments) the
+    decision is matched by when the task runs again; ``timeout_at`` is when the call is
+    rejected without a decision (``None``: never).
+    """
+
+    type: Literal["ApprovalRequested"] = "ApprovalRequested"
+    attempt: int
+    tool: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    call: str
+    reason: str
+    timeout_at: float | None = None
+
+
+class ApprovalDecided(EventBase):
+    """A person (or the timeout) decided a waiting call: ``approved`` runs it when the task
+    runs again; a rejection comes back to the agent as an observation (a ``tool`` task fails).
+
+    ``by`` is who decided: the API token's tenant and name (``tenant/name``), the local user
+    for the CLI, or ``timeout``.
+    """
+
+    type: Literal["ApprovalDecided"] = "ApprovalDecided"
+    tool: str
+    call: str
+    approved: bool
+    by: str
+    reason: str = ""
+
+
 class JobCompleted(EventBase):
     type: Literal["JobCompleted"] = "JobCompleted"
     result: Any = None
@@ -604,6 +649,8 @@ Event = Annotated[
     | ToolCalled
     | PolicyDenied
     | ArtifactCreated
+    | ApprovalRequested
+    | ApprovalDecided
     | LlmDelta,
     Field(discriminator="type"),
 ]

@@ -38,9 +38,11 @@ from planweave.plan import TaskSpec
 from planweave.policy._rules import Policy
 
 __all__ = [
+    "ApprovalDecision",
     "CallReport",
     "Message",
     "Outcome",
+    "PendingApproval",
     "Report",
     "StartedReport",
     "StepAck",
@@ -49,6 +51,37 @@ __all__ = [
     "message_adapter",
     "parse_message",
 ]
+
+
+class PendingApproval(BaseModel):
+    """A tool call that waits for a person's approval (an ``awaiting_approval`` outcome).
+
+    Attributes:
+        tool: The tool called.
+        args: Its arguments, as the agent wrote them.
+        call: Fingerprint of the tool and its arguments, which a decision is matched by.
+        reason: Why it needs approval.
+    """
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    tool: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    call: str
+    reason: str
+
+
+class ApprovalDecision(BaseModel):
+    """A decision on a call of a task, carried by its work items: an approved call runs, a
+    rejected one comes back to the agent as ``rejected by <by>: <reason>``."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    tool: str
+    call: str
+    approved: bool
+    by: str
+    reason: str = ""
 
 
 class WorkItem(BaseModel):
@@ -76,6 +109,9 @@ class WorkItem(BaseModel):
         grant: The share of the job's budgets this attempt may spend (``None``: none applies);
             the worker checks every model and tool call against it before making it.
         candidate: For a ``critic`` work item: the answer the critic checks.
+        approve_tools: Names or glob patterns of tools whose calls need a person's approval
+            (besides high-impact tools).
+        approvals: The decisions people made on this task's calls.
     """
 
     model_config = ConfigDict(frozen=True, defer_build=True)
@@ -112,6 +148,8 @@ class WorkItem(BaseModel):
     steps: tuple[JournalStep, ...] = ()
     grant: Grant | None = None
     candidate: Any = None
+    approve_tools: tuple[str, ...] = ()
+    approvals: tuple[ApprovalDecision, ...] = ()
 
 
 class StartedReport(BaseModel):
@@ -148,7 +186,8 @@ class Outcome(BaseModel):
     """How an attempt ended.
 
     Attributes:
-        status: ``succeeded`` or ``failed``.
+        status: ``succeeded``, ``failed``, or ``awaiting_approval`` (a tool call waits for a
+            person: ``approval``).
         result: The task's result (JSON-compatible) when it succeeded.
         subtasks: For a ``plan`` task: the plan it produced, with ids local to that plan.
         error: What went wrong when it failed.
@@ -164,6 +203,7 @@ class Outcome(BaseModel):
             before may cost, which its grant could not cover.
         critic: For an ``execute`` task: the critic its agent asks for (``ReactAgent(critic=
             ...)``), which checks the answer unless the task or the job says otherwise.
+        approval: The call that waits, for an ``awaiting_approval`` outcome.
     """
 
     model_config = ConfigDict(frozen=True, defer_build=True)
@@ -174,7 +214,7 @@ class Outcome(BaseModel):
     job_id: str
     task_id: str
     attempt: int
-    status: Literal["succeeded", "failed"]
+    status: Literal["succeeded", "failed", "awaiting_approval"]
     result: Any = None
     subtasks: tuple[TaskSpec, ...] | None = None
     error: str | None = None
@@ -188,6 +228,7 @@ class Outcome(BaseModel):
     delivery: int = 1
     needs: Grant | None = None
     critic: str | None = None
+    approval: PendingApproval | None = None
 
 
 class StepReport(BaseModel):

@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from planweave.constants import EVENT_BASE_BYTES, TERMINAL_STATUSES
 from planweave.events import (
+    ApprovalDecided,
+    ApprovalRequested,
     ArtifactCreated,
     CriticVerdict,
     Event,
@@ -52,7 +54,9 @@ __all__ = [
     "replay",
 ]
 
-TaskStatus = Literal["pending", "ready", "running", "succeeded", "failed", "cancelled"]
+TaskStatus = Literal[
+    "pending", "ready", "running", "awaiting_approval", "succeeded", "failed", "cancelled"
+]
 JobStatus = Literal["running", "succeeded", "failed", "cancelled"]
 
 TERMINAL_TASK: frozenset[str] = TERMINAL_STATUSES
@@ -82,6 +86,12 @@ class TaskState:
     cost_usd: float = 0.0
     order: int = 0
     superseded: bool = False
+    pending_approval: dict[str, Any] | None = None
+    """The call that waits for a person while the task is ``awaiting_approval``: its
+    ``tool``, ``args``, ``call`` (fingerprint), ``reason``, ``since`` and ``timeout_at``."""
+    approvals: list[dict[str, Any]] = field(default_factory=list)
+    """The decisions made on the task's calls (``tool``, ``call``, ``approved``, ``by``,
+    ``reason``), handed to each of its attempts."""
     # The latest delivery of the current attempt's work item seen starting: reports of earlier
     # deliveries are stale. Not stored: a new owner starts a new attempt of every unfinished
     # task, which fences all older ones.
@@ -146,6 +156,11 @@ class TaskState:
             "cost_usd": self.cost_usd,
             "ord": self.order,
             "superseded": self.superseded,
+            "approval": (
+                None
+                if self.pending_approval is None and not self.approvals
+                else {"pending": self.pending_approval, "decisions": list(self.approvals)}
+            ),
         }
 
 
@@ -248,6 +263,7 @@ class JobState:
             data_bytes=job["data_bytes"],
         )
         for row in sorted(tasks, key=lambda r: r["ord"]):
+            approval = row.get("approval") or {}
             state.tasks[row["task_id"]] = TaskState(
                 id=row["task_id"],
                 spec=row["spec"],
@@ -268,6 +284,8 @@ class JobState:
                 cost_usd=row["cost_usd"],
                 order=row["ord"],
                 superseded=row["superseded"],
+                pending_approval=approval.get("pending"),
+                approvals=list(approval.get("decisions") or ()),
             )
         _reindex(state)
         return state
@@ -657,6 +675,38 @@ def _tool_called(state: JobState, event: ToolCalled) -> None:
 @_on(PolicyDenied)
 def _policy_denied(state: JobState, event: PolicyDenied) -> None:
     state.data_bytes += len(event.rule) + len(event.reason) + data_size(event.args)
+
+
+@_on(ApprovalRequested)
+def _approval_requested(state: JobState, event: ApprovalRequested) -> None:
+    task = _task(state, event)
+    task.status = "awaiting_approval"
+    task.pending_approval = {
+        "tool": event.tool,
+        "args": event.args,
+        "call": event.call,
+        "reason": event.reason,
+        "since": event.at,
+        "timeout_at": event.timeout_at,
+    }
+    state.data_bytes += len(event.tool) + data_size(event.args) + len(event.reason)
+
+
+@_on(ApprovalDecided)
+def _approval_decided(state: JobState, event: ApprovalDecided) -> None:
+    task = _task(state, event)
+    task.pending_approval = None
+    task.approvals.append(
+        {
+            "tool": event.tool,
+            "call": event.call,
+            "approved": event.approved,
+            "by": event.by,
+            "reason": event.reason,
+            "at": event.at,
+        }
+    )
+    state.data_bytes += len(event.by) + len(event.reason)
 
 
 @_on(ArtifactCreated)

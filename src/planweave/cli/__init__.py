@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
 
-from planweave.cli import _agents, _commands, _mcp, _run, _serve, _worker
+from planweave.cli import _agents, _approvals, _commands, _mcp, _run, _serve, _worker
 from planweave.control import _failpoint
 from planweave.errors import PlanweaveError, UnknownBackend, UsageError
 
@@ -128,6 +128,9 @@ app.command("cancel")(_commands.cancel)
 app.command("jobs")(_commands.jobs)
 app.command("show")(_commands.show)
 app.command("events")(_commands.events)
+app.command("approvals")(_approvals.approvals)
+app.command("approve")(_approvals.approve)
+app.command("reject")(_approvals.reject)
 app.command("serve")(_serve.serve)
 app.command("worker")(_worker.worker)
 app.command("status")(_worker.status)

@@ -49,6 +49,7 @@ STATUS_STYLE: dict[str, str] = {
     "pending": "dim",
     "ready": "cyan",
     "running": "yellow",
+    "awaiting_approval": "bold blue",
     "succeeded": "green",
     "failed": "red",
     "cancelled": "magenta",

@@ -36,6 +36,7 @@ STATUS_ICON: dict[str, str] = {
     "pending": "○",
     "ready": "◌",
     "running": "●",
+    "awaiting_approval": "⏸",
     "succeeded": "✓",
     "failed": "✗",
     "cancelled": "⊘",
@@ -122,6 +123,9 @@ def task_label(task: TaskState, *, now: float, spinner: bool = True) -> Renderab
         line.append(f"  {verdict_text(task)}", style=VERDICT_STYLE.get(task.verdicts[-1][0], ""))
     if task.status == "failed" and task.error:
         line.append(f"  {truncate(task.error, 80)}", style="red")
+    if task.status == "awaiting_approval" and task.pending_approval is not None:
+        line.append(f"  {task.pending_approval.get('tool')}", style="bold blue")
+        line.append(f" ({truncate(str(task.pending_approval.get('reason', '')), 60)})", style="dim")
     if task.superseded:
         line.stylize("strike dim")
     if task.status == "running" and spinner:
@@ -154,6 +158,14 @@ def _header(state: JobState, now: float) -> RenderableType:
 
 
 def _footer(state: JobState) -> RenderableType | None:
+    waiting = [t.id for t in state.tasks.values() if t.status == "awaiting_approval"]
+    if waiting and not state.terminal:
+        lines = [
+            f"task {task_id} waits for your approval: planweave approve {state.id} {task_id}"
+            f"  (or planweave reject {state.id} {task_id} --reason ...)"
+            for task_id in waiting
+        ]
+        return Text("\n".join(lines), style="bold blue")
     if state.status == "failed" and state.error:
         return Text(f"failed: {state.error}", style="red")
     if state.status == "cancelled":
@@ -173,7 +185,9 @@ def _visible(state: JobState, max_tasks: int) -> set[str]:
     tasks = state.tasks
     if len(tasks) <= max_tasks:
         return set(tasks)
-    chosen: list[str] = [t.id for t in tasks.values() if t.status in ("running", "failed")]
+    chosen: list[str] = [
+        t.id for t in tasks.values() if t.status in ("running", "awaiting_approval", "failed")
+    ]
     chosen += [t.id for t in tasks.values() if t.status == "ready"]
     visible: set[str] = set()
     for task_id in chosen[:max_tasks]:

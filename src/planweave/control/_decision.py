@@ -20,6 +20,8 @@ from planweave.constants import (
     MAX_EVENT_TEXT_CHARS,
 )
 from planweave.events import (
+    ApprovalDecided,
+    ApprovalRequested,
     ArtifactCreated,
     CriticVerdict,
     Event,
@@ -149,6 +151,8 @@ _UNTRUSTED: dict[type[Any], tuple[tuple[str, _Clean], ...]] = {
     JobFailed: (("reason", _error),),
     JobCancelled: (("reason", _error),),
     ArtifactCreated: (("name", _scrub), ("content_type", _name)),
+    ApprovalRequested: (("tool", _name), ("args", _args), ("reason", _error)),
+    ApprovalDecided: (("tool", _name), ("by", _name), ("reason", _error)),
 }  # fmt: skip
 """The fields of each event that carry text from a model, a tool or a person, and how each is
 made safe to store: lone surrogates replaced, sizes cut to the ``MAX_EVENT_*`` limits. Task

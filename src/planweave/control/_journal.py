@@ -107,8 +107,9 @@ class PlaneJournal:
     def on_outcome(self, outcome: Outcome, pending: Pending) -> None:
         """An accepted outcome ended the attempt: forget its task's journal (a task that failed
         is tried again live, not replayed into the same failure). An attempt that stopped for
-        want of budget keeps it: the task goes on from where it stopped."""
-        if outcome.error_type == "budget_needed":
+        want of budget, or at a call waiting for approval, keeps it: the run after the grant or
+        the decision replays it."""
+        if outcome.error_type == "budget_needed" or outcome.status == "awaiting_approval":
             return
         tasks = self._steps.get(outcome.job_id)
         if tasks is not None and tasks.pop(outcome.task_id, None) is not None:

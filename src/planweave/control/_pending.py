@@ -12,7 +12,7 @@ from typing import Any
 from planweave.bus.base import Delivery
 from planweave.constants import DEFAULT_CONCURRENCY
 from planweave.events import Event, trusted
-from planweave.messages import StepAck, WorkItem
+from planweave.messages import ApprovalDecision, StepAck, WorkItem
 from planweave.state import JobState
 from planweave.store.base import ArtifactRow, StepRow
 
@@ -167,5 +167,18 @@ def work_item(
             "policy": options.policy,
             "grant": task.grant,
             "candidate": task.result if reviewing else None,
+            "approve_tools": options.approve_tools,
+            "approvals": tuple(
+                ApprovalDecision(
+                    tool=d["tool"],
+                    call=d["call"],
+                    approved=d["approved"],
+                    by=d["by"],
+                    reason=d.get("reason", ""),
+                )
+                for d in task.approvals
+            )
+            if task.approvals
+            else (),
         },
     )

@@ -28,6 +28,7 @@ from planweave.constants import (
     WORKER_PLANNER,
     WORKER_TOOL,
 )
+from planweave.control import _approvals
 from planweave.control._budgets import (
     fanout_problem,
     grant_for,
@@ -70,6 +71,7 @@ __all__ = [
     "assign",
     "backoff_s",
     "cancel",
+    "decide_approval",
     "fail",
     "next_timer",
     "on_call",
@@ -90,6 +92,10 @@ _WORKER_BY_KIND = {
     "compose": WORKER_COMPOSER,
     "tool": WORKER_TOOL,
 }
+
+
+decide_approval = _approvals.decide
+"""A person approved or rejected the call a task waits on (``_approvals.decide``)."""
 
 
 def worker_for(spec: TaskSpec) -> str:
@@ -289,6 +295,10 @@ def on_outcome(state: JobState, outcome: Outcome, *, now: float) -> Decision:
         return out.done()
     if outcome.error_type == "budget_needed" and outcome.needs is not None:
         _needs_budget(out, task, outcome)
+        _check_size(out, task.id)
+        return out.done()
+    if outcome.status == "awaiting_approval" and outcome.approval is not None:
+        _approvals.request(out, task, outcome.approval)
         _check_size(out, task.id)
         return out.done()
     if outcome.status == "succeeded":
@@ -590,7 +600,8 @@ def _fail_job(out: _Out, reason: str, *, failed_task: str | None, code: JobFailu
 
 def on_tick(state: JobState, *, now: float) -> Decision:
     """Timers: tasks whose backoff has passed become ready again; a job (or a task) past its
-    wall-time budget stops the job with ``budget_exceeded``."""
+    wall-time budget stops the job with ``budget_exceeded``; calls that waited past the job's
+    ``approval_timeout_s`` are rejected."""
     if state.terminal:
         return _NOTHING
     out = _Out(state, now, None)
@@ -598,6 +609,8 @@ def on_tick(state: JobState, *, now: float) -> Decision:
     if reason is not None:
         _fail_job(out, reason, failed_task=task_id, code="budget_exceeded")
         return out.done()
+    if state.options.approval_timeout_s is not None:
+        _approvals.expire(out)
     for task in state.tasks.values():
         if (
             task.status == "pending"
@@ -619,6 +632,10 @@ def next_timer(state: JobState) -> float | None:
     deadline = time_deadline(state)
     if deadline is not None:
         due.append(deadline)
+    if state.options.approval_timeout_s is not None:
+        expiry = _approvals.next_deadline(state)
+        if expiry is not None:
+            due.append(expiry)
     return min(due) if due else None
 
 

@@ -37,7 +37,7 @@ from typing import Any
 
 from planweave.bus.base import Bus
 from planweave.constants import CONTROL_TOPIC, EVENT_TOPIC_ALL, OUTCOME_QUEUE_PREFIX, QUEUE_PREFIX
-from planweave.control import _loops, decider
+from planweave.control import _commands, _loops, decider
 from planweave.control._commit import Durable, GroupCommit
 from planweave.control._dispatch import Dispatcher
 from planweave.control._journal import PlaneJournal
@@ -317,6 +317,16 @@ class ControlPlane:
         if state is None or state.terminal:
             return False
         self._take(state, decider.cancel(state, reason=reason, now=self._clock()))
+        await self._flush()
+        return True
+
+    async def decide_approval(self, job_id: str, task_id: str, **decided: Any) -> bool:
+        """Approve or reject the call a task waits on (``decider.decide_approval``, which
+        raises ``UsageError``); ``False`` when the job is not run here."""
+        state = self._jobs.get(job_id)
+        if state is None or state.terminal:
+            return False
+        self._take(state, decider.decide_approval(state, task_id, now=self._clock(), **decided))
         await self._flush()
         return True
 
@@ -780,16 +790,5 @@ class ControlPlane:
             self._reconciler.forget_job(state.id)
 
     def _apply_commands(self, commands: list[Command]) -> None:
-        """Carry out commands left for jobs driven here; each is deleted by the batch that
-        records its effect (``Batch.commands_done``), so none is forgotten without effect."""
-        for command in commands:
-            state = self._jobs.get(command.job_id)
-            if state is None or not self._claims.take_command(command.id):
-                continue
-            self._pending.commands_done.append((state.id, command.id))
-            self._pending.dirty_jobs.add(state.id)
-            if command.name == "cancel":
-                reason = str(command.args.get("reason", "cancelled"))
-                self._take(state, decider.cancel(state, reason=reason, now=self._clock()))
-            else:
-                log.warning("control plane: unknown command %r for job %s", command.name, state.id)
+        """Carry out commands left for jobs driven here (``_commands.apply_commands``)."""
+        _commands.apply_commands(self, commands)

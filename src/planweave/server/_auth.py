@@ -135,10 +135,10 @@ class TokenRegistry:
     """
 
     def __init__(self, static: dict[str, tuple[str, ...]], file: Path | None = None) -> None:
-        self._static = [(h, tenant) for tenant, hashes in static.items() for h in hashes]
+        self._static = [(h, tenant, h[:15]) for tenant, hashes in static.items() for h in hashes]
         self._file = file
         self._file_mtime: float | None = None
-        self._file_hashes: list[tuple[str, str]] = []
+        self._file_hashes: list[tuple[str, str, str]] = []
         self._checked_at = 0.0
         self._lock = threading.Lock()
         self._reload(force=True)
@@ -155,14 +155,20 @@ class TokenRegistry:
 
     def tenant_for(self, token: str) -> str | None:
         """The tenant of ``token``, or ``None`` when it is unknown."""
+        found = self.identify(token)
+        return None if found is None else found[0]
+
+    def identify(self, token: str) -> tuple[str, str] | None:
+        """The tenant of ``token`` and the token's name (its id in the token file, or the
+        start of its hash for a token from settings), or ``None`` when it is unknown."""
         if not token or len(token) > MAX_TOKEN_CHARS:
             return None
         self._reload()
         digest = hash_token(token).encode()
-        found: str | None = None
-        for known, tenant in (*self._static, *self._file_hashes):
+        found: tuple[str, str] | None = None
+        for known, tenant, name in (*self._static, *self._file_hashes):
             if hmac.compare_digest(digest, known.encode()) and found is None:
-                found = tenant
+                found = (tenant, name)
         return found
 
     def _reload(self, *, force: bool = False) -> None:
@@ -180,7 +186,7 @@ class TokenRegistry:
             if mtime == self._file_mtime and not force:
                 return
             records = read_token_file(self._file) if mtime is not None else []
-            self._file_hashes = [(r.sha256, r.tenant) for r in records]
+            self._file_hashes = [(r.sha256, r.tenant, r.id) for r in records]
             self._file_mtime = mtime
 
 

@@ -285,21 +285,24 @@ class AuthMiddleware:
             return
         if self.open_mode:
             tenant: str | None = DEFAULT_TENANT
+            token_name = ""
             key = DEFAULT_TENANT
         else:
             address = client_key(scope)
             if await self._blocked(scope, send, address, websocket):
                 return
             token = bearer_token(scope["headers"], scope.get("query_string") if websocket else None)
-            tenant = self.registry.tenant_for(token) if token else None
-            if tenant is None:
+            found = self.registry.identify(token) if token else None
+            if found is None:
                 await self._unauthorized(scope, send, address, websocket)
                 return
+            tenant, token_name = found
             key = "t:" + _fingerprint(token or "")
         if not await self._within_rate(scope, send, key, websocket):
             return
         state: dict[str, Any] = scope.setdefault("state", {})
         state["tenant"] = tenant
+        state["token_name"] = token_name
         await self.app(scope, receive, send)
 
     async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> None:

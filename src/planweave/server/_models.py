@@ -180,6 +180,22 @@ class JobOptionsIn(BaseModel):
     )
     max_revisions: int | None = Field(default=None, ge=0, le=20)
 
+    approve_tools: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        default=None,
+        max_length=64,
+        description=(
+            "Names or glob patterns (write_file, mcp_*) of tools whose calls wait for a "
+            "person's approval in this job, besides high-impact tools and the server's own "
+            "approve_tools."
+        ),
+    )
+    approval_timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=30 * 86400,
+        description="Seconds a call waits for a decision before it is rejected.",
+    )
+
     def fields(self) -> dict[str, Any]:
         return {k: v for k, v in self.model_dump(exclude_unset=True).items() if v is not None}
 
@@ -307,11 +323,35 @@ class JobList(BaseModel):
     offset: int
 
 
+class WaitingCall(BaseModel):
+    """The tool call a task waits on a person for."""
+
+    tool: str
+    args: dict[str, Any]
+    reason: str = Field(description="why the call needs approval")
+    since: float
+    timeout_at: float | None = Field(
+        default=None, description="when it is rejected without a decision; null: never"
+    )
+
+
+class ApprovalDecisionView(BaseModel):
+    """A decision made on one of a task's calls."""
+
+    tool: str
+    approved: bool
+    by: str = Field(description="who decided: tenant/token, local/user, or timeout")
+    reason: str
+    at: float | None = None
+
+
 class Task(BaseModel):
     id: str
     goal: str
     kind: TaskKind
-    status: Literal["pending", "ready", "running", "succeeded", "failed", "cancelled"]
+    status: Literal[
+        "pending", "ready", "running", "awaiting_approval", "succeeded", "failed", "cancelled"
+    ]
     depends_on: list[str]
     parent: str | None
     depth: int
@@ -335,6 +375,12 @@ class Task(BaseModel):
     tokens_in: int = 0
     tokens_out: int = 0
     cost_usd: float = 0.0
+    waiting_call: WaitingCall | None = Field(
+        default=None, description="while awaiting_approval: the call that waits"
+    )
+    approvals: list[ApprovalDecisionView] = Field(
+        default_factory=list, description="the decisions made on the task's calls"
+    )
 
 
 class TaskList(BaseModel):
@@ -442,3 +488,34 @@ class DeadLetterList(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok"]
+
+
+class Approval(BaseModel):
+    """A tool call waiting for a person's decision."""
+
+    job_id: str
+    task_id: str
+    tool: str
+    args: dict[str, Any]
+    reason: str
+    since: float
+    timeout_at: float | None = None
+    goal: str
+
+
+class ApprovalList(BaseModel):
+    """The calls of the caller's jobs that wait for a decision, oldest first."""
+
+    approvals: list[Approval]
+
+
+class ApprovalDecisionIn(BaseModel):
+    """A decision on the call a task waits on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(
+        default="",
+        max_length=2000,
+        description="why; required to reject (the agent reads it)",
+    )

@@ -168,7 +168,19 @@ def task_view(task: TaskState) -> dict[str, Any]:
         "tokens_in": task.tokens_in,
         "tokens_out": task.tokens_out,
         "cost_usd": task.cost_usd,
+        "waiting_call": _waiting_call(task),
+        "approvals": [
+            {k: d.get(k) for k in ("tool", "approved", "by", "reason", "at")}
+            for d in task.approvals
+        ],
     }
+
+
+def _waiting_call(task: TaskState) -> dict[str, Any] | None:
+    pending = task.pending_approval
+    if task.status != "awaiting_approval" or pending is None:
+        return None
+    return {k: pending.get(k) for k in ("tool", "args", "reason", "since", "timeout_at")}
 
 
 def _preview(result: Any, chars: int = LISTED_RESULT_CHARS) -> tuple[Any, bool]:

@@ -22,7 +22,7 @@ __all__ = [
 
 JOB_COLS: Final = ('job_id', 'goal', 'options', 'status', 'seq', 'created_at', 'updated_at', 'finished_at', 'result', 'error', 'artifacts', 'tokens_in', 'tokens_out', 'cost_usd', 'llm_calls', 'tool_calls', 'replans', 'planned', 'tenant', 'idempotency_key', 'data_bytes')
 """The columns of ``pw_jobs``, in table order."""
-TASK_COLS: Final = ('job_id', 'task_id', 'spec', 'status', 'parent', 'depth', 'attempt', 'failures', 'started', 'result', 'error', 'not_before', 'created_at', 'started_at', 'finished_at', 'tokens_in', 'tokens_out', 'cost_usd', 'ord', 'superseded')
+TASK_COLS: Final = ('job_id', 'task_id', 'spec', 'status', 'parent', 'depth', 'attempt', 'failures', 'started', 'result', 'error', 'not_before', 'created_at', 'started_at', 'finished_at', 'tokens_in', 'tokens_out', 'cost_usd', 'ord', 'superseded', 'approval')
 """The columns of ``pw_tasks``, in table order."""
 EVENT_COLS: Final = ('job_id', 'seq', 'id', 'type', 'task_id', 'at', 'body')
 """The columns of ``pw_events``, in table order."""
@@ -43,6 +43,6 @@ JSON_COLUMNS: Final[dict[str, frozenset[str]]] = {
     'pw_jobs': frozenset(['artifacts', 'options', 'result']),
     'pw_meta': frozenset([]),
     'pw_steps': frozenset(['result']),
-    'pw_tasks': frozenset(['result', 'spec']),
+    'pw_tasks': frozenset(['approval', 'result', 'spec']),
 }
 """Names of the JSON columns of each table (JSON text in SQLite)."""

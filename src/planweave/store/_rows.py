@@ -208,6 +208,7 @@ def decode_task(values: tuple[Any, ...]) -> dict[str, Any]:
     row["result"] = load(row["result"])
     row["started"] = bool(row["started"])
     row["superseded"] = bool(row["superseded"])
+    row["approval"] = load(row["approval"])
     return row
 
 

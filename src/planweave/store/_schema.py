@@ -14,10 +14,11 @@ checks they are up to date.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ClauseElement
 
 from planweave.constants import (
@@ -103,31 +104,42 @@ jobs = sa.Table(
     sqlite_with_rowid=False,
 )
 
+
+def _v4_task_columns() -> list[sa.schema.SchemaItem]:
+    """The columns of ``pw_tasks`` as schema version 4 had them (new objects on every call)."""
+    return [
+        sa.Column("job_id", sa.String, primary_key=True),
+        sa.Column("task_id", sa.String, primary_key=True),
+        sa.Column("spec", Json, nullable=False),
+        sa.Column("status", sa.String, nullable=False),
+        sa.Column("parent", sa.String),
+        sa.Column("depth", sa.Integer, nullable=False),
+        sa.Column("attempt", sa.Integer, nullable=False),
+        sa.Column("failures", sa.Integer, nullable=False),
+        sa.Column("started", sa.Boolean, nullable=False),
+        sa.Column("result", Json),
+        sa.Column("error", sa.Text),
+        sa.Column("not_before", sa.Float, nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Column("started_at", sa.Float),
+        sa.Column("finished_at", sa.Float),
+        sa.Column("tokens_in", sa.Integer, nullable=False),
+        sa.Column("tokens_out", sa.Integer, nullable=False),
+        sa.Column("cost_usd", sa.Float, nullable=False),
+        sa.Column("ord", sa.Integer, nullable=False),
+        sa.Column("superseded", sa.Boolean, nullable=False),
+    ]
+
+
 tasks = sa.Table(
     TABLE_TASKS,
     metadata,
-    sa.Column("job_id", sa.String, primary_key=True),
-    sa.Column("task_id", sa.String, primary_key=True),
-    sa.Column("spec", Json, nullable=False),
-    sa.Column("status", sa.String, nullable=False),
-    sa.Column("parent", sa.String),
-    sa.Column("depth", sa.Integer, nullable=False),
-    sa.Column("attempt", sa.Integer, nullable=False),
-    sa.Column("failures", sa.Integer, nullable=False),
-    sa.Column("started", sa.Boolean, nullable=False),
-    sa.Column("result", Json),
-    sa.Column("error", sa.Text),
-    sa.Column("not_before", sa.Float, nullable=False),
-    sa.Column("created_at", sa.Float, nullable=False),
-    sa.Column("started_at", sa.Float),
-    sa.Column("finished_at", sa.Float),
-    sa.Column("tokens_in", sa.Integer, nullable=False),
-    sa.Column("tokens_out", sa.Integer, nullable=False),
-    sa.Column("cost_usd", sa.Float, nullable=False),
-    sa.Column("ord", sa.Integer, nullable=False),
-    sa.Column("superseded", sa.Boolean, nullable=False),
+    *_v4_task_columns(),
+    # The call a task waits on a person for, and the decisions made on its calls.
+    sa.Column("approval", Json),
     sqlite_with_rowid=False,
 )
+
 
 events = sa.Table(
     TABLE_EVENTS,
@@ -234,7 +246,8 @@ def _v1_tables() -> list[sa.Table]:
         sa.Column("lease_until", sa.Float),
         sqlite_with_rowid=False,
     )
-    return [v1_jobs, *(t.to_metadata(v1) for t in (tasks, events, artifacts, commands, meta))]
+    v1_tasks = sa.Table(TABLE_TASKS, v1, *_v4_task_columns(), sqlite_with_rowid=False)
+    return [v1_jobs, v1_tasks, *(t.to_metadata(v1) for t in (events, artifacts, commands, meta))]
 
 
 def _v1_create_all(execute: Execute) -> None:
@@ -274,11 +287,33 @@ def _v4_steps_table(execute: Execute) -> None:
     _create(execute, [steps])
 
 
+class _AddColumn(sa.schema.ExecutableDDLElement):
+    """``ALTER TABLE ... ADD COLUMN`` with the column's definition in each dialect's types."""
+
+    inherit_cache = False
+
+    def __init__(self, table: str, column: sa.Column[Any]) -> None:
+        self.table = table
+        self.column = column
+
+
+@compiles(_AddColumn)
+def _compile_add_column(element: _AddColumn, compiler: Any, **kw: Any) -> str:
+    definition = compiler.process(sa.schema.CreateColumn(element.column), **kw)
+    return f"ALTER TABLE {element.table} ADD COLUMN {definition}"
+
+
+def _v5_task_approval(execute: Execute) -> None:
+    """Tasks record the call they wait on a person for, and the decisions made on them."""
+    execute(_AddColumn(TABLE_TASKS, sa.Column("approval", Json)))
+
+
 MIGRATIONS: Final[list[Callable[[Execute], None]]] = [
     _v1_create_all,
     _v2_claims_table,
     _v3_data_bytes,
     _v4_steps_table,
+    _v5_task_approval,
 ]
 """``MIGRATIONS[i]`` upgrades schema version ``i`` to ``i + 1``."""
 

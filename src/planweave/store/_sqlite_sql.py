@@ -54,9 +54,9 @@ UPSERT_JOB: Final = Sql(
 """Write a job row; an update leaves its goal, options, creation time and keys alone."""
 
 UPSERT_TASK: Final = Sql(
-    'INSERT INTO pw_tasks (job_id, task_id, spec, status, parent, depth, attempt, failures, started, result, error, not_before, created_at, started_at, finished_at, tokens_in, tokens_out, cost_usd, ord, superseded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id, task_id) DO UPDATE SET spec = excluded.spec, status = excluded.status, parent = excluded.parent, depth = excluded.depth, attempt = excluded.attempt, failures = excluded.failures, started = excluded.started, result = excluded.result, error = excluded.error, not_before = excluded.not_before, created_at = excluded.created_at, started_at = excluded.started_at, finished_at = excluded.finished_at, tokens_in = excluded.tokens_in, tokens_out = excluded.tokens_out, cost_usd = excluded.cost_usd, ord = excluded.ord, superseded = excluded.superseded',
-    ('job_id', 'task_id', 'spec', 'status', 'parent', 'depth', 'attempt', 'failures', 'started', 'result', 'error', 'not_before', 'created_at', 'started_at', 'finished_at', 'tokens_in', 'tokens_out', 'cost_usd', 'ord', 'superseded'),
-    {'job_id': None, 'task_id': None, 'spec': None, 'status': None, 'parent': None, 'depth': None, 'attempt': None, 'failures': None, 'started': None, 'result': None, 'error': None, 'not_before': None, 'created_at': None, 'started_at': None, 'finished_at': None, 'tokens_in': None, 'tokens_out': None, 'cost_usd': None, 'ord': None, 'superseded': None},
+    'INSERT INTO pw_tasks (job_id, task_id, spec, status, parent, depth, attempt, failures, started, result, error, not_before, created_at, started_at, finished_at, tokens_in, tokens_out, cost_usd, ord, superseded, approval) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id, task_id) DO UPDATE SET spec = excluded.spec, status = excluded.status, parent = excluded.parent, depth = excluded.depth, attempt = excluded.attempt, failures = excluded.failures, started = excluded.started, result = excluded.result, error = excluded.error, not_before = excluded.not_before, created_at = excluded.created_at, started_at = excluded.started_at, finished_at = excluded.finished_at, tokens_in = excluded.tokens_in, tokens_out = excluded.tokens_out, cost_usd = excluded.cost_usd, ord = excluded.ord, superseded = excluded.superseded, approval = excluded.approval',
+    ('job_id', 'task_id', 'spec', 'status', 'parent', 'depth', 'attempt', 'failures', 'started', 'result', 'error', 'not_before', 'created_at', 'started_at', 'finished_at', 'tokens_in', 'tokens_out', 'cost_usd', 'ord', 'superseded', 'approval'),
+    {'job_id': None, 'task_id': None, 'spec': None, 'status': None, 'parent': None, 'depth': None, 'attempt': None, 'failures': None, 'started': None, 'result': None, 'error': None, 'not_before': None, 'created_at': None, 'started_at': None, 'finished_at': None, 'tokens_in': None, 'tokens_out': None, 'cost_usd': None, 'ord': None, 'superseded': None, 'approval': None},
 )
 """Write a task row."""
 
@@ -116,7 +116,7 @@ SELECT_JOB: Final = Sql(
 
 SELECT_TASKS: Final = Sql(
     (
-        'SELECT pw_tasks.job_id, pw_tasks.task_id, pw_tasks.spec, pw_tasks.status, pw_tasks.parent, pw_tasks.depth, pw_tasks.attempt, pw_tasks.failures, pw_tasks.started, pw_tasks.result, pw_tasks.error, pw_tasks.not_before, pw_tasks.created_at, pw_tasks.started_at, pw_tasks.finished_at, pw_tasks.tokens_in, pw_tasks.tokens_out, pw_tasks.cost_usd, pw_tasks.ord, pw_tasks.superseded \n'
+        'SELECT pw_tasks.job_id, pw_tasks.task_id, pw_tasks.spec, pw_tasks.status, pw_tasks.parent, pw_tasks.depth, pw_tasks.attempt, pw_tasks.failures, pw_tasks.started, pw_tasks.result, pw_tasks.error, pw_tasks.not_before, pw_tasks.created_at, pw_tasks.started_at, pw_tasks.finished_at, pw_tasks.tokens_in, pw_tasks.tokens_out, pw_tasks.cost_usd, pw_tasks.ord, pw_tasks.superseded, pw_tasks.approval \n'
         'FROM pw_tasks \n'
         'WHERE pw_tasks.job_id = ?'
     ),
@@ -582,6 +582,13 @@ MIGRATIONS: Final = (
                 ' WITHOUT ROWID\n'
                 '\n'
             ),
+            (),
+            {},
+        ),
+    ),
+    (
+        Sql(
+            'ALTER TABLE pw_tasks ADD COLUMN approval TEXT',
             (),
             {},
         ),

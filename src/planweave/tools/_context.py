@@ -23,6 +23,7 @@ from planweave.llm.base import LlmRequest, LlmResponse, Model
 if TYPE_CHECKING:
     from planweave.agents import AgentRegistry
     from planweave.llm._stream import LiveReplies
+    from planweave.tools._approval import ApprovalGate
     from planweave.tools._isolation import ToolProcesses
     from planweave.tools._registry import ToolRegistry
     from planweave.tools._search import WebSearchConfig
@@ -67,6 +68,8 @@ class ToolContext:
         egress: The hosts network tools may connect to, by the policy rule that allows them
             (``None``: no allowlist); the tool runtime holds every URL check of the call to
             it (``planweave.tools._net.check_url``), redirects included.
+        approval: The task's approval gate: which calls wait for a person, and the decisions
+            made on its calls (``None`` outside a job: nothing waits).
     """
 
     workspace: Path
@@ -90,6 +93,7 @@ class ToolContext:
     live: LiveReplies | None = None
     web_search: WebSearchConfig | None = None
     egress: Mapping[str, Sequence[str]] | None = None
+    approval: ApprovalGate | None = None
 
     def remaining_s(self) -> float | None:
         """Seconds left before the task's deadline (never negative), or ``None`` without one."""

@@ -24,6 +24,7 @@ from planweave._json import TOO_DEEP_TEXT, JsonTooDeep, loads_bounded, too_deep
 from planweave._text import truncate
 from planweave.constants import MAX_JSON_DEPTH
 from planweave.errors import (
+    ApprovalRequired,
     PolicyViolation,
     Signal,
     ToolArgumentsInvalid,
@@ -33,6 +34,7 @@ from planweave.errors import (
 )
 from planweave.events import PolicyDenied, ToolCalled, trusted
 from planweave.hooks._active import active_hooks, after_tool_call, before_tool_call
+from planweave.tools._approval import call_fingerprint
 from planweave.tools._context import ToolContext
 from planweave.tools._decorator import FunctionTool, tool_failure
 from planweave.tools._isolation import call_isolated_tool
@@ -42,7 +44,9 @@ from planweave.tools._tool import Tool, is_isolated
 
 __all__ = ["Record", "ToolErrorType", "ToolResult", "invoke", "run_tool_call"]
 
-ToolErrorType = Literal["", "arguments_invalid", "timeout", "policy", "not_found", "error"]
+ToolErrorType = Literal[
+    "", "arguments_invalid", "timeout", "policy", "not_found", "rejected", "error"
+]
 
 Record = Callable[[ToolCalled | PolicyDenied], Awaitable[None] | None]
 """Receives the ``ToolCalled`` event of a call, after its ``PolicyDenied`` event when a policy
@@ -76,7 +80,7 @@ class ToolResult:
         value: What it returned (``None`` on failure).
         error: The error message on failure.
         error_type: ``""`` when ok, else ``arguments_invalid``, ``timeout``, ``policy``,
-            ``not_found`` or ``error``.
+            ``not_found``, ``rejected`` (a person rejected the call) or ``error``.
         retryable: Whether calling again may succeed.
         latency_ms: How long the call took.
     """
@@ -97,7 +101,13 @@ class ToolResult:
         return text
 
 
+class ApprovalRejected(ToolError):
+    """A person rejected the call (the agent reads who and why)."""
+
+
 def _error_type(exc: ToolError) -> ToolErrorType:
+    if isinstance(exc, ApprovalRejected):
+        return "rejected"
     if isinstance(exc, ToolArgumentsInvalid):
         return "arguments_invalid"
     if isinstance(exc, ToolTimeout):
@@ -209,7 +219,7 @@ def _not_an_object(name: str, raw_arguments: str) -> str:
     return f"the arguments for {name!r} are not a JSON object: {truncate(raw_arguments, 200)!r}"
 
 
-def _event_args(args: Mapping[str, Any]) -> dict[str, Any]:
+def event_args(args: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in args.items():
         if isinstance(value, str):
@@ -234,7 +244,7 @@ def _event(name: str, args: Mapping[str, Any], ctx: ToolContext, result: ToolRes
             "task_id": ctx.task_id or None,
             "name": name,
             "agent": ctx.agent,
-            "args": _event_args(args) if args else {},
+            "args": event_args(args) if args else {},
             "outcome": "ok" if result.ok else "error",
             "result": result.as_text(max_chars=EVENT_RESULT_CHARS) if result.ok else "",
             "error": result.error,
@@ -257,7 +267,7 @@ def _denial(
             "agent": ctx.agent,
             "rule": rule,
             "reason": reason,
-            "args": _event_args(args) if args else {},
+            "args": event_args(args) if args else {},
         },
     )
 
@@ -384,6 +394,11 @@ async def _run_tool_call(
         if args and too_deep(args):  # most calls have few or no arguments: skip the walk
             raise ToolArgumentsInvalid(_too_deep(name))
         tool = registry.get(name)
+        gate = ctx.approval
+        if gate is not None:
+            verdict = gate.check(tool, name, args)  # raises ApprovalRequired: nobody decided
+            if verdict is not None and not verdict.approved:
+                raise ApprovalRejected(verdict.rejection())
         call = (
             tool.call(args, ctx)
             if isinstance(tool, FunctionTool)
@@ -413,6 +428,26 @@ async def _run_tool_call(
                 args = exc.call_args  # as the hooks before the refusal left them (redacted)
             if exc.rule is not None:
                 denied = _denial(name, args, ctx, exc.rule, str(exc))
+    except ApprovalRequired as exc:
+        if exc.call is not None:  # the gate's: the call has not happened, nothing to record
+            raise
+        # The tool itself asked: the call waits like one the gate stopped, unless a person
+        # approved it already (asking again then is the tool's error).
+        gate = ctx.approval
+        verdict = gate.decided(name, args) if gate is not None else None
+        if verdict is None:
+            exc.tool, exc.arguments, exc.call = name, dict(args), call_fingerprint(name, args)
+            raise
+        result = ToolResult(
+            ok=False,
+            error=(
+                f"tool {name!r} asked for approval again after it was approved: {exc.reason}"
+                if verdict.approved
+                else verdict.rejection()
+            ),
+            error_type="rejected",
+            latency_ms=(time.perf_counter() - start) * 1000,
+        )
     except Signal as exc:
         if record is not None:
             failed = ToolResult(

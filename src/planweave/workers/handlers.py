@@ -36,6 +36,7 @@ from planweave.constants import (
 from planweave.critic import CriticRegistry
 from planweave.errors import (
     AnswerRejected,
+    ApprovalRequired,
     ArtifactStoreUnavailable,
     BudgetExceeded,
     BudgetNeeded,
@@ -50,9 +51,11 @@ from planweave.errors import (
 from planweave.events import NO_USAGE, Grant, PolicyDenied, ToolCalled, trusted
 from planweave.hooks import HookRegistry
 from planweave.llm import Model, ModelOptions, load_model
-from planweave.messages import Outcome, WorkItem
+from planweave.messages import Outcome, PendingApproval, WorkItem
 from planweave.policy._task import TaskPolicies
 from planweave.tools import FunctionTool, ToolContext, ToolProcesses, ToolRegistry, run_tool_call
+from planweave.tools._approval import ApprovalGate, Verdict
+from planweave.tools._runtime import event_args
 from planweave.workers._critic import critic_handler
 from planweave.workers._results import (
     has_references,
@@ -157,6 +160,7 @@ class WorkerServices:
             shell_commands=self.shell_commands,
             processes=self.tool_processes,
             egress=policies.egress if policies is not None else None,
+            approval=approval_gate(item),
             **self.tool_context_options,
         )
 
@@ -245,8 +249,47 @@ def _failed(
     )
 
 
+_NO_APPROVALS = ApprovalGate()
+
+
+def approval_gate(item: WorkItem) -> ApprovalGate:
+    """The approval gate of an item's tool calls: its job's ``approve_tools`` and the
+    decisions made on its task's calls."""
+    if not item.approve_tools and not item.approvals:
+        return _NO_APPROVALS
+    return ApprovalGate(
+        patterns=item.approve_tools,
+        decisions={
+            d.call: Verdict(approved=d.approved, by=d.by, reason=d.reason) for d in item.approvals
+        },
+    )
+
+
+def _awaiting(item: WorkItem, exc: ApprovalRequired) -> Outcome:
+    """The outcome of an attempt stopped at a call that waits for a person."""
+    if exc.tool is None or exc.call is None:
+        return _failed(
+            item,
+            f"approval was asked for outside a tool call ({exc.reason}): only a tool call can "
+            "wait for a person",
+            error_type="usage",
+            retryable=False,
+        )
+    return Outcome(
+        job_id=item.job_id,
+        task_id=item.task_id,
+        attempt=item.attempt,
+        status="awaiting_approval",
+        approval=PendingApproval(
+            tool=exc.tool, args=event_args(exc.arguments), call=exc.call, reason=exc.reason
+        ),
+    )
+
+
 def _failure(item: WorkItem, exc: Exception) -> Outcome | None:
     """The failed outcome of an expected failure; ``None`` for any other exception."""
+    if isinstance(exc, ApprovalRequired):
+        return _awaiting(item, exc)
     if isinstance(exc, RetryTask):
         return _failed(
             item, exc.reason, error_type="retry", retryable=True, retry_delay_s=exc.delay_s
@@ -326,6 +369,7 @@ def _tool_handler(services: WorkerServices) -> Handler:
                     task_id=item.task_id,
                     processes=services.tool_processes,
                     egress=policies.egress if policies is not None else None,
+                    approval=approval_gate(item),
                 )
                 before = None
             result = await run_tool_call(

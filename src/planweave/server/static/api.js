@@ -97,6 +97,9 @@ export const api = {
   replanJob: (id) => request("POST", `/v1/jobs/${enc(id)}/replan`, {}),
   retryJob: (id) => request("POST", `/v1/jobs/${enc(id)}/retry`, {}),
   retryTask: (id, taskId) => request("POST", `/v1/jobs/${enc(id)}/tasks/${enc(taskId)}/retry`, {}),
+  approveTask: (id, taskId, reason = "") => request("POST", `/v1/jobs/${enc(id)}/tasks/${enc(taskId)}/approve`, { reason }),
+  rejectTask: (id, taskId, reason) => request("POST", `/v1/jobs/${enc(id)}/tasks/${enc(taskId)}/reject`, { reason }),
+  listApprovals: (opts) => request("GET", "/v1/approvals", undefined, opts),
   deleteJob: (id) => request("DELETE", `/v1/jobs/${enc(id)}`),
   /** One page of a job's tasks in plan order; pass the page's next_after as `after` for the next. */
   listTasks: (id, { after = null, limit = null } = {}, opts) => {

@@ -14,7 +14,7 @@ import { followEvents } from "../sse.js";
 import { LiveReplies, showLiveReply } from "../replies.js";
 import { renderTaskDetail, renderValue } from "./task.js";
 
-const STATUSES = ["pending", "ready", "running", "succeeded", "failed", "cancelled"];
+const STATUSES = ["pending", "ready", "running", "awaiting_approval", "succeeded", "failed", "cancelled"];
 const RECONCILE_MS = 300;
 const POLL_MS = 1500;
 const MAX_TASK_PAGES = 1000;
@@ -400,6 +400,9 @@ export function mountJob(container, { jobId }) {
       case "TaskCancelled":
         patchTask(id, { status: "cancelled", finished_at: ev.at });
         break;
+      case "ApprovalRequested":
+        patchTask(id, { status: "awaiting_approval" });
+        break;
       case "SubtasksPlanned":
         for (const spec of ev.tasks || []) {
           if (!st.tasks.has(spec.id)) {
@@ -546,6 +549,8 @@ export function mountJob(container, { jobId }) {
         renderTaskDetail(detail, {
           onClose: closePanel,
           onRetry: (taskId) => act("retry task", () => api.retryTask(jobId, taskId)),
+          onApprove: (taskId, reason) => act("approve", () => api.approveTask(jobId, taskId, reason)),
+          onReject: (taskId, reason) => act("reject", () => api.rejectTask(jobId, taskId, reason)),
           onSelect: selectTask,
         }),
       );

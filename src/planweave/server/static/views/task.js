@@ -98,12 +98,61 @@ function verdictList(verdicts) {
   );
 }
 
+/** The call a task waits on, with Approve / Reject and a box for the reason. */
+function waitingCall(task, onApprove, onReject) {
+  const call = task.waiting_call;
+  const reason = h("textarea", { class: "approval-reason", rows: 2, placeholder: "Reason (required to reject; the agent reads it)", "data-testid": "approval-reason" });
+  const problem = h("div", { class: "error-line", hidden: true, "data-testid": "approval-problem" });
+  const reject = () => {
+    if (!reason.value.trim()) {
+      problem.textContent = "Give a reason to reject: the agent reads it.";
+      problem.hidden = false;
+      return;
+    }
+    onReject(task.id, reason.value.trim());
+  };
+  return section(
+    "Waiting for your approval",
+    h("div", { class: "approval", "data-testid": "approval-request" },
+      kv([
+        ["Tool", call.tool],
+        ["Why", call.reason],
+        ["Waiting since", fmtDateTime(call.since)],
+        ["Rejected at", call.timeout_at ? fmtDateTime(call.timeout_at) : null],
+      ]),
+      h("div", { class: "call-label" }, "Arguments"),
+      pre(call.args),
+      reason,
+      problem,
+      h("div", { class: "panel-actions" },
+        h("button", { type: "button", class: "btn small primary", "data-testid": "approve-task", onclick: () => onApprove(task.id, reason.value.trim()) }, "Approve"),
+        h("button", { type: "button", class: "btn small danger", "data-testid": "reject-task", onclick: reject }, "Reject"),
+      ),
+    ),
+  );
+}
+
+function decisions(list) {
+  return section(
+    `Approvals (${list.length})`,
+    h("ul", { class: "approvals" }, list.map((d) =>
+      h("li", { class: d.approved ? "approved" : "rejected", "data-testid": "approval-decision" },
+        h("span", { class: `badge ${d.approved ? "status-succeeded" : "status-failed"}` }, d.approved ? "approved" : "rejected"),
+        ` ${d.tool} by ${d.by}`,
+        d.reason ? `: ${d.reason}` : "",
+        d.at ? h("span", { class: "muted" }, ` · ${fmtTime(d.at)}`) : null,
+      ),
+    )),
+  );
+}
+
 /**
  * Build the panel for one task.
  *
- * handlers: onClose(), onRetry(taskId), onSelect(taskId) for links to the task's inputs.
+ * handlers: onClose(), onRetry(taskId), onSelect(taskId) for links to the task's inputs,
+ * onApprove(taskId, reason) and onReject(taskId, reason) for a call that waits for approval.
  */
-export function renderTaskDetail(task, { onClose, onRetry, onSelect }) {
+export function renderTaskDetail(task, { onClose, onRetry, onSelect, onApprove = () => {}, onReject = () => {} }) {
   const started = toMs(task.started_at);
   const finished = toMs(task.finished_at);
   const canRetry = task.status === "failed" || task.status === "cancelled";
@@ -138,6 +187,8 @@ export function renderTaskDetail(task, { onClose, onRetry, onSelect }) {
       ["Tokens", `${fmtTokens(task.tokens_in || 0)} in / ${fmtTokens(task.tokens_out || 0)} out`],
       ["Cost", fmtCost(task.cost_usd || 0)],
     ]),
+    task.status === "awaiting_approval" && task.waiting_call ? waitingCall(task, onApprove, onReject) : null,
+    (task.approvals || []).length ? decisions(task.approvals) : null,
     task.error ? section("Error", h("div", { class: "error-box", "data-testid": "task-error" }, asText(task.error))) : null,
     task.args && Object.keys(task.args).length ? section("Arguments", pre(task.args)) : null,
     Object.keys(inputs).length
