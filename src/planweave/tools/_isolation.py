@@ -86,9 +86,12 @@ _ERRORS: dict[str, type[ToolError]] = {
     "ToolTimeout": ToolTimeout,
     "ToolNotFound": ToolNotFound,
 }
-_NOT_SENT = frozenset({"model", "emit", "processes", "tools", "agents", "live", "web_search"})
+_NOT_SENT = frozenset(
+    {"model", "emit", "processes", "tools", "agents", "live", "web_search", "approval"}
+)
 """Context fields that cannot cross to a worker (a model, an event sink, the pool itself, the
-registries, the live reply stream) or that hold a secret (the web search key)."""
+registries, the live reply stream, the approval gate, whose decisions the tool runtime applies
+before the call) or that hold a secret (the web search key)."""
 _READ_CHUNK = 1 << 16
 
 
