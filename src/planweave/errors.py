@@ -19,7 +19,10 @@ Foreign exceptions (sqlite3, redis, openai, httpx) are translated at the adapter
     │   ├── JobBusy
     │   ├── QuotaExceeded
     │   ├── ArtifactNotFound
-    │   └── ScriptedModelMismatch
+    │   ├── ScriptedModelMismatch
+    │   ├── SessionNotFound
+    │   ├── SessionInputInvalid
+    │   └── SessionConflict
     ├── RunError
     │   ├── ModelError
     │   │   ├── ModelUnavailable
@@ -79,6 +82,9 @@ __all__ = [
     "RetryTask",
     "RunError",
     "ScriptedModelMismatch",
+    "SessionConflict",
+    "SessionInputInvalid",
+    "SessionNotFound",
     "Signal",
     "StoreUnavailable",
     "ToolArgumentsInvalid",
@@ -176,6 +182,36 @@ class ArtifactNotFound(UsageError):
 
 class ScriptedModelMismatch(UsageError):
     """The scripted model has no reply left that matches a request."""
+
+
+class SessionNotFound(UsageError):
+    """No session with this id exists in the store."""
+
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+        super().__init__(f"no session {session_id!r} in this store")
+
+
+class SessionInputInvalid(UsageError):
+    """A change to a session's inputs was refused (too large, an unknown tag, an input that
+    does not exist, too many inputs); nothing changed."""
+
+
+class SessionConflict(UsageError):
+    """A change was based on an older version of the session's inputs than the current one.
+
+    Nothing changed; ``current_version`` is the version to base the change on after reading
+    the board again. The API answers 409.
+    """
+
+    def __init__(self, session_id: str, expected: int, current_version: int) -> None:
+        self.session_id = session_id
+        self.expected = expected
+        self.current_version = current_version
+        super().__init__(
+            f"session {session_id!r} changed: the change was based on version {expected}, "
+            f"the current version is {current_version}"
+        )
 
 
 # --- run errors -------------------------------------------------------------------------------
