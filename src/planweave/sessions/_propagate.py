@@ -56,6 +56,7 @@ __all__ = [
     "decide",
     "on_result",
     "recover",
+    "visible",
 ]
 
 
@@ -117,10 +118,17 @@ class _Emitter:
         self.decision.events.append(event)
 
 
-def data_version(agent: SessionAgentSpec | None, value: Any) -> str:
-    """Hash of a result's cutoff projection (its ``cutoff`` fields, or all of it)."""
+def visible(agent: SessionAgentSpec | None, value: Any) -> Any:
+    """A result's cutoff projection: what its dependents and the aggregator read (its
+    ``cutoff`` fields, or all of it)."""
     if agent is not None and agent.cutoff and isinstance(value, dict):
-        value = {key: value.get(key) for key in agent.cutoff}
+        return {key: value.get(key) for key in agent.cutoff}
+    return value
+
+
+def data_version(agent: SessionAgentSpec | None, value: Any) -> str:
+    """Hash of a result's cutoff projection (``visible``)."""
+    value = visible(agent, value)
     raw = orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
     return hashlib.blake2b(raw, digest_size=8).hexdigest()
 
@@ -320,7 +328,7 @@ def _aggregate_settled(
         return False
     run = agg.run + 1
     emit(AgentRunQueued(session_id="", agent=name, run=run, basis=basis))
-    decision.commands.append(RunAgent(name, run, aggregate_prompt(s)))
+    decision.commands.append(RunAgent(name, run, aggregate_prompt(s, spec)))
     return False
 
 
@@ -361,11 +369,13 @@ def agent_prompt(state: SessionState, spec: SessionSpec, name: str) -> str:
     deps = [dep for dep in spec.agent(name).depends_on if state.agents[dep].value is not None]
     if deps:
         lines.append("Results of the agents it depends on:")
-        lines += [f"- {dep}: {_text(state.agents[dep].value)}" for dep in deps]
+        lines += [
+            f"- {dep}: {_text(visible(spec.agent(dep), state.agents[dep].value))}" for dep in deps
+        ]
     return "\n".join(lines)
 
 
-def aggregate_prompt(state: SessionState) -> str:
+def aggregate_prompt(state: SessionState, spec: SessionSpec) -> str:
     """What the aggregator is asked: every current input and result."""
     lines = ["Aggregate the session: every current input and agent result is below."]
     lines.append("Inputs:")
@@ -373,7 +383,7 @@ def aggregate_prompt(state: SessionState) -> str:
     lines.append("Results:")
     for name, node in state.agents.items():
         if node.value is not None:
-            lines.append(f"- {name}: {_text(node.value)}")
+            lines.append(f"- {name}: {_text(visible(spec.agent(name), node.value))}")
     lines.append(
         'Answer with JSON: {"recommendations": [...], "next_steps": [...], '
         '"budget_summary": {...}}'

@@ -65,8 +65,9 @@ class SessionAgentSpec(BaseModel):
         tools: Tools it may use (default: none).
         consumes: The inputs routed to it.
         depends_on: Agents whose results it reads; it re-runs when one of them changes.
-        cutoff: Fields of its JSON result that its dependents read: a new result equal to the
-            previous one on these fields does not wake them (default: the whole result).
+        cutoff: Fields of its JSON result that its dependents and the aggregator read (they
+            are shown only these): a new result equal to the previous one on these fields does
+            not wake them (default: the whole result).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -247,7 +248,9 @@ class SessionSpec(BaseModel):
             return cls.model_validate(dict(data))
         except ValidationError as exc:
             error = exc.errors()[0]
-            field = ".".join(str(part) for part in error["loc"])
+            field = ""
+            for part in error["loc"]:
+                field += f"[{part}]" if isinstance(part, int) else f".{part}" if field else part
             message = str(error["msg"]).removeprefix("Value error, ")
             raise ConfigError(f"{where}: {field + ': ' if field else ''}{message}") from None
 
