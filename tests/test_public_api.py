@@ -36,6 +36,7 @@ PACKAGES = [
     "planweave.errors",
     "planweave.events",
     "planweave.plan",
+    "planweave.sessions",
 ]
 
 

@@ -15,8 +15,8 @@ from planweave.errors import ConfigError, SessionConflict, SessionInputInvalid, 
 from planweave.sessions import (
     AgentCompleted,
     AgentRunQueued,
+    AgentRunStarted,
     AgentRunSuperseded,
-    Session,
     SessionEvent,
     SessionSpec,
 )
@@ -45,9 +45,12 @@ def queued(events: list[SessionEvent], after_seq: int = 0) -> list[str]:
 
 def position(events: list[SessionEvent], cls: type, agent: str, after_seq: int = 0) -> int:
     for event in events:
-        if isinstance(event, cls) and getattr(event, "agent", None) == agent:
-            if event.seq > after_seq:
-                return event.seq
+        if (
+            isinstance(event, cls)
+            and getattr(event, "agent", None) == agent
+            and event.seq > after_seq
+        ):
+            return event.seq
     raise AssertionError(f"no {cls.__name__} for {agent}")
 
 
@@ -164,8 +167,10 @@ async def test_a_superseded_run_is_cancelled_and_the_new_inputs_win(tmp_path: Pa
         store=f"sqlite:///{tmp_path / 'pw.db'}", model=model, data_dir=tmp_path, builtins=False
     ) as engine:
         s = await engine.sessions.create(spec, inputs=["go slow"])
-        await _until(s, lambda: s.state.agents["a"].job_id is not None)
-        slow_job = s.state.agents["a"].job_id
+        async for event in s.follow():
+            if isinstance(event, AgentRunStarted):
+                slow_job = event.job_id
+                break
         first = s.state.inputs
         await s.remove_input(next(iter(first)))
         await s.add_input("go now")
@@ -176,8 +181,7 @@ async def test_a_superseded_run_is_cancelled_and_the_new_inputs_win(tmp_path: Pa
         superseded = [e for e in events if isinstance(e, AgentRunSuperseded)]
         assert [(e.agent, e.run) for e in superseded] == [("a", 1)]
         assert not [e for e in events if isinstance(e, AgentCompleted) and e.run == 1]
-        assert slow_job is not None
-        await _until_async(lambda: _job_status(engine, slow_job), "cancelled")
+        assert (await engine.wait(slow_job)).status == "cancelled"
 
 
 async def test_two_clients_racing_on_one_version_one_conflict(engine: Engine) -> None:
@@ -298,19 +302,3 @@ async def test_follow_streams_changes_live_and_resumes(engine: Engine) -> None:
     assert resumed[0].seq == last + 1
     assert resumed[0].type == "input.added"
     assert [e.type for e in resumed].count("agent.completed") == 1
-
-
-async def _until(s: Session, check: Any, timeout_s: float = 10.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not check():
-            await asyncio.sleep(0.01)
-
-
-async def _job_status(engine: Engine, job_id: str) -> str:
-    return (await engine.get(job_id)).status
-
-
-async def _until_async(get: Any, want: str, timeout_s: float = 10.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while await get() != want:
-            await asyncio.sleep(0.02)

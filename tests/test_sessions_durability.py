@@ -16,12 +16,12 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.session_owner import INPUTS, PARTY, party_model
 
 from planweave import Engine
 from planweave.agents import AgentResult, AgentTask
 from planweave.agents._context import AgentContext
 from planweave.sessions import SessionSpec, SqliteSessionStore
-from tests.session_owner import INPUTS, PARTY, party_model
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,16 +41,21 @@ async def reference_board(tmp: Path) -> dict[str, Any]:
         return await s.wait_settled()
 
 
-async def test_kill_9_mid_cascade_then_restart_converges(tmp_path: Path) -> None:
-    db = tmp_path / "pw.db"
+def start_owner(db: Path, data_dir: Path) -> subprocess.Popen[str]:
+    """Start the process that drives the session (``tests/session_owner.py``)."""
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}
-    owner = subprocess.Popen(
-        [sys.executable, "-m", "tests.session_owner", str(db), str(tmp_path / "owner")],
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.session_owner", str(db), str(data_dir)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
         text=True,
     )
+
+
+async def test_kill_9_mid_cascade_then_restart_converges(tmp_path: Path) -> None:
+    db = tmp_path / "pw.db"
+    owner = start_owner(db, tmp_path / "owner")
     try:
         assert owner.stdout is not None
         session_id = (await asyncio.to_thread(owner.stdout.readline)).strip()
@@ -83,9 +88,7 @@ async def test_kill_9_mid_cascade_then_restart_converges(tmp_path: Path) -> None
     ) as engine:
         session = await engine.sessions.open(session_id)
         board = await session.wait_settled()
-        superseded = [
-            e for e in await session.events() if e.type == "agent.run.superseded"
-        ]
+        superseded = [e for e in await session.events() if e.type == "agent.run.superseded"]
         assert superseded and all(e.reason == "restart" for e in superseded)  # type: ignore[union-attr]
         assert await engine.sessions.replay(session_id) == session.state
     assert comparable(board) == comparable(await reference_board(tmp_path))

@@ -50,8 +50,8 @@ __all__ = [
     "Decision",
     "RunAgent",
     "RunOutcome",
-    "aggregate_basis",
     "agent_basis",
+    "aggregate_basis",
     "data_version",
     "decide",
     "on_result",
@@ -182,9 +182,7 @@ def decide(state: SessionState, spec: SessionSpec, now: float) -> Decision:
     return _decide(emit, spec, emit.decision)
 
 
-def on_result(
-    state: SessionState, spec: SessionSpec, now: float, outcome: RunOutcome
-) -> Decision:
+def on_result(state: SessionState, spec: SessionSpec, now: float, outcome: RunOutcome) -> Decision:
     """Record a run's outcome (or fence it out), then ``decide`` what follows."""
     emit = _Emitter(state, now)
     decision = emit.decision
@@ -385,8 +383,7 @@ def aggregate_prompt(state: SessionState, spec: SessionSpec) -> str:
         if node.value is not None:
             lines.append(f"- {name}: {_text(visible(spec.agent(name), node.value))}")
     lines.append(
-        'Answer with JSON: {"recommendations": [...], "next_steps": [...], '
-        '"budget_summary": {...}}'
+        'Answer with JSON: {"recommendations": [...], "next_steps": [...], "budget_summary": {...}}'
     )
     return "\n".join(lines)
 

@@ -16,7 +16,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from planweave.errors import ConfigError, LogConflict, SessionConflict, SessionInputInvalid
@@ -77,6 +77,7 @@ class Session:
         self._kick = asyncio.Event()
         self._changed = asyncio.Event()
         self._runs: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self._cancelling: set[asyncio.Task[None]] = set()
         self._driver: asyncio.Task[None] | None = None
         self._closed = False
         self._route_function = (
@@ -260,15 +261,19 @@ class Session:
             raise SessionConflict(self.id, expected, self._state.input_rev)
 
     def _checked_input(self, data: InputLike, tags: Sequence[str]) -> tuple[str, tuple[str, ...]]:
+        given: tuple[str, ...] = ()
         if isinstance(data, str):
-            text, given = data, ()
+            text = data
         elif isinstance(data, Mapping):
-            text = data.get("text")
-            given = data.get("tags") or ()
-            if not isinstance(text, str):
+            raw_text: Any = data.get("text")
+            raw_tags: Any = data.get("tags") or ()
+            if not isinstance(raw_text, str):
                 raise SessionInputInvalid("input: text must be a string")
-            if not isinstance(given, list | tuple) or not all(isinstance(t, str) for t in given):
+            if not isinstance(raw_tags, list | tuple) or not all(
+                isinstance(tag, str) for tag in raw_tags
+            ):
                 raise SessionInputInvalid("input: tags must be a list of strings")
+            text, given = raw_text, tuple(raw_tags)
         else:
             raise SessionInputInvalid("input: give its text or {text, tags}")
         if not text.strip():
@@ -378,9 +383,7 @@ class Session:
         """Write a decision's events and state, then carry out its commands."""
         if decision.events:
             try:
-                await self._store.append(
-                    decision.state, decision.events, based_on=self._state.seq
-                )
+                await self._store.append(decision.state, decision.events, based_on=self._state.seq)
             except LogConflict:
                 # Another process wrote the session: take its state; decide again from it.
                 stored = await self._store.load(self.id)
@@ -406,7 +409,9 @@ class Session:
         if task is not None:
             task.cancel()
         if command.job_id is not None:
-            asyncio.create_task(self._cancel_job(command.job_id))
+            cancelling = asyncio.create_task(self._cancel_job(command.job_id))
+            self._cancelling.add(cancelling)
+            cancelling.add_done_callback(self._cancelling.discard)
 
     async def _cancel_job(self, job_id: str) -> None:
         try:
@@ -474,6 +479,3 @@ def _parsed(result: Any) -> Any:
                 return json.loads(text)
         return text
     return result
-
-
-RouteFunction = Callable[[str, Sequence[str]], Sequence[str]]

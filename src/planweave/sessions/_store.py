@@ -179,9 +179,7 @@ class SqliteSessionStore:
         rows = [(state.session_id, event.seq, event.model_dump_json()) for event in events]
         await asyncio.to_thread(self._append, state, rows, based_on)
 
-    def _append(
-        self, state: SessionState, rows: list[tuple[str, int, str]], based_on: int
-    ) -> None:
+    def _append(self, state: SessionState, rows: list[tuple[str, int, str]], based_on: int) -> None:
         conn = self._db()
         with self._lock:
             try:
@@ -262,4 +260,3 @@ def open_session_store(store_url: str) -> SessionStore:
     raise UsageError(
         f"sessions are kept in sqlite or memory stores; this engine's store is {scheme}"
     )
-
