@@ -25,7 +25,8 @@ PARTY = Path(__file__).resolve().parent.parent / "examples" / "party"
 
 
 def party_spec(**changes: Any) -> SessionSpec:
-    return SessionSpec.from_file(PARTY / "party.yaml").model_copy(update=changes)
+    spec = SessionSpec.from_file(PARTY / "party.yaml")
+    return SessionSpec.from_data({**spec.model_dump(mode="json"), **changes})
 
 
 @pytest.fixture
@@ -302,3 +303,76 @@ async def test_follow_streams_changes_live_and_resumes(engine: Engine) -> None:
     assert resumed[0].seq == last + 1
     assert resumed[0].type == "input.added"
     assert [e.type for e in resumed].count("agent.completed") == 1
+
+
+def route_by_first_word(text: str, tags: Any) -> list[str]:
+    """A routing function for the tests: the input's first word names the agent."""
+    return [text.split()[0]]
+
+
+def two_agents(routing: dict[str, Any], **extra: Any) -> SessionSpec:
+    return SessionSpec.from_data(
+        {
+            "name": "r",
+            "routing": routing,
+            "agents": [
+                {"name": "cake", "instructions": "x", "consumes": {"keywords": ["cake"]}},
+                {"name": "venue", "instructions": "x", "consumes": {"keywords": ["venue"]}},
+            ],
+            **extra,
+        }
+    )
+
+
+async def test_routing_by_a_function_and_by_an_llm_verdict(tmp_path: Path) -> None:
+    from planweave.llm.scripted import ScriptedModel
+
+    model = ScriptedModel(
+        [
+            {
+                "match": {"role": "r.routing", "contains": "sugar"},
+                "json": {"agents": ["cake", "ghost"], "reason": "sweet things go to cake"},
+            },
+            {"match": {"role": "r.routing"}, "content": "no idea"},
+            {"match": {"role": "r.cake"}, "json": {"cake": 1}, "repeat": True},
+            {"match": {"role": "r.venue"}, "json": {"venue": 1}, "repeat": True},
+        ]
+    )
+    async with Engine(
+        store=f"sqlite:///{tmp_path / 'pw.db'}", model=model, data_dir=tmp_path, builtins=False
+    ) as engine:
+        by_function = two_agents(
+            {"mode": "function", "function": "tests.test_sessions:route_by_first_word"}
+        )
+        s = await engine.sessions.create(by_function, inputs=["venue with a cake"])
+        board = await s.wait_settled()
+        assert board["inputs"][0]["routes"] == ["venue"]
+        assert board["agents"]["cake"]["status"] == "idle"
+        with pytest.raises(ConfigError, match="unknown agent 'nobody'"):
+            await s.add_input("nobody here")
+
+        by_llm = two_agents({"mode": "llm", "instructions": "Route each input."})
+        s = await engine.sessions.create(by_llm, inputs=["lots of sugar"])
+        await s.add_input("a venue, then")  # no verdict: routed by keywords
+        board = await s.wait_settled()
+    first, second = board["inputs"]
+    assert first["routes"] == ["cake"]
+    assert first["route_reason"] == "llm: sweet things go to cake"
+    assert second["routes"] == ["venue"] and second["route_reason"] == "tags"
+    assert board["agents"]["cake"]["value"] == {"cake": 1}
+
+
+async def test_a_spent_budget_blocks_further_runs(engine: Engine) -> None:
+    spec = party_spec(budget={"max_tokens": 1})
+    s = await engine.sessions.create(spec, inputs=["jungle theme party"])
+    events = []
+    async with asyncio.timeout(30):
+        async for event in s.follow():
+            if event.type == "session.blocked":
+                events.append(event)
+                break
+    board = s.board()
+    assert "tokens" in board["budget"]["blocked"]
+    assert board["agents"]["theme"]["status"] == "fresh"
+    assert board["agents"]["cake"]["runs"] == 0
+    assert not board["settled"]

@@ -19,7 +19,13 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from planweave.errors import ConfigError, LogConflict, SessionConflict, SessionInputInvalid
+from planweave.errors import (
+    ConfigError,
+    LogConflict,
+    SessionConflict,
+    SessionInputInvalid,
+    StoreUnavailable,
+)
 from planweave.events import new_id
 from planweave.sessions._events import (
     AgentRunStarted,
@@ -370,9 +376,15 @@ class Session:
     async def _drive(self) -> None:
         while not self._closed:
             self._kick.clear()
-            async with self._lock:
-                decision = decide(self._state, self.spec, time.time())
-                await self._write(decision)
+            try:
+                async with self._lock:
+                    decision = decide(self._state, self.spec, time.time())
+                    await self._write(decision)
+            except (LogConflict, StoreUnavailable):
+                # Decided again from the stored state once the store answers.
+                log.warning("session %s: writing a decision failed", self.id, exc_info=True)
+                await asyncio.sleep(0.5)
+                continue
             timeout = None
             if decision.wake_at is not None:
                 timeout = max(0.0, decision.wake_at - time.time())
@@ -437,11 +449,14 @@ class Session:
         name = self._agent_names[command.agent]
         job_id = await self.engine.submit(agent=name, input=command.prompt)
         async with self._lock:
-            if self._is_current(command):
+            current = self._is_current(command)
+            if current:
                 started = AgentRunStarted(
                     session_id=self.id, agent=command.agent, run=command.run, job_id=job_id
                 )
                 await self._commit_change_quiet(started)
+        if not current:  # superseded while it was being submitted
+            await self._cancel_job(job_id)
         result = await self.engine.wait(job_id)
         usage = result.usage
         tokens = usage.tokens_in + usage.tokens_out
