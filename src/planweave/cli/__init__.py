@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
 
-from planweave.cli import _agents, _commands, _run, _serve, _worker
+from planweave.cli import _agents, _commands, _run, _serve, _session, _worker
 from planweave.control import _failpoint
 from planweave.errors import PlanweaveError, UnknownBackend, UsageError
 
@@ -133,6 +133,7 @@ app.command("worker")(_worker.worker)
 app.command("status")(_worker.status)
 app.add_typer(_serve.token_app)
 app.add_typer(_agents.agents_app)
+app.add_typer(_session.session_app)
 
 
 def main() -> None:

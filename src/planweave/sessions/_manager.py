@@ -123,6 +123,17 @@ class SessionManager:
             session.start()
             return session
 
+    async def load(self, session_id: str) -> SessionState:
+        """A session's stored state, read without driving it here.
+
+        Raises:
+            SessionNotFound: no such session.
+        """
+        state = await (await self._ready()).load(session_id)
+        if state is None:
+            raise SessionNotFound(session_id)
+        return state
+
     async def list(self, *, limit: int = 50) -> list[SessionRow]:
         """Stored sessions, newest first."""
         return await (await self._ready()).list_sessions(limit=limit)

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from planweave.engine import Engine
     from planweave.sessions._store import SessionStore
 
-__all__ = ["InputLike", "Session"]
+__all__ = ["InputLike", "Session", "board_of"]
 
 log = logging.getLogger("planweave.sessions")
 
@@ -107,56 +107,7 @@ class Session:
     def board(self) -> dict[str, Any]:
         """The board as plain data: inputs, each agent's latest result with its version and
         status, the aggregate, the budget and the propagation counters."""
-        s = self._state
-        agents: dict[str, Any] = {}
-        for agent in self.spec.agents:
-            node = s.agents[agent.name]
-            stale = node.status != "running" and node.basis is not None
-            stale = stale and node.basis != agent_basis(s, self.spec, agent.name)
-            agents[agent.name] = {
-                "status": node.status,
-                "value": node.value,
-                "version": node.version,
-                "data_version": node.data_version,
-                "stale": stale,
-                "runs": node.runs,
-                "job_id": node.job_id,
-                "error": node.error,
-                "depends_on": list(agent.depends_on),
-            }
-        return {
-            "session_id": s.session_id,
-            "name": self.spec.name,
-            "version": s.input_rev,
-            "seq": s.seq,
-            "settled": s.settled,
-            "inputs": [
-                {
-                    "input_id": node.input_id,
-                    "text": node.text,
-                    "tags": list(node.tags),
-                    "version": node.version,
-                    "routes": list(node.routes),
-                    "route_reason": node.route_reason,
-                }
-                for node in s.current_inputs()
-            ],
-            "agents": agents,
-            "aggregate": {
-                "value": s.aggregate.value,
-                "version": s.aggregate.version,
-                "running": s.aggregate.running,
-                "runs": s.aggregate.runs,
-            },
-            "budget": {
-                "tokens": s.tokens,
-                "cost_usd": s.cost_usd,
-                "max_tokens": self.spec.budget.max_tokens,
-                "max_cost_usd": self.spec.budget.max_cost_usd,
-                "blocked": s.blocked,
-            },
-            "counters": {"cutoffs": s.cutoffs, "fenced": s.fenced, "superseded": s.superseded},
-        }
+        return board_of(self.spec, self._state)
 
     async def events(self, *, after_seq: int = 0) -> list[SessionEvent]:
         """The session's recorded events after ``after_seq``."""
@@ -483,6 +434,60 @@ class Session:
         event = event.model_copy(update={"seq": state.seq + 1, "at": time.time()})
         state.apply(event)
         await self._write(Decision(state=state, events=[event]))
+
+
+def board_of(spec: SessionSpec, state: SessionState) -> dict[str, Any]:
+    """A session's board as plain data (``Session.board``)."""
+    s = state
+    agents: dict[str, Any] = {}
+    for agent in spec.agents:
+        node = s.agents[agent.name]
+        stale = node.status != "running" and node.basis is not None
+        stale = stale and node.basis != agent_basis(s, spec, agent.name)
+        agents[agent.name] = {
+            "status": node.status,
+            "value": node.value,
+            "version": node.version,
+            "data_version": node.data_version,
+            "stale": stale,
+            "runs": node.runs,
+            "job_id": node.job_id,
+            "error": node.error,
+            "depends_on": list(agent.depends_on),
+        }
+    return {
+        "session_id": s.session_id,
+        "name": spec.name,
+        "version": s.input_rev,
+        "seq": s.seq,
+        "settled": s.settled,
+        "inputs": [
+            {
+                "input_id": node.input_id,
+                "text": node.text,
+                "tags": list(node.tags),
+                "version": node.version,
+                "routes": list(node.routes),
+                "route_reason": node.route_reason,
+            }
+            for node in s.current_inputs()
+        ],
+        "agents": agents,
+        "aggregate": {
+            "value": s.aggregate.value,
+            "version": s.aggregate.version,
+            "running": s.aggregate.running,
+            "runs": s.aggregate.runs,
+        },
+        "budget": {
+            "tokens": s.tokens,
+            "cost_usd": s.cost_usd,
+            "max_tokens": spec.budget.max_tokens,
+            "max_cost_usd": spec.budget.max_cost_usd,
+            "blocked": s.blocked,
+        },
+        "counters": {"cutoffs": s.cutoffs, "fenced": s.fenced, "superseded": s.superseded},
+    }
 
 
 def _parsed(result: Any) -> Any:
