@@ -18,7 +18,7 @@ from typing import Any, Literal, Self
 
 import orjson
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from planweave._files import load_yaml_file
 from planweave.errors import ConfigError
@@ -186,6 +186,8 @@ class SessionSpec(BaseModel):
     max_input_chars: int = Field(default=8000, ge=1, le=1_000_000)
     max_inputs: int = Field(default=500, ge=1, le=100_000)
     budget: SessionBudget = Field(default_factory=SessionBudget)
+    _by_name: dict[str, SessionAgentSpec] = PrivateAttr(default_factory=dict)
+    _order: tuple[str, ...] = PrivateAttr(default=())
 
     @model_validator(mode="after")
     def _graph(self) -> Self:
@@ -215,6 +217,8 @@ class SessionSpec(BaseModel):
         except graphlib.CycleError as exc:
             cycle = " -> ".join(str(part) for part in exc.args[1])
             raise ValueError(f"agents: dependency cycle {cycle}") from None
+        self._by_name = {agent.name: agent for agent in self.agents}
+        self._order = self._sorted()
         return self
 
     @classmethod
@@ -258,14 +262,14 @@ class SessionSpec(BaseModel):
 
     def agent(self, name: str) -> SessionAgentSpec:
         """The agent of that name."""
-        for agent in self.agents:
-            if agent.name == name:
-                return agent
-        raise KeyError(name)
+        return self._by_name[name]
 
     def order(self) -> tuple[str, ...]:
         """Agent names in dependency order (an agent after every agent it depends on), ties
         in the order the file lists them."""
+        return self._order
+
+    def _sorted(self) -> tuple[str, ...]:
         position = {agent.name: index for index, agent in enumerate(self.agents)}
         sorter = graphlib.TopologicalSorter({a.name: a.depends_on for a in self.agents})
         sorter.prepare()

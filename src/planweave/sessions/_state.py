@@ -133,8 +133,15 @@ class SessionState(BaseModel):
         return [node for node in self.inputs.values() if not node.removed]
 
     def copy_state(self) -> SessionState:
-        """An independent copy (the propagation works on one)."""
-        return self.model_copy(deep=True)
+        """An independent copy (the propagation works on one).
+
+        Nodes are copied; the values inside them are shared, which is safe because ``apply``
+        replaces values and never changes one in place."""
+        copy = self.model_copy()
+        copy.inputs = {key: node.model_copy() for key, node in self.inputs.items()}
+        copy.agents = {key: node.model_copy() for key, node in self.agents.items()}
+        copy.aggregate = self.aggregate.model_copy()
+        return copy
 
     def apply(self, event: SessionEvent) -> None:
         """Fold one event into the state (the log is the only writer)."""
