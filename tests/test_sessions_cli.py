@@ -51,3 +51,24 @@ def test_session_errors_are_one_line(tmp_path: Path) -> None:
     proc = cli(tmp_path, "session", "show", "nope", *store_args(tmp_path))
     assert proc.returncode == 2
     assert "no session 'nope'" in proc.stderr
+
+
+def test_the_party_example_runs_offline(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, str(PARTY / "party.py")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == (
+        "added the theme: re-ran theme, venue, cake, vendor, catering, budget, planner"
+    )
+    assert lines[2] == "added a budget: re-ran budget, planner"
+    assert lines[4] == "removed the theme: re-ran budget, planner"
+    assert "completion 17%" in lines[5]
