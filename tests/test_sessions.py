@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 
 from planweave import Engine
-from planweave.errors import ConfigError, SessionConflict, SessionInputInvalid, SessionNotFound
+from planweave.errors import (
+    ConfigError,
+    SessionConflict,
+    SessionInputInvalid,
+    SessionNotFound,
+    SessionRateLimited,
+)
 from planweave.sessions import (
     AgentCompleted,
     AgentRunQueued,
@@ -376,3 +382,19 @@ async def test_a_spent_budget_blocks_further_runs(engine: Engine) -> None:
     assert board["agents"]["theme"]["status"] == "fresh"
     assert board["agents"]["cake"]["runs"] == 0
     assert not board["settled"]
+
+
+async def test_input_changes_past_the_rate_limit_are_refused(engine: Engine) -> None:
+    s = await engine.sessions.create(party_spec(max_changes_per_minute=3))
+    first = await s.add_input("jungle theme party")
+    await s.add_input("a cake")
+    await s.remove_input(first)
+    seq = s.state.seq
+    with pytest.raises(SessionRateLimited) as info:
+        await s.add_input("a venue")
+    assert 0 < info.value.retry_after_s <= 60
+    assert "at most 3 input changes a minute" in str(info.value)
+    with pytest.raises(SessionRateLimited):
+        await s.remove_input(next(iter(i["input_id"] for i in s.board()["inputs"])))
+    later = await s.events(after_seq=seq)
+    assert [e.type for e in later if e.type.startswith("input.")] == []

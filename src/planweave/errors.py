@@ -22,7 +22,8 @@ Foreign exceptions (sqlite3, redis, openai, httpx) are translated at the adapter
     │   ├── ScriptedModelMismatch
     │   ├── SessionNotFound
     │   ├── SessionInputInvalid
-    │   └── SessionConflict
+    │   ├── SessionConflict
+    │   └── SessionRateLimited
     ├── RunError
     │   ├── ModelError
     │   │   ├── ModelUnavailable
@@ -85,6 +86,7 @@ __all__ = [
     "SessionConflict",
     "SessionInputInvalid",
     "SessionNotFound",
+    "SessionRateLimited",
     "Signal",
     "StoreUnavailable",
     "ToolArgumentsInvalid",
@@ -195,6 +197,20 @@ class SessionNotFound(UsageError):
 class SessionInputInvalid(UsageError):
     """A change to a session's inputs was refused (too large, an unknown tag, an input that
     does not exist, too many inputs); nothing changed."""
+
+
+class SessionRateLimited(UsageError):
+    """A session took as many input changes as its ``max_changes_per_minute`` allows; nothing
+    changed. ``retry_after_s`` says when the next one is accepted (the API answers 429 with
+    ``Retry-After``)."""
+
+    def __init__(self, session_id: str, limit: int, retry_after_s: float) -> None:
+        self.session_id = session_id
+        self.retry_after_s = retry_after_s
+        super().__init__(
+            f"session {session_id!r} takes at most {limit} input changes a minute; "
+            f"retry in {retry_after_s:.1f} s"
+        )
 
 
 class SessionConflict(UsageError):

@@ -11,6 +11,7 @@ events, and the session records its job id.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -24,6 +25,7 @@ from planweave.errors import (
     LogConflict,
     SessionConflict,
     SessionInputInvalid,
+    SessionRateLimited,
     StoreUnavailable,
 )
 from planweave.events import new_id
@@ -84,6 +86,7 @@ class Session:
         self._changed = asyncio.Event()
         self._runs: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._cancelling: set[asyncio.Task[None]] = set()
+        self._change_times: collections.deque[float] = collections.deque()
         self._driver: asyncio.Task[None] | None = None
         self._closed = False
         self._route_function = (
@@ -216,6 +219,19 @@ class Session:
     def _check_version(self, expected: int | None) -> None:
         if expected is not None and expected != self._state.input_rev:
             raise SessionConflict(self.id, expected, self._state.input_rev)
+        limit = self.spec.max_changes_per_minute
+        if limit is None:
+            return
+        now = time.monotonic()
+        times = self._change_times
+        while times and times[0] <= now - 60.0:
+            times.popleft()
+        if len(times) >= limit:
+            raise SessionRateLimited(self.id, limit, times[0] + 60.0 - now)
+
+    def _count_change(self) -> None:
+        if self.spec.max_changes_per_minute is not None:
+            self._change_times.append(time.monotonic())
 
     def _checked_input(self, data: InputLike, tags: Sequence[str]) -> tuple[str, tuple[str, ...]]:
         given: tuple[str, ...] = ()
@@ -301,6 +317,7 @@ class Session:
         event = event.model_copy(update={"seq": state.seq + 1, "at": now})
         state.apply(event)
         await self._write(Decision(state=state, events=[event]))
+        self._count_change()
         self._kick.set()
 
     # --- driving --------------------------------------------------------------------------

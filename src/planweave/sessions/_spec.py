@@ -173,6 +173,8 @@ class SessionSpec(BaseModel):
             coalesce into one re-run.
         max_input_chars: Largest input text accepted.
         max_inputs: Most current inputs a session holds.
+        max_changes_per_minute: Most inputs added or removed in any 60 s (``None``: no limit);
+            past it a change raises ``SessionRateLimited``.
         budget: Tokens and dollars the session may spend.
     """
 
@@ -185,6 +187,7 @@ class SessionSpec(BaseModel):
     debounce_s: float = Field(default=0.05, ge=0, le=60)
     max_input_chars: int = Field(default=8000, ge=1, le=1_000_000)
     max_inputs: int = Field(default=500, ge=1, le=100_000)
+    max_changes_per_minute: int | None = Field(default=600, ge=1)
     budget: SessionBudget = Field(default_factory=SessionBudget)
     _by_name: dict[str, SessionAgentSpec] = PrivateAttr(default_factory=dict)
     _order: tuple[str, ...] = PrivateAttr(default=())
