@@ -39,6 +39,7 @@ Foreign exceptions (sqlite3, redis, openai, httpx) are translated at the adapter
     │   ├── JobDataInvalid
     │   ├── ClaimLost
     │   │   └── LogConflict
+    │   │       └── SessionLogConflict
     │   ├── BudgetExceeded
     │   │   └── HandoffLimitExceeded
     │   ├── AnswerRejected
@@ -85,6 +86,7 @@ __all__ = [
     "ScriptedModelMismatch",
     "SessionConflict",
     "SessionInputInvalid",
+    "SessionLogConflict",
     "SessionNotFound",
     "SessionRateLimited",
     "Signal",
@@ -355,6 +357,19 @@ class LogConflict(ClaimLost):
             "job, so this one stopped driving it",
         )
 
+
+
+class SessionLogConflict(LogConflict):
+    """A batch of a session's events was based on an older ``seq`` than the stored one: another
+    process wrote the session. Nothing of the batch was written."""
+
+    def __init__(self, session_id: str, seq: int) -> None:
+        super().__init__(session_id, seq)
+        self.session_id = session_id
+        self.args = (
+            f"event {seq} of session {session_id} is already in the log: another process "
+            "writes this session",
+        )
 
 class BudgetExceeded(RunError):
     """A job or task went over one of its budgets (cost, tokens, steps, time)."""

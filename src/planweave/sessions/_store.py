@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from planweave.constants import TABLE_SESSION_EVENTS, TABLE_SESSIONS
-from planweave.errors import LogConflict, StoreUnavailable, UsageError
+from planweave.errors import SessionLogConflict, StoreUnavailable, UsageError
 from planweave.sessions._events import SessionEvent, parse_session_event
 from planweave.sessions._state import SessionState
 
@@ -60,7 +60,7 @@ class SessionStore(Protocol):
         """Append ``events`` and store ``state`` (the state after them), in one transaction.
 
         Raises:
-            LogConflict: the session's last stored ``seq`` is not ``based_on``.
+            SessionLogConflict: the session's last stored ``seq`` is not ``based_on``.
         """
 
     async def load(self, session_id: str) -> SessionState | None:
@@ -105,7 +105,7 @@ class MemorySessionStore:
     ) -> None:
         log = self._events.setdefault(state.session_id, [])
         if len(log) != based_on:
-            raise LogConflict(state.session_id, based_on + 1)
+            raise SessionLogConflict(state.session_id, based_on + 1)
         log.extend(event.model_dump_json() for event in events)
         self._states[state.session_id] = state.model_dump_json()
 
@@ -190,7 +190,7 @@ class SqliteSessionStore:
                         (state.session_id,),
                     ).fetchone()
                     if (found[0] if found else 0) != based_on:
-                        raise LogConflict(state.session_id, based_on + 1)
+                        raise SessionLogConflict(state.session_id, based_on + 1)
                     conn.executemany(
                         f"INSERT INTO {TABLE_SESSION_EVENTS} (session_id, seq, event) "
                         "VALUES (?, ?, ?)",
@@ -207,7 +207,7 @@ class SqliteSessionStore:
                     raise
                 conn.execute("COMMIT")
             except sqlite3.IntegrityError as exc:
-                raise LogConflict(state.session_id, based_on + 1) from exc
+                raise SessionLogConflict(state.session_id, based_on + 1) from exc
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"session store write failed: {exc}") from exc
 
