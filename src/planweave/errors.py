@@ -358,7 +358,6 @@ class LogConflict(ClaimLost):
         )
 
 
-
 class SessionLogConflict(LogConflict):
     """A batch of a session's events was based on an older ``seq`` than the stored one: another
     process wrote the session. Nothing of the batch was written."""
@@ -370,6 +369,7 @@ class SessionLogConflict(LogConflict):
             f"event {seq} of session {session_id} is already in the log: another process "
             "writes this session",
         )
+
 
 class BudgetExceeded(RunError):
     """A job or task went over one of its budgets (cost, tokens, steps, time)."""
