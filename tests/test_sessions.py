@@ -398,3 +398,39 @@ async def test_input_changes_past_the_rate_limit_are_refused(engine: Engine) -> 
         await s.remove_input(next(iter(i["input_id"] for i in s.board()["inputs"])))
     later = await s.events(after_seq=seq)
     assert [e.type for e in later if e.type.startswith("input.")] == []
+
+
+async def test_reactive_functions_are_session_agents(tmp_path: Path) -> None:
+    from planweave.sessions import reactive
+
+    @reactive
+    def prices(inputs: list[dict[str, Any]], results: dict[str, Any]) -> dict[str, Any]:
+        """Reads prices like "cake 120" from the inputs."""
+        found = {}
+        for item in inputs:
+            word, _, amount = item["text"].partition(" ")
+            found[word] = int(amount)
+        return {"prices": found}
+
+    @reactive(name="total")
+    async def add_up(inputs: list[dict[str, Any]], results: dict[str, Any]) -> dict[str, Any]:
+        return {"total": sum(results["prices"]["prices"].values())}
+
+    spec = SessionSpec.from_data(
+        {
+            "name": "sum",
+            "agents": [
+                {"name": "prices", "agent": "prices", "consumes": {"tags": ["price"]}},
+                {"name": "total", "agent": "total", "depends_on": ["prices"]},
+            ],
+        }
+    )
+    async with Engine(
+        store=f"sqlite:///{tmp_path / 'pw.db'}", data_dir=tmp_path, agents=[prices, add_up]
+    ) as engine:
+        s = await engine.sessions.create(spec, inputs=[{"text": "cake 120", "tags": ["price"]}])
+        await s.add_input("venue 600", tags=["price"])
+        board = await s.wait_settled()
+    assert board["agents"]["prices"]["value"] == {"prices": {"cake": 120, "venue": 600}}
+    assert board["agents"]["total"]["value"] == {"total": 720}
+    assert prices.description == 'Reads prices like "cake 120" from the inputs.'

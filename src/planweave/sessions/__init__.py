@@ -40,6 +40,7 @@ from planweave.sessions._propagate import (
     on_result,
     recover,
 )
+from planweave.sessions._reactive import ReactiveAgent, ReactiveFunction, reactive
 from planweave.sessions._session import InputLike, Session
 from planweave.sessions._spec import (
     AggregatorSpec,
@@ -77,6 +78,8 @@ __all__ = [
     "InputNode",
     "InputRemoved",
     "MemorySessionStore",
+    "ReactiveAgent",
+    "ReactiveFunction",
     "ResultFenced",
     "RoutingSpec",
     "RunAgent",
@@ -98,5 +101,6 @@ __all__ = [
     "on_result",
     "open_session_store",
     "parse_session_event",
+    "reactive",
     "recover",
 ]

@@ -62,11 +62,13 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class RunAgent:
-    """Run ``agent`` (or the aggregator) as run number ``run`` with ``prompt``."""
+    """Run ``agent`` (or the aggregator) as run number ``run`` with ``prompt`` (for an LLM
+    agent) or ``data`` (the same, structured, for a ``reactive`` function)."""
 
     agent: str
     run: int
     prompt: str
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,7 +289,9 @@ def _decide(emit: _Emitter, spec: SessionSpec, decision: Decision) -> Decision:
             continue
         run = node.run + 1
         emit(AgentRunQueued(session_id="", agent=name, run=run, basis=basis))
-        decision.commands.append(RunAgent(name, run, agent_prompt(s, spec, name)))
+        decision.commands.append(
+            RunAgent(name, run, agent_prompt(s, spec, name), agent_data(s, spec, name))
+        )
         busy.add(name)
     if busy or pending:
         return decision
@@ -326,7 +330,9 @@ def _aggregate_settled(
         return False
     run = agg.run + 1
     emit(AgentRunQueued(session_id="", agent=name, run=run, basis=basis))
-    decision.commands.append(RunAgent(name, run, aggregate_prompt(s, spec)))
+    decision.commands.append(
+        RunAgent(name, run, aggregate_prompt(s, spec), aggregate_data(s, spec))
+    )
     return False
 
 
@@ -371,6 +377,28 @@ def agent_prompt(state: SessionState, spec: SessionSpec, name: str) -> str:
             f"- {dep}: {_text(visible(spec.agent(dep), state.agents[dep].value))}" for dep in deps
         ]
     return "\n".join(lines)
+
+
+def agent_data(state: SessionState, spec: SessionSpec, name: str) -> dict[str, Any]:
+    """``agent_prompt`` as data: ``{"inputs": [{"text", "tags"}], "results": {agent: value}}``."""
+    inputs = [node for node in state.current_inputs() if name in node.routes]
+    deps = [dep for dep in spec.agent(name).depends_on if state.agents[dep].value is not None]
+    return {
+        "inputs": [{"text": node.text, "tags": list(node.tags)} for node in inputs],
+        "results": {dep: visible(spec.agent(dep), state.agents[dep].value) for dep in deps},
+    }
+
+
+def aggregate_data(state: SessionState, spec: SessionSpec) -> dict[str, Any]:
+    """``aggregate_prompt`` as data."""
+    return {
+        "inputs": [{"text": n.text, "tags": list(n.tags)} for n in state.current_inputs()],
+        "results": {
+            name: visible(spec.agent(name), node.value)
+            for name, node in state.agents.items()
+            if node.value is not None
+        },
+    }
 
 
 def aggregate_prompt(state: SessionState, spec: SessionSpec) -> str:

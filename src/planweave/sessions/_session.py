@@ -414,8 +414,12 @@ class Session:
         self._kick.set()
 
     async def _execute(self, command: RunAgent) -> RunOutcome:
+        from planweave.sessions._reactive import ReactiveAgent
+
         name = self._agent_names[command.agent]
-        job_id = await self.engine.submit(agent=name, input=command.prompt)
+        reactive = isinstance(self.engine.agents.get(name), ReactiveAgent)
+        text = json.dumps(command.data, sort_keys=True) if reactive else command.prompt
+        job_id = await self.engine.submit(agent=name, input=text)
         async with self._lock:
             current = self._is_current(command)
             if current:
