@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tests.test_cli import cli, only_json, store_args
@@ -35,6 +36,16 @@ def test_session_new_add_remove_show(tmp_path: Path) -> None:
     proc = cli(tmp_path, "session", "remove", session, theme_input, *model, *args, "--json")
     assert proc.returncode == 0, proc.stderr
     assert only_json(proc.stdout)["agents"]["theme"]["status"] == "dropped"
+
+    proc = cli(tmp_path, "session", "watch", session, "--until-settled", *args)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].split() == ["1", "session.created"]
+    assert "agent.dropped theme" in proc.stdout and lines[-1].endswith("session.settled")
+    proc = cli(tmp_path, "session", "watch", session, "--after", "3", "--until-settled", "--json",
+               *args)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.splitlines()[0])["seq"] == 4
 
     proc = cli(tmp_path, "session", "show", session, *args)
     assert proc.returncode == 0, proc.stderr

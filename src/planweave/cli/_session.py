@@ -7,6 +7,7 @@ it. ``show`` only reads the store. Only ``typer`` is imported at module level.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -148,6 +149,67 @@ def show(
             return board_of(SessionSpec.from_data(state.spec), state)
 
     _print(run_async(go()), json_out)
+
+
+@session_app.command("watch")
+def watch(
+    session: SessionArg,
+    after: Annotated[int, typer.Option("--after", help="Start after this event seq")] = 0,
+    until_settled: Annotated[
+        bool, typer.Option("--until-settled", help="Stop once the board is settled")
+    ] = False,
+    store: StoreOpt = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Print SESSION's changes as they happen, whichever process drives it (Ctrl-C stops)."""
+    from planweave.cli._common import interrupts, read_only_engine
+
+    settings = settings_from(config, store=store, data_dir=data_dir)
+    console = out_console()
+
+    async def show_events(engine: Engine, sid: str) -> None:
+        stream = engine.sessions.follow(sid, after_seq=after, until_settled=until_settled)
+        async for event in stream:
+            if json_out:
+                print_json(event.model_dump(mode="json"))
+            else:
+                console.print(_event_line(event.model_dump(mode="json")))
+
+    async def go() -> None:
+        import asyncio
+
+        async with read_only_engine(settings) as engine:
+            sid = await _resolve(engine, session)
+            with interrupts() as stopped:
+                printing = asyncio.create_task(show_events(engine, sid))
+                stopping = asyncio.create_task(stopped.wait())
+                await asyncio.wait({printing, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                for task in (printing, stopping):
+                    task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await printing  # a failure of the stream is raised here
+                stopping.cancel()
+
+    run_async(go())
+
+
+def _event_line(event: dict[str, Any]) -> str:
+    detail = ""
+    if "agent" in event:
+        detail = f" {event['agent']}"
+        if event.get("unchanged"):
+            detail += " (unchanged)"
+        if event.get("error"):
+            detail += f": {_short(event['error'])}"
+    elif "text" in event:
+        detail = f" {event['input_id'][:12]} {_short(event['text'], 60)}"
+    elif "input_id" in event:
+        detail = f" {event['input_id'][:12]}"
+    elif event["type"] == "aggregate.updated":
+        detail = f" completion {event['value'].get('completion_percent')}%"
+    return f"{event['seq']:>5} {event['type']}{detail}"
 
 
 def _drive(

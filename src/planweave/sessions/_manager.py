@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -133,6 +133,40 @@ class SessionManager:
         if state is None:
             raise SessionNotFound(session_id)
         return state
+
+    async def follow(
+        self,
+        session_id: str,
+        *,
+        after_seq: int = 0,
+        until_settled: bool = False,
+        poll_s: float = 0.2,
+    ) -> AsyncIterator[SessionEvent]:
+        """A stored session's events after ``after_seq``, then each new one as it is stored,
+        whichever process drives it (read from the store every ``poll_s``). With
+        ``until_settled`` it ends at a ``session.settled`` event that nothing followed yet.
+
+        Raises:
+            SessionNotFound: no such session.
+        """
+        live = self._live.get(session_id)
+        if live is not None:
+            async for event in live.follow(after_seq=after_seq, until_settled=until_settled):
+                yield event
+            return
+        store = await self._ready()
+        if await store.load(session_id) is None:
+            raise SessionNotFound(session_id)
+        seq = after_seq
+        while True:
+            events = await store.read_events(session_id, after_seq=seq)
+            for event in events:
+                yield event
+                seq = event.seq
+            if until_settled and events and events[-1].type == "session.settled":
+                return
+            if not events:
+                await asyncio.sleep(poll_s)
 
     async def list(self, *, limit: int = 50) -> list[SessionRow]:
         """Stored sessions, newest first."""
