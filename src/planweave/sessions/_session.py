@@ -409,8 +409,18 @@ class Session:
             outcome = RunOutcome(command.agent, command.run, ok=False, error=str(exc))
         finally:
             self._runs.pop((command.agent, command.run), None)
-        async with self._lock:
-            await self._write(on_result(self._state, self.spec, time.time(), outcome))
+        while not self._closed:
+            try:
+                async with self._lock:
+                    await self._write(on_result(self._state, self.spec, time.time(), outcome))
+                break
+            except StoreUnavailable:
+                # The outcome is kept until the store answers again.
+                log.warning("session %s: recording %s failed", self.id, command.agent)
+                await asyncio.sleep(0.5)
+            except LogConflict:
+                log.warning("session %s: another process writes it", self.id)
+                break
         self._kick.set()
 
     async def _execute(self, command: RunAgent) -> RunOutcome:
