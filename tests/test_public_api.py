@@ -37,6 +37,7 @@ PACKAGES = [
     "planweave.errors",
     "planweave.events",
     "planweave.plan",
+    "planweave.sessions",
 ]
 
 

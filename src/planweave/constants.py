@@ -22,6 +22,8 @@ TABLE_COMMANDS: Final = "pw_commands"
 TABLE_CLAIMS: Final = "pw_claims"
 TABLE_META: Final = "pw_meta"
 TABLE_STEPS: Final = "pw_steps"
+TABLE_SESSIONS: Final = "pw_sessions"
+TABLE_SESSION_EVENTS: Final = "pw_session_events"
 PG_COMMANDS_CHANNEL: Final = "pw_commands"
 """The Postgres ``NOTIFY`` channel a command left for a job is announced on (payload: job id)."""
 PG_MIGRATION_LOCK: Final = 0x70770001

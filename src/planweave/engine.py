@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from planweave.artifacts import ArtifactStore
     from planweave.llm import Model, ModelOptions
     from planweave.policy import Policy
+    from planweave.sessions import SessionManager
     from planweave.tools import Tool, ToolProcesses, ToolRegistry, WebSearchConfig
     from planweave.workers.handlers import ModelCache
     from planweave.workers.pool import WorkerPool
@@ -250,6 +251,16 @@ class Engine(ClusterOps, FollowOps):
         self._start_lock: asyncio.Lock | None = None
         self._started = False
         self._closing = False
+        self._sessions: SessionManager | None = None
+
+    @property
+    def sessions(self) -> SessionManager:
+        """Reactive sessions (``planweave.sessions``): ``await engine.sessions.create(spec)``."""
+        if self._sessions is None:
+            from planweave.sessions import SessionManager
+
+            self._sessions = SessionManager(self)
+        return self._sessions
 
     # --- what jobs run on -----------------------------------------------------------------
 
@@ -382,6 +393,8 @@ class Engine(ClusterOps, FollowOps):
             return
         self._closing = True
         try:
+            if self._sessions is not None:
+                await self._sessions.close()
             # All pools stop taking work at once and share one grace period.
             await asyncio.gather(*(pool.stop(grace_s=grace_s) for pool in self._pools))
             self._pools = []

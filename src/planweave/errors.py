@@ -19,7 +19,11 @@ Foreign exceptions (sqlite3, redis, openai, httpx) are translated at the adapter
     │   ├── JobBusy
     │   ├── QuotaExceeded
     │   ├── ArtifactNotFound
-    │   └── ScriptedModelMismatch
+    │   ├── ScriptedModelMismatch
+    │   ├── SessionNotFound
+    │   ├── SessionInputInvalid
+    │   ├── SessionConflict
+    │   └── SessionRateLimited
     ├── RunError
     │   ├── ModelError
     │   │   ├── ModelUnavailable
@@ -37,6 +41,7 @@ Foreign exceptions (sqlite3, redis, openai, httpx) are translated at the adapter
     │   ├── JobDataInvalid
     │   ├── ClaimLost
     │   │   └── LogConflict
+    │   │       └── SessionLogConflict
     │   ├── BudgetExceeded
     │   │   └── HandoffLimitExceeded
     │   ├── AnswerRejected
@@ -86,6 +91,11 @@ __all__ = [
     "RetryTask",
     "RunError",
     "ScriptedModelMismatch",
+    "SessionConflict",
+    "SessionInputInvalid",
+    "SessionLogConflict",
+    "SessionNotFound",
+    "SessionRateLimited",
     "Signal",
     "StoreUnavailable",
     "ToolArgumentsInvalid",
@@ -184,6 +194,50 @@ class ArtifactNotFound(UsageError):
 
 class ScriptedModelMismatch(UsageError):
     """The scripted model has no reply left that matches a request."""
+
+
+class SessionNotFound(UsageError):
+    """No session with this id exists in the store."""
+
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+        super().__init__(f"no session {session_id!r} in this store")
+
+
+class SessionInputInvalid(UsageError):
+    """A change to a session's inputs was refused (too large, an unknown tag, an input that
+    does not exist, too many inputs); nothing changed."""
+
+
+class SessionRateLimited(UsageError):
+    """A session took as many input changes as its ``max_changes_per_minute`` allows; nothing
+    changed. ``retry_after_s`` says when the next one is accepted (the API answers 429 with
+    ``Retry-After``)."""
+
+    def __init__(self, session_id: str, limit: int, retry_after_s: float) -> None:
+        self.session_id = session_id
+        self.retry_after_s = retry_after_s
+        super().__init__(
+            f"session {session_id!r} takes at most {limit} input changes a minute; "
+            f"retry in {retry_after_s:.1f} s"
+        )
+
+
+class SessionConflict(UsageError):
+    """A change was based on an older version of the session's inputs than the current one.
+
+    Nothing changed; ``current_version`` is the version to base the change on after reading
+    the board again. The API answers 409.
+    """
+
+    def __init__(self, session_id: str, expected: int, current_version: int) -> None:
+        self.session_id = session_id
+        self.expected = expected
+        self.current_version = current_version
+        super().__init__(
+            f"session {session_id!r} changed: the change was based on version {expected}, "
+            f"the current version is {current_version}"
+        )
 
 
 # --- run errors -------------------------------------------------------------------------------
@@ -341,6 +395,19 @@ class LogConflict(ClaimLost):
             (job_id,),
             f"event {seq} of job {job_id} is already in the log: another process writes this "
             "job, so this one stopped driving it",
+        )
+
+
+class SessionLogConflict(LogConflict):
+    """A batch of a session's events was based on an older ``seq`` than the stored one: another
+    process wrote the session. Nothing of the batch was written."""
+
+    def __init__(self, session_id: str, seq: int) -> None:
+        super().__init__(session_id, seq)
+        self.session_id = session_id
+        self.args = (
+            f"event {seq} of session {session_id} is already in the log: another process "
+            "writes this session",
         )
 
 
