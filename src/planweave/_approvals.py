@@ -22,7 +22,13 @@ from planweave.state import JobState
 if TYPE_CHECKING:
     from planweave.engine import Engine
 
-__all__ = ["PendingCall", "decide", "local_user", "pending_calls", "with_approval_settings"]
+__all__ = [
+    "PendingCall",
+    "decide",
+    "local_user",
+    "pending_calls",
+    "with_approval_settings",
+]
 
 
 @dataclass(frozen=True, slots=True)
