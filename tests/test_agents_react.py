@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -653,3 +654,52 @@ async def test_json_protocol_refuses_tool_calls_past_the_task_cap(tmp_path: Path
     assert result.output == "two"
     assert len(of_type(events, ToolCalled)) == 2
     assert len(model.requests) == 3
+
+
+def test_a_small_models_action_schema_bounds_every_string_and_list() -> None:
+    from planweave.llm.base import ToolSpec
+
+    nested = ToolSpec(
+        name="api",
+        description="Call an API.",
+        parameters={
+            "type": "object",
+            "properties": {
+                "url": {"type": "string"},
+                "method": {"type": "string", "enum": ["GET", "POST"]},
+                "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+                "body": {
+                    "type": "object",
+                    "properties": {"tags": {"type": "array", "items": {"type": "string"}}},
+                },
+            },
+        },
+    )
+    schema = action_schema([nested], max_answer_chars=300, max_arg_chars=200)
+    params = schema["anyOf"][0]["properties"]["action_input"]["properties"]
+    assert params["url"]["maxLength"] == 200
+    assert "maxLength" not in params["method"]  # an enum is bounded already
+    assert params["headers"]["additionalProperties"]["maxLength"] == 200
+    tags = params["body"]["properties"]["tags"]
+    assert tags["maxItems"] == 16 and tags["items"]["maxLength"] == 200
+    # Without a cap (capable models) the tool's own schema is offered as it is.
+    plain = action_schema([nested])["anyOf"][0]["properties"]["action_input"]
+    assert plain == nested.parameters
+
+
+@pytest.mark.parametrize("small", [True, False])
+def test_every_built_in_tools_action_schema_compiles_to_a_local_models_grammar(
+    small: bool,
+) -> None:
+    # A schema llama.cpp cannot compile leaves a local model's reply unconstrained: it then
+    # writes any JSON at all instead of an action.
+    grammar = pytest.importorskip(
+        "llama_cpp.llama_grammar", reason="llama-cpp-python is absent (make local)"
+    )
+    from planweave.tools import builtin_tools
+    from planweave.tools._tool import spec_of
+
+    caps: dict[str, Any] = {"max_answer_chars": 300, "max_arg_chars": 200} if small else {}
+    for each in builtin_tools():
+        schema = action_schema([spec_of(each)], **caps)
+        grammar.json_schema_to_gbnf(json.dumps(schema))  # raises on a schema it cannot read

@@ -170,6 +170,38 @@ def _final_answer_schema(
     }
 
 
+_ANY_JSON: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string"},
+        {"type": "number"},
+        {"type": "boolean"},
+        {"type": "object"},
+        {"type": "array"},
+        {"type": "null"},
+    ]
+}
+_SHAPE_KEYS = frozenset({"type", "anyOf", "oneOf", "allOf", "enum", "const", "$ref"})
+
+
+def _typed(params: dict[str, Any]) -> dict[str, Any]:
+    """A parameter schema whose properties all say their shape: a property that takes any
+    JSON value (a Python ``Any``) says so as a union of the JSON types, which grammar-
+    constrained models compile (a schema without a type would leave their reply unconstrained).
+    """
+    props = params.get("properties")
+    if not isinstance(props, dict) or all(
+        not isinstance(p, dict) or _SHAPE_KEYS & p.keys() for p in props.values()
+    ):
+        return params
+    typed = {
+        name: {**_ANY_JSON, **prop}
+        if isinstance(prop, dict) and not _SHAPE_KEYS & prop.keys()
+        else prop
+        for name, prop in props.items()
+    }
+    return {**params, "properties": typed}
+
+
 def _contains_ref(node: Any) -> bool:
     if isinstance(node, dict):
         return "$ref" in node or "$defs" in node or any(_contains_ref(v) for v in node.values())
@@ -178,18 +210,35 @@ def _contains_ref(node: Any) -> bool:
     return False
 
 
-def _cap_strings(params: dict[str, Any], max_chars: int) -> dict[str, Any]:
-    """A copy of a parameter schema whose top-level string properties have a maxLength."""
-    props = params.get("properties")
-    if not isinstance(props, dict):
-        return params
-    capped = {
-        name: {**prop, "maxLength": max_chars}
-        if isinstance(prop, dict) and prop.get("type") == "string" and "maxLength" not in prop
-        else prop
-        for name, prop in props.items()
-    }
-    return {**params, "properties": capped}
+def _cap_strings(schema: dict[str, Any], max_chars: int, max_items: int = 16) -> dict[str, Any]:
+    """A copy of a parameter schema whose strings, at any depth, have a maxLength and whose
+    arrays have a maxItems (a grammar-constrained small model otherwise writes until it runs out
+    of tokens)."""
+    capped = dict(schema)
+    kind = capped.get("type")
+    if kind == "string" and "maxLength" not in capped and "enum" not in capped:
+        capped["maxLength"] = max_chars
+    if kind == "array":
+        capped.setdefault("maxItems", max_items)
+        items = capped.get("items")
+        if isinstance(items, dict):
+            capped["items"] = _cap_strings(items, max_chars, max_items)
+    props = capped.get("properties")
+    if isinstance(props, dict):
+        capped["properties"] = {
+            name: _cap_strings(prop, max_chars, max_items) if isinstance(prop, dict) else prop
+            for name, prop in props.items()
+        }
+    extra = capped.get("additionalProperties")
+    if isinstance(extra, dict):
+        capped["additionalProperties"] = _cap_strings(extra, max_chars, max_items)
+    for key in ("anyOf", "oneOf"):
+        options = capped.get(key)
+        if isinstance(options, list):
+            capped[key] = [
+                _cap_strings(o, max_chars, max_items) if isinstance(o, dict) else o for o in options
+            ]
+    return capped
 
 
 def action_schema(
@@ -220,6 +269,7 @@ def action_schema(
     branches: list[dict[str, Any]] = []
     for spec in specs:
         params = spec.parameters if not _contains_ref(spec.parameters) else {"type": "object"}
+        params = _typed(params)
         if max_arg_chars is not None:
             params = _cap_strings(params, max_arg_chars)
         branches.append(
