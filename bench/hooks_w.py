@@ -11,9 +11,7 @@ a file in a temporary folder, as it would in use.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import statistics
 import sys
 import tempfile
@@ -22,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench._cli import w2_main
 from bench.workloads import W2_LENGTH
 
 __all__ = ["CONFIGS", "main", "measure"]
@@ -112,15 +111,7 @@ def render(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.hooks_w", description=__doc__)
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--length", type=int, default=W2_LENGTH)
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    args = parser.parse_args(argv)
-    report = measure(length=args.length, runs=args.runs, warmup=args.warmup)
-    print(json.dumps(report) if args.json else render(report))
-    return 0
+    return w2_main("python -m bench.hooks_w", __doc__, measure, render, argv)
 
 
 if __name__ == "__main__":

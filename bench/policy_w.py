@@ -13,9 +13,7 @@ median of ``--runs`` runs after ``--warmup`` untimed ones.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import statistics
 import sys
 import tempfile
@@ -23,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench._cli import w2_main
 from bench.workloads import W2_LENGTH
 
 __all__ = ["CONFIGS", "POLICY", "main", "measure"]
@@ -155,7 +154,8 @@ def measure(*, length: int = W2_LENGTH, runs: int = 5, warmup: int = 1) -> dict[
         "runs": runs,
         "target_added_us_per_task": TARGET_ADDED_US,
         "added_us_per_task": added,
-        "target_met": check_us <= TARGET_ADDED_US,
+        # Judged on what W2 pays, not on the gate's own work timed alone.
+        "target_met": added is not None and added <= TARGET_ADDED_US,
         "check_us_per_task": check_us,
         "path_rule_check_us_per_task": path_check_us,
         "rows": rows,
@@ -180,15 +180,7 @@ def render(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.policy_w", description=__doc__)
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--length", type=int, default=W2_LENGTH)
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    args = parser.parse_args(argv)
-    report = measure(length=args.length, runs=args.runs, warmup=args.warmup)
-    print(json.dumps(report) if args.json else render(report))
-    return 0
+    return w2_main("python -m bench.policy_w", __doc__, measure, render, argv)
 
 
 if __name__ == "__main__":

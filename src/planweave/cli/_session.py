@@ -76,15 +76,18 @@ def new(
     _drive(go, model, store, data_dir, config, json_out, timeout_s)
 
 
+ExpectedVersionOpt = Annotated[
+    int | None,
+    typer.Option("--expected-version", help="Refuse the change if the inputs changed since"),
+]
+
+
 @session_app.command("add")
 def add(
     session: SessionArg,
     text: Annotated[str, typer.Argument(help="The input's text")],
     tag: TagOpt = None,
-    expected_version: Annotated[
-        int | None,
-        typer.Option("--expected-version", help="Refuse the change if the inputs changed since"),
-    ] = None,
+    expected_version: ExpectedVersionOpt = None,
     model: ModelOpt = None,
     store: StoreOpt = None,
     data_dir: DataDirOpt = None,
@@ -106,10 +109,7 @@ def add(
 def remove(
     session: SessionArg,
     input_id: Annotated[str, typer.Argument(help="The input's id (see 'session show')")],
-    expected_version: Annotated[
-        int | None,
-        typer.Option("--expected-version", help="Refuse the change if the inputs changed since"),
-    ] = None,
+    expected_version: ExpectedVersionOpt = None,
     model: ModelOpt = None,
     store: StoreOpt = None,
     data_dir: DataDirOpt = None,
