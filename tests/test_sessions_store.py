@@ -1,14 +1,16 @@
-"""One contract for every session store (memory, SQLite): the log and the state are written
-together or not at all, in order, and a batch based on an old ``seq`` is refused."""
+"""One contract for every session store (memory, SQLite, PostgreSQL): the log and the state are
+written together or not at all, in order, and a batch based on an old ``seq`` is refused; one
+owner holds a session's lease at a time, and a write from any other is refused."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from planweave.errors import LogConflict, SessionLogConflict, UsageError
+from planweave.errors import LogConflict, SessionLogConflict, SessionOwned, UsageError
 from planweave.sessions import (
     InputAdded,
     MemorySessionStore,
@@ -19,17 +21,20 @@ from planweave.sessions import (
     SqliteSessionStore,
     open_session_store,
 )
+from planweave.sessions._pg_store import PostgresSessionStore
 
 SPEC = {"name": "kind", "agents": [{"name": "a", "instructions": "x"}]}
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SessionStore]:
-    made: SessionStore = (
-        MemorySessionStore()
-        if request.param == "memory"
-        else SqliteSessionStore(tmp_path / "deep" / "s.db")
-    )
+    made: SessionStore
+    if request.param == "memory":
+        made = MemorySessionStore()
+    elif request.param == "sqlite":
+        made = SqliteSessionStore(tmp_path / "deep" / "s.db")
+    else:
+        made = PostgresSessionStore(request.getfixturevalue("pg_url"))
     await made.open()
     yield made
     await made.close()
@@ -94,5 +99,45 @@ def test_the_session_store_follows_the_job_store_url(tmp_path: Path) -> None:
     assert isinstance(open_session_store("memory://"), MemorySessionStore)
     sqlite = open_session_store(f"sqlite:///{tmp_path / 'x.db'}")
     assert isinstance(sqlite, SqliteSessionStore) and sqlite.path == tmp_path / "x.db"
-    with pytest.raises(UsageError, match="postgresql"):
-        open_session_store("postgresql://u@h/db")
+    pg = open_session_store("postgresql://u:pw@h:5/db")
+    assert isinstance(pg, PostgresSessionStore) and pg.url == "postgresql://u:***@h:5/db"
+    with pytest.raises(UsageError, match="sqlite, postgresql or memory"):
+        open_session_store("redis://h/0")
+
+
+async def test_one_owner_holds_the_lease_and_only_it_writes(store: SessionStore) -> None:
+    state = SessionState(session_id="s1")
+    await store.claim("s1", "p1", lease_s=30)
+    await store.append(state, events_for(state, 2), based_on=0, owner="p1")
+    await store.claim("s1", "p1", lease_s=30)  # renewing
+    with pytest.raises(SessionOwned) as info:
+        await store.claim("s1", "p2", lease_s=30)
+    assert info.value.owner == "p1"
+    assert "session s1 is driven by p1" in str(info.value) and info.value.expires_in_s > 20
+    for intruder in ("p2", None):  # a non-owner's write, based on the right seq, is refused
+        probe = state.copy_state()
+        with pytest.raises(SessionOwned, match="driven by p1"):
+            await store.append(probe, events_for(probe, 1), based_on=2, owner=intruder)
+    assert len(await store.read_events("s1")) == 2 and await store.load("s1") == state
+
+
+async def test_an_expired_lease_is_taken_over_and_the_old_owner_is_refused(
+    store: SessionStore,
+) -> None:
+    state = SessionState(session_id="s1")
+    await store.claim("s1", "old", lease_s=0.05)
+    await store.append(state, events_for(state, 1), based_on=0, owner="old")
+    await asyncio.sleep(0.2)
+    await store.claim("s1", "new", lease_s=30)
+    late = state.copy_state()
+    with pytest.raises(SessionOwned, match="driven by new"):
+        await store.append(late, events_for(late, 1), based_on=1, owner="old")
+    with pytest.raises(SessionOwned):
+        await store.claim("s1", "old", lease_s=30)
+    await store.append(state, events_for(state, 1), based_on=1, owner="new")
+    await store.release("s1", "old")  # not its lease: nothing happens
+    with pytest.raises(SessionOwned):
+        await store.claim("s1", "old", lease_s=30)
+    await store.release("s1", "new")
+    await store.claim("s1", "old", lease_s=30)
+    assert [e.seq for e in await store.read_events("s1")] == [1, 2]

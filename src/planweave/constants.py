@@ -24,6 +24,7 @@ TABLE_META: Final = "pw_meta"
 TABLE_STEPS: Final = "pw_steps"
 TABLE_SESSIONS: Final = "pw_sessions"
 TABLE_SESSION_EVENTS: Final = "pw_session_events"
+TABLE_SESSION_LEASES: Final = "pw_session_leases"
 PG_COMMANDS_CHANNEL: Final = "pw_commands"
 """The Postgres ``NOTIFY`` channel a command left for a job is announced on (payload: job id)."""
 PG_MIGRATION_LOCK: Final = 0x70770001

@@ -95,6 +95,7 @@ __all__ = [
     "SessionInputInvalid",
     "SessionLogConflict",
     "SessionNotFound",
+    "SessionOwned",
     "SessionRateLimited",
     "Signal",
     "StoreUnavailable",
@@ -408,6 +409,23 @@ class SessionLogConflict(LogConflict):
         self.args = (
             f"event {seq} of session {session_id} is already in the log: another process "
             "writes this session",
+        )
+
+
+class SessionOwned(ClaimLost):
+    """Another process drives the session: its lease (``owner``) is live, or it took the
+    session over from this one. Nothing was written; a process that gets this for a session it
+    was driving stops driving it. ``expires_in_s`` says how long the other owner's lease runs
+    unrenewed (``open`` takes the session over once it has run out)."""
+
+    def __init__(self, session_id: str, owner: str, expires_in_s: float) -> None:
+        self.session_id = session_id
+        self.owner = owner
+        self.expires_in_s = max(0.0, expires_in_s)
+        super().__init__(
+            (session_id,),
+            f"session {session_id} is driven by {owner} (its lease runs for another "
+            f"{self.expires_in_s:.1f} s unless renewed); nothing was written",
         )
 
 

@@ -78,6 +78,7 @@ __all__ = [
     "InputNode",
     "InputRemoved",
     "MemorySessionStore",
+    "PostgresSessionStore",
     "ReactiveAgent",
     "ReactiveFunction",
     "ResultFenced",
@@ -104,3 +105,12 @@ __all__ = [
     "reactive",
     "recover",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # PostgresSessionStore needs asyncpg (the ``postgres`` extra): imported when asked for.
+    if name == "PostgresSessionStore":
+        from planweave.sessions._pg_store import PostgresSessionStore
+
+        return PostgresSessionStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -26,8 +26,12 @@ __all__ = ["SessionManager"]
 class SessionManager:
     """The sessions of one engine (``engine.sessions``).
 
-    Sessions are kept beside the engine's jobs (its SQLite file, or memory for ``memory://``)
-    and driven by the process that created or opened them.
+    Sessions are kept beside the engine's jobs (its SQLite file, its PostgreSQL database, or
+    memory for ``memory://``) and driven by one process at a time: the one that created or
+    opened them holds the session's lease (the engine's ``claim_lease_s``, renewed while it
+    drives). ``open`` in another process raises ``SessionOwned`` while that lease is live and
+    takes the session over once it has run out; the old owner's writes are then refused and it
+    stops driving the session.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -39,7 +43,7 @@ class SessionManager:
     async def _ready(self) -> SessionStore:
         await self.engine.start()
         if self._store is None:
-            store = open_session_store(self.engine.store.url)
+            store = open_session_store(self.engine.store.url, job_store=self.engine.store)
             await store.open()
             self._store = store
         return self._store
@@ -70,7 +74,7 @@ class SessionManager:
         sid = session_id or new_id()
         state = SessionState(session_id=sid)
         empty = SessionState(session_id=sid)
-        session = Session(self.engine, store, spec, empty, self._register(spec))
+        session = self._session(store, spec, empty)
         checked = [session._checked_input(item, ()) for item in inputs]
         now = time.time()
         events: list[SessionEvent] = [
@@ -96,6 +100,7 @@ class SessionManager:
             )
         for event in events:
             state.apply(event)
+        await store.claim(sid, self.owner, lease_s=self.lease_s)
         await session._write(Decision(state=state, events=events))
         self._live[sid] = session
         session.start()
@@ -105,19 +110,26 @@ class SessionManager:
         """The session, driven in this process from its stored state: runs that were in
         flight when its last process stopped run again.
 
+        It takes the session's lease: a session whose last owner stopped (or was paused past
+        its lease) is taken over, and that owner's later writes are refused.
+
         Raises:
             SessionNotFound: no such session.
+            SessionOwned: another process drives it and its lease is live (the error names the
+                owner and how long its lease runs unrenewed); nothing changed.
         """
         async with self._open_lock:
             live = self._live.get(session_id)
-            if live is not None:
+            if live is not None and live.driving:
                 return live
             store = await self._ready()
             state = await store.load(session_id)
             if state is None:
                 raise SessionNotFound(session_id)
             spec = SessionSpec.from_data(state.spec, where=f"session {session_id}")
-            session = Session(self.engine, store, spec, state, self._register(spec))
+            await store.claim(session_id, self.owner, lease_s=self.lease_s)
+            state = await store.load(session_id) or state  # the last owner's final writes
+            session = self._session(store, spec, state)
             await session._write(recover(state, spec, time.time()))
             self._live[session_id] = session
             session.start()
@@ -150,7 +162,7 @@ class SessionManager:
             SessionNotFound: no such session.
         """
         live = self._live.get(session_id)
-        if live is not None:
+        if live is not None and live.driving:
             async for event in live.follow(after_seq=after_seq, until_settled=until_settled):
                 yield event
             return
@@ -195,6 +207,22 @@ class SessionManager:
         store, self._store = self._store, None
         if store is not None:
             await store.close()
+
+    @property
+    def owner(self) -> str:
+        """The id this process drives sessions as (its control plane's owner id)."""
+        return self.engine.plane.owner
+
+    @property
+    def lease_s(self) -> float:
+        """How long a session's lease lasts unrenewed (the engine's ``claim_lease_s``)."""
+        return float(self.engine.claim_lease_s)
+
+    def _session(self, store: SessionStore, spec: SessionSpec, state: SessionState) -> Session:
+        return Session(
+            self.engine, store, spec, state, self._register(spec),
+            owner=self.owner, lease_s=self.lease_s,
+        )  # fmt: skip
 
     def _register(self, spec: SessionSpec) -> dict[str, str]:
         """Make the spec's agents known to the engine; return board name -> agent name."""

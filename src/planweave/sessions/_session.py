@@ -6,6 +6,11 @@ outcome) is folded into the state, the events and the new state are written to t
 one transaction, and then the commands are carried out: each agent run is a one-task engine job
 (``engine.submit(agent=..., input=...)``), so it has the engine's retries, budgets, hooks and
 events, and the session records its job id.
+
+The process drives the session while it holds the session's lease in the store (renewed every
+third of ``lease_s``): each write carries its owner id, and once another process has taken the
+session over (the lease ran out: this one was paused or cut off) every write is refused with
+``SessionOwned`` and the session stops driving here (``lost`` says why).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from planweave.errors import (
     LogConflict,
     SessionConflict,
     SessionInputInvalid,
+    SessionOwned,
     SessionRateLimited,
     StoreUnavailable,
 )
@@ -74,8 +80,17 @@ class Session:
         spec: SessionSpec,
         state: SessionState,
         agent_names: Mapping[str, str],
+        *,
+        owner: str | None = None,
+        lease_s: float = 30.0,
     ) -> None:
         self.engine = engine
+        self.owner = owner
+        self.lease_s = lease_s
+        self.lost: SessionOwned | None = None
+        """Set when another process took the session over; it is no longer driven here."""
+        self._renewer: asyncio.Task[None] | None = None
+        self._stopping: asyncio.Task[None] | None = None
         self.spec = spec
         self.id = state.session_id
         self._store = store
@@ -322,23 +337,58 @@ class Session:
 
     # --- driving --------------------------------------------------------------------------
 
+    @property
+    def driving(self) -> bool:
+        """Whether this process drives the session (until ``close`` or a take-over)."""
+        return not self._closed
+
     def start(self) -> None:
         """Start driving the session in this process (the engine does it on create/open)."""
         if self._driver is None:
             self._driver = asyncio.create_task(self._drive(), name=f"session-{self.id}")
+        if self._renewer is None and self.owner is not None:
+            self._renewer = asyncio.create_task(self._renew(), name=f"session-lease-{self.id}")
+
+    async def _renew(self) -> None:
+        assert self.owner is not None
+        while not self._closed:
+            await asyncio.sleep(self.lease_s / 3)
+            try:
+                await self._store.claim(self.id, self.owner, lease_s=self.lease_s)
+            except SessionOwned as exc:
+                self._lose(exc)
+                return
+            except StoreUnavailable:
+                log.warning("session %s: renewing its lease failed", self.id, exc_info=True)
+
+    def _lose(self, exc: SessionOwned) -> None:
+        """Another process took the session over: stop driving it here, write nothing more."""
+        if self.lost is not None:
+            return
+        self.lost = exc
+        log.warning("session %s: %s; it is no longer driven here", self.id, exc)
+        self._closed = True
+        self._notify()
+        self._stopping = asyncio.get_running_loop().create_task(self.close())
 
     async def close(self) -> None:
-        """Stop driving the session here: runs in flight are cancelled, the log kept."""
+        """Stop driving the session here: runs in flight are cancelled, the log kept, the
+        lease given up."""
         self._closed = True
+        current = asyncio.current_task()
         driver, self._driver = self._driver, None
-        runs = list(self._runs.values())
-        for task in (driver, *runs):
-            if task is not None:
+        renewer, self._renewer = self._renewer, None
+        runs = [task for task in self._runs.values() if task is not current]
+        for task in (driver, renewer, *runs):
+            if task is not None and task is not current:
                 task.cancel()
-        for task in (driver, *runs):
-            if task is not None:
+        for task in (driver, renewer, *runs):
+            if task is not None and task is not current:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+        if self.owner is not None and self.lost is None:
+            with contextlib.suppress(StoreUnavailable):
+                await self._store.release(self.id, self.owner)
         self._notify()
 
     async def _drive(self) -> None:
@@ -348,6 +398,8 @@ class Session:
                 async with self._lock:
                     decision = decide(self._state, self.spec, time.time())
                     await self._write(decision)
+            except SessionOwned:
+                return
             except (LogConflict, StoreUnavailable):
                 # Decided again from the stored state once the store answers.
                 log.warning("session %s: writing a decision failed", self.id, exc_info=True)
@@ -361,9 +413,16 @@ class Session:
 
     async def _write(self, decision: Decision) -> None:
         """Write a decision's events and state, then carry out its commands."""
+        if self.lost is not None:
+            raise self.lost
         if decision.events:
             try:
-                await self._store.append(decision.state, decision.events, based_on=self._state.seq)
+                await self._store.append(
+                    decision.state, decision.events, based_on=self._state.seq, owner=self.owner
+                )
+            except SessionOwned as exc:
+                self._lose(exc)
+                raise
             except LogConflict:
                 # Another process wrote the session: take its state; decide again from it.
                 stored = await self._store.load(self.id)
@@ -418,6 +477,8 @@ class Session:
                 # The outcome is kept until the store answers again.
                 log.warning("session %s: recording %s failed", self.id, command.agent)
                 await asyncio.sleep(0.5)
+            except SessionOwned:
+                break
             except LogConflict:
                 log.warning("session %s: another process writes it", self.id)
                 break
