@@ -1,7 +1,10 @@
-"""A process that drives a party session on SQLite until it is killed (for the kill -9 test).
+"""A process that drives a party session until it is killed (for the kill -9 and take-over
+tests).
 
-Usage: python -m tests.session_owner DB_FILE DATA_DIR. Prints the session id, then keeps the
-cascade going with slow scripted replies so that the test can kill it half-way.
+Usage: python -m tests.session_owner STORE DATA_DIR [LEASE_S]. STORE is a SQLite file or a
+store URL (``postgresql://…``). Prints the session id, then the id it drives the session as,
+then keeps the cascade going with slow scripted replies so that the test can kill or pause it
+half-way. Should another process take the session over, it prints ``lost: <why>`` and exits.
 """
 
 from __future__ import annotations
@@ -26,15 +29,25 @@ def party_model(delay_s: float) -> ScriptedModel:
     return ScriptedModel([{**reply, "delay_s": delay_s} for reply in replies])
 
 
-async def main(db: str, data_dir: str) -> None:
+async def main(store: str, data_dir: str, lease_s: float) -> None:
     spec = SessionSpec.from_file(PARTY / "party.yaml")
+    url = store if "://" in store else f"sqlite:///{store}"
     async with Engine(
-        store=f"sqlite:///{db}", model=party_model(0.4), data_dir=data_dir, builtins=False
+        store=url,
+        model=party_model(0.4),
+        data_dir=data_dir,
+        builtins=False,
+        claim_lease_s=lease_s,
     ) as engine:
         session = await engine.sessions.create(spec, inputs=INPUTS)
         print(session.id, flush=True)
-        await asyncio.sleep(120)
+        print(engine.sessions.owner, flush=True)
+        for _ in range(1200):
+            if session.lost is not None:
+                print(f"lost: {session.lost}", flush=True)
+                return
+            await asyncio.sleep(0.1)
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3]) if len(sys.argv) > 3 else 30))
