@@ -21,6 +21,7 @@ from tests.session_owner import INPUTS, PARTY, party_model
 from planweave import Engine
 from planweave.agents import AgentResult, AgentTask
 from planweave.agents._context import AgentContext
+from planweave.errors import SessionOwned
 from planweave.sessions import SessionSpec, SqliteSessionStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +46,7 @@ def start_owner(db: Path, data_dir: Path) -> subprocess.Popen[str]:
     """Start the process that drives the session (``tests/session_owner.py``)."""
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.session_owner", str(db), str(data_dir)],
+        [sys.executable, "-m", "tests.session_owner", str(db), str(data_dir), "1"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -86,7 +87,13 @@ async def test_kill_9_mid_cascade_then_restart_converges(tmp_path: Path) -> None
     async with Engine(
         store=f"sqlite:///{db}", model=party_model(0), data_dir=tmp_path, builtins=False
     ) as engine:
-        session = await engine.sessions.open(session_id)
+        async with asyncio.timeout(30):
+            while True:  # the killed owner's one-second lease runs out
+                try:
+                    session = await engine.sessions.open(session_id)
+                    break
+                except SessionOwned:
+                    await asyncio.sleep(0.1)
         board = await session.wait_settled()
         superseded = [e for e in await session.events() if e.type == "agent.run.superseded"]
         assert superseded and all(e.reason == "restart" for e in superseded)  # type: ignore[union-attr]
