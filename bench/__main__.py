@@ -35,6 +35,7 @@ SCALED = "scaled"
 HOOKS = "hooks"  # W2 with no hooks, logging + metrics, tracing (bench/hooks_w.py)
 JOURNAL = "journal"  # the step journal's cost per recorded step (bench/journal_step.py)
 POLICY = "policy"  # W2 with the policy gate and the budget checks (bench/policy_w.py)
+SESSIONS = "sessions"  # reactive sessions' re-computation cost (bench/sessions.py)
 _STOP_GRACE_S = 10.0
 _PACKAGES = (
     "planweave",
@@ -213,9 +214,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs first (default 1)")
     parser.add_argument(
         "--only",
-        default=",".join([*SPECS, *SERVER_BENCHES, SCALED, HOOKS, JOURNAL, POLICY]),
-        help=f"e.g. W1,W2 or S1,S2 or {SCALED}, {HOOKS}, {JOURNAL} or {POLICY} (that section alone); default: "
-        "everything",
+        default=",".join([*SPECS, *SERVER_BENCHES, SCALED, HOOKS, JOURNAL, POLICY, SESSIONS]),
+        help=f"e.g. W1,W2 or S1,S2 or {SCALED}, {HOOKS}, {JOURNAL}, {POLICY} or {SESSIONS} "
+        "(that section alone); default: everything",
+    )
+    parser.add_argument(
+        "--session-agents",
+        type=int,
+        default=50,
+        help="agents in each session of the sessions section (default 50)",
     )
     parser.add_argument(
         "--no-scaled",
@@ -240,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.runs < 1 or args.warmup < 0:
         parser.error("--runs must be at least 1 and --warmup at least 0")
     chosen = _names(
-        args.only, [*SPECS, *SERVER_BENCHES, SCALED, HOOKS, JOURNAL, POLICY], "workload"
+        args.only, [*SPECS, *SERVER_BENCHES, SCALED, HOOKS, JOURNAL, POLICY, SESSIONS], "workload"
     )
     workloads = [name for name in chosen if name in SPECS]
     servers = [name for name in chosen if name in SERVER_BENCHES]
@@ -323,6 +330,12 @@ def main(argv: list[str] | None = None) -> int:
             ["--runs", str(args.runs), "--warmup", str(args.warmup)],
             timeout_s=args.timeout_s,
         )
+    sessions: dict[str, Any] = {}
+    if SESSIONS in chosen:
+        print("running the sessions section (chain and fan-out re-runs) …", file=sys.stderr)
+        sessions = _run_child(
+            "bench.sessions", ["--agents", str(args.session_agents)], timeout_s=args.timeout_s
+        )
 
     report = {
         "machine": machine,
@@ -344,12 +357,14 @@ def main(argv: list[str] | None = None) -> int:
         "hooks": hooks,
         "journal": journal,
         "policy": policy,
+        "sessions": sessions,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"wrote {args.out}", file=sys.stderr)
     failed = any(r["status"] == "error" for r in results) or scaled.get("status") == "error"
-    failed = failed or "error" in (hooks.get("status"), journal.get("status"), policy.get("status"))
+    statuses = (hooks.get("status"), journal.get("status"), policy.get("status"))
+    failed = failed or "error" in (*statuses, sessions.get("status"))
     return 1 if failed or any(r["status"] != "ok" for r in server.values()) else 0
 
 

@@ -1,4 +1,5 @@
-"""Re-computation cost of reactive sessions: ``python -m bench.sessions [--agents 50]``.
+"""Re-computation cost of reactive sessions: ``python -m bench.sessions [--agents 50] [--json]``
+(``python -m bench --only sessions`` runs it as the ``sessions`` section).
 
 Two sessions of N agents, a chain (each agent depends on the one before) and a fan-out (one
 root, every other agent depends on it), each agent consuming inputs of its own tag, run through
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import tempfile
 import time
 from typing import Any
@@ -22,7 +24,7 @@ from planweave.agents import AgentResult, AgentTask
 from planweave.agents._context import AgentContext
 from planweave.sessions import Session, SessionSpec, decide
 
-__all__ = ["main", "measure"]
+__all__ = ["main", "measure", "render", "report_of"]
 
 
 class Echo:
@@ -108,13 +110,55 @@ def _row(shape: str, change: str, ran: int, scratch: int, took_s: float) -> dict
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def report_of(agents: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The section's figures as ``results.json`` keeps them under ``"sessions"``: the rows, and
+    per shape the re-run ratio and µs per re-run agent of each change."""
+    shapes: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        shape = shapes.setdefault(row["shape"], {})
+        if "us_per_call" in row:
+            shape["decide_us_per_call"] = row["us_per_call"]
+        elif row["change"] == "input of the last agent":
+            shape["leaf_ratio"] = row["ratio"]
+            shape["leaf_us_per_rerun_agent"] = row["us_per_rerun_agent"]
+        elif row["change"] == "input of the root":
+            shape["root_ratio"] = row["ratio"]
+            shape["root_us_per_rerun_agent"] = row["us_per_rerun_agent"]
+        else:
+            shape["scratch_us_per_agent"] = row["us_per_rerun_agent"]
+    return {"agents": agents, "rows": rows, "shapes": shapes}
+
+
+def render(report: dict[str, Any]) -> str:
+    """The report as the lines ``python -m bench`` prints."""
+    lines = [
+        f"session re-computation, {report['agents']} agents (memory store)",
+        f"  {'shape':<7} {'change':<32} {'re-run':>6} {'scratch':>7} {'ratio':>6} {'µs/agent':>10}",
+    ]
+    for row in report["rows"]:
+        if "us_per_call" in row:
+            lines.append(
+                f"  {row['shape']:<7} {row['change']:<32} {row['us_per_call']:>34.1f} µs/call"
+            )
+            continue
+        us = row["us_per_rerun_agent"]
+        lines.append(
+            f"  {row['shape']:<7} {row['change']:<32} {row['agents_rerun']:>6} "
+            f"{row['agents_from_scratch']:>7} {row['ratio']:>6} "
+            f"{'-' if us is None else f'{us:.1f}':>10}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--agents", type=int, default=50)
-    args = parser.parse_args()
-    for row in asyncio.run(measure(args.agents)):
-        print(json.dumps(row))
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    args = parser.parse_args(argv)
+    report = report_of(args.agents, asyncio.run(measure(args.agents)))
+    print(json.dumps(report) if args.json else render(report))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -225,3 +225,22 @@ def test_bench_runs_the_policy_section_and_saves_its_figures(
         "budgets + policy",
     ]
     assert policy["check_us_per_task"] > 0 and isinstance(policy["target_met"], bool)
+
+
+def test_bench_runs_the_sessions_section_alone_and_saves_its_figures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench import __main__ as bench_main
+
+    out = tmp_path / "results.json"
+    argv = ["--only", "sessions", "--session-agents", "5", "--out", str(out), "--plain"]
+    assert bench_main.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "session re-computation, 5 agents" in printed and "input of the root" in printed
+    report = json.loads(out.read_text())
+    assert report["results"] == [] and report["hooks"] == {} and report["scaled"] == {}
+    sessions = report["sessions"]
+    assert sessions["status"] == "ok" and sessions["agents"] == 5
+    assert sessions["shapes"]["chain"]["leaf_ratio"] == 0.2
+    assert sessions["shapes"]["fanout"]["root_ratio"] == 1.0
+    assert sessions["shapes"]["chain"]["leaf_us_per_rerun_agent"] > 0
