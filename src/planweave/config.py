@@ -231,8 +231,9 @@ class Settings(BaseModel):
             (0: no limit); a submission at it is refused (API: 429 ``tenant_spend_limit``),
             and a job's dollar budget is at most what its tenant has left.
         tenant_spend_window_s: The rolling window a tenant's spend counts over (a day).
-        claim_lease_s: How long a process's claim on a job lasts without renewal: after that
-            another process may take the job over (the engine's default when ``None``).
+        claim_lease_s: How long a process's claim on a job, and its lease on a session it
+            drives, last without renewal: after that another process may take the job or the
+            session over (the engine's default when ``None``).
         work_lease_s: How long a worker holds a work item without extending it: after that the
             item is handed out again (the engine's default when ``None``).
         workers: Whether ``serve`` and ``run`` run worker pools in their own process. ``None``

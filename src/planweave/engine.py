@@ -97,6 +97,7 @@ class Engine(ClusterOps, FollowOps, CommandOps):
             ``concurrency``).
         claim_lease_s: How long this process's claim on a job lasts unrenewed (renewed every
             third of it): after that, another process may take the job over without force.
+            A session's lease (``engine.sessions``) lasts as long.
         work_lease_s: How long a worker holds a work item unextended before it is redelivered.
         max_user_plan_tasks: Largest plan ``submit`` accepts from a caller (a planner's plans
             are limited by the job option ``max_plan_tasks``).
