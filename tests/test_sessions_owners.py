@@ -23,7 +23,7 @@ from planweave.errors import SessionOwned
 from planweave.sessions import Session, SessionStore, open_session_store
 
 ROOT = Path(__file__).resolve().parent.parent
-LEASE_S = 1.5
+LEASE_S = 3.0
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

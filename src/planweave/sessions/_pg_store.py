@@ -5,7 +5,10 @@ The tables are those of the SQLite session store, plus the leases (``pw_session_
 Every check runs in the writing transaction: ``append`` locks the session's lease and row
 (``SELECT … FOR UPDATE``) before it writes, so a take-over waits for that commit and no write
 lands for an owner that lost the lease. Lease times are the server's (``clock_timestamp()``), so
-processes on machines with skewed clocks agree on when a lease has run out.
+processes on machines with skewed clocks agree on when a lease has run out. A process paused in
+the middle of a write (its connection idle in a transaction) has that transaction ended by the
+server after ``IDLE_IN_TRANSACTION_S``, so its row locks do not keep the session from being
+taken over.
 """
 
 from __future__ import annotations
@@ -27,7 +30,11 @@ from planweave.sessions._state import SessionState
 from planweave.sessions._store import SessionRow, _row, check_claim, check_owner
 from planweave.store._pg_url import connect_error, parse_url
 
-__all__ = ["PostgresSessionStore"]
+__all__ = ["IDLE_IN_TRANSACTION_S", "PostgresSessionStore"]
+
+IDLE_IN_TRANSACTION_S: Final = 5.0
+"""How long a session-store connection may sit idle inside a transaction before the server ends
+it (and rolls it back)."""
 
 _NOW: Final = "extract(epoch from clock_timestamp())"
 
@@ -84,7 +91,13 @@ class PostgresSessionStore:
         timeout_s = float(self._url.options.get("connect_timeout_s", 10.0))
         try:
             pool = await asyncpg.create_pool(
-                self._url.dsn, min_size=1, max_size=self.max_size, timeout=timeout_s
+                self._url.dsn,
+                min_size=1,
+                max_size=self.max_size,
+                timeout=timeout_s,
+                server_settings={
+                    "idle_in_transaction_session_timeout": str(int(IDLE_IN_TRANSACTION_S * 1000))
+                },
             )
         except PlanweaveError:
             raise
