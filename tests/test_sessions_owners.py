@@ -139,3 +139,21 @@ async def test_a_paused_owner_is_taken_over_and_its_late_writes_are_refused(
         assert session.driving and session.lost is None
         assert await engine.sessions.replay(owner.session_id) == session.state
     assert comparable(board) == comparable(await reference_board(tmp_path / "reference"))
+
+
+async def test_the_cli_cannot_change_a_session_another_process_drives(tmp_path: Path) -> None:
+    from tests.test_cli import cli, store_args
+
+    args = store_args(tmp_path)
+    driving = Owner(args[1], tmp_path / "owner")
+    try:
+        session_id, owner_id = await driving.line(), await driving.line()
+        proc = await asyncio.to_thread(
+            cli, tmp_path, "session", "add", session_id, "a late idea", "--model", "scripted:",
+            *args,
+        )  # fmt: skip
+        assert proc.returncode == 1
+        assert proc.stderr.strip().count("\n") == 0
+        assert f"session {session_id} is driven by {owner_id}" in proc.stderr
+    finally:
+        driving.stop()
