@@ -2,7 +2,8 @@
 live another process's ``open`` is refused naming the owner; once it ran out (the owner killed
 with -9, or paused with SIGSTOP) the other process takes the session over and the board
 converges to that of a run without the crash; the paused owner, resumed, has its late writes
-refused and stops driving the session."""
+refused and stops driving the session; the CLI cannot change a driven session; and a Postgres
+writer paused inside a transaction cannot hold a take-over off."""
 
 from __future__ import annotations
 
@@ -157,3 +158,28 @@ async def test_the_cli_cannot_change_a_session_another_process_drives(tmp_path: 
         assert f"session {session_id} is driven by {owner_id}" in proc.stderr
     finally:
         driving.stop()
+
+
+async def test_a_postgres_writer_paused_inside_a_transaction_cannot_block_a_take_over(
+    pg_url: str,
+) -> None:
+    from planweave.sessions import PostgresSessionStore
+
+    paused, other = PostgresSessionStore(pg_url), PostgresSessionStore(pg_url)
+    await paused.open()
+    await other.open()
+    try:
+        await paused.claim("s1", "paused", lease_s=0.01)
+        async with paused._db().acquire() as conn:
+            await conn.execute("BEGIN")
+            await conn.execute(
+                "SELECT owner FROM pw_session_leases WHERE session_id = 's1' FOR UPDATE"
+            )
+            # The paused process holds the lease row's lock and does nothing more.
+            async with asyncio.timeout(30):
+                await other.claim("s1", "other", lease_s=30)
+            with pytest.raises(SessionOwned, match="driven by other"):
+                await paused.claim("s1", "paused", lease_s=30)
+    finally:
+        await paused.close()
+        await other.close()
