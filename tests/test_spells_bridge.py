@@ -1,0 +1,93 @@
+"""The spell bridge: a spell's host calls carried out by the engine, in Lua and JavaScript."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from planweave.agents import AgentContext
+from planweave.events import LlmCalled, PolicyDenied, ToolCalled
+from planweave.llm import ScriptedModel
+from planweave.spells import SpellError
+from planweave.spells._agent import run_spell
+from planweave.tools import ToolContext, ToolRegistry, tool
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add two numbers."""
+    return a + b
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    async def __call__(self, event: Any) -> None:
+        self.events.append(event)
+
+
+def context(tmp_path: Path, replies: list[dict[str, Any]], sink: Sink) -> AgentContext:
+    return AgentContext(
+        model=ScriptedModel(replies),
+        tools=ToolRegistry([add]),
+        tool_context=ToolContext(workspace=tmp_path, job_id="j1", task_id="t1"),
+        emit=sink,
+        job_id="j1",
+        task_id="t1",
+    )
+
+
+LUA = {
+    "tools": """
+local names = {}
+for _, t in ipairs(tools.list()) do names[#names + 1] = t.name end
+return { names = names, sum = tools.call("add", { a = params.x, b = 2 }) }
+""",
+    "chat": """
+local text = llm.chat({ { role = "user", content = "hi " .. params.x } })
+local data = llm.chat("give json", { schema = { type = "object" } })
+log.info("got", text)
+return { text = text, n = data.n, round = json.decode(json.encode({ k = 1 })).k }
+""",
+}
+JS = {
+    "tools": """
+const names = (await tools.list()).map(t => t.name);
+return { names, sum: await tools.call("add", { a: params.x, b: 2 }) };
+""",
+    "chat": """
+const text = await llm.chat([{ role: "user", content: "hi " + params.x }]);
+const data = await llm.chat("give json", { schema: { type: "object" } });
+await log.info("got", text);
+return { text, n: data.n, round: (await json.decode(await json.encode({ k: 1 }))).k };
+""",
+}
+
+
+@pytest.mark.parametrize("language", ["lua", "js"])
+async def test_tools_list_and_call_are_recorded_tool_calls(tmp_path: Path, language: str) -> None:
+    sink = Sink()
+    source = (LUA if language == "lua" else JS)["tools"]
+    value = await run_spell(
+        context(tmp_path, [], sink), name="adder", language=language, source=source,
+        params={"x": 40},
+    )  # fmt: skip
+    assert value == {"names": ["add"], "sum": 42}
+    calls = [e for e in sink.events if isinstance(e, ToolCalled)]
+    assert [(c.name, c.agent) for c in calls] == [("add", "adder")]
+
+
+@pytest.mark.parametrize("language", ["lua", "js"])
+async def test_llm_chat_text_and_structured_output(tmp_path: Path, language: str) -> None:
+    sink = Sink()
+    replies = [{"match": {"contains": "hi 7"}, "content": "hello"}, {"json": {"n": 3}}]
+    source = (LUA if language == "lua" else JS)["chat"]
+    ctx = context(tmp_path, replies, sink)
+    value = await run_spell(ctx, name="chatty", language=language, source=source, params={"x": 7})
+    assert value == {"text": "hello", "n": 3, "round": 1}
+    llm = [e for e in sink.events if isinstance(e, LlmCalled)]
+    assert len(llm) == 2 and all(e.agent == "chatty" for e in llm)
+    assert ctx.model.requests[1].response_schema == {"type": "object"}  # type: ignore[attr-defined]
