@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from planweave import Engine
 from planweave.agents import AgentContext
 from planweave.events import LlmCalled, PolicyDenied, ToolCalled
 from planweave.llm import ScriptedModel
-from planweave.spells import SpellError
+from planweave.plan import Plan, TaskSpec
+from planweave.policy import Policy
 from planweave.spells._agent import run_spell
 from planweave.tools import ToolContext, ToolRegistry, tool
 
@@ -91,3 +94,80 @@ async def test_llm_chat_text_and_structured_output(tmp_path: Path, language: str
     llm = [e for e in sink.events if isinstance(e, LlmCalled)]
     assert len(llm) == 2 and all(e.agent == "chatty" for e in llm)
     assert ctx.model.requests[1].response_schema == {"type": "object"}  # type: ignore[attr-defined]
+
+
+# --- spells as tasks of a job -----------------------------------------------------------------
+
+
+def _engine(tmp_path: Path, model: ScriptedModel, **kwargs: Any) -> Engine:
+    return Engine(
+        store=f"sqlite:///{tmp_path / 'jobs.db'}",
+        model=model,
+        tools=[add],
+        data_dir=tmp_path / "data",
+        **kwargs,
+    )
+
+
+def _spell_task(language: str, source: str, **params: Any) -> TaskSpec:
+    return TaskSpec(
+        id="s", kind="spell", args={"language": language, "source": source, "params": params}
+    )
+
+
+@pytest.mark.parametrize("language", ["lua", "js"])
+async def test_a_spell_task_runs_in_a_planned_job(tmp_path: Path, language: str) -> None:
+    source = (LUA if language == "lua" else JS)["tools"]
+    async with _engine(tmp_path, ScriptedModel([])) as engine:
+        result = await engine.run(plan=Plan(tasks=(_spell_task(language, source, x=1),)))
+        events = await engine.events(result.job_id)
+    assert result.ok, result.error
+    assert "3" in json.dumps(result.result)
+    (call,) = [e for e in events if e.type == "ToolCalled"]
+    assert call.name == "add" and call.task_id == "s"
+
+
+@pytest.mark.parametrize(
+    ("language", "source", "line"),
+    [
+        ("lua", 'local x = 1\nerror("the price is missing")', "main.lua:2:"),
+        ("js", 'const x = 1;\nthrow new Error("the price is missing");', "main.js:2:"),
+    ],
+)
+async def test_a_failing_spell_fails_its_task_with_the_script_line(
+    tmp_path: Path, language: str, source: str, line: str
+) -> None:
+    async with _engine(tmp_path, ScriptedModel([])) as engine:
+        result = await engine.run(plan=Plan(tasks=(_spell_task(language, source),)))
+    assert not result.ok
+    assert line in (result.error or "") and "the price is missing" in (result.error or "")
+    assert "Traceback" not in (result.error or "")
+
+
+@pytest.mark.parametrize("language", ["lua", "js"])
+async def test_policy_denies_a_tool_called_from_a_spell(tmp_path: Path, language: str) -> None:
+    source = {
+        "lua": 'local ok, err = pcall(tools.call, "add", { a = 1, b = 2 })\nreturn err',
+        "js": 'try { await tools.call("add", { a: 1, b: 2 }); } catch (e) { return e.message; }',
+    }[language]
+    policy = Policy(deny=("add",))
+    async with _engine(tmp_path, ScriptedModel([]), policy=policy) as engine:
+        result = await engine.run(plan=Plan(tasks=(_spell_task(language, source),)))
+        events = await engine.events(result.job_id)
+    assert result.ok, result.error
+    assert "add" in json.dumps(result.result)
+    assert [e.tool for e in events if isinstance(e, PolicyDenied)] == ["add"]
+    assert [e.outcome for e in events if e.type == "ToolCalled"] == ["error"]
+
+
+@pytest.mark.parametrize("language", ["lua", "js"])
+async def test_a_budget_stops_a_spells_model_calls(tmp_path: Path, language: str) -> None:
+    source = {"lua": 'return llm.chat("hello")', "js": 'return await llm.chat("hello");'}
+    model = ScriptedModel([{"content": "hi", "repeat": True}])
+    async with _engine(tmp_path, model) as engine:
+        result = await engine.run(
+            plan=Plan(tasks=(_spell_task(language, source[language]),)), max_job_tokens=5
+        )
+    assert not result.ok
+    assert "budget" in (result.error or "").lower()
+    assert model.requests == []

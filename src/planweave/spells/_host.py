@@ -105,7 +105,11 @@ class SpellHost:
         fn = OPS.get(op)
         if fn is None:
             raise SpellError(f"{op} is not available to spells")
-        task = asyncio.get_running_loop().create_task(fn(self, args), context=self._context)
+
+        async def carry_out() -> Any:
+            return await fn(self, args)
+
+        task = asyncio.get_running_loop().create_task(carry_out(), context=self._context)
         try:
             return await task
         except Signal as exc:
