@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from planweave import Engine
-from planweave.agents import AgentContext
+from planweave.agents import AgentContext, ReactAgent, as_tool
 from planweave.events import LlmCalled, PolicyDenied, ToolCalled
 from planweave.llm import ScriptedModel
 from planweave.plan import Plan, TaskSpec
 from planweave.policy import Policy
-from planweave.spells._agent import run_spell
+from planweave.spells._agent import SpellAgent, run_spell
 from planweave.tools import ToolContext, ToolRegistry, tool
 
 
@@ -103,7 +103,7 @@ def _engine(tmp_path: Path, model: ScriptedModel, **kwargs: Any) -> Engine:
     return Engine(
         store=f"sqlite:///{tmp_path / 'jobs.db'}",
         model=model,
-        tools=[add],
+        tools=[add, *kwargs.pop("extra_tools", [])],
         data_dir=tmp_path / "data",
         **kwargs,
     )
@@ -171,3 +171,32 @@ async def test_a_budget_stops_a_spells_model_calls(tmp_path: Path, language: str
     assert not result.ok
     assert "budget" in (result.error or "").lower()
     assert model.requests == []
+
+
+@pytest.mark.parametrize("language", ["lua", "js"])
+async def test_a_spell_as_a_tool_of_a_react_agent(tmp_path: Path, language: str) -> None:
+    source = {
+        "lua": 'return "twice: " .. tools.call("add", { a = #params.input, b = #params.input })',
+        "js": 'return "twice: " + await tools.call("add", { a: params.input.length, b: 3 });',
+    }[language]
+    doubler = as_tool(
+        SpellAgent(name="doubler", language=language, source=source),  # type: ignore[arg-type]
+        description="Doubles the length of a word.",
+    )
+    model = ScriptedModel(
+        [
+            {"match": {"contains": "Count"}, "tool_calls": [{"name": "doubler", "arguments": {"task": "abc"}}]},
+            {"content": "The doubler said so.", "repeat": True},
+        ]
+    )  # fmt: skip
+    helper = ReactAgent("helper", tools=["doubler"])
+    async with _engine(tmp_path, model, extra_tools=[doubler], agents=[helper]) as engine:
+        result = await engine.run(
+            plan=Plan(tasks=(TaskSpec(id="a", goal="Count", agent="helper"),))
+        )
+        events = await engine.events(result.job_id)
+    assert result.ok, result.error
+    calls = {(e.name, e.agent, e.outcome) for e in events if e.type == "ToolCalled"}
+    assert ("doubler", "helper", "ok") in calls and ("add", "doubler", "ok") in calls
+    (spell_call,) = [e for e in events if e.type == "ToolCalled" and e.name == "doubler"]
+    assert "twice: 6" in spell_call.result

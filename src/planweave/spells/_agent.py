@@ -25,7 +25,7 @@ __all__ = ["SpellAgent", "run_spell"]
 Language = Literal["lua", "js"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True)
 class SpellAgent:
     """An agent that runs a spell.
 

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from planweave.agents._as_tool import AgentTool, as_tool
 from planweave.errors import ConfigError
 from planweave.plan import TaskSpec
 from planweave.spells._agent import SpellAgent
 from planweave.spells._lua import LuaLimits
 
-__all__ = ["agent_of_package", "spell_agent_for", "spell_folders"]
+__all__ = ["agent_of_package", "exposed", "spell_agent_for", "spell_folders"]
 
 
 def spell_folders(workspace: Path, paths: Sequence[str | Path] = ()) -> list[Path]:
@@ -79,3 +80,19 @@ def spell_agent_for(spec: TaskSpec, folders: Sequence[Path]) -> SpellAgent:
         filename="main.lua" if language == "lua" else "main.js",
         params=params,
     )
+
+
+def exposed(packages: Mapping[str, Any]) -> tuple[list[AgentTool], list[SpellAgent]]:
+    """The tools and agents that spell packages offer the engine: each package with
+    ``expose = "tool"`` as a tool of its name (its ``task`` is the spell's ``params.input``), each
+    with ``expose = "agent"`` as an agent of its name; register them with
+    ``Engine(tools=..., agents=...)``."""
+    tools: list[AgentTool] = []
+    agents: list[SpellAgent] = []
+    for package in packages.values():
+        mode = getattr(package, "expose", "none")
+        if mode == "tool":
+            tools.append(as_tool(agent_of_package(package), description=package.description))
+        elif mode == "agent":
+            agents.append(agent_of_package(package))
+    return tools, agents
