@@ -200,3 +200,19 @@ async def test_a_spell_as_a_tool_of_a_react_agent(tmp_path: Path, language: str)
     assert ("doubler", "helper", "ok") in calls and ("add", "doubler", "ok") in calls
     (spell_call,) = [e for e in events if e.type == "ToolCalled" and e.name == "doubler"]
     assert "twice: 6" in spell_call.result
+
+
+@pytest.mark.parametrize("language", ["lua", "js"])
+async def test_events_emit_is_a_spell_event_in_the_jobs_log(tmp_path: Path, language: str) -> None:
+    source = {
+        "lua": 'events.emit("progress", { done = 3 })\nreturn "ok"',
+        "js": 'await events.emit("progress", { done: 3 });\nreturn "ok";',
+    }[language]
+    async with _engine(tmp_path, ScriptedModel([])) as engine:
+        result = await engine.run(plan=Plan(tasks=(_spell_task(language, source),)))
+        events = await engine.events(result.job_id)
+    assert result.ok, result.error
+    (emitted,) = [e for e in events if e.type == "spell.event"]
+    assert (emitted.name, emitted.data, emitted.spell, emitted.task_id) == (
+        "progress", {"done": 3}, "spell:s", "s",
+    )  # fmt: skip

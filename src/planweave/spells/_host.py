@@ -21,10 +21,11 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 from planweave.agents._context import AgentContext, call_model
 from planweave.errors import Signal
+from planweave.events import SpellEvent
 from planweave.llm.base import ChatMessage, LlmRequest
 from planweave.spells._errors import SpellError, SpellLimitExceeded
 from planweave.tools import run_tool_call
@@ -254,3 +255,19 @@ async def _json_decode(host: SpellHost, args: list[Any]) -> Any:
         return json.loads(text)
     except ValueError as exc:
         raise SpellError(f"json.decode: not JSON ({exc})") from None
+
+
+@host_op("events.emit")
+async def _events_emit(host: SpellHost, args: list[Any]) -> Any:
+    """``events.emit(name, data)``: a ``spell.event`` in the job's log."""
+    name = _arg(args, 0)
+    if not isinstance(name, str) or not name.strip():
+        raise SpellError("events.emit needs an event name")
+    ctx = host.ctx
+    event = SpellEvent(
+        job_id=ctx.job_id, task_id=ctx.task_id or None, spell=host.name, name=name,
+        data=_arg(args, 1),
+    )  # fmt: skip
+    emit: Callable[[SpellEvent], Awaitable[None]] = cast(Any, ctx.emit)
+    await emit(event)
+    return None
