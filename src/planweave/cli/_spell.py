@@ -183,18 +183,11 @@ def run_spell_command(
         typer.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
-async def _run_test(pkg: SpellPackage, file: Path) -> None:
-    from planweave.llm import ScriptedModel
+async def _run_test(pkg: SpellPackage, file: Path, text: str, model: Model) -> None:
     from planweave.spells._host import SpellHost
     from planweave.spells._js import run_js
     from planweave.spells._lua import run_lua
 
-    replies = pkg.dir / "tests" / "replies.yaml"
-    model = (
-        ScriptedModel.from_file(replies)
-        if replies.is_file()
-        else ScriptedModel([{"content": "ok", "repeat": True}])
-    )
     ctx = _context(model, pkg.dir, pkg.name)
     _check_tools(pkg, ctx)
     inner = SpellHost(ctx, name=f"{pkg.name}-test", params={}, tools=None)
@@ -207,7 +200,6 @@ async def _run_test(pkg: SpellPackage, file: Path) -> None:
 
     ops = [*inner.ops(), "spell.run"]
     chunk = f"{file}"
-    text = file.read_text("utf-8")
     if pkg.language == "lua":
         await run_lua(
             _LUA_TEST_PRELUDE + text, host=host, ops=ops, globals_=inner.globals(), chunk=chunk
@@ -216,6 +208,18 @@ async def _run_test(pkg: SpellPackage, file: Path) -> None:
         await run_js(
             _JS_TEST_PRELUDE + text, host=host, ops=ops, globals_=inner.globals(), chunk=chunk
         )
+
+
+def _test_model(pkg: SpellPackage) -> Model:
+    """The scripted model of a spell's tests: ``tests/replies.yaml``, else one that says ok."""
+    from planweave.llm import ScriptedModel
+
+    replies = pkg.dir / "tests" / "replies.yaml"
+    return (
+        ScriptedModel.from_file(replies)
+        if replies.is_file()
+        else ScriptedModel([{"content": "ok", "repeat": True}])
+    )
 
 
 @spell_app.command("test")
@@ -236,7 +240,7 @@ def test_spells(
             typer.echo(f"{pkg.name}: no tests")
         for file in files:
             try:
-                run_async(_run_test(pkg, file))
+                run_async(_run_test(pkg, file, file.read_text("utf-8"), _test_model(pkg)))
             except PlanweaveError as exc:
                 failed += 1
                 typer.echo(f"FAIL {pkg.name} {file.name}: {exc}")
