@@ -15,9 +15,12 @@ from typing import Any, Literal
 from planweave.agents._agent import AgentResult, AgentTask
 from planweave.agents._context import AgentContext
 from planweave.errors import ConfigError
+from planweave.spells import _ops_agent  # noqa: F401  (registers the agent ops)
 from planweave.spells._errors import SpellLimitExceeded
 from planweave.spells._host import SpellHost
 from planweave.spells._js import JsLimits, run_js
+from planweave.spells._lib_js import JS_LIB
+from planweave.spells._lib_lua import LUA_LIB
 from planweave.spells._lua import LuaLimits, run_lua
 
 __all__ = ["SpellAgent", "run_spell"]
@@ -115,6 +118,7 @@ async def run_spell(
                 globals_=host.globals(),
                 chunk=filename or "main.lua",
                 limits=limits,
+                library=LUA_LIB,
             )
         return await run_js(
             source,
@@ -125,6 +129,7 @@ async def run_spell(
             limits=JsLimits(
                 memory_bytes=limits.memory_bytes, wall_s=limits.wall_s, host_calls=limits.host_calls
             ),
+            library=JS_LIB,
         )
     except SpellLimitExceeded:
         if host.signal is not None:
