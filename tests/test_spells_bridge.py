@@ -297,3 +297,30 @@ async def test_a_conversation_keeps_its_history(tmp_path: Path, language: str) -
     assert [(m.role, m.content) for m in second.messages] == [
         ("system", "Be brief."), ("user", "first"), ("assistant", "one"), ("user", "second"),
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("language", ["lua", "js"])
+async def test_state_survives_runs_of_a_spell(tmp_path: Path, language: str) -> None:
+    source = {
+        "lua": """
+local n = (state.get("runs") or 0) + 1
+state.set("runs", n)
+state.set("scratch", { a = 1 })
+state.delete("scratch")
+return { runs = n, keys = state.keys() }
+""",
+        "js": """
+const n = ((await state.get("runs")) || 0) + 1;
+await state.set("runs", n);
+await state.set("scratch", { a: 1 });
+await state.delete("scratch");
+return { runs: n, keys: await state.keys() };
+""",
+    }[language]
+    async with _engine(tmp_path, ScriptedModel([])) as engine:
+        first = await engine.run(plan=Plan(tasks=(_spell_task(language, source),)))
+        second = await engine.run(plan=Plan(tasks=(_spell_task(language, source),)))
+    assert first.ok and second.ok, (first.error, second.error)
+    assert "1" in json.dumps(first.result) and '"runs": 2' in json.dumps(second.result)
+    assert '["runs"]' in json.dumps(second.result)
+    assert (tmp_path / "data" / "spell-state" / "spell_s.json").exists()
