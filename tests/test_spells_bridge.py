@@ -11,7 +11,7 @@ import pytest
 
 from planweave import Engine
 from planweave.agents import AgentContext, AgentRegistry, ReactAgent, as_tool
-from planweave.events import LlmCalled, PolicyDenied, ToolCalled
+from planweave.events import LlmCalled, PolicyDenied, SpellEvent, ToolCalled
 from planweave.llm import ScriptedModel
 from planweave.plan import Plan, TaskSpec
 from planweave.policy import Policy
@@ -93,6 +93,8 @@ async def test_llm_chat_text_and_structured_output(tmp_path: Path, language: str
     ctx = context(tmp_path, replies, sink)
     value = await run_spell(ctx, name="chatty", language=language, source=source, params={"x": 7})
     assert value == {"text": "hello", "n": 3, "round": 1}
+    logged = [(e.name, e.data) for e in sink.events if isinstance(e, SpellEvent)]
+    assert logged == [("log.info", "got hello")]
     llm = [e for e in sink.events if isinstance(e, LlmCalled)]
     assert len(llm) == 2 and all(e.agent == "chatty" for e in llm)
     assert ctx.model.requests[1].response_schema == {"type": "object"}  # type: ignore[attr-defined]
@@ -214,7 +216,7 @@ async def test_events_emit_is_a_spell_event_in_the_jobs_log(tmp_path: Path, lang
         result = await engine.run(plan=Plan(tasks=(_spell_task(language, source),)))
         events = await engine.events(result.job_id)
     assert result.ok, result.error
-    (emitted,) = [e for e in events if e.type == "spell.event"]
+    (emitted,) = [e for e in events if e.type == "spell.event" and e.name == "progress"]
     assert (emitted.name, emitted.data, emitted.spell, emitted.task_id) == (
         "progress", {"done": 3}, "spell:s", "s",
     )  # fmt: skip
