@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from planweave import Engine
-from planweave.agents import AgentContext, ReactAgent, as_tool
-from planweave.events import LlmCalled, PolicyDenied, ToolCalled
+from planweave.agents import AgentContext, AgentRegistry, ReactAgent, as_tool
+from planweave.events import LlmCalled, PolicyDenied, SpellEvent, ToolCalled
 from planweave.llm import ScriptedModel
 from planweave.plan import Plan, TaskSpec
 from planweave.policy import Policy
+from planweave.spells import SpellError
 from planweave.spells._agent import SpellAgent, run_spell
 from planweave.tools import ToolContext, ToolRegistry, tool
 
@@ -91,6 +93,8 @@ async def test_llm_chat_text_and_structured_output(tmp_path: Path, language: str
     ctx = context(tmp_path, replies, sink)
     value = await run_spell(ctx, name="chatty", language=language, source=source, params={"x": 7})
     assert value == {"text": "hello", "n": 3, "round": 1}
+    logged = [(e.name, e.data) for e in sink.events if isinstance(e, SpellEvent)]
+    assert logged == [("log.info", "got hello")]
     llm = [e for e in sink.events if isinstance(e, LlmCalled)]
     assert len(llm) == 2 and all(e.agent == "chatty" for e in llm)
     assert ctx.model.requests[1].response_schema == {"type": "object"}  # type: ignore[attr-defined]
@@ -141,7 +145,7 @@ async def test_a_failing_spell_fails_its_task_with_the_script_line(
         result = await engine.run(plan=Plan(tasks=(_spell_task(language, source),)))
     assert not result.ok
     assert line in (result.error or "") and "the price is missing" in (result.error or "")
-    assert "Traceback" not in (result.error or "")
+    assert "Traceback" not in (result.error or "") and "SpellError" not in (result.error or "")
 
 
 @pytest.mark.parametrize("language", ["lua", "js"])
@@ -212,7 +216,113 @@ async def test_events_emit_is_a_spell_event_in_the_jobs_log(tmp_path: Path, lang
         result = await engine.run(plan=Plan(tasks=(_spell_task(language, source),)))
         events = await engine.events(result.job_id)
     assert result.ok, result.error
-    (emitted,) = [e for e in events if e.type == "spell.event"]
+    (emitted,) = [e for e in events if e.type == "spell.event" and e.name == "progress"]
     assert (emitted.name, emitted.data, emitted.spell, emitted.task_id) == (
         "progress", {"done": 3}, "spell:s", "s",
     )  # fmt: skip
+
+
+AGENTS = {
+    "lua": """
+local checker = agent.new({ name = "checker", instructions = "Find errors.", tools = { "add" } })
+local boss = agent.new({ name = "boss", tools = { checker:as_tool() } })
+local known = agent.get("greeter")
+return { checker = checker:run("check 1+1"), boss = boss:run("delegate"), greet = known:run("hi") }
+""",
+    "js": """
+const checker = agent.new({ name: "checker", instructions: "Find errors.", tools: ["add"] });
+const boss = agent.new({ name: "boss", tools: [checker.as_tool()] });
+const known = await agent.get("greeter");
+return { checker: await checker.run("check 1+1"), boss: await boss.run("delegate"), greet: await known.run("hi") };
+""",
+}
+CONVERSATION = {
+    "lua": """
+local c = llm.conversation({ system = "Be brief." })
+local a = c:say("first")
+local b = c:say("second")
+return { a = a, b = b, n = #c:history(), last = c:history()[4].content }
+""",
+    "js": """
+const c = llm.conversation({ system: "Be brief." });
+const a = await c.say("first");
+const b = await c.say("second");
+return { a, b, n: c.history().length, last: c.history()[3].content };
+""",
+}
+
+
+@pytest.mark.parametrize("language", ["lua", "js"])
+async def test_agents_made_in_a_spell_run_with_tools_and_as_tools(
+    tmp_path: Path, language: str
+) -> None:
+    sink = Sink()
+    replies = [
+        {"match": {"role": "checker", "contains": "check"},
+         "tool_calls": [{"name": "add", "arguments": {"a": 1, "b": 1}}]},
+        {"match": {"role": "checker", "contains": "check"}, "content": "1+1 is 2: correct."},
+        {"match": {"role": "boss"}, "tool_calls": [{"name": "checker", "arguments": {"task": "check again"}}]},
+        {"match": {"role": "checker"}, "content": "Still correct."},
+        {"match": {"role": "boss"}, "content": "The checker agrees."},
+        {"match": {"role": "greeter"}, "content": "Hello there."},
+    ]  # fmt: skip
+    ctx = context(tmp_path, replies, sink)
+    ctx = replace(ctx, agents=AgentRegistry([ReactAgent("greeter", tools=[])]))
+    value = await run_spell(ctx, name="crew", language=language, source=AGENTS[language])
+    assert value == {
+        "checker": "1+1 is 2: correct.", "boss": "The checker agrees.", "greet": "Hello there.",
+    }  # fmt: skip
+    calls = [(e.name, e.agent) for e in sink.events if isinstance(e, ToolCalled)]
+    assert calls == [("add", "checker"), ("checker", "boss")]
+
+
+@pytest.mark.parametrize("language", ["lua", "js"])
+async def test_an_unknown_agent_is_a_script_error_at_its_line(
+    tmp_path: Path, language: str
+) -> None:
+    source = {
+        "lua": 'local x = 1\nagent.get("nobody")',
+        "js": 'let x = 1;\nawait agent.get("nobody");',
+    }
+    ctx = replace(context(tmp_path, [], Sink()), agents=AgentRegistry())
+    with pytest.raises(SpellError, match=r"main\.(lua|js):2: .*unknown agent 'nobody'"):
+        await run_spell(ctx, name="lost", language=language, source=source[language])
+
+
+@pytest.mark.parametrize("language", ["lua", "js"])
+async def test_a_conversation_keeps_its_history(tmp_path: Path, language: str) -> None:
+    replies = [{"content": "one"}, {"content": "two"}]
+    ctx = context(tmp_path, replies, Sink())
+    value = await run_spell(ctx, name="talk", language=language, source=CONVERSATION[language])
+    assert value == {"a": "one", "b": "two", "n": 5, "last": "second"}
+    second = ctx.model.requests[1]  # type: ignore[attr-defined]
+    assert [(m.role, m.content) for m in second.messages] == [
+        ("system", "Be brief."), ("user", "first"), ("assistant", "one"), ("user", "second"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("language", ["lua", "js"])
+async def test_state_survives_runs_of_a_spell(tmp_path: Path, language: str) -> None:
+    source = {
+        "lua": """
+local n = (state.get("runs") or 0) + 1
+state.set("runs", n)
+state.set("scratch", { a = 1 })
+state.delete("scratch")
+return { runs = n, keys = state.keys() }
+""",
+        "js": """
+const n = ((await state.get("runs")) || 0) + 1;
+await state.set("runs", n);
+await state.set("scratch", { a: 1 });
+await state.delete("scratch");
+return { runs: n, keys: await state.keys() };
+""",
+    }[language]
+    async with _engine(tmp_path, ScriptedModel([])) as engine:
+        first = await engine.run(plan=Plan(tasks=(_spell_task(language, source),)))
+        second = await engine.run(plan=Plan(tasks=(_spell_task(language, source),)))
+    assert first.ok and second.ok, (first.error, second.error)
+    assert "1" in json.dumps(first.result) and '"runs": 2' in json.dumps(second.result)
+    assert '["runs"]' in json.dumps(second.result)
+    assert (tmp_path / "data" / "spell-state" / "spell_s.json").exists()

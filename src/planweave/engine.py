@@ -373,6 +373,7 @@ class Engine(ClusterOps, FollowOps, CommandOps):
                 hooks=self.hooks or None,
                 policies=TaskPolicies(self.policy),
                 critics=self.critics,
+                spell_state_dir=self.data_dir / "spell-state",
             )
             for kind in self.worker_kinds:
                 size = self.concurrency[kind]

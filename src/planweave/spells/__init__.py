@@ -7,17 +7,25 @@ workspace confinement and network guard, and the job's policy and budget, still 
 
 from __future__ import annotations
 
+from planweave.spells._agent import SpellAgent, run_spell
 from planweave.spells._errors import SpellError, SpellLimitExceeded, SpellSyntaxError
+from planweave.spells._host import OPS, OpFn, SpellHost, host_op
 from planweave.spells._js import JsLimits, run_js
 from planweave.spells._lua import HostCall, LuaLimits, run_lua
 
 __all__ = [
+    "OPS",
     "HostCall",
     "JsLimits",
     "LuaLimits",
+    "OpFn",
+    "SpellAgent",
     "SpellError",
+    "SpellHost",
     "SpellLimitExceeded",
     "SpellSyntaxError",
+    "host_op",
     "run_js",
     "run_lua",
+    "run_spell",
 ]

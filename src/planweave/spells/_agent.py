@@ -10,15 +10,20 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from planweave.agents._agent import AgentResult, AgentTask
 from planweave.agents._context import AgentContext
 from planweave.errors import ConfigError
+from planweave.spells import _ops_agent  # noqa: F401  (registers the agent ops)
 from planweave.spells._errors import SpellLimitExceeded
 from planweave.spells._host import SpellHost
 from planweave.spells._js import JsLimits, run_js
+from planweave.spells._lib_js import JS_LIB
+from planweave.spells._lib_lua import LUA_LIB
 from planweave.spells._lua import LuaLimits, run_lua
+from planweave.spells._ops_state import SpellState
 
 __all__ = ["SpellAgent", "run_spell"]
 
@@ -39,6 +44,7 @@ class SpellAgent:
         limits: What one run may use (instructions, memory, wall time, host calls).
         tools: The tools the spell may call (``None``: every registered tool).
         description: One line on what the spell does (shown to planners and calling models).
+        state_dir: Where its ``state`` is kept across runs (``None``: in memory).
     """
 
     name: str
@@ -49,6 +55,7 @@ class SpellAgent:
     limits: LuaLimits = field(default_factory=LuaLimits)
     tools: list[str] | None = None
     description: str = ""
+    state_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if self.language not in ("lua", "js"):
@@ -76,6 +83,7 @@ class SpellAgent:
             params=params,
             limits=self.limits,
             tools=self.tools,
+            state_dir=self.state_dir,
         )
         if isinstance(value, str):
             output = value
@@ -96,6 +104,7 @@ async def run_spell(
     params: Mapping[str, Any] | None = None,
     limits: LuaLimits | None = None,
     tools: list[str] | None = None,
+    state_dir: Path | None = None,
 ) -> Any:
     """Run one spell with ``ctx`` as its host and return what the script returned.
 
@@ -106,6 +115,7 @@ async def run_spell(
     """
     limits = limits or LuaLimits()
     host = SpellHost(ctx, name=name, params=params, tools=tools)
+    host.extra["state"] = SpellState(state_dir)
     try:
         if language == "lua":
             return await run_lua(
@@ -115,6 +125,7 @@ async def run_spell(
                 globals_=host.globals(),
                 chunk=filename or "main.lua",
                 limits=limits,
+                library=LUA_LIB,
             )
         return await run_js(
             source,
@@ -125,6 +136,7 @@ async def run_spell(
             limits=JsLimits(
                 memory_bytes=limits.memory_bytes, wall_s=limits.wall_s, host_calls=limits.host_calls
             ),
+            library=JS_LIB,
         )
     except SpellLimitExceeded:
         if host.signal is not None:

@@ -221,10 +221,11 @@ async def _tools_call(host: SpellHost, args: list[Any]) -> Any:
     return result.value
 
 
-def _log_op(level: int) -> OpFn:
+def _log_op(name: str, level: int) -> OpFn:
     async def write(host: SpellHost, args: list[Any]) -> Any:
         text = " ".join(a if isinstance(a, str) else json.dumps(a, default=str) for a in args)
         log.log(level, "spell %s: %s", host.name, text)
+        await _emit(host, f"log.{name}", text)
         return None
 
     return write
@@ -236,7 +237,7 @@ for _name, _level in (
     ("warn", logging.WARNING),
     ("error", logging.ERROR),
 ):
-    host_op(f"log.{_name}")(_log_op(_level))
+    host_op(f"log.{_name}")(_log_op(_name, _level))
 
 
 @host_op("json.encode")
@@ -263,11 +264,14 @@ async def _events_emit(host: SpellHost, args: list[Any]) -> Any:
     name = _arg(args, 0)
     if not isinstance(name, str) or not name.strip():
         raise SpellError("events.emit needs an event name")
+    await _emit(host, name, _arg(args, 1))
+    return None
+
+
+async def _emit(host: SpellHost, name: str, data: Any) -> None:
     ctx = host.ctx
     event = SpellEvent(
-        job_id=ctx.job_id, task_id=ctx.task_id or None, spell=host.name, name=name,
-        data=_arg(args, 1),
-    )  # fmt: skip
+        job_id=ctx.job_id, task_id=ctx.task_id or None, spell=host.name, name=name, data=data
+    )
     emit: Callable[[SpellEvent], Awaitable[None]] = cast(Any, ctx.emit)
     await emit(event)
-    return None

@@ -46,7 +46,9 @@ def agent_of_package(package: Any, params: dict[str, Any] | None = None) -> Spel
     )
 
 
-def spell_agent_for(spec: TaskSpec, folders: Sequence[Path]) -> SpellAgent:
+def spell_agent_for(
+    spec: TaskSpec, folders: Sequence[Path], state_dir: Path | None = None
+) -> SpellAgent:
     """The agent of a ``spell`` task: the named spell with ``args`` as its parameters, or a
     script carried in the task itself (``args``: ``language``, ``source``, ``params``).
 
@@ -62,7 +64,9 @@ def spell_agent_for(spec: TaskSpec, folders: Sequence[Path]) -> SpellAgent:
                 f"task {spec.id!r}: spell packages are not available in this installation"
             ) from None
         package = package_module.find_spell(spec.spell, list(folders))
-        return agent_of_package(package, spec.args)
+        agent = agent_of_package(package, spec.args)
+        agent.state_dir = state_dir
+        return agent
     language = spec.args.get("language", "lua")
     source = spec.args.get("source")
     params = spec.args.get("params", {})
@@ -79,6 +83,7 @@ def spell_agent_for(spec: TaskSpec, folders: Sequence[Path]) -> SpellAgent:
         source=source,
         filename="main.lua" if language == "lua" else "main.js",
         params=params,
+        state_dir=state_dir,
     )
 
 

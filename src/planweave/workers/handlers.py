@@ -142,6 +142,7 @@ class WorkerServices:
     policies: TaskPolicies | None = None
     critics: CriticRegistry | None = None
     spell_paths: tuple[Path, ...] = ()
+    spell_state_dir: Path | None = None
     _paths: dict[str, Path] = field(default_factory=dict)
 
     def workspace_of(self, item: WorkItem) -> Path:
@@ -455,7 +456,7 @@ def _executor_handler(services: WorkerServices) -> Handler:
                 from planweave.spells._task import spell_agent_for, spell_folders
 
                 folders = spell_folders(services.workspace_of(item), services.spell_paths)
-                agent: Agent = spell_agent_for(item.spec, folders)
+                agent: Agent = spell_agent_for(item.spec, folders, services.spell_state_dir)
             else:
                 agent = services.agents.get(item.spec.agent or "executor")
             ctx = await services.agent_context(item, reporter)
