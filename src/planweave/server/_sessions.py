@@ -194,6 +194,32 @@ def _check_models(ctx: AppContext, spec: SessionSpec) -> None:
             )
 
 
+def _check_agent_names(ctx: AppContext, spec: SessionSpec) -> None:
+    """Refuse a spec whose session-made agents would replace different live ones of the same
+    name (another session, maybe another tenant's, named alike)."""
+    registry = ctx.engine.agents
+    known = set(registry.names())
+    parts: list[tuple[str, Any]] = [(agent.name, agent) for agent in spec.agents]
+    if spec.aggregator is not None:
+        parts.append((spec.aggregator.name, spec.aggregator))
+    for board_name, part in parts:
+        name = f"{spec.name}.{board_name}"
+        if part.agent is not None or name not in known:
+            continue
+        live = registry.get(name)
+        same = (
+            getattr(live, "instructions", None) == part.instructions
+            and tuple(getattr(live, "tools", None) or ()) == tuple(getattr(part, "tools", ()))
+            and getattr(live, "model", None) == part.model
+        )
+        if not same:
+            raise ApiError(
+                409,
+                f"spec.name: a session named {spec.name!r} with other agents is live on this "
+                "server; give yours another name",
+            )
+
+
 async def _owned_state(ctx: AppContext, session_id: str, tenant: str) -> SessionState:
     try:
         state = await ctx.engine.sessions.load(session_id)
@@ -255,6 +281,7 @@ async def create_session(body: SessionCreate, ctx: Ctx, tenant: Tenant) -> Any:
     drives it from then on."""
     spec = _parse_spec(body.spec)
     _check_models(ctx, spec)
+    _check_agent_names(ctx, spec)
     inputs = [item.model_dump() for item in body.inputs]
     try:
         session = await ctx.engine.sessions.create(spec, inputs=inputs, tenant=tenant)
