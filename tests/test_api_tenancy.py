@@ -28,6 +28,7 @@ BOB = "pw_bob_tenancy_token_1111111111111111"
 PUBLIC = {"/healthz", "/readyz"}
 STREAMS = {"/v1/events"}
 QUEUE = QUEUE_PREFIX + "tool"
+PARTY_FILE = Path(__file__).resolve().parent.parent / "examples" / "party" / "party.yaml"
 
 
 @pytest.fixture
@@ -90,7 +91,7 @@ async def alice_resources(server: RunningServer, bus: MemoryBus) -> dict[str, st
     await bus.nack(deliveries[0], reason="poison")
     letter = (await bus.dead_letters(QUEUE))[0]
     session = await engine.sessions.create(
-        Path(__file__).resolve().parent.parent / "examples" / "party" / "party.yaml",
+        PARTY_FILE,
         inputs=["alice's secret theme"],
         tenant="alice",
     )
