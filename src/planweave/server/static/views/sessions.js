@@ -46,7 +46,7 @@ export function mountSessions(container) {
       h("td", { class: "mono" }, h("a", { href: link }, id)),
       h("td", {}, item.name || ""),
       h("td", { class: "num" }, String(inputs)),
-      h("td", { class: "num" }, String(item.version ?? "")),
+      h("td", { class: "num" }, String(item.version ?? item.input_rev ?? "")),
     );
   }
 
