@@ -20,7 +20,15 @@ from starlette.staticfiles import StaticFiles
 
 from planweave.config import Settings
 from planweave.engine import Engine
-from planweave.server import _approvals, _artifacts, _dlq, _events, _jobs, _metrics
+from planweave.server import (
+    _approvals,
+    _artifacts,
+    _dlq,
+    _events,
+    _jobs,
+    _metrics,
+    _sessions,
+)
 from planweave.server._auth import TokenRegistry
 from planweave.server._context import AppContext
 from planweave.server._errors import (
@@ -101,7 +109,7 @@ def create_app(
     )
     app.state.planweave = ctx
     install_error_handlers(app)
-    for module in (_jobs, _approvals, _events, _artifacts, _dlq, _metrics):
+    for module in (_jobs, _approvals, _events, _artifacts, _dlq, _metrics, _sessions):
         app.include_router(module.router)
     _add_public_routes(app, ctx)
     if settings.serve_mcp:

@@ -168,9 +168,9 @@ class SessionManager:
             if not events:
                 await asyncio.sleep(poll_s)
 
-    async def list(self, *, limit: int = 50) -> list[SessionRow]:
-        """Stored sessions, newest first."""
-        return await (await self._ready()).list_sessions(limit=limit)
+    async def list(self, *, limit: int = 50, tenant: str | None = None) -> list[SessionRow]:
+        """Stored sessions, newest first (only ``tenant``'s when given)."""
+        return await (await self._ready()).list_sessions(limit=limit, tenant=tenant)
 
     async def replay(self, session_id: str) -> SessionState:
         """The state its log folds to, built from the events alone (for checks and audits).

@@ -112,9 +112,9 @@ class Session:
         status, the aggregate, the budget and the propagation counters."""
         return board_of(self.spec, self._state)
 
-    async def events(self, *, after_seq: int = 0) -> list[SessionEvent]:
-        """The session's recorded events after ``after_seq``."""
-        return await self._store.read_events(self.id, after_seq=after_seq)
+    async def events(self, *, after_seq: int = 0, limit: int | None = None) -> list[SessionEvent]:
+        """The session's recorded events after ``after_seq`` (at most ``limit`` of them)."""
+        return await self._store.read_events(self.id, after_seq=after_seq, limit=limit)
 
     async def follow(
         self, *, after_seq: int = 0, until_settled: bool = False

@@ -71,8 +71,10 @@ class SessionStore(Protocol):
     ) -> list[SessionEvent]:
         """The session's events with ``seq > after_seq``, in order."""
 
-    async def list_sessions(self, *, limit: int = 50) -> list[SessionRow]:
-        """Sessions, newest first."""
+    async def list_sessions(
+        self, *, limit: int = 50, tenant: str | None = None
+    ) -> list[SessionRow]:
+        """Sessions, newest first (only ``tenant``'s when given)."""
 
 
 def _row(state: SessionState) -> SessionRow:
@@ -120,8 +122,12 @@ class MemorySessionStore:
         end = len(log) if limit is None else min(len(log), after_seq + limit)
         return [parse_session_event(raw) for raw in log[after_seq:end]]
 
-    async def list_sessions(self, *, limit: int = 50) -> list[SessionRow]:
+    async def list_sessions(
+        self, *, limit: int = 50, tenant: str | None = None
+    ) -> list[SessionRow]:
         states = [SessionState.model_validate_json(raw) for raw in self._states.values()]
+        if tenant is not None:
+            states = [state for state in states if state.tenant == tenant]
         states.sort(key=lambda state: state.created_at, reverse=True)
         return [_row(state) for state in states[:limit]]
 
@@ -228,12 +234,19 @@ class SqliteSessionStore:
         )
         return [parse_session_event(raw) for (raw,) in found]
 
-    async def list_sessions(self, *, limit: int = 50) -> list[SessionRow]:
-        found = await asyncio.to_thread(
-            self._query,
-            f"SELECT state FROM {TABLE_SESSIONS} ORDER BY created_at DESC LIMIT ?",
-            (limit,),
-        )
+    async def list_sessions(
+        self, *, limit: int = 50, tenant: str | None = None
+    ) -> list[SessionRow]:
+        if tenant is None:
+            sql = f"SELECT state FROM {TABLE_SESSIONS} ORDER BY created_at DESC LIMIT ?"
+            args: tuple[object, ...] = (limit,)
+        else:
+            sql = (
+                f"SELECT state FROM {TABLE_SESSIONS} WHERE json_extract(state, '$.tenant') = ? "
+                "ORDER BY created_at DESC LIMIT ?"
+            )
+            args = (tenant, limit)
+        found = await asyncio.to_thread(self._query, sql, args)
         return [_row(SessionState.model_validate_json(raw)) for (raw,) in found]
 
     def _query(self, sql: str, args: tuple[object, ...]) -> list[tuple[str]]:
