@@ -19,7 +19,7 @@ from tests.test_ui_e2e import Watch, browser, page
 from planweave import Engine
 from planweave.config import Settings
 from planweave.llm import ScriptedModel
-from planweave.sessions import SessionSpec
+from planweave.sessions import Session, SessionSpec
 
 try:
     from playwright.async_api import Page, expect
@@ -41,8 +41,8 @@ pytestmark = [
 
 
 @contextlib.asynccontextmanager
-async def serve_party(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
-    """The API in local mode over an engine with the party session; yields (URL, session id)."""
+async def serve_party(tmp_path: Path) -> AsyncIterator[tuple[str, Session]]:
+    """The API in local mode over an engine with the party session; yields (URL, session)."""
     from planweave.server.testing import running_server
 
     replies = yaml.safe_load((PARTY / "scripted.yaml").read_text())["replies"]
@@ -57,7 +57,7 @@ async def serve_party(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
     try:
         async with running_server(engine, settings, keepalive_s=1.0) as api:
             session = await engine.sessions.create(SessionSpec.from_file(PARTY / "party.yaml"))
-            yield api.url, session.id
+            yield api.url, session
     finally:
         await engine.close()
 
@@ -74,7 +74,8 @@ async def test_adding_and_removing_a_card_changes_the_board_live(
     tmp_path: Path, page: Page
 ) -> None:
     watch = Watch(page)
-    async with serve_party(tmp_path) as (url, session_id):
+    async with serve_party(tmp_path) as (url, session):
+        session_id = session.id
         await page.goto(url + "/#/sessions")
         await page.locator(f'tr[data-session-id="{session_id}"] a').click()
         await page.wait_for_url(re.compile(r"#/sessions/[^/]+$"))
@@ -124,3 +125,29 @@ async def test_adding_and_removing_a_card_changes_the_board_live(
         problems = watch.problems()
     assert statuses["theme"] == "dropped"
     assert problems == []
+
+
+async def test_a_stale_add_is_a_notice_and_the_typed_text_stays(tmp_path: Path, page: Page) -> None:
+    async with serve_party(tmp_path) as (url, session):
+        # No live stream: the page keeps the version it loaded while another client changes it.
+        await page.route("**/v1/sessions/*/events*", lambda route: route.abort())
+        await page.goto(url + f"/#/sessions/{session.id}")
+        await expect(page.get_by_test_id("session-version")).to_contain_text("version 0")
+        await session.add_input("jungle theme party for 75 guests")
+
+        text = page.get_by_label("New input")
+        await text.fill("budget is $1500")
+        await page.get_by_test_id("add-input").click()
+        notice = page.get_by_test_id("notice")
+        await expect(notice).to_contain_text("now version 1")
+        await expect(text).to_have_value("budget is $1500")
+        await expect(page.get_by_test_id("input-card")).to_have_count(1)
+
+        await page.get_by_test_id("add-input").click()  # based on the reloaded board
+        await expect(page.get_by_test_id("input-card")).to_have_count(2)
+        await expect(text).to_have_value("")
+        board = session.board()
+    assert sorted(i["text"] for i in board["inputs"]) == [
+        "budget is $1500",
+        "jungle theme party for 75 guests",
+    ]
