@@ -3,6 +3,8 @@
 The party example runs on its scripted model: the test opens its board, adds an input card and
 watches the agents and the aggregate change, then removes the card and watches them change
 again, the way an operator would.
+
+Set ``PLANWEAVE_SCREENSHOTS=docs`` to save the board as ``docs/ui-session.png``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.test_ui_e2e import Watch, browser, page
+from tests.test_ui_e2e import Watch, browser, page, save_screenshot
 
 from planweave import Engine
 from planweave.config import Settings
@@ -101,6 +103,7 @@ async def test_adding_and_removing_a_card_changes_the_board_live(
         await expect(completion).not_to_have_text(re.compile(r"^\s*0%"))
         first = (await completion.text_content() or "").strip()
         first_version = await page.get_by_test_id("aggregate").get_attribute("data-version")
+        save_screenshot(await page.screenshot(full_page=True), "ui-session.png")
 
         await page.get_by_label("New input").fill("budget is $1500")
         await page.get_by_label("Tags (comma-separated, optional)").fill("budget")
