@@ -43,7 +43,7 @@ pytestmark = [
 
 
 @contextlib.asynccontextmanager
-async def serve_party(tmp_path: Path) -> AsyncIterator[tuple[str, Session]]:
+async def serve_party(tmp_path: Path, **spec_changes: object) -> AsyncIterator[tuple[str, Session]]:
     """The API in local mode over an engine with the party session; yields (URL, session)."""
     from planweave.server.testing import running_server
 
@@ -58,7 +58,8 @@ async def serve_party(tmp_path: Path) -> AsyncIterator[tuple[str, Session]]:
     settings = Settings(data_dir=data_dir, tokens={}, rate_limit_per_s=0)
     try:
         async with running_server(engine, settings, keepalive_s=1.0) as api:
-            session = await engine.sessions.create(SessionSpec.from_file(PARTY / "party.yaml"))
+            spec = SessionSpec.from_file(PARTY / "party.yaml").model_copy(update=spec_changes)
+            session = await engine.sessions.create(spec)
             yield api.url, session
     finally:
         await engine.close()
@@ -154,3 +155,22 @@ async def test_a_stale_add_is_a_notice_and_the_typed_text_stays(tmp_path: Path, 
         "budget is $1500",
         "jungle theme party for 75 guests",
     ]
+
+
+async def test_a_rate_limited_add_says_when_to_retry_and_keeps_the_text(
+    tmp_path: Path, page: Page
+) -> None:
+    async with serve_party(tmp_path, max_changes_per_minute=1) as (url, session):
+        await page.goto(url + f"/#/sessions/{session.id}")
+        text = page.get_by_label("New input")
+        await text.fill("jungle theme party for 75 guests")
+        await page.get_by_test_id("add-input").click()
+        await expect(page.get_by_test_id("input-card")).to_have_count(1)
+
+        await text.fill("budget is $1500")
+        await page.get_by_test_id("add-input").click()
+        await expect(page.get_by_test_id("notice")).to_contain_text(
+            re.compile(r"try again in \d+ seconds")
+        )
+        await expect(text).to_have_value("budget is $1500")
+        await expect(page.get_by_test_id("input-card")).to_have_count(1)
