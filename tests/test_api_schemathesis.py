@@ -169,8 +169,8 @@ def check_operation(
 
     headers = METRICS_AUTH if operation.path == "/metrics" else AUTH
     checks = CHECKS
-    if operation.method.upper() == "POST" and operation.path == "/v1/jobs":
-        # A plan's rules reach past JSON Schema (task ids, known tools, dependencies that
+    if operation.method.upper() == "POST" and operation.path in ("/v1/jobs", "/v1/sessions"):
+        # A plan's (and a session spec's) rules reach past JSON Schema (task ids, known tools, dependencies that
         # exist and form no cycle): a schema-valid plan may still be refused, with each problem
         # listed. test_the_job_schema_refuses_what_the_api_refuses covers the rest of the body.
         checks = [check for check in CHECKS if check is not positive_data_acceptance]
@@ -226,7 +226,15 @@ def test_a_wrong_method_is_405_with_every_method_of_the_path(
         operation = result.ok()
         documented.setdefault(operation.path, set()).add(operation.method.upper())
     for path, methods in documented.items():
-        url = base_url + path.format_map({"queue": "q", "letter_id": "l", **resources["kept"]})
+        url = base_url + path.format_map(
+            {
+                "queue": "q",
+                "letter_id": "l",
+                "session_id": "s",
+                "input_id": "i",
+                **resources["kept"],
+            }
+        )
         for method in ("OPTIONS", "PATCH", "PUT"):
             if method in methods:
                 continue

@@ -28,6 +28,7 @@ BOB = "pw_bob_tenancy_token_1111111111111111"
 PUBLIC = {"/healthz", "/readyz"}
 STREAMS = {"/v1/events"}
 QUEUE = QUEUE_PREFIX + "tool"
+PARTY_FILE = Path(__file__).resolve().parent.parent / "examples" / "party" / "party.yaml"
 
 
 @pytest.fixture
@@ -89,7 +90,14 @@ async def alice_resources(server: RunningServer, bus: MemoryBus) -> dict[str, st
     assert deliveries
     await bus.nack(deliveries[0], reason="poison")
     letter = (await bus.dead_letters(QUEUE))[0]
+    session = await engine.sessions.create(
+        PARTY_FILE,
+        inputs=["alice's secret theme"],
+        tenant="alice",
+    )
     return {
+        "session_id": session.id,
+        "input_id": session.state.current_inputs()[0].input_id,
         "job_id": job_id,
         "task_id": "a",
         "name": "result.md",
@@ -157,7 +165,8 @@ async def test_another_tenant_sees_nothing_of_alices(
                 continue
             url = fill(path, values)
             params = {"format": "json"} if path.endswith("/events") else None
-            response = await alice.request(method, url, params=params)
+            body = {"text": "more"} if path.endswith("/inputs") else None
+            response = await alice.request(method, url, params=params, json=body)
             assert response.status_code not in (401, 404, 405, 422), (method, path, response.text)
         assert (await bob.get("/v1/jobs")).json()["jobs"] == []
         assert (await bob.get("/v1/dlq")).json()["dead_letters"] == []

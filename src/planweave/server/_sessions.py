@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncGenerator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Path, Query, Request, WebSocket
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, WebSocket
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,7 +29,7 @@ from planweave.errors import (
     SessionNotFound,
     SessionRateLimited,
 )
-from planweave.server._context import AppContext, Ctx, Tenant, context
+from planweave.server._context import AppContext, Ctx, Tenant, context, tenant
 from planweave.server._errors import (
     ApiError,
     SafeJSONResponse,
@@ -157,15 +157,18 @@ def _parse_spec(raw: dict[str, Any] | str) -> SessionSpec:
 
         from planweave._yaml import BoundedLoader, Refused
 
-        loader = BoundedLoader(raw)
+        loader: BoundedLoader | None = None
         try:
+            loader = BoundedLoader(raw)
             data = loader.get_single_data()
         except Refused as exc:
             raise ApiError(422, f"spec: {exc.problem}") from None
         except yaml.YAMLError as exc:
-            raise ApiError(422, f"spec: not valid YAML: {str(exc).splitlines()[0]}") from None
+            first = " ".join(str(exc).split())[:300]
+            raise ApiError(422, f"spec: not valid YAML: {first}") from None
         finally:
-            loader.dispose()
+            if loader is not None:
+                loader.dispose()
     try:
         spec = SessionSpec.from_data(data, where="spec")
     except ConfigError as exc:
@@ -239,6 +242,15 @@ async def _owned(ctx: AppContext, session_id: str, tenant: str) -> Session:
         raise ApiError(404, "no such session") from None
     except ConfigError as exc:
         raise ApiError(409, f"the session cannot be driven here: {exc}") from None
+
+
+async def owned_session(request: Request, session_id: SessionId) -> Session:
+    """Dependency: the path's session, if it belongs to the caller's tenant (checked before the
+    body is read, so another tenant's id is 404 whatever the body)."""
+    return await _owned(context(request), session_id, tenant(request))
+
+
+OwnedSession = Annotated[Session, Depends(owned_session)]
 
 
 def _board(session: Session) -> dict[str, Any]:
@@ -326,11 +338,8 @@ async def get_session(session_id: SessionId, ctx: Ctx, tenant: Tenant) -> Any:
     response_model=InputAccepted,
     responses={**_CHANGE_RESPONSES, **error_responses(400, 413)},
 )
-async def add_input(
-    session_id: SessionId, body: SessionInputCreate, ctx: Ctx, tenant: Tenant
-) -> Any:
+async def add_input(body: SessionInputCreate, session: OwnedSession) -> Any:
     """Add an input; the agents it is routed to (and their dependents) re-run."""
-    session = await _owned(ctx, session_id, tenant)
     try:
         input_id = await session.add_input(
             {"text": body.text, "tags": body.tags}, expected_version=body.expected_version
@@ -349,15 +358,12 @@ async def add_input(
     responses=_CHANGE_RESPONSES,
 )
 async def remove_input(
-    session_id: SessionId,
     input_id: InputId,
-    ctx: Ctx,
-    tenant: Tenant,
+    session: OwnedSession,
     expected_version: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
 ) -> Any:
     """Remove an input: it leaves every agent's inputs; agents left with none drop their
     results and their dependents re-run or drop in turn."""
-    session = await _owned(ctx, session_id, tenant)
     node = session._state.inputs.get(input_id)
     if node is None or node.removed:
         raise ApiError(404, "the session has no such input")
