@@ -27,29 +27,35 @@ export function authHeaders(extra = {}) {
 }
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, details = {}, retryAfterS = null) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.code = code;
+    // The error body's other fields (a 409's current_version) and a 429's Retry-After seconds.
+    this.details = details;
+    this.retryAfterS = retryAfterS;
   }
 }
 
 async function errorFrom(response) {
   let code = `http_${response.status}`;
   let message = response.statusText || `HTTP ${response.status}`;
+  let details = {};
   try {
     const body = await response.json();
     if (body && body.error) {
       code = body.error.code || code;
       message = body.error.message || message;
+      details = { ...body, ...body.error };
     } else if (body && typeof body.detail === "string") {
       message = body.detail;
     }
   } catch {
     // Not JSON: keep the status text.
   }
-  const err = new ApiError(response.status, code, message);
+  const retry = Number(response.headers.get("Retry-After"));
+  const err = new ApiError(response.status, code, message, details, Number.isFinite(retry) && retry > 0 ? retry : null);
   if (response.status === 401 || response.status === 403) {
     window.dispatchEvent(new CustomEvent("planweave:auth", { detail: err }));
   }
@@ -116,5 +122,10 @@ export const api = {
   listArtifacts: (id, opts) => request("GET", `/v1/jobs/${enc(id)}/artifacts`, undefined, opts),
   artifactPath: (id, name) => `/v1/jobs/${enc(id)}/artifacts/${enc(name)}`,
   listDeadLetters: (opts) => request("GET", "/v1/dlq", undefined, opts),
+  listSessions: (opts) => request("GET", "/v1/sessions", undefined, opts),
+  getSession: (id, opts) => request("GET", `/v1/sessions/${enc(id)}`, undefined, opts),
+  addSessionInput: (id, body) => request("POST", `/v1/sessions/${enc(id)}/inputs`, body),
+  removeSessionInput: (id, inputId) => request("DELETE", `/v1/sessions/${enc(id)}/inputs/${enc(inputId)}`),
+  sessionEventsPath: (id) => `/v1/sessions/${enc(id)}/events`,
   redrive: (queue, id) => request("POST", `/v1/dlq/${enc(queue)}/${enc(id)}/redrive`, {}),
 };

@@ -1,4 +1,4 @@
-// The planweave web UI: a hash router over four views, and the token field in the header.
+// The planweave web UI: a hash router over its views, and the token field in the header.
 //
 // Each view is mount(container, params) -> cleanup; the cleanup stops its polling and streams
 // when the route changes.
@@ -10,6 +10,8 @@ import { mountDeadLetters } from "./views/dlq.js";
 import { mountJob } from "./views/job.js";
 import { mountJobs } from "./views/jobs.js";
 import { mountNewJob } from "./views/new.js";
+import { mountSession } from "./views/session.js";
+import { mountSessions } from "./views/sessions.js";
 
 const routes = [
   { pattern: /^\/?$/, nav: "jobs", mount: mountJobs },
@@ -17,6 +19,8 @@ const routes = [
   { pattern: /^\/jobs\/([^/]+)\/?$/, nav: "jobs", mount: mountJob, params: (m) => ({ jobId: decodeURIComponent(m[1]) }) },
   { pattern: /^\/new\/?$/, nav: "new", mount: mountNewJob },
   { pattern: /^\/dlq\/?$/, nav: "dlq", mount: mountDeadLetters },
+  { pattern: /^\/sessions\/?$/, nav: "sessions", mount: mountSessions },
+  { pattern: /^\/sessions\/([^/]+)\/?$/, nav: "sessions", mount: mountSession, params: (m) => ({ sessionId: decodeURIComponent(m[1]) }) },
 ];
 
 let cleanup = null;
