@@ -59,14 +59,12 @@ _BRIDGE = r"""
     return { __planweave_fn: nextFn };
   };
   // The host calls one of them: its end comes back through ret(callId, ok, text).
-  Object.defineProperty(globalThis, "__planweave_invoke", {
-    value: function (callId, fnId, argsText) {
-      const fn = fns.get(fnId);
-      Promise.resolve().then(() => fn(...JSON.parse(argsText))).then(
-        v => ret(callId, true, JSON.stringify(v === undefined ? null : v, replacer)),
-        e => ret(callId, false, e && e.stack ? String(e.stack) : String(e)));
-    },
-  });
+  const invoke = function (callId, fnId, argsText) {
+    const fn = fns.get(fnId);
+    Promise.resolve().then(() => fn(...JSON.parse(argsText))).then(
+      v => ret(callId, true, JSON.stringify(v === undefined ? null : v, replacer)),
+      e => ret(callId, false, e && e.stack ? String(e.stack) : String(e)));
+  };
   const call = async function (op, args) {
     const answer = JSON.parse(await host(op, JSON.stringify(args, replacer)));
     if (!answer.ok) throw new Error(answer.error);
@@ -84,6 +82,7 @@ _BRIDGE = r"""
   }
   const values = %(globals)s;
   for (const name of Object.keys(values)) globalThis[name] = values[name];
+  return invoke;
 })();
 //# sourceURL=planweave-bridge.js
 """
@@ -132,6 +131,7 @@ async def run_js(
 
     pending: dict[int, asyncio.Future[tuple[bool, str]]] = {}
     ended = False
+    invoke: Any = None  # the bridge's function that calls one of the spell's functions
 
     def decode(text: str) -> Any:
         return json.loads(text, object_hook=lambda d: wrap(d) if "__planweave_fn" in d else d)
@@ -150,8 +150,8 @@ async def run_js(
             future: asyncio.Future[tuple[bool, str]] = loop.create_future()
             pending[call_id] = future
             try:
-                text = json.dumps(json.dumps(list(args), default=str))
-                await racer.eval_cancelable(f"__planweave_invoke({call_id}, {fn_id}, {text})")
+                text = json.dumps(list(args), default=str)
+                await invoke.cancelable()(call_id, fn_id, text)
                 ok, answer = await future
             finally:
                 pending.pop(call_id, None)
@@ -202,7 +202,7 @@ async def run_js(
             scope["__planweave_host"] = function
             scope["__planweave_settle"] = settle_function
             scope["__planweave_return"] = returned_function
-            racer.eval(
+            invoke = racer.eval(
                 _BRIDGE
                 % {
                     "seed": seed & 0xFFFFFFFF,
