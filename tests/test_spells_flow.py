@@ -10,7 +10,11 @@ from typing import Any
 
 import pytest
 
+from planweave.errors import HookVeto
+from planweave.hooks._contexts import BeforeToolCall
+from planweave.hooks._hook import HookSet
 from planweave.spells import LuaLimits, SpellError, SpellLimitExceeded
+from planweave.spells._flow import ScriptHooks
 from planweave.spells._js import JsLimits, run_js
 from planweave.spells._lua import ScriptFunction, run_lua
 
@@ -250,3 +254,62 @@ async def test_stream_chunks_reach_the_scripts_callback(lang: str) -> None:
         Host(),
     )
     assert result == {"full": "Hello, world", "seen": ["Hel", "lo, ", "world"]}
+
+
+class EngineHost(Host):
+    """Registers the script's hooks as engine hooks and runs tool calls through them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.script_hooks = ScriptHooks("redact")
+
+    async def __call__(self, op: str, args: list[Any]) -> Any:
+        if op == "hooks.on":
+            self.script_hooks.on(args[0], args[1])
+            return None
+        if op == "tools.call":
+            hooks = self.script_hooks.in_force() or HookSet()
+            ctx = BeforeToolCall(job_id="j1", task_id="t1", agent=None, name=args[0], args=args[1])
+            try:
+                ctx = await hooks.run("before_tool_call", ctx)
+            except HookVeto as veto:
+                raise SpellError(f"vetoed by {veto.hook}: {veto.reason}") from None
+            self.tool_calls.append({"name": ctx.name, "args": ctx.args})
+            return {"echo": ctx.args}
+        return await super().__call__(op, args)
+
+
+@LANGS
+async def test_hooks_on_makes_an_engine_hook_that_modifies_and_vetoes(lang: str) -> None:
+    host = EngineHost()
+    result = await run(
+        lang,
+        """
+        hooks.on("before_tool", function(ctx)
+          if ctx.name == "delete" then return { veto = "no deleting" } end
+          return { args = { path = "safe/" .. ctx.args.path } }
+        end)
+        local page = tools.call("read", { path = "a.txt" })
+        local ok, err = pcall(tools.call, "delete", { path = "b.txt" })
+        return { page = page, err = err }
+        """,
+        """
+        await hooks.on("before_tool", async (ctx) => {
+          if (ctx.name === "delete") return { veto: "no deleting" };
+          return { args: { path: "safe/" + ctx.args.path } };
+        });
+        const page = await tools.call("read", { path: "a.txt" });
+        let err = null;
+        try { await tools.call("delete", { path: "b.txt" }); } catch (e) { err = e.message; }
+        return { page, err };
+        """,
+        host,
+    )
+    assert result["page"] == {"echo": {"path": "safe/a.txt"}}
+    assert "vetoed by redact:before_tool: no deleting" in result["err"]
+    assert host.tool_calls == [{"name": "read", "args": {"path": "safe/a.txt"}}]
+
+
+async def test_hooks_on_refuses_an_unknown_point() -> None:
+    with pytest.raises(SpellError, match="unknown hook point 'before_lunch'"):
+        await run("lua", "hooks.on('before_lunch', function() end)", "", EngineHost())
