@@ -59,6 +59,7 @@ __all__ = [
     "LlmDelta",
     "PolicyDenied",
     "ReplanRequested",
+    "SpellEvent",
     "SubtasksPlanned",
     "TaskAssigned",
     "TaskCancelled",
@@ -550,6 +551,21 @@ class LlmCalled(EventBase):
     error: str | None = None
 
 
+class SpellEvent(EventBase):
+    """An event a spell emitted (``events.emit(name, data)`` in the script).
+
+    Attributes:
+        spell: The spell that emitted it.
+        name: The event's name, as the spell gave it.
+        data: What it carries (JSON-like, truncated like a tool call's arguments).
+    """
+
+    type: Literal["spell.event"] = "spell.event"
+    spell: str
+    name: str
+    data: Any = None
+
+
 class ToolCalled(EventBase):
     """One tool call, from an agent or a ``tool`` task: its arguments, outcome and latency.
 
@@ -648,6 +664,7 @@ Event = Annotated[
     | LlmCalled
     | ToolCalled
     | PolicyDenied
+    | SpellEvent
     | ArtifactCreated
     | ApprovalRequested
     | ApprovalDecided

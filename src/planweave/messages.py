@@ -33,7 +33,7 @@ from planweave.constants import (
     SCHEMA_VERSION,
 )
 from planweave.errors import FailureType
-from planweave.events import Grant, LlmCalled, PolicyDenied, ToolCalled, Usage, new_id
+from planweave.events import Grant, LlmCalled, PolicyDenied, SpellEvent, ToolCalled, Usage, new_id
 from planweave.plan import TaskSpec
 from planweave.policy._rules import Policy
 
@@ -179,7 +179,9 @@ class CallReport(BaseModel):
     job_id: str
     task_id: str
     attempt: int
-    event: Annotated[LlmCalled | ToolCalled | PolicyDenied, Field(discriminator="type")]
+    event: Annotated[
+        LlmCalled | ToolCalled | PolicyDenied | SpellEvent, Field(discriminator="type")
+    ]
 
 
 class Outcome(BaseModel):

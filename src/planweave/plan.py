@@ -49,7 +49,7 @@ __all__ = [
     "validate_plan",
 ]
 
-TaskKind = Literal["plan", "execute", "tool", "compose"]
+TaskKind = Literal["plan", "execute", "tool", "compose", "spell"]
 
 LOOP_ITERATION_ARG = "loop_iteration"
 """In the ``args`` of a ``plan`` task that runs a loop workflow: the iterations run so far. Such
@@ -91,12 +91,15 @@ class TaskSpec(BaseModel):
         goal: What the task must achieve, in words (the prompt for an agent).
         kind: ``execute`` runs an agent, ``plan`` decomposes the goal into a sub-plan, ``tool``
             calls a registered tool directly with ``args`` (no LLM), ``compose`` writes the final
-            answer from its dependencies' results.
+            answer from its dependencies' results, ``spell`` runs the spell named ``spell`` with
+            ``args`` as its parameters (``docs/spells.md``).
         depends_on: Ids of tasks that must succeed before this one starts.
         agent: Name of the registered agent that runs an ``execute`` task (default: the ReAct
             executor).
         tool: Name of the tool a ``tool`` task calls.
-        args: Arguments for that tool.
+        args: Arguments for that tool, or the parameters of a ``spell`` task's spell.
+        spell: Name of the spell a ``spell`` task runs (found in ``./spells`` and the folders of
+            the setting ``spell_paths``).
         max_attempts: How often the task may fail before it fails for good (default: the job's).
         timeout_s: Wall-clock limit of one attempt.
         budget: What the task may spend (``TaskBudget``; ``None``: only the job's budgets).
@@ -118,6 +121,7 @@ class TaskSpec(BaseModel):
     agent: str | None = None
     tool: str | None = None
     args: dict[str, Any] = Field(default_factory=dict)
+    spell: str | None = None
     max_attempts: int | None = Field(default=None, ge=1, le=100)
     timeout_s: float | None = Field(default=None, gt=0)
     budget: TaskBudget | None = None
@@ -242,6 +246,9 @@ def plan_problems(
             elif tool_parameters is not None and spec.tool in tool_parameters:
                 for problem in args_problems(spec.tool, spec.args, tool_parameters[spec.tool]):
                     problems.add(f"task {label!r}: {problem}")
+        elif spec.kind == "spell":
+            if not spec.spell and not isinstance(spec.args.get("source"), str):
+                problems.add(f"task {label!r} has kind 'spell' but names no spell")
         elif spec.kind != "compose" and not spec.goal.strip():
             problems.add(f"task {label!r} has an empty goal")
     cycle = _find_cycle(tasks)

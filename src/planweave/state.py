@@ -30,6 +30,7 @@ from planweave.events import (
     LlmCalled,
     PolicyDenied,
     ReplanRequested,
+    SpellEvent,
     SubtasksPlanned,
     TaskAssigned,
     TaskCancelled,
@@ -670,6 +671,11 @@ def _tool_called(state: JobState, event: ToolCalled) -> None:
     state.data_bytes += (
         len(event.name) + data_size(event.args) + len(event.result) + len(event.error or "")
     )
+
+
+@_on(SpellEvent)
+def _spell_event(state: JobState, event: SpellEvent) -> None:
+    state.data_bytes += len(event.spell) + len(event.name) + data_size(event.data)
 
 
 @_on(PolicyDenied)

@@ -31,6 +31,7 @@ from planweave.events import (
     LlmCalled,
     PolicyDenied,
     ReplanRequested,
+    SpellEvent,
     SubtasksPlanned,
     TaskCancelled,
     TaskCompleted,
@@ -139,6 +140,7 @@ _UNTRUSTED: dict[type[Any], tuple[tuple[str, _Clean], ...]] = {
         ("model", _name), ("role", _name), ("agent", _name),
         ("prompt", _text), ("reply", _text), ("error", _error),
     ),
+    SpellEvent: (("spell", _name), ("name", _name), ("data", _args)),
     TaskCompleted: (("result", _scrub),),
     JobCompleted: (("result", _scrub),),
     SubtasksPlanned: (("tasks", _scrub),),
@@ -197,7 +199,7 @@ class _Out:
             self.decision.changed.add(task_id)
         return event
 
-    def add(self, event: LlmCalled | ToolCalled | PolicyDenied, task_id: str) -> None:
+    def add(self, event: LlmCalled | ToolCalled | PolicyDenied | SpellEvent, task_id: str) -> None:
         """Number and apply a call event a worker built itself (a ``tool`` task's call)."""
         self._emit(type(event), task_id, dict(event.__dict__))  # the ids, number, time are set
 

@@ -91,6 +91,7 @@ _WORKER_BY_KIND = {
     "execute": WORKER_EXECUTOR,
     "compose": WORKER_COMPOSER,
     "tool": WORKER_TOOL,
+    "spell": WORKER_EXECUTOR,
 }
 
 

@@ -114,11 +114,13 @@ async def run_js(
     chunk: str = "main.js",
     limits: JsLimits | None = None,
     seed: int = 0,
+    library: str | None = None,
 ) -> Any:
     """Run a JavaScript spell (the body of an async function: ``await`` and ``return`` work at
     its top level) and return what it returned, as plain Python values.
 
-    Args and errors as for :func:`~planweave.spells.run_lua`; the script's errors name its
+    Args and errors as for :func:`~planweave.spells.run_lua` (``library`` is trusted
+    JavaScript run in the script's global scope just before it); the script's errors name its
     file and line (``main.js:4: TypeError: ...``).
     """
     from py_mini_racer import JSOOMException, JSParseException, MiniRacer
@@ -211,6 +213,8 @@ async def run_js(
                 }
             )
             racer.eval(FLOW_JS)
+            if library:
+                racer.eval(library + "\n//# sourceURL=planweave-lib.js")
             script = f"__planweave_run(async () => {{{source}\n}});\n//# sourceURL={chunk}"
             try:
                 # The script runs here until its first host call (or its end): a loop that

@@ -116,6 +116,7 @@ async def run_lua(
     chunk: str = "main.lua",
     limits: LuaLimits | None = None,
     seed: int = 0,
+    library: str | None = None,
 ) -> Any:
     """Run a Lua spell to its end and return what it returned (plain Python values; several
     return values come back as a list).
@@ -129,6 +130,8 @@ async def run_lua(
         chunk: The script's name in error messages (``main.lua:12: ...``).
         limits: What it may use (defaults: :class:`LuaLimits`).
         seed: Seed of ``math.random`` (a spell replayed with the same seed draws the same).
+        library: Trusted Lua code run in the script's environment just before it (library
+            functions over the host calls, such as ``agent.new``).
 
     Raises:
         SpellSyntaxError: the script does not compile (the message names the line).
@@ -171,7 +174,7 @@ async def run_lua(
         node[leaf] = g.__host_function(op)
     for name, value in (globals_ or {}).items():
         env[name] = _to_lua(lua, value)
-    status, error = g.__sandbox(source, chunk, env, limits.instructions, checker, seed)
+    status, error = g.__sandbox(source, chunk, env, limits.instructions, checker, seed, library)
     if status != "ok":
         raise SpellSyntaxError(str(error))
     for name, text in LIBRARIES:

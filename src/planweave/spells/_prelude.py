@@ -179,7 +179,7 @@ end
 local math_lib = copy(math)
 
 -- Builds a spell's environment and loads its source as text (never bytecode).
-function __sandbox(source, chunk, globals, limit, checker, seed)
+function __sandbox(source, chunk, globals, limit, checker, seed, library)
   budget = limit
   check_host = checker
   math.randomseed(seed)
@@ -197,6 +197,15 @@ function __sandbox(source, chunk, globals, limit, checker, seed)
   spell_env = env
   local fn, err = real.load(source, "=" .. chunk, "t", env)
   if not fn then return "error", err end
+  if library then
+    local lib, lib_err = real.load(library, "=planweave-lib.lua", "t", env)
+    if not lib then return "error", lib_err end
+    local spell = fn
+    fn = function(...)
+      lib()
+      return spell(...)
+    end
+  end
   main = metered(fn)
   return "ok", ""
 end

@@ -19,7 +19,7 @@ from typing import Any
 
 from planweave import _budget
 from planweave._deadline import deadline
-from planweave.agents import AgentContext, AgentRegistry, AgentTask, compose, plan
+from planweave.agents import Agent, AgentContext, AgentRegistry, AgentTask, compose, plan
 from planweave.agents._answers import check_answer
 from planweave.agents._handoff import run_agent
 from planweave.agents._workflows import LoopEnded, expand_step
@@ -53,6 +53,7 @@ from planweave.hooks import HookRegistry
 from planweave.llm import Model, ModelOptions, load_model
 from planweave.messages import Outcome, PendingApproval, WorkItem
 from planweave.policy._task import TaskPolicies
+from planweave.spells._errors import SpellError
 from planweave.tools import FunctionTool, ToolContext, ToolProcesses, ToolRegistry, run_tool_call
 from planweave.tools._approval import ApprovalGate, Verdict
 from planweave.tools._runtime import event_args
@@ -140,6 +141,7 @@ class WorkerServices:
     hooks: HookRegistry | None = None
     policies: TaskPolicies | None = None
     critics: CriticRegistry | None = None
+    spell_paths: tuple[Path, ...] = ()
     _paths: dict[str, Path] = field(default_factory=dict)
 
     def workspace_of(self, item: WorkItem) -> Path:
@@ -298,6 +300,8 @@ def _failure(item: WorkItem, exc: Exception) -> Outcome | None:
         return _failed(item, str(exc), error_type="plan_invalid", retryable=False)
     if isinstance(exc, HookVeto):
         return _failed(item, str(exc), error_type="vetoed", retryable=False)
+    if isinstance(exc, SpellError):  # the script's own line, never a Python traceback
+        return _failed(item, str(exc), error_type="error", retryable=False)
     if isinstance(exc, ModelError):
         return _failed(item, str(exc), error_type="model", retryable=exc.retryable)
     if isinstance(exc, ToolError):
@@ -447,7 +451,13 @@ def _executor_handler(services: WorkerServices) -> Handler:
 
     async def _run_agent(item: WorkItem, reporter: Reporter) -> Outcome:
         async def run() -> Outcome:
-            agent = services.agents.get(item.spec.agent or "executor")
+            if item.spec.kind == "spell":
+                from planweave.spells._task import spell_agent_for, spell_folders
+
+                folders = spell_folders(services.workspace_of(item), services.spell_paths)
+                agent: Agent = spell_agent_for(item.spec, folders)
+            else:
+                agent = services.agents.get(item.spec.agent or "executor")
             ctx = await services.agent_context(item, reporter)
             result = await run_agent(
                 agent,
@@ -461,6 +471,8 @@ def _executor_handler(services: WorkerServices) -> Handler:
             )
             # Whatever the agent, junk (empty, or the engine's instructions) is never a result.
             answer = check_answer(result.output, agent=agent.name)
+            if item.spec.kind == "spell" and result.data is not None:
+                return _ok(item, result=result.data)  # what the script returned, as data
             critic = getattr(agent, "critic", None)  # the agent's own critic, if it names one
             if isinstance(critic, str) and critic:
                 return _ok(item, result=answer, critic=critic)

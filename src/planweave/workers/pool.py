@@ -25,7 +25,7 @@ from planweave.constants import (
     WORKER_LOST,
     WORKER_TOOL,
 )
-from planweave.events import LlmCalled, PolicyDenied, ToolCalled, new_id, validated
+from planweave.events import LlmCalled, PolicyDenied, SpellEvent, ToolCalled, new_id, validated
 from planweave.messages import CallReport, Outcome, StartedReport, WorkItem
 from planweave.workers._deltas import DeltaPublisher
 from planweave.workers._steps import StepChannel
@@ -56,7 +56,7 @@ class Reporter:
             self._live = DeltaPublisher(self._bus, self._item)
         return self._live
 
-    async def __call__(self, event: LlmCalled | ToolCalled | PolicyDenied) -> None:
+    async def __call__(self, event: LlmCalled | ToolCalled | PolicyDenied | SpellEvent) -> None:
         item = self._item
         await self._bus.enqueue(
             item.reply_to,
