@@ -271,6 +271,8 @@ async def run_lua(
     finally:
         ended = True
         stop.set()  # a script still running in its thread stops at its next check
+        # The helpers refer to one another: undone here, the runtime is freed at once.
+        del drive, serve, serve_batch, serve_item, wrap, to_python
 
 
 def _values_list(table: Any) -> list[Any]:
