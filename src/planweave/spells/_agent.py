@@ -16,7 +16,7 @@ from typing import Any, Literal
 from planweave.agents._agent import AgentResult, AgentTask
 from planweave.agents._context import AgentContext
 from planweave.errors import ConfigError
-from planweave.spells import _ops_agent  # noqa: F401  (registers the agent ops)
+from planweave.spells import _flow, _ops_agent  # noqa: F401  (registers their ops)
 from planweave.spells._errors import SpellLimitExceeded
 from planweave.spells._host import SpellHost
 from planweave.spells._js import JsLimits, run_js

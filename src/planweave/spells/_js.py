@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from planweave.spells._errors import SpellError, SpellLimitExceeded, SpellSyntaxError
-from planweave.spells._lua import HostCall
+from planweave.spells._flow_js import FLOW_JS
+from planweave.spells._lua import HostCall, ScriptFunction
 
 __all__ = ["JsLimits", "run_js"]
 
@@ -47,8 +48,25 @@ _BRIDGE = r"""
     t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+  const ret = globalThis.__planweave_return;
+  delete globalThis.__planweave_return;
+  const fns = new Map();   // the spell's functions passed to the host, by number
+  let nextFn = 0;
+  const replacer = function (key, value) {
+    if (typeof value !== "function") return value;
+    nextFn += 1;
+    fns.set(nextFn, value);
+    return { __planweave_fn: nextFn };
+  };
+  // The host calls one of them: its end comes back through ret(callId, ok, text).
+  const invoke = function (callId, fnId, argsText) {
+    const fn = fns.get(fnId);
+    Promise.resolve().then(() => fn(...JSON.parse(argsText))).then(
+      v => ret(callId, true, JSON.stringify(v === undefined ? null : v, replacer)),
+      e => ret(callId, false, e && e.stack ? String(e.stack) : String(e)));
+  };
   const call = async function (op, args) {
-    const answer = JSON.parse(await host(op, JSON.stringify(args)));
+    const answer = JSON.parse(await host(op, JSON.stringify(args, replacer)));
     if (!answer.ok) throw new Error(answer.error);
     return answer.value;
   };
@@ -64,6 +82,7 @@ _BRIDGE = r"""
   }
   const values = %(globals)s;
   for (const name of Object.keys(values)) globalThis[name] = values[name];
+  return invoke;
 })();
 //# sourceURL=planweave-bridge.js
 """
@@ -112,6 +131,43 @@ async def run_js(
     racer.set_hard_memory_limit(limits.memory_bytes)
     calls = 0
 
+    pending: dict[int, asyncio.Future[tuple[bool, str]]] = {}
+    ended = False
+    invoke: Any = None  # the bridge's function that calls one of the spell's functions
+
+    def decode(text: str) -> Any:
+        return json.loads(text, object_hook=lambda d: wrap(d) if "__planweave_fn" in d else d)
+
+    def wrap(marker: dict[str, Any]) -> Any:
+        if len(marker) != 1 or not isinstance(marker["__planweave_fn"], int):
+            return marker
+        fn_id = int(marker["__planweave_fn"])
+
+        async def call(*args: Any) -> Any:
+            if ended:
+                raise SpellError("the spell has ended; its functions can no longer be called")
+            call_id = len(pending) + 1
+            while call_id in pending:
+                call_id += 1
+            future: asyncio.Future[tuple[bool, str]] = loop.create_future()
+            pending[call_id] = future
+            try:
+                text = json.dumps(list(args), default=str)
+                await invoke.cancelable()(call_id, fn_id, text)
+                ok, answer = await future
+            finally:
+                pending.pop(call_id, None)
+            if not ok:
+                raise SpellError(_error_message(answer, chunk))
+            return decode(answer)
+
+        return ScriptFunction(call)
+
+    async def returned(call_id: Any, ok: Any, text: Any) -> None:
+        future = pending.get(int(call_id))
+        if future is not None and not future.done():
+            future.set_result((bool(ok), str(text)))
+
     async def entry(op: Any, arguments: Any) -> str:
         nonlocal calls
         calls += 1
@@ -119,7 +175,7 @@ async def run_js(
             stop.set_exception(SpellLimitExceeded("host_calls", _as_lua(limits)))
             return json.dumps({"ok": False, "error": "the spell made too many host calls"})
         try:
-            args = json.loads(str(arguments))
+            args = decode(str(arguments))
             value = await host(str(op), list(args) if isinstance(args, list) else [args])
             return json.dumps({"ok": True, "value": value}, default=str)
         except SpellLimitExceeded as exc:
@@ -142,11 +198,13 @@ async def run_js(
         async with (
             racer.wrap_py_function(entry) as function,
             racer.wrap_py_function(settle) as settle_function,
+            racer.wrap_py_function(returned) as returned_function,
         ):
             scope: Any = racer.eval("globalThis")
             scope["__planweave_host"] = function
             scope["__planweave_settle"] = settle_function
-            racer.eval(
+            scope["__planweave_return"] = returned_function
+            invoke = racer.eval(
                 _BRIDGE
                 % {
                     "seed": seed & 0xFFFFFFFF,
@@ -154,6 +212,7 @@ async def run_js(
                     "globals": json.dumps(dict(globals_ or {}), default=str),
                 }
             )
+            racer.eval(FLOW_JS)
             if library:
                 racer.eval(library + "\n//# sourceURL=planweave-lib.js")
             script = f"__planweave_run(async () => {{{source}\n}});\n//# sourceURL={chunk}"
@@ -186,6 +245,7 @@ async def run_js(
                 raise SpellError(_error_message(text, chunk))
             return json.loads(text)
     finally:
+        ended = True
         if not stop.done():
             stop.cancel()
         racer.close()  # tears the isolate down: a script still running stops here

@@ -20,9 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from planweave.spells._errors import SpellError, SpellLimitExceeded, SpellSyntaxError
+from planweave.spells._flow_lua import FLOW_LUA
 from planweave.spells._prelude import PRELUDE
 
-__all__ = ["HostCall", "LuaLimits", "run_lua"]
+__all__ = ["HostCall", "LuaLimits", "ScriptFunction", "run_lua"]
+
+LIBRARIES: list[tuple[str, str]] = [("workflow.lua", FLOW_LUA)]
+"""Library code loaded into every spell's environment, as (chunk name, source)."""
 
 HostCall = Callable[[str, list[Any]], Awaitable[Any]]
 """Carries out one host call of a spell: ``(op, args) -> result`` (plain JSON-like values).
@@ -30,6 +34,25 @@ Raise :class:`SpellError` (or any ``PlanweaveError``) to fail the call inside th
 a Lua error at the line that made it."""
 
 MAX_DEPTH = 64
+
+
+class ScriptFunction:
+    """A function of the spell passed to the host in a host call's arguments (a hook, a
+    workflow step, a stream's ``on_chunk``): ``await fn(*args)`` runs it in the spell's own
+    runtime, while the spell waits, and returns what it returned as plain values. Its host
+    calls work like the spell's and count against the same limits; once the spell has ended,
+    calling it raises :class:`SpellError`."""
+
+    __slots__ = ("_call",)
+
+    def __init__(self, call: Callable[..., Awaitable[Any]]) -> None:
+        self._call = call
+
+    async def __call__(self, *args: Any) -> Any:
+        return await self._call(*args)
+
+    def __repr__(self) -> str:
+        return "<spell function>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,14 +72,22 @@ class LuaLimits:
     host_calls: int = 1_000
 
 
-def _to_python(value: Any, lua_type: Callable[[Any], str | None], depth: int = 0) -> Any:
+def _to_python(
+    value: Any,
+    lua_type: Callable[[Any], str | None],
+    depth: int = 0,
+    *,
+    wrap: Callable[[Any], ScriptFunction] | None = None,
+) -> Any:
     """A Lua value as plain Python: a table with keys 1..n becomes a list, any other table a
-    dict with string keys."""
+    dict with string keys, a function a :class:`ScriptFunction` (when ``wrap`` makes them)."""
     if depth > MAX_DEPTH:
         raise SpellError("a value passed to the host is nested too deeply")
     kind = lua_type(value)
     if kind is None:
         return value  # nil, boolean, number, string
+    if kind == "function" and wrap is not None:
+        return wrap(value)
     if kind != "table":
         raise SpellError(f"a {kind} cannot be passed to the host")
     items = list(value.items())
@@ -67,12 +98,12 @@ def _to_python(value: Any, lua_type: Callable[[Any], str | None], depth: int = 0
         and sorted(keys) == list(range(1, len(keys) + 1))
     ):
         ordered = sorted(items, key=lambda kv: int(kv[0]))
-        return [_to_python(v, lua_type, depth + 1) for _, v in ordered]
+        return [_to_python(v, lua_type, depth + 1, wrap=wrap) for _, v in ordered]
     out: dict[str, Any] = {}
     for key, item in items:
         if not isinstance(key, str | int | float) or isinstance(key, bool):
             raise SpellError("a table passed to the host may only have string or number keys")
-        out[str(key)] = _to_python(item, lua_type, depth + 1)
+        out[str(key)] = _to_python(item, lua_type, depth + 1, wrap=wrap)
     return out
 
 
@@ -146,49 +177,116 @@ async def run_lua(
     status, error = g.__sandbox(source, chunk, env, limits.instructions, checker, seed, library)
     if status != "ok":
         raise SpellSyntaxError(str(error))
+    for name, text in LIBRARIES:
+        g.__library(text, name)
 
     calls = 0
-    answer: tuple[Any, ...] = ()
-    try:
+    ended = False
+    turn = asyncio.Lock()  # one thread at a time in the runtime
+
+    def to_python(value: Any) -> Any:
+        return _to_python(value, lua_type, wrap=wrap)
+
+    def wrap(fn: Any) -> ScriptFunction:
+        async def call(*args: Any) -> Any:
+            if ended:
+                raise SpellError("the spell has ended; its functions can no longer be called")
+            async with turn:
+                packed = lua.table_from([_to_lua(lua, a) for a in args])
+                packed["n"] = len(args)
+                co = g.__callback(fn, packed)
+            values = await drive(co)
+            return values[0] if len(values) == 1 else (values or None)
+
+        return ScriptFunction(call)
+
+    async def serve(op: Any, args: Any) -> tuple[Any, ...]:
+        """Carries out one host request: the values the script resumes with."""
+        nonlocal calls
+        calls += 1
+        if calls > limits.host_calls:
+            raise SpellLimitExceeded("host_calls", limits)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise SpellLimitExceeded("wall_time", limits)
+        async with turn:
+            arguments = [to_python(v) for v in _values(args)]
+        try:
+            result = await asyncio.wait_for(host(str(op), arguments), remaining)
+        except TimeoutError:
+            raise SpellLimitExceeded("wall_time", limits) from None
+        except SpellLimitExceeded:
+            raise
+        except Exception as exc:  # the call fails inside the script, at its line
+            return (False, str(exc) or type(exc).__name__)
+        try:
+            async with turn:
+                return (True, _to_lua(lua, result))
+        except lua54.LuaMemoryError:
+            raise SpellLimitExceeded("memory", limits) from None
+
+    async def serve_batch(requests: Any) -> Any:
+        """Carries out a ``parallel`` batch together: a table of packed answers, in order."""
+        async with turn:
+            items = _values_list(requests)
+        answers = await asyncio.gather(*(serve_item(item) for item in items))
+        async with turn:
+            table = lua.table()
+            for index, answer in enumerate(answers, start=1):
+                packed = lua.table_from(list(answer))
+                packed["n"] = len(answer)
+                table[index] = packed
+        return table
+
+    async def serve_item(item: Any) -> tuple[Any, ...]:
+        async with turn:
+            batch, op, args = item["batch"], item["op"], item["args"]
+        if batch is not None:
+            return (await serve_batch(batch),)
+        return await serve(op, args)
+
+    async def drive(co: Any) -> list[Any]:
+        answer: tuple[Any, ...] = ()
         while True:
-            step = await asyncio.to_thread(_resume, g, answer)
+            async with turn:
+                step = await asyncio.to_thread(_resume, g, co, answer)
             kind = step[0]
             if kind == "done":
-                values = [_to_python(v, lua_type) for v in _values(step[1])]
-                return values[0] if len(values) == 1 else (values or None)
+                async with turn:
+                    return [to_python(v) for v in _values(step[1])]
             if kind == "limit":
                 raise SpellLimitExceeded(str(step[1]), limits)
             if kind == "error":
                 raise SpellError(_message(step[1], lua_type))
-            op, args = step[1], step[2]
-            calls += 1
-            if calls > limits.host_calls:
-                raise SpellLimitExceeded("host_calls", limits)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise SpellLimitExceeded("wall_time", limits)
-            try:
-                arguments = [_to_python(v, lua_type) for v in _values(args)]
-                result = await asyncio.wait_for(host(str(op), arguments), remaining)
-            except TimeoutError:
-                raise SpellLimitExceeded("wall_time", limits) from None
-            except SpellLimitExceeded:
-                raise
-            except Exception as exc:  # the call fails inside the script, at its line
-                answer = (False, str(exc) or type(exc).__name__)
-                continue
-            try:
-                answer = (True, _to_lua(lua, result))
-            except lua54.LuaMemoryError:
-                raise SpellLimitExceeded("memory", limits) from None
+            if kind == "batch":
+                answer = (await serve_batch(step[1]),)
+            else:
+                answer = await serve(step[1], step[2])
+
+    try:
+        values = await drive(0)
+        return values[0] if len(values) == 1 else (values or None)
     except lua54.LuaMemoryError:
         raise SpellLimitExceeded("memory", limits) from None
     finally:
+        ended = True
         stop.set()  # a script still running in its thread stops at its next check
+        # The helpers refer to one another: undone here, the runtime is freed at once.
+        del drive, serve, serve_batch, serve_item, wrap, to_python
 
 
-def _resume(g: Any, answer: tuple[Any, ...]) -> tuple[Any, ...]:
-    result = g.__step(*answer)
+def _values_list(table: Any) -> list[Any]:
+    """The items 1..n of a Lua list."""
+    out = []
+    index = 1
+    while table[index] is not None:
+        out.append(table[index])
+        index += 1
+    return out
+
+
+def _resume(g: Any, co: Any, answer: tuple[Any, ...]) -> tuple[Any, ...]:
+    result = g.__step(co, *answer)
     return result if isinstance(result, tuple) else (result,)
 
 

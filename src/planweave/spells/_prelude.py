@@ -15,6 +15,7 @@ from __future__ import annotations
 
 PRELUDE = r"""
 local real = {
+  ipairs = ipairs,
   yield = coroutine.yield, resume = coroutine.resume, create = coroutine.create,
   status = coroutine.status, running = coroutine.running, isyieldable = coroutine.isyieldable,
   close = coroutine.close, sethook = debug.sethook, pcall = pcall, xpcall = xpcall,
@@ -27,7 +28,7 @@ local MEMORY = "not enough memory"
 local stopped = nil        -- why the spell was stopped: "instructions", "wall_time", ...
 local HOOK_EVERY = 10000   -- instructions between two checks
 
-local budget, check_host, main
+local budget, check_host, main, spell_env
 local used = 0
 
 local function hook()
@@ -193,6 +194,7 @@ function __sandbox(source, chunk, globals, limit, checker, seed, library)
   }
   for name, value in pairs(globals) do env[name] = value end
   env._G = env
+  spell_env = env
   local fn, err = real.load(source, "=" .. chunk, "t", env)
   if not fn then return "error", err end
   if library then
@@ -213,11 +215,72 @@ function __host_function(op)
   return function(...) return host(op, ...) end
 end
 
--- Runs the spell's coroutine until it ends or asks the host for something.
--- Returns: "request", op, args | "done", values | "error", message | "limit", why
-function __step(...)
+-- Runs the given functions as coroutines of the spell; their host requests go to the host as
+-- one batch, carried out together. Returns their first results, in order.
+local function parallel(...)
+  local fns = real.pack(...)
+  local cos, results, pending = {}, {}, {}
+  for i = 1, fns.n do
+    if real.type(fns[i]) ~= "function" then
+      real.error("parallel: argument " .. i .. " is not a function", 2)
+    end
+    cos[i] = metered(fns[i])
+    pending[i] = {n = 0}
+  end
+  while true do
+    local batch, waiting = {}, {}
+    for i = 1, fns.n do
+      local answer = pending[i]
+      if answer then
+        local out = real.pack(real.resume(cos[i], real.unpack(answer, 1, answer.n)))
+        pending[i] = nil
+        if not out[1] then
+          rethrow(out)
+          real.error(out[2], 0)
+        end
+        if real.status(cos[i]) == "suspended" then
+          if not is_request(out[2]) then
+            real.error("parallel: a function yielded outside a coroutine of its own", 2)
+          end
+          batch[#batch + 1] = out[2]
+          waiting[#waiting + 1] = i
+        else
+          results[i] = out[2]
+        end
+      end
+    end
+    if #batch == 0 then break end
+    local answers = real.yield(real.setmetatable({batch = batch}, REQUEST))
+    for k, i in real.ipairs(waiting) do pending[i] = answers[k] end
+  end
+  return real.unpack(results, 1, fns.n)
+end
+
+function __library(source, chunk)
+  local env = spell_env
+  env.parallel = parallel
+  local fn, err = real.load(source, "=" .. chunk, "t", env)
+  if not fn then real.error(err, 0) end
+  fn()
+end
+
+-- A coroutine that calls a function of the spell with the given arguments (a callback from
+-- the host, run while the spell waits in a host call).
+local threads, next_thread = {}, 0
+function __callback(fn, args)
+  next_thread = next_thread + 1
+  threads[next_thread] = metered(function() return fn(real.unpack(args, 1, args.n)) end)
+  return next_thread
+end
+
+-- Runs one of the spell's coroutines until it ends or asks the host for something.
+-- Returns: "request", op, args | "batch", requests | "done", values | "error", message
+-- | "limit", why
+function __step(id, ...)
   local co = main
+  if id ~= 0 then co = threads[id] end
   local results = real.pack(real.resume(co, ...))
+  if real.status(co) == "dead" and id ~= 0 then threads[id] = nil end
   if not results[1] then
     local err = results[2]
     if err == LIMIT or stopped ~= nil then
@@ -231,6 +294,7 @@ function __step(...)
   if real.status(co) == "suspended" then
     local value = results[2]
     if is_request(value) then
+      if value.batch then return "batch", value.batch end
       return "request", value.op, value.args
     end
     return "error", "the spell yielded outside a coroutine of its own"
