@@ -77,6 +77,7 @@ _EXPECTED: dict[str, str] = {
     "model": "a model URL such as local:, openai:gpt-4o-mini or scripted:replies.yaml",
     "data_dir": "a directory path",
     "agents_dir": "a directory path",
+    "spell_paths": 'a list of folder paths, such as ["spells", "~/.planweave/spells"]',
     "workspace": "a directory path",
     "local_threads": "a whole number of at least 1",
     "openai_base_url": "a URL such as http://localhost:8080/v1",
@@ -249,6 +250,9 @@ class Settings(BaseModel):
             ``file.py``. Give every process of a cluster the same list.
         agents_dir: A folder of declarative agents (``*.yaml``) that every command running
             jobs loads; ``None``: ``./agents`` when that folder exists.
+        spell_paths: Folders searched for spell packages (one sub-folder with a ``spell.toml``
+            per spell), after ``./spells``; ``planweave spell list|run|test`` and the engine
+            find spells there by name.
         hooks: Hooks every job runs with (``planweave.hooks``): a built-in (``logging``,
             ``metrics``, ``tracing``, ``redaction``), ``package.module:name`` or
             ``file.py:name``. Give every process of a cluster the same list.
@@ -335,6 +339,7 @@ class Settings(BaseModel):
     worker_grace_s: float = Field(default=DEFAULT_WORKER_GRACE_S, ge=0, allow_inf_nan=False)
     tools: tuple[str, ...] = ()
     agents_dir: Path | None = None
+    spell_paths: tuple[Path, ...] = ()
     hooks: tuple[str, ...] = ()
     job_hooks: tuple[str, ...] = ()
     mcp: McpSettings = Field(default_factory=McpSettings)
@@ -479,6 +484,10 @@ class Settings(BaseModel):
             return self.agents_dir.expanduser()
         default = Path(DEFAULT_AGENTS_DIR)
         return default if default.is_dir() else None
+
+    def spell_folders(self) -> list[Path]:
+        """The folders searched for spell packages: ``./spells``, then ``spell_paths``."""
+        return [Path("spells"), *(p.expanduser() for p in self.spell_paths)]
 
     def mcp_tools(self) -> list[Any]:
         """The tools of the approved MCP servers (none configured: nothing imported)."""

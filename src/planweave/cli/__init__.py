@@ -19,7 +19,17 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
 
-from planweave.cli import _agents, _approvals, _commands, _mcp, _run, _serve, _session, _worker
+from planweave.cli import (
+    _agents,
+    _approvals,
+    _commands,
+    _mcp,
+    _run,
+    _serve,
+    _session,
+    _spell,
+    _worker,
+)
 from planweave.control import _failpoint
 from planweave.errors import PlanweaveError, UnknownBackend, UsageError
 
@@ -139,6 +149,7 @@ app.add_typer(_agents.agents_app)
 app.add_typer(_mcp.mcp_app)
 app.add_typer(_mcp.tools_app)
 app.add_typer(_session.session_app)
+app.add_typer(_spell.spell_app)
 
 
 def main() -> None:

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from planweave.errors import RunError
+from planweave.errors import RunError, UsageError
 
 if TYPE_CHECKING:
     from planweave.spells._lua import LuaLimits
 
-__all__ = ["SpellError", "SpellLimitExceeded", "SpellSyntaxError"]
+__all__ = [
+    "SpellError",
+    "SpellLimitExceeded",
+    "SpellNotFound",
+    "SpellParamsInvalid",
+    "SpellSyntaxError",
+]
 
 LimitKind = Literal["instructions", "memory", "wall_time", "host_calls", "cancelled"]
 
@@ -47,3 +53,12 @@ class SpellLimitExceeded(SpellError):
             "cancelled": "was cancelled",
         }.get(limit, f"went past its {limit} limit")
         super().__init__(f"the spell {detail} and was stopped")
+
+
+class SpellParamsInvalid(UsageError):
+    """A spell's parameters do not fit its ``spell.toml``: one is missing, unknown or of the
+    wrong type. Nothing ran."""
+
+
+class SpellNotFound(UsageError):
+    """No spell of that name in the spell folders; the message lists the ones found."""
