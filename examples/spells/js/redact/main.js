@@ -2,9 +2,10 @@
 const EMAIL = /[\w.+-]+@[\w.-]+\.[A-Za-z]+/g;
 let redacted = 0;
 hooks.on("after_tool", (ctx) => {
-  if (typeof ctx.result === "string") {
-    const text = ctx.result.replace(EMAIL, () => { redacted += 1; return "[email]"; });
-    return { result: text };
+  const value = ctx.result.value;
+  if (typeof value === "string") {
+    const text = value.replace(EMAIL, () => { redacted += 1; return "[email]"; });
+    return { result: { value: text } }; // the fields to replace; the rest stays
   }
 });
 const reader = agent.new({

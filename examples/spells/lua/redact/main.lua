@@ -2,10 +2,11 @@
 local EMAIL = "[%w%._%+%-]+@[%w%.%-]+%.%a+"
 local redacted = 0
 hooks.on("after_tool", function(ctx)
-  if type(ctx.result) == "string" then
-    local text, n = string.gsub(ctx.result, EMAIL, "[email]")
+  local value = ctx.result.value
+  if type(value) == "string" then
+    local text, n = string.gsub(value, EMAIL, "[email]")
     redacted = redacted + n
-    return { result = text }
+    return { result = { value = text } } -- the fields to replace; the rest stays
   end
 end)
 local reader = agent.new({
