@@ -184,6 +184,7 @@ def run_spell_command(
 
 
 async def _run_test(pkg: SpellPackage, file: Path, text: str, model: Model) -> None:
+    from planweave.spells import _agent  # noqa: F401  (registers every host op)
     from planweave.spells._host import SpellHost
     from planweave.spells._js import run_js
     from planweave.spells._lua import run_lua

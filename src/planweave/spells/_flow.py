@@ -71,6 +71,12 @@ def _changed(old: Any, new: Any) -> Any:
     if isinstance(old, BaseModel):
         merged = {**old.model_dump(), **new} if isinstance(new, dict) else new
         return type(old).model_validate(merged)
+    if dataclasses.is_dataclass(old) and not isinstance(old, type) and isinstance(new, dict):
+        names = {f.name for f in dataclasses.fields(old)}
+        unknown = sorted(set(new) - names)
+        if unknown:
+            raise SpellError(f"no field {unknown[0]!r}; the fields are {', '.join(sorted(names))}")
+        return dataclasses.replace(old, **new)
     return new
 
 
