@@ -44,3 +44,39 @@ def test_the_examples_are_listed_with_their_parameters(language: str) -> None:
     assert sorted(listed) == NAMES
     assert all(item["language"] == language for item in listed.values())
     assert "questions" in json.dumps(listed["chat"])
+
+
+@pytest.mark.parametrize("language", ["lua", "js"])
+async def test_a_job_task_runs_an_example_spell_by_name(tmp_path: Path, language: str) -> None:
+    from planweave import Engine, Plan, TaskSpec
+    from planweave.llm import ScriptedModel
+
+    folder = EXAMPLES / language
+    model = ScriptedModel.from_file(folder / "chat" / "tests" / "replies.yaml")
+    questions = ["When should I visit Lisbon?", "What should I pack?"]
+    task = TaskSpec(id="ask", kind="spell", spell="chat", args={"questions": questions})
+    async with Engine(
+        store=f"sqlite:///{tmp_path / 'jobs.db'}",
+        model=model,
+        data_dir=tmp_path / "data",
+        spell_paths=[folder],
+    ) as engine:
+        result = await engine.run(plan=Plan(tasks=(task,)))
+        events = await engine.events(result.job_id)
+    assert result.ok, result.error
+    assert "walking shoes" in json.dumps(result.result)
+    assert [e.type for e in events].count("LlmCalled") == 2
+
+
+def test_a_spell_exposed_as_a_tool_is_one_of_the_engines_tools(tmp_path: Path) -> None:
+    spell = tmp_path / "spells" / "shout"
+    (spell / "tests").mkdir(parents=True)
+    (spell / "spell.toml").write_text(
+        '[spell]\nname = "shout"\nversion = "1.0.0"\nlanguage = "lua"\n'
+        'description = "Says its input loudly."\nexpose = "tool"\n'
+    )
+    (spell / "main.lua").write_text("return string.upper(params.input)\n")
+    done = planweave(tmp_path, "tools", "list", "--json")
+    assert done.returncode == 0, done.stderr
+    (row,) = [row for row in json.loads(done.stdout) if row["name"] == "shout"]
+    assert row["source"] == "spell" and row["description"] == "Says its input loudly."

@@ -486,6 +486,13 @@ class Settings(BaseModel):
         default = Path(DEFAULT_AGENTS_DIR)
         return default if default.is_dir() else None
 
+    def exposed_spells(self) -> tuple[list[Any], list[Any]]:
+        """The tools and agents of the spell packages found that set ``expose``."""
+        from planweave.spells._package import discover_spells
+        from planweave.spells._task import exposed
+
+        return exposed(discover_spells(self.spell_folders()))
+
     def spell_folders(self) -> list[Path]:
         """The folders searched for spell packages: ``./spells``, then ``spell_paths``."""
         return [Path("spells"), *(p.expanduser() for p in self.spell_paths)]
@@ -531,6 +538,7 @@ class Settings(BaseModel):
         folder = self.agents_folder() if with_tools else None
         agents = {} if folder is None else {"agents_dir": folder}
         shell = {"shell_commands": self.shell_commands} if self.shell_commands else {}
+        spell_tools, spell_agents = self.exposed_spells() if with_tools else ([], [])
         if self.prices or "planweave.llm.pricing" in sys.modules:  # reading jobs needs none
             from planweave.llm.pricing import set_price_overrides
 
@@ -539,7 +547,11 @@ class Settings(BaseModel):
             "store": self.store_url,
             "bus": self.bus,
             "run_workers": workers,
-            "tools": [*load_tools(self.tools), *self.mcp_tools()] if with_tools else [],
+            "tools": [*load_tools(self.tools), *self.mcp_tools(), *spell_tools]
+            if with_tools
+            else [],
+            **({"agents": spell_agents} if spell_agents else {}),
+            "spell_paths": tuple(self.spell_folders()),
             "model": self.model,
             "data_dir": self.data_dir,
             "model_options": ModelOptions(

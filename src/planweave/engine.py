@@ -88,6 +88,8 @@ class Engine(ClusterOps, FollowOps, CommandOps):
         allow_private_network: Let ``http_fetch`` reach private and loopback addresses.
         shell_commands: The programs the built-in ``shell`` tool may run (by name or absolute
             path); empty (the default): the ``shell`` tool is not registered.
+        spell_paths: Folders of spell packages that ``kind: spell`` tasks find by name (after
+            the job workspace's ``spells``).
         run_workers: Run worker pools in this process (``False`` for a control plane whose
             workers run elsewhere).
         run_plane: Drive jobs in this process (``False`` for a worker process: it opens only the
@@ -152,6 +154,7 @@ class Engine(ClusterOps, FollowOps, CommandOps):
         concurrency: dict[str, int] | None = None,
         allow_private_network: bool = False,
         shell_commands: Iterable[str] = (),
+        spell_paths: Iterable[str | Path] = (),
         run_workers: bool = True,
         run_plane: bool = True,
         worker_kinds: Iterable[str] | None = None,
@@ -194,6 +197,7 @@ class Engine(ClusterOps, FollowOps, CommandOps):
         self.allow_private_network = allow_private_network
         self.web_search = web_search
         self.shell_commands = tuple(shell_commands)
+        self.spell_paths = tuple(Path(p).expanduser().resolve() for p in spell_paths)
         self.run_workers = run_workers
         self.run_plane = run_plane
         kinds = tuple(dict.fromkeys(worker_kinds)) if worker_kinds is not None else None
@@ -373,6 +377,7 @@ class Engine(ClusterOps, FollowOps, CommandOps):
                 hooks=self.hooks or None,
                 policies=TaskPolicies(self.policy),
                 critics=self.critics,
+                spell_paths=self.spell_paths,
                 spell_state_dir=self.data_dir / "spell-state",
             )
             for kind in self.worker_kinds:

@@ -209,6 +209,8 @@ def _source(tool: Tool) -> str:
     source = getattr(tool, "source", None)
     if isinstance(source, str):
         return source
+    if type(getattr(tool, "agent", None)).__name__ == "SpellAgent":
+        return "spell"
     module = tool.fn.__module__ if isinstance(tool, FunctionTool) else type(tool).__module__
     if module.startswith("planweave."):
         return "built-in"
@@ -228,7 +230,10 @@ def tool_rows(settings: Settings) -> list[dict[str, Any]]:
     from planweave.tools import ToolRegistry, builtin_tools
     from planweave.tools._tool import sandbox_of
 
-    registry = ToolRegistry([*builtin_tools(), *load_tools(settings.tools), *settings.mcp_tools()])
+    spells, _ = settings.exposed_spells()
+    registry = ToolRegistry(
+        [*builtin_tools(), *load_tools(settings.tools), *settings.mcp_tools(), *spells]
+    )
     rows = []
     for each in registry:
         flag = getattr(each, "high_impact", False)
@@ -253,7 +258,8 @@ def list_tools(
     data_dir: DataDirOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """List every tool: name, source (built-in, Python, MCP server), high impact, sandbox."""
+    """List every tool: name, source (built-in, Python, MCP server, spell), high impact,
+    sandbox."""
     settings = settings_from(config, tools=tools, data_dir=data_dir)
     rows = tool_rows(settings)
     if json_out:
