@@ -162,7 +162,6 @@ async def run_lua(
     except lua54.LuaMemoryError as exc:  # pragma: no cover - the prelude is small
         raise SpellLimitExceeded("memory", limits) from exc
     g = lua.globals()
-    lua_type = lua54.lua_type
     env = lua.table()
     for op in ops:
         *path, leaf = op.split(".")
@@ -180,39 +179,64 @@ async def run_lua(
     for name, text in LIBRARIES:
         g.__library(text, name)
 
-    calls = 0
-    ended = False
-    turn = asyncio.Lock()  # one thread at a time in the runtime
+    run = _Run(lua, g, host, limits, deadline)
+    try:
+        values = await run.drive(0)
+        return values[0] if len(values) == 1 else (values or None)
+    except lua54.LuaMemoryError:
+        raise SpellLimitExceeded("memory", limits) from None
+    finally:
+        run.ended = True
+        stop.set()  # a script still running in its thread stops at its next check
+        run.close()
 
-    def to_python(value: Any) -> Any:
-        return _to_python(value, lua_type, wrap=wrap)
 
-    def wrap(fn: Any) -> ScriptFunction:
+class _Run:
+    """One run's host side: carries out its host requests and calls its functions."""
+
+    def __init__(self, lua: Any, g: Any, host: HostCall, limits: LuaLimits, deadline: float):
+        from lupa import lua54
+
+        self.lua, self.g, self.host, self.limits, self.deadline = lua, g, host, limits, deadline
+        self.memory_error: type[BaseException] = lua54.LuaMemoryError
+        self.lua_type = lua54.lua_type
+        self.calls = 0
+        self.ended = False
+        self.turn = asyncio.Lock()  # one thread at a time in the runtime
+
+    def close(self) -> None:
+        """Lets go of the runtime, so that it is freed as soon as the run is over."""
+        self.lua = self.g = None
+
+    def to_python(self, value: Any) -> Any:
+        return _to_python(value, self.lua_type, wrap=self.wrap)
+
+    def wrap(self, fn: Any) -> ScriptFunction:
         async def call(*args: Any) -> Any:
-            if ended:
+            if self.ended:
                 raise SpellError("the spell has ended; its functions can no longer be called")
-            async with turn:
-                packed = lua.table_from([_to_lua(lua, a) for a in args])
+            async with self.turn:
+                packed = self.lua.table_from([_to_lua(self.lua, a) for a in args])
                 packed["n"] = len(args)
-                co = g.__callback(fn, packed)
-            values = await drive(co)
+                co = self.g["__callback"](fn, packed)  # (no name mangling)
+            values = await self.drive(co)
             return values[0] if len(values) == 1 else (values or None)
 
         return ScriptFunction(call)
 
-    async def serve(op: Any, args: Any) -> tuple[Any, ...]:
+    async def serve(self, op: Any, args: Any) -> tuple[Any, ...]:
         """Carries out one host request: the values the script resumes with."""
-        nonlocal calls
-        calls += 1
-        if calls > limits.host_calls:
+        limits = self.limits
+        self.calls += 1
+        if self.calls > limits.host_calls:
             raise SpellLimitExceeded("host_calls", limits)
-        remaining = deadline - time.monotonic()
+        remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             raise SpellLimitExceeded("wall_time", limits)
-        async with turn:
-            arguments = [to_python(v) for v in _values(args)]
+        async with self.turn:
+            arguments = [self.to_python(v) for v in _values(args)]
         try:
-            result = await asyncio.wait_for(host(str(op), arguments), remaining)
+            result = await asyncio.wait_for(self.host(str(op), arguments), remaining)
         except TimeoutError:
             raise SpellLimitExceeded("wall_time", limits) from None
         except SpellLimitExceeded:
@@ -220,59 +244,49 @@ async def run_lua(
         except Exception as exc:  # the call fails inside the script, at its line
             return (False, str(exc) or type(exc).__name__)
         try:
-            async with turn:
-                return (True, _to_lua(lua, result))
-        except lua54.LuaMemoryError:
+            async with self.turn:
+                return (True, _to_lua(self.lua, result))
+        except self.memory_error:
             raise SpellLimitExceeded("memory", limits) from None
 
-    async def serve_batch(requests: Any) -> Any:
+    async def serve_batch(self, requests: Any) -> Any:
         """Carries out a ``parallel`` batch together: a table of packed answers, in order."""
-        async with turn:
+        async with self.turn:
             items = _values_list(requests)
-        answers = await asyncio.gather(*(serve_item(item) for item in items))
-        async with turn:
-            table = lua.table()
+        answers = await asyncio.gather(*(self.serve_item(item) for item in items))
+        async with self.turn:
+            table = self.lua.table()
             for index, answer in enumerate(answers, start=1):
-                packed = lua.table_from(list(answer))
+                packed = self.lua.table_from(list(answer))
                 packed["n"] = len(answer)
                 table[index] = packed
         return table
 
-    async def serve_item(item: Any) -> tuple[Any, ...]:
-        async with turn:
+    async def serve_item(self, item: Any) -> tuple[Any, ...]:
+        async with self.turn:
             batch, op, args = item["batch"], item["op"], item["args"]
         if batch is not None:
-            return (await serve_batch(batch),)
-        return await serve(op, args)
+            return (await self.serve_batch(batch),)
+        return await self.serve(op, args)
 
-    async def drive(co: Any) -> list[Any]:
+    async def drive(self, co: Any) -> list[Any]:
+        """Runs coroutine ``co`` of the spell (0: its main one) to its end."""
         answer: tuple[Any, ...] = ()
         while True:
-            async with turn:
-                step = await asyncio.to_thread(_resume, g, co, answer)
+            async with self.turn:
+                step = await asyncio.to_thread(_resume, self.g, co, answer)
             kind = step[0]
             if kind == "done":
-                async with turn:
-                    return [to_python(v) for v in _values(step[1])]
+                async with self.turn:
+                    return [self.to_python(v) for v in _values(step[1])]
             if kind == "limit":
-                raise SpellLimitExceeded(str(step[1]), limits)
+                raise SpellLimitExceeded(str(step[1]), self.limits)
             if kind == "error":
-                raise SpellError(_message(step[1], lua_type))
+                raise SpellError(_message(step[1], self.lua_type))
             if kind == "batch":
-                answer = (await serve_batch(step[1]),)
+                answer = (await self.serve_batch(step[1]),)
             else:
-                answer = await serve(step[1], step[2])
-
-    try:
-        values = await drive(0)
-        return values[0] if len(values) == 1 else (values or None)
-    except lua54.LuaMemoryError:
-        raise SpellLimitExceeded("memory", limits) from None
-    finally:
-        ended = True
-        stop.set()  # a script still running in its thread stops at its next check
-        # The helpers refer to one another: undone here, the runtime is freed at once.
-        del drive, serve, serve_batch, serve_item, wrap, to_python
+                answer = await self.serve(step[1], step[2])
 
 
 def _values_list(table: Any) -> list[Any]:
