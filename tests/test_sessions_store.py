@@ -95,6 +95,18 @@ async def test_sessions_are_listed_newest_first(store: SessionStore) -> None:
     assert [r.session_id for r in await store.list_sessions(limit=1)] == ["new"]
 
 
+async def test_sessions_are_listed_per_tenant(store: SessionStore) -> None:
+    for n, (sid, tenant) in enumerate([("a1", "alice"), ("b1", "bob"), ("a2", "alice")]):
+        state = SessionState(session_id=sid)
+        event = SessionCreated(session_id=sid, seq=1, at=float(n), spec=SPEC, tenant=tenant)
+        state.apply(event)
+        await store.append(state, [event], based_on=0)
+    assert [r.session_id for r in await store.list_sessions(tenant="alice")] == ["a2", "a1"]
+    assert [r.session_id for r in await store.list_sessions(tenant="bob")] == ["b1"]
+    assert await store.list_sessions(tenant="carol") == []
+    assert len(await store.list_sessions()) == 3
+
+
 def test_the_session_store_follows_the_job_store_url(tmp_path: Path) -> None:
     assert isinstance(open_session_store("memory://"), MemorySessionStore)
     sqlite = open_session_store(f"sqlite:///{tmp_path / 'x.db'}")

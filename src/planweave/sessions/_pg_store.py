@@ -214,10 +214,20 @@ class PostgresSessionStore:
         )
         return [parse_session_event(row[0]) for row in found]
 
-    async def list_sessions(self, *, limit: int = 50) -> list[SessionRow]:
-        found = await self._fetch(
-            f"SELECT state FROM {TABLE_SESSIONS} ORDER BY created_at DESC LIMIT $1", limit
-        )
+    async def list_sessions(
+        self, *, limit: int = 50, tenant: str | None = None
+    ) -> list[SessionRow]:
+        if tenant is None:
+            found = await self._fetch(
+                f"SELECT state FROM {TABLE_SESSIONS} ORDER BY created_at DESC LIMIT $1", limit
+            )
+        else:
+            found = await self._fetch(
+                f"SELECT state FROM {TABLE_SESSIONS} WHERE (state::jsonb)->>'tenant' = $1 "
+                "ORDER BY created_at DESC LIMIT $2",
+                tenant,
+                limit,
+            )
         return [_row(SessionState.model_validate_json(row[0])) for row in found]
 
     async def _fetch(self, sql: str, *args: object) -> list[Any]:
