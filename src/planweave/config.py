@@ -123,6 +123,7 @@ _EXPECTED: dict[str, str] = {
     "claim_lease_s": "a number of seconds greater than 0",
     "work_lease_s": "a number of seconds greater than 0",
     "serve_mcp": "true or false",
+    "spell_isolation": "inprocess or subprocess",
     "mcp": "an [mcp.servers.NAME] table with command (and args, env) or url (and headers)",
 }
 
@@ -273,6 +274,10 @@ class Settings(BaseModel):
             (added to each job's own ``approve_tools``; see ``docs/approvals.md``).
         approval_timeout_s: How long a call waits for a decision before it is rejected, for
             jobs that set no ``approval_timeout_s`` of their own (``None``: no limit).
+        spell_isolation: Where spells run: ``inprocess`` (the default: a sandboxed Lua
+            runtime or V8 isolate in this process) or ``subprocess`` (each spell in a child
+            process of its own, under resource limits and killed at its wall-clock limit; for
+            spells you do not trust; see ``docs/spells.md``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -356,6 +361,7 @@ class Settings(BaseModel):
     critics: tuple[str, ...] = ()
     approve_tools: tuple[str, ...] = ()
     approval_timeout_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    spell_isolation: Literal["inprocess", "subprocess"] = "inprocess"
 
     @field_validator("tokens", mode="before")
     @classmethod

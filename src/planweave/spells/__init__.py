@@ -8,6 +8,7 @@ workspace confinement and network guard, and the job's policy and budget, still 
 from __future__ import annotations
 
 from planweave.spells._errors import SpellError, SpellLimitExceeded, SpellSyntaxError
+from planweave.spells._isolated import run_isolated, run_spell
 from planweave.spells._js import JsLimits, run_js
 from planweave.spells._lua import HostCall, LuaLimits, run_lua
 
@@ -18,6 +19,8 @@ __all__ = [
     "SpellError",
     "SpellLimitExceeded",
     "SpellSyntaxError",
+    "run_isolated",
     "run_js",
     "run_lua",
+    "run_spell",
 ]
