@@ -21,7 +21,7 @@ from bench._cli import w2_main
 from bench.hooks_w import _median_s as _python_w2_s
 from bench.workloads import W2_LENGTH
 
-__all__ = ["measure", "main", "render"]
+__all__ = ["main", "measure", "render"]
 
 _LOOP = {
     "lua": "for i = 1, params.n do tools.call('noop', {}) end\nreturn params.n",
@@ -111,7 +111,7 @@ def measure(*, length: int = W2_LENGTH, runs: int = 5, warmup: int = 1) -> dict[
 def render(report: dict[str, Any]) -> str:
     lines = [
         f"spells on {report['workload']}, median of {report['runs']} runs",
-        f"{'case':<40}{'start ms':>10}{'µs/call':>10}{'× Python W2':>13}",
+        f"{'case':<40}{'start ms':>10}{'µs/call':>10}{'x Python W2':>13}",
     ]
     for row in report["rows"]:
         start = f"{row['startup_ms']:.1f}" if "startup_ms" in row else "-"

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from planweave.config import Settings
+from planweave.config import Settings, load_settings
+from planweave.errors import ConfigError
 from planweave.spells import (
     JsLimits,
     LuaLimits,
@@ -45,6 +46,11 @@ def _children() -> list[int]:
     return found
 
 
+def _read(path: str) -> str:
+    with open(path, "rb") as file:
+        return file.read().decode(errors="replace")
+
+
 class Host:
     def __init__(self, signal_: int | None = None) -> None:
         self.calls: list[tuple[str, list[Any]]] = []
@@ -57,10 +63,10 @@ class Host:
             raise SpellError("tool 'fail' failed: it always does")
         if name == "limits":
             (pid,) = _children()
-            return Path(f"/proc/{pid}/limits").read_text()
+            return _read(f"/proc/{pid}/limits")
         if name == "environ":
             (pid,) = _children()
-            return Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
+            return _read(f"/proc/{pid}/environ")
         if name == "kill" and self.signal is not None:
             for pid in _children():
                 os.kill(pid, self.signal)
@@ -198,3 +204,7 @@ async def test_run_spell_runs_either_way_and_the_setting_is_checked() -> None:
     assert Settings(spell_isolation="subprocess").spell_isolation == "subprocess"
     with pytest.raises(ValidationError, match="spell_isolation"):
         Settings(spell_isolation="vm")  # type: ignore[arg-type]
+    env = {"PLANWEAVE_SPELL_ISOLATION": "subprocess"}
+    assert load_settings({}, env=env).spell_isolation == "subprocess"
+    with pytest.raises(ConfigError, match="PLANWEAVE_SPELL_ISOLATION: expected inprocess or"):
+        load_settings({}, env={"PLANWEAVE_SPELL_ISOLATION": "vm"})

@@ -140,8 +140,8 @@ async def run_isolated(
             pending.add(task)
             task.add_done_callback(_finished(pending))
 
+    talking = asyncio.create_task(converse())
     try:
-        talking = asyncio.create_task(converse())
         waits: set[asyncio.Future[Any]] = {talking}
         while True:
             done, _ = await asyncio.wait(
@@ -164,9 +164,9 @@ async def run_isolated(
             raise _died(child.returncode, bytes(tail), described)
         return _ending(message, described)
     finally:
-        for task in (*pending, locals().get("talking")):
-            if task is not None:
-                task.cancel()
+        talking.cancel()
+        for task in pending:
+            task.cancel()
         if child.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(child.pid, signal.SIGKILL)
