@@ -67,6 +67,10 @@ class Host:
         if name == "environ":
             (pid,) = _children()
             return _read(f"/proc/{pid}/environ")
+        if name == "freeze":
+            for pid in _children():
+                os.kill(pid, signal.SIGSTOP)
+            return None
         if name == "kill" and self.signal is not None:
             for pid in _children():
                 os.kill(pid, self.signal)
@@ -149,6 +153,21 @@ async def test_this_process_survives_the_child_crashing_or_being_killed(
         await runner(call, Host(signal_))
     assert _children() == []
     assert await runner("return 'still here'") == "still here"
+
+
+@pytest.mark.parametrize("language", ["lua", "js"])
+async def test_a_child_that_stops_answering_is_killed_at_the_wall_clock_limit(
+    language: str,
+) -> None:
+    runner = lua if language == "lua" else js
+    limits: Any = LuaLimits(wall_s=0.5) if language == "lua" else JsLimits(wall_s=0.5)
+    with pytest.raises(SpellLimitExceeded) as raised:
+        await runner(
+            "tools.call('freeze')" if language == "lua" else "await tools.call('freeze');",
+            limits=limits,
+        )
+    assert raised.value.limit == "wall_time"
+    assert _children() == []  # killed, though it was stopped
 
 
 async def test_the_child_runs_under_resource_limits_and_without_this_processs_secrets(
