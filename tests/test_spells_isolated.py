@@ -142,6 +142,27 @@ async def test_isolated_spells_are_stopped_at_their_limits(
     assert _children() == []  # the child is gone
 
 
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+async def test_bombs_that_end_a_process_end_only_the_child_and_memory_stays_flat() -> None:
+    # V8 ends the whole process on this one (a fatal out-of-memory): in-process it would take
+    # the host with it.
+    await js("return 1;")
+    before = _rss_bytes()
+    for _ in range(2):
+        with pytest.raises(SpellLimitExceeded) as raised:
+            await js("return new Array(1e9).fill(0).length;")
+        assert raised.value.limit in ("memory", "cpu_time")
+        with pytest.raises(SpellLimitExceeded):
+            await lua("local t = {} for i = 1, 1e9 do t[i] = string.rep('x', 100) .. i end")
+    assert _rss_bytes() - before < 16 * 1024 * 1024
+    assert _children() == []
+    assert await js("return 'still here';") == "still here"
+
+
 @pytest.mark.parametrize("language", ["lua", "js"])
 @pytest.mark.parametrize("signal_", [signal.SIGSEGV, signal.SIGKILL])
 async def test_this_process_survives_the_child_crashing_or_being_killed(

@@ -27,16 +27,20 @@ _BASE_ADDRESS_SPACE = {"lua": 1 << 30, "js": 256 << 30}
 _OPEN_FILES = 64
 
 
-def _limit(kind: int, value: int) -> None:
+def _limit(kind: int, value: int, slack: int = 0) -> None:
+    """Lower a limit to ``value`` (the hard one to ``value + slack``: past the soft CPU limit
+    the process gets SIGXCPU, which says why it ended, before the hard one kills it)."""
     _soft, hard = resource.getrlimit(kind)
     if hard != resource.RLIM_INFINITY:
         value = min(value, hard)
-    resource.setrlimit(kind, (value, value if hard == resource.RLIM_INFINITY else hard))
+        resource.setrlimit(kind, (value, min(value + slack, hard)))
+    else:
+        resource.setrlimit(kind, (value, value + slack))
 
 
 def _confine(language: str, memory_bytes: int, wall_s: float) -> None:
     _limit(resource.RLIMIT_AS, _BASE_ADDRESS_SPACE[language] + memory_bytes)
-    _limit(resource.RLIMIT_CPU, max(1, math.ceil(wall_s)) + 1)
+    _limit(resource.RLIMIT_CPU, max(1, math.ceil(wall_s)) + 1, slack=1)
     _limit(resource.RLIMIT_NOFILE, _OPEN_FILES)
     _limit(resource.RLIMIT_FSIZE, 0)
     _limit(resource.RLIMIT_CORE, 0)

@@ -205,8 +205,10 @@ def _died(code: int | None, stderr: bytes, limits: LuaLimits) -> SpellError:
             name = signal.Signals(-code).name
         except ValueError:
             name = f"signal {-code}"
-        if name in ("SIGXCPU",):
+        if name == "SIGXCPU":
             return SpellLimitExceeded("cpu_time", limits)
+        if b"out of memory" in stderr.lower():  # V8 ends its process on some allocations
+            return SpellLimitExceeded("memory", limits)
         return SpellError(f"the spell's process ended with {name}")
     if b"MemoryError" in stderr:
         return SpellLimitExceeded("memory", limits)
