@@ -36,6 +36,7 @@ HOOKS = "hooks"  # W2 with no hooks, logging + metrics, tracing (bench/hooks_w.p
 JOURNAL = "journal"  # the step journal's cost per recorded step (bench/journal_step.py)
 POLICY = "policy"  # W2 with the policy gate and the budget checks (bench/policy_w.py)
 SESSIONS = "sessions"  # reactive sessions' re-computation cost (bench/sessions.py)
+SPELLS = "spells"  # host calls, start-up and W2 as a Lua / JavaScript spell (bench/spells.py)
 _STOP_GRACE_S = 10.0
 _PACKAGES = (
     "planweave",
@@ -214,9 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs first (default 1)")
     parser.add_argument(
         "--only",
-        default=",".join([*SPECS, *SERVER_BENCHES, SCALED, HOOKS, JOURNAL, POLICY, SESSIONS]),
-        help=f"e.g. W1,W2 or S1,S2 or {SCALED}, {HOOKS}, {JOURNAL}, {POLICY} or {SESSIONS} "
-        "(that section alone); default: everything",
+        default=",".join(
+            [*SPECS, *SERVER_BENCHES, SCALED, HOOKS, JOURNAL, POLICY, SESSIONS, SPELLS]
+        ),
+        help=f"e.g. W1,W2 or S1,S2 or {SCALED}, {HOOKS}, {JOURNAL}, {POLICY}, {SESSIONS} or "
+        f"{SPELLS} (that section alone); default: everything",
     )
     parser.add_argument(
         "--session-agents",
@@ -247,7 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.runs < 1 or args.warmup < 0:
         parser.error("--runs must be at least 1 and --warmup at least 0")
     chosen = _names(
-        args.only, [*SPECS, *SERVER_BENCHES, SCALED, HOOKS, JOURNAL, POLICY, SESSIONS], "workload"
+        args.only,
+        [*SPECS, *SERVER_BENCHES, SCALED, HOOKS, JOURNAL, POLICY, SESSIONS, SPELLS],
+        "workload",
     )
     workloads = [name for name in chosen if name in SPECS]
     servers = [name for name in chosen if name in SERVER_BENCHES]
@@ -336,6 +341,14 @@ def main(argv: list[str] | None = None) -> int:
         sessions = _run_child(
             "bench.sessions", ["--agents", str(args.session_agents)], timeout_s=args.timeout_s
         )
+    spells: dict[str, Any] = {}
+    if SPELLS in chosen:
+        print("running W2 as Lua and JavaScript spells (in-process, subprocess) …", file=sys.stderr)
+        spells = _run_child(
+            "bench.spells",
+            ["--runs", str(args.runs), "--warmup", str(args.warmup)],
+            timeout_s=args.timeout_s,
+        )
 
     report = {
         "machine": machine,
@@ -358,13 +371,14 @@ def main(argv: list[str] | None = None) -> int:
         "journal": journal,
         "policy": policy,
         "sessions": sessions,
+        "spells": spells,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"wrote {args.out}", file=sys.stderr)
     failed = any(r["status"] == "error" for r in results) or scaled.get("status") == "error"
     statuses = (hooks.get("status"), journal.get("status"), policy.get("status"))
-    failed = failed or "error" in (*statuses, sessions.get("status"))
+    failed = failed or "error" in (*statuses, sessions.get("status"), spells.get("status"))
     return 1 if failed or any(r["status"] != "ok" for r in server.values()) else 0
 
 

@@ -94,6 +94,18 @@ async def test_nothing_of_the_host_is_reachable(source: str) -> None:
     assert await run(source) in ("undefined", "")
 
 
+async def test_prototype_tricks_stay_inside_the_spell() -> None:
+    polluted = await run(
+        "Object.prototype.polluted = 'yes'; Array.prototype.push = () => 0;\nreturn polluted;"
+    )
+    assert polluted == "yes"  # the script's own isolate only
+    assert await run("return [typeof ({}).polluted, [1].push(2), typeof JSON.parse];") == [
+        "undefined",
+        2,
+        "function",
+    ]
+
+
 async def test_dynamic_import_is_refused() -> None:
     with pytest.raises(SpellError, match="Not supported"):
         await run("return await import('fs');")

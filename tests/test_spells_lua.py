@@ -108,6 +108,8 @@ async def test_errors_name_the_script_and_its_line() -> None:
         "setmetatable('', {})",
         "return _G.os.execute('id')",
         "return _ENV.io.open('/etc/passwd')",
+        "setmetatable({}, {__gc = function() while true do end end})",
+        "return load('return 1')",
     ],
 )
 async def test_the_sandbox_has_no_way_out(source: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from planweave.spells._agent import SpellAgent, run_spell
 from planweave.spells._errors import SpellError, SpellLimitExceeded, SpellSyntaxError
 from planweave.spells._host import OPS, OpFn, SpellHost, host_op
+from planweave.spells._isolated import run_isolated, run_script
 from planweave.spells._js import JsLimits, run_js
 from planweave.spells._lua import HostCall, LuaLimits, run_lua
 
@@ -25,7 +26,9 @@ __all__ = [
     "SpellLimitExceeded",
     "SpellSyntaxError",
     "host_op",
+    "run_isolated",
     "run_js",
     "run_lua",
+    "run_script",
     "run_spell",
 ]

@@ -178,6 +178,19 @@ end
 
 local math_lib = copy(math)
 
+-- A finalizer would run when the runtime is freed, in the host and outside the budget, so a
+-- metatable with __gc is refused (without the field at this point, an object is never
+-- finalized, whatever is added to its metatable later).
+local function safe_setmetatable(t, mt)
+  if real.type(t) ~= "table" then
+    error("bad argument #1 to 'setmetatable' (table expected, got " .. real.type(t) .. ")", 2)
+  end
+  if real.type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+    error("__gc metamethods are not available in a spell", 2)
+  end
+  return setmetatable(t, mt)
+end
+
 -- Builds a spell's environment and loads its source as text (never bytecode).
 function __sandbox(source, chunk, globals, limit, checker, seed, library)
   budget = limit
@@ -186,7 +199,7 @@ function __sandbox(source, chunk, globals, limit, checker, seed, library)
   local env = {
     assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
     pcall = safe_pcall, xpcall = safe_xpcall, rawequal = rawequal, rawget = rawget,
-    rawlen = rawlen, rawset = rawset, select = select, setmetatable = setmetatable,
+    rawlen = rawlen, rawset = rawset, select = select, setmetatable = safe_setmetatable,
     getmetatable = getmetatable, tonumber = tonumber, tostring = tostring, type = type,
     _VERSION = _VERSION,
     string = string_lib, table = copy(table), math = math_lib, utf8 = copy(utf8),
