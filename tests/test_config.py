@@ -136,6 +136,7 @@ def test_engine_kwargs(tmp_path: Path) -> None:
         "max_user_plan_tasks": 10_000,
         "job_defaults": JobOptions(max_cost_usd=5.0, max_job_tokens=2_000_000),
         "tenant_quotas": TenantQuotas(),
+        "spell_paths": (Path("spells"),),
     }
 
 
