@@ -326,3 +326,35 @@ return { runs: n, keys: await state.keys() };
     assert "1" in json.dumps(first.result) and '"runs": 2' in json.dumps(second.result)
     assert '["runs"]' in json.dumps(second.result)
     assert (tmp_path / "data" / "spell-state" / "spell_s.json").exists()
+
+
+SPANS: list[tuple[str, float, float]] = []
+
+
+@tool
+async def wait_a_bit(who: str) -> str:
+    """Wait 0.3 s and say who waited."""
+    import asyncio
+    import time
+
+    start = time.monotonic()
+    await asyncio.sleep(0.3)
+    SPANS.append((who, start, time.monotonic()))
+    return who
+
+
+async def test_two_spells_and_a_tool_task_of_one_job_run_at_once(tmp_path: Path) -> None:
+    SPANS.clear()
+    tasks = (
+        _spell_task("lua", 'return tools.call("wait_a_bit", { who = "lua" })'),
+        _spell_task("js", 'return await tools.call("wait_a_bit", { who: "js" });').model_copy(
+            update={"id": "j"}
+        ),
+        TaskSpec(id="t", kind="tool", tool="wait_a_bit", args={"who": "job"}),
+    )
+    async with _engine(tmp_path, ScriptedModel([]), extra_tools=[wait_a_bit]) as engine:
+        result = await engine.run(plan=Plan(tasks=tasks))
+    assert result.ok, result.error
+    assert sorted(who for who, _, _ in SPANS) == ["job", "js", "lua"]
+    # Each waits 0.3 s; they overlap: every one started before any one ended.
+    assert max(start for _, start, _ in SPANS) < min(end for _, _, end in SPANS)
