@@ -94,6 +94,16 @@ async def test_nothing_of_the_host_is_reachable(source: str) -> None:
     assert await run(source) in ("undefined", "")
 
 
+async def test_a_spell_that_replaces_json_still_reaches_the_host() -> None:
+    host = Host()
+    result = await run(
+        "globalThis.JSON = null;\nconst got = await tools.call('echo', { n: 1 });\nreturn got.tool;",
+        host,
+    )
+    assert result == "echo"
+    assert host.calls == [("tools.call", ["echo", {"n": 1}])]
+
+
 async def test_prototype_tricks_stay_inside_the_spell() -> None:
     polluted = await run(
         "Object.prototype.polluted = 'yes'; Array.prototype.push = () => 0;\nreturn polluted;"

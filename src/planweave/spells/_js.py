@@ -29,6 +29,7 @@ _BRIDGE = r"""
 (function () {
   const host = globalThis.__planweave_host;
   const settle = globalThis.__planweave_settle;
+  const stringify = JSON.stringify, parse = JSON.parse;   // the spell may replace JSON
   delete globalThis.__planweave_host;
   delete globalThis.__planweave_settle;
   // Runs the spell once and reports how it ended; gone from the global scope at its first use.
@@ -37,7 +38,7 @@ _BRIDGE = r"""
     value: function (spell) {
       delete globalThis.__planweave_run;
       spell().then(
-        v => settle(true, JSON.stringify(v === undefined ? null : v)),
+        v => settle(true, stringify(v === undefined ? null : v)),
         e => settle(false, e && e.stack ? String(e.stack) : String(e)));
     },
   });
@@ -61,12 +62,12 @@ _BRIDGE = r"""
   // The host calls one of them: its end comes back through ret(callId, ok, text).
   const invoke = function (callId, fnId, argsText) {
     const fn = fns.get(fnId);
-    Promise.resolve().then(() => fn(...JSON.parse(argsText))).then(
-      v => ret(callId, true, JSON.stringify(v === undefined ? null : v, replacer)),
+    Promise.resolve().then(() => fn(...parse(argsText))).then(
+      v => ret(callId, true, stringify(v === undefined ? null : v, replacer)),
       e => ret(callId, false, e && e.stack ? String(e.stack) : String(e)));
   };
   const call = async function (op, args) {
-    const answer = JSON.parse(await host(op, JSON.stringify(args, replacer)));
+    const answer = parse(await host(op, stringify(args, replacer)));
     if (!answer.ok) throw new Error(answer.error);
     return answer.value;
   };
