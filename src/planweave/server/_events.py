@@ -106,8 +106,15 @@ def _frame(event: Event, *, with_id: bool = True) -> bytes:
 
 
 async def _with_keepalives(
-    ctx: AppContext, events: AsyncGenerator[list[Event] | None], *, with_id: bool = True
+    ctx: AppContext,
+    events: AsyncGenerator[list[Any] | None],
+    *,
+    with_id: bool = True,
+    frame: Callable[[Any], bytes] | None = None,
 ) -> AsyncGenerator[bytes]:
+    """Runs of events as SSE frames (``frame``, by default a job event's), with a keep-alive
+    comment on idle ticks past ``keepalive_s``."""
+    to_bytes = frame or (lambda event: _frame(event, with_id=with_id))
     last_sent = time.monotonic()
     async with contextlib.aclosing(events):
         async for run in events:
@@ -115,9 +122,9 @@ async def _with_keepalives(
             if run is not None:
                 last_sent = now
                 if len(run) == 1:
-                    yield _frame(run[0], with_id=with_id)
+                    yield to_bytes(run[0])
                 else:
-                    yield b"".join([_frame(event, with_id=with_id) for event in run])
+                    yield b"".join([to_bytes(event) for event in run])
             elif now - last_sent >= ctx.keepalive_s:
                 last_sent = now
                 yield b": keep-alive\n\n"

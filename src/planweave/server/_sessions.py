@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import time
 from collections.abc import AsyncGenerator
 from typing import Annotated, Any, Literal
 
@@ -43,6 +42,7 @@ from planweave.server._events import (
     EventStreamResponse,
     _deny,
     _first_of,
+    _with_keepalives,
 )
 from planweave.sessions import Session, SessionEvent, SessionSpec, SessionState
 from planweave.sessions._session import board_of
@@ -418,17 +418,8 @@ def _sse(event: SessionEvent) -> bytes:
     return f"id: {event.seq}\nevent: {event.type}\n".encode() + b"data: " + data + b"\n\n"
 
 
-async def _sse_chunks(ctx: AppContext, session: Session, after: int) -> AsyncGenerator[bytes]:
-    last_sent = time.monotonic()
-    async with contextlib.aclosing(_session_runs(ctx, session, after)) as runs:
-        async for run in runs:
-            now = time.monotonic()
-            if run is not None:
-                last_sent = now
-                yield b"".join(_sse(event) for event in run)
-            elif now - last_sent >= ctx.keepalive_s:
-                last_sent = now
-                yield b": keep-alive\n\n"
+def _sse_chunks(ctx: AppContext, session: Session, after: int) -> AsyncGenerator[bytes]:
+    return _with_keepalives(ctx, _session_runs(ctx, session, after), frame=_sse)
 
 
 _SESSION_STREAM_RESPONSE: dict[int | str, dict[str, Any]] = {
